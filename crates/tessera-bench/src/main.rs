@@ -1,0 +1,424 @@
+//! `tessera-bench`: the command line and the orchestration of one bench run
+//! (floor server, then the Tessera scenarios, each at every concurrency),
+//! plus the hidden `floor` subcommand the bench re-executes itself with.
+
+mod conn;
+mod floor;
+mod loadgen;
+mod process;
+mod report;
+mod tessera;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::conn::RequestTemplate;
+use crate::floor::FloorProcess;
+use crate::loadgen::{Check, LoadSpec};
+use crate::report::{Memory, Report, RunInfo, ScenarioResult};
+use crate::tessera::{ClientCredentials, TesseraServer, TokenFormat};
+
+/// Benchmarks the Tessera token and introspection endpoints against a
+/// minimal-axum "floor" on the same machine.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tessera-bench",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve the floor handler (used internally by the bench).
+    #[command(hide = true)]
+    Floor {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Path to the tessera binary [default: target/release/tessera in the
+    /// workspace containing the current directory].
+    #[arg(long, env = "TESSERA_BENCH_BIN")]
+    tessera: Option<PathBuf>,
+
+    /// Measured seconds per scenario and concurrency.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+
+    /// Warm-up seconds before each measurement (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+
+    /// Concurrency levels (connections), comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+
+    /// Scenarios to run, comma separated [default: all].
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Scenario>,
+
+    /// Number of tokens obtained up front and cycled through by the
+    /// introspection scenarios.
+    #[arg(long, default_value_t = 100)]
+    token_pool: usize,
+
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench-results/latest.json")]
+    out: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    Floor,
+    Jwt,
+    Opaque,
+    IntrospectJwt,
+    IntrospectOpaque,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 5] = [
+        Scenario::Floor,
+        Scenario::Jwt,
+        Scenario::Opaque,
+        Scenario::IntrospectJwt,
+        Scenario::IntrospectOpaque,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Floor => "floor",
+            Scenario::Jwt => "jwt",
+            Scenario::Opaque => "opaque",
+            Scenario::IntrospectJwt => "introspect-jwt",
+            Scenario::IntrospectOpaque => "introspect-opaque",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(Cmd::Floor { listen }) = cli.command {
+        return floor::serve(listen);
+    }
+    let args = cli.run;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building tokio runtime")?;
+    let report = runtime.block_on(bench(&args))?;
+    print!("{}", report::render(&report));
+    report::write_json(&report, &args.out)?;
+    println!("\nresults written to {}", args.out.display());
+    Ok(())
+}
+
+/// Validated run settings.
+struct Settings {
+    scenarios: Vec<Scenario>,
+    concurrency: Vec<usize>,
+    warmup: Duration,
+    duration: Duration,
+    token_pool: usize,
+}
+
+impl Settings {
+    fn from_args(args: &RunArgs) -> Result<Self> {
+        let scenarios: Vec<Scenario> = Scenario::ALL
+            .into_iter()
+            .filter(|s| args.only.is_empty() || args.only.contains(s))
+            .collect();
+        let mut concurrency = Vec::new();
+        for &c in &args.concurrency {
+            if c == 0 {
+                bail!("--concurrency values must be at least 1");
+            }
+            if !concurrency.contains(&c) {
+                concurrency.push(c);
+            }
+        }
+        if concurrency.is_empty() {
+            bail!("--concurrency is empty");
+        }
+        if args.duration <= 0.0 {
+            bail!("--duration must be positive");
+        }
+        let duration = Duration::try_from_secs_f64(args.duration).context("--duration")?;
+        let warmup = Duration::try_from_secs_f64(args.warmup).context("--warmup")?;
+        Ok(Self {
+            scenarios,
+            concurrency,
+            warmup,
+            duration,
+            token_pool: args.token_pool.max(1),
+        })
+    }
+
+    fn wants(&self, scenario: Scenario) -> bool {
+        self.scenarios.contains(&scenario)
+    }
+}
+
+/// Default tessera binary: `target/release/tessera` under the nearest
+/// ancestor of the current directory whose Cargo.toml has `[workspace]`.
+fn default_tessera_bin() -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("current dir")?;
+    let root = cwd
+        .ancestors()
+        .find(|dir| is_workspace_root(dir))
+        .unwrap_or(&cwd)
+        .to_path_buf();
+    Ok(root.join("target").join("release").join("tessera"))
+}
+
+fn is_workspace_root(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml"))
+        .map(|text| text.contains("[workspace]"))
+        .unwrap_or(false)
+}
+
+async fn bench(args: &RunArgs) -> Result<Report> {
+    let settings = Settings::from_args(args)?;
+    let needs_tessera = settings.scenarios.iter().any(|s| *s != Scenario::Floor);
+    let tessera_bin = if needs_tessera {
+        let bin = match &args.tessera {
+            Some(path) => path.clone(),
+            None => default_tessera_bin()?,
+        };
+        // Fail before spending time on the floor runs.
+        if !bin.is_file() {
+            bail!(
+                "tessera binary not found at {} (build it with `cargo build --release -p \
+                 tessera` or pass --tessera PATH; use --only floor to skip the server)",
+                bin.display()
+            );
+        }
+        Some(bin)
+    } else {
+        None
+    };
+
+    let mut results = Vec::new();
+    let mut memory = Memory::default();
+
+    if settings.wants(Scenario::Floor) {
+        run_floor(&settings, &mut results, &mut memory).await?;
+    }
+    if let Some(bin) = &tessera_bin {
+        eprintln!("starting {} serve ...", bin.display());
+        let mut server = TesseraServer::start(bin).await?;
+        let outcome = run_tessera(&settings, &mut server, &mut results, &mut memory).await;
+        let outcome = outcome.with_context(|| format!("server log tail:\n{}", server.log_tail()));
+        let stopped = server.guard.stop();
+        outcome?;
+        match stopped {
+            Ok(status) => eprintln!("tessera server stopped: {status}"),
+            Err(err) => eprintln!("warning: stopping tessera: {err:#}"),
+        }
+    }
+
+    report::fill_ratios(&mut results);
+    let targets = report::evaluate_targets(&results, &memory);
+    let unix_time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(Report {
+        run: RunInfo {
+            unix_time,
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            duration_s: settings.duration.as_secs_f64(),
+            warmup_s: settings.warmup.as_secs_f64(),
+            concurrency: settings.concurrency.clone(),
+            scenarios: settings
+                .scenarios
+                .iter()
+                .map(|s| s.name().to_owned())
+                .collect(),
+            tessera_bin: tessera_bin.map(|p| p.display().to_string()),
+        },
+        results,
+        memory,
+        targets,
+    })
+}
+
+async fn run_floor(
+    settings: &Settings,
+    results: &mut Vec<ScenarioResult>,
+    memory: &mut Memory,
+) -> Result<()> {
+    eprintln!("starting floor server ...");
+    let mut floor = FloorProcess::start().await?;
+    memory.floor_idle_rss_kib = floor.guard.rss_kib().ok();
+    // Same request shape as the tessera token scenario (Basic auth included).
+    let template = RequestTemplate::form_post(
+        floor.addr,
+        "/oauth2/token",
+        vec![Bytes::from_static(b"grant_type=client_credentials")],
+    )?
+    .with_basic_auth("floor-client", "floor-secret")?;
+    let template = Arc::new(template);
+    for &concurrency in &settings.concurrency {
+        let result = measure(
+            settings,
+            Scenario::Floor,
+            floor.addr,
+            &template,
+            Check::Status,
+            concurrency,
+        )
+        .await?;
+        results.push(result);
+    }
+    floor.guard.stop()?;
+    Ok(())
+}
+
+async fn run_tessera(
+    settings: &Settings,
+    server: &mut TesseraServer,
+    results: &mut Vec<ScenarioResult>,
+    memory: &mut Memory,
+) -> Result<()> {
+    let wants_jwt = settings.wants(Scenario::Jwt) || settings.wants(Scenario::IntrospectJwt);
+    let wants_opaque =
+        settings.wants(Scenario::Opaque) || settings.wants(Scenario::IntrospectOpaque);
+
+    let jwt_client = if wants_jwt {
+        Some(setup_client(server, "bench-jwt", TokenFormat::Jwt).await?)
+    } else {
+        None
+    };
+    let opaque_client = if wants_opaque {
+        Some(setup_client(server, "bench-opaque", TokenFormat::Opaque).await?)
+    } else {
+        None
+    };
+    memory.tessera_idle_rss_kib = Some(server.guard.rss_kib()?);
+
+    for scenario in settings.scenarios.iter().copied() {
+        let (client, introspect) = match scenario {
+            Scenario::Floor => continue,
+            Scenario::Jwt => (&jwt_client, false),
+            Scenario::Opaque => (&opaque_client, false),
+            Scenario::IntrospectJwt => (&jwt_client, true),
+            Scenario::IntrospectOpaque => (&opaque_client, true),
+        };
+        let client = client
+            .as_ref()
+            .context("client for scenario was not created")?;
+        let (template, check) = if introspect {
+            let tokens = server.fetch_tokens(client, settings.token_pool).await?;
+            (server.introspect_template(client, &tokens)?, Check::Active)
+        } else {
+            (server.token_template(client)?, Check::Status)
+        };
+        let template = Arc::new(template);
+        for &concurrency in &settings.concurrency {
+            if let Some(status) = server.guard.exited() {
+                bail!("tessera server exited: {status}");
+            }
+            let result = measure(
+                settings,
+                scenario,
+                server.addr,
+                &template,
+                check,
+                concurrency,
+            )
+            .await?;
+            results.push(result);
+        }
+    }
+
+    memory.tessera_after_load_rss_kib = server.guard.rss_kib().ok();
+    memory.tessera_peak_rss_kib = server.guard.peak_rss_kib().ok();
+    Ok(())
+}
+
+async fn setup_client(
+    server: &TesseraServer,
+    name: &str,
+    format: TokenFormat,
+) -> Result<ClientCredentials> {
+    let client = server.create_client(name, format).await?;
+    server.wait_client_visible(&client).await?;
+    eprintln!("created client {name} ({})", client.client_id);
+    Ok(client)
+}
+
+async fn measure(
+    settings: &Settings,
+    scenario: Scenario,
+    addr: SocketAddr,
+    template: &Arc<RequestTemplate>,
+    check: Check,
+    concurrency: usize,
+) -> Result<ScenarioResult> {
+    let spec = LoadSpec {
+        addr,
+        template: Arc::clone(template),
+        check,
+        concurrency,
+        warmup: settings.warmup,
+        duration: settings.duration,
+    };
+    let load = loadgen::run(&spec)
+        .await
+        .with_context(|| format!("running {} at concurrency {concurrency}", scenario.name()))?;
+    let h = &load.histogram;
+    let result = ScenarioResult {
+        scenario: scenario.name().to_owned(),
+        concurrency,
+        requests: load.ok,
+        errors: load.errors,
+        duration_s: load.window.as_secs_f64(),
+        requests_per_second: load.requests_per_second(),
+        p50_ms: load.quantile_ms(0.50),
+        p90_ms: load.quantile_ms(0.90),
+        p99_ms: load.quantile_ms(0.99),
+        p999_ms: load.quantile_ms(0.999),
+        max_ms: h.max() as f64 / 1000.0,
+        mean_ms: h.mean() / 1000.0,
+        ratio_to_floor: None,
+        sample_error: load.sample_error.clone(),
+    };
+    eprintln!(
+        "  {:<18} c={:<4} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}",
+        result.scenario,
+        concurrency,
+        result.requests_per_second,
+        result.p50_ms,
+        result.p99_ms,
+        result.errors
+    );
+    // Let the closed connections drain before the next measurement.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(result)
+}

@@ -1,0 +1,290 @@
+//! Owns the bench's output: the result records, the human-readable table,
+//! the targets section (PASS/MISS at concurrency 64) and the JSON file.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// Concurrency at which the targets are evaluated.
+pub const TARGET_CONCURRENCY: usize = 64;
+/// p99 latency target, milliseconds.
+const P99_TARGET_MS: f64 = 10.0;
+/// Idle RSS target, megabytes (10^6 bytes).
+const IDLE_RSS_TARGET_MB: f64 = 30.0;
+
+/// One scenario at one concurrency.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub concurrency: usize,
+    /// Successful requests inside the measurement window.
+    pub requests: u64,
+    /// Failed requests (non-2xx, failed check, transport error).
+    pub errors: u64,
+    pub duration_s: f64,
+    pub requests_per_second: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    /// Throughput relative to the floor at the same concurrency (1.0 = same).
+    pub ratio_to_floor: Option<f64>,
+    pub sample_error: Option<String>,
+}
+
+/// Resident memory observations, KiB.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Memory {
+    /// Tessera RSS after start and client setup, before any load.
+    pub tessera_idle_rss_kib: Option<u64>,
+    /// Tessera RSS after all load.
+    pub tessera_after_load_rss_kib: Option<u64>,
+    /// Tessera peak RSS (VmHWM) after all load.
+    pub tessera_peak_rss_kib: Option<u64>,
+    /// Floor server RSS after start, for reference.
+    pub floor_idle_rss_kib: Option<u64>,
+}
+
+/// One target check.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetCheck {
+    pub name: String,
+    pub target: String,
+    pub measured: Option<String>,
+    /// "PASS", "MISS" or "N/A" (not measured).
+    pub status: &'static str,
+}
+
+/// Run parameters recorded alongside the results.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunInfo {
+    pub unix_time: u64,
+    pub cpus: usize,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub concurrency: Vec<usize>,
+    pub scenarios: Vec<String>,
+    pub tessera_bin: Option<String>,
+}
+
+/// Everything written to the JSON file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub run: RunInfo,
+    pub results: Vec<ScenarioResult>,
+    pub memory: Memory,
+    pub targets: Vec<TargetCheck>,
+}
+
+/// Fills `ratio_to_floor` from the floor results at the same concurrency.
+pub fn fill_ratios(results: &mut [ScenarioResult]) {
+    let floors: Vec<(usize, f64)> = results
+        .iter()
+        .filter(|r| r.scenario == "floor")
+        .map(|r| (r.concurrency, r.requests_per_second))
+        .collect();
+    for result in results.iter_mut() {
+        result.ratio_to_floor = floors
+            .iter()
+            .find(|(c, _)| *c == result.concurrency)
+            .and_then(|(_, floor)| (*floor > 0.0).then(|| result.requests_per_second / floor));
+    }
+}
+
+/// Evaluates the targets at [`TARGET_CONCURRENCY`].
+pub fn evaluate_targets(results: &[ScenarioResult], memory: &Memory) -> Vec<TargetCheck> {
+    let at = |scenario: &str| {
+        results
+            .iter()
+            .find(|r| r.scenario == scenario && r.concurrency == TARGET_CONCURRENCY)
+    };
+    let mut checks = Vec::new();
+    for (scenario, min_ratio) in [
+        ("jwt", 0.35),
+        ("opaque", 0.15),
+        ("introspect-jwt", 0.50),
+        ("introspect-opaque", 0.50),
+    ] {
+        let result = at(scenario);
+        let ratio = result.and_then(|r| r.ratio_to_floor);
+        checks.push(TargetCheck {
+            name: format!("{scenario} throughput @c{TARGET_CONCURRENCY}"),
+            target: format!(">= {:.0}% of floor", min_ratio * 100.0),
+            measured: ratio.map(|r| format!("{:.1}% of floor", r * 100.0)),
+            status: status(ratio.map(|r| r >= min_ratio)),
+        });
+        let p99 = result.map(|r| r.p99_ms);
+        checks.push(TargetCheck {
+            name: format!("{scenario} p99 @c{TARGET_CONCURRENCY}"),
+            target: format!("< {P99_TARGET_MS} ms"),
+            measured: p99.map(|p| format!("{p:.3} ms")),
+            status: status(p99.map(|p| p < P99_TARGET_MS)),
+        });
+    }
+    let idle_mb = memory
+        .tessera_idle_rss_kib
+        .map(|kib| kib as f64 * 1024.0 / 1e6);
+    checks.push(TargetCheck {
+        name: "tessera idle RSS".to_owned(),
+        target: format!("< {IDLE_RSS_TARGET_MB} MB"),
+        measured: idle_mb.map(|mb| format!("{mb:.1} MB")),
+        status: status(idle_mb.map(|mb| mb < IDLE_RSS_TARGET_MB)),
+    });
+    checks
+}
+
+fn status(pass: Option<bool>) -> &'static str {
+    match pass {
+        Some(true) => "PASS",
+        Some(false) => "MISS",
+        None => "N/A",
+    }
+}
+
+fn kib_to_mb(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || "n/a".to_owned(),
+        |k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6),
+    )
+}
+
+/// The human-readable report: results table, memory, targets.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<18} {:>5} {:>11} {:>9} {:>9} {:>9} {:>8}",
+        "scenario", "conc", "req/s", "p50 ms", "p99 ms", "vs floor", "errors"
+    );
+    let _ = writeln!(out, "{}", "-".repeat(75));
+    for r in &report.results {
+        let ratio = r
+            .ratio_to_floor
+            .map_or_else(|| "n/a".to_owned(), |x| format!("{:.1}%", x * 100.0));
+        let _ = writeln!(
+            out,
+            "{:<18} {:>5} {:>11.0} {:>9.3} {:>9.3} {:>9} {:>8}",
+            r.scenario, r.concurrency, r.requests_per_second, r.p50_ms, r.p99_ms, ratio, r.errors
+        );
+    }
+    let errored: Vec<&ScenarioResult> = report
+        .results
+        .iter()
+        .filter(|r| r.sample_error.is_some())
+        .collect();
+    if !errored.is_empty() {
+        let _ = writeln!(out, "\nsample errors:");
+        for r in errored {
+            let _ = writeln!(
+                out,
+                "  {} @c{}: {}",
+                r.scenario,
+                r.concurrency,
+                r.sample_error.as_deref().unwrap_or_default()
+            );
+        }
+    }
+
+    let m = &report.memory;
+    if m.tessera_idle_rss_kib.is_some() || m.floor_idle_rss_kib.is_some() {
+        let _ = writeln!(out, "\nmemory (RSS):");
+        let _ = writeln!(
+            out,
+            "  tessera idle        {}",
+            kib_to_mb(m.tessera_idle_rss_kib)
+        );
+        let _ = writeln!(
+            out,
+            "  tessera after load  {}",
+            kib_to_mb(m.tessera_after_load_rss_kib)
+        );
+        let _ = writeln!(
+            out,
+            "  tessera peak        {}",
+            kib_to_mb(m.tessera_peak_rss_kib)
+        );
+        let _ = writeln!(
+            out,
+            "  floor idle          {}",
+            kib_to_mb(m.floor_idle_rss_kib)
+        );
+    }
+
+    let _ = writeln!(out, "\ntargets (at concurrency {TARGET_CONCURRENCY}):");
+    for t in &report.targets {
+        let _ = writeln!(
+            out,
+            "  {:<4} {:<34} target {:<18} measured {}",
+            t.status,
+            t.name,
+            t.target,
+            t.measured.as_deref().unwrap_or("n/a")
+        );
+    }
+    out
+}
+
+/// Writes the report as pretty JSON, creating the parent directory.
+pub fn write_json(report: &Report, path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+    }
+    let json = serde_json::to_string_pretty(report).context("serializing report")?;
+    std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(scenario: &str, concurrency: usize, rps: f64, p99: f64) -> ScenarioResult {
+        ScenarioResult {
+            scenario: scenario.to_owned(),
+            concurrency,
+            requests: 0,
+            errors: 0,
+            duration_s: 1.0,
+            requests_per_second: rps,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: p99,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            mean_ms: 0.0,
+            ratio_to_floor: None,
+            sample_error: None,
+        }
+    }
+
+    #[test]
+    fn ratios_and_targets() {
+        let mut results = vec![
+            result("floor", 64, 1000.0, 1.0),
+            result("jwt", 64, 400.0, 5.0),
+            result("opaque", 64, 100.0, 20.0),
+            result("jwt", 16, 100.0, 1.0),
+        ];
+        fill_ratios(&mut results);
+        assert_eq!(results[1].ratio_to_floor, Some(0.4));
+        assert_eq!(results[3].ratio_to_floor, None);
+        let memory = Memory {
+            tessera_idle_rss_kib: Some(10_000),
+            ..Memory::default()
+        };
+        let targets = evaluate_targets(&results, &memory);
+        let get = |name: &str| targets.iter().find(|t| t.name == name).unwrap().status;
+        assert_eq!(get("jwt throughput @c64"), "PASS");
+        assert_eq!(get("jwt p99 @c64"), "PASS");
+        assert_eq!(get("opaque throughput @c64"), "MISS");
+        assert_eq!(get("opaque p99 @c64"), "MISS");
+        assert_eq!(get("introspect-jwt throughput @c64"), "N/A");
+        assert_eq!(get("tessera idle RSS"), "PASS");
+    }
+}

@@ -1,0 +1,184 @@
+//! Client authentication at the token, introspection and revocation endpoints.
+//!
+//! Owns the rules of RFC 6749 §2.3: credentials by HTTP Basic (`client_secret_basic`, which
+//! MUST be supported, §2.3.1) or in the body (`client_secret_post`; the body may be a form, or
+//! JSON or multipart for products that use those), or none for a public client. Exactly one
+//! method per request (RFC 6749 §2.3); secrets are compared as hashes in constant time; an
+//! unknown client and a wrong secret get the same answer.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use crate::cx::Cx;
+use crate::error::OAuthError;
+use crate::model::ClientRecord;
+use crate::params::Params;
+use crate::secret::{Secret, SecretHash};
+
+/// Credentials from an `Authorization: Basic` header.
+#[derive(Debug, Clone)]
+pub struct BasicCredentials {
+    /// The client id.
+    pub client_id: String,
+    /// The secret.
+    pub secret: Secret,
+}
+
+/// How the client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic.
+    ClientSecretBasic,
+    /// Secret in the body.
+    ClientSecretPost,
+    /// A public client, identified but not authenticated.
+    None,
+}
+
+impl AuthMethod {
+    /// The RFC 8414 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
+/// Parses an `Authorization` header value of scheme Basic. RFC 6749 §2.3.1: id and secret are
+/// form-urlencoded before base64 encoding.
+pub fn parse_basic(value: &[u8]) -> Result<BasicCredentials, OAuthError> {
+    let bad = || {
+        OAuthError::invalid_client("malformed HTTP Basic credentials").with_basic_auth(true)
+    };
+    let value = std::str::from_utf8(value).map_err(|_| bad())?;
+    let (scheme, rest) = value.trim().split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad());
+    }
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("v={}", s.replace('&', "%26")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let client_id = unescape(id);
+    if client_id.is_empty() {
+        return Err(bad());
+    }
+    Ok(BasicCredentials {
+        client_id,
+        secret: Secret::new(unescape(secret)),
+    })
+}
+
+/// Whether `value` is an `Authorization` header of scheme Basic.
+pub fn is_basic(value: &[u8]) -> bool {
+    value.len() > 6 && value[..6].eq_ignore_ascii_case(b"basic ")
+}
+
+/// Authenticates the client of a request; returns it and the method used.
+pub async fn authenticate(
+    cx: &Cx<'_>,
+    basic: Option<&BasicCredentials>,
+    params: &Params,
+) -> Result<(ClientRecord, AuthMethod), OAuthError> {
+    let basic_tried = basic.is_some();
+    let body_id = params.get("client_id")?;
+    let body_secret = params.get("client_secret")?;
+    let (client_id, secret, method) = match (basic, body_id, body_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method: HTTP Basic or client_secret in the body, not both",
+            ))
+        }
+        (Some(b), Some(id), None) if id != b.client_id => {
+            return Err(OAuthError::invalid_request(
+                "client_id in the body differs from the HTTP Basic client id",
+            ))
+        }
+        (Some(b), _, None) => (
+            b.client_id.as_str(),
+            Some(b.secret.expose()),
+            AuthMethod::ClientSecretBasic,
+        ),
+        (None, Some(id), Some(s)) => (id, Some(s), AuthMethod::ClientSecretPost),
+        (None, Some(id), None) => (id, None, AuthMethod::None),
+        (None, None, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "client_secret given without client_id",
+            ))
+        }
+        (None, None, None) => {
+            return Err(OAuthError::invalid_client("client authentication is required"))
+        }
+    };
+    let failed = || OAuthError::invalid_client("client authentication failed").with_basic_auth(basic_tried);
+    let client = cx.store.get_client(client_id).await?;
+    // Hash before looking at the result so an unknown client costs the same as a wrong secret.
+    let presented = secret.map(SecretHash::of);
+    let client = client.ok_or_else(failed)?;
+    match (&presented, client.public) {
+        (None, true) => Ok((client, AuthMethod::None)),
+        (Some(p), false) => {
+            if secret_matches(&client, p, cx.now) {
+                Ok((client, method))
+            } else {
+                Err(failed())
+            }
+        }
+        // A confidential client without a secret, or a public client presenting one.
+        _ => Err(failed()),
+    }
+}
+
+/// Whether a presented secret hash matches the client's current secret, or its previous one
+/// while the rotation overlap lasts. Both comparisons always run (constant time).
+pub fn secret_matches(client: &ClientRecord, presented: &SecretHash, now: i64) -> bool {
+    let current = client
+        .secret_hash
+        .as_ref()
+        .is_some_and(|h| h.ct_eq(presented));
+    let old = match (&client.old_secret_hash, client.old_secret_expires_at) {
+        (Some(h), Some(until)) => h.ct_eq(presented) & (now < until),
+        _ => false,
+    };
+    current | old
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn basic(id: &str, secret: &str) -> Vec<u8> {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))).into_bytes()
+    }
+
+    #[test]
+    fn basic_credentials_are_decoded_and_unescaped() {
+        let c = parse_basic(&basic("my%20client", "s%3Acret")).unwrap();
+        assert_eq!(c.client_id, "my client");
+        assert_eq!(c.secret.expose(), "s:cret");
+    }
+
+    #[test]
+    fn malformed_basic_is_invalid_client_with_basic_flag() {
+        for bad in [&b"Basic !!!"[..], b"Bearer abc", b"Basic", b"Basic Om5vaWQ="] {
+            let e = parse_basic(bad).unwrap_err();
+            assert_eq!(e.code, crate::error::ErrorCode::InvalidClient);
+            assert!(e.basic_auth_attempted);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn basic_parser_never_panics(v in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = parse_basic(&v);
+        }
+    }
+}

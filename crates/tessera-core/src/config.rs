@@ -1,0 +1,46 @@
+//! Protocol settings.
+//!
+//! Owns [`Config`]: the settings the protocol core obeys (issuer, token lifetimes, key
+//! rotation), typed and validated once at start. Where they come from (flags, environment,
+//! file) is the binary's business.
+
+use crate::keys::SigningAlg;
+
+/// Settings of the protocol core.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The issuer identifier (RFC 8414 §2), byte-for-byte the `iss` of every token.
+    pub issuer: String,
+    /// Default `aud` of access tokens; the issuer unless configured.
+    pub default_audience: String,
+    /// Access-token lifetime for clients registered without one, seconds.
+    pub default_access_token_ttl: i64,
+    /// Longest access-token lifetime any client may have, seconds. Decides how long a
+    /// superseded signing key stays published.
+    pub max_access_token_ttl: i64,
+    /// Algorithm of newly made signing keys.
+    pub signing_alg: SigningAlg,
+    /// How long a new key is published before it signs, seconds: longer than verifiers cache
+    /// the JWKS (the JWKS is served with `max-age` of half this).
+    pub key_rotation_lead_time: i64,
+}
+
+impl Config {
+    /// Defaults for an issuer.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into().trim_end_matches('/').to_owned();
+        Self {
+            default_audience: issuer.clone(),
+            issuer,
+            default_access_token_ttl: 3600,
+            max_access_token_ttl: 86_400,
+            signing_alg: SigningAlg::Es256,
+            key_rotation_lead_time: 600,
+        }
+    }
+
+    /// The URL of an endpoint path under the issuer.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}

@@ -1,0 +1,6 @@
+//! Endpoints: one module per endpoint, each a `handle` function reading as named steps.
+
+pub mod discovery;
+pub mod introspect;
+pub mod revoke;
+pub mod token;

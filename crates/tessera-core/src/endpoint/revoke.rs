@@ -1,0 +1,45 @@
+//! Token revocation (RFC 7009).
+//!
+//! Owns the revocation rules: the caller authenticates; a token it does not own, or that is
+//! unknown or invalid, is answered with success and left alone (§2.2); a JWT is revoked by
+//! recording its `jti` until it expires; an opaque token is marked revoked.
+
+use crate::client_auth::{self, BasicCredentials};
+use crate::cx::Cx;
+use crate::error::OAuthError;
+use crate::inspect::inspect;
+use crate::model::TokenFormat;
+use crate::params::Params;
+use crate::secret::SecretHash;
+
+/// Handles a revocation request; `Ok(())` is HTTP 200 with an empty body.
+pub async fn handle(
+    cx: &Cx<'_>,
+    basic: Option<&BasicCredentials>,
+    params: &Params,
+) -> Result<(), OAuthError> {
+    params.reject_duplicates()?;
+    let (caller, _method) = client_auth::authenticate(cx, basic, params).await?;
+    let token = params.require("token")?;
+    // RFC 7009 §2.1: an unknown token_type_hint is ignored, as the server searches anyway.
+    let Some(t) = inspect(cx, token).await? else {
+        return Ok(());
+    };
+    // RFC 7009 §2.1: the server verifies that the token was issued to the requesting client.
+    if t.client_id != caller.client_id {
+        return Ok(());
+    }
+    match t.format {
+        TokenFormat::Jwt => {
+            cx.store
+                .revoke_jti(&t.jti, &t.client_id, t.exp, cx.now)
+                .await?
+        }
+        TokenFormat::Opaque => {
+            cx.store
+                .revoke_token(&SecretHash::of(token), &t.client_id, cx.now)
+                .await?;
+        }
+    }
+    Ok(())
+}

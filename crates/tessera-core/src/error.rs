@@ -1,0 +1,187 @@
+//! The one protocol error of Tessera.
+//!
+//! Owns [`OAuthError`] and [`ErrorCode`]: every failure a client can see is one of these, built
+//! where the failure happens with a description that is safe to send (no secrets, no
+//! internals). Mapping to HTTP status and headers is the HTTP crate's job, not this module's.
+//! Codes come from RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1 and OpenID
+//! Connect Core §3.1.2.6.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// An error code defined by an OAuth 2.0 or OpenID Connect specification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// "The request is missing a required parameter, includes an unsupported parameter value
+    /// (other than grant type), repeats a parameter, includes multiple credentials, utilizes
+    /// more than one mechanism for authenticating the client, or is otherwise malformed."
+    InvalidRequest,
+    /// "Client authentication failed (e.g., unknown client, no client authentication included,
+    /// or unsupported authentication method)."
+    InvalidClient,
+    /// "The provided authorization grant ... or refresh token is invalid, expired, revoked ..."
+    InvalidGrant,
+    /// "The authenticated client is not authorized to use this authorization grant type."
+    UnauthorizedClient,
+    /// "The authorization grant type is not supported by the authorization server."
+    UnsupportedGrantType,
+    /// "The requested scope is invalid, unknown, malformed, or exceeds the scope granted."
+    InvalidScope,
+    /// "The resource owner or authorization server denied the request."
+    AccessDenied,
+    /// "The authorization server does not support obtaining an authorization code using this
+    /// method."
+    UnsupportedResponseType,
+    /// "The authorization server encountered an unexpected condition."
+    ServerError,
+    /// "The authorization server is currently unable to handle the request due to a temporary
+    /// overloading or maintenance of the server."
+    TemporarilyUnavailable,
+    /// RFC 6750 §3.1: "The access token provided is expired, revoked, malformed, or invalid."
+    InvalidToken,
+    /// RFC 6750 §3.1: "The request requires higher privileges than provided by the access
+    /// token."
+    InsufficientScope,
+    /// RFC 7009 §2.2.1: "The authorization server does not support the revocation of the
+    /// presented token type."
+    UnsupportedTokenType,
+    /// Not an RFC code: the client sent too many failed attempts and must wait (HTTP 429).
+    SlowDown,
+}
+
+impl ErrorCode {
+    /// The wire string of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::SlowDown => "slow_down",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A protocol error: an RFC code, a description safe to show the client, and an optional
+/// internal cause that is logged and never sent.
+#[derive(Debug)]
+pub struct OAuthError {
+    /// The RFC error code.
+    pub code: ErrorCode,
+    /// Human-readable text for the client; never contains secrets or internals.
+    pub description: Cow<'static, str>,
+    /// The internal cause, for logs only.
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Whether the client tried HTTP Basic authentication (for `WWW-Authenticate`).
+    pub basic_auth_attempted: bool,
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+macro_rules! constructors {
+    ($($name:ident => $code:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("An `", stringify!($name), "` error with a description safe to show.")]
+            pub fn $name(description: impl Into<Cow<'static, str>>) -> Self {
+                Self::new(ErrorCode::$code, description)
+            }
+        )*
+    };
+}
+
+impl OAuthError {
+    /// An error with the given code and client-safe description.
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            source: None,
+            basic_auth_attempted: false,
+        }
+    }
+
+    constructors! {
+        invalid_request => InvalidRequest,
+        invalid_client => InvalidClient,
+        invalid_grant => InvalidGrant,
+        unauthorized_client => UnauthorizedClient,
+        unsupported_grant_type => UnsupportedGrantType,
+        invalid_scope => InvalidScope,
+        access_denied => AccessDenied,
+        invalid_token => InvalidToken,
+        unsupported_token_type => UnsupportedTokenType,
+        slow_down => SlowDown,
+    }
+
+    /// A `server_error` that keeps its cause for the logs; the client sees a fixed text.
+    pub fn server_error(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            code: ErrorCode::ServerError,
+            description: Cow::Borrowed("the server encountered an unexpected condition"),
+            source: Some(Box::new(source)),
+            basic_auth_attempted: false,
+        }
+    }
+
+    /// Marks that the client tried HTTP Basic authentication.
+    pub fn with_basic_auth(mut self, attempted: bool) -> Self {
+        self.basic_auth_attempted = attempted;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_strings_are_the_rfc_ones() {
+        let cases = [
+            (ErrorCode::InvalidRequest, "invalid_request"),
+            (ErrorCode::InvalidClient, "invalid_client"),
+            (ErrorCode::InvalidGrant, "invalid_grant"),
+            (ErrorCode::UnauthorizedClient, "unauthorized_client"),
+            (ErrorCode::UnsupportedGrantType, "unsupported_grant_type"),
+            (ErrorCode::InvalidScope, "invalid_scope"),
+            (ErrorCode::ServerError, "server_error"),
+            (ErrorCode::UnsupportedTokenType, "unsupported_token_type"),
+        ];
+        for (code, wire) in cases {
+            assert_eq!(code.as_str(), wire);
+        }
+    }
+
+    #[test]
+    fn server_error_hides_its_cause() {
+        let err = OAuthError::server_error(std::io::Error::other("disk at /secret/path"));
+        assert!(!err.description.contains("/secret/path"));
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}

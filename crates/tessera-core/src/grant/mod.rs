@@ -1,0 +1,45 @@
+//! Grants at the token endpoint.
+//!
+//! Owns [`TokenResponse`] (RFC 6749 §5.1) and one module per grant type. The token endpoint
+//! dispatches to them with one exhaustive `match` (see [`crate::endpoint::token`]).
+
+pub mod client_credentials;
+
+use serde::Serialize;
+
+use crate::secret::Secret;
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: Secret,
+    /// Token type; Tessera issues bearer tokens (RFC 6750).
+    pub token_type: &'static str,
+    /// Lifetime of the access token, seconds.
+    pub expires_in: i64,
+    /// Granted scope (RFC 6749 §5.1: included as it may differ from the request).
+    pub scope: String,
+}
+
+#[derive(Serialize)]
+struct Wire<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+}
+
+impl TokenResponse {
+    /// The JSON body.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&Wire {
+            access_token: self.access_token.expose(),
+            token_type: self.token_type,
+            expires_in: self.expires_in,
+            scope: &self.scope,
+        })
+        .unwrap_or_default()
+    }
+}

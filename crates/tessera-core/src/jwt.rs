@@ -1,0 +1,245 @@
+//! JWT access tokens (RFC 9068) issued and checked by Tessera itself.
+//!
+//! Owns [`AccessClaims`], [`encode`] and [`verify`]. Only tokens signed by the server's own
+//! keys pass through here: the header must name a published `kid`, the key's own algorithm
+//! and `typ: at+jwt`; `alg: none`, HMAC and any algorithm swap are refused (OpenID Connect
+//! Core §10, RFC 8725 §3.1). Assertions from other parties (RFC 7523) are not this module's.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyError, KeySet, SigningKey};
+
+/// The claims of an access token (RFC 9068 §2.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Subject.
+    pub sub: String,
+    /// Audience.
+    pub aud: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Granted scope, space-delimited.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    /// Token id: random, with the client's token epoch after a dot.
+    pub jti: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Expires at.
+    pub exp: i64,
+}
+
+impl AccessClaims {
+    /// The client's token epoch the token was issued under, carried in its `jti`.
+    pub fn epoch(&self) -> i64 {
+        jti_epoch(&self.jti)
+    }
+}
+
+/// Builds a `jti` that carries the client's token epoch: `<random>.<epoch>`.
+pub fn make_jti(epoch: i64) -> String {
+    let r = URL_SAFE_NO_PAD.encode(crate::secret::random_bytes::<16>());
+    format!("{r}.{epoch}")
+}
+
+/// The epoch part of a `jti` made by [`make_jti`] (-1 if absent, which no client has).
+pub fn jti_epoch(jti: &str) -> i64 {
+    jti.rsplit_once('.')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Why a presented JWT is not valid.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JwtError {
+    /// Not three base64url parts of JSON.
+    #[error("malformed token")]
+    Malformed,
+    /// Header names an algorithm, type or key that is not ours.
+    #[error("token header not acceptable")]
+    Header,
+    /// Signature does not verify.
+    #[error("bad signature")]
+    Signature,
+    /// Expired.
+    #[error("token expired")]
+    Expired,
+    /// Issued by someone else.
+    #[error("wrong issuer")]
+    Issuer,
+}
+
+/// Signs claims with `key` as an `at+jwt`.
+pub fn encode(key: &SigningKey, claims: &AccessClaims) -> Result<String, KeyError> {
+    let payload =
+        serde_json::to_vec(claims).map_err(|_| KeyError::Invalid(key.kid.clone()))?;
+    sign_parts(key, &key.at_header_b64, &payload)
+}
+
+/// Signs arbitrary JSON claims as a plain `JWT` (ID tokens and the like).
+pub fn encode_json(key: &SigningKey, claims: &serde_json::Value) -> Result<String, KeyError> {
+    let payload =
+        serde_json::to_vec(claims).map_err(|_| KeyError::Invalid(key.kid.clone()))?;
+    sign_parts(key, &key.id_header_b64, &payload)
+}
+
+fn sign_parts(key: &SigningKey, header_b64: &str, payload: &[u8]) -> Result<String, KeyError> {
+    let mut out = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 100);
+    out.push_str(header_b64);
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload, &mut out);
+    let sig = key.sign(out.as_bytes())?;
+    out.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig, &mut out);
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
+}
+
+/// Whether a token has the shape of a JWS compact serialization.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// Verifies an access token signed by one of our keys and returns its claims.
+pub fn verify(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+    now: i64,
+) -> Result<AccessClaims, JwtError> {
+    let mut parts = token.splitn(3, '.');
+    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(JwtError::Malformed);
+    };
+    let header: Header = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(JwtError::Malformed)?;
+    let kid = header.kid.ok_or(JwtError::Header)?;
+    let key = keys.verifier(&kid, now).ok_or(JwtError::Header)?;
+    if header.alg != key.alg.as_str() || header.typ.as_deref() != Some("at+jwt") {
+        return Err(JwtError::Header);
+    }
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
+    let signed_len = h.len() + 1 + p.len();
+    let signed = token.get(..signed_len).ok_or(JwtError::Malformed)?;
+    if !key.verify(signed.as_bytes(), &sig) {
+        return Err(JwtError::Signature);
+    }
+    let claims: AccessClaims = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(JwtError::Malformed)?;
+    if claims.iss != issuer {
+        return Err(JwtError::Issuer);
+    }
+    if claims.exp <= now {
+        return Err(JwtError::Expired);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate_key, Sealer, SigningAlg};
+    use proptest::prelude::*;
+
+    fn setup(alg: SigningAlg) -> KeySet {
+        let s = Sealer::from_secret(b"0123456789abcdef0123456789abcdef").unwrap();
+        KeySet::load(&[generate_key(alg, &s, 0, 0).unwrap()], &s).unwrap()
+    }
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "https://issuer".into(),
+            sub: "c1".into(),
+            aud: "https://issuer".into(),
+            client_id: "c1".into(),
+            scope: "read".into(),
+            jti: make_jti(3),
+            iat: 100,
+            exp: 200,
+        }
+    }
+
+    #[test]
+    fn round_trips_for_both_algorithms() {
+        for alg in [SigningAlg::Es256, SigningAlg::EdDsa] {
+            let keys = setup(alg);
+            let t = encode(keys.signing_key(100).unwrap(), &claims()).unwrap();
+            let c = verify(&keys, &t, "https://issuer", 150).unwrap();
+            assert_eq!(c, claims_with_jti(&c.jti));
+            assert_eq!(c.epoch(), 3);
+        }
+    }
+
+    fn claims_with_jti(jti: &str) -> AccessClaims {
+        AccessClaims {
+            jti: jti.to_owned(),
+            ..claims()
+        }
+    }
+
+    #[test]
+    fn expired_wrong_issuer_and_tampered_are_refused() {
+        let keys = setup(SigningAlg::Es256);
+        let t = encode(keys.signing_key(100).unwrap(), &claims()).unwrap();
+        assert_eq!(verify(&keys, &t, "https://issuer", 200), Err(JwtError::Expired));
+        assert_eq!(verify(&keys, &t, "https://other", 150), Err(JwtError::Issuer));
+        let mut parts: Vec<&str> = t.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&AccessClaims {
+                sub: "admin".into(),
+                ..claims()
+            })
+            .unwrap(),
+        );
+        parts[1] = &forged;
+        assert_eq!(
+            verify(&keys, &parts.join("."), "https://issuer", 150),
+            Err(JwtError::Signature)
+        );
+    }
+
+    #[test]
+    fn alg_none_and_hmac_swaps_are_refused() {
+        let keys = setup(SigningAlg::Es256);
+        let t = encode(keys.signing_key(100).unwrap(), &claims()).unwrap();
+        let kid = &keys.signing_key(100).unwrap().kid;
+        let payload = t.split('.').nth(1).unwrap();
+        for alg in ["none", "HS256", "RS256", "EdDSA"] {
+            let h = URL_SAFE_NO_PAD.encode(
+                serde_json::json!({"alg": alg, "kid": kid, "typ": "at+jwt"}).to_string(),
+            );
+            let forged = format!("{h}.{payload}.");
+            assert_eq!(
+                verify(&keys, &forged, "https://issuer", 150),
+                Err(JwtError::Header),
+                "{alg}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn verify_never_panics(s in "\\PC{0,200}") {
+            let keys = setup(SigningAlg::EdDsa);
+            let _ = verify(&keys, &s, "https://issuer", 0);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Tessera's protocol core: the rules of OAuth 2.0, with no HTTP and no database.
+//!
+//! A map of the crate:
+//! - [`error`]: [`OAuthError`](error::OAuthError), the one protocol error (RFC 6749 §5.2).
+//! - [`params`]: request parameters parsed once at the edge, duplicates refused.
+//! - [`client_auth`]: who is calling (RFC 6749 §2.3).
+//! - [`endpoint`]: one module per endpoint (token, introspection, revocation, discovery).
+//! - [`grant`]: one module per grant type, dispatched by the token endpoint.
+//! - [`issue`], [`inspect`]: minting access tokens and deciding whether one is active.
+//! - [`jwt`], [`keys`]: RFC 9068 JWTs and the signing keys behind them.
+//! - [`secret`], [`scope`]: secrets (generation, hashing, constant-time comparison), scopes.
+//! - [`model`], [`store`]: stored records and the storage traits each database implements.
+//! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context.
+#![warn(missing_docs)]
+
+pub mod client_auth;
+pub mod clock;
+pub mod config;
+pub mod cx;
+pub mod endpoint;
+pub mod error;
+pub mod grant;
+pub mod inspect;
+pub mod issue;
+pub mod jwt;
+pub mod keys;
+pub mod model;
+pub mod params;
+pub mod scope;
+pub mod secret;
+pub mod store;
+
+pub use error::{ErrorCode, OAuthError};

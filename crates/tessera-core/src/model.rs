@@ -1,0 +1,192 @@
+//! The records Tessera stores.
+//!
+//! Owns the shapes of stored rows ([`ClientRecord`], [`TokenRecord`], [`KeyRecord`],
+//! [`Change`]) and the small enums they use. Storage crates map these to tables; nothing here
+//! knows SQL.
+
+use crate::scope::ScopeSet;
+use crate::secret::SecretHash;
+
+/// The grant type names Tessera knows.
+pub mod grant_types {
+    /// RFC 6749 §4.4.
+    pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+    /// RFC 6749 §4.1.
+    pub const AUTHORIZATION_CODE: &str = "authorization_code";
+    /// RFC 6749 §6.
+    pub const REFRESH_TOKEN: &str = "refresh_token";
+    /// RFC 7523 §2.1.
+    pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    /// RFC 6749 §4.3: never offered (RFC 9700 §2.4).
+    pub const PASSWORD: &str = "password";
+}
+
+/// How a client's access tokens look on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// An RFC 9068 JWT, verifiable offline with the JWKS.
+    Jwt,
+    /// A random string, meaningful only through introspection; stored as a hash.
+    Opaque,
+}
+
+impl TokenFormat {
+    /// The name used in configuration and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Jwt => "jwt",
+            TokenFormat::Opaque => "opaque",
+        }
+    }
+
+    /// Parses `jwt` or `opaque`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jwt" => Some(TokenFormat::Jwt),
+            "opaque" => Some(TokenFormat::Opaque),
+            _ => None,
+        }
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRecord {
+    /// The public identifier.
+    pub client_id: String,
+    /// A name for people.
+    pub name: String,
+    /// Hash of the current secret; `None` for a public client.
+    pub secret_hash: Option<SecretHash>,
+    /// Hash of the previous secret while it is still honoured after a rotation with overlap.
+    pub old_secret_hash: Option<SecretHash>,
+    /// Until when (Unix seconds) the previous secret is honoured.
+    pub old_secret_expires_at: Option<i64>,
+    /// Grant types the client may use.
+    pub grant_types: Vec<String>,
+    /// Registered redirect URIs, compared by exact string match.
+    pub redirect_uris: Vec<String>,
+    /// Scopes the client may ask for; also its default when it asks for none.
+    pub scopes: ScopeSet,
+    /// A public client has no secret (token endpoint auth method `none`).
+    pub public: bool,
+    /// Format of the client's access tokens.
+    pub access_token_format: TokenFormat,
+    /// Lifetime of the client's access tokens, in seconds.
+    pub access_token_ttl: i64,
+    /// Tokens issued under an older epoch are revoked; a secret rotation bumps it.
+    pub token_epoch: i64,
+    /// When the client was registered.
+    pub created_at: i64,
+}
+
+impl ClientRecord {
+    /// Whether the client may use a grant type.
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
+/// A stored access token (opaque tokens only; JWTs are not stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token value.
+    pub token_hash: SecretHash,
+    /// Identifier of the token, as a JWT's `jti` would be.
+    pub jti: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The subject (`sub`): the client itself for client credentials.
+    pub subject: String,
+    /// Granted scope, space-delimited.
+    pub scope: String,
+    /// Audience.
+    pub audience: String,
+    /// Issue time.
+    pub issued_at: i64,
+    /// Expiry time.
+    pub expires_at: i64,
+    /// The client's token epoch at issue.
+    pub token_epoch: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// A stored signing key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    /// Key identifier, published as `kid`.
+    pub kid: String,
+    /// JWS algorithm (`ES256` or `EdDSA`).
+    pub alg: String,
+    /// The PKCS#8 private key, sealed with the server's sealing key.
+    pub private_sealed: Vec<u8>,
+    /// The public key as a JWK (JSON text).
+    pub public_jwk: String,
+    /// When it was made.
+    pub created_at: i64,
+    /// From when it signs (it is published from creation on).
+    pub activates_at: i64,
+    /// After when it is no longer published, once superseded.
+    pub retires_at: Option<i64>,
+}
+
+/// What a change-feed entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A client was created, changed or deleted; the key is its `client_id`.
+    Client,
+    /// An opaque token was revoked; the key is its hash.
+    Token,
+    /// A JWT was revoked; the key is its `jti`.
+    Jti,
+    /// The signing keys changed; the key is empty.
+    Keys,
+}
+
+impl ChangeKind {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Client => "client",
+            ChangeKind::Token => "token",
+            ChangeKind::Jti => "jti",
+            ChangeKind::Keys => "keys",
+        }
+    }
+
+    /// Parses a storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client" => Some(ChangeKind::Client),
+            "token" => Some(ChangeKind::Token),
+            "jti" => Some(ChangeKind::Jti),
+            "keys" => Some(ChangeKind::Keys),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the change feed through which every node learns of writes made elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Position in the feed; increasing.
+    pub seq: i64,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// Which one changed.
+    pub key: String,
+}
+
+/// How many rows a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Expired opaque tokens.
+    pub tokens: u64,
+    /// Revocation records of JWTs that have expired anyway.
+    pub revoked_jtis: u64,
+    /// Old change-feed entries.
+    pub changes: u64,
+    /// Retired signing keys.
+    pub keys: u64,
+}

@@ -1,0 +1,123 @@
+//! Storage traits.
+//!
+//! Owns the contract between the protocol core and a database: one trait per aggregate
+//! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`ChangeFeed`], [`Maintenance`]) under the
+//! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
+//! conformance suite runs the same tests against every implementation.
+//!
+//! Every method that changes something another node may have cached (a client, a revocation,
+//! the keys) also appends to the change feed in the same transaction, so that every node can
+//! invalidate its caches by polling [`ChangeFeed::changes_since`].
+
+use async_trait::async_trait;
+
+use crate::model::{Change, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
+use crate::secret::SecretHash;
+
+/// A storage failure. None of these is the client's fault, except [`StoreError::Conflict`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row with that key already exists.
+    #[error("a record with this key already exists")]
+    Conflict,
+    /// The database failed.
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored row could not be read back.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for crate::error::OAuthError {
+    fn from(e: StoreError) -> Self {
+        crate::error::OAuthError::server_error(e)
+    }
+}
+
+/// Clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// Adds a client. # Contract: `Conflict` if the id exists; logs a `Client` change.
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    /// The client with this id.
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Every client, oldest first.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Removes a client and every opaque token issued to it. # Contract: returns whether it
+    /// existed; logs a `Client` change.
+    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Replaces the secret hash. # Contract: with `keep_old_until = Some(t)` the previous hash
+    /// stays valid until `t` and nothing is revoked; with `None` the previous hash is dropped,
+    /// the token epoch is bumped and every opaque token of the client is marked revoked at
+    /// `now`. Returns whether the client existed; logs a `Client` change.
+    async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        new_hash: &SecretHash,
+        keep_old_until: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Access tokens and revocations.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores an opaque token. # Contract: durable when this returns `Ok`.
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// The opaque token with this hash, revoked or not.
+    async fn get_token(&self, hash: &SecretHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// Marks an opaque token revoked if it belongs to `client_id`. # Contract: returns whether
+    /// a row changed; logs a `Token` change when it did.
+    async fn revoke_token(
+        &self,
+        hash: &SecretHash,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records a JWT as revoked until it expires. # Contract: idempotent; logs a `Jti` change.
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Whether a JWT with this `jti` was revoked.
+    async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Every revoked `jti` that has not expired by `now` (to warm a cache).
+    async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError>;
+}
+
+/// Signing keys.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Adds a key. # Contract: logs a `Keys` change.
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Sets when a superseded key stops being published. # Contract: logs a `Keys` change.
+    async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError>;
+}
+
+/// The change feed.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// The newest position in the feed (0 when empty).
+    async fn latest_change(&self) -> Result<i64, StoreError>;
+    /// Entries after `seq`, oldest first, at most `limit`.
+    async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError>;
+}
+
+/// Housekeeping.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Deletes what has expired by `now`, in small batches.
+    async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError>;
+}
+
+/// Everything a backend provides.
+pub trait Store: ClientStore + TokenStore + KeyStore + ChangeFeed + Maintenance {}
+
+impl<T: ClientStore + TokenStore + KeyStore + ChangeFeed + Maintenance> Store for T {}

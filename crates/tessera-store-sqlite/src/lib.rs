@@ -1,0 +1,494 @@
+//! SQLite storage: Tessera's embedded default.
+//!
+//! Owns [`SqliteStore`], the implementation of every storage trait of `tessera-core` over one
+//! SQLite file in WAL mode with `synchronous = FULL` (a row is on disk before a write returns).
+//! Opaque tokens are written through a group-commit writer: concurrent inserts are gathered
+//! into one transaction, so one fsync covers many tokens while each caller still waits for its
+//! own row to be durable. Several processes (the server and the management CLI) may open the
+//! same file; they meet through SQLite's locking and a busy timeout.
+
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use tessera_core::model::{
+    Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord,
+};
+use tessera_core::secret::SecretHash;
+use tessera_core::store::{
+    ChangeFeed, ClientStore, KeyStore, Maintenance, StoreError, TokenStore,
+};
+
+/// Most rows a purge deletes per statement, so that no lock is held long.
+const PURGE_BATCH: i64 = 1000;
+/// Most tokens one group commit writes.
+const MAX_GROUP: usize = 512;
+/// How long change-feed entries are kept: far longer than any node's poll interval.
+const CHANGE_RETENTION_SECS: i64 = 3600;
+
+fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::Conflict;
+        }
+    }
+    StoreError::Backend(Box::new(e))
+}
+
+struct InsertJob {
+    token: TokenRecord,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Storage over one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: mpsc::Sender<InsertJob>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite://PATH` URL and applies the
+    /// migrations. Must be called inside a Tokio runtime (it starts the group-commit writer).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(backend)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(group_commit(pool.clone(), rx));
+        Ok(Self { pool, writer: tx })
+    }
+
+    /// Closes the pool, waiting for in-flight statements.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Gathers concurrent token inserts into one transaction each.
+async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = insert_tokens(&pool, &batch).await.map_err(|e| e.to_string());
+        for job in batch {
+            let _ = job.done.send(result.clone());
+        }
+    }
+}
+
+async fn insert_tokens(pool: &SqlitePool, batch: &[InsertJob]) -> Result<(), sqlx::Error> {
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO access_tokens (token_hash, jti, client_id, subject, scope, audience, \
+         issued_at, expires_at, token_epoch, revoked_at) ",
+    );
+    qb.push_values(batch, |mut b, job| {
+        let t = &job.token;
+        b.push_bind(t.token_hash.as_str())
+            .push_bind(&t.jti)
+            .push_bind(&t.client_id)
+            .push_bind(&t.subject)
+            .push_bind(&t.scope)
+            .push_bind(&t.audience)
+            .push_bind(t.issued_at)
+            .push_bind(t.expires_at)
+            .push_bind(t.token_epoch)
+            .push_bind(t.revoked_at);
+    });
+    qb.build().execute(pool).await.map(|_| ())
+}
+
+async fn log_change(
+    tx: &mut Transaction<'_, Sqlite>,
+    kind: ChangeKind,
+    key: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO changes (kind, key, created_at) VALUES (?, ?, ?)")
+        .bind(kind.as_str())
+        .bind(key)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+#[async_trait]
+impl ClientStore for SqliteStore {
+    async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
+             old_secret_expires_at, grant_types, redirect_uris, scopes, public, \
+             access_token_format, access_token_ttl, token_epoch, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.client_id)
+        .bind(&c.name)
+        .bind(c.secret_hash.as_ref().map(SecretHash::as_str))
+        .bind(c.old_secret_hash.as_ref().map(SecretHash::as_str))
+        .bind(c.old_secret_expires_at)
+        .bind(c.grant_types.join(" "))
+        .bind(c.redirect_uris.join(" "))
+        .bind(c.scopes.to_string())
+        .bind(c.public)
+        .bind(c.access_token_format.as_str())
+        .bind(c.access_token_ttl)
+        .bind(c.token_epoch)
+        .bind(c.created_at)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        log_change(&mut tx, ChangeKind::Client, &c.client_id, c.created_at).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| rows::client(&r)).transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(rows::client).collect()
+    }
+
+    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query("DELETE FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        sqlx::query("DELETE FROM access_tokens WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        new_hash: &SecretHash,
+        keep_old_until: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = match keep_old_until {
+            Some(until) => sqlx::query(
+                "UPDATE clients SET old_secret_hash = secret_hash, old_secret_expires_at = ?, \
+                 secret_hash = ?, updated_at = ? WHERE client_id = ?",
+            )
+            .bind(until)
+            .bind(new_hash.as_str())
+            .bind(now)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected(),
+            None => {
+                let n = sqlx::query(
+                    "UPDATE clients SET old_secret_hash = NULL, old_secret_expires_at = NULL, \
+                     secret_hash = ?, token_epoch = token_epoch + 1, updated_at = ? \
+                     WHERE client_id = ?",
+                )
+                .bind(new_hash.as_str())
+                .bind(now)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+                sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = ? \
+                     WHERE client_id = ? AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+                n
+            }
+        };
+        log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(InsertJob {
+                token: token.clone(),
+                done,
+            })
+            .await
+            .map_err(|_| StoreError::Backend("token writer stopped".into()))?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Backend(e.into())),
+            Err(_) => Err(StoreError::Backend("token writer stopped".into())),
+        }
+    }
+
+    async fn get_token(&self, hash: &SecretHash) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
+            .bind(hash.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| rows::token(&r)).transpose()
+    }
+
+    async fn revoke_token(
+        &self,
+        hash: &SecretHash,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = ? \
+             WHERE token_hash = ? AND client_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(hash.as_str())
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if n > 0 {
+            log_change(&mut tx, ChangeKind::Token, hash.as_str(), now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO revoked_jtis (jti, client_id, expires_at, revoked_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(client_id)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        log_change(&mut tx, ChangeKind::Jti, jti, now).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM revoked_jtis WHERE jti = ?")
+            .bind(jti)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT jti FROM revoked_jtis WHERE expires_at > ?")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_sealed, public_jwk, created_at, \
+             activates_at, retires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(&k.private_sealed)
+        .bind(&k.public_jwk)
+        .bind(k.created_at)
+        .bind(k.activates_at)
+        .bind(k.retires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        log_change(&mut tx, ChangeKind::Keys, "", k.created_at).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY activates_at, created_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(rows::key).collect()
+    }
+
+    async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("UPDATE signing_keys SET retires_at = ? WHERE kid = ?")
+            .bind(retires_at)
+            .bind(kid)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        log_change(&mut tx, ChangeKind::Keys, "", retires_at).await?;
+        tx.commit().await.map_err(backend)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for SqliteStore {
+    async fn latest_change(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind").map_err(backend)?;
+                Ok(Change {
+                    seq: r.try_get("seq").map_err(backend)?,
+                    kind: ChangeKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind}")))?,
+                    key: r.try_get("key").map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Maintenance for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError> {
+        Ok(PurgeReport {
+            tokens: self
+                .purge(
+                    "DELETE FROM access_tokens WHERE token_hash IN \
+                     (SELECT token_hash FROM access_tokens WHERE expires_at <= ? LIMIT ?)",
+                    now,
+                )
+                .await?,
+            revoked_jtis: self
+                .purge(
+                    "DELETE FROM revoked_jtis WHERE jti IN \
+                     (SELECT jti FROM revoked_jtis WHERE expires_at <= ? LIMIT ?)",
+                    now,
+                )
+                .await?,
+            changes: self
+                .purge(
+                    "DELETE FROM changes WHERE seq IN \
+                     (SELECT seq FROM changes WHERE created_at <= ? LIMIT ?)",
+                    now - CHANGE_RETENTION_SECS,
+                )
+                .await?,
+            keys: self
+                .purge(
+                    "DELETE FROM signing_keys WHERE kid IN (SELECT kid FROM signing_keys \
+                     WHERE retires_at IS NOT NULL AND retires_at <= ? LIMIT ?)",
+                    now,
+                )
+                .await?,
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Runs a batched delete until it removes fewer rows than a batch.
+    async fn purge(&self, sql: &str, cutoff: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(sql)
+                .bind(cutoff)
+                .bind(PURGE_BATCH)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            total += n;
+            if n < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
