@@ -413,3 +413,48 @@ mod tests {
         assert!(set.verifier(&old.kid, 5201).is_none());
     }
 }
+
+/// Makes sure a signing key exists; makes one that signs at once if there is none. Returns
+/// whether a key was made.
+pub async fn ensure_key(
+    store: &dyn crate::store::KeyStore,
+    sealer: &Sealer,
+    alg: SigningAlg,
+    now: i64,
+) -> Result<bool, KeyRotationError> {
+    if !store.list_keys().await?.is_empty() {
+        return Ok(false);
+    }
+    store.insert_key(&generate_key(alg, sealer, now, now)?).await?;
+    Ok(true)
+}
+
+/// Rotates the signing key: a new key published now that signs from `now + lead_time`, and
+/// every key not yet retired kept published until no token it signed can still be valid.
+pub async fn rotate(
+    store: &dyn crate::store::KeyStore,
+    sealer: &Sealer,
+    alg: SigningAlg,
+    now: i64,
+    lead_time: i64,
+    max_token_ttl: i64,
+) -> Result<KeyRecord, KeyRotationError> {
+    let existing = store.list_keys().await?;
+    let new = generate_key(alg, sealer, now, now + lead_time.max(0))?;
+    store.insert_key(&new).await?;
+    for (kid, until) in retirements(&existing, new.activates_at, max_token_ttl) {
+        store.retire_key(&kid, until).await?;
+    }
+    Ok(new)
+}
+
+/// A failure while making or rotating keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRotationError {
+    /// Key material.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}

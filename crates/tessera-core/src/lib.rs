@@ -26,6 +26,7 @@ pub mod jwt;
 pub mod keys;
 pub mod model;
 pub mod params;
+pub mod redirect_uri;
 pub mod scope;
 pub mod secret;
 pub mod store;

@@ -1,1 +1,20 @@
-//! HTTP.
+//! Tessera's HTTP layer: the only crate that knows HTTP.
+//!
+//! - [`router::app`] builds the axum router (tests call it with `oneshot`).
+//! - [`state`]: shared state and background work; [`cache`]: caches kept true by the change
+//!   feed; [`throttle`]: failed-authentication limits.
+//! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses.
+//! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus.
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod router;
+pub mod routes;
+pub mod state;
+pub mod throttle;
+
+pub use router::app;
+pub use state::{AppState, HttpConfig, StartError};

@@ -1,1 +1,63 @@
-fn main() {}
+//! The `tessera` binary: the server and its management commands.
+//!
+//! Owns the command line (clap), logging set-up, and wiring of settings, storage and the HTTP
+//! layer. The only crate that uses `anyhow`. Subcommands live in [`cli`].
+
+mod cli;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tessera: an OAuth 2.0 / OpenID Connect authorization server.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    /// TOML config file.
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL, e.g. sqlite://./tessera.db.
+    #[arg(long, global = true, env = "TESSERA_DATABASE_URL")]
+    database_url: Option<String>,
+    /// File holding the secret that seals signing keys at rest (TESSERA_SECRET wins over it).
+    #[arg(long, global = true, env = "TESSERA_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(cli::serve::Args),
+    /// Manage clients.
+    #[command(subcommand)]
+    Client(cli::client::Command),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(cli::keys::Command),
+    /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
+    Purge(cli::maintenance::PurgeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

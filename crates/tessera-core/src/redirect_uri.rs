@@ -1,0 +1,108 @@
+//! Redirect URIs: what may be registered.
+//!
+//! Owns [`validate_registration`]: an absolute URI without a fragment (RFC 6749 §3.1.2);
+//! `https`, or `http` only on a loopback host for native apps (RFC 9700 §2.6, RFC 8252 §7.3),
+//! or a private-use scheme with a dot (RFC 8252 §7.1). Matching at `/authorize` is exact
+//! string comparison and belongs to the authorization endpoint.
+
+/// Why a redirect URI cannot be registered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("redirect URI '{uri}' {reason}")]
+pub struct RedirectUriError {
+    uri: String,
+    reason: &'static str,
+}
+
+/// Checks a redirect URI for registration.
+pub fn validate_registration(uri: &str) -> Result<(), RedirectUriError> {
+    let err = |reason| {
+        Err(RedirectUriError {
+            uri: uri.chars().take(200).collect(),
+            reason,
+        })
+    };
+    if uri.contains('#') {
+        return err("must not contain a fragment");
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return err("must not contain whitespace");
+    }
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return err("must be an absolute URI");
+    };
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return err("must be an absolute URI");
+    }
+    match scheme {
+        "https" | "http" => {
+            let Some(after) = rest.strip_prefix("//") else {
+                return err("must be an absolute URI with a host");
+            };
+            let authority = after.split(['/', '?']).next().unwrap_or_default();
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let host = if host.starts_with('[') {
+                host.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+            } else {
+                host.split(':').next().unwrap_or_default().to_owned()
+            };
+            if host.is_empty() {
+                return err("must name a host");
+            }
+            if scheme == "http" && !is_loopback(&host) {
+                return err("must use https (plain http is only for loopback native apps)");
+            }
+            Ok(())
+        }
+        "javascript" | "data" | "file" | "vbscript" => err("uses a forbidden scheme"),
+        // RFC 8252 §7.1: private-use schemes are reverse domain names.
+        _ if scheme.contains('.') => Ok(()),
+        _ => err("must use https, loopback http, or a reverse-domain private-use scheme"),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_rules() {
+        let ok = [
+            "https://app.example.com/cb",
+            "https://app.example.com:8443/cb?x=1",
+            "http://127.0.0.1:7777/cb",
+            "http://localhost/cb",
+            "http://[::1]:9/cb",
+            "com.example.app:/oauth2redirect",
+        ];
+        for u in ok {
+            assert!(validate_registration(u).is_ok(), "{u}");
+        }
+        let bad = [
+            "http://example.com/cb",
+            "https://a/cb#frag",
+            "/relative",
+            "javascript:alert(1)",
+            "myapp:/cb",
+            "https:///nohost",
+            "https://a/ c",
+        ];
+        for u in bad {
+            assert!(validate_registration(u).is_err(), "{u}");
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Caches in front of the database, kept true across nodes by the change feed.
+//!
+//! Owns [`CachedStore`]: a [`Store`] that answers the hot reads of the token path (clients,
+//! opaque tokens, revoked JWT ids) from memory and passes everything else to the database.
+//! Writes made through this node invalidate its own entries at once; writes made elsewhere (the
+//! CLI, another node) reach it through [`CachedStore::apply`], which the server calls for every
+//! change-feed entry it polls (every 250 ms), so a cached entry is never older than the poll
+//! bound. Negative client lookups are cached too (client creation is in the feed); token
+//! lookups that miss are not (token inserts are not in the feed, to keep issuance cheap).
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use quick_cache::sync::Cache;
+use tessera_core::model::{Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
+use tessera_core::secret::SecretHash;
+use tessera_core::store::{
+    ChangeFeed, ClientStore, KeyStore, Maintenance, Store, StoreError, TokenStore,
+};
+
+/// A caching layer over a store.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    clients: Cache<String, Option<Arc<ClientRecord>>>,
+    tokens: Cache<String, Arc<TokenRecord>>,
+    revoked_jtis: RwLock<HashSet<String>>,
+}
+
+impl CachedStore {
+    /// Wraps a store; call [`CachedStore::warm`] before serving.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            clients: Cache::new(10_000),
+            tokens: Cache::new(100_000),
+            revoked_jtis: RwLock::new(HashSet::new()),
+        }
+    }
+
+    /// The store under the cache.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    /// Loads the revoked JWT ids that are still unexpired.
+    pub async fn warm(&self, now: i64) -> Result<(), StoreError> {
+        let jtis = self.inner.revoked_jtis(now).await?;
+        if let Ok(mut set) = self.revoked_jtis.write() {
+            *set = jtis.into_iter().collect();
+        }
+        Ok(())
+    }
+
+    /// Applies one change-feed entry; returns whether the signing keys changed.
+    pub fn apply(&self, change: &Change) -> bool {
+        match change.kind {
+            ChangeKind::Client => {
+                self.clients.remove(&change.key);
+            }
+            ChangeKind::Token => {
+                self.tokens.remove(&change.key);
+            }
+            ChangeKind::Jti => {
+                if let Ok(mut set) = self.revoked_jtis.write() {
+                    set.insert(change.key.clone());
+                }
+            }
+            ChangeKind::Keys => return true,
+        }
+        false
+    }
+
+    /// Forgets every cached entry (after the node lost track of the feed).
+    pub fn clear(&self) {
+        self.clients.clear();
+        self.tokens.clear();
+    }
+}
+
+#[async_trait]
+impl ClientStore for CachedStore {
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        self.inner.insert_client(client).await?;
+        self.clients.remove(&client.client_id);
+        Ok(())
+    }
+
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        if let Some(hit) = self.clients.get(client_id) {
+            return Ok(hit.as_deref().cloned());
+        }
+        let found = self.inner.get_client(client_id).await?;
+        // Bound what unknown ids can make us hold: only ids of a sane length are cached.
+        if found.is_some() || client_id.len() <= 64 {
+            self.clients
+                .insert(client_id.to_owned(), found.clone().map(Arc::new));
+        }
+        Ok(found)
+    }
+
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        self.inner.list_clients().await
+    }
+
+    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.delete_client(client_id, now).await;
+        self.clients.remove(client_id);
+        r
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        new_hash: &SecretHash,
+        keep_old_until: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .inner
+            .rotate_client_secret(client_id, new_hash, keep_old_until, now)
+            .await;
+        self.clients.remove(client_id);
+        r
+    }
+}
+
+#[async_trait]
+impl TokenStore for CachedStore {
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.inner.insert_token(token).await?;
+        self.tokens
+            .insert(token.token_hash.as_str().to_owned(), Arc::new(token.clone()));
+        Ok(())
+    }
+
+    async fn get_token(&self, hash: &SecretHash) -> Result<Option<TokenRecord>, StoreError> {
+        if let Some(hit) = self.tokens.get(hash.as_str()) {
+            return Ok(Some((*hit).clone()));
+        }
+        let found = self.inner.get_token(hash).await?;
+        if let Some(t) = &found {
+            self.tokens
+                .insert(hash.as_str().to_owned(), Arc::new(t.clone()));
+        }
+        Ok(found)
+    }
+
+    async fn revoke_token(
+        &self,
+        hash: &SecretHash,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self.inner.revoke_token(hash, client_id, now).await;
+        self.tokens.remove(hash.as_str());
+        r
+    }
+
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.revoke_jti(jti, client_id, expires_at, now).await?;
+        if let Ok(mut set) = self.revoked_jtis.write() {
+            set.insert(jti.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let cached = self.revoked_jtis.read().map(|set| set.contains(jti)).ok();
+        match cached {
+            Some(revoked) => Ok(revoked),
+            None => self.inner.is_jti_revoked(jti).await,
+        }
+    }
+
+    async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        self.inner.revoked_jtis(now).await
+    }
+}
+
+#[async_trait]
+impl KeyStore for CachedStore {
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        self.inner.insert_key(key).await
+    }
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list_keys().await
+    }
+    async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError> {
+        self.inner.retire_key(kid, retires_at).await
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for CachedStore {
+    async fn latest_change(&self) -> Result<i64, StoreError> {
+        self.inner.latest_change().await
+    }
+    async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        self.inner.changes_since(seq, limit).await
+    }
+}
+
+#[async_trait]
+impl Maintenance for CachedStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError> {
+        let report = self.inner.purge_expired(now).await?;
+        if report.revoked_jtis > 0 {
+            self.warm(now).await?;
+        }
+        Ok(report)
+    }
+}

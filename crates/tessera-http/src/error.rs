@@ -1,0 +1,92 @@
+//! Turning protocol errors into HTTP responses: the only place that does.
+//!
+//! Owns the status and headers of every error (RFC 6749 §5.2: 400 by default, 401 for
+//! `invalid_client` with `WWW-Authenticate: Basic` when Basic was tried; RFC 6750 §3.1 for
+//! `invalid_token` and `insufficient_scope`). A `server_error` sends a fixed text and logs its
+//! cause. Every response carries `Cache-Control: no-store` and `Pragma: no-cache`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tessera_core::{ErrorCode, OAuthError};
+
+/// The code of an error response, left in the response extensions for the metrics layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorLabel(pub ErrorCode);
+
+/// The HTTP status of an error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A JSON body with the no-store headers of RFC 6749 §5.1.
+pub fn json_no_store(status: StatusCode, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// The response for a protocol error.
+pub fn error_response(err: OAuthError) -> Response {
+    if err.code == ErrorCode::ServerError {
+        match &err.source {
+            Some(cause) => tracing::error!(error = %cause, "request failed"),
+            None => tracing::error!("request failed"),
+        }
+    }
+    let body = serde_json::json!({
+        "error": err.code.as_str(),
+        "error_description": err.description,
+    })
+    .to_string();
+    let mut res = json_no_store(status_of(err.code), body);
+    let h = res.headers_mut();
+    match err.code {
+        ErrorCode::InvalidClient if err.basic_auth_attempted => {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tessera\", charset=\"UTF-8\""),
+            );
+        }
+        ErrorCode::InvalidToken => {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        ErrorCode::SlowDown => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
+        _ => {}
+    }
+    res.extensions_mut().insert(ErrorLabel(err.code));
+    res
+}
+
+/// Lets handlers return `Result<_, HttpError>` with `?`.
+#[derive(Debug)]
+pub struct HttpError(pub OAuthError);
+
+impl From<OAuthError> for HttpError {
+    fn from(e: OAuthError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        error_response(self.0)
+    }
+}

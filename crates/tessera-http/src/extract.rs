@@ -1,0 +1,211 @@
+//! Parsing a request body at the edge, once.
+//!
+//! Owns [`OAuthRequest`], the extractor of the token, introspection and revocation endpoints:
+//! it reads the body within the size limit, checks that `Content-Type` is present and matches
+//! the body (form, JSON or multipart, as seed 001's product accepts), refuses parameters in the
+//! query string (RFC 6749 §2.3.1: credentials never in the URL), and parses an
+//! `Authorization: Basic` header. Every failure is an RFC 6749 error, never a panic.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use bytes::Bytes;
+use tessera_core::client_auth::{self, BasicCredentials};
+use tessera_core::params::{Params, MAX_PARAMS};
+use tessera_core::OAuthError;
+
+use crate::error::HttpError;
+use crate::state::AppState;
+
+/// A parsed OAuth request: its parameters and its Basic credentials, if any.
+#[derive(Debug)]
+pub struct OAuthRequest {
+    /// Body parameters.
+    pub params: Params,
+    /// Credentials from `Authorization: Basic`.
+    pub basic: Option<BasicCredentials>,
+    /// The client's address, when the server was started with connection info.
+    pub peer: Option<std::net::IpAddr>,
+}
+
+impl FromRequest<AppState> for OAuthRequest {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if parts.uri.query().is_some_and(|q| !q.is_empty()) {
+            return Err(OAuthError::invalid_request(
+                "parameters must be sent in the request body, not in the URL",
+            )
+            .into());
+        }
+        let basic = match parts.headers.get(header::AUTHORIZATION) {
+            Some(v) if client_auth::is_basic(v.as_bytes()) => {
+                Some(client_auth::parse_basic(v.as_bytes())?)
+            }
+            _ => None,
+        };
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = read_body(body, state.http().body_limit).await?;
+        let params = parse_body(content_type.as_deref(), bytes).await?;
+        Ok(Self {
+            params,
+            basic,
+            peer,
+        })
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| OAuthError::invalid_request(format!("the request body is larger than {limit} bytes or could not be read")))
+}
+
+/// Parses a body by its `Content-Type`.
+pub async fn parse_body(content_type: Option<&str>, body: Bytes) -> Result<Params, OAuthError> {
+    let Some(ct) = content_type else {
+        return Err(OAuthError::invalid_request("the Content-Type header is required"));
+    };
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match media.as_str() {
+        "application/x-www-form-urlencoded" => {
+            if matches!(first, Some(b'{') | Some(b'[')) {
+                return Err(mismatch(&media));
+            }
+            Params::from_form(&body)
+        }
+        "application/json" => Params::from_json(&body).map_err(|e| {
+            if matches!(first, Some(b'{') | Some(b'[')) {
+                e
+            } else {
+                mismatch(&media)
+            }
+        }),
+        "multipart/form-data" => parse_multipart(ct, body).await,
+        "" => Err(OAuthError::invalid_request("the Content-Type header is empty")),
+        _ => Err(OAuthError::invalid_request(
+            "unsupported Content-Type: use application/x-www-form-urlencoded, application/json or multipart/form-data",
+        )),
+    }
+}
+
+fn mismatch(media: &str) -> OAuthError {
+    OAuthError::invalid_request(format!("the request body does not match its Content-Type {media}"))
+}
+
+async fn parse_multipart(content_type: &str, body: Bytes) -> Result<Params, OAuthError> {
+    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+        OAuthError::invalid_request("multipart/form-data Content-Type without a valid boundary")
+    })?;
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut pairs = Vec::new();
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => return Err(mismatch("multipart/form-data")),
+        };
+        if pairs.len() >= MAX_PARAMS {
+            return Err(OAuthError::invalid_request("too many parameters"));
+        }
+        let name = field
+            .name()
+            .map(str::to_owned)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("a multipart field has no name"))?;
+        let value = field
+            .text()
+            .await
+            .map_err(|_| mismatch("multipart/form-data"))?;
+        pairs.push((name, value));
+    }
+    if pairs.is_empty() {
+        return Err(mismatch("multipart/form-data"));
+    }
+    Params::from_pairs(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tessera_core::ErrorCode;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn each_body_style_parses() {
+        let form = run(parse_body(
+            Some("application/x-www-form-urlencoded; charset=UTF-8"),
+            Bytes::from_static(b"grant_type=client_credentials"),
+        ))
+        .unwrap();
+        assert_eq!(form.get("grant_type").unwrap(), Some("client_credentials"));
+        let json = run(parse_body(
+            Some("application/json"),
+            Bytes::from_static(br#"{"grant_type":"client_credentials"}"#),
+        ))
+        .unwrap();
+        assert_eq!(json.get("grant_type").unwrap(), Some("client_credentials"));
+        let mp = b"--XX\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\nclient_credentials\r\n--XX--\r\n";
+        let multi = run(parse_body(
+            Some("multipart/form-data; boundary=XX"),
+            Bytes::from_static(mp),
+        ))
+        .unwrap();
+        assert_eq!(multi.get("grant_type").unwrap(), Some("client_credentials"));
+    }
+
+    #[test]
+    fn missing_or_mismatched_content_type_is_invalid_request() {
+        let cases: [(Option<&str>, &[u8]); 5] = [
+            (None, b"grant_type=x"),
+            (Some("application/x-www-form-urlencoded"), br#"{"grant_type":"x"}"#),
+            (Some("application/json"), b"grant_type=x"),
+            (Some("multipart/form-data; boundary=XX"), b"grant_type=x"),
+            (Some("text/plain"), b"grant_type=x"),
+        ];
+        for (ct, body) in cases {
+            let e = run(parse_body(ct, Bytes::copy_from_slice(body))).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{ct:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_with_any_content_type_is_ok_or_invalid_request(
+            ct in prop_oneof![
+                Just("application/x-www-form-urlencoded".to_owned()),
+                Just("application/json".to_owned()),
+                Just("multipart/form-data; boundary=b".to_owned()),
+                "\\PC{0,40}",
+            ],
+            body in proptest::collection::vec(any::<u8>(), 0..400),
+        ) {
+            if let Err(e) = run(parse_body(Some(&ct), Bytes::from(body))) {
+                prop_assert_eq!(e.code, ErrorCode::InvalidRequest);
+            }
+        }
+    }
+}

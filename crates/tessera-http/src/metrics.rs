@@ -1,0 +1,137 @@
+//! Prometheus metrics.
+//!
+//! Owns [`Metrics`] (a registry of its own, no global) and the middleware that counts every
+//! request per endpoint: requests by status, latency histogram, and errors by RFC code. Token
+//! requests are also counted per grant type and outcome.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+use crate::error::ErrorLabel;
+use crate::state::AppState;
+
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    errors: IntCounterVec,
+    grants: IntCounterVec,
+    grant_latency: HistogramVec,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("tessera".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by endpoint and status"),
+            &["endpoint", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(BUCKETS.to_vec()),
+            &["endpoint"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new("http_errors_total", "OAuth error responses by endpoint and code"),
+            &["endpoint", "error"],
+        )?;
+        let grants = IntCounterVec::new(
+            Opts::new("token_requests_total", "Token requests by grant type and outcome"),
+            &["grant_type", "outcome"],
+        )?;
+        let grant_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "token_request_duration_seconds",
+                "Token request latency by grant type",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["grant_type"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(grants.clone()))?;
+        registry.register(Box::new(grant_latency.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            errors,
+            grants,
+            grant_latency,
+        })
+    }
+
+    /// Counts one token request.
+    pub fn grant(&self, grant: &str, ok: bool, started: Instant) {
+        self.grants
+            .with_label_values(&[grant, if ok { "success" } else { "error" }])
+            .inc();
+        self.grant_latency
+            .with_label_values(&[grant])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Middleware: counts and times every request by its route (never by its raw URL).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let m = state.metrics();
+    let status = res.status();
+    m.requests
+        .with_label_values(&[endpoint.as_str(), method.as_str(), status.as_str()])
+        .inc();
+    m.latency
+        .with_label_values(&[endpoint.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(ErrorLabel(code)) = res.extensions().get::<ErrorLabel>() {
+        m.errors
+            .with_label_values(&[endpoint.as_str(), code.as_str()])
+            .inc();
+    }
+    tracing::debug!(
+        method = %method,
+        endpoint = %endpoint,
+        status = status.as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    res
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+}

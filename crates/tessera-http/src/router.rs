@@ -1,0 +1,73 @@
+//! The router.
+//!
+//! Owns which URL goes to which route, and the layers around them: CORS only on the endpoints
+//! a browser client may call (token, introspection, revocation, JWKS, discovery; never on
+//! operational endpoints), a request timeout, and per-endpoint metrics. The body limit is
+//! enforced by the body extractor.
+
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::routes::{self, discovery, health, introspect, jwks, revoke, token};
+use crate::state::AppState;
+
+/// Builds the application.
+pub fn app(state: AppState) -> Router {
+    let mut api = Router::new()
+        .route(
+            "/oauth2/token",
+            post(token::handle).fallback(routes::post_only),
+        )
+        .route(
+            "/oauth2/introspect",
+            post(introspect::handle).fallback(routes::post_only),
+        )
+        .route(
+            "/oauth2/revoke",
+            post(revoke::handle).fallback(routes::post_only),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::handle),
+        )
+        .route("/.well-known/openid-configuration", get(discovery::handle))
+        .route("/.well-known/jwks.json", get(jwks::handle));
+    if let Some(cors) = cors_layer(&state.http().cors_allowed_origins) {
+        api = api.layer(cors);
+    }
+    let ops = Router::new()
+        .route("/health/alive", get(health::alive))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(crate::metrics::render));
+    api.merge(ops)
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.http().request_timeout,
+        ))
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    if list.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(list))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}

@@ -1,0 +1,228 @@
+//! The server's shared state and its background work.
+//!
+//! Owns [`AppState`]: configuration, the cached store, the loaded signing keys, metrics and
+//! the throttle, handed to every route; and the background loop that polls the change feed
+//! (every 250 ms, so a change made by the CLI or another node is honoured within a second) and
+//! purges expired rows.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tessera_core::clock::Clock;
+use tessera_core::config::Config;
+use tessera_core::cx::{verified_tokens, Cx, VerifiedTokens};
+use tessera_core::keys::{self, KeyRotationError, KeySet, Sealer};
+use tessera_core::store::{ChangeFeed, KeyStore, Maintenance, Store, StoreError};
+
+use crate::cache::CachedStore;
+use crate::metrics::Metrics;
+use crate::throttle::Throttle;
+
+/// How often the change feed is polled.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+/// How often expired rows are purged.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Origins allowed to call the token, introspection, revocation, JWKS and discovery
+    /// endpoints from a browser. Empty: no CORS.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Longest a request may take.
+    pub request_timeout: Duration,
+    /// Failed client authentications allowed per address per minute (0: no limit).
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            cors_allowed_origins: Vec::new(),
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            auth_failures_per_minute: 30,
+        }
+    }
+}
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Keys.
+    #[error(transparent)]
+    Keys(#[from] KeyRotationError),
+    /// Metrics registry.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+struct Inner {
+    config: Config,
+    http: HttpConfig,
+    store: CachedStore,
+    keys: RwLock<Arc<KeySet>>,
+    sealer: Sealer,
+    verified: VerifiedTokens,
+    metrics: Metrics,
+    clock: Arc<dyn Clock>,
+    feed_seq: AtomicI64,
+    throttle: Throttle,
+}
+
+/// Everything a route needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    /// Builds the state: makes a first signing key if there is none, loads the keys and warms
+    /// the caches.
+    pub async fn start(
+        config: Config,
+        http: HttpConfig,
+        store: Arc<dyn Store>,
+        sealer: Sealer,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let now = clock.now();
+        // Read the feed position first, so no change between here and serving is missed.
+        let seq = store.latest_change().await?;
+        keys::ensure_key(store.as_ref(), &sealer, config.signing_alg, now).await?;
+        let keyset = KeySet::load(&store.list_keys().await?, &sealer)
+            .map_err(KeyRotationError::from)?;
+        let cached = CachedStore::new(store);
+        cached.warm(now).await?;
+        let throttle = Throttle::new(http.auth_failures_per_minute, 60);
+        Ok(Self(Arc::new(Inner {
+            config,
+            http,
+            store: cached,
+            keys: RwLock::new(Arc::new(keyset)),
+            sealer,
+            verified: verified_tokens(100_000),
+            metrics: Metrics::new()?,
+            clock,
+            feed_seq: AtomicI64::new(seq),
+            throttle,
+        })))
+    }
+
+    /// Protocol settings.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// HTTP settings.
+    pub fn http(&self) -> &HttpConfig {
+        &self.0.http
+    }
+
+    /// The cached store.
+    pub fn store(&self) -> &CachedStore {
+        &self.0.store
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The current time.
+    pub fn now(&self) -> i64 {
+        self.0.clock.now()
+    }
+
+    /// The current signing keys.
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.0.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The handler context, borrowing `keys` (from [`AppState::keys`]).
+    pub fn cx<'a>(&'a self, keys: &'a KeySet) -> Cx<'a> {
+        Cx {
+            config: &self.0.config,
+            store: &self.0.store,
+            keys,
+            verified: &self.0.verified,
+            now: self.now(),
+        }
+    }
+
+    /// Whether failed authentications from this address are over the limit.
+    pub fn throttled(&self, ip: Option<IpAddr>) -> bool {
+        ip.is_some_and(|ip| self.0.throttle.blocked(ip, self.now()))
+    }
+
+    /// Records a failed authentication from this address.
+    pub fn auth_failed(&self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            self.0.throttle.fail(ip, self.now());
+        }
+    }
+
+    /// Reloads the signing keys from storage.
+    pub async fn reload_keys(&self) -> Result<(), StartError> {
+        let records = self.0.store.list_keys().await?;
+        let set = KeySet::load(&records, &self.0.sealer).map_err(KeyRotationError::from)?;
+        if let Ok(mut k) = self.0.keys.write() {
+            *k = Arc::new(set);
+        }
+        self.0.verified.clear();
+        Ok(())
+    }
+
+    /// Applies every change-feed entry since the last poll.
+    pub async fn sync_once(&self) -> Result<(), StartError> {
+        loop {
+            let from = self.0.feed_seq.load(Ordering::SeqCst);
+            let changes = self.0.store.changes_since(from, 1000).await?;
+            let mut keys_changed = false;
+            for c in &changes {
+                keys_changed |= self.0.store.apply(c);
+                self.0.feed_seq.fetch_max(c.seq, Ordering::SeqCst);
+            }
+            if keys_changed {
+                self.reload_keys().await?;
+            }
+            if changes.len() < 1000 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs the background loop until the returned handle is aborted.
+    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SYNC_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let purge_every = (PURGE_INTERVAL.as_millis() / SYNC_INTERVAL.as_millis()) as u64;
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                n = n.wrapping_add(1);
+                if let Err(e) = state.sync_once().await {
+                    // A node that cannot read the feed cannot trust its caches either.
+                    tracing::warn!(error = %e, "change feed poll failed; caches cleared");
+                    state.0.store.clear();
+                }
+                if n % purge_every == 0 {
+                    match state.0.store.purge_expired(state.now()).await {
+                        Ok(r) => tracing::debug!(?r, "purged expired rows"),
+                        Err(e) => tracing::warn!(error = %e, "purge failed"),
+                    }
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! `tessera keys ...`: signing keys.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+use tessera_core::keys;
+use tessera_core::store::KeyStore;
+
+use crate::cli::{now, open_store, print_json};
+use crate::settings::Settings;
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a new signing key: published in the JWKS at once, signing after the lead time;
+    /// older keys stay published until every token they signed has expired.
+    Rotate {
+        /// Seconds before the new key signs [default: key_rotation_lead_time, 600].
+        #[arg(long)]
+        lead_time: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List signing keys (public parts only).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a keys subcommand.
+pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    match cmd {
+        Command::Rotate { lead_time, json } => {
+            let sealer = settings.sealer()?;
+            let t = now();
+            let lead = lead_time.unwrap_or(settings.core.key_rotation_lead_time);
+            let key = keys::rotate(
+                store.as_ref(),
+                &sealer,
+                settings.core.signing_alg,
+                t,
+                lead,
+                settings.core.max_access_token_ttl,
+            )
+            .await?;
+            let out = json!({"kid": key.kid, "alg": key.alg, "activates_at": key.activates_at});
+            if json {
+                print_json(&out);
+            } else {
+                println!(
+                    "new {} key {} is published now and signs from {} (in {} s)",
+                    key.alg, key.kid, key.activates_at, lead
+                );
+            }
+        }
+        Command::List { json } => {
+            let t = now();
+            let list: Vec<serde_json::Value> = store
+                .list_keys()
+                .await?
+                .iter()
+                .map(|k| {
+                    json!({
+                        "kid": k.kid,
+                        "alg": k.alg,
+                        "created_at": k.created_at,
+                        "activates_at": k.activates_at,
+                        "retires_at": k.retires_at,
+                        "state": if k.retires_at.is_some_and(|r| r <= t) { "retired" }
+                            else if k.activates_at > t { "pending" }
+                            else if k.retires_at.is_some() { "superseded" }
+                            else { "active" },
+                    })
+                })
+                .collect();
+            if json {
+                print_json(&serde_json::Value::Array(list));
+            } else {
+                for k in &list {
+                    println!(
+                        "{}  {}  {}  activates_at={}  retires_at={}",
+                        k["kid"].as_str().unwrap_or_default(),
+                        k["alg"].as_str().unwrap_or_default(),
+                        k["state"].as_str().unwrap_or_default(),
+                        k["activates_at"],
+                        k["retires_at"]
+                    );
+                }
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `tessera purge` and `tessera migrate`.
+
+use anyhow::Result;
+use serde_json::json;
+use tessera_core::store::Maintenance;
+
+use crate::cli::{now, open_store, print_json};
+use crate::settings::Settings;
+
+/// Flags of `purge`.
+#[derive(Debug, clap::Args)]
+pub struct PurgeArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Deletes expired rows now (the server also does this every minute).
+pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let r = store.purge_expired(now()).await?;
+    let out = json!({
+        "tokens": r.tokens, "revoked_jtis": r.revoked_jtis, "changes": r.changes, "keys": r.keys,
+    });
+    if args.json {
+        print_json(&out);
+    } else {
+        println!(
+            "purged {} tokens, {} revocation records, {} change-feed entries, {} keys",
+            r.tokens, r.revoked_jtis, r.changes, r.keys
+        );
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Applies migrations (opening the store does) and exits.
+pub async fn migrate(settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    store.close().await;
+    println!("database schema is up to date");
+    Ok(())
+}

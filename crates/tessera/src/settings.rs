@@ -1,0 +1,300 @@
+//! Settings: flag > environment variable > config file > default.
+//!
+//! Owns [`FileConfig`] (the TOML file's keys, each also an environment variable
+//! `TESSERA_<KEY>`), the resolution order, and the sealing secret: `TESSERA_SECRET`, else the
+//! file named by `secret_file`, else (SQLite only) a key file beside the database, created with
+//! mode 0600 on first use.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use tessera_core::config::Config;
+use tessera_core::keys::{Sealer, SigningAlg};
+use tessera_http::HttpConfig;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default database.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tessera.db";
+
+/// The config file (`--config tessera.toml`). Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Issuer identifier.
+    pub issuer: Option<String>,
+    /// `sqlite://PATH`.
+    pub database_url: Option<String>,
+    /// File holding the sealing secret.
+    pub secret_file: Option<PathBuf>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// Origins allowed by CORS.
+    pub cors_allowed_origins: Option<Vec<String>>,
+    /// Request body limit, bytes.
+    pub body_limit: Option<usize>,
+    /// Request timeout, seconds.
+    pub request_timeout: Option<u64>,
+    /// `ES256` or `EdDSA`.
+    pub signing_alg: Option<String>,
+    /// Seconds a new key is published before it signs.
+    pub key_rotation_lead_time: Option<i64>,
+    /// Access-token lifetime for clients registered without one, seconds.
+    pub default_access_token_ttl: Option<i64>,
+    /// Longest access-token lifetime, seconds.
+    pub max_access_token_ttl: Option<i64>,
+    /// Failed client authentications allowed per address per minute (0: unlimited).
+    pub auth_failures_per_minute: Option<u32>,
+    /// Allow a non-loopback `http://` issuer (development only).
+    pub allow_insecure_http: Option<bool>,
+}
+
+/// Loads the config file, if one is named.
+pub fn load_file(path: Option<&Path>) -> Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+fn env<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("environment variable {name} has an invalid value")),
+        _ => Ok(None),
+    }
+}
+
+/// Everything resolved.
+#[derive(Debug)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: String,
+    /// Database URL.
+    pub database_url: String,
+    /// Log format.
+    pub json_logs: bool,
+    /// Protocol settings.
+    pub core: Config,
+    /// HTTP settings.
+    pub http: HttpConfig,
+    secret_file: Option<PathBuf>,
+}
+
+/// Flags that override the file and environment.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--secret-file`.
+    pub secret_file: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+}
+
+/// Resolves every setting.
+pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
+    let listen = o
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let issuer = o
+        .issuer
+        .or(file.issuer)
+        .unwrap_or_else(|| format!("http://{listen}"));
+    let allow_insecure = env::<bool>("TESSERA_ALLOW_INSECURE_HTTP")?
+        .or(file.allow_insecure_http)
+        .unwrap_or(false);
+    check_issuer(&issuer, allow_insecure)?;
+    let log_format = o
+        .log_format
+        .or(file.log_format)
+        .unwrap_or_else(|| "text".to_owned());
+    let json_logs = match log_format.as_str() {
+        "json" => true,
+        "text" => false,
+        other => bail!("log format must be 'text' or 'json', not '{other}'"),
+    };
+    let mut core = Config::new(issuer);
+    if let Some(alg) = env::<String>("TESSERA_SIGNING_ALG")?.or(file.signing_alg) {
+        core.signing_alg = SigningAlg::parse(&alg)?;
+    }
+    if let Some(v) = env("TESSERA_KEY_ROTATION_LEAD_TIME")?.or(file.key_rotation_lead_time) {
+        core.key_rotation_lead_time = v;
+    }
+    if let Some(v) = env("TESSERA_DEFAULT_ACCESS_TOKEN_TTL")?.or(file.default_access_token_ttl) {
+        core.default_access_token_ttl = v;
+    }
+    if let Some(v) = env("TESSERA_MAX_ACCESS_TOKEN_TTL")?.or(file.max_access_token_ttl) {
+        core.max_access_token_ttl = v;
+    }
+    if core.default_access_token_ttl < 1 || core.max_access_token_ttl < 1 {
+        bail!("access token lifetimes must be at least 1 second");
+    }
+    let mut http = HttpConfig::default();
+    if let Some(v) = env::<String>("TESSERA_CORS_ALLOWED_ORIGINS")? {
+        http.cors_allowed_origins = v
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+    } else if let Some(v) = file.cors_allowed_origins {
+        http.cors_allowed_origins = v;
+    }
+    if let Some(v) = env("TESSERA_BODY_LIMIT")?.or(file.body_limit) {
+        http.body_limit = v;
+    }
+    if let Some(v) = env("TESSERA_REQUEST_TIMEOUT")?.or(file.request_timeout) {
+        http.request_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = env("TESSERA_AUTH_FAILURES_PER_MINUTE")?.or(file.auth_failures_per_minute) {
+        http.auth_failures_per_minute = v;
+    }
+    Ok(Settings {
+        listen,
+        database_url: o
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        json_logs,
+        core,
+        http,
+        secret_file: o.secret_file.or(file.secret_file),
+    })
+}
+
+/// RFC 9700 §2.6 / RFC 6749 §10.9: TLS everywhere except loopback development.
+fn check_issuer(issuer: &str, allow_insecure: bool) -> Result<()> {
+    if issuer.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = issuer.strip_prefix("http://") else {
+        bail!("issuer must be an http(s) URL, got '{issuer}'");
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = host
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    let loopback = host == "localhost"
+        || host == "[::1]"
+        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback || allow_insecure {
+        Ok(())
+    } else {
+        bail!(
+            "issuer '{issuer}' uses plain http on a non-loopback host; use https, or set \
+             TESSERA_ALLOW_INSECURE_HTTP=true for development"
+        )
+    }
+}
+
+impl Settings {
+    /// The sealing key for signing keys at rest.
+    pub fn sealer(&self) -> Result<Sealer> {
+        if let Some(secret) = env::<String>("TESSERA_SECRET")? {
+            return Ok(Sealer::from_secret(secret.as_bytes())?);
+        }
+        let path = match &self.secret_file {
+            Some(p) => p.clone(),
+            None => default_key_file(&self.database_url)?,
+        };
+        if !path.exists() && self.secret_file.is_none() {
+            create_key_file(&path)?;
+        }
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading the sealing secret from {}", path.display()))?;
+        let trimmed = String::from_utf8_lossy(&bytes).trim().to_owned();
+        Ok(Sealer::from_secret(trimmed.as_bytes())?)
+    }
+}
+
+/// `sqlite://./tessera.db` -> `./tessera.key`.
+fn default_key_file(database_url: &str) -> Result<PathBuf> {
+    let Some(path) = database_url.strip_prefix("sqlite://") else {
+        bail!("set TESSERA_SECRET or secret_file: there is no default key file for this database");
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    Ok(Path::new(path).with_extension("key"))
+}
+
+fn create_key_file(path: &Path) -> Result<()> {
+    use base64::Engine as _;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(tessera_core::secret::random_bytes::<32>());
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(secret.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "created the key-sealing secret file");
+            Ok(())
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_issuer_only_on_loopback() {
+        assert!(check_issuer("http://127.0.0.1:8080", false).is_ok());
+        assert!(check_issuer("http://localhost:8080/", false).is_ok());
+        assert!(check_issuer("https://auth.example.com", false).is_ok());
+        assert!(check_issuer("http://auth.example.com", false).is_err());
+        assert!(check_issuer("http://auth.example.com", true).is_ok());
+        assert!(check_issuer("ftp://x", true).is_err());
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let file = FileConfig {
+            listen: Some("127.0.0.1:9000".into()),
+            issuer: Some("http://127.0.0.1:9000".into()),
+            ..Default::default()
+        };
+        let s = resolve(
+            Overrides {
+                listen: Some("127.0.0.1:9100".into()),
+                ..Default::default()
+            },
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9100");
+        assert_eq!(s.core.issuer, "http://127.0.0.1:9000");
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn key_file_sits_beside_the_database() {
+        assert_eq!(
+            default_key_file("sqlite://./data/t.db").unwrap(),
+            PathBuf::from("./data/t.key")
+        );
+        assert!(default_key_file("postgres://x").is_err());
+    }
+}
