@@ -216,7 +216,7 @@ impl AppState {
                     tracing::warn!(error = %e, "change feed poll failed; caches cleared");
                     state.0.store.clear();
                 }
-                if n % purge_every == 0 {
+                if n.is_multiple_of(purge_every) {
                     match state.0.store.purge_expired(state.now()).await {
                         Ok(r) => tracing::debug!(?r, "purged expired rows"),
                         Err(e) => tracing::warn!(error = %e, "purge failed"),

@@ -121,3 +121,6 @@ pub trait Maintenance: Send + Sync {
 pub trait Store: ClientStore + TokenStore + KeyStore + ChangeFeed + Maintenance {}
 
 impl<T: ClientStore + TokenStore + KeyStore + ChangeFeed + Maintenance> Store for T {}
+
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;

@@ -1,0 +1,252 @@
+//! The storage conformance suite: one set of tests that every database implementation runs.
+//!
+//! Owns the executable form of the `# Contract` docs in [`crate::store`]. A backend crate
+//! runs it with [`conformance_tests!`](crate::conformance_tests), giving an async expression
+//! that makes a fresh, empty store per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use crate::model::{ChangeKind, ClientRecord, KeyRecord, TokenFormat, TokenRecord};
+use crate::scope::ScopeSet;
+use crate::secret::{generate, generate_id, SecretHash};
+use crate::store::{Store, StoreError};
+
+/// A confidential client-credentials client with the given secret hash.
+pub fn client(secret: &SecretHash) -> ClientRecord {
+    ClientRecord {
+        client_id: generate_id(),
+        name: "conformance".into(),
+        secret_hash: Some(secret.clone()),
+        old_secret_hash: None,
+        old_secret_expires_at: None,
+        grant_types: vec!["client_credentials".into()],
+        redirect_uris: vec!["https://app.example.com/cb".into()],
+        scopes: ScopeSet::parse("read write").unwrap(),
+        public: false,
+        access_token_format: TokenFormat::Opaque,
+        access_token_ttl: 3600,
+        token_epoch: 0,
+        created_at: 1_000,
+    }
+}
+
+/// An opaque token record of `client_id`, expiring at `exp`.
+pub fn token(client_id: &str, exp: i64) -> (String, TokenRecord) {
+    let value = generate("tat_");
+    let rec = TokenRecord {
+        token_hash: value.hash(),
+        jti: crate::jwt::make_jti(0),
+        client_id: client_id.into(),
+        subject: client_id.into(),
+        scope: "read".into(),
+        audience: "https://issuer".into(),
+        issued_at: 1_000,
+        expires_at: exp,
+        token_epoch: 0,
+        revoked_at: None,
+    };
+    (value.expose().to_owned(), rec)
+}
+
+pub async fn clients_round_trip(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));
+    assert!(matches!(
+        s.insert_client(&c).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.list_clients().await.unwrap(), vec![c.clone()]);
+    assert!(s.delete_client(&c.client_id, 2_000).await.unwrap());
+    assert!(!s.delete_client(&c.client_id, 2_000).await.unwrap());
+    assert_eq!(s.get_client(&c.client_id).await.unwrap(), None);
+}
+
+pub async fn rotation_without_overlap_bumps_epoch_and_revokes_tokens(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    let (_, t) = token(&c.client_id, 10_000);
+    s.insert_token(&t).await.unwrap();
+    assert!(s
+        .rotate_client_secret(&c.client_id, &SecretHash::of("s2"), None, 2_000)
+        .await
+        .unwrap());
+    let after = s.get_client(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(after.token_epoch, 1);
+    assert_eq!(after.secret_hash, Some(SecretHash::of("s2")));
+    assert_eq!(after.old_secret_hash, None);
+    let t = s.get_token(&t.token_hash).await.unwrap().unwrap();
+    assert_eq!(t.revoked_at, Some(2_000));
+    assert!(!s
+        .rotate_client_secret("nobody", &SecretHash::of("x"), None, 2_000)
+        .await
+        .unwrap());
+}
+
+pub async fn rotation_with_overlap_keeps_the_old_secret_and_tokens(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    let (_, t) = token(&c.client_id, 10_000);
+    s.insert_token(&t).await.unwrap();
+    s.rotate_client_secret(&c.client_id, &SecretHash::of("s2"), Some(5_000), 2_000)
+        .await
+        .unwrap();
+    let after = s.get_client(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(after.token_epoch, 0);
+    assert_eq!(after.old_secret_hash, Some(SecretHash::of("s1")));
+    assert_eq!(after.old_secret_expires_at, Some(5_000));
+    assert_eq!(s.get_token(&t.token_hash).await.unwrap().unwrap().revoked_at, None);
+}
+
+pub async fn tokens_are_found_by_hash_and_revoked_only_by_their_client(s: &dyn Store) {
+    let (_, t) = token("c1", 10_000);
+    s.insert_token(&t).await.unwrap();
+    assert_eq!(s.get_token(&t.token_hash).await.unwrap(), Some(t.clone()));
+    assert_eq!(s.get_token(&SecretHash::of("nope")).await.unwrap(), None);
+    assert!(!s.revoke_token(&t.token_hash, "c2", 2_000).await.unwrap());
+    assert!(s.revoke_token(&t.token_hash, "c1", 2_000).await.unwrap());
+    assert!(!s.revoke_token(&t.token_hash, "c1", 2_001).await.unwrap());
+    assert_eq!(
+        s.get_token(&t.token_hash).await.unwrap().unwrap().revoked_at,
+        Some(2_000)
+    );
+}
+
+pub async fn concurrent_token_inserts_are_all_stored(s: &dyn Store) {
+    let tokens: Vec<TokenRecord> = (0..200).map(|_| token("c1", 10_000).1).collect();
+    let results = futures_join_all(tokens.iter().map(|t| s.insert_token(t))).await;
+    assert!(results.iter().all(Result::is_ok));
+    for t in &tokens {
+        assert!(s.get_token(&t.token_hash).await.unwrap().is_some());
+    }
+}
+
+/// A tiny join_all, so the core needs no futures dependency.
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|o| o.unwrap()).collect()
+}
+
+pub async fn revoked_jtis_are_idempotent_and_expire(s: &dyn Store) {
+    s.revoke_jti("j1", "c1", 5_000, 1_000).await.unwrap();
+    s.revoke_jti("j1", "c1", 5_000, 1_001).await.unwrap();
+    s.revoke_jti("j2", "c1", 1_500, 1_000).await.unwrap();
+    assert!(s.is_jti_revoked("j1").await.unwrap());
+    assert!(!s.is_jti_revoked("j3").await.unwrap());
+    let mut live = s.revoked_jtis(2_000).await.unwrap();
+    live.sort();
+    assert_eq!(live, vec!["j1".to_owned()]);
+}
+
+pub async fn keys_round_trip_and_retire(s: &dyn Store) {
+    let k = KeyRecord {
+        kid: "k1".into(),
+        alg: "ES256".into(),
+        private_sealed: vec![1, 2, 3, 0, 255],
+        public_jwk: "{}".into(),
+        created_at: 1_000,
+        activates_at: 1_000,
+        retires_at: None,
+    };
+    s.insert_key(&k).await.unwrap();
+    s.retire_key("k1", 9_000).await.unwrap();
+    let keys = s.list_keys().await.unwrap();
+    assert_eq!(
+        keys,
+        vec![KeyRecord {
+            retires_at: Some(9_000),
+            ..k
+        }]
+    );
+}
+
+pub async fn every_shared_write_appears_in_the_change_feed(s: &dyn Store) {
+    let start = s.latest_change().await.unwrap();
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    s.rotate_client_secret(&c.client_id, &SecretHash::of("s2"), None, 1_100)
+        .await
+        .unwrap();
+    let (_, t) = token(&c.client_id, 10_000);
+    s.insert_token(&t).await.unwrap();
+    s.revoke_token(&t.token_hash, &c.client_id, 1_200).await.unwrap();
+    s.revoke_jti("j9", &c.client_id, 10_000, 1_300).await.unwrap();
+    s.delete_client(&c.client_id, 1_400).await.unwrap();
+    let changes = s.changes_since(start, 100).await.unwrap();
+    let kinds: Vec<ChangeKind> = changes.iter().map(|c| c.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ChangeKind::Client,
+            ChangeKind::Client,
+            ChangeKind::Token,
+            ChangeKind::Jti,
+            ChangeKind::Client
+        ]
+    );
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(changes[2].key, t.token_hash.as_str());
+    assert_eq!(s.changes_since(start, 2).await.unwrap().len(), 2);
+    assert_eq!(s.latest_change().await.unwrap(), changes[4].seq);
+}
+
+pub async fn purge_removes_only_what_expired(s: &dyn Store) {
+    let (_, old) = token("c1", 1_500);
+    let (_, live) = token("c1", 9_000);
+    s.insert_token(&old).await.unwrap();
+    s.insert_token(&live).await.unwrap();
+    s.revoke_jti("old", "c1", 1_500, 1_000).await.unwrap();
+    s.revoke_jti("live", "c1", 9_000, 1_000).await.unwrap();
+    let r = s.purge_expired(2_000).await.unwrap();
+    assert_eq!((r.tokens, r.revoked_jtis), (1, 1));
+    assert!(s.get_token(&old.token_hash).await.unwrap().is_none());
+    assert!(s.get_token(&live.token_hash).await.unwrap().is_some());
+    assert!(s.is_jti_revoked("live").await.unwrap());
+    assert!(!s.is_jti_revoked("old").await.unwrap());
+    s.ping().await.unwrap();
+}
+
+/// Generates one `#[tokio::test]` per conformance test, each on a fresh store made by
+/// `$make` (an async expression yielding something that derefs to a `Store`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            clients_round_trip,
+            rotation_without_overlap_bumps_epoch_and_revokes_tokens,
+            rotation_with_overlap_keeps_the_old_secret_and_tokens,
+            tokens_are_found_by_hash_and_revoked_only_by_their_client,
+            concurrent_token_inserts_are_all_stored,
+            revoked_jtis_are_idempotent_and_expire,
+            keys_round_trip_and_retire,
+            every_shared_write_appears_in_the_change_feed,
+            purge_removes_only_what_expired,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make;
+                $crate::store::testsuite::$name(&*store).await;
+            }
+        )*
+    };
+}
