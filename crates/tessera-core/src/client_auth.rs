@@ -49,9 +49,8 @@ impl AuthMethod {
 /// Parses an `Authorization` header value of scheme Basic. RFC 6749 §2.3.1: id and secret are
 /// form-urlencoded before base64 encoding.
 pub fn parse_basic(value: &[u8]) -> Result<BasicCredentials, OAuthError> {
-    let bad = || {
-        OAuthError::invalid_client("malformed HTTP Basic credentials").with_basic_auth(true)
-    };
+    let bad =
+        || OAuthError::invalid_client("malformed HTTP Basic credentials").with_basic_auth(true);
     let value = std::str::from_utf8(value).map_err(|_| bad())?;
     let (scheme, rest) = value.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -117,7 +116,8 @@ pub async fn authenticate(
             return Err(OAuthError::invalid_client("client authentication is required"))
         }
     };
-    let failed = || OAuthError::invalid_client("client authentication failed").with_basic_auth(basic_tried);
+    let failed =
+        || OAuthError::invalid_client("client authentication failed").with_basic_auth(basic_tried);
     let client = cx.store.get_client(client_id).await?;
     // Hash before looking at the result so an unknown client costs the same as a wrong secret.
     let presented = secret.map(SecretHash::of);
@@ -168,7 +168,12 @@ mod tests {
 
     #[test]
     fn malformed_basic_is_invalid_client_with_basic_flag() {
-        for bad in [&b"Basic !!!"[..], b"Bearer abc", b"Basic", b"Basic Om5vaWQ="] {
+        for bad in [
+            &b"Basic !!!"[..],
+            b"Bearer abc",
+            b"Basic",
+            b"Basic Om5vaWQ=",
+        ] {
             let e = parse_basic(bad).unwrap_err();
             assert_eq!(e.code, crate::error::ErrorCode::InvalidClient);
             assert!(e.basic_auth_attempted);

@@ -75,15 +75,13 @@ pub enum JwtError {
 
 /// Signs claims with `key` as an `at+jwt`.
 pub fn encode(key: &SigningKey, claims: &AccessClaims) -> Result<String, KeyError> {
-    let payload =
-        serde_json::to_vec(claims).map_err(|_| KeyError::Invalid(key.kid.clone()))?;
+    let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Invalid(key.kid.clone()))?;
     sign_parts(key, &key.at_header_b64, &payload)
 }
 
 /// Signs arbitrary JSON claims as a plain `JWT` (ID tokens and the like).
 pub fn encode_json(key: &SigningKey, claims: &serde_json::Value) -> Result<String, KeyError> {
-    let payload =
-        serde_json::to_vec(claims).map_err(|_| KeyError::Invalid(key.kid.clone()))?;
+    let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Invalid(key.kid.clone()))?;
     sign_parts(key, &key.id_header_b64, &payload)
 }
 
@@ -199,8 +197,14 @@ mod tests {
     fn expired_wrong_issuer_and_tampered_are_refused() {
         let keys = setup(SigningAlg::Es256);
         let t = encode(keys.signing_key(100).unwrap(), &claims()).unwrap();
-        assert_eq!(verify(&keys, &t, "https://issuer", 200), Err(JwtError::Expired));
-        assert_eq!(verify(&keys, &t, "https://other", 150), Err(JwtError::Issuer));
+        assert_eq!(
+            verify(&keys, &t, "https://issuer", 200),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(
+            verify(&keys, &t, "https://other", 150),
+            Err(JwtError::Issuer)
+        );
         let mut parts: Vec<&str> = t.split('.').collect();
         let forged = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&AccessClaims {
@@ -223,9 +227,8 @@ mod tests {
         let kid = &keys.signing_key(100).unwrap().kid;
         let payload = t.split('.').nth(1).unwrap();
         for alg in ["none", "HS256", "RS256", "EdDSA"] {
-            let h = URL_SAFE_NO_PAD.encode(
-                serde_json::json!({"alg": alg, "kid": kid, "typ": "at+jwt"}).to_string(),
-            );
+            let h = URL_SAFE_NO_PAD
+                .encode(serde_json::json!({"alg": alg, "kid": kid, "typ": "at+jwt"}).to_string());
             let forged = format!("{h}.{payload}.");
             assert_eq!(
                 verify(&keys, &forged, "https://issuer", 150),

@@ -246,8 +246,9 @@ pub fn generate_key(
     let bad = || KeyError::Invalid(kid.clone());
     let (pkcs8, jwk) = match alg {
         SigningAlg::Es256 => {
-            let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map_err(|_| bad())?;
+            let doc =
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| bad())?;
             let pair = EcdsaKeyPair::from_pkcs8(
                 &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
                 doc.as_ref(),
@@ -425,7 +426,9 @@ pub async fn ensure_key(
     if !store.list_keys().await?.is_empty() {
         return Ok(false);
     }
-    store.insert_key(&generate_key(alg, sealer, now, now)?).await?;
+    store
+        .insert_key(&generate_key(alg, sealer, now, now)?)
+        .await?;
     Ok(true)
 }
 

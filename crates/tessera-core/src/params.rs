@@ -46,13 +46,22 @@ impl Params {
     /// Parses a JSON object whose values are strings (numbers and booleans are taken as their
     /// text). Anything else is `invalid_request`.
     pub fn from_json(body: &[u8]) -> Result<Self, OAuthError> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|_| OAuthError::invalid_request("the body is not valid JSON"))?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(OAuthError::invalid_request("the JSON body must be an object"));
-        };
-        let mut pairs = Vec::with_capacity(map.len());
-        for (k, v) in map {
+        use serde::Deserializer as _;
+        // Read the members in order, keeping repeats, so that a repeated member is refused
+        // like a repeated form field (a `serde_json::Value` would silently keep the last).
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let members = de
+            .deserialize_map(MembersVisitor)
+            .and_then(|m| de.end().map(|()| m))
+            .map_err(|e| {
+                if e.is_data() {
+                    OAuthError::invalid_request("the JSON body must be an object")
+                } else {
+                    OAuthError::invalid_request("the body is not valid JSON")
+                }
+            })?;
+        let mut pairs = Vec::with_capacity(members.len());
+        for (k, v) in members {
             let v = match v {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Number(n) => n.to_string(),
@@ -118,6 +127,28 @@ impl Params {
     }
 }
 
+/// Collects the members of a JSON object in order, repeats included.
+struct MembersVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MembersVisitor {
+    type Value = Vec<(String, serde_json::Value)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+            if out.len() >= MAX_PARAMS {
+                return Err(serde::de::Error::custom("too many members"));
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+}
+
 /// Cuts a client-supplied name for echoing in an error description.
 fn truncate(s: &str) -> String {
     s.chars()
@@ -143,7 +174,10 @@ mod tests {
     #[test]
     fn repeated_parameter_is_invalid_request() {
         let p = Params::from_form(b"grant_type=a&grant_type=b").unwrap();
-        assert_eq!(p.get("grant_type").unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            p.get("grant_type").unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
         assert!(p.reject_duplicates().is_err());
     }
 
@@ -153,8 +187,21 @@ mod tests {
         assert_eq!(p.get("client_id").unwrap(), Some("x"));
         assert_eq!(p.get("n").unwrap(), Some("3"));
         for bad in [&b"[1]"[..], b"\"s\"", b"{\"a\":{}}", b"{", b""] {
-            assert_eq!(Params::from_json(bad).unwrap_err().code, ErrorCode::InvalidRequest);
+            assert_eq!(
+                Params::from_json(bad).unwrap_err().code,
+                ErrorCode::InvalidRequest
+            );
         }
+    }
+
+    #[test]
+    fn repeated_json_member_is_kept_and_refused() {
+        let p = Params::from_json(br#"{"client_secret":"a","client_secret":"b"}"#).unwrap();
+        assert_eq!(p.pairs().len(), 2);
+        assert_eq!(
+            p.reject_duplicates().unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
     }
 
     #[test]

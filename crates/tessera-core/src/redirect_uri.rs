@@ -48,7 +48,10 @@ pub fn validate_registration(uri: &str) -> Result<(), RedirectUriError> {
             let authority = after.split(['/', '?']).next().unwrap_or_default();
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
             let host = if host.starts_with('[') {
-                host.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+                host.split(']')
+                    .next()
+                    .map(|h| format!("{h}]"))
+                    .unwrap_or_default()
             } else {
                 host.split(':').next().unwrap_or_default().to_owned()
             };

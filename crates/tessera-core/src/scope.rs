@@ -19,7 +19,9 @@ impl ScopeSet {
                 .bytes()
                 .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
             {
-                return Err(OAuthError::invalid_scope("scope contains invalid characters"));
+                return Err(OAuthError::invalid_scope(
+                    "scope contains invalid characters",
+                ));
             }
             if !out.iter().any(|t| t == tok) {
                 out.push(tok.to_owned());
@@ -81,8 +83,14 @@ mod tests {
     #[test]
     fn scope_outside_client_is_invalid_scope() {
         let allowed = ScopeSet::parse("read write").unwrap();
-        assert!(ScopeSet::parse("read").unwrap().check_within(&allowed).is_ok());
-        let err = ScopeSet::parse("admin").unwrap().check_within(&allowed).unwrap_err();
+        assert!(ScopeSet::parse("read")
+            .unwrap()
+            .check_within(&allowed)
+            .is_ok());
+        let err = ScopeSet::parse("admin")
+            .unwrap()
+            .check_within(&allowed)
+            .unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::InvalidScope);
     }
 

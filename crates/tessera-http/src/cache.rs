@@ -9,6 +9,7 @@
 //! lookups that miss are not (token inserts are not in the feed, to keep issuance cheap).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -25,6 +26,10 @@ pub struct CachedStore {
     clients: Cache<String, Option<Arc<ClientRecord>>>,
     tokens: Cache<String, Arc<TokenRecord>>,
     revoked_jtis: RwLock<HashSet<String>>,
+    /// Bumped on every invalidation. A read from the database is cached only if no
+    /// invalidation happened while it ran, so a change applied between the read and the
+    /// insert cannot leave the stale row cached.
+    generation: AtomicU64,
 }
 
 impl CachedStore {
@@ -35,6 +40,7 @@ impl CachedStore {
             clients: Cache::new(10_000),
             tokens: Cache::new(100_000),
             revoked_jtis: RwLock::new(HashSet::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -54,6 +60,7 @@ impl CachedStore {
 
     /// Applies one change-feed entry; returns whether the signing keys changed.
     pub fn apply(&self, change: &Change) -> bool {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         match change.kind {
             ChangeKind::Client => {
                 self.clients.remove(&change.key);
@@ -73,6 +80,7 @@ impl CachedStore {
 
     /// Forgets every cached entry (after the node lost track of the feed).
     pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.clients.clear();
         self.tokens.clear();
     }
@@ -90,9 +98,12 @@ impl ClientStore for CachedStore {
         if let Some(hit) = self.clients.get(client_id) {
             return Ok(hit.as_deref().cloned());
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let found = self.inner.get_client(client_id).await?;
         // Bound what unknown ids can make us hold: only ids of a sane length are cached.
-        if found.is_some() || client_id.len() <= 64 {
+        if (found.is_some() || client_id.len() <= 64)
+            && generation == self.generation.load(Ordering::SeqCst)
+        {
             self.clients
                 .insert(client_id.to_owned(), found.clone().map(Arc::new));
         }
@@ -105,6 +116,7 @@ impl ClientStore for CachedStore {
 
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
         let r = self.inner.delete_client(client_id, now).await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.clients.remove(client_id);
         r
     }
@@ -120,6 +132,7 @@ impl ClientStore for CachedStore {
             .inner
             .rotate_client_secret(client_id, new_hash, keep_old_until, now)
             .await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.clients.remove(client_id);
         r
     }
@@ -129,8 +142,10 @@ impl ClientStore for CachedStore {
 impl TokenStore for CachedStore {
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.inner.insert_token(token).await?;
-        self.tokens
-            .insert(token.token_hash.as_str().to_owned(), Arc::new(token.clone()));
+        self.tokens.insert(
+            token.token_hash.as_str().to_owned(),
+            Arc::new(token.clone()),
+        );
         Ok(())
     }
 
@@ -138,8 +153,12 @@ impl TokenStore for CachedStore {
         if let Some(hit) = self.tokens.get(hash.as_str()) {
             return Ok(Some((*hit).clone()));
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let found = self.inner.get_token(hash).await?;
-        if let Some(t) = &found {
+        if let Some(t) = found
+            .as_ref()
+            .filter(|_| generation == self.generation.load(Ordering::SeqCst))
+        {
             self.tokens
                 .insert(hash.as_str().to_owned(), Arc::new(t.clone()));
         }
@@ -153,6 +172,7 @@ impl TokenStore for CachedStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let r = self.inner.revoke_token(hash, client_id, now).await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.tokens.remove(hash.as_str());
         r
     }
@@ -164,7 +184,9 @@ impl TokenStore for CachedStore {
         expires_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.inner.revoke_jti(jti, client_id, expires_at, now).await?;
+        self.inner
+            .revoke_jti(jti, client_id, expires_at, now)
+            .await?;
         if let Ok(mut set) = self.revoked_jtis.write() {
             set.insert(jti.to_owned());
         }

@@ -65,15 +65,19 @@ impl FromRequest<AppState> for OAuthRequest {
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| OAuthError::invalid_request(format!("the request body is larger than {limit} bytes or could not be read")))
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        OAuthError::invalid_request(format!(
+            "the request body is larger than {limit} bytes or could not be read"
+        ))
+    })
 }
 
 /// Parses a body by its `Content-Type`.
 pub async fn parse_body(content_type: Option<&str>, body: Bytes) -> Result<Params, OAuthError> {
     let Some(ct) = content_type else {
-        return Err(OAuthError::invalid_request("the Content-Type header is required"));
+        return Err(OAuthError::invalid_request(
+            "the Content-Type header is required",
+        ));
     };
     let media = ct
         .split(';')
@@ -105,7 +109,9 @@ pub async fn parse_body(content_type: Option<&str>, body: Bytes) -> Result<Param
 }
 
 fn mismatch(media: &str) -> OAuthError {
-    OAuthError::invalid_request(format!("the request body does not match its Content-Type {media}"))
+    OAuthError::invalid_request(format!(
+        "the request body does not match its Content-Type {media}"
+    ))
 }
 
 async fn parse_multipart(content_type: &str, body: Bytes) -> Result<Params, OAuthError> {
@@ -181,7 +187,10 @@ mod tests {
     fn missing_or_mismatched_content_type_is_invalid_request() {
         let cases: [(Option<&str>, &[u8]); 5] = [
             (None, b"grant_type=x"),
-            (Some("application/x-www-form-urlencoded"), br#"{"grant_type":"x"}"#),
+            (
+                Some("application/x-www-form-urlencoded"),
+                br#"{"grant_type":"x"}"#,
+            ),
             (Some("application/json"), b"grant_type=x"),
             (Some("multipart/form-data; boundary=XX"), b"grant_type=x"),
             (Some("text/plain"), b"grant_type=x"),

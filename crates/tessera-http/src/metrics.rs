@@ -35,7 +35,10 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("tessera".into()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by endpoint and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by endpoint and status",
+            ),
             &["endpoint", "method", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -44,11 +47,17 @@ impl Metrics {
             &["endpoint"],
         )?;
         let errors = IntCounterVec::new(
-            Opts::new("http_errors_total", "OAuth error responses by endpoint and code"),
+            Opts::new(
+                "http_errors_total",
+                "OAuth error responses by endpoint and code",
+            ),
             &["endpoint", "error"],
         )?;
         let grants = IntCounterVec::new(
-            Opts::new("token_requests_total", "Token requests by grant type and outcome"),
+            Opts::new(
+                "token_requests_total",
+                "Token requests by grant type and outcome",
+            ),
             &["grant_type", "outcome"],
         )?;
         let grant_latency = HistogramVec::new(

@@ -95,8 +95,8 @@ impl AppState {
         // Read the feed position first, so no change between here and serving is missed.
         let seq = store.latest_change().await?;
         keys::ensure_key(store.as_ref(), &sealer, config.signing_alg, now).await?;
-        let keyset = KeySet::load(&store.list_keys().await?, &sealer)
-            .map_err(KeyRotationError::from)?;
+        let keyset =
+            KeySet::load(&store.list_keys().await?, &sealer).map_err(KeyRotationError::from)?;
         let cached = CachedStore::new(store);
         cached.warm(now).await?;
         let throttle = Throttle::new(http.auth_failures_per_minute, 60);

@@ -1,4 +1,5 @@
 //! Router-level tests: the real router over a real SQLite file, driven with `oneshot` (no
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! sockets). Covers what any bytes do to the OAuth endpoints: always a 4xx JSON error in the
 //! RFC 6749 shape, never a panic or a 5xx.
 
@@ -65,8 +66,8 @@ fn send(h: &Harness, path: &str, ct: Option<&str>, body: Vec<u8>) -> (StatusCode
 
 fn assert_rfc_error(status: StatusCode, body: &[u8]) -> Result<(), TestCaseError> {
     prop_assert!(status.is_client_error(), "status {status}");
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
     prop_assert!(v["error"].is_string(), "no error member: {v}");
     Ok(())
 }

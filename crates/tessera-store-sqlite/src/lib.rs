@@ -17,13 +17,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use tessera_core::model::{
-    Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord,
-};
+use tessera_core::model::{Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
 use tessera_core::secret::SecretHash;
-use tessera_core::store::{
-    ChangeFeed, ClientStore, KeyStore, Maintenance, StoreError, TokenStore,
-};
+use tessera_core::store::{ChangeFeed, ClientStore, KeyStore, Maintenance, StoreError, TokenStore};
 
 /// Most rows a purge deletes per statement, so that no lock is held long.
 const PURGE_BATCH: i64 = 1000;
@@ -101,7 +97,9 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
                 Err(_) => break,
             }
         }
-        let result = insert_tokens(&pool, &batch).await.map_err(|e| e.to_string());
+        let result = insert_tokens(&pool, &batch)
+            .await
+            .map_err(|e| e.to_string());
         for job in batch {
             let _ = job.done.send(result.clone());
         }
@@ -409,12 +407,13 @@ impl ChangeFeed for SqliteStore {
     }
 
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
-        let rows = sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")
-            .bind(seq)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows =
+            sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
         rows.iter()
             .map(|r| {
                 let kind: String = r.try_get("kind").map_err(backend)?;

@@ -190,7 +190,9 @@ fn check_issuer(issuer: &str, allow_insecure: bool) -> Result<()> {
         .map_or(host, |(h, _)| h);
     let loopback = host == "localhost"
         || host == "[::1]"
-        || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if loopback || allow_insecure {
         Ok(())
     } else {

@@ -94,7 +94,14 @@ pub async fn rotation_with_overlap_keeps_the_old_secret_and_tokens(s: &dyn Store
     assert_eq!(after.token_epoch, 0);
     assert_eq!(after.old_secret_hash, Some(SecretHash::of("s1")));
     assert_eq!(after.old_secret_expires_at, Some(5_000));
-    assert_eq!(s.get_token(&t.token_hash).await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(
+        s.get_token(&t.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
 }
 
 pub async fn tokens_are_found_by_hash_and_revoked_only_by_their_client(s: &dyn Store) {
@@ -106,7 +113,11 @@ pub async fn tokens_are_found_by_hash_and_revoked_only_by_their_client(s: &dyn S
     assert!(s.revoke_token(&t.token_hash, "c1", 2_000).await.unwrap());
     assert!(!s.revoke_token(&t.token_hash, "c1", 2_001).await.unwrap());
     assert_eq!(
-        s.get_token(&t.token_hash).await.unwrap().unwrap().revoked_at,
+        s.get_token(&t.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
         Some(2_000)
     );
 }
@@ -186,8 +197,12 @@ pub async fn every_shared_write_appears_in_the_change_feed(s: &dyn Store) {
         .unwrap();
     let (_, t) = token(&c.client_id, 10_000);
     s.insert_token(&t).await.unwrap();
-    s.revoke_token(&t.token_hash, &c.client_id, 1_200).await.unwrap();
-    s.revoke_jti("j9", &c.client_id, 10_000, 1_300).await.unwrap();
+    s.revoke_token(&t.token_hash, &c.client_id, 1_200)
+        .await
+        .unwrap();
+    s.revoke_jti("j9", &c.client_id, 10_000, 1_300)
+        .await
+        .unwrap();
     s.delete_client(&c.client_id, 1_400).await.unwrap();
     let changes = s.changes_since(start, 100).await.unwrap();
     let kinds: Vec<ChangeKind> = changes.iter().map(|c| c.kind).collect();

@@ -112,7 +112,10 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             };
             for g in &grant_types {
                 if !KNOWN_GRANTS.contains(&g.as_str()) {
-                    bail!("unknown grant type '{g}' (known: {})", KNOWN_GRANTS.join(", "));
+                    bail!(
+                        "unknown grant type '{g}' (known: {})",
+                        KNOWN_GRANTS.join(", ")
+                    );
                 }
                 if g == grant_types::CLIENT_CREDENTIALS && public {
                     bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
@@ -200,7 +203,9 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
         Command::List { json } => {
             let clients = store.list_clients().await?;
             if json {
-                print_json(&serde_json::Value::Array(clients.iter().map(describe).collect()));
+                print_json(&serde_json::Value::Array(
+                    clients.iter().map(describe).collect(),
+                ));
             } else {
                 for c in &clients {
                     println!(

@@ -1,0 +1,215 @@
+//! The management CLI against a running server: changes reach it within a second, and no
+//! command ever shows a secret again.
+
+use std::time::Instant;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{wait_until, Server, FEED_DEADLINE};
+
+#[tokio::test]
+async fn a_client_created_by_the_cli_works_within_a_second() {
+    let s = Server::start().await;
+    let out = s
+        .cli_json(&[
+            "client", "create", "--name", "svc", "--scope", "read", "--json",
+        ])
+        .await;
+    let created = Instant::now();
+    let id = out["client_id"].as_str().unwrap().to_owned();
+    let secret = out["client_secret"].as_str().unwrap().to_owned();
+    assert!(
+        secret.starts_with("tcs_") && secret.len() >= 4 + 43,
+        "{secret}"
+    );
+    let c = crate::support::Creds { id, secret };
+    let cr = &c;
+    let sr = &s;
+    wait_until(
+        FEED_DEADLINE,
+        "the new client gets a token",
+        move || async move { sr.token_status(cr).await == StatusCode::OK },
+    )
+    .await;
+    assert!(created.elapsed() <= FEED_DEADLINE + std::time::Duration::from_millis(100));
+    let body = s.token_ok(&c).await;
+    assert_eq!(body["scope"], "read");
+}
+
+#[tokio::test]
+async fn client_list_and_show_describe_clients_but_never_their_secrets() {
+    let s = Server::start().await;
+    let a = s
+        .create_client(&["--scope", "read write", "--access-token-ttl", "300"])
+        .await;
+    let b = s
+        .create_client(&[
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--redirect-uri",
+            "https://a.example/cb",
+            "--access-token-format",
+            "opaque",
+        ])
+        .await;
+    let rotated = s
+        .cli_json(&[
+            "client",
+            "rotate-secret",
+            &a.id,
+            "--keep-old-secret-for",
+            "60",
+            "--json",
+        ])
+        .await;
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    let secrets = [a.secret.as_str(), b.secret.as_str(), new_secret.as_str()];
+
+    let list = s.cli_json(&["client", "list", "--json"]).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let find = |id: &str| list.iter().find(|c| c["client_id"] == id).cloned().unwrap();
+    let shown_a = find(&a.id);
+    assert_eq!(shown_a["name"], "t");
+    assert_eq!(shown_a["scope"], "read write");
+    assert_eq!(
+        shown_a["grant_types"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(shown_a["access_token_format"], "jwt");
+    assert_eq!(shown_a["access_token_ttl"], 300);
+    assert_eq!(shown_a["public"], false);
+    assert_eq!(shown_a["token_endpoint_auth_method"], "client_secret_basic");
+    let shown_b = find(&b.id);
+    assert_eq!(
+        shown_b["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(
+        shown_b["redirect_uris"],
+        serde_json::json!(["https://a.example/cb"])
+    );
+    assert_eq!(shown_b["access_token_format"], "opaque");
+
+    let show = s.cli_json(&["client", "show", &a.id, "--json"]).await;
+    assert_eq!(show, shown_a, "show and list agree");
+
+    // Every way of looking at clients, in JSON and as text.
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["client", "list", "--json"],
+        vec!["client", "list"],
+        vec!["client", "show", a.id.as_str(), "--json"],
+        vec!["client", "show", a.id.as_str()],
+        vec!["client", "show", b.id.as_str(), "--json"],
+    ] {
+        outputs.push((args.join(" "), s.cli(&args).await));
+    }
+    for (cmd, out) in &outputs {
+        for secret in secrets {
+            assert!(!out.contains(secret), "`{cmd}` prints a secret");
+            assert!(
+                !out.contains(&sha256_hex(secret)),
+                "`{cmd}` prints a secret's hash"
+            );
+        }
+        assert!(!out.to_lowercase().contains("hash"), "`{cmd}`: {out}");
+        if let Ok(v) = serde_json::from_str::<Value>(out) {
+            let items = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+            for item in items {
+                assert!(item.get("client_secret").is_none(), "`{cmd}`: {item}");
+            }
+        }
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn cli_refuses_invalid_registrations_and_unknown_clients() {
+    let s = Server::start().await;
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "public client with client_credentials",
+            &["client", "create", "--name", "x", "--public"],
+        ),
+        (
+            "unknown grant type",
+            &[
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--grant-type",
+                "password",
+            ],
+        ),
+        (
+            "unknown token format",
+            &[
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--access-token-format",
+                "xml",
+            ],
+        ),
+        (
+            "zero token lifetime",
+            &["client", "create", "--name", "x", "--access-token-ttl", "0"],
+        ),
+        (
+            "plain-http redirect URI",
+            &[
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--grant-type",
+                "authorization_code",
+                "--redirect-uri",
+                "http://example.com/cb",
+            ],
+        ),
+        (
+            "rotate an unknown client",
+            &["client", "rotate-secret", "nope"],
+        ),
+        ("show an unknown client", &["client", "show", "nope"]),
+        ("delete an unknown client", &["client", "delete", "nope"]),
+    ];
+    for (label, args) in cases {
+        let out = s.cli_output(args).await;
+        assert!(!out.status.success(), "{label}: succeeded");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error"),
+            "{label}: no error message"
+        );
+    }
+    let list = s.cli_json(&["client", "list", "--json"]).await;
+    assert_eq!(list, serde_json::json!([]), "nothing was registered");
+}
+
+#[tokio::test]
+async fn purge_and_migrate_run_beside_a_live_server() {
+    let s = Server::start().await;
+    let c = s.create_client(&["--access-token-format", "opaque"]).await;
+    let token = s.access_token(&c).await;
+    let purged = s.cli_json(&["purge", "--json"]).await;
+    for key in ["tokens", "revoked_jtis", "changes", "keys"] {
+        assert!(purged[key].is_u64(), "{key}: {purged}");
+    }
+    assert_eq!(purged["tokens"], 0, "nothing has expired yet");
+    assert!(s.cli(&["migrate"]).await.contains("up to date"));
+    assert!(s.is_active(&c, &token).await, "purge keeps live tokens");
+}

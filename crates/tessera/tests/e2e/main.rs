@@ -1,0 +1,19 @@
+//! End-to-end tests: the real `tessera` binary, driven over HTTP and through its CLI.
+//!
+//! One test binary (linking is slow); one module per area. Every test starts its own server
+//! (`support::Server`, about 100 ms), so tests never share state and can run in parallel.
+// clippy.toml allows these in `#[test]` functions, but not in the helpers they call.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod cli;
+mod client_credentials;
+mod cors;
+mod discovery;
+mod errors;
+mod fuzz;
+mod introspection;
+mod load;
+mod logs;
+mod rotation;
