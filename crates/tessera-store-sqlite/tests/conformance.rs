@@ -1,5 +1,6 @@
 //! The storage conformance suite of `tessera-core`, run against SQLite: a fresh database file
 //! per test.
+#![allow(clippy::unwrap_used)]
 
 use tessera_store_sqlite::SqliteStore;
 
