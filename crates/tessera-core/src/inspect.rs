@@ -14,6 +14,7 @@ use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::jwt::{self, AccessClaims};
 use crate::model::TokenFormat;
+use crate::opaque;
 use crate::secret::SecretHash;
 
 /// What an active token says.
@@ -35,6 +36,8 @@ pub struct ActiveToken {
     pub jti: String,
     /// Its format.
     pub format: TokenFormat,
+    /// The stored id of an opaque token.
+    pub token_id: Option<String>,
 }
 
 /// Looks a token up and checks it; `None` when it is not active for any reason.
@@ -55,11 +58,18 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             exp: claims.exp,
             jti: claims.jti.clone(),
             format: TokenFormat::Jwt,
+            token_id: None,
         }
     } else {
-        let Some(rec) = cx.store.get_token(&SecretHash::of(token)).await? else {
+        let Some(id) = opaque::selector(token) else {
             return Ok(None);
         };
+        let Some(rec) = cx.store.get_token(id).await? else {
+            return Ok(None);
+        };
+        if !rec.token_hash.ct_eq(&SecretHash::of(token)) {
+            return Ok(None);
+        }
         if rec.revoked_at.is_some() || rec.expires_at <= cx.now {
             return Ok(None);
         }
@@ -75,6 +85,7 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             exp: rec.expires_at,
             jti: rec.jti,
             format: TokenFormat::Opaque,
+            token_id: Some(rec.token_id),
         }
     };
     // Deleting a client or rotating its secret revokes its tokens.

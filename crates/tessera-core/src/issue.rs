@@ -8,11 +8,9 @@ use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::jwt::{self, AccessClaims};
 use crate::model::{ClientRecord, TokenFormat, TokenRecord};
+use crate::opaque;
 use crate::scope::ScopeSet;
-use crate::secret::{self, Secret};
-
-/// Prefix of opaque access tokens (recognisable by secret scanners; adds no entropy).
-pub const OPAQUE_PREFIX: &str = "tat_";
+use crate::secret::Secret;
 
 /// A freshly minted access token.
 #[derive(Debug)]
@@ -56,9 +54,10 @@ pub async fn issue_access_token(
             Secret::new(jwt::encode(key, &claims).map_err(OAuthError::server_error)?)
         }
         TokenFormat::Opaque => {
-            let token = secret::generate(OPAQUE_PREFIX);
+            let (token, token_id) = opaque::mint(cx.now);
             cx.store
                 .insert_token(&TokenRecord {
+                    token_id,
                     token_hash: token.hash(),
                     jti,
                     client_id: client.client_id.clone(),

@@ -25,6 +25,7 @@ pub mod issue;
 pub mod jwt;
 pub mod keys;
 pub mod model;
+pub mod opaque;
 pub mod params;
 pub mod redirect_uri;
 pub mod scope;

@@ -90,7 +90,9 @@ impl ClientRecord {
 /// A stored access token (opaque tokens only; JWTs are not stored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRecord {
-    /// SHA-256 of the token value.
+    /// The token's public id (see [`crate::opaque`]): the key it is found by.
+    pub token_id: String,
+    /// SHA-256 of the whole token, compared in constant time once the row is found.
     pub token_hash: SecretHash,
     /// Identifier of the token, as a JWT's `jti` would be.
     pub jti: String,

@@ -38,7 +38,7 @@ impl CachedStore {
         Self {
             inner,
             clients: Cache::new(10_000),
-            tokens: Cache::new(100_000),
+            tokens: Cache::new(20_000),
             revoked_jtis: RwLock::new(HashSet::new()),
             generation: AtomicU64::new(0),
         }
@@ -141,39 +141,34 @@ impl ClientStore for CachedStore {
 #[async_trait]
 impl TokenStore for CachedStore {
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        self.inner.insert_token(token).await?;
-        self.tokens.insert(
-            token.token_hash.as_str().to_owned(),
-            Arc::new(token.clone()),
-        );
-        Ok(())
+        // Not cached here: issuance stays cheap, and a token is cached on its first lookup.
+        self.inner.insert_token(token).await
     }
 
-    async fn get_token(&self, hash: &SecretHash) -> Result<Option<TokenRecord>, StoreError> {
-        if let Some(hit) = self.tokens.get(hash.as_str()) {
+    async fn get_token(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        if let Some(hit) = self.tokens.get(token_id) {
             return Ok(Some((*hit).clone()));
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let found = self.inner.get_token(hash).await?;
+        let found = self.inner.get_token(token_id).await?;
         if let Some(t) = found
             .as_ref()
             .filter(|_| generation == self.generation.load(Ordering::SeqCst))
         {
-            self.tokens
-                .insert(hash.as_str().to_owned(), Arc::new(t.clone()));
+            self.tokens.insert(token_id.to_owned(), Arc::new(t.clone()));
         }
         Ok(found)
     }
 
     async fn revoke_token(
         &self,
-        hash: &SecretHash,
+        token_id: &str,
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let r = self.inner.revoke_token(hash, client_id, now).await;
+        let r = self.inner.revoke_token(token_id, client_id, now).await;
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.tokens.remove(hash.as_str());
+        self.tokens.remove(token_id);
         r
     }
 

@@ -106,7 +106,7 @@ impl AppState {
             store: cached,
             keys: RwLock::new(Arc::new(keyset)),
             sealer,
-            verified: verified_tokens(100_000),
+            verified: verified_tokens(20_000),
             metrics: Metrics::new()?,
             clock,
             feed_seq: AtomicI64::new(seq),

@@ -18,8 +18,11 @@ CREATE TABLE clients (
     updated_at            INTEGER NOT NULL
 );
 
+-- Opaque access tokens, keyed by the public id inside the token (time-ordered, so inserts
+-- append); the whole token is stored only as its SHA-256.
 CREATE TABLE access_tokens (
-    token_hash  TEXT PRIMARY KEY,
+    token_id    TEXT PRIMARY KEY,
+    token_hash  TEXT NOT NULL,
     jti         TEXT NOT NULL,
     client_id   TEXT NOT NULL,
     subject     TEXT NOT NULL,
@@ -29,8 +32,7 @@ CREATE TABLE access_tokens (
     expires_at  INTEGER NOT NULL,
     token_epoch INTEGER NOT NULL,
     revoked_at  INTEGER
-);
-CREATE INDEX access_tokens_client_id ON access_tokens (client_id);
+) WITHOUT ROWID;
 CREATE INDEX access_tokens_expires_at ON access_tokens (expires_at);
 
 CREATE TABLE revoked_jtis (

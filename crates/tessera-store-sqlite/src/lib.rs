@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use tessera_core::model::{Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
@@ -59,13 +59,7 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://PATH` URL and applies the
     /// migrations. Must be called inside a Tokio runtime (it starts the group-commit writer).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(backend)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+        let opts = opts_for_writer(url)?;
         let pool = SqlitePoolOptions::new()
             .min_connections(1)
             .max_connections(4)
@@ -76,8 +70,11 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        // The writer holds a connection of its own, so a batch costs one round trip to the
+        // SQLite thread and no pool checkout.
+        let writer_conn = opts_for_writer(url)?.connect().await.map_err(backend)?;
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(group_commit(pool.clone(), rx));
+        tokio::spawn(group_commit(writer_conn, rx));
         Ok(Self { pool, writer: tx })
     }
 
@@ -87,8 +84,21 @@ impl SqliteStore {
     }
 }
 
-/// Gathers concurrent token inserts into one transaction each.
-async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
+fn opts_for_writer(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(backend)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+        // Reads from the OS page cache without a copy; grows only as the file does.
+        .pragma("mmap_size", "268435456"))
+}
+
+/// Gathers concurrent token inserts into one statement each: a multi-row INSERT in autocommit
+/// mode is one atomic, durable transaction.
+async fn group_commit(mut conn: SqliteConnection, mut rx: mpsc::Receiver<InsertJob>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -97,7 +107,7 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
                 Err(_) => break,
             }
         }
-        let result = insert_tokens(&pool, &batch)
+        let result = insert_tokens(&mut conn, &batch)
             .await
             .map_err(|e| e.to_string());
         for job in batch {
@@ -106,14 +116,18 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<InsertJob>) {
     }
 }
 
-async fn insert_tokens(pool: &SqlitePool, batch: &[InsertJob]) -> Result<(), sqlx::Error> {
+async fn insert_tokens(
+    conn: &mut SqliteConnection,
+    batch: &[InsertJob],
+) -> Result<(), sqlx::Error> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT INTO access_tokens (token_hash, jti, client_id, subject, scope, audience, \
+        "INSERT INTO access_tokens (token_id, token_hash, jti, client_id, subject, scope, audience, \
          issued_at, expires_at, token_epoch, revoked_at) ",
     );
     qb.push_values(batch, |mut b, job| {
         let t = &job.token;
-        b.push_bind(t.token_hash.as_str())
+        b.push_bind(&t.token_id)
+            .push_bind(t.token_hash.as_str())
             .push_bind(&t.jti)
             .push_bind(&t.client_id)
             .push_bind(&t.subject)
@@ -124,7 +138,7 @@ async fn insert_tokens(pool: &SqlitePool, batch: &[InsertJob]) -> Result<(), sql
             .push_bind(t.token_epoch)
             .push_bind(t.revoked_at);
     });
-    qb.build().execute(pool).await.map(|_| ())
+    qb.build().execute(&mut *conn).await.map(|_| ())
 }
 
 async fn log_change(
@@ -199,11 +213,6 @@ impl ClientStore for SqliteStore {
             .await
             .map_err(backend)?
             .rows_affected();
-        sqlx::query("DELETE FROM access_tokens WHERE client_id = ?")
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
         log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
         tx.commit().await.map_err(backend)?;
         Ok(n > 0)
@@ -230,30 +239,18 @@ impl ClientStore for SqliteStore {
             .await
             .map_err(backend)?
             .rows_affected(),
-            None => {
-                let n = sqlx::query(
-                    "UPDATE clients SET old_secret_hash = NULL, old_secret_expires_at = NULL, \
-                     secret_hash = ?, token_epoch = token_epoch + 1, updated_at = ? \
-                     WHERE client_id = ?",
-                )
-                .bind(new_hash.as_str())
-                .bind(now)
-                .bind(client_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?
-                .rows_affected();
-                sqlx::query(
-                    "UPDATE access_tokens SET revoked_at = ? \
-                     WHERE client_id = ? AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(client_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-                n
-            }
+            None => sqlx::query(
+                "UPDATE clients SET old_secret_hash = NULL, old_secret_expires_at = NULL, \
+                 secret_hash = ?, token_epoch = token_epoch + 1, updated_at = ? \
+                 WHERE client_id = ?",
+            )
+            .bind(new_hash.as_str())
+            .bind(now)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected(),
         };
         log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
         tx.commit().await.map_err(backend)?;
@@ -279,9 +276,9 @@ impl TokenStore for SqliteStore {
         }
     }
 
-    async fn get_token(&self, hash: &SecretHash) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
-            .bind(hash.as_str())
+    async fn get_token(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_id = ?")
+            .bind(token_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
@@ -290,24 +287,24 @@ impl TokenStore for SqliteStore {
 
     async fn revoke_token(
         &self,
-        hash: &SecretHash,
+        token_id: &str,
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let n = sqlx::query(
             "UPDATE access_tokens SET revoked_at = ? \
-             WHERE token_hash = ? AND client_id = ? AND revoked_at IS NULL",
+             WHERE token_id = ? AND client_id = ? AND revoked_at IS NULL",
         )
         .bind(now)
-        .bind(hash.as_str())
+        .bind(token_id)
         .bind(client_id)
         .execute(&mut *tx)
         .await
         .map_err(backend)?
         .rows_affected();
         if n > 0 {
-            log_change(&mut tx, ChangeKind::Token, hash.as_str(), now).await?;
+            log_change(&mut tx, ChangeKind::Token, token_id, now).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(n > 0)
@@ -442,8 +439,8 @@ impl Maintenance for SqliteStore {
         Ok(PurgeReport {
             tokens: self
                 .purge(
-                    "DELETE FROM access_tokens WHERE token_hash IN \
-                     (SELECT token_hash FROM access_tokens WHERE expires_at <= ? LIMIT ?)",
+                    "DELETE FROM access_tokens WHERE token_id IN \
+                     (SELECT token_id FROM access_tokens WHERE expires_at <= ? LIMIT ?)",
                     now,
                 )
                 .await?,

@@ -48,6 +48,7 @@ pub(crate) fn client(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
 
 pub(crate) fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
+        token_id: get(row, "token_id")?,
         token_hash: SecretHash::from_stored(get::<String>(row, "token_hash")?),
         jti: get(row, "jti")?,
         client_id: get(row, "client_id")?,

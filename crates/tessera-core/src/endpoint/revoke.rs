@@ -10,7 +10,6 @@ use crate::error::OAuthError;
 use crate::inspect::inspect;
 use crate::model::TokenFormat;
 use crate::params::Params;
-use crate::secret::SecretHash;
 
 /// Handles a revocation request; `Ok(())` is HTTP 200 with an empty body.
 pub async fn handle(
@@ -29,16 +28,14 @@ pub async fn handle(
     if t.client_id != caller.client_id {
         return Ok(());
     }
-    match t.format {
-        TokenFormat::Jwt => {
+    match (t.format, &t.token_id) {
+        (TokenFormat::Opaque, Some(id)) => {
+            cx.store.revoke_token(id, &t.client_id, cx.now).await?;
+        }
+        _ => {
             cx.store
                 .revoke_jti(&t.jti, &t.client_id, t.exp, cx.now)
                 .await?
-        }
-        TokenFormat::Opaque => {
-            cx.store
-                .revoke_token(&SecretHash::of(token), &t.client_id, cx.now)
-                .await?;
         }
     }
     Ok(())

@@ -43,13 +43,15 @@ pub trait ClientStore: Send + Sync {
     async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
     /// Every client, oldest first.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
-    /// Removes a client and every opaque token issued to it. # Contract: returns whether it
-    /// existed; logs a `Client` change.
+    /// Removes a client. # Contract: returns whether it existed; logs a `Client` change.
+    /// Its tokens are no longer active (their client is gone) and are purged when they
+    /// expire.
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
     /// Replaces the secret hash. # Contract: with `keep_old_until = Some(t)` the previous hash
-    /// stays valid until `t` and nothing is revoked; with `None` the previous hash is dropped,
-    /// the token epoch is bumped and every opaque token of the client is marked revoked at
-    /// `now`. Returns whether the client existed; logs a `Client` change.
+    /// stays valid until `t` and nothing is revoked; with `None` the previous hash is dropped
+    /// and the token epoch is bumped, which revokes every token issued before (tokens carry
+    /// the epoch they were issued under). Returns whether the client existed; logs a `Client`
+    /// change.
     async fn rotate_client_secret(
         &self,
         client_id: &str,
@@ -64,13 +66,13 @@ pub trait ClientStore: Send + Sync {
 pub trait TokenStore: Send + Sync {
     /// Stores an opaque token. # Contract: durable when this returns `Ok`.
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
-    /// The opaque token with this hash, revoked or not.
-    async fn get_token(&self, hash: &SecretHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// The opaque token with this id, revoked or not.
+    async fn get_token(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// Marks an opaque token revoked if it belongs to `client_id`. # Contract: returns whether
-    /// a row changed; logs a `Token` change when it did.
+    /// a row changed; logs a `Token` change (keyed by the token id) when it did.
     async fn revoke_token(
         &self,
-        hash: &SecretHash,
+        token_id: &str,
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
