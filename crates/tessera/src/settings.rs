@@ -51,6 +51,8 @@ pub struct FileConfig {
     pub auth_failures_per_minute: Option<u32>,
     /// Allow a non-loopback `http://` issuer (development only).
     pub allow_insecure_http: Option<bool>,
+    /// Serving threads (default: one per CPU).
+    pub workers: Option<usize>,
 }
 
 /// Loads the config file, if one is named.
@@ -86,6 +88,8 @@ pub struct Settings {
     pub core: Config,
     /// HTTP settings.
     pub http: HttpConfig,
+    /// Serving threads.
+    pub workers: usize,
     secret_file: Option<PathBuf>,
 }
 
@@ -171,6 +175,9 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         json_logs,
         core,
         http,
+        workers: env("TESSERA_WORKERS")?
+            .or(file.workers)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         secret_file: o.secret_file.or(file.secret_file),
     })
 }

@@ -1,4 +1,11 @@
 //! `tessera serve`.
+//!
+//! Serving is thread-per-core: each of `workers` threads runs a single-threaded Tokio runtime
+//! with a listening socket of its own (`SO_REUSEPORT`), and a connection stays on the thread
+//! that accepted it. The work of a token request is short and CPU-bound (one signature), and
+//! measured on two cores this serves about half again as many requests as one work-stealing
+//! runtime, which spent the difference moving tasks and waking threads. Background work (the
+//! change feed, purges, the SQLite writer) runs on the main runtime.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,27 +59,81 @@ pub async fn run(settings: Settings) -> Result<()> {
     .await
     .context("starting the server state")?;
     let background = state.spawn_background();
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
+    let addr: SocketAddr = tokio::net::lookup_host(&settings.listen)
         .await
-        .with_context(|| format!("binding {}", settings.listen))?;
-    let local = listener.local_addr()?;
+        .with_context(|| format!("resolving {}", settings.listen))?
+        .next()
+        .with_context(|| format!("{} names no address", settings.listen))?;
+    let workers = settings.workers.max(1);
+    let first = bind(addr).with_context(|| format!("binding {addr}"))?;
+    let local = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers {
+        listeners.push(bind(local).with_context(|| format!("binding {local}"))?);
+    }
     tracing::info!(
         listen = %local,
         issuer = %settings.core.issuer,
         database = %redact(&settings.database_url),
+        workers,
         "tessera is serving"
     );
-    axum::serve(
-        listener,
-        tessera_http::app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving")?;
+    let app = tessera_http::app(state);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let app = app.clone();
+        let mut stopped = stopped.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("tessera-http-{i}"))
+            .spawn(move || -> Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await?;
+                    Ok(())
+                })
+            })?;
+        threads.push(thread);
+    }
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let joined = tokio::task::spawn_blocking(move || {
+        threads
+            .into_iter()
+            .map(|t| t.join().map_err(|_| anyhow::anyhow!("a serving thread panicked"))?)
+            .collect::<Result<Vec<()>>>()
+    })
+    .await?;
+    joined.context("serving")?;
     background.abort();
     store.close().await;
     tracing::info!("tessera stopped");
     Ok(())
+}
+
+/// A listening socket with `SO_REUSEPORT`, so that each serving thread accepts on a socket of
+/// its own and the kernel spreads connections across them.
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 async fn shutdown_signal() {
