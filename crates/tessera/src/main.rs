@@ -41,7 +41,7 @@ enum Command {
     /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.
-    Migrate,
+    Migrate(cli::maintenance::MigrateArgs),
 }
 
 fn main() -> ExitCode {

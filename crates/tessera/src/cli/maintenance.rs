@@ -34,10 +34,22 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// Flags of `migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Applies migrations (opening the store does) and exits.
-pub async fn migrate(settings: &Settings) -> Result<()> {
+pub async fn migrate(args: MigrateArgs, settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
     store.close().await;
-    println!("database schema is up to date");
+    if args.json {
+        print_json(&json!({"migrated": true}));
+    } else {
+        println!("database schema is up to date");
+    }
     Ok(())
 }

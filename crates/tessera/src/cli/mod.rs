@@ -35,7 +35,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Client(cmd) => client::run(cmd, &settings).await,
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
         Command::Purge(args) => maintenance::purge(args, &settings).await,
-        Command::Migrate => maintenance::migrate(&settings).await,
+        Command::Migrate(args) => maintenance::migrate(args, &settings).await,
     }
 }
 

@@ -110,7 +110,10 @@ pub async fn run(settings: Settings) -> Result<()> {
     let joined = tokio::task::spawn_blocking(move || {
         threads
             .into_iter()
-            .map(|t| t.join().map_err(|_| anyhow::anyhow!("a serving thread panicked"))?)
+            .map(|t| {
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("a serving thread panicked"))?
+            })
             .collect::<Result<Vec<()>>>()
     })
     .await?;
