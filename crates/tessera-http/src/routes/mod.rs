@@ -7,11 +7,43 @@ pub mod jwks;
 pub mod revoke;
 pub mod token;
 
+use std::net::IpAddr;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tessera_core::OAuthError;
+use tessera_core::{ErrorCode, OAuthError};
 
 use crate::error::error_response;
+use crate::state::AppState;
+
+/// For endpoints where a client authenticates (SECURITY row 25): the answer to an address
+/// that failed too often, if this one did.
+pub fn refuse_if_throttled(state: &AppState, peer: Option<IpAddr>) -> Option<Response> {
+    state.throttled(peer).then(|| {
+        error_response(OAuthError::slow_down(
+            "too many failed client authentications from this address; retry later",
+        ))
+    })
+}
+
+/// Turns an endpoint's result into a response, counting a failed client authentication
+/// against the caller's address.
+pub fn respond<T>(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    result: Result<T, OAuthError>,
+    ok: impl FnOnce(T) -> Response,
+) -> Response {
+    match result {
+        Ok(v) => ok(v),
+        Err(e) => {
+            if e.code == ErrorCode::InvalidClient {
+                state.auth_failed(peer);
+            }
+            error_response(e)
+        }
+    }
+}
 
 /// 405 for a method an endpoint does not take (RFC 6749 §3.2: the token endpoint is POST only).
 pub async fn post_only() -> Response {
