@@ -142,3 +142,194 @@ fn token_endpoint_refuses_get_with_405() {
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(res.headers()["allow"], "POST");
 }
+
+/// A router over a fresh database whose clock the test moves, with one JWT and one opaque
+/// client registered directly in the store.
+struct Timed {
+    rt: tokio::runtime::Runtime,
+    router: axum::Router,
+    clock: Arc<tessera_core::clock::FixedClock>,
+    store: Arc<SqliteStore>,
+    jwt: (String, String),
+    opaque: (String, String),
+    _dir: tempfile::TempDir,
+}
+
+fn timed() -> Timed {
+    use tessera_core::model::{ClientRecord, TokenFormat};
+    use tessera_core::store::ClientStore;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let clock = Arc::new(tessera_core::clock::FixedClock::new(1_800_000_000));
+    let (router, store, jwt, opaque) = rt.block_on(async {
+        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        let mut made = Vec::new();
+        for format in [TokenFormat::Jwt, TokenFormat::Opaque] {
+            let secret = tessera_core::secret::generate("tcs_");
+            let c = ClientRecord {
+                client_id: tessera_core::secret::generate_id(),
+                name: "timed".into(),
+                secret_hash: Some(secret.hash()),
+                old_secret_hash: None,
+                old_secret_expires_at: None,
+                grant_types: vec!["client_credentials".into()],
+                redirect_uris: vec![],
+                scopes: tessera_core::scope::ScopeSet::parse("read").unwrap(),
+                public: false,
+                access_token_format: format,
+                access_token_ttl: 60,
+                token_epoch: 0,
+                created_at: 1_800_000_000,
+            };
+            store.insert_client(&c).await.unwrap();
+            made.push((c.client_id, secret.expose().to_owned()));
+        }
+        let state = AppState::start(
+            Config::new("http://127.0.0.1:1"),
+            HttpConfig::default(),
+            store.clone(),
+            Sealer::from_secret(b"router-test-secret-0123456789").unwrap(),
+            clock.clone(),
+        )
+        .await
+        .unwrap();
+        let opaque = made.pop().unwrap();
+        let jwt = made.pop().unwrap();
+        (app(state), store, jwt, opaque)
+    });
+    Timed {
+        rt,
+        router,
+        clock,
+        store,
+        jwt,
+        opaque,
+        _dir: dir,
+    }
+}
+
+fn form(
+    h: &Timed,
+    path: &str,
+    creds: &(String, String),
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    use base64::Engine as _;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", creds.0, creds.1));
+    let req = Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", format!("Basic {basic}"))
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    h.rt.block_on(async {
+        let res = h.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    })
+}
+
+fn token(h: &Timed, creds: &(String, String)) -> String {
+    let (status, body) = form(h, "/oauth2/token", creds, "grant_type=client_credentials");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn active(h: &Timed, token: &str) -> bool {
+    let body = format!("token={}", urlencode(token));
+    let (status, v) = form(h, "/oauth2/introspect", &h.jwt, &body);
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["active"].as_bool().unwrap()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn tokens_of_both_formats_stop_being_active_when_they_expire() {
+    let h = timed();
+    let jwt = token(&h, &h.jwt);
+    let opaque = token(&h, &h.opaque);
+    assert!(active(&h, &jwt) && active(&h, &opaque));
+    h.clock.advance(59);
+    assert!(
+        active(&h, &jwt) && active(&h, &opaque),
+        "still valid 1 s before exp"
+    );
+    h.clock.advance(1);
+    assert!(!active(&h, &jwt), "a JWT is inactive at exp");
+    assert!(!active(&h, &opaque), "an opaque token is inactive at exp");
+}
+
+#[test]
+fn an_old_secret_kept_for_an_overlap_works_until_the_overlap_ends() {
+    use tessera_core::store::ClientStore;
+    let h = timed();
+    let new = tessera_core::secret::generate("tcs_");
+    let now = tessera_core::clock::Clock::now(h.clock.as_ref());
+    h.rt.block_on(
+        h.store
+            .rotate_client_secret(&h.opaque.0, &new.hash(), Some(now + 30), now),
+    )
+    .unwrap();
+    // The running state learns of the rotation through the change feed: wait until the new
+    // secret is accepted (the poll runs every 250 ms).
+    let new_creds = (h.opaque.0.clone(), new.expose().to_owned());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while form(
+        &h,
+        "/oauth2/token",
+        &new_creds,
+        "grant_type=client_credentials",
+    )
+    .0 != StatusCode::OK
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new secret never accepted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (status, _) = form(
+        &h,
+        "/oauth2/token",
+        &h.opaque,
+        "grant_type=client_credentials",
+    );
+    assert_eq!(status, StatusCode::OK, "old secret inside the overlap");
+    h.clock.advance(30);
+    let (status, body) = form(
+        &h,
+        "/oauth2/token",
+        &h.opaque,
+        "grant_type=client_credentials",
+    );
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "old secret after the overlap: {body}"
+    );
+    assert_eq!(body["error"], "invalid_client");
+    let (status, _) = form(
+        &h,
+        "/oauth2/token",
+        &new_creds,
+        "grant_type=client_credentials",
+    );
+    assert_eq!(status, StatusCode::OK);
+}
