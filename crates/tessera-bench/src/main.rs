@@ -1,6 +1,7 @@
 //! `tessera-bench`: the command line and the orchestration of one bench run
-//! (floor server, then the Tessera scenarios, each at every concurrency),
-//! plus the hidden `floor` subcommand the bench re-executes itself with.
+//! (floor server, then the signing floor, then the Tessera scenarios, each at
+//! every concurrency), plus the hidden `floor` subcommand the bench
+//! re-executes itself with.
 
 mod conn;
 mod floor;
@@ -47,6 +48,9 @@ enum Cmd {
     Floor {
         #[arg(long)]
         listen: SocketAddr,
+        /// Also sign one ES256 JWT per request (the signing ceiling).
+        #[arg(long)]
+        sign_es256: bool,
     },
 }
 
@@ -86,6 +90,9 @@ struct RunArgs {
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
     Floor,
+    /// The floor handler plus one ES256 JWT signature per request.
+    #[value(name = "floor-es256")]
+    FloorEs256,
     Jwt,
     Opaque,
     IntrospectJwt,
@@ -93,17 +100,24 @@ enum Scenario {
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 6] = [
         Scenario::Floor,
+        Scenario::FloorEs256,
         Scenario::Jwt,
         Scenario::Opaque,
         Scenario::IntrospectJwt,
         Scenario::IntrospectOpaque,
     ];
 
+    /// Whether the scenario is served by a floor process (not Tessera).
+    fn is_floor(self) -> bool {
+        matches!(self, Scenario::Floor | Scenario::FloorEs256)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Scenario::Floor => "floor",
+            Scenario::FloorEs256 => "floor-es256",
             Scenario::Jwt => "jwt",
             Scenario::Opaque => "opaque",
             Scenario::IntrospectJwt => "introspect-jwt",
@@ -123,8 +137,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    if let Some(Cmd::Floor { listen }) = cli.command {
-        return floor::serve(listen);
+    if let Some(Cmd::Floor { listen, sign_es256 }) = cli.command {
+        return floor::serve(listen, sign_es256);
     }
     let args = cli.run;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -204,7 +218,7 @@ fn is_workspace_root(dir: &Path) -> bool {
 
 async fn bench(args: &RunArgs) -> Result<Report> {
     let settings = Settings::from_args(args)?;
-    let needs_tessera = settings.scenarios.iter().any(|s| *s != Scenario::Floor);
+    let needs_tessera = settings.scenarios.iter().any(|s| !s.is_floor());
     let tessera_bin = if needs_tessera {
         let bin = match &args.tessera {
             Some(path) => path.clone(),
@@ -214,7 +228,8 @@ async fn bench(args: &RunArgs) -> Result<Report> {
         if !bin.is_file() {
             bail!(
                 "tessera binary not found at {} (build it with `cargo build --release -p \
-                 tessera` or pass --tessera PATH; use --only floor to skip the server)",
+                 tessera` or pass --tessera PATH; use --only floor,floor-es256 to skip the \
+                 server)",
                 bin.display()
             );
         }
@@ -226,8 +241,10 @@ async fn bench(args: &RunArgs) -> Result<Report> {
     let mut results = Vec::new();
     let mut memory = Memory::default();
 
-    if settings.wants(Scenario::Floor) {
-        run_floor(&settings, &mut results, &mut memory).await?;
+    for scenario in [Scenario::Floor, Scenario::FloorEs256] {
+        if settings.wants(scenario) {
+            run_floor(&settings, scenario, &mut results, &mut memory).await?;
+        }
     }
     if let Some(bin) = &tessera_bin {
         eprintln!("starting {} serve ...", bin.display());
@@ -244,6 +261,7 @@ async fn bench(args: &RunArgs) -> Result<Report> {
 
     report::fill_ratios(&mut results);
     let targets = report::evaluate_targets(&results, &memory);
+    let signing_ceiling = report::signing_ceiling(&results);
     let unix_time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -265,17 +283,24 @@ async fn bench(args: &RunArgs) -> Result<Report> {
         results,
         memory,
         targets,
+        signing_ceiling,
     })
 }
 
+/// Runs one floor scenario (`floor` or `floor-es256`) at every concurrency,
+/// each in its own floor process.
 async fn run_floor(
     settings: &Settings,
+    scenario: Scenario,
     results: &mut Vec<ScenarioResult>,
     memory: &mut Memory,
 ) -> Result<()> {
-    eprintln!("starting floor server ...");
-    let mut floor = FloorProcess::start().await?;
-    memory.floor_idle_rss_kib = floor.guard.rss_kib().ok();
+    let sign_es256 = scenario == Scenario::FloorEs256;
+    eprintln!("starting {} server ...", scenario.name());
+    let mut floor = FloorProcess::start(sign_es256).await?;
+    if !sign_es256 {
+        memory.floor_idle_rss_kib = floor.guard.rss_kib().ok();
+    }
     // Same request shape as the tessera token scenario (Basic auth included).
     let template = RequestTemplate::form_post(
         floor.addr,
@@ -287,7 +312,7 @@ async fn run_floor(
     for &concurrency in &settings.concurrency {
         let result = measure(
             settings,
-            Scenario::Floor,
+            scenario,
             floor.addr,
             &template,
             Check::Status,
@@ -324,7 +349,7 @@ async fn run_tessera(
 
     for scenario in settings.scenarios.iter().copied() {
         let (client, introspect) = match scenario {
-            Scenario::Floor => continue,
+            Scenario::Floor | Scenario::FloorEs256 => continue,
             Scenario::Jwt => (&jwt_client, false),
             Scenario::Opaque => (&opaque_client, false),
             Scenario::IntrospectJwt => (&jwt_client, true),
@@ -407,6 +432,7 @@ async fn measure(
         max_ms: h.max() as f64 / 1000.0,
         mean_ms: h.mean() / 1000.0,
         ratio_to_floor: None,
+        ratio_to_ceiling: None,
         sample_error: load.sample_error.clone(),
     };
     eprintln!(

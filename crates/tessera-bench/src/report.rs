@@ -1,5 +1,6 @@
 //! Owns the bench's output: the result records, the human-readable table,
-//! the targets section (PASS/MISS at concurrency 64) and the JSON file.
+//! the targets section (PASS/MISS at concurrency 64, plus the informational
+//! comparison of `jwt` with the ES256 signing ceiling) and the JSON file.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,6 +14,12 @@ pub const TARGET_CONCURRENCY: usize = 64;
 const P99_TARGET_MS: f64 = 10.0;
 /// Idle RSS target, megabytes (10^6 bytes).
 const IDLE_RSS_TARGET_MB: f64 = 30.0;
+/// The plain HTTP floor scenario.
+const FLOOR: &str = "floor";
+/// The floor plus one ES256 signature per request: the JWT signing ceiling.
+const CEILING: &str = "floor-es256";
+/// The scenario compared with the signing ceiling.
+const JWT: &str = "jwt";
 
 /// One scenario at one concurrency.
 #[derive(Clone, Debug, Serialize)]
@@ -33,6 +40,9 @@ pub struct ScenarioResult {
     pub mean_ms: f64,
     /// Throughput relative to the floor at the same concurrency (1.0 = same).
     pub ratio_to_floor: Option<f64>,
+    /// `jwt` rows only: throughput relative to the ES256 signing ceiling
+    /// (`floor-es256`) at the same concurrency.
+    pub ratio_to_ceiling: Option<f64>,
     pub sample_error: Option<String>,
 }
 
@@ -71,6 +81,17 @@ pub struct RunInfo {
     pub tessera_bin: Option<String>,
 }
 
+/// The informational comparison with the ES256 signing ceiling at
+/// [`TARGET_CONCURRENCY`] (no target, no PASS/MISS).
+#[derive(Clone, Debug, Serialize)]
+pub struct SigningCeiling {
+    pub concurrency: usize,
+    /// `jwt` req/s ÷ `floor-es256` req/s.
+    pub jwt_ratio_to_ceiling: Option<f64>,
+    /// `floor-es256` req/s ÷ `floor` req/s.
+    pub ceiling_ratio_to_floor: Option<f64>,
+}
+
 /// Everything written to the JSON file.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -78,20 +99,52 @@ pub struct Report {
     pub results: Vec<ScenarioResult>,
     pub memory: Memory,
     pub targets: Vec<TargetCheck>,
+    pub signing_ceiling: SigningCeiling,
 }
 
-/// Fills `ratio_to_floor` from the floor results at the same concurrency.
-pub fn fill_ratios(results: &mut [ScenarioResult]) {
-    let floors: Vec<(usize, f64)> = results
+/// Throughput of `scenario` at each measured concurrency.
+fn rates(results: &[ScenarioResult], scenario: &str) -> Vec<(usize, f64)> {
+    results
         .iter()
-        .filter(|r| r.scenario == "floor")
+        .filter(|r| r.scenario == scenario)
         .map(|r| (r.concurrency, r.requests_per_second))
-        .collect();
+        .collect()
+}
+
+/// `rps` relative to the base rate measured at `concurrency`, if any.
+fn ratio(base: &[(usize, f64)], concurrency: usize, rps: f64) -> Option<f64> {
+    base.iter()
+        .find(|(c, _)| *c == concurrency)
+        .and_then(|(_, b)| (*b > 0.0).then(|| rps / b))
+}
+
+/// Fills `ratio_to_floor` from the floor results at the same concurrency,
+/// and, for `jwt` rows, `ratio_to_ceiling` from the `floor-es256` results.
+pub fn fill_ratios(results: &mut [ScenarioResult]) {
+    let floors = rates(results, FLOOR);
+    let ceilings = rates(results, CEILING);
     for result in results.iter_mut() {
-        result.ratio_to_floor = floors
+        result.ratio_to_floor = ratio(&floors, result.concurrency, result.requests_per_second);
+        result.ratio_to_ceiling = if result.scenario == JWT {
+            ratio(&ceilings, result.concurrency, result.requests_per_second)
+        } else {
+            None
+        };
+    }
+}
+
+/// The `jwt` vs signing-ceiling comparison at [`TARGET_CONCURRENCY`]; call
+/// after [`fill_ratios`].
+pub fn signing_ceiling(results: &[ScenarioResult]) -> SigningCeiling {
+    let at = |scenario: &str| {
+        results
             .iter()
-            .find(|(c, _)| *c == result.concurrency)
-            .and_then(|(_, floor)| (*floor > 0.0).then(|| result.requests_per_second / floor));
+            .find(|r| r.scenario == scenario && r.concurrency == TARGET_CONCURRENCY)
+    };
+    SigningCeiling {
+        concurrency: TARGET_CONCURRENCY,
+        jwt_ratio_to_ceiling: at(JWT).and_then(|r| r.ratio_to_ceiling),
+        ceiling_ratio_to_floor: at(CEILING).and_then(|r| r.ratio_to_floor),
     }
 }
 
@@ -145,6 +198,10 @@ fn status(pass: Option<bool>) -> &'static str {
     }
 }
 
+fn percent(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "n/a".to_owned(), |x| format!("{:.1}%", x * 100.0))
+}
+
 fn kib_to_mb(kib: Option<u64>) -> String {
     kib.map_or_else(
         || "n/a".to_owned(),
@@ -157,18 +214,29 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n{:<18} {:>5} {:>11} {:>9} {:>9} {:>9} {:>8}",
-        "scenario", "conc", "req/s", "p50 ms", "p99 ms", "vs floor", "errors"
+        "\n{:<18} {:>5} {:>11} {:>9} {:>9} {:>9} {:>10} {:>8}",
+        "scenario", "conc", "req/s", "p50 ms", "p99 ms", "vs floor", "vs ceiling", "errors"
     );
-    let _ = writeln!(out, "{}", "-".repeat(75));
+    let _ = writeln!(out, "{}", "-".repeat(86));
     for r in &report.results {
-        let ratio = r
-            .ratio_to_floor
-            .map_or_else(|| "n/a".to_owned(), |x| format!("{:.1}%", x * 100.0));
+        let vs_floor = percent(r.ratio_to_floor);
+        // Only the jwt rows are compared with the signing ceiling.
+        let vs_ceiling = if r.scenario == JWT {
+            percent(r.ratio_to_ceiling)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{:<18} {:>5} {:>11.0} {:>9.3} {:>9.3} {:>9} {:>8}",
-            r.scenario, r.concurrency, r.requests_per_second, r.p50_ms, r.p99_ms, ratio, r.errors
+            "{:<18} {:>5} {:>11.0} {:>9.3} {:>9.3} {:>9} {:>10} {:>8}",
+            r.scenario,
+            r.concurrency,
+            r.requests_per_second,
+            r.p50_ms,
+            r.p99_ms,
+            vs_floor,
+            vs_ceiling,
+            r.errors
         );
     }
     let errored: Vec<&ScenarioResult> = report
@@ -225,6 +293,14 @@ pub fn render(report: &Report) -> String {
             t.measured.as_deref().unwrap_or("n/a")
         );
     }
+    // Informational, no target: the status column stays blank.
+    let c = &report.signing_ceiling;
+    let _ = writeln!(
+        out,
+        "       jwt vs ES256 signing ceiling  measured {}  (ceiling is {} of floor)",
+        percent(c.jwt_ratio_to_ceiling),
+        percent(c.ceiling_ratio_to_floor)
+    );
     out
 }
 
@@ -259,6 +335,7 @@ mod tests {
             max_ms: 0.0,
             mean_ms: 0.0,
             ratio_to_floor: None,
+            ratio_to_ceiling: None,
             sample_error: None,
         }
     }
@@ -286,5 +363,33 @@ mod tests {
         assert_eq!(get("opaque p99 @c64"), "MISS");
         assert_eq!(get("introspect-jwt throughput @c64"), "N/A");
         assert_eq!(get("tessera idle RSS"), "PASS");
+        let ceiling = signing_ceiling(&results);
+        assert_eq!(ceiling.jwt_ratio_to_ceiling, None);
+        assert_eq!(ceiling.ceiling_ratio_to_floor, None);
+    }
+
+    #[test]
+    fn signing_ceiling_ratios() {
+        let mut results = vec![
+            result("floor", 64, 1000.0, 1.0),
+            result("floor-es256", 64, 500.0, 1.0),
+            result("jwt", 64, 400.0, 5.0),
+            result("opaque", 64, 100.0, 20.0),
+            result("jwt", 16, 100.0, 1.0),
+        ];
+        fill_ratios(&mut results);
+        assert_eq!(results[1].ratio_to_floor, Some(0.5));
+        assert_eq!(results[1].ratio_to_ceiling, None);
+        assert_eq!(results[2].ratio_to_ceiling, Some(0.8));
+        assert_eq!(results[3].ratio_to_ceiling, None);
+        assert_eq!(results[4].ratio_to_ceiling, None);
+        let ceiling = signing_ceiling(&results);
+        assert_eq!(ceiling.concurrency, 64);
+        assert_eq!(ceiling.jwt_ratio_to_ceiling, Some(0.8));
+        assert_eq!(ceiling.ceiling_ratio_to_floor, Some(0.5));
+        // The existing targets are not affected by the ceiling row.
+        let targets = evaluate_targets(&results, &Memory::default());
+        assert_eq!(targets.len(), 9);
+        assert!(targets.iter().all(|t| !t.name.contains("floor-es256")));
     }
 }
