@@ -45,6 +45,8 @@ pub enum ErrorCode {
     /// RFC 7009 §2.2.1: "The authorization server does not support the revocation of the
     /// presented token type."
     UnsupportedTokenType,
+    /// RFC 8707 §2: "The requested resource is invalid, missing, unknown, or malformed."
+    InvalidTarget,
     /// Not an RFC code: the client sent too many failed attempts and must wait (HTTP 429).
     SlowDown,
 }
@@ -66,6 +68,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::SlowDown => "slow_down",
         }
     }
@@ -137,6 +140,7 @@ impl OAuthError {
         access_denied => AccessDenied,
         invalid_token => InvalidToken,
         unsupported_token_type => UnsupportedTokenType,
+        invalid_target => InvalidTarget,
         slow_down => SlowDown,
     }
 
@@ -172,6 +176,7 @@ mod tests {
             (ErrorCode::InvalidScope, "invalid_scope"),
             (ErrorCode::ServerError, "server_error"),
             (ErrorCode::UnsupportedTokenType, "unsupported_token_type"),
+            (ErrorCode::InvalidTarget, "invalid_target"),
         ];
         for (code, wire) in cases {
             assert_eq!(code.as_str(), wire);

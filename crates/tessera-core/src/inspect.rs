@@ -27,7 +27,7 @@ pub struct ActiveToken {
     /// Granted scope.
     pub scope: String,
     /// Audience.
-    pub aud: String,
+    pub aud: crate::resource::Audience,
     /// Issued at.
     pub iat: i64,
     /// Expires at.

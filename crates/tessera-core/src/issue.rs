@@ -9,6 +9,7 @@ use crate::error::OAuthError;
 use crate::jwt::{self, AccessClaims};
 use crate::model::{ClientRecord, TokenFormat, TokenRecord};
 use crate::opaque;
+use crate::resource::Audience;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 
@@ -29,6 +30,7 @@ pub async fn issue_access_token(
     client: &ClientRecord,
     subject: &str,
     scope: &ScopeSet,
+    audience: Audience,
 ) -> Result<IssuedToken, OAuthError> {
     let ttl = client
         .access_token_ttl
@@ -44,7 +46,7 @@ pub async fn issue_access_token(
             let claims = AccessClaims {
                 iss: cx.config.issuer.clone(),
                 sub: subject.to_owned(),
-                aud: cx.config.default_audience.clone(),
+                aud: audience,
                 client_id: client.client_id.clone(),
                 scope: scope.to_string(),
                 jti,
@@ -63,7 +65,7 @@ pub async fn issue_access_token(
                     client_id: client.client_id.clone(),
                     subject: subject.to_owned(),
                     scope: scope.to_string(),
-                    audience: cx.config.default_audience.clone(),
+                    audience,
                     issued_at: cx.now,
                     expires_at: exp,
                     token_epoch: client.token_epoch,

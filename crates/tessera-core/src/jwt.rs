@@ -19,7 +19,7 @@ pub struct AccessClaims {
     /// Subject.
     pub sub: String,
     /// Audience.
-    pub aud: String,
+    pub aud: crate::resource::Audience,
     /// The client the token was issued to.
     pub client_id: String,
     /// Granted scope, space-delimited.
@@ -166,7 +166,7 @@ mod tests {
         AccessClaims {
             iss: "https://issuer".into(),
             sub: "c1".into(),
-            aud: "https://issuer".into(),
+            aud: crate::resource::Audience::one("https://issuer"),
             client_id: "c1".into(),
             scope: "read".into(),
             jti: make_jti(3),

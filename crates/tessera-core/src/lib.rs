@@ -28,6 +28,7 @@ pub mod model;
 pub mod opaque;
 pub mod params;
 pub mod redirect_uri;
+pub mod resource;
 pub mod scope;
 pub mod secret;
 pub mod store;

@@ -68,6 +68,8 @@ pub struct ClientRecord {
     pub redirect_uris: Vec<String>,
     /// Scopes the client may ask for; also its default when it asks for none.
     pub scopes: ScopeSet,
+    /// Resources (APIs) the client may get tokens for (RFC 8707); also its default `aud`.
+    pub audiences: Vec<String>,
     /// A public client has no secret (token endpoint auth method `none`).
     pub public: bool,
     /// Format of the client's access tokens.
@@ -103,7 +105,7 @@ pub struct TokenRecord {
     /// Granted scope, space-delimited.
     pub scope: String,
     /// Audience.
-    pub audience: String,
+    pub audience: crate::resource::Audience,
     /// Issue time.
     pub issued_at: i64,
     /// Expiry time.

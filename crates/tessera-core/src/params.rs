@@ -103,6 +103,14 @@ impl Params {
         })
     }
 
+    /// Every value of a parameter that may be repeated (such as RFC 8707's `resource`).
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Whether any pair has this name.
     pub fn contains(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)
@@ -113,10 +121,11 @@ impl Params {
         &self.pairs
     }
 
-    /// Refuses any parameter given more than once (RFC 6749 §3.1).
+    /// Refuses any parameter given more than once (RFC 6749 §3.1), except `resource`, which
+    /// RFC 8707 §2 allows to repeat.
     pub fn reject_duplicates(&self) -> Result<(), OAuthError> {
         for (i, (k, _)) in self.pairs.iter().enumerate() {
-            if self.pairs.iter().skip(i + 1).any(|(other, _)| other == k) {
+            if k != "resource" && self.pairs.iter().skip(i + 1).any(|(other, _)| other == k) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter '{}' is repeated",
                     truncate(k)

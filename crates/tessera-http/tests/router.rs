@@ -180,6 +180,7 @@ fn timed() -> Timed {
                 grant_types: vec!["client_credentials".into()],
                 redirect_uris: vec![],
                 scopes: tessera_core::scope::ScopeSet::parse("read").unwrap(),
+                audiences: vec![],
                 public: false,
                 access_token_format: format,
                 access_token_ttl: 60,

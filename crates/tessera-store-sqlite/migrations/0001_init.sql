@@ -10,6 +10,7 @@ CREATE TABLE clients (
     grant_types           TEXT NOT NULL,
     redirect_uris         TEXT NOT NULL,
     scopes                TEXT NOT NULL,
+    audiences             TEXT NOT NULL,
     public                INTEGER NOT NULL,
     access_token_format   TEXT NOT NULL,
     access_token_ttl      INTEGER NOT NULL,

@@ -132,7 +132,7 @@ async fn insert_tokens(
             .push_bind(&t.client_id)
             .push_bind(&t.subject)
             .push_bind(&t.scope)
-            .push_bind(&t.audience)
+            .push_bind(t.audience.to_stored())
             .push_bind(t.issued_at)
             .push_bind(t.expires_at)
             .push_bind(t.token_epoch)
@@ -163,9 +163,9 @@ impl ClientStore for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
-             old_secret_expires_at, grant_types, redirect_uris, scopes, public, \
+             old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
              access_token_format, access_token_ttl, token_epoch, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -175,6 +175,7 @@ impl ClientStore for SqliteStore {
         .bind(c.grant_types.join(" "))
         .bind(c.redirect_uris.join(" "))
         .bind(c.scopes.to_string())
+        .bind(c.audiences.join(" "))
         .bind(c.public)
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)

@@ -4,6 +4,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use tessera_core::model::{ClientRecord, KeyRecord, TokenFormat, TokenRecord};
+use tessera_core::resource::Audience;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::store::StoreError;
@@ -37,6 +38,7 @@ pub(crate) fn client(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
         redirect_uris: words(&get::<String>(row, "redirect_uris")?),
         scopes: ScopeSet::parse(&scopes)
             .map_err(|_| StoreError::Corrupt(format!("scopes {scopes}")))?,
+        audiences: words(&get::<String>(row, "audiences")?),
         public: get(row, "public")?,
         access_token_format: TokenFormat::parse(&format)
             .ok_or_else(|| StoreError::Corrupt(format!("token format {format}")))?,
@@ -54,7 +56,7 @@ pub(crate) fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
         client_id: get(row, "client_id")?,
         subject: get(row, "subject")?,
         scope: get(row, "scope")?,
-        audience: get(row, "audience")?,
+        audience: Audience::from_stored(&get::<String>(row, "audience")?),
         issued_at: get(row, "issued_at")?,
         expires_at: get(row, "expires_at")?,
         token_epoch: get(row, "token_epoch")?,

@@ -25,7 +25,7 @@ struct Details {
     scope: String,
     client_id: String,
     sub: String,
-    aud: String,
+    aud: crate::resource::Audience,
     iss: String,
     exp: i64,
     iat: i64,

@@ -10,6 +10,7 @@ use crate::grant::TokenResponse;
 use crate::issue::issue_access_token;
 use crate::model::{grant_types, ClientRecord};
 use crate::params::Params;
+use crate::resource;
 use crate::scope::ScopeSet;
 
 /// The grant type this module handles.
@@ -23,7 +24,8 @@ pub async fn handle(
 ) -> Result<TokenResponse, OAuthError> {
     check_grant_allowed(client)?;
     let scope = validate_scope(client, params)?;
-    let token = issue_access_token(cx, client, &client.client_id, &scope).await?;
+    let audience = resource::resolve(params, client, cx.config)?;
+    let token = issue_access_token(cx, client, &client.client_id, &scope, audience).await?;
     Ok(TokenResponse {
         access_token: token.access_token,
         token_type: "bearer",

@@ -35,6 +35,10 @@ pub enum Command {
         /// Space-delimited scopes the client may ask for (also its default).
         #[arg(long, default_value = "")]
         scope: String,
+        /// A resource (API) the client may get tokens for, the `aud` of its tokens
+        /// (repeatable; RFC 8707). Default: the issuer.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
         /// A public client: no secret (token endpoint auth method `none`).
         #[arg(long)]
         public: bool,
@@ -100,11 +104,17 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             grant_types,
             redirect_uris,
             scope,
+            audiences,
             public,
             access_token_format,
             access_token_ttl,
             json,
         } => {
+            for a in &audiences {
+                if a.contains('#') || !a.contains(':') || a.contains(char::is_whitespace) {
+                    bail!("--audience '{a}' must be an absolute URI without a fragment");
+                }
+            }
             let grant_types = if grant_types.is_empty() {
                 vec![grant_types::CLIENT_CREDENTIALS.to_owned()]
             } else {
@@ -145,6 +155,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                 grant_types,
                 redirect_uris,
                 scopes,
+                audiences,
                 public,
                 access_token_format: format,
                 access_token_ttl: ttl,
@@ -253,6 +264,7 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "grant_types": c.grant_types,
         "redirect_uris": c.redirect_uris,
         "scope": c.scopes.to_string(),
+        "audiences": c.audiences,
         "token_endpoint_auth_method": if c.public { "none" } else { "client_secret_basic" },
         "access_token_format": c.access_token_format.as_str(),
         "access_token_ttl": c.access_token_ttl,

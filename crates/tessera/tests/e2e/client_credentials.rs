@@ -301,3 +301,112 @@ async fn registered_token_lifetime_sets_expires_in_and_exp() {
         90
     );
 }
+
+/// RFC 8707 resource indicators: the token's `aud` is what was asked for, within what the
+/// client was registered for.
+#[tokio::test]
+async fn resource_indicators_restrict_the_audience_of_both_token_formats() {
+    let s = Server::start().await;
+    let apis = ["https://billing.example.com", "https://reports.example.com"];
+    let jwt = s
+        .create_client(&["--audience", apis[0], "--audience", apis[1]])
+        .await;
+    let opaque = s
+        .create_client(&[
+            "--audience",
+            apis[0],
+            "--audience",
+            apis[1],
+            "--access-token-format",
+            "opaque",
+        ])
+        .await;
+    let plain = s.create_client(&[]).await;
+    let http = crate::support::http_client();
+    let ask = |c: &crate::support::Creds, body: String| {
+        let req = http
+            .post(s.url("/oauth2/token"))
+            .basic_auth(&c.id, Some(&c.secret))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        async move { req.send().await.unwrap() }
+    };
+    let enc = |u: &str| u.replace(':', "%3A").replace('/', "%2F");
+
+    // One resource: a string `aud`, in the JWT and in introspection, for both formats.
+    for c in [&jwt, &opaque] {
+        let res = ask(
+            c,
+            format!("grant_type=client_credentials&resource={}", enc(apis[1])),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let token = res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if c.id == jwt.id {
+            assert_eq!(decode_jwt(&token).claims["aud"], json!(apis[1]));
+        }
+        assert_eq!(s.introspect(c, &token).await["aud"], json!(apis[1]));
+    }
+    // Two resources (the parameter repeats, as RFC 8707 allows): an array.
+    let res = ask(
+        &jwt,
+        format!(
+            "grant_type=client_credentials&resource={}&resource={}",
+            enc(apis[0]),
+            enc(apis[1])
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(decode_jwt(&token).claims["aud"], json!(apis));
+    // The Hydra/Auth0-style `audience` parameter works too.
+    let res = ask(
+        &jwt,
+        format!("grant_type=client_credentials&audience={}", enc(apis[0])),
+    )
+    .await;
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(decode_jwt(&token).claims["aud"], json!(apis[0]));
+    // Nothing asked: the registered audiences; a client registered with none: the issuer.
+    let token = s.access_token(&jwt).await;
+    assert_eq!(decode_jwt(&token).claims["aud"], json!(apis));
+    let token = s.access_token(&plain).await;
+    assert_eq!(decode_jwt(&token).claims["aud"], json!(s.issuer()));
+    // Anything else is invalid_target.
+    for (case, c, resource) in [
+        ("unregistered resource", &jwt, "https://other.example.com"),
+        (
+            "resource with a fragment",
+            &jwt,
+            "https://billing.example.com#x",
+        ),
+        ("relative resource", &jwt, "billing"),
+        (
+            "client registered with none",
+            &plain,
+            "https://billing.example.com",
+        ),
+    ] {
+        let res = ask(
+            c,
+            format!(
+                "grant_type=client_credentials&resource={}",
+                enc(resource).replace('#', "%23")
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{case}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_target", "{case}: {body}");
+    }
+}
