@@ -100,7 +100,7 @@ pub fn resolve(
                 "a resource must be an absolute URI without a fragment",
             ));
         }
-        let allowed = client.audiences.iter().any(|a| *a == r)
+        let allowed = client.audiences.contains(&r)
             || (client.audiences.is_empty() && r == config.default_audience);
         if !allowed {
             return Err(OAuthError::invalid_target(format!(
