@@ -9,6 +9,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
+use crate::client_assertion;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::model::ClientRecord;
@@ -31,6 +32,8 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// Secret in the body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2).
+    PrivateKeyJwt,
     /// A public client, identified but not authenticated.
     None,
 }
@@ -41,6 +44,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
     }
@@ -89,6 +93,38 @@ pub async fn authenticate(
     let basic_tried = basic.is_some();
     let body_id = params.get("client_id")?;
     let body_secret = params.get("client_secret")?;
+    let assertion_type = params.get("client_assertion_type")?;
+    let assertion = params.get("client_assertion")?;
+    if assertion.is_some() || assertion_type.is_some() {
+        if basic.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method: a client assertion, HTTP Basic or client_secret, not several",
+            ));
+        }
+        let (Some(kind), Some(assertion)) = (assertion_type, assertion) else {
+            return Err(OAuthError::invalid_request(
+                "client_assertion and client_assertion_type go together",
+            ));
+        };
+        if kind != client_assertion::ASSERTION_TYPE {
+            return Err(OAuthError::invalid_client(
+                "unsupported client_assertion_type",
+            ));
+        }
+        let id = client_assertion::asserted_client_id(assertion)?;
+        if body_id.is_some_and(|b| b != id) {
+            return Err(OAuthError::invalid_client(
+                "client_id differs from the client assertion's subject",
+            ));
+        }
+        let client = cx
+            .store
+            .get_client(&id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
+        client_assertion::verify(cx, &client, assertion).await?;
+        return Ok((client, AuthMethod::PrivateKeyJwt));
+    }
     let (client_id, secret, method) = match (basic, body_id, body_secret) {
         (Some(_), _, Some(_)) => {
             return Err(OAuthError::invalid_request(

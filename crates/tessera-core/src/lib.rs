@@ -13,6 +13,7 @@
 //! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context.
 #![warn(missing_docs)]
 
+pub mod client_assertion;
 pub mod client_auth;
 pub mod clock;
 pub mod config;

@@ -72,6 +72,9 @@ pub struct ClientRecord {
     pub audiences: Vec<String>,
     /// A public client has no secret (token endpoint auth method `none`).
     pub public: bool,
+    /// For `private_key_jwt` clients (RFC 7523 §2.2): the public keys their assertions are
+    /// signed with, as `{"keys": [JWK...], "pems": [PEM...]}`.
+    pub jwks: Option<String>,
     /// Format of the client's access tokens.
     pub access_token_format: TokenFormat,
     /// Lifetime of the client's access tokens, in seconds.
@@ -189,6 +192,8 @@ pub struct PurgeReport {
     pub tokens: u64,
     /// Revocation records of JWTs that have expired anyway.
     pub revoked_jtis: u64,
+    /// Replay records of assertions that have expired.
+    pub used_jtis: u64,
     /// Old change-feed entries.
     pub changes: u64,
     /// Retired signing keys.

@@ -17,7 +17,7 @@ use quick_cache::sync::Cache;
 use tessera_core::model::{Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
-    ChangeFeed, ClientStore, KeyStore, Maintenance, Store, StoreError, TokenStore,
+    ChangeFeed, ClientStore, KeyStore, Maintenance, ReplayStore, Store, StoreError, TokenStore,
 };
 
 /// A caching layer over a store.
@@ -121,6 +121,18 @@ impl ClientStore for CachedStore {
         r
     }
 
+    async fn set_client_keys(
+        &self,
+        client_id: &str,
+        jwks: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self.inner.set_client_keys(client_id, jwks, now).await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.clients.remove(client_id);
+        r
+    }
+
     async fn rotate_client_secret(
         &self,
         client_id: &str,
@@ -198,6 +210,14 @@ impl TokenStore for CachedStore {
 
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
         self.inner.revoked_jtis(now).await
+    }
+}
+
+#[async_trait]
+impl ReplayStore for CachedStore {
+    async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        // Never cached: the answer must come from the one place every node shares.
+        self.inner.use_once(key, expires_at).await
     }
 }
 

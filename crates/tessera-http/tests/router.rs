@@ -182,6 +182,7 @@ fn timed() -> Timed {
                 scopes: tessera_core::scope::ScopeSet::parse("read").unwrap(),
                 audiences: vec![],
                 public: false,
+                jwks: None,
                 access_token_format: format,
                 access_token_ttl: 60,
                 token_epoch: 0,

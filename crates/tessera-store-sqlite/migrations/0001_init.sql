@@ -12,6 +12,7 @@ CREATE TABLE clients (
     scopes                TEXT NOT NULL,
     audiences             TEXT NOT NULL,
     public                INTEGER NOT NULL,
+    jwks                  TEXT,
     access_token_format   TEXT NOT NULL,
     access_token_ttl      INTEGER NOT NULL,
     token_epoch           INTEGER NOT NULL DEFAULT 0,
@@ -43,6 +44,13 @@ CREATE TABLE revoked_jtis (
     revoked_at INTEGER NOT NULL
 );
 CREATE INDEX revoked_jtis_expires_at ON revoked_jtis (expires_at);
+
+-- Assertion ids (jti) already used, kept until the assertion would have expired.
+CREATE TABLE used_jtis (
+    key        TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX used_jtis_expires_at ON used_jtis (expires_at);
 
 CREATE TABLE signing_keys (
     kid            TEXT PRIMARY KEY,

@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use tessera_core::model::{Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
 use tessera_core::secret::SecretHash;
-use tessera_core::store::{ChangeFeed, ClientStore, KeyStore, Maintenance, StoreError, TokenStore};
+use tessera_core::store::{
+    ChangeFeed, ClientStore, KeyStore, Maintenance, ReplayStore, StoreError, TokenStore,
+};
 
 /// Most rows a purge deletes per statement, so that no lock is held long.
 const PURGE_BATCH: i64 = 1000;
@@ -164,8 +166,8 @@ impl ClientStore for SqliteStore {
         sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
              old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
-             access_token_format, access_token_ttl, token_epoch, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -177,6 +179,7 @@ impl ClientStore for SqliteStore {
         .bind(c.scopes.to_string())
         .bind(c.audiences.join(" "))
         .bind(c.public)
+        .bind(c.jwks.as_deref())
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
         .bind(c.token_epoch)
@@ -209,6 +212,26 @@ impl ClientStore for SqliteStore {
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let n = sqlx::query("DELETE FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn set_client_keys(
+        &self,
+        client_id: &str,
+        jwks: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query("UPDATE clients SET jwks = ?, updated_at = ? WHERE client_id = ?")
+            .bind(jwks)
+            .bind(now)
             .bind(client_id)
             .execute(&mut *tx)
             .await
@@ -353,6 +376,22 @@ impl TokenStore for SqliteStore {
 }
 
 #[async_trait]
+impl ReplayStore for SqliteStore {
+    async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO used_jtis (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+}
+
+#[async_trait]
 impl KeyStore for SqliteStore {
     async fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
@@ -449,6 +488,13 @@ impl Maintenance for SqliteStore {
                 .purge(
                     "DELETE FROM revoked_jtis WHERE jti IN \
                      (SELECT jti FROM revoked_jtis WHERE expires_at <= ? LIMIT ?)",
+                    now,
+                )
+                .await?,
+            used_jtis: self
+                .purge(
+                    "DELETE FROM used_jtis WHERE key IN \
+                     (SELECT key FROM used_jtis WHERE expires_at <= ? LIMIT ?)",
                     now,
                 )
                 .await?,

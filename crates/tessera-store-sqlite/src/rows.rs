@@ -40,6 +40,7 @@ pub(crate) fn client(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
             .map_err(|_| StoreError::Corrupt(format!("scopes {scopes}")))?,
         audiences: words(&get::<String>(row, "audiences")?),
         public: get(row, "public")?,
+        jwks: get(row, "jwks")?,
         access_token_format: TokenFormat::parse(&format)
             .ok_or_else(|| StoreError::Corrupt(format!("token format {format}")))?,
         access_token_ttl: get(row, "access_token_ttl")?,

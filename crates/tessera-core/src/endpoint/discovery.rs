@@ -3,7 +3,15 @@
 //! Owns the discovery document. It names only endpoints and values that exist; the issuer is
 //! byte-for-byte the `iss` of every token (RFC 8414 §3.3).
 
+use crate::client_assertion;
 use crate::config::Config;
+
+/// Client authentication methods of the token, introspection and revocation endpoints.
+const AUTH_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
 use crate::keys::KeySet;
 
 /// The metadata document.
@@ -21,10 +29,12 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "scopes_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "token_endpoint_auth_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
         "access_token_signing_alg_values_supported": algs,
         "service_documentation": "https://github.com/tessera-auth/tessera#readme",
     })

@@ -47,6 +47,14 @@ pub trait ClientStore: Send + Sync {
     /// Its tokens are no longer active (their client is gone) and are purged when they
     /// expire.
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Replaces the public keys of a `private_key_jwt` client. # Contract: returns whether
+    /// the client existed; logs a `Client` change.
+    async fn set_client_keys(
+        &self,
+        client_id: &str,
+        jwks: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Replaces the secret hash. # Contract: with `keep_old_until = Some(t)` the previous hash
     /// stays valid until `t` and nothing is revoked; with `None` the previous hash is dropped
     /// and the token epoch is bumped, which revokes every token issued before (tokens carry
@@ -119,10 +127,22 @@ pub trait Maintenance: Send + Sync {
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError>;
 }
 
-/// Everything a backend provides.
-pub trait Store: ClientStore + TokenStore + KeyStore + ChangeFeed + Maintenance {}
+/// One-time use of assertion ids (`jti`), shared by every node.
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Records `key` as used until `expires_at`. # Contract: atomic; returns `true` the first
+    /// time a key is recorded and `false` every later time until it is purged after
+    /// `expires_at`, whichever node asks.
+    async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
+}
 
-impl<T: ClientStore + TokenStore + KeyStore + ChangeFeed + Maintenance> Store for T {}
+/// Everything a backend provides.
+pub trait Store:
+    ClientStore + TokenStore + KeyStore + ReplayStore + ChangeFeed + Maintenance
+{
+}
+
+impl<T: ClientStore + TokenStore + KeyStore + ReplayStore + ChangeFeed + Maintenance> Store for T {}
 
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;

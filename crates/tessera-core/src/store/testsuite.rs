@@ -23,6 +23,7 @@ pub fn client(secret: &SecretHash) -> ClientRecord {
         scopes: ScopeSet::parse("read write").unwrap(),
         audiences: vec!["https://api.example.com".into()],
         public: false,
+        jwks: None,
         access_token_format: TokenFormat::Opaque,
         access_token_ttl: 3600,
         token_epoch: 0,
@@ -78,6 +79,29 @@ pub async fn rotation_without_overlap_bumps_the_epoch(s: &dyn Store) {
         .rotate_client_secret("nobody", &SecretHash::of("x"), None, 2_000)
         .await
         .unwrap());
+}
+
+pub async fn client_keys_are_replaced_and_the_change_is_logged(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    let before = s.latest_change().await.unwrap();
+    assert!(s
+        .set_client_keys(&c.client_id, "{\"keys\":[]}", 1_100)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.get_client(&c.client_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .jwks
+            .as_deref(),
+        Some("{\"keys\":[]}")
+    );
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].key, c.client_id);
+    assert!(!s.set_client_keys("nobody", "{}", 1_100).await.unwrap());
 }
 
 pub async fn rotation_with_overlap_keeps_the_old_secret_and_tokens(s: &dyn Store) {
@@ -228,6 +252,22 @@ pub async fn purge_removes_only_what_expired(s: &dyn Store) {
     s.ping().await.unwrap();
 }
 
+pub async fn an_assertion_id_is_used_once_until_it_is_purged(s: &dyn Store) {
+    assert!(s.use_once("c1:j1", 1_500).await.unwrap());
+    assert!(!s.use_once("c1:j1", 1_500).await.unwrap());
+    assert!(s.use_once("c2:j1", 1_500).await.unwrap());
+    let r = s.purge_expired(2_000).await.unwrap();
+    assert_eq!(r.used_jtis, 2);
+    assert!(s.use_once("c1:j1", 3_000).await.unwrap());
+}
+
+pub async fn concurrent_uses_of_one_assertion_id_have_one_winner(s: &dyn Store) {
+    let results = futures_join_all((0..50).map(|_| s.use_once("c1:race", 9_000))).await;
+    let wins = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(wins, 1);
+    assert!(results.iter().all(Result::is_ok));
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store made by
 /// `$make` (an async expression yielding something that derefs to a `Store`).
 #[macro_export]
@@ -243,6 +283,9 @@ macro_rules! conformance_tests {
             keys_round_trip_and_retire,
             every_shared_write_appears_in_the_change_feed,
             purge_removes_only_what_expired,
+            an_assertion_id_is_used_once_until_it_is_purged,
+            client_keys_are_replaced_and_the_change_is_logged,
+            concurrent_uses_of_one_assertion_id_have_one_winner,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -3,9 +3,10 @@
 //! A client secret is generated here (256 random bits), printed once, and stored only as its
 //! hash; it cannot be shown again (seed 004).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::json;
+use tessera_core::client_assertion::ClientKeys;
 use tessera_core::model::{grant_types, ClientRecord, TokenFormat};
 use tessera_core::redirect_uri;
 use tessera_core::scope::ScopeSet;
@@ -42,6 +43,16 @@ pub enum Command {
         /// A public client: no secret (token endpoint auth method `none`).
         #[arg(long)]
         public: bool,
+        /// How the client authenticates: client_secret_basic (default; Basic or body secret
+        /// both work), private_key_jwt, or none (same as --public).
+        #[arg(long, default_value = "client_secret_basic")]
+        token_endpoint_auth_method: String,
+        /// For private_key_jwt: a JWKS file with the client's public keys.
+        #[arg(long)]
+        jwks_file: Option<std::path::PathBuf>,
+        /// For private_key_jwt: a PEM public key file (repeatable).
+        #[arg(long = "public-key")]
+        public_keys: Vec<std::path::PathBuf>,
         /// Access token format: jwt or opaque.
         #[arg(long, default_value = "jwt")]
         access_token_format: String,
@@ -60,6 +71,20 @@ pub enum Command {
         /// Keep the old secret valid this many seconds as well, and revoke nothing.
         #[arg(long)]
         keep_old_secret_for: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the public keys of a private_key_jwt client (its key rotation).
+    SetKeys {
+        /// The client.
+        client_id: String,
+        /// A JWKS file with the client's public keys.
+        #[arg(long)]
+        jwks_file: Option<std::path::PathBuf>,
+        /// A PEM public key file (repeatable).
+        #[arg(long = "public-key")]
+        public_keys: Vec<std::path::PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -106,10 +131,33 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             scope,
             audiences,
             public,
+            token_endpoint_auth_method,
+            jwks_file,
+            public_keys,
             access_token_format,
             access_token_ttl,
             json,
         } => {
+            let public = public || token_endpoint_auth_method == "none";
+            let jwks = match token_endpoint_auth_method.as_str() {
+                "client_secret_basic" | "client_secret_post" | "none" => {
+                    if jwks_file.is_some() || !public_keys.is_empty() {
+                        bail!("--jwks-file and --public-key go with --token-endpoint-auth-method private_key_jwt");
+                    }
+                    None
+                }
+                "private_key_jwt" => {
+                    if public {
+                        bail!("a private_key_jwt client is not public");
+                    }
+                    Some(load_keys(jwks_file.as_deref(), &public_keys)?)
+                }
+                other => bail!(
+                    "unsupported --token-endpoint-auth-method '{other}' (client_secret_basic, \
+                     private_key_jwt or none; client_secret_jwt would need the secret kept in \
+                     clear, and Tessera keeps only hashes)"
+                ),
+            };
             for a in &audiences {
                 if a.contains('#') || !a.contains(':') || a.contains(char::is_whitespace) {
                     bail!("--audience '{a}' must be an absolute URI without a fragment");
@@ -145,7 +193,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                 );
             }
             let scopes = ScopeSet::parse(&scope).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let secret = (!public).then(|| secret::generate(SECRET_PREFIX));
+            let secret = (!public && jwks.is_none()).then(|| secret::generate(SECRET_PREFIX));
             let client = ClientRecord {
                 client_id: secret::generate_id(),
                 name,
@@ -157,6 +205,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                 scopes,
                 audiences,
                 public,
+                jwks,
                 access_token_format: format,
                 access_token_ttl: ttl,
                 token_epoch: 0,
@@ -176,7 +225,8 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                         println!("client_secret: {}", s.expose());
                         println!("(the secret is shown this once; only its hash is stored)");
                     }
-                    None => println!("public client: no secret"),
+                    None if client.public => println!("public client: no secret"),
+                    None => println!("private_key_jwt client: authenticates with signed JWTs"),
                 }
             }
         }
@@ -194,6 +244,9 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             if client.public {
                 bail!("client '{client_id}' is public and has no secret");
             }
+            if client.jwks.is_some() {
+                bail!("client '{client_id}' uses private_key_jwt: replace its keys with `client set-keys`");
+            }
             let secret = secret::generate(SECRET_PREFIX);
             let t = now();
             let keep_until = keep_old_secret_for.map(|s| t + s);
@@ -209,6 +262,26 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                     Some(u) => println!("the old secret stays valid until {u} (Unix time)"),
                     None => println!("the old secret no longer works; earlier tokens are revoked"),
                 }
+            }
+        }
+        Command::SetKeys {
+            client_id,
+            jwks_file,
+            public_keys,
+            json,
+        } => {
+            let Some(client) = store.get_client(&client_id).await? else {
+                bail!("no client '{client_id}'");
+            };
+            if client.jwks.is_none() {
+                bail!("client '{client_id}' does not use private_key_jwt");
+            }
+            let keys = load_keys(jwks_file.as_deref(), &public_keys)?;
+            store.set_client_keys(&client_id, &keys, now()).await?;
+            if json {
+                print_json(&json!({"client_id": client_id, "keys_replaced": true}));
+            } else {
+                println!("replaced the public keys of client {client_id}");
             }
         }
         Command::List { json } => {
@@ -255,6 +328,38 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+fn auth_method(c: &ClientRecord) -> &'static str {
+    if c.public {
+        "none"
+    } else if c.jwks.is_some() {
+        "private_key_jwt"
+    } else {
+        "client_secret_basic"
+    }
+}
+
+/// Reads a client's public keys from a JWKS file and/or PEM files, checking each.
+fn load_keys(jwks_file: Option<&std::path::Path>, pems: &[std::path::PathBuf]) -> Result<String> {
+    let mut keys = match jwks_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            ClientKeys::from_jwks(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => ClientKeys::default(),
+    };
+    for path in pems {
+        let pem =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        keys.add_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    if keys.keys.is_empty() && keys.pems.is_empty() {
+        bail!("private_key_jwt needs --jwks-file or --public-key");
+    }
+    Ok(keys.to_stored())
+}
+
 /// A client as shown to operators: never its secret hash.
 fn describe(c: &ClientRecord) -> serde_json::Value {
     json!({
@@ -265,7 +370,7 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "redirect_uris": c.redirect_uris,
         "scope": c.scopes.to_string(),
         "audiences": c.audiences,
-        "token_endpoint_auth_method": if c.public { "none" } else { "client_secret_basic" },
+        "token_endpoint_auth_method": auth_method(c),
         "access_token_format": c.access_token_format.as_str(),
         "access_token_ttl": c.access_token_ttl,
         "old_secret_valid_until": c.old_secret_expires_at,

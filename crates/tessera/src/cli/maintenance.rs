@@ -20,14 +20,15 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
     let r = store.purge_expired(now()).await?;
     let out = json!({
-        "tokens": r.tokens, "revoked_jtis": r.revoked_jtis, "changes": r.changes, "keys": r.keys,
+        "tokens": r.tokens, "revoked_jtis": r.revoked_jtis, "used_jtis": r.used_jtis,
+        "changes": r.changes, "keys": r.keys,
     });
     if args.json {
         print_json(&out);
     } else {
         println!(
-            "purged {} tokens, {} revocation records, {} change-feed entries, {} keys",
-            r.tokens, r.revoked_jtis, r.changes, r.keys
+            "purged {} tokens, {} revocation records, {} replay records, {} change-feed entries, {} keys",
+            r.tokens, r.revoked_jtis, r.used_jtis, r.changes, r.keys
         );
     }
     store.close().await;
