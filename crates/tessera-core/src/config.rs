@@ -23,6 +23,9 @@ pub struct Config {
     /// How long a new key is published before it signs, seconds: longer than verifiers cache
     /// the JWKS (the JWKS is served with `max-age` of half this).
     pub key_rotation_lead_time: i64,
+    /// Rotate the signing key automatically when the newest key is this old, seconds (0: only
+    /// by `tessera keys rotate`).
+    pub key_rotation_interval: i64,
 }
 
 impl Config {
@@ -36,6 +39,7 @@ impl Config {
             max_access_token_ttl: 86_400,
             signing_alg: SigningAlg::Es256,
             key_rotation_lead_time: 600,
+            key_rotation_interval: 0,
         }
     }
 

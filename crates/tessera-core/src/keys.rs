@@ -451,6 +451,44 @@ pub async fn rotate(
     Ok(new)
 }
 
+/// Rotates the signing key if the newest key is at least `interval` old. Several servers may
+/// call this at once: the rotation is claimed through the replay store, so exactly one of
+/// them rotates. Returns the new key, if this call made one.
+pub async fn rotate_if_due(
+    store: &dyn crate::store::Store,
+    sealer: &Sealer,
+    config: &crate::config::Config,
+    now: i64,
+) -> Result<Option<KeyRecord>, KeyRotationError> {
+    if config.key_rotation_interval <= 0 {
+        return Ok(None);
+    }
+    let keys = store.list_keys().await?;
+    let Some(newest) = keys.iter().max_by_key(|k| (k.created_at, k.activates_at)) else {
+        return Ok(None);
+    };
+    if now - newest.created_at < config.key_rotation_interval {
+        return Ok(None);
+    }
+    let claim = format!("key_rotation:after:{}", newest.kid);
+    if !store
+        .use_once(&claim, now + config.key_rotation_interval)
+        .await?
+    {
+        return Ok(None);
+    }
+    let new = rotate(
+        store,
+        sealer,
+        config.signing_alg,
+        now,
+        config.key_rotation_lead_time,
+        config.max_access_token_ttl,
+    )
+    .await?;
+    Ok(Some(new))
+}
+
 /// A failure while making or rotating keys.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRotationError {

@@ -181,6 +181,23 @@ impl AppState {
         Ok(())
     }
 
+    /// Rotates the signing key if automatic rotation is on and the newest key is old enough;
+    /// returns whether this call rotated.
+    pub async fn rotate_keys_if_due(&self) -> Result<bool, StartError> {
+        let rotated = keys::rotate_if_due(
+            self.0.store.inner().as_ref(),
+            &self.0.sealer,
+            &self.0.config,
+            self.now(),
+        )
+        .await?;
+        if let Some(k) = &rotated {
+            tracing::info!(kid = %k.kid, activates_at = k.activates_at, "rotated the signing key");
+            self.reload_keys().await?;
+        }
+        Ok(rotated.is_some())
+    }
+
     /// Applies every change-feed entry since the last poll.
     pub async fn sync_once(&self) -> Result<(), StartError> {
         loop {
@@ -217,6 +234,9 @@ impl AppState {
                     state.0.store.clear();
                 }
                 if n.is_multiple_of(purge_every) {
+                    if let Err(e) = state.rotate_keys_if_due().await {
+                        tracing::warn!(error = %e, "automatic key rotation failed");
+                    }
                     match state.0.store.purge_expired(state.now()).await {
                         Ok(r) => tracing::debug!(?r, "purged expired rows"),
                         Err(e) => tracing::warn!(error = %e, "purge failed"),

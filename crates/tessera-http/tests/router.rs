@@ -335,3 +335,53 @@ fn an_old_secret_kept_for_an_overlap_works_until_the_overlap_ends() {
     );
     assert_eq!(status, StatusCode::OK);
 }
+
+#[test]
+fn signing_keys_rotate_automatically_once_when_due() {
+    use tessera_core::store::KeyStore;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let clock = Arc::new(tessera_core::clock::FixedClock::new(1_800_000_000));
+    rt.block_on(async {
+        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        let mut config = Config::new("http://127.0.0.1:1");
+        config.key_rotation_interval = 1_000;
+        config.key_rotation_lead_time = 100;
+        let state = AppState::start(
+            config,
+            HttpConfig::default(),
+            store.clone(),
+            Sealer::from_secret(b"router-test-secret-0123456789").unwrap(),
+            clock.clone(),
+        )
+        .await
+        .unwrap();
+        assert!(!state.rotate_keys_if_due().await.unwrap(), "not due yet");
+        clock.advance(1_000);
+        assert!(state.rotate_keys_if_due().await.unwrap(), "due");
+        assert!(
+            !state.rotate_keys_if_due().await.unwrap(),
+            "already rotated"
+        );
+        let keys = store.list_keys().await.unwrap();
+        assert_eq!(keys.len(), 2);
+        let old = keys.iter().find(|k| k.retires_at.is_some()).unwrap();
+        let new = keys.iter().find(|k| k.retires_at.is_none()).unwrap();
+        assert_eq!(
+            new.activates_at,
+            1_800_001_000 + 100,
+            "signs after the lead time"
+        );
+        // The old key stays published until its last token can have expired.
+        assert_eq!(old.retires_at, Some(new.activates_at + 86_400));
+        let jwks = state
+            .keys()
+            .jwks(tessera_core::clock::Clock::now(clock.as_ref()));
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    });
+}

@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub signing_alg: Option<String>,
     /// Seconds a new key is published before it signs.
     pub key_rotation_lead_time: Option<i64>,
+    /// Rotate the signing key automatically at this age, seconds (0: off).
+    pub key_rotation_interval: Option<i64>,
     /// Access-token lifetime for clients registered without one, seconds.
     pub default_access_token_ttl: Option<i64>,
     /// Longest access-token lifetime, seconds.
@@ -137,6 +139,12 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     }
     if let Some(v) = env("TESSERA_KEY_ROTATION_LEAD_TIME")?.or(file.key_rotation_lead_time) {
         core.key_rotation_lead_time = v;
+    }
+    if let Some(v) = env("TESSERA_KEY_ROTATION_INTERVAL")?.or(file.key_rotation_interval) {
+        core.key_rotation_interval = v;
+    }
+    if core.key_rotation_interval > 0 && core.key_rotation_interval <= core.key_rotation_lead_time {
+        bail!("key_rotation_interval must be longer than key_rotation_lead_time");
     }
     if let Some(v) = env("TESSERA_DEFAULT_ACCESS_TOKEN_TTL")?.or(file.default_access_token_ttl) {
         core.default_access_token_ttl = v;
