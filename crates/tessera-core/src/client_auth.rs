@@ -81,7 +81,10 @@ pub fn parse_basic(value: &[u8]) -> Result<BasicCredentials, OAuthError> {
 
 /// Whether `value` is an `Authorization` header of scheme Basic.
 pub fn is_basic(value: &[u8]) -> bool {
-    value.len() > 6 && value[..6].eq_ignore_ascii_case(b"basic ")
+    value
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"basic "))
+        && value.len() > 6
 }
 
 /// Authenticates the client of a request; returns it and the method used.

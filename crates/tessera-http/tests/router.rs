@@ -1,7 +1,12 @@
 //! Router-level tests: the real router over a real SQLite file, driven with `oneshot` (no
 //! sockets). Covers what any bytes do to the OAuth endpoints: always a 4xx JSON error in the
 //! RFC 6749 shape, never a panic or a 5xx.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 

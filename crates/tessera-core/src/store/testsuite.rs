@@ -3,7 +3,13 @@
 //! Owns the executable form of the `# Contract` docs in [`crate::store`]. A backend crate
 //! runs it with [`conformance_tests!`](crate::conformance_tests), giving an async expression
 //! that makes a fresh, empty store per test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use crate::model::{ChangeKind, ClientRecord, KeyRecord, TokenFormat, TokenRecord};
 use crate::scope::ScopeSet;

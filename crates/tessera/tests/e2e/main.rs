@@ -3,7 +3,12 @@
 //! One test binary (linking is slow); one module per area. Every test starts its own server
 //! (`support::Server`, about 100 ms), so tests never share state and can run in parallel.
 // clippy.toml allows these in `#[test]` functions, but not in the helpers they call.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 
