@@ -131,6 +131,14 @@ fn jwk_algorithms(jwk: &Jwk) -> Option<&'static [Algorithm]> {
 }
 
 fn pem_key(pem: &str) -> Result<(&'static [Algorithm], DecodingKey), String> {
+    // Only public keys: a private key handed in by mistake must not be stored.
+    let label_ok = pem.trim_start().starts_with("-----BEGIN PUBLIC KEY-----")
+        || pem
+            .trim_start()
+            .starts_with("-----BEGIN RSA PUBLIC KEY-----");
+    if !label_ok || pem.contains("PRIVATE KEY") {
+        return Err("not a PEM public key (-----BEGIN PUBLIC KEY-----)".into());
+    }
     let bytes = pem.as_bytes();
     if let Ok(k) = DecodingKey::from_ec_pem(bytes) {
         // The PEM does not say the curve to jsonwebtoken; P-256 is what ES256 needs.
@@ -372,6 +380,9 @@ mod tests {
         assert!(ClientKeys::from_jwks(jwks).is_err());
         assert!(ClientKeys::parse(r#"{"keys":[],"pems":[]}"#).is_err());
         assert!(ClientKeys::default().add_pem("not a pem").is_err());
+        let private =
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        assert!(ClientKeys::default().add_pem(private).is_err());
     }
 
     #[test]

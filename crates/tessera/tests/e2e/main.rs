@@ -21,4 +21,5 @@ mod fuzz;
 mod introspection;
 mod load;
 mod logs;
+mod private_key_jwt;
 mod rotation;
