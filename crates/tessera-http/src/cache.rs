@@ -121,6 +121,13 @@ impl ClientStore for CachedStore {
         r
     }
 
+    async fn update_client(&self, client: &ClientRecord, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.update_client(client, now).await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.clients.remove(&client.client_id);
+        r
+    }
+
     async fn set_client_keys(
         &self,
         client_id: &str,

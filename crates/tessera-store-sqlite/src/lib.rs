@@ -222,6 +222,31 @@ impl ClientStore for SqliteStore {
         Ok(n > 0)
     }
 
+    async fn update_client(&self, c: &ClientRecord, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query(
+            "UPDATE clients SET name = ?, grant_types = ?, redirect_uris = ?, scopes = ?, \
+             audiences = ?, access_token_format = ?, access_token_ttl = ?, updated_at = ? \
+             WHERE client_id = ?",
+        )
+        .bind(&c.name)
+        .bind(c.grant_types.join(" "))
+        .bind(c.redirect_uris.join(" "))
+        .bind(c.scopes.to_string())
+        .bind(c.audiences.join(" "))
+        .bind(c.access_token_format.as_str())
+        .bind(c.access_token_ttl)
+        .bind(now)
+        .bind(&c.client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        log_change(&mut tx, ChangeKind::Client, &c.client_id, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+
     async fn set_client_keys(
         &self,
         client_id: &str,

@@ -47,6 +47,10 @@ pub trait ClientStore: Send + Sync {
     /// Its tokens are no longer active (their client is gone) and are purged when they
     /// expire.
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Replaces what a client is registered for: name, grant types, redirect URIs, scopes,
+    /// audiences, token format and lifetime (never its secret, keys or epoch). # Contract:
+    /// returns whether the client existed; logs a `Client` change.
+    async fn update_client(&self, client: &ClientRecord, now: i64) -> Result<bool, StoreError>;
     /// Replaces the public keys of a `private_key_jwt` client. # Contract: returns whether
     /// the client existed; logs a `Client` change.
     async fn set_client_keys(

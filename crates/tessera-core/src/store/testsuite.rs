@@ -87,6 +87,43 @@ pub async fn rotation_without_overlap_bumps_the_epoch(s: &dyn Store) {
         .unwrap());
 }
 
+pub async fn updating_a_client_changes_its_registration_but_not_its_secret(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    let before = s.latest_change().await.unwrap();
+    let changed = ClientRecord {
+        name: "renamed".into(),
+        grant_types: vec![
+            "client_credentials".into(),
+            "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+        ],
+        scopes: ScopeSet::parse("read").unwrap(),
+        audiences: vec!["https://a.example".into(), "https://b.example".into()],
+        access_token_format: TokenFormat::Jwt,
+        access_token_ttl: 60,
+        // Fields update must leave alone:
+        secret_hash: Some(SecretHash::of("other")),
+        token_epoch: 9,
+        ..c.clone()
+    };
+    assert!(s.update_client(&changed, 1_100).await.unwrap());
+    let got = s.get_client(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(got.name, "renamed");
+    assert_eq!(got.grant_types, changed.grant_types);
+    assert_eq!(got.scopes, changed.scopes);
+    assert_eq!(got.audiences, changed.audiences);
+    assert_eq!(got.access_token_format, TokenFormat::Jwt);
+    assert_eq!(got.access_token_ttl, 60);
+    assert_eq!(got.secret_hash, c.secret_hash);
+    assert_eq!(got.token_epoch, 0);
+    assert_eq!(s.changes_since(before, 10).await.unwrap().len(), 1);
+    let ghost = ClientRecord {
+        client_id: "nobody".into(),
+        ..c
+    };
+    assert!(!s.update_client(&ghost, 1_100).await.unwrap());
+}
+
 pub async fn client_keys_are_replaced_and_the_change_is_logged(s: &dyn Store) {
     let c = client(&SecretHash::of("s1"));
     s.insert_client(&c).await.unwrap();
@@ -291,6 +328,7 @@ macro_rules! conformance_tests {
             purge_removes_only_what_expired,
             an_assertion_id_is_used_once_until_it_is_purged,
             client_keys_are_replaced_and_the_change_is_logged,
+            updating_a_client_changes_its_registration_but_not_its_secret,
             concurrent_uses_of_one_assertion_id_have_one_winner,
         );
     };

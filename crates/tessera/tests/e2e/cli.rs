@@ -140,7 +140,15 @@ async fn cli_refuses_invalid_registrations_and_unknown_clients() {
     let cases: &[(&str, &[&str])] = &[
         (
             "public client with client_credentials",
-            &["client", "create", "--name", "x", "--public"],
+            &[
+                "client",
+                "create",
+                "--name",
+                "x",
+                "--public",
+                "--grant-type",
+                "client_credentials",
+            ],
         ),
         (
             "unknown grant type",
@@ -212,4 +220,63 @@ async fn purge_and_migrate_run_beside_a_live_server() {
     assert_eq!(purged["tokens"], 0, "nothing has expired yet");
     assert!(s.cli(&["migrate"]).await.contains("up to date"));
     assert!(s.is_active(&c, &token).await, "purge keeps live tokens");
+}
+
+#[tokio::test]
+async fn client_update_changes_scope_format_lifetime_and_audience_of_new_tokens() {
+    let s = Server::start().await;
+    let c = s.create_client(&["--scope", "read"]).await;
+    let body = s.token_ok(&c).await;
+    assert_eq!(body["scope"], "read");
+    assert_eq!(body["expires_in"], 3600);
+    let shown = s
+        .cli_json(&[
+            "client",
+            "update",
+            &c.id,
+            "--name",
+            "renamed",
+            "--scope",
+            "read write",
+            "--access-token-format",
+            "opaque",
+            "--access-token-ttl",
+            "120",
+            "--audience",
+            "https://api.example.com",
+            "--json",
+        ])
+        .await;
+    assert_eq!(shown["name"], "renamed");
+    assert_eq!(shown["scope"], "read write");
+    assert!(!shown.to_string().contains(&c.secret));
+    // The running server honours the change within a second; the secret is unchanged.
+    wait_until(FEED_DEADLINE, "update honoured", || async {
+        let body = s.token_ok(&c).await;
+        body["expires_in"] == 120
+    })
+    .await;
+    let body = s.token_ok(&c).await;
+    assert_eq!(body["scope"], "read write");
+    let token = body["access_token"].as_str().unwrap();
+    assert!(token.starts_with("tat_"), "opaque now");
+    let info = s.introspect(&c, token).await;
+    assert_eq!(info["aud"], "https://api.example.com");
+    // Bad values are refused and change nothing.
+    for args in [
+        vec!["--access-token-format", "paseto"],
+        vec!["--access-token-ttl", "0"],
+        vec!["--audience", "not-a-uri"],
+        vec!["--grant-type", "password"],
+    ] {
+        let mut full = vec!["client", "update", c.id.as_str()];
+        full.extend(args.iter().copied());
+        assert!(!s.cli_output(&full).await.status.success(), "{args:?}");
+    }
+    assert!(!s
+        .cli_output(&["client", "update", "no-such-client", "--scope", "x"])
+        .await
+        .status
+        .success());
+    assert_eq!(s.token_ok(&c).await["expires_in"], 120);
 }

@@ -1,20 +1,21 @@
-//! `tessera client ...`: register, inspect, rotate and delete clients.
+//! `tessera client ...`: register, inspect, change, rotate and delete clients.
 //!
 //! A client secret is generated here (256 random bits), printed once, and stored only as its
 //! hash; it cannot be shown again (seed 004).
 
-use anyhow::{bail, Context, Result};
+mod registration;
+
+use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::client_assertion::ClientKeys;
 use tessera_core::model::{grant_types, ClientRecord, TokenFormat};
-use tessera_core::redirect_uri;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret;
 use tessera_core::store::ClientStore;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
+use registration::{load_keys, Registration};
 
 /// Prefix of generated client secrets (recognisable by secret scanners; adds no entropy).
 const SECRET_PREFIX: &str = "tcs_";
@@ -27,19 +28,8 @@ pub enum Command {
         /// A name for people.
         #[arg(long)]
         name: String,
-        /// Grant type the client may use (repeatable) [default: client_credentials].
-        #[arg(long = "grant-type")]
-        grant_types: Vec<String>,
-        /// Redirect URI (repeatable).
-        #[arg(long = "redirect-uri")]
-        redirect_uris: Vec<String>,
-        /// Space-delimited scopes the client may ask for (also its default).
-        #[arg(long, default_value = "")]
-        scope: String,
-        /// A resource (API) the client may get tokens for, the `aud` of its tokens
-        /// (repeatable; RFC 8707). Default: the issuer.
-        #[arg(long = "audience")]
-        audiences: Vec<String>,
+        #[command(flatten)]
+        registration: Registration,
         /// A public client: no secret (token endpoint auth method `none`).
         #[arg(long)]
         public: bool,
@@ -53,12 +43,20 @@ pub enum Command {
         /// For private_key_jwt: a PEM public key file (repeatable).
         #[arg(long = "public-key")]
         public_keys: Vec<std::path::PathBuf>,
-        /// Access token format: jwt or opaque.
-        #[arg(long, default_value = "jwt")]
-        access_token_format: String,
-        /// Access token lifetime, seconds [default: the server's default, 3600].
+        /// Print JSON.
         #[arg(long)]
-        access_token_ttl: Option<i64>,
+        json: bool,
+    },
+    /// Change what a client is registered for; flags not given stay as they were. The
+    /// running server honours the change within a second.
+    Update {
+        /// The client.
+        client_id: String,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        registration: Registration,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -113,29 +111,23 @@ pub enum Command {
     },
 }
 
-const KNOWN_GRANTS: &[&str] = &[
-    grant_types::CLIENT_CREDENTIALS,
-    grant_types::AUTHORIZATION_CODE,
-    grant_types::REFRESH_TOKEN,
-    grant_types::JWT_BEARER,
-];
-
 /// Runs a client subcommand.
 pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
+    let result = dispatch(cmd, settings, store.as_ref()).await;
+    store.close().await;
+    result
+}
+
+async fn dispatch(cmd: Command, settings: &Settings, store: &dyn ClientStore) -> Result<()> {
     match cmd {
         Command::Create {
             name,
-            grant_types,
-            redirect_uris,
-            scope,
-            audiences,
+            registration,
             public,
             token_endpoint_auth_method,
             jwks_file,
             public_keys,
-            access_token_format,
-            access_token_ttl,
             json,
         } => {
             let public = public || token_endpoint_auth_method == "none";
@@ -158,66 +150,36 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                      clear, and Tessera keeps only hashes)"
                 ),
             };
-            for a in &audiences {
-                if a.contains('#') || !a.contains(':') || a.contains(char::is_whitespace) {
-                    bail!("--audience '{a}' must be an absolute URI without a fragment");
-                }
-            }
-            let grant_types = if grant_types.is_empty() {
-                vec![grant_types::CLIENT_CREDENTIALS.to_owned()]
-            } else {
-                grant_types
-            };
-            for g in &grant_types {
-                if !KNOWN_GRANTS.contains(&g.as_str()) {
-                    bail!(
-                        "unknown grant type '{g}' (known: {})",
-                        KNOWN_GRANTS.join(", ")
-                    );
-                }
-                if g == grant_types::CLIENT_CREDENTIALS && public {
-                    bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
-                }
-            }
-            for uri in &redirect_uris {
-                redirect_uri::validate_registration(uri)?;
-            }
-            let Some(format) = TokenFormat::parse(&access_token_format) else {
-                bail!("--access-token-format must be 'jwt' or 'opaque'");
-            };
-            let ttl = access_token_ttl.unwrap_or(settings.core.default_access_token_ttl);
-            if ttl < 1 || ttl > settings.core.max_access_token_ttl {
-                bail!(
-                    "--access-token-ttl must be between 1 and {} seconds",
-                    settings.core.max_access_token_ttl
-                );
-            }
-            let scopes = ScopeSet::parse(&scope).map_err(|e| anyhow::anyhow!("{e}"))?;
             let secret = (!public && jwks.is_none()).then(|| secret::generate(SECRET_PREFIX));
-            let client = ClientRecord {
+            let mut client = ClientRecord {
                 client_id: secret::generate_id(),
                 name,
                 secret_hash: secret.as_ref().map(|s| s.hash()),
                 old_secret_hash: None,
                 old_secret_expires_at: None,
-                grant_types,
-                redirect_uris,
-                scopes,
-                audiences,
+                // A public client cannot use client credentials (RFC 6749 §4.4).
+                grant_types: vec![if public {
+                    grant_types::AUTHORIZATION_CODE.to_owned()
+                } else {
+                    grant_types::CLIENT_CREDENTIALS.to_owned()
+                }],
+                redirect_uris: Vec::new(),
+                scopes: ScopeSet::default(),
+                audiences: Vec::new(),
                 public,
                 jwks,
-                access_token_format: format,
-                access_token_ttl: ttl,
+                access_token_format: TokenFormat::Jwt,
+                access_token_ttl: settings.core.default_access_token_ttl,
                 token_epoch: 0,
                 created_at: now(),
             };
+            registration.apply(&mut client, settings)?;
             store.insert_client(&client).await?;
-            let out = json!({
-                "client_id": client.client_id,
-                "client_secret": secret.as_ref().map(|s| s.expose()),
-            });
             if json {
-                print_json(&out);
+                print_json(&json!({
+                    "client_id": client.client_id,
+                    "client_secret": secret.as_ref().map(|s| s.expose()),
+                }));
             } else {
                 println!("client_id:     {}", client.client_id);
                 match &secret {
@@ -230,6 +192,24 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                 }
             }
         }
+        Command::Update {
+            client_id,
+            name,
+            registration,
+            json,
+        } => {
+            let mut client = existing(store, &client_id).await?;
+            if let Some(name) = name {
+                client.name = name;
+            }
+            registration.apply(&mut client, settings)?;
+            store.update_client(&client, now()).await?;
+            if json {
+                print_json(&describe(&client));
+            } else {
+                println!("updated client {client_id}");
+            }
+        }
         Command::RotateSecret {
             client_id,
             keep_old_secret_for,
@@ -238,9 +218,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             if keep_old_secret_for.is_some_and(|s| s < 1) {
                 bail!("--keep-old-secret-for must be at least 1 second");
             }
-            let Some(client) = store.get_client(&client_id).await? else {
-                bail!("no client '{client_id}'");
-            };
+            let client = existing(store, &client_id).await?;
             if client.public {
                 bail!("client '{client_id}' is public and has no secret");
             }
@@ -270,9 +248,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             public_keys,
             json,
         } => {
-            let Some(client) = store.get_client(&client_id).await? else {
-                bail!("no client '{client_id}'");
-            };
+            let client = existing(store, &client_id).await?;
             if client.jwks.is_none() {
                 bail!("client '{client_id}' does not use private_key_jwt");
             }
@@ -303,9 +279,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             }
         }
         Command::Show { client_id, json } => {
-            let Some(c) = store.get_client(&client_id).await? else {
-                bail!("no client '{client_id}'");
-            };
+            let c = existing(store, &client_id).await?;
             if json {
                 print_json(&describe(&c));
             } else {
@@ -313,8 +287,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             }
         }
         Command::Delete { client_id, json } => {
-            let deleted = store.delete_client(&client_id, now()).await?;
-            if !deleted {
+            if !store.delete_client(&client_id, now()).await? {
                 bail!("no client '{client_id}'");
             }
             if json {
@@ -324,8 +297,14 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             }
         }
     }
-    store.close().await;
     Ok(())
+}
+
+async fn existing(store: &dyn ClientStore, client_id: &str) -> Result<ClientRecord> {
+    match store.get_client(client_id).await? {
+        Some(c) => Ok(c),
+        None => bail!("no client '{client_id}'"),
+    }
 }
 
 fn auth_method(c: &ClientRecord) -> &'static str {
@@ -336,28 +315,6 @@ fn auth_method(c: &ClientRecord) -> &'static str {
     } else {
         "client_secret_basic"
     }
-}
-
-/// Reads a client's public keys from a JWKS file and/or PEM files, checking each.
-fn load_keys(jwks_file: Option<&std::path::Path>, pems: &[std::path::PathBuf]) -> Result<String> {
-    let mut keys = match jwks_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            ClientKeys::from_jwks(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        None => ClientKeys::default(),
-    };
-    for path in pems {
-        let pem =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        keys.add_pem(&pem)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    }
-    if keys.keys.is_empty() && keys.pems.is_empty() {
-        bail!("private_key_jwt needs --jwks-file or --public-key");
-    }
-    Ok(keys.to_stored())
 }
 
 /// A client as shown to operators: never its secret hash.

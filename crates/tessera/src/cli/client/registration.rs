@@ -1,0 +1,124 @@
+//! What a client is registered for, shared by `client create` and `client update`: grant
+//! types, redirect URIs, scopes, audiences and its tokens' format and lifetime, each checked
+//! before anything is stored.
+
+use anyhow::{anyhow, bail, Context, Result};
+use tessera_core::client_assertion::ClientKeys;
+use tessera_core::model::{grant_types, ClientRecord, TokenFormat};
+use tessera_core::redirect_uri;
+use tessera_core::scope::ScopeSet;
+
+use crate::settings::Settings;
+
+const KNOWN_GRANTS: &[&str] = &[
+    grant_types::CLIENT_CREDENTIALS,
+    grant_types::AUTHORIZATION_CODE,
+    grant_types::REFRESH_TOKEN,
+    grant_types::JWT_BEARER,
+];
+
+/// Registration flags. On `update`, a flag that is not given leaves its field as it was, and
+/// a repeatable flag that is given replaces the whole list.
+#[derive(Debug, clap::Args)]
+pub struct Registration {
+    /// Grant type the client may use (repeatable) [create default: client_credentials].
+    #[arg(long = "grant-type")]
+    pub grant_types: Vec<String>,
+    /// Redirect URI (repeatable).
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// Space-delimited scopes the client may ask for (also its default).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// A resource (API) the client may get tokens for, the `aud` of its tokens (repeatable;
+    /// RFC 8707) [default: the issuer].
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// Access token format: jwt or opaque [create default: jwt].
+    #[arg(long)]
+    pub access_token_format: Option<String>,
+    /// Access token lifetime, seconds [create default: the server's default, 3600].
+    #[arg(long)]
+    pub access_token_ttl: Option<i64>,
+}
+
+impl Registration {
+    /// Sets on `client` every field these flags give, checking each.
+    pub fn apply(self, client: &mut ClientRecord, settings: &Settings) -> Result<()> {
+        if !self.grant_types.is_empty() {
+            for g in &self.grant_types {
+                if !KNOWN_GRANTS.contains(&g.as_str()) {
+                    bail!(
+                        "unknown grant type '{g}' (known: {})",
+                        KNOWN_GRANTS.join(", ")
+                    );
+                }
+            }
+            client.grant_types = self.grant_types;
+        }
+        if !self.redirect_uris.is_empty() {
+            for uri in &self.redirect_uris {
+                redirect_uri::validate_registration(uri)?;
+            }
+            client.redirect_uris = self.redirect_uris;
+        }
+        if let Some(scope) = self.scope {
+            client.scopes = ScopeSet::parse(&scope).map_err(|e| anyhow!("{e}"))?;
+        }
+        if !self.audiences.is_empty() {
+            for a in &self.audiences {
+                if a.contains('#') || !a.contains(':') || a.contains(char::is_whitespace) {
+                    bail!("--audience '{a}' must be an absolute URI without a fragment");
+                }
+            }
+            client.audiences = self.audiences;
+        }
+        if let Some(f) = self.access_token_format {
+            client.access_token_format = TokenFormat::parse(&f)
+                .ok_or_else(|| anyhow!("--access-token-format must be 'jwt' or 'opaque'"))?;
+        }
+        if let Some(ttl) = self.access_token_ttl {
+            if ttl < 1 || ttl > settings.core.max_access_token_ttl {
+                bail!(
+                    "--access-token-ttl must be between 1 and {} seconds",
+                    settings.core.max_access_token_ttl
+                );
+            }
+            client.access_token_ttl = ttl;
+        }
+        check(client)
+    }
+}
+
+/// Rules across fields.
+fn check(client: &ClientRecord) -> Result<()> {
+    if client.public && client.allows_grant(grant_types::CLIENT_CREDENTIALS) {
+        bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
+    }
+    Ok(())
+}
+
+/// Reads a client's public keys from a JWKS file and/or PEM files, checking each.
+pub fn load_keys(
+    jwks_file: Option<&std::path::Path>,
+    pems: &[std::path::PathBuf],
+) -> Result<String> {
+    let mut keys = match jwks_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            ClientKeys::from_jwks(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
+        }
+        None => ClientKeys::default(),
+    };
+    for path in pems {
+        let pem =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        keys.add_pem(&pem)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    }
+    if keys.keys.is_empty() && keys.pems.is_empty() {
+        bail!("private_key_jwt needs --jwks-file or --public-key");
+    }
+    Ok(keys.to_stored())
+}
