@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::routes::{self, discovery, health, introspect, jwks, revoke, token};
@@ -42,17 +43,23 @@ pub fn app(state: AppState) -> Router {
         .route("/health/alive", get(health::alive))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(crate::metrics::render));
-    api.merge(ops)
-        .fallback(routes::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            state.http().request_timeout,
-        ))
-        .with_state(state)
+    let mut app = api.merge(ops).fallback(routes::not_found);
+    // RFC 6797: behind an https issuer, browsers must not fall back to plain http.
+    if state.config().issuer.starts_with("https://") {
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::metrics::track,
+    ))
+    .layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        state.http().request_timeout,
+    ))
+    .with_state(state)
 }
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {

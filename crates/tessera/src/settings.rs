@@ -55,6 +55,10 @@ pub struct FileConfig {
     pub allow_insecure_http: Option<bool>,
     /// Serving threads (default: one per CPU).
     pub workers: Option<usize>,
+    /// PEM certificate chain: serve HTTPS (with `tls_key_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// Loads the config file, if one is named.
@@ -92,6 +96,8 @@ pub struct Settings {
     pub http: HttpConfig,
     /// Serving threads.
     pub workers: usize,
+    /// Certificate chain and key files, when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     secret_file: Option<PathBuf>,
 }
 
@@ -108,6 +114,10 @@ pub struct Overrides {
     pub secret_file: Option<PathBuf>,
     /// `--log-format`.
     pub log_format: Option<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Resolves every setting.
@@ -174,7 +184,16 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     if let Some(v) = env("TESSERA_AUTH_FAILURES_PER_MINUTE")?.or(file.auth_failures_per_minute) {
         http.auth_failures_per_minute = v;
     }
+    let tls = match (
+        o.tls_cert.or(file.tls_cert_file),
+        o.tls_key.or(file.tls_key_file),
+    ) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => bail!("a TLS certificate and its key go together (tls_cert_file and tls_key_file)"),
+    };
     Ok(Settings {
+        tls,
         listen,
         database_url: o
             .database_url

@@ -5,6 +5,7 @@ pub mod client;
 pub mod keys;
 pub mod maintenance;
 pub mod serve;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         overrides.listen = args.listen.clone();
         overrides.issuer = args.issuer.clone();
         overrides.log_format = args.log_format.clone();
+        overrides.tls_cert = args.tls_cert.clone();
+        overrides.tls_key = args.tls_key.clone();
     }
     let settings = settings::resolve(overrides, file)?;
     match cli.command {

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tessera_core::clock::SystemClock;
@@ -29,6 +30,12 @@ pub struct Args {
     /// Log format: text or json.
     #[arg(long, env = "TESSERA_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "TESSERA_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TESSERA_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 fn init_logging(json: bool) {
@@ -58,6 +65,10 @@ pub async fn run(settings: Settings) -> Result<()> {
     )
     .await
     .context("starting the server state")?;
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(crate::cli::tls::acceptor(cert, key)?),
+        None => None,
+    };
     let background = state.spawn_background();
     let addr: SocketAddr = tokio::net::lookup_host(&settings.listen)
         .await
@@ -76,6 +87,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         issuer = %settings.core.issuer,
         database = %redact(&settings.database_url),
         workers,
+        tls = tls.is_some(),
         "tessera is serving"
     );
     let app = tessera_http::app(state);
@@ -83,7 +95,8 @@ pub async fn run(settings: Settings) -> Result<()> {
     let mut threads = Vec::with_capacity(workers);
     for (i, listener) in listeners.into_iter().enumerate() {
         let app = app.clone();
-        let mut stopped = stopped.clone();
+        let stopped = stopped.clone();
+        let tls = tls.clone();
         let thread = std::thread::Builder::new()
             .name(format!("tessera-http-{i}"))
             .spawn(move || -> Result<()> {
@@ -92,15 +105,10 @@ pub async fn run(settings: Settings) -> Result<()> {
                     .build()?;
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await?;
-                    Ok(())
+                    match tls {
+                        Some(acceptor) => serve_tls(listener, app, stopped, acceptor).await,
+                        None => serve_plain(listener, app, stopped).await,
+                    }
                 })
             })?;
         threads.push(thread);
@@ -121,6 +129,95 @@ pub async fn run(settings: Settings) -> Result<()> {
     background.abort();
     store.close().await;
     tracing::info!("tessera stopped");
+    Ok(())
+}
+
+/// Serves plain HTTP on one listener until `stopped` turns true, then lets in-flight requests
+/// finish.
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest in-flight connections are waited for at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTPS on one listener until `stopped` turns true, then lets in-flight requests
+/// finish (up to [`DRAIN_TIMEOUT`]).
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> Result<()> {
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt as _;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|s| *s) => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    app.clone().oneshot(req)
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
     Ok(())
 }
 

@@ -23,3 +23,4 @@ mod load;
 mod logs;
 mod private_key_jwt;
 mod rotation;
+mod tls;

@@ -104,12 +104,43 @@ impl Server {
     /// Starts a server; `extra` environment variables override the defaults (an empty value
     /// makes the server use its built-in default for that setting).
     pub async fn start_with(extra: &[(&str, &str)]) -> Server {
+        Self::start_inner(extra, false).await
+    }
+
+    /// Starts a server serving HTTPS with a fresh self-signed certificate for 127.0.0.1; the
+    /// server's HTTP client trusts exactly that certificate.
+    pub async fn start_tls() -> Server {
+        Self::start_inner(&[], true).await
+    }
+
+    async fn start_inner(extra: &[(&str, &str)], tls: bool) -> Server {
         let mut dir = tempfile::tempdir().expect("tempdir");
+        let mut http = http_client();
+        let mut tls_env: Vec<(String, String)> = Vec::new();
+        if tls {
+            let certified =
+                rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+            let cert_pem = certified.cert.pem();
+            let cert_path = dir.path().join("cert.pem");
+            let key_path = dir.path().join("key.pem");
+            std::fs::write(&cert_path, &cert_pem).expect("write cert");
+            std::fs::write(&key_path, certified.signing_key.serialize_pem()).expect("write key");
+            tls_env.push(("TESSERA_TLS_CERT".into(), cert_path.display().to_string()));
+            tls_env.push(("TESSERA_TLS_KEY".into(), key_path.display().to_string()));
+            http = reqwest::Client::builder()
+                .no_proxy()
+                .add_root_certificate(
+                    reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("root cert"),
+                )
+                .build()
+                .expect("https client");
+        }
+        let scheme = if tls { "https" } else { "http" };
         // A port picked this way can, rarely, be taken by someone else before the server binds
         // it: then try another.
         for attempt in 0..3 {
             let port = free_port();
-            let base = format!("http://127.0.0.1:{port}");
+            let base = format!("{scheme}://127.0.0.1:{port}");
             let db = dir.path().join("tessera.db");
             let mut env: Vec<(String, String)> = vec![
                 ("TESSERA_LISTEN".into(), format!("127.0.0.1:{port}")),
@@ -126,13 +157,14 @@ impl Server {
                 // per-address throttle, which has its own test (with the default limit).
                 ("TESSERA_AUTH_FAILURES_PER_MINUTE".into(), "0".into()),
             ];
+            env.extend(tls_env.iter().cloned());
             for (k, v) in extra {
                 env.retain(|(key, _)| key != k);
                 env.push(((*k).to_owned(), (*v).to_owned()));
             }
             let mut server = Server {
                 base,
-                http: http_client(),
+                http: http.clone(),
                 env,
                 child: None,
                 dir,
@@ -217,9 +249,17 @@ impl Server {
         &self.base
     }
 
+    /// The server's temporary directory (database, logs, TLS files).
+    pub fn dir_path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_owned()
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned()
     }
 
     /// The URL of a path.
