@@ -128,6 +128,13 @@ impl ClientStore for CachedStore {
         r
     }
 
+    async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.revoke_client_tokens(client_id, now).await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.clients.remove(client_id);
+        r
+    }
+
     async fn set_client_keys(
         &self,
         client_id: &str,

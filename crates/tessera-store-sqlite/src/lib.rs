@@ -247,6 +247,22 @@ impl ClientStore for SqliteStore {
         Ok(n > 0)
     }
 
+    async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query(
+            "UPDATE clients SET token_epoch = token_epoch + 1, updated_at = ? WHERE client_id = ?",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+
     async fn set_client_keys(
         &self,
         client_id: &str,

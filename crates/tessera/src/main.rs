@@ -38,6 +38,9 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(cli::keys::Command),
+    /// Inspect or revoke a token by its value.
+    #[command(subcommand)]
+    Token(cli::token::Command),
     /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.

@@ -122,12 +122,16 @@ pub struct Overrides {
 
 /// Resolves every setting.
 pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
+    // `serve` reads these from flags or the environment through clap; management commands,
+    // which have no such flags, still need the same issuer (to check tokens it signed).
     let listen = o
         .listen
+        .or(env("TESSERA_LISTEN")?)
         .or(file.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let issuer = o
         .issuer
+        .or(env("TESSERA_ISSUER")?)
         .or(file.issuer)
         .unwrap_or_else(|| format!("http://{listen}"));
     let allow_insecure = env::<bool>("TESSERA_ALLOW_INSECURE_HTTP")?

@@ -51,6 +51,10 @@ pub trait ClientStore: Send + Sync {
     /// audiences, token format and lifetime (never its secret, keys or epoch). # Contract:
     /// returns whether the client existed; logs a `Client` change.
     async fn update_client(&self, client: &ClientRecord, now: i64) -> Result<bool, StoreError>;
+    /// Revokes every token issued to the client so far, by bumping its token epoch, without
+    /// touching its secret. # Contract: returns whether the client existed; logs a `Client`
+    /// change.
+    async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
     /// Replaces the public keys of a `private_key_jwt` client. # Contract: returns whether
     /// the client existed; logs a `Client` change.
     async fn set_client_keys(

@@ -124,6 +124,16 @@ pub async fn updating_a_client_changes_its_registration_but_not_its_secret(s: &d
     assert!(!s.update_client(&ghost, 1_100).await.unwrap());
 }
 
+pub async fn revoking_a_clients_tokens_bumps_its_epoch_only(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    assert!(s.revoke_client_tokens(&c.client_id, 1_100).await.unwrap());
+    let got = s.get_client(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(got.token_epoch, 1);
+    assert_eq!(got.secret_hash, c.secret_hash);
+    assert!(!s.revoke_client_tokens("nobody", 1_100).await.unwrap());
+}
+
 pub async fn client_keys_are_replaced_and_the_change_is_logged(s: &dyn Store) {
     let c = client(&SecretHash::of("s1"));
     s.insert_client(&c).await.unwrap();
@@ -328,6 +338,7 @@ macro_rules! conformance_tests {
             purge_removes_only_what_expired,
             an_assertion_id_is_used_once_until_it_is_purged,
             client_keys_are_replaced_and_the_change_is_logged,
+            revoking_a_clients_tokens_bumps_its_epoch_only,
             updating_a_client_changes_its_registration_but_not_its_secret,
             concurrent_uses_of_one_assertion_id_have_one_winner,
         );

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod maintenance;
 pub mod serve;
 pub mod tls;
+pub mod token;
 
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(_) => serve::run(settings).await,
         Command::Client(cmd) => client::run(cmd, &settings).await,
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
+        Command::Token(cmd) => token::run(cmd, &settings).await,
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
     }

@@ -280,3 +280,48 @@ async fn client_update_changes_scope_format_lifetime_and_audience_of_new_tokens(
         .success());
     assert_eq!(s.token_ok(&c).await["expires_in"], 120);
 }
+
+#[tokio::test]
+async fn an_operator_revokes_one_token_or_all_of_a_clients_tokens_from_the_cli() {
+    let s = Server::start().await;
+    let jwt = s.create_client(&[]).await;
+    let opaque = s.create_client(&["--access-token-format", "opaque"]).await;
+    // One token by its value, whoever it belongs to, for both formats.
+    for c in [&jwt, &opaque] {
+        let token = s.access_token(c).await;
+        let keep = s.access_token(c).await;
+        let info = s.cli_json(&["token", "introspect", &token, "--json"]).await;
+        assert_eq!(info["active"], true);
+        assert_eq!(info["client_id"], c.id.as_str());
+        let out = s.cli_json(&["token", "revoke", &token, "--json"]).await;
+        assert_eq!(out["revoked"], true);
+        wait_until(FEED_DEADLINE, "revoked token inactive", || async {
+            !s.is_active(c, &token).await
+        })
+        .await;
+        assert!(s.is_active(c, &keep).await, "other tokens stay active");
+        let again = s.cli_json(&["token", "revoke", &token, "--json"]).await;
+        assert_eq!(again["revoked"], false);
+        let info = s.cli_json(&["token", "introspect", &token, "--json"]).await;
+        assert_eq!(info, serde_json::json!({"active": false}));
+    }
+    // Every token of a client at once; its secret keeps working.
+    for c in [&jwt, &opaque] {
+        let before = s.access_token(c).await;
+        let out = s
+            .cli_json(&["client", "revoke-tokens", &c.id, "--json"])
+            .await;
+        assert_eq!(out["tokens_revoked"], true);
+        wait_until(FEED_DEADLINE, "client's tokens inactive", || async {
+            !s.is_active(c, &before).await
+        })
+        .await;
+        let after = s.access_token(c).await;
+        assert!(s.is_active(c, &after).await, "the secret still works");
+    }
+    assert!(!s
+        .cli_output(&["client", "revoke-tokens", "no-such-client"])
+        .await
+        .status
+        .success());
+}

@@ -87,6 +87,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke every token issued to the client so far (JWT and opaque), keeping its
+    /// secret: for a leaked token when the client itself is fine.
+    RevokeTokens {
+        /// The client.
+        client_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List clients.
     List {
         /// Print JSON.
@@ -258,6 +267,16 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn ClientStore) ->
                 print_json(&json!({"client_id": client_id, "keys_replaced": true}));
             } else {
                 println!("replaced the public keys of client {client_id}");
+            }
+        }
+        Command::RevokeTokens { client_id, json } => {
+            if !store.revoke_client_tokens(&client_id, now()).await? {
+                bail!("no client '{client_id}'");
+            }
+            if json {
+                print_json(&json!({"client_id": client_id, "tokens_revoked": true}));
+            } else {
+                println!("every token issued to {client_id} until now is revoked");
             }
         }
         Command::List { json } => {

@@ -1,0 +1,95 @@
+//! `tessera token ...`: look at or revoke one token by its value, as an operator (no client
+//! credentials): for incident response and debugging.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+use tessera_core::cx::{verified_tokens, Cx};
+use tessera_core::inspect::inspect;
+use tessera_core::keys::KeySet;
+use tessera_core::model::TokenFormat;
+use tessera_core::store::{KeyStore, TokenStore};
+
+use crate::cli::{now, open_store, print_json};
+use crate::settings::Settings;
+
+/// Token subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show whether a token is active and what it says (as introspection would).
+    Introspect {
+        /// The access token.
+        token: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token, whoever it was issued to.
+    Revoke {
+        /// The access token.
+        token: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a token subcommand.
+pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let keys = KeySet::load(&store.list_keys().await?, &settings.sealer()?)?;
+    let verified = verified_tokens(16);
+    let cx = Cx {
+        config: &settings.core,
+        store: store.as_ref(),
+        keys: &keys,
+        verified: &verified,
+        now: now(),
+    };
+    let result = match cmd {
+        Command::Introspect { token, json } => {
+            let out = match inspect(&cx, &token).await? {
+                Some(t) => json!({
+                    "active": true, "client_id": t.client_id, "sub": t.sub, "scope": t.scope,
+                    "aud": t.aud, "iat": t.iat, "exp": t.exp, "jti": t.jti,
+                    "format": t.format.as_str(),
+                }),
+                None => json!({"active": false}),
+            };
+            if json {
+                print_json(&out);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Ok(())
+        }
+        Command::Revoke { token, json } => {
+            let revoked = match inspect(&cx, &token).await? {
+                Some(t) => {
+                    match (t.format, &t.token_id) {
+                        (TokenFormat::Opaque, Some(id)) => {
+                            store.revoke_token(id, &t.client_id, cx.now).await?;
+                        }
+                        _ => {
+                            store
+                                .revoke_jti(&t.jti, &t.client_id, t.exp, cx.now)
+                                .await?
+                        }
+                    }
+                    true
+                }
+                None => false,
+            };
+            if json {
+                print_json(&json!({"revoked": revoked}));
+            } else if revoked {
+                println!("revoked; every server honours it within a second");
+            } else {
+                println!("the token was not active; nothing to revoke");
+            }
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
