@@ -162,8 +162,7 @@ async fn log_change(
 #[async_trait]
 impl ClientStore for SqliteStore {
     async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
              old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
              jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at) \
@@ -184,12 +183,10 @@ impl ClientStore for SqliteStore {
         .bind(c.access_token_ttl)
         .bind(c.token_epoch)
         .bind(c.created_at)
-        .bind(c.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        log_change(&mut tx, ChangeKind::Client, &c.client_id, c.created_at).await?;
-        tx.commit().await.map_err(backend)
+        .bind(c.created_at);
+        self.logged(insert, ChangeKind::Client, &c.client_id, c.created_at)
+            .await
+            .map(|_| ())
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
@@ -210,21 +207,15 @@ impl ClientStore for SqliteStore {
     }
 
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let n = sqlx::query("DELETE FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(n > 0)
+        let delete = sqlx::query("DELETE FROM clients WHERE client_id = ?").bind(client_id);
+        Ok(self
+            .logged(delete, ChangeKind::Client, client_id, now)
+            .await?
+            > 0)
     }
 
     async fn update_client(&self, c: &ClientRecord, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let n = sqlx::query(
+        let update = sqlx::query(
             "UPDATE clients SET name = ?, grant_types = ?, redirect_uris = ?, scopes = ?, \
              audiences = ?, access_token_format = ?, access_token_ttl = ?, updated_at = ? \
              WHERE client_id = ?",
@@ -237,30 +228,23 @@ impl ClientStore for SqliteStore {
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
         .bind(now)
-        .bind(&c.client_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        log_change(&mut tx, ChangeKind::Client, &c.client_id, now).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(n > 0)
+        .bind(&c.client_id);
+        Ok(self
+            .logged(update, ChangeKind::Client, &c.client_id, now)
+            .await?
+            > 0)
     }
 
     async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let n = sqlx::query(
+        let update = sqlx::query(
             "UPDATE clients SET token_epoch = token_epoch + 1, updated_at = ? WHERE client_id = ?",
         )
         .bind(now)
-        .bind(client_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(n > 0)
+        .bind(client_id);
+        Ok(self
+            .logged(update, ChangeKind::Client, client_id, now)
+            .await?
+            > 0)
     }
 
     async fn set_client_keys(
@@ -269,18 +253,14 @@ impl ClientStore for SqliteStore {
         jwks: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let n = sqlx::query("UPDATE clients SET jwks = ?, updated_at = ? WHERE client_id = ?")
+        let update = sqlx::query("UPDATE clients SET jwks = ?, updated_at = ? WHERE client_id = ?")
             .bind(jwks)
             .bind(now)
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(n > 0)
+            .bind(client_id);
+        Ok(self
+            .logged(update, ChangeKind::Client, client_id, now)
+            .await?
+            > 0)
     }
 
     async fn rotate_client_secret(
@@ -290,36 +270,25 @@ impl ClientStore for SqliteStore {
         keep_old_until: Option<i64>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let n = match keep_old_until {
+        let update = match keep_old_until {
             Some(until) => sqlx::query(
                 "UPDATE clients SET old_secret_hash = secret_hash, old_secret_expires_at = ?, \
                  secret_hash = ?, updated_at = ? WHERE client_id = ?",
             )
-            .bind(until)
-            .bind(new_hash.as_str())
-            .bind(now)
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected(),
+            .bind(until),
             None => sqlx::query(
                 "UPDATE clients SET old_secret_hash = NULL, old_secret_expires_at = NULL, \
                  secret_hash = ?, token_epoch = token_epoch + 1, updated_at = ? \
                  WHERE client_id = ?",
-            )
-            .bind(new_hash.as_str())
-            .bind(now)
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected(),
-        };
-        log_change(&mut tx, ChangeKind::Client, client_id, now).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(n > 0)
+            ),
+        }
+        .bind(new_hash.as_str())
+        .bind(now)
+        .bind(client_id);
+        Ok(self
+            .logged(update, ChangeKind::Client, client_id, now)
+            .await?
+            > 0)
     }
 }
 
@@ -382,20 +351,17 @@ impl TokenStore for SqliteStore {
         expires_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO revoked_jtis (jti, client_id, expires_at, revoked_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (jti) DO NOTHING",
         )
         .bind(jti)
         .bind(client_id)
         .bind(expires_at)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        log_change(&mut tx, ChangeKind::Jti, jti, now).await?;
-        tx.commit().await.map_err(backend)
+        .bind(now);
+        self.logged(insert, ChangeKind::Jti, jti, now)
+            .await
+            .map(|_| ())
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
@@ -435,8 +401,7 @@ impl ReplayStore for SqliteStore {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_sealed, public_jwk, created_at, \
              activates_at, retires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -446,12 +411,10 @@ impl KeyStore for SqliteStore {
         .bind(&k.public_jwk)
         .bind(k.created_at)
         .bind(k.activates_at)
-        .bind(k.retires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        log_change(&mut tx, ChangeKind::Keys, "", k.created_at).await?;
-        tx.commit().await.map_err(backend)
+        .bind(k.retires_at);
+        self.logged(insert, ChangeKind::Keys, "", k.created_at)
+            .await
+            .map(|_| ())
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -463,15 +426,12 @@ impl KeyStore for SqliteStore {
     }
 
     async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("UPDATE signing_keys SET retires_at = ? WHERE kid = ?")
+        let update = sqlx::query("UPDATE signing_keys SET retires_at = ? WHERE kid = ?")
             .bind(retires_at)
-            .bind(kid)
-            .execute(&mut *tx)
+            .bind(kid);
+        self.logged(update, ChangeKind::Keys, "", retires_at)
             .await
-            .map_err(backend)?;
-        log_change(&mut tx, ChangeKind::Keys, "", retires_at).await?;
-        tx.commit().await.map_err(backend)
+            .map(|_| ())
     }
 }
 
@@ -557,7 +517,30 @@ impl Maintenance for SqliteStore {
     }
 }
 
+/// A query with its arguments bound.
+type BoundQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
 impl SqliteStore {
+    /// Runs one write and its change-feed entry in one transaction; returns how many rows the
+    /// write changed. Every write other nodes may have cached goes through here.
+    async fn logged(
+        &self,
+        query: BoundQuery<'_>,
+        kind: ChangeKind,
+        key: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = query
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        log_change(&mut tx, kind, key, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
+    }
+
     /// Runs a batched delete until it removes fewer rows than a batch.
     async fn purge(&self, sql: &str, cutoff: i64) -> Result<u64, StoreError> {
         let mut total = 0;
