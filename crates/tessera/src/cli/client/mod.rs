@@ -15,7 +15,7 @@ use tessera_core::store::ClientStore;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
-use registration::{load_keys, Registration};
+use registration::{KeyFiles, Registration};
 
 /// Prefix of generated client secrets (recognisable by secret scanners; adds no entropy).
 const SECRET_PREFIX: &str = "tcs_";
@@ -37,12 +37,8 @@ pub enum Command {
         /// both work), private_key_jwt, or none (same as --public).
         #[arg(long, default_value = "client_secret_basic")]
         token_endpoint_auth_method: String,
-        /// For private_key_jwt: a JWKS file with the client's public keys.
-        #[arg(long)]
-        jwks_file: Option<std::path::PathBuf>,
-        /// For private_key_jwt: a PEM public key file (repeatable).
-        #[arg(long = "public-key")]
-        public_keys: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        keys: KeyFiles,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -77,12 +73,8 @@ pub enum Command {
     SetKeys {
         /// The client.
         client_id: String,
-        /// A JWKS file with the client's public keys.
-        #[arg(long)]
-        jwks_file: Option<std::path::PathBuf>,
-        /// A PEM public key file (repeatable).
-        #[arg(long = "public-key")]
-        public_keys: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        keys: KeyFiles,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -135,14 +127,13 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn ClientStore) ->
             registration,
             public,
             token_endpoint_auth_method,
-            jwks_file,
-            public_keys,
+            keys,
             json,
         } => {
             let public = public || token_endpoint_auth_method == "none";
             let jwks = match token_endpoint_auth_method.as_str() {
                 "client_secret_basic" | "client_secret_post" | "none" => {
-                    if jwks_file.is_some() || !public_keys.is_empty() {
+                    if keys.given() {
                         bail!("--jwks-file and --public-key go with --token-endpoint-auth-method private_key_jwt");
                     }
                     None
@@ -151,7 +142,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn ClientStore) ->
                     if public {
                         bail!("a private_key_jwt client is not public");
                     }
-                    Some(load_keys(jwks_file.as_deref(), &public_keys)?)
+                    Some(keys.load()?)
                 }
                 other => bail!(
                     "unsupported --token-endpoint-auth-method '{other}' (client_secret_basic, \
@@ -253,16 +244,16 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn ClientStore) ->
         }
         Command::SetKeys {
             client_id,
-            jwks_file,
-            public_keys,
+            keys,
             json,
         } => {
             let client = existing(store, &client_id).await?;
             if client.jwks.is_none() {
                 bail!("client '{client_id}' does not use private_key_jwt");
             }
-            let keys = load_keys(jwks_file.as_deref(), &public_keys)?;
-            store.set_client_keys(&client_id, &keys, now()).await?;
+            store
+                .set_client_keys(&client_id, &keys.load()?, now())
+                .await?;
             if json {
                 print_json(&json!({"client_id": client_id, "keys_replaced": true}));
             } else {

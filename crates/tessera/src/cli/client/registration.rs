@@ -98,11 +98,31 @@ fn check(client: &ClientRecord) -> Result<()> {
     Ok(())
 }
 
+/// The public keys of a `private_key_jwt` client, from files.
+#[derive(Debug, clap::Args)]
+pub struct KeyFiles {
+    /// For private_key_jwt: a JWKS file with the client's public keys.
+    #[arg(long)]
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// For private_key_jwt: a PEM public key file (repeatable).
+    #[arg(long = "public-key")]
+    pub public_keys: Vec<std::path::PathBuf>,
+}
+
+impl KeyFiles {
+    /// Whether any key file was named.
+    pub fn given(&self) -> bool {
+        self.jwks_file.is_some() || !self.public_keys.is_empty()
+    }
+
+    /// Reads and checks every key; the stored form.
+    pub fn load(&self) -> Result<String> {
+        load_keys(self.jwks_file.as_deref(), &self.public_keys)
+    }
+}
+
 /// Reads a client's public keys from a JWKS file and/or PEM files, checking each.
-pub fn load_keys(
-    jwks_file: Option<&std::path::Path>,
-    pems: &[std::path::PathBuf],
-) -> Result<String> {
+fn load_keys(jwks_file: Option<&std::path::Path>, pems: &[std::path::PathBuf]) -> Result<String> {
     let mut keys = match jwks_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
