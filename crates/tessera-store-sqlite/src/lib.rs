@@ -479,40 +479,15 @@ impl Maintenance for SqliteStore {
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError> {
         Ok(PurgeReport {
             tokens: self
-                .purge(
-                    "DELETE FROM access_tokens WHERE token_id IN \
-                     (SELECT token_id FROM access_tokens WHERE expires_at <= ? LIMIT ?)",
-                    now,
-                )
+                .purge("access_tokens", "token_id", "expires_at", now)
                 .await?,
-            revoked_jtis: self
-                .purge(
-                    "DELETE FROM revoked_jtis WHERE jti IN \
-                     (SELECT jti FROM revoked_jtis WHERE expires_at <= ? LIMIT ?)",
-                    now,
-                )
-                .await?,
-            used_jtis: self
-                .purge(
-                    "DELETE FROM used_jtis WHERE key IN \
-                     (SELECT key FROM used_jtis WHERE expires_at <= ? LIMIT ?)",
-                    now,
-                )
-                .await?,
+            revoked_jtis: self.purge("revoked_jtis", "jti", "expires_at", now).await?,
+            used_jtis: self.purge("used_jtis", "key", "expires_at", now).await?,
             changes: self
-                .purge(
-                    "DELETE FROM changes WHERE seq IN \
-                     (SELECT seq FROM changes WHERE created_at <= ? LIMIT ?)",
-                    now - CHANGE_RETENTION_SECS,
-                )
+                .purge("changes", "seq", "created_at", now - CHANGE_RETENTION_SECS)
                 .await?,
-            keys: self
-                .purge(
-                    "DELETE FROM signing_keys WHERE kid IN (SELECT kid FROM signing_keys \
-                     WHERE retires_at IS NOT NULL AND retires_at <= ? LIMIT ?)",
-                    now,
-                )
-                .await?,
+            // A retired key's `retires_at` is set; a NULL never compares <= cutoff.
+            keys: self.purge("signing_keys", "kid", "retires_at", now).await?,
         })
     }
 }
@@ -541,11 +516,23 @@ impl SqliteStore {
         Ok(n)
     }
 
-    /// Runs a batched delete until it removes fewer rows than a batch.
-    async fn purge(&self, sql: &str, cutoff: i64) -> Result<u64, StoreError> {
+    /// Deletes the rows of `table` whose `time_col` is at or before `cutoff`, a batch at a
+    /// time (so no lock is held long), until a batch comes back short. The names are this
+    /// module's constants, never input.
+    async fn purge(
+        &self,
+        table: &str,
+        key_col: &str,
+        time_col: &str,
+        cutoff: i64,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE {key_col} IN \
+             (SELECT {key_col} FROM {table} WHERE {time_col} <= ? LIMIT ?)"
+        );
         let mut total = 0;
         loop {
-            let n = sqlx::query(sql)
+            let n = sqlx::query(&sql)
                 .bind(cutoff)
                 .bind(PURGE_BATCH)
                 .execute(&self.pool)
