@@ -21,13 +21,14 @@ use tessera_http::{app, AppState, HttpConfig};
 use tessera_store_sqlite::SqliteStore;
 use tower::ServiceExt;
 
-struct Harness {
+/// A runtime and a fresh SQLite database in a temporary directory.
+struct Fixture {
     rt: tokio::runtime::Runtime,
-    router: axum::Router,
-    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    dir: tempfile::TempDir,
 }
 
-fn harness() -> Harness {
+fn fixture() -> Fixture {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -35,23 +36,38 @@ fn harness() -> Harness {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let router = rt.block_on(async {
-        let store = SqliteStore::connect(&url).await.unwrap();
-        let state = AppState::start(
-            Config::new("http://127.0.0.1:1"),
-            HttpConfig::default(),
-            Arc::new(store),
-            Sealer::from_secret(b"router-test-secret-0123456789").unwrap(),
-            Arc::new(SystemClock),
-        )
-        .await
-        .unwrap();
-        app(state)
-    });
+    let store = Arc::new(rt.block_on(SqliteStore::connect(&url)).unwrap());
+    Fixture { rt, store, dir }
+}
+
+impl Fixture {
+    /// The server state over this database, with `config` and `clock`.
+    fn state(&self, config: Config, clock: Arc<dyn tessera_core::clock::Clock>) -> AppState {
+        self.rt
+            .block_on(AppState::start(
+                config,
+                HttpConfig::default(),
+                self.store.clone(),
+                Sealer::from_secret(b"router-test-secret-0123456789").unwrap(),
+                clock,
+            ))
+            .unwrap()
+    }
+}
+
+struct Harness {
+    rt: tokio::runtime::Runtime,
+    router: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let f = fixture();
+    let router = app(f.state(Config::new("http://127.0.0.1:1"), Arc::new(SystemClock)));
     Harness {
-        rt,
+        rt: f.rt,
         router,
-        _dir: dir,
+        _dir: f.dir,
     }
 }
 
@@ -163,60 +179,42 @@ struct Timed {
 fn timed() -> Timed {
     use tessera_core::model::{ClientRecord, TokenFormat};
     use tessera_core::store::ClientStore;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let f = fixture();
     let clock = Arc::new(tessera_core::clock::FixedClock::new(1_800_000_000));
-    let (router, store, jwt, opaque) = rt.block_on(async {
-        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
-        let mut made = Vec::new();
-        for format in [TokenFormat::Jwt, TokenFormat::Opaque] {
-            let secret = tessera_core::secret::generate("tcs_");
-            let c = ClientRecord {
-                client_id: tessera_core::secret::generate_id(),
-                name: "timed".into(),
-                secret_hash: Some(secret.hash()),
-                old_secret_hash: None,
-                old_secret_expires_at: None,
-                grant_types: vec!["client_credentials".into()],
-                redirect_uris: vec![],
-                scopes: tessera_core::scope::ScopeSet::parse("read").unwrap(),
-                audiences: vec![],
-                public: false,
-                jwks: None,
-                access_token_format: format,
-                access_token_ttl: 60,
-                token_epoch: 0,
-                created_at: 1_800_000_000,
-            };
-            store.insert_client(&c).await.unwrap();
-            made.push((c.client_id, secret.expose().to_owned()));
-        }
-        let state = AppState::start(
-            Config::new("http://127.0.0.1:1"),
-            HttpConfig::default(),
-            store.clone(),
-            Sealer::from_secret(b"router-test-secret-0123456789").unwrap(),
-            clock.clone(),
-        )
-        .await
-        .unwrap();
-        let opaque = made.pop().unwrap();
-        let jwt = made.pop().unwrap();
-        (app(state), store, jwt, opaque)
-    });
+    let mut made = Vec::new();
+    for format in [TokenFormat::Jwt, TokenFormat::Opaque] {
+        let secret = tessera_core::secret::generate("tcs_");
+        let c = ClientRecord {
+            client_id: tessera_core::secret::generate_id(),
+            name: "timed".into(),
+            secret_hash: Some(secret.hash()),
+            old_secret_hash: None,
+            old_secret_expires_at: None,
+            grant_types: vec!["client_credentials".into()],
+            redirect_uris: vec![],
+            scopes: tessera_core::scope::ScopeSet::parse("read").unwrap(),
+            audiences: vec![],
+            public: false,
+            jwks: None,
+            access_token_format: format,
+            access_token_ttl: 60,
+            token_epoch: 0,
+            created_at: 1_800_000_000,
+        };
+        f.rt.block_on(f.store.insert_client(&c)).unwrap();
+        made.push((c.client_id, secret.expose().to_owned()));
+    }
+    let router = app(f.state(Config::new("http://127.0.0.1:1"), clock.clone()));
+    let opaque = made.pop().unwrap();
+    let jwt = made.pop().unwrap();
     Timed {
-        rt,
+        rt: f.rt,
         router,
         clock,
-        store,
+        store: f.store,
         jwt,
         opaque,
-        _dir: dir,
+        _dir: f.dir,
     }
 }
 
@@ -344,28 +342,13 @@ fn an_old_secret_kept_for_an_overlap_works_until_the_overlap_ends() {
 #[test]
 fn signing_keys_rotate_automatically_once_when_due() {
     use tessera_core::store::KeyStore;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let f = fixture();
     let clock = Arc::new(tessera_core::clock::FixedClock::new(1_800_000_000));
-    rt.block_on(async {
-        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
-        let mut config = Config::new("http://127.0.0.1:1");
-        config.key_rotation_interval = 1_000;
-        config.key_rotation_lead_time = 100;
-        let state = AppState::start(
-            config,
-            HttpConfig::default(),
-            store.clone(),
-            Sealer::from_secret(b"router-test-secret-0123456789").unwrap(),
-            clock.clone(),
-        )
-        .await
-        .unwrap();
+    let mut config = Config::new("http://127.0.0.1:1");
+    config.key_rotation_interval = 1_000;
+    config.key_rotation_lead_time = 100;
+    let state = f.state(config, clock.clone());
+    f.rt.block_on(async {
         assert!(!state.rotate_keys_if_due().await.unwrap(), "not due yet");
         clock.advance(1_000);
         assert!(state.rotate_keys_if_due().await.unwrap(), "due");
@@ -373,7 +356,7 @@ fn signing_keys_rotate_automatically_once_when_due() {
             !state.rotate_keys_if_due().await.unwrap(),
             "already rotated"
         );
-        let keys = store.list_keys().await.unwrap();
+        let keys = f.store.list_keys().await.unwrap();
         assert_eq!(keys.len(), 2);
         let old = keys.iter().find(|k| k.retires_at.is_some()).unwrap();
         let new = keys.iter().find(|k| k.retires_at.is_none()).unwrap();
