@@ -56,7 +56,7 @@ pub async fn issue_access_token(
             Secret::new(jwt::encode(key, &claims).map_err(OAuthError::server_error)?)
         }
         TokenFormat::Opaque => {
-            let (token, token_id) = opaque::mint(cx.now);
+            let (token, token_id) = opaque::mint(exp);
             cx.store
                 .insert_token(&TokenRecord {
                     token_id,

@@ -20,8 +20,9 @@ CREATE TABLE clients (
     updated_at            INTEGER NOT NULL
 );
 
--- Opaque access tokens, keyed by the public id inside the token (time-ordered, so inserts
--- append); the whole token is stored only as its SHA-256.
+-- Opaque access tokens, keyed by the public id inside the token, which starts with the
+-- expiry second: inserts land together and expired rows are one key range (no expiry index).
+-- The whole token is stored only as its SHA-256.
 CREATE TABLE access_tokens (
     token_id    TEXT PRIMARY KEY,
     token_hash  TEXT NOT NULL,
@@ -35,7 +36,6 @@ CREATE TABLE access_tokens (
     token_epoch INTEGER NOT NULL,
     revoked_at  INTEGER
 ) WITHOUT ROWID;
-CREATE INDEX access_tokens_expires_at ON access_tokens (expires_at);
 
 CREATE TABLE revoked_jtis (
     jti        TEXT PRIMARY KEY,

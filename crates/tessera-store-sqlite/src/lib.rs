@@ -18,6 +18,7 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePo
 use tokio::sync::{mpsc, oneshot};
 
 use tessera_core::model::{Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
+use tessera_core::opaque;
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
     ChangeFeed, ClientStore, KeyStore, Maintenance, ReplayStore, StoreError, TokenStore,
@@ -477,19 +478,41 @@ impl Maintenance for SqliteStore {
     }
 
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError> {
+        let int = |col: &'static str, v: i64| (col, Cutoff::Int(v));
         Ok(PurgeReport {
+            // Token ids start with their expiry second: the expired ones are a key range.
             tokens: self
-                .purge("access_tokens", "token_id", "expires_at", now)
+                .purge(
+                    "access_tokens",
+                    "token_id",
+                    ("token_id <", Cutoff::Text(opaque::expiry_cutoff(now))),
+                )
                 .await?,
-            revoked_jtis: self.purge("revoked_jtis", "jti", "expires_at", now).await?,
-            used_jtis: self.purge("used_jtis", "key", "expires_at", now).await?,
+            revoked_jtis: self
+                .purge("revoked_jtis", "jti", int("expires_at <=", now))
+                .await?,
+            used_jtis: self
+                .purge("used_jtis", "key", int("expires_at <=", now))
+                .await?,
             changes: self
-                .purge("changes", "seq", "created_at", now - CHANGE_RETENTION_SECS)
+                .purge(
+                    "changes",
+                    "seq",
+                    int("created_at <=", now - CHANGE_RETENTION_SECS),
+                )
                 .await?,
             // A retired key's `retires_at` is set; a NULL never compares <= cutoff.
-            keys: self.purge("signing_keys", "kid", "retires_at", now).await?,
+            keys: self
+                .purge("signing_keys", "kid", int("retires_at <=", now))
+                .await?,
         })
     }
+}
+
+/// The value a purge compares with.
+enum Cutoff {
+    Int(i64),
+    Text(String),
 }
 
 /// A query with its arguments bound.
@@ -516,24 +539,27 @@ impl SqliteStore {
         Ok(n)
     }
 
-    /// Deletes the rows of `table` whose `time_col` is at or before `cutoff`, a batch at a
-    /// time (so no lock is held long), until a batch comes back short. The names are this
+    /// Deletes the rows of `table` for which `condition ?` holds with the cutoff, a batch at
+    /// a time (so no lock is held long), until a batch comes back short. The names are this
     /// module's constants, never input.
     async fn purge(
         &self,
         table: &str,
         key_col: &str,
-        time_col: &str,
-        cutoff: i64,
+        (condition, cutoff): (&str, Cutoff),
     ) -> Result<u64, StoreError> {
         let sql = format!(
             "DELETE FROM {table} WHERE {key_col} IN \
-             (SELECT {key_col} FROM {table} WHERE {time_col} <= ? LIMIT ?)"
+             (SELECT {key_col} FROM {table} WHERE {condition} ? LIMIT ?)"
         );
         let mut total = 0;
         loop {
-            let n = sqlx::query(&sql)
-                .bind(cutoff)
+            let query = sqlx::query(&sql);
+            let query = match &cutoff {
+                Cutoff::Int(v) => query.bind(*v),
+                Cutoff::Text(v) => query.bind(v.as_str()),
+            };
+            let n = query
                 .bind(PURGE_BATCH)
                 .execute(&self.pool)
                 .await

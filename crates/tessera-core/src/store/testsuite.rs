@@ -39,7 +39,7 @@ pub fn client(secret: &SecretHash) -> ClientRecord {
 
 /// An opaque token record of `client_id`, expiring at `exp`.
 pub fn token(client_id: &str, exp: i64) -> (String, TokenRecord) {
-    let (value, token_id) = crate::opaque::mint(1_000);
+    let (value, token_id) = crate::opaque::mint(exp);
     let rec = TokenRecord {
         token_id,
         token_hash: value.hash(),
