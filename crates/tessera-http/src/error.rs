@@ -45,6 +45,9 @@ pub fn error_response(err: OAuthError) -> Response {
             Some(cause) => tracing::error!(error = %cause, "request failed"),
             None => tracing::error!("request failed"),
         }
+    } else {
+        // Descriptions are written to be safe to send, so they are safe to log.
+        tracing::debug!(error = err.code.as_str(), description = %err.description, "request refused");
     }
     let body = serde_json::json!({
         "error": err.code.as_str(),
