@@ -16,5 +16,5 @@ pub mod routes;
 pub mod state;
 pub mod throttle;
 
-pub use router::app;
+pub use router::{app, oauth_app, ops_app};
 pub use state::{AppState, HttpConfig, StartError};

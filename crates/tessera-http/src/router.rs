@@ -15,9 +15,23 @@ use tower_http::timeout::TimeoutLayer;
 use crate::routes::{self, discovery, health, introspect, jwks, revoke, token};
 use crate::state::AppState;
 
-/// Builds the application.
+/// Builds the application: the OAuth endpoints and the operational ones on one router.
 pub fn app(state: AppState) -> Router {
-    let mut api = Router::new()
+    finish(oauth_routes(&state).merge(ops_routes()), state)
+}
+
+/// The OAuth endpoints only, for a server whose operational endpoints listen elsewhere.
+pub fn oauth_app(state: AppState) -> Router {
+    finish(oauth_routes(&state), state)
+}
+
+/// The operational endpoints only (`/health/*`, `/metrics`), for a separate listener.
+pub fn ops_app(state: AppState) -> Router {
+    finish(ops_routes(), state)
+}
+
+fn oauth_routes(state: &AppState) -> Router<AppState> {
+    let api = Router::new()
         .route(
             "/oauth2/token",
             post(token::handle).fallback(routes::post_only),
@@ -36,14 +50,22 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/.well-known/openid-configuration", get(discovery::handle))
         .route("/.well-known/jwks.json", get(jwks::handle));
-    if let Some(cors) = cors_layer(&state.http().cors_allowed_origins) {
-        api = api.layer(cors);
+    match cors_layer(&state.http().cors_allowed_origins) {
+        Some(cors) => api.layer(cors),
+        None => api,
     }
-    let ops = Router::new()
+}
+
+fn ops_routes() -> Router<AppState> {
+    Router::new()
         .route("/health/alive", get(health::alive))
         .route("/health/ready", get(health::ready))
-        .route("/metrics", get(crate::metrics::render));
-    let mut app = api.merge(ops).fallback(routes::not_found);
+        .route("/metrics", get(crate::metrics::render))
+}
+
+/// The layers every router gets: HSTS behind an https issuer, metrics, the request timeout.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    let mut app = routes.fallback(routes::not_found);
     // RFC 6797: behind an https issuer, browsers must not fall back to plain http.
     if state.config().issuer.starts_with("https://") {
         app = app.layer(SetResponseHeaderLayer::overriding(

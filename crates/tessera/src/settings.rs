@@ -55,6 +55,8 @@ pub struct FileConfig {
     pub allow_insecure_http: Option<bool>,
     /// Serving threads (default: one per CPU).
     pub workers: Option<usize>,
+    /// Address of the operational endpoints (`/health/*`, `/metrics`), if apart.
+    pub ops_listen: Option<String>,
     /// PEM certificate chain: serve HTTPS (with `tls_key_file`).
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
@@ -96,6 +98,8 @@ pub struct Settings {
     pub http: HttpConfig,
     /// Serving threads.
     pub workers: usize,
+    /// Where `/health/*` and `/metrics` listen, when not on `listen`.
+    pub ops_listen: Option<String>,
     /// Certificate chain and key files, when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     secret_file: Option<PathBuf>,
@@ -114,6 +118,8 @@ pub struct Overrides {
     pub secret_file: Option<PathBuf>,
     /// `--log-format`.
     pub log_format: Option<String>,
+    /// `--ops-listen`.
+    pub ops_listen: Option<String>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -197,6 +203,7 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         _ => bail!("a TLS certificate and its key go together (tls_cert_file and tls_key_file)"),
     };
     Ok(Settings {
+        ops_listen: o.ops_listen.or(file.ops_listen),
         tls,
         listen,
         database_url: o

@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         overrides.issuer = args.issuer.clone();
         overrides.log_format = args.log_format.clone();
         overrides.tls_cert = args.tls_cert.clone();
+        overrides.ops_listen = args.ops_listen.clone();
         overrides.tls_key = args.tls_key.clone();
     }
     let settings = settings::resolve(overrides, file)?;

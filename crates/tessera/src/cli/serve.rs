@@ -30,6 +30,9 @@ pub struct Args {
     /// Log format: text or json.
     #[arg(long, env = "TESSERA_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Serve /health/* and /metrics on this address (plain HTTP) instead of on --listen.
+    #[arg(long, env = "TESSERA_OPS_LISTEN")]
+    pub ops_listen: Option<String>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "TESSERA_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -90,8 +93,30 @@ pub async fn run(settings: Settings) -> Result<()> {
         tls = tls.is_some(),
         "tessera is serving"
     );
-    let app = tessera_http::app(state);
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let ops = match &settings.ops_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the operational listener {addr}"))?;
+            tracing::info!(listen = %listener.local_addr()?, "operational endpoints (/health, /metrics) listen here");
+            let mut stopped = stopped.clone();
+            let app = tessera_http::ops_app(state.clone());
+            Some(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            }))
+        }
+        None => None,
+    };
+    let app = if ops.is_some() {
+        tessera_http::oauth_app(state)
+    } else {
+        tessera_http::app(state)
+    };
     let mut threads = Vec::with_capacity(workers);
     for (i, listener) in listeners.into_iter().enumerate() {
         let app = app.clone();
@@ -126,6 +151,9 @@ pub async fn run(settings: Settings) -> Result<()> {
     })
     .await?;
     joined.context("serving")?;
+    if let Some(ops) = ops {
+        ops.await?.context("serving the operational endpoints")?;
+    }
     background.abort();
     store.close().await;
     tracing::info!("tessera stopped");

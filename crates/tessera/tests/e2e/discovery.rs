@@ -286,3 +286,46 @@ async fn a_request_in_flight_at_sigterm_is_still_answered() {
     let (status, _) = s.stop().await;
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test]
+async fn operational_endpoints_can_listen_apart_from_the_oauth_endpoints() {
+    let ops = format!("127.0.0.1:{}", crate::support::free_port());
+    let s = Server::start_with(&[("TESSERA_OPS_LISTEN", ops.as_str())]).await;
+    let http = crate::support::http_client();
+    for path in ["/health/alive", "/health/ready", "/metrics"] {
+        let apart = http
+            .get(format!("http://{ops}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            apart.status(),
+            reqwest::StatusCode::OK,
+            "{path} on the ops listener"
+        );
+        let main = http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(
+            main.status(),
+            reqwest::StatusCode::NOT_FOUND,
+            "{path} not on the main one"
+        );
+    }
+    // The OAuth endpoints stay on the main listener and are counted in the metrics.
+    let c = s.create_client(&[]).await;
+    s.token_ok(&c).await;
+    let metrics = http
+        .get(format!("http://{ops}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tessera_token_requests_total"));
+    let jwks = http
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), reqwest::StatusCode::OK);
+}

@@ -61,7 +61,7 @@ pub struct Server {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
 }
@@ -195,7 +195,11 @@ impl Server {
     /// Waits for `/health/ready`; on failure returns the server's logs.
     async fn wait_ready(&mut self) -> Result<(), String> {
         let start = Instant::now();
-        let url = self.url("/health/ready");
+        // With the operational endpoints apart, readiness is asked there.
+        let url = match self.env.iter().find(|(k, _)| k == "TESSERA_OPS_LISTEN") {
+            Some((_, ops)) => format!("http://{ops}/health/ready"),
+            None => self.url("/health/ready"),
+        };
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
