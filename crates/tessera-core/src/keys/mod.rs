@@ -9,17 +9,21 @@
 //! the JWKS cache lifetime), and a superseded key stays published until every token it signed
 //! has expired (`retires_at`).
 
+mod rotation;
+mod sealing;
+
+pub use rotation::{ensure_key, retirements, rotate, rotate_if_due, KeyRotationError};
+pub use sealing::Sealer;
+
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::aead;
-use ring::hkdf;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 
 use crate::model::KeyRecord;
-use crate::secret::{generate_id, random_bytes};
+use crate::secret::generate_id;
 
 /// A key-handling failure.
 #[derive(Debug, thiserror::Error)]
@@ -63,77 +67,6 @@ impl SigningAlg {
             "EDDSA" | "ED25519" => Ok(SigningAlg::EdDsa),
             _ => Err(KeyError::UnsupportedAlg(s.to_owned())),
         }
-    }
-}
-
-/// Seals private keys at rest with AES-256-GCM under a key derived (HKDF-SHA256) from the
-/// operator's secret.
-pub struct Sealer {
-    key: aead::LessSafeKey,
-}
-
-impl std::fmt::Debug for Sealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sealer(<redacted>)")
-    }
-}
-
-struct Len32;
-impl hkdf::KeyType for Len32 {
-    fn len(&self) -> usize {
-        32
-    }
-}
-
-impl Sealer {
-    /// Derives the sealing key from secret material (at least 16 bytes).
-    pub fn from_secret(secret: &[u8]) -> Result<Self, KeyError> {
-        if secret.len() < 16 {
-            return Err(KeyError::Invalid(
-                "sealing secret (must be at least 16 bytes)".into(),
-            ));
-        }
-        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tessera/v1/key-sealing");
-        let prk = salt.extract(secret);
-        let okm = prk
-            .expand(&[b"aes-256-gcm"], Len32)
-            .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
-        let mut bytes = [0u8; 32];
-        okm.fill(&mut bytes)
-            .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
-        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &bytes)
-            .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
-        Ok(Self {
-            key: aead::LessSafeKey::new(unbound),
-        })
-    }
-
-    /// Seals `plain`, binding it to `kid`: nonce (12 bytes) then ciphertext and tag.
-    pub fn seal(&self, kid: &str, plain: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let nonce_bytes = random_bytes::<12>();
-        let nonce = aead::Nonce::assume_unique_for_key(nonce_bytes);
-        let mut buf = plain.to_vec();
-        self.key
-            .seal_in_place_append_tag(nonce, aead::Aad::from(kid.as_bytes()), &mut buf)
-            .map_err(|_| KeyError::Invalid(kid.to_owned()))?;
-        let mut out = nonce_bytes.to_vec();
-        out.extend_from_slice(&buf);
-        Ok(out)
-    }
-
-    /// Opens what [`Sealer::seal`] made for `kid`.
-    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let (nonce, body) = sealed
-            .split_at_checked(12)
-            .ok_or_else(|| KeyError::Unseal(kid.to_owned()))?;
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| KeyError::Unseal(kid.to_owned()))?;
-        let mut buf = body.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, aead::Aad::from(kid.as_bytes()), &mut buf)
-            .map_err(|_| KeyError::Unseal(kid.to_owned()))?;
-        Ok(plain.to_vec())
     }
 }
 
@@ -288,21 +221,6 @@ pub fn generate_key(
     })
 }
 
-/// Which existing keys a rotation supersedes, and until when each stays published: every key
-/// not yet retired stays published until the new key activates plus the longest access-token
-/// lifetime (after that no token it signed can still be valid).
-pub fn retirements(
-    existing: &[KeyRecord],
-    new_activates_at: i64,
-    max_token_ttl: i64,
-) -> Vec<(String, i64)> {
-    existing
-        .iter()
-        .filter(|k| k.retires_at.is_none())
-        .map(|k| (k.kid.clone(), new_activates_at + max_token_ttl))
-        .collect()
-}
-
 /// The loaded keys of the server.
 #[derive(Debug, Default)]
 pub struct KeySet {
@@ -413,89 +331,4 @@ mod tests {
         assert_eq!(set.jwks(5201)["keys"].as_array().unwrap().len(), 1);
         assert!(set.verifier(&old.kid, 5201).is_none());
     }
-}
-
-/// Makes sure a signing key exists; makes one that signs at once if there is none. Returns
-/// whether a key was made.
-pub async fn ensure_key(
-    store: &dyn crate::store::KeyStore,
-    sealer: &Sealer,
-    alg: SigningAlg,
-    now: i64,
-) -> Result<bool, KeyRotationError> {
-    if !store.list_keys().await?.is_empty() {
-        return Ok(false);
-    }
-    store
-        .insert_key(&generate_key(alg, sealer, now, now)?)
-        .await?;
-    Ok(true)
-}
-
-/// Rotates the signing key: a new key published now that signs from `now + lead_time`, and
-/// every key not yet retired kept published until no token it signed can still be valid.
-pub async fn rotate(
-    store: &dyn crate::store::KeyStore,
-    sealer: &Sealer,
-    alg: SigningAlg,
-    now: i64,
-    lead_time: i64,
-    max_token_ttl: i64,
-) -> Result<KeyRecord, KeyRotationError> {
-    let existing = store.list_keys().await?;
-    let new = generate_key(alg, sealer, now, now + lead_time.max(0))?;
-    store.insert_key(&new).await?;
-    for (kid, until) in retirements(&existing, new.activates_at, max_token_ttl) {
-        store.retire_key(&kid, until).await?;
-    }
-    Ok(new)
-}
-
-/// Rotates the signing key if the newest key is at least `interval` old. Several servers may
-/// call this at once: the rotation is claimed through the replay store, so exactly one of
-/// them rotates. Returns the new key, if this call made one.
-pub async fn rotate_if_due(
-    store: &dyn crate::store::Store,
-    sealer: &Sealer,
-    config: &crate::config::Config,
-    now: i64,
-) -> Result<Option<KeyRecord>, KeyRotationError> {
-    if config.key_rotation_interval <= 0 {
-        return Ok(None);
-    }
-    let keys = store.list_keys().await?;
-    let Some(newest) = keys.iter().max_by_key(|k| (k.created_at, k.activates_at)) else {
-        return Ok(None);
-    };
-    if now - newest.created_at < config.key_rotation_interval {
-        return Ok(None);
-    }
-    let claim = format!("key_rotation:after:{}", newest.kid);
-    if !store
-        .use_once(&claim, now + config.key_rotation_interval)
-        .await?
-    {
-        return Ok(None);
-    }
-    let new = rotate(
-        store,
-        sealer,
-        config.signing_alg,
-        now,
-        config.key_rotation_lead_time,
-        config.max_access_token_ttl,
-    )
-    .await?;
-    Ok(Some(new))
-}
-
-/// A failure while making or rotating keys.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyRotationError {
-    /// Key material.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// Storage.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
 }

@@ -1,0 +1,79 @@
+//! Sealing private keys at rest: AES-256-GCM under a key derived with HKDF-SHA256 from the
+//! operator's secret, each sealed key bound to its `kid`.
+
+use ring::aead;
+use ring::hkdf;
+
+use super::KeyError;
+use crate::secret::random_bytes;
+
+/// Seals private keys at rest with AES-256-GCM under a key derived (HKDF-SHA256) from the
+/// operator's secret.
+pub struct Sealer {
+    key: aead::LessSafeKey,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(<redacted>)")
+    }
+}
+
+struct Len32;
+impl hkdf::KeyType for Len32 {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+impl Sealer {
+    /// Derives the sealing key from secret material (at least 16 bytes).
+    pub fn from_secret(secret: &[u8]) -> Result<Self, KeyError> {
+        if secret.len() < 16 {
+            return Err(KeyError::Invalid(
+                "sealing secret (must be at least 16 bytes)".into(),
+            ));
+        }
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tessera/v1/key-sealing");
+        let prk = salt.extract(secret);
+        let okm = prk
+            .expand(&[b"aes-256-gcm"], Len32)
+            .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
+        let mut bytes = [0u8; 32];
+        okm.fill(&mut bytes)
+            .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &bytes)
+            .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
+        Ok(Self {
+            key: aead::LessSafeKey::new(unbound),
+        })
+    }
+
+    /// Seals `plain`, binding it to `kid`: nonce (12 bytes) then ciphertext and tag.
+    pub fn seal(&self, kid: &str, plain: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let nonce_bytes = random_bytes::<12>();
+        let nonce = aead::Nonce::assume_unique_for_key(nonce_bytes);
+        let mut buf = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(nonce, aead::Aad::from(kid.as_bytes()), &mut buf)
+            .map_err(|_| KeyError::Invalid(kid.to_owned()))?;
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(out)
+    }
+
+    /// Opens what [`Sealer::seal`] made for `kid`.
+    pub fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let (nonce, body) = sealed
+            .split_at_checked(12)
+            .ok_or_else(|| KeyError::Unseal(kid.to_owned()))?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| KeyError::Unseal(kid.to_owned()))?;
+        let mut buf = body.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, aead::Aad::from(kid.as_bytes()), &mut buf)
+            .map_err(|_| KeyError::Unseal(kid.to_owned()))?;
+        Ok(plain.to_vec())
+    }
+}
