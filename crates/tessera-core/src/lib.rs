@@ -1,7 +1,7 @@
 //! Tessera's protocol core: the rules of OAuth 2.0, with no HTTP and no database.
 //!
 //! A map of the crate:
-//! - [`error`]: [`OAuthError`](error::OAuthError), the one protocol error (RFC 6749 §5.2).
+//! - [`error`]: [`OAuthError`], the one protocol error (RFC 6749 §5.2).
 //! - [`params`]: request parameters parsed once at the edge, duplicates refused.
 //! - [`client_auth`]: who is calling (RFC 6749 §2.3).
 //! - [`endpoint`]: one module per endpoint (token, introspection, revocation, discovery).

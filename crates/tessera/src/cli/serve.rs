@@ -24,7 +24,7 @@ pub struct Args {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "TESSERA_LISTEN")]
     pub listen: Option<String>,
-    /// Issuer identifier [default: http://<listen>].
+    /// Issuer identifier [default: http://LISTEN].
     #[arg(long, env = "TESSERA_ISSUER")]
     pub issuer: Option<String>,
     /// Log format: text or json.
