@@ -130,10 +130,7 @@ pub async fn run(settings: Settings) -> Result<()> {
                     .build()?;
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    match tls {
-                        Some(acceptor) => serve_tls(listener, app, stopped, acceptor).await,
-                        None => serve_plain(listener, app, stopped).await,
-                    }
+                    serve_listener(listener, app, stopped, tls).await
                 })
             })?;
         threads.push(thread);
@@ -160,40 +157,21 @@ pub async fn run(settings: Settings) -> Result<()> {
     Ok(())
 }
 
-/// Serves plain HTTP on one listener until `stopped` turns true, then lets in-flight requests
-/// finish.
-async fn serve_plain(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) -> Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    })
-    .await?;
-    Ok(())
-}
-
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a client may take to send a request's headers (slow-loris protection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest in-flight connections are waited for at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves HTTPS on one listener until `stopped` turns true, then lets in-flight requests
-/// finish (up to [`DRAIN_TIMEOUT`]).
-async fn serve_tls(
+/// Serves one listener, over TLS when an acceptor is given, until `stopped` turns true; then
+/// stops accepting and lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]).
+async fn serve_listener(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     mut stopped: tokio::sync::watch::Receiver<bool>,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<()> {
-    use hyper_util::rt::TokioIo;
-    use tower::ServiceExt as _;
-
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -208,34 +186,19 @@ async fn serve_tls(
             _ = stopped.wait_for(|s| *s) => break,
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                    return;
+            match tls {
+                None => serve_connection(tcp, peer, app, watcher).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, app, watcher).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
                 }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    app.clone().oneshot(req)
-                },
-            );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });
     }
@@ -247,6 +210,31 @@ async fn serve_tls(
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection, telling the router the client's address.
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    app: axum::Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
 }
 
 /// A listening socket with `SO_REUSEPORT`, so that each serving thread accepts on a socket of
