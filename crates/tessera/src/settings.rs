@@ -263,6 +263,18 @@ impl Settings {
         }
         let bytes = std::fs::read(&path)
             .with_context(|| format!("reading the sealing secret from {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(&path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the sealing secret file can be read by other users; chmod 600 it"
+                    );
+                }
+            }
+        }
         let trimmed = String::from_utf8_lossy(&bytes).trim().to_owned();
         Ok(Sealer::from_secret(trimmed.as_bytes())?)
     }
