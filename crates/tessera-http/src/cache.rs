@@ -246,6 +246,9 @@ impl KeyStore for CachedStore {
     async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError> {
         self.inner.retire_key(kid, retires_at).await
     }
+    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        self.inner.reseal_keys(sealed).await
+    }
 }
 
 #[async_trait]

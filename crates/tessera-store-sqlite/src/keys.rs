@@ -35,6 +35,19 @@ impl KeyStore for SqliteStore {
         rows.iter().map(rows::key).collect()
     }
 
+    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for (kid, private_sealed) in sealed {
+            sqlx::query("UPDATE signing_keys SET private_sealed = ? WHERE kid = ?")
+                .bind(private_sealed)
+                .bind(kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
     async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError> {
         let update = sqlx::query("UPDATE signing_keys SET retires_at = ? WHERE kid = ?")
             .bind(retires_at)

@@ -12,7 +12,7 @@
 mod rotation;
 mod sealing;
 
-pub use rotation::{ensure_key, retirements, rotate, rotate_if_due, KeyRotationError};
+pub use rotation::{ensure_key, reseal, retirements, rotate, rotate_if_due, KeyRotationError};
 pub use sealing::Sealer;
 
 use std::sync::Arc;

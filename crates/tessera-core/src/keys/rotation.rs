@@ -92,6 +92,22 @@ pub async fn rotate_if_due(
     Ok(Some(new))
 }
 
+/// Re-seals every stored key under a new sealing secret: each private key is opened with
+/// `old` and sealed with `new`, then all are stored in one transaction. Returns how many.
+pub async fn reseal(
+    store: &dyn crate::store::KeyStore,
+    old: &Sealer,
+    new: &Sealer,
+) -> Result<usize, KeyRotationError> {
+    let mut sealed = Vec::new();
+    for k in store.list_keys().await? {
+        let plain = old.open(&k.kid, &k.private_sealed)?;
+        sealed.push((k.kid.clone(), new.seal(&k.kid, &plain)?));
+    }
+    store.reseal_keys(&sealed).await?;
+    Ok(sealed.len())
+}
+
 /// A failure while making or rotating keys.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRotationError {

@@ -115,6 +115,10 @@ pub trait KeyStore: Send + Sync {
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Sets when a superseded key stops being published. # Contract: logs a `Keys` change.
     async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError>;
+    /// Replaces the sealed private halves of keys (after the sealing secret changed), all in
+    /// one transaction. # Contract: all or nothing; logs nothing (running servers keep the
+    /// keys they unsealed and must be restarted with the new secret).
+    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
 }
 
 /// The change feed.

@@ -245,11 +245,15 @@ pub async fn keys_round_trip_and_retire(s: &dyn Store) {
     };
     s.insert_key(&k).await.unwrap();
     s.retire_key("k1", 9_000).await.unwrap();
+    s.reseal_keys(&[("k1".to_owned(), vec![9, 9])])
+        .await
+        .unwrap();
     let keys = s.list_keys().await.unwrap();
     assert_eq!(
         keys,
         vec![KeyRecord {
             retires_at: Some(9_000),
+            private_sealed: vec![9, 9],
             ..k
         }]
     );

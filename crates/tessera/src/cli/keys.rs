@@ -1,9 +1,9 @@
 //! `tessera keys ...`: signing keys.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::keys;
+use tessera_core::keys::{self, Sealer};
 use tessera_core::store::KeyStore;
 
 use crate::cli::{now, open_store, print_json};
@@ -18,6 +18,17 @@ pub enum Command {
         /// Seconds before the new key signs [default: key_rotation_lead_time, 600].
         #[arg(long)]
         lead_time: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal every signing key under a new sealing secret (the current one comes from
+    /// TESSERA_SECRET or the secret file as usual). Then restart every server with the new
+    /// secret.
+    Reseal {
+        /// File holding the new sealing secret (at least 16 bytes).
+        #[arg(long)]
+        new_secret_file: std::path::PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -54,6 +65,24 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                 println!(
                     "new {} key {} is published now and signs from {} (in {} s)",
                     key.alg, key.kid, key.activates_at, lead
+                );
+            }
+        }
+        Command::Reseal {
+            new_secret_file,
+            json,
+        } => {
+            let text = std::fs::read_to_string(&new_secret_file).with_context(|| {
+                format!("reading the new secret from {}", new_secret_file.display())
+            })?;
+            let new = Sealer::from_secret(text.trim().as_bytes())?;
+            let n = keys::reseal(store.as_ref(), &settings.sealer()?, &new).await?;
+            if json {
+                print_json(&json!({"resealed": n}));
+            } else {
+                println!(
+                    "re-sealed {n} keys; restart every server with the new secret (the old one \
+                     no longer opens them)"
                 );
             }
         }

@@ -298,3 +298,58 @@ async fn key_rotation_publishes_the_new_key_first_and_signs_with_it_after_the_le
     assert_eq!(state_of(&old_kid), Some(json!("superseded")), "{keys}");
     assert_eq!(state_of(&new_kid), Some(json!("active")), "{keys}");
 }
+
+#[tokio::test]
+async fn keys_resealed_under_a_new_secret_open_only_with_it() {
+    let s = Server::start().await;
+    let c = s.create_client(&[]).await;
+    let token = s.access_token(&c).await;
+    let new_secret = "a-brand-new-sealing-secret-for-the-keys";
+    let file = s.dir_path().join("new-secret");
+    std::fs::write(&file, format!("{new_secret}\n")).unwrap();
+    let out = s
+        .cli_json(&[
+            "keys",
+            "reseal",
+            "--new-secret-file",
+            file.to_str().unwrap(),
+            "--json",
+        ])
+        .await;
+    assert!(out["resealed"].as_u64().unwrap() >= 1, "{out}");
+    // With the new secret the keys open, and the token issued before still verifies.
+    let with_new = s
+        .cli_output_with(
+            &["token", "introspect", &token, "--json"],
+            &[("TESSERA_SECRET", new_secret)],
+        )
+        .await;
+    assert!(with_new.status.success());
+    let info: serde_json::Value = serde_json::from_slice(&with_new.stdout).unwrap();
+    assert_eq!(info["active"], true);
+    // The old secret no longer opens them, and says so.
+    let with_old = s.cli_output(&["token", "introspect", &token]).await;
+    assert!(!with_old.status.success());
+    assert!(String::from_utf8_lossy(&with_old.stderr).contains("cannot unseal"));
+    // A too-short new secret is refused and changes nothing.
+    std::fs::write(&file, "short").unwrap();
+    let refused = s
+        .cli_output_with(
+            &[
+                "keys",
+                "reseal",
+                "--new-secret-file",
+                file.to_str().unwrap(),
+            ],
+            &[("TESSERA_SECRET", new_secret)],
+        )
+        .await;
+    assert!(!refused.status.success());
+    let still = s
+        .cli_output_with(
+            &["token", "introspect", &token, "--json"],
+            &[("TESSERA_SECRET", new_secret)],
+        )
+        .await;
+    assert!(still.status.success());
+}

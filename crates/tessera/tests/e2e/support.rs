@@ -288,6 +288,22 @@ impl Server {
             .expect("run the tessera CLI")
     }
 
+    /// Runs `tessera ARGS` with some environment variables overridden.
+    pub async fn cli_output_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::process::Output {
+        let mut cmd = self.command();
+        cmd.envs(env.iter().copied());
+        tokio::process::Command::from(cmd)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run the tessera CLI")
+    }
+
     /// Runs `tessera ARGS`, asserts it succeeded, returns stdout.
     pub async fn cli(&self, args: &[&str]) -> String {
         let out = self.cli_output(args).await;
