@@ -33,10 +33,7 @@ impl FromRequest<AppState> for OAuthRequest {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
+        let peer = client_address(&parts, &state.http().trusted_proxies);
         if parts.uri.query().is_some_and(|q| !q.is_empty()) {
             return Err(OAuthError::invalid_request(
                 "parameters must be sent in the request body, not in the URL",
@@ -62,6 +59,31 @@ impl FromRequest<AppState> for OAuthRequest {
             peer,
         })
     }
+}
+
+/// The client's address: the connection's peer, or, when the peer is a trusted reverse proxy,
+/// the last address of its `X-Forwarded-For` (the one that proxy saw; earlier entries are
+/// whatever the client wrote).
+fn client_address(
+    parts: &axum::http::request::Parts,
+    trusted_proxies: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|a| a.trim().parse().ok());
+    Some(forwarded.unwrap_or(peer))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {

@@ -37,6 +37,9 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Failed client authentications allowed per address per minute (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: for a request from one of these,
+    /// the client's address is the last one the header names.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +49,7 @@ impl Default for HttpConfig {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             auth_failures_per_minute: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct FileConfig {
     pub max_access_token_ttl: Option<i64>,
     /// Failed client authentications allowed per address per minute (0: unlimited).
     pub auth_failures_per_minute: Option<u32>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (IP addresses).
+    pub trusted_proxies: Option<Vec<String>>,
     /// Allow a non-loopback `http://` issuer (development only).
     pub allow_insecure_http: Option<bool>,
     /// Serving threads (default: one per CPU).
@@ -194,6 +196,18 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     if let Some(v) = env("TESSERA_AUTH_FAILURES_PER_MINUTE")?.or(file.auth_failures_per_minute) {
         http.auth_failures_per_minute = v;
     }
+    let proxies = match env::<String>("TESSERA_TRUSTED_PROXIES")? {
+        Some(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),
+        None => file.trusted_proxies.unwrap_or_default(),
+    };
+    http.trusted_proxies = proxies
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse()
+                .map_err(|_| anyhow::anyhow!("trusted proxy '{p}' is not an IP address"))
+        })
+        .collect::<Result<_>>()?;
     let tls = match (
         o.tls_cert.or(file.tls_cert_file),
         o.tls_key.or(file.tls_key_file),

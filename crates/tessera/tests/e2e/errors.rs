@@ -581,3 +581,60 @@ async fn unknown_paths_and_wrong_methods_get_json_errors() {
         assert_eq!(body["error"], "invalid_request", "{path}");
     }
 }
+
+/// Behind a trusted reverse proxy, throttling counts the address the proxy forwarded, so one
+/// client's failures do not lock out everyone behind the same proxy; from an untrusted peer
+/// the header is ignored, so a client cannot dodge the limit by writing it.
+#[tokio::test]
+async fn throttling_behind_a_trusted_proxy_counts_the_forwarded_address() {
+    let s = Server::start_with(&[
+        ("TESSERA_AUTH_FAILURES_PER_MINUTE", "3"),
+        ("TESSERA_TRUSTED_PROXIES", "127.0.0.9"),
+    ])
+    .await;
+    let c = s.create_client(&[]).await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let proxy = from([127, 0, 0, 9]);
+    let send = |client: &reqwest::Client, forwarded: &str, secret: &str| {
+        client
+            .post(s.url("/oauth2/token"))
+            .header("x-forwarded-for", forwarded)
+            .basic_auth(&c.id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    for _ in 0..3 {
+        let res = send(&proxy, "10.0.0.1", "tcs_wrong").await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = send(&proxy, "10.0.0.1", &c.secret).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "10.0.0.1 is throttled"
+    );
+    // A spoofed earlier entry does not help: the proxy's own (last) entry counts.
+    let res = send(&proxy, "10.0.0.2, 10.0.0.1", &c.secret).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = send(&proxy, "10.0.0.2", &c.secret).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "another client behind the proxy is not"
+    );
+    // An untrusted peer's header is ignored: its own address is what gets throttled.
+    let direct = from([127, 0, 0, 10]);
+    for i in 0..3 {
+        let forwarded = format!("10.1.0.{i}");
+        let res = send(&direct, &forwarded, "tcs_wrong").await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = send(&direct, "10.1.0.99", &c.secret).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
