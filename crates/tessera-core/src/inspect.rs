@@ -73,9 +73,6 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
         if rec.revoked_at.is_some() || rec.expires_at <= cx.now {
             return Ok(None);
         }
-        if jwt::jti_epoch(&rec.jti) != rec.token_epoch {
-            return Ok(None);
-        }
         ActiveToken {
             client_id: rec.client_id,
             sub: rec.subject,
