@@ -60,22 +60,28 @@ impl CachedStore {
 
     /// Applies one change-feed entry; returns whether the signing keys changed.
     pub fn apply(&self, change: &Change) -> bool {
+        self.forget(change.kind, &change.key);
+        change.kind == ChangeKind::Keys
+    }
+
+    /// Invalidates what a change to `key` makes stale: for a write made here, at once; for
+    /// one made elsewhere, when the feed brings it.
+    fn forget(&self, kind: ChangeKind, key: &str) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        match change.kind {
+        match kind {
             ChangeKind::Client => {
-                self.clients.remove(&change.key);
+                self.clients.remove(key);
             }
             ChangeKind::Token => {
-                self.tokens.remove(&change.key);
+                self.tokens.remove(key);
             }
             ChangeKind::Jti => {
                 if let Ok(mut set) = self.revoked_jtis.write() {
-                    set.insert(change.key.clone());
+                    set.insert(key.to_owned());
                 }
             }
-            ChangeKind::Keys => return true,
+            ChangeKind::Keys => {}
         }
-        false
     }
 
     /// Forgets every cached entry (after the node lost track of the feed).
@@ -90,7 +96,7 @@ impl CachedStore {
 impl ClientStore for CachedStore {
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         self.inner.insert_client(client).await?;
-        self.clients.remove(&client.client_id);
+        self.forget(ChangeKind::Client, &client.client_id);
         Ok(())
     }
 
@@ -116,22 +122,19 @@ impl ClientStore for CachedStore {
 
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
         let r = self.inner.delete_client(client_id, now).await;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.clients.remove(client_id);
+        self.forget(ChangeKind::Client, client_id);
         r
     }
 
     async fn update_client(&self, client: &ClientRecord, now: i64) -> Result<bool, StoreError> {
         let r = self.inner.update_client(client, now).await;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.clients.remove(&client.client_id);
+        self.forget(ChangeKind::Client, &client.client_id);
         r
     }
 
     async fn revoke_client_tokens(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
         let r = self.inner.revoke_client_tokens(client_id, now).await;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.clients.remove(client_id);
+        self.forget(ChangeKind::Client, client_id);
         r
     }
 
@@ -142,8 +145,7 @@ impl ClientStore for CachedStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let r = self.inner.set_client_keys(client_id, jwks, now).await;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.clients.remove(client_id);
+        self.forget(ChangeKind::Client, client_id);
         r
     }
 
@@ -158,8 +160,7 @@ impl ClientStore for CachedStore {
             .inner
             .rotate_client_secret(client_id, new_hash, keep_old_until, now)
             .await;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.clients.remove(client_id);
+        self.forget(ChangeKind::Client, client_id);
         r
     }
 }
@@ -193,8 +194,7 @@ impl TokenStore for CachedStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let r = self.inner.revoke_token(token_id, client_id, now).await;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.tokens.remove(token_id);
+        self.forget(ChangeKind::Token, token_id);
         r
     }
 
@@ -208,9 +208,7 @@ impl TokenStore for CachedStore {
         self.inner
             .revoke_jti(jti, client_id, expires_at, now)
             .await?;
-        if let Ok(mut set) = self.revoked_jtis.write() {
-            set.insert(jti.to_owned());
-        }
+        self.forget(ChangeKind::Jti, jti);
         Ok(())
     }
 
