@@ -1,0 +1,183 @@
+//! PostgreSQL storage: several stateless Tessera nodes over one database.
+//!
+//! Owns [`PgStore`], the implementation of every storage trait of `tessera-core` over a
+//! PostgreSQL connection pool, and its schema (`migrations/`, the same files as the SQLite
+//! crate's, in PostgreSQL types). What differs from SQLite, and why:
+//!
+//! - **Migrations** run on connect under the advisory lock of sqlx's migrator, so nodes that
+//!   start at once apply each migration exactly once.
+//! - **The change feed** cannot number entries with a sequence: transactions commit in another
+//!   order than they drew their numbers, and a reader that moved past 11 would skip a 10 that
+//!   commits later. Entries are written without a position and are given one after they
+//!   committed, by `publish_changes()` (see the migration), which every feed read runs first.
+//! - **Opaque tokens** are written by a few group-commit writer tasks: each gathers the inserts
+//!   waiting at that moment into one multi-row INSERT (one transaction, one WAL flush), and
+//!   answers each caller once it committed (`synchronous_commit` stays on).
+//! - **Single use** (`use_once`) is one `INSERT ... ON CONFLICT DO NOTHING`: atomic across
+//!   every node.
+//! - **Purges** delete in batches of keys taken with `FOR UPDATE SKIP LOCKED`, so nodes that
+//!   purge at once never wait on each other and no statement holds many locks for long.
+
+mod clients;
+mod feed;
+mod maintenance;
+mod rows;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tokens;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::{mpsc, Mutex};
+
+use tessera_core::model::ChangeKind;
+use tessera_core::store::StoreError;
+
+use writer::InsertJob;
+
+/// Most rows a purge deletes per statement, so that no lock is held long.
+const PURGE_BATCH: i64 = 1000;
+/// Most tokens one group commit writes.
+const MAX_GROUP: usize = 512;
+/// How long change-feed entries are kept: far longer than any node's poll interval.
+const CHANGE_RETENTION_SECS: i64 = 3600;
+
+/// Whether a database URL names PostgreSQL (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::Conflict;
+        }
+    }
+    StoreError::Backend(Box::new(e))
+}
+
+/// How to connect.
+#[derive(Debug, Clone, Copy)]
+pub struct PgOptions {
+    /// Most connections this process holds (the token writers' included).
+    pub max_connections: u32,
+    /// Group-commit writer tasks for opaque tokens. While one waits for its commit, the next
+    /// gathers the inserts that arrived meanwhile.
+    pub token_writers: usize,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            token_writers: 4,
+        }
+    }
+}
+
+/// Storage over one PostgreSQL database.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    writer: mpsc::Sender<InsertJob>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at a `postgres://` URL and applies the migrations (safe when
+    /// several nodes start at once). Must be called inside a Tokio runtime (it starts the
+    /// token writers).
+    pub async fn connect(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(backend)?
+            .application_name("tessera");
+        let pool = PgPoolOptions::new()
+            .min_connections(1)
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            // A broken connection fails its one statement and is dropped; a check before
+            // every checkout would cost every statement a second round trip.
+            .test_before_acquire(false)
+            .connect_with(connect)
+            .await
+            .map_err(backend)?;
+        Self::migrate(&pool).await?;
+        let (tx, rx) = mpsc::channel(4096);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..options.token_writers.max(1) {
+            tokio::spawn(writer::group_commit(pool.clone(), rx.clone()));
+        }
+        Ok(Self { pool, writer: tx })
+    }
+
+    /// Applies the migrations that have not run yet. sqlx's migrator holds a PostgreSQL
+    /// advisory lock meanwhile: of several nodes starting at once, one migrates and the
+    /// others wait, then find nothing to do.
+    async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations")
+            .run(pool)
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+
+    /// Closes the pool, waiting for in-flight statements.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The connection pool (for tests and tools that look at the database itself).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn log_change(
+    tx: &mut Transaction<'_, Postgres>,
+    kind: ChangeKind,
+    key: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO changes (kind, key, created_at) VALUES ($1, $2, $3)")
+        .bind(kind.as_str())
+        .bind(key)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// A query with its arguments bound.
+type BoundQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+impl PgStore {
+    /// Runs one write and its change-feed entry in one transaction; returns how many rows the
+    /// write changed. Every write other nodes may have cached goes through here.
+    async fn logged(
+        &self,
+        query: BoundQuery<'_>,
+        kind: ChangeKind,
+        key: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = query
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        log_change(&mut tx, kind, key, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,78 @@
+//! Reading rows back into core records.
+
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+use tessera_core::model::{ClientRecord, KeyRecord, TokenFormat, TokenRecord};
+use tessera_core::resource::Audience;
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::SecretHash;
+use tessera_core::store::StoreError;
+
+fn get<'r, T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>>(
+    row: &'r PgRow,
+    col: &str,
+) -> Result<T, StoreError> {
+    row.try_get(col)
+        .map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(crate) fn client(row: &PgRow) -> Result<ClientRecord, StoreError> {
+    let format: String = get(row, "access_token_format")?;
+    let scopes: String = get(row, "scopes")?;
+    Ok(ClientRecord {
+        client_id: get(row, "client_id")?,
+        name: get(row, "name")?,
+        secret_hash: get::<Option<String>>(row, "secret_hash")?.map(SecretHash::from_stored),
+        old_secret_hash: get::<Option<String>>(row, "old_secret_hash")?
+            .map(SecretHash::from_stored),
+        old_secret_expires_at: get(row, "old_secret_expires_at")?,
+        grant_types: words(&get::<String>(row, "grant_types")?),
+        redirect_uris: words(&get::<String>(row, "redirect_uris")?),
+        scopes: ScopeSet::parse(&scopes)
+            .map_err(|_| StoreError::Corrupt(format!("scopes {scopes}")))?,
+        audiences: words(&get::<String>(row, "audiences")?),
+        public: get(row, "public")?,
+        jwks: get(row, "jwks")?,
+        access_token_format: TokenFormat::parse(&format)
+            .ok_or_else(|| StoreError::Corrupt(format!("token format {format}")))?,
+        access_token_ttl: get(row, "access_token_ttl")?,
+        token_epoch: get(row, "token_epoch")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn token(row: &PgRow) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        token_id: get(row, "token_id")?,
+        token_hash: SecretHash::from_stored(get::<String>(row, "token_hash")?),
+        jti: get(row, "jti")?,
+        client_id: get(row, "client_id")?,
+        subject: get(row, "subject")?,
+        scope: get(row, "scope")?,
+        audience: Audience::from_stored(&get::<String>(row, "audience")?),
+        issued_at: get(row, "issued_at")?,
+        expires_at: get(row, "expires_at")?,
+        token_epoch: get(row, "token_epoch")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+pub(crate) fn key(row: &PgRow) -> Result<KeyRecord, StoreError> {
+    Ok(KeyRecord {
+        kid: get(row, "kid")?,
+        alg: get(row, "alg")?,
+        private_sealed: get(row, "private_sealed")?,
+        public_jwk: get(row, "public_jwk")?,
+        created_at: get(row, "created_at")?,
+        activates_at: get(row, "activates_at")?,
+        retires_at: get(row, "retires_at")?,
+    })
+}
