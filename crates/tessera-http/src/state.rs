@@ -22,7 +22,7 @@ use crate::throttle::Throttle;
 
 /// How often the change feed is polled.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
-/// How often expired rows are purged.
+/// How often expired rows are purged, unless configured otherwise.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// HTTP-level settings.
@@ -40,6 +40,8 @@ pub struct HttpConfig {
     /// Reverse proxies whose `X-Forwarded-For` is believed: for a request from one of these,
     /// the client's address is the last one the header names.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How often the server purges expired rows (and checks whether a key rotation is due).
+    pub purge_interval: Duration,
 }
 
 impl Default for HttpConfig {
@@ -50,6 +52,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             auth_failures_per_minute: 30,
             trusted_proxies: Vec::new(),
+            purge_interval: PURGE_INTERVAL,
         }
     }
 }
@@ -227,7 +230,9 @@ impl AppState {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SYNC_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let purge_every = (PURGE_INTERVAL.as_millis() / SYNC_INTERVAL.as_millis()) as u64;
+            let purge_every =
+                ((state.0.http.purge_interval.as_millis() / SYNC_INTERVAL.as_millis()) as u64)
+                    .max(1);
             let mut n: u64 = 0;
             loop {
                 tick.tick().await;

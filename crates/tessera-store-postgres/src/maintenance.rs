@@ -58,7 +58,8 @@ enum Cutoff {
 
 impl PgStore {
     /// Deletes the rows of `table` for which `condition $1` holds, a batch at a time (so no
-    /// statement holds many locks for long), until a batch comes back short. Rows another node
+    /// statement holds many locks for long), until a batch comes back short; then vacuums
+    /// the table. Rows another node
     /// is deleting at the same moment are skipped, not waited for. The names are this
     /// module's constants, never input.
     async fn purge(
@@ -86,8 +87,19 @@ impl PgStore {
                 .rows_affected();
             total += n;
             if n < PURGE_BATCH as u64 {
-                return Ok(total);
+                break;
             }
         }
+        if total > 0 {
+            // Makes the deleted rows' space reusable now rather than at autovacuum's next
+            // visit (up to a minute away, longer on a busy server), so a table that loses as
+            // many rows as it gains keeps its size. VACUUM takes no lock that blocks reads or
+            // writes; a table another node is vacuuming is skipped.
+            let vacuum = format!("VACUUM (SKIP_LOCKED) {table}");
+            if let Err(e) = sqlx::raw_sql(&vacuum).execute(&self.pool).await {
+                tracing::warn!(error = %e, table, "vacuum after purge failed");
+            }
+        }
+        Ok(total)
     }
 }

@@ -88,8 +88,8 @@ async fn readers_polling_during_concurrent_writes_miss_nothing() {
         }));
     }
     let mut readers = Vec::new();
-    for r in 0..2 {
-        let node = nodes[r].clone();
+    for node in &nodes {
+        let node = node.clone();
         readers.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             let mut cursor = start;

@@ -18,6 +18,8 @@ use tessera_http::HttpConfig;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tessera.db";
+/// Default number of database connections per process (PostgreSQL).
+pub const DEFAULT_DATABASE_POOL_SIZE: u32 = 16;
 
 /// The config file (`--config tessera.toml`). Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -27,8 +29,12 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// Issuer identifier.
     pub issuer: Option<String>,
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`.
     pub database_url: Option<String>,
+    /// Most database connections a process holds (PostgreSQL).
+    pub database_pool_size: Option<u32>,
+    /// Seconds between two purges of expired rows by the server.
+    pub purge_interval: Option<u64>,
     /// File holding the sealing secret.
     pub secret_file: Option<PathBuf>,
     /// `text` or `json`.
@@ -92,6 +98,8 @@ pub struct Settings {
     pub listen: String,
     /// Database URL.
     pub database_url: String,
+    /// Most database connections a process holds (PostgreSQL).
+    pub database_pool_size: u32,
     /// Log format.
     pub json_logs: bool,
     /// Protocol settings.
@@ -193,6 +201,12 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     if let Some(v) = env("TESSERA_REQUEST_TIMEOUT")?.or(file.request_timeout) {
         http.request_timeout = Duration::from_secs(v);
     }
+    if let Some(v) = env::<u64>("TESSERA_PURGE_INTERVAL")?.or(file.purge_interval) {
+        if v == 0 {
+            bail!("purge_interval must be at least 1 second");
+        }
+        http.purge_interval = Duration::from_secs(v);
+    }
     if let Some(v) = env("TESSERA_AUTH_FAILURES_PER_MINUTE")?.or(file.auth_failures_per_minute) {
         http.auth_failures_per_minute = v;
     }
@@ -224,6 +238,13 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        database_pool_size: match env::<u32>("TESSERA_DATABASE_POOL_SIZE")?
+            .or(file.database_pool_size)
+        {
+            Some(0) => bail!("database_pool_size must be at least 1"),
+            Some(n) => n,
+            None => DEFAULT_DATABASE_POOL_SIZE,
+        },
         json_logs,
         core,
         http,

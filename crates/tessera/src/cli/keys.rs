@@ -4,7 +4,6 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
 use tessera_core::keys::{self, Sealer};
-use tessera_core::store::KeyStore;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;

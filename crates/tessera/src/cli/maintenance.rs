@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use serde_json::json;
-use tessera_core::store::Maintenance;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;

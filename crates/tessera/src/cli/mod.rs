@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tessera_core::clock::{Clock, SystemClock};
 use tessera_core::store::Store;
+use tessera_store_postgres::{PgOptions, PgStore};
 use tessera_store_sqlite::SqliteStore;
 
 use crate::settings::{self, Overrides, Settings};
@@ -45,24 +46,73 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Opens the configured database (migrating it).
-pub async fn open_store(settings: &Settings) -> Result<Arc<SqliteStore>> {
+/// An open database: SQLite or PostgreSQL, chosen by the URL's scheme.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// `sqlite://PATH` (or `sqlite:PATH`).
+    Sqlite(Arc<SqliteStore>),
+    /// `postgres://...` or `postgresql://...`.
+    Postgres(Arc<PgStore>),
+}
+
+impl Database {
+    /// The store as the trait object the core wants.
+    pub fn as_dyn(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite(s) => s.clone(),
+            Database::Postgres(s) => s.clone(),
+        }
+    }
+
+    /// Closes the connections, waiting for in-flight statements.
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(s) => s.close().await,
+            Database::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+impl std::ops::Deref for Database {
+    type Target = dyn Store;
+    fn deref(&self) -> &(dyn Store + 'static) {
+        match self {
+            Database::Sqlite(s) => s.as_ref(),
+            Database::Postgres(s) => s.as_ref(),
+        }
+    }
+}
+
+impl AsRef<dyn Store> for Database {
+    fn as_ref(&self) -> &(dyn Store + 'static) {
+        &**self
+    }
+}
+
+/// Opens the configured database, applying its migrations: the one place that picks the
+/// backend, for `serve` and every management command.
+pub async fn open_store(settings: &Settings) -> Result<Database> {
     let url = &settings.database_url;
+    if tessera_store_postgres::is_postgres_url(url) {
+        let options = PgOptions {
+            max_connections: settings.database_pool_size,
+            ..PgOptions::default()
+        };
+        let store = PgStore::connect(url, options)
+            .await
+            .with_context(|| format!("opening database {}", redact(url)))?;
+        return Ok(Database::Postgres(Arc::new(store)));
+    }
     if !url.starts_with("sqlite:") {
         anyhow::bail!(
-            "unsupported database URL '{}': this build supports sqlite://PATH",
+            "unsupported database URL '{}': use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
             redact(url)
         );
     }
     let store = SqliteStore::connect(url)
         .await
         .with_context(|| format!("opening database {}", redact(url)))?;
-    Ok(Arc::new(store))
-}
-
-/// The store as the trait object the core wants.
-pub fn as_dyn(store: &Arc<SqliteStore>) -> Arc<dyn Store> {
-    store.clone()
+    Ok(Database::Sqlite(Arc::new(store)))
 }
 
 /// The current time.

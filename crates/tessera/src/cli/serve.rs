@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use tessera_core::clock::SystemClock;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{as_dyn, open_store, redact};
+use crate::cli::{open_store, redact};
 use crate::settings::Settings;
 
 /// Flags of `serve`.
@@ -62,7 +62,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     let state = tessera_http::AppState::start(
         settings.core.clone(),
         settings.http.clone(),
-        as_dyn(&store),
+        store.as_dyn(),
         sealer,
         Arc::new(SystemClock),
     )

@@ -8,7 +8,6 @@ use tessera_core::cx::{verified_tokens, Cx};
 use tessera_core::inspect::inspect;
 use tessera_core::keys::KeySet;
 use tessera_core::model::TokenFormat;
-use tessera_core::store::{KeyStore, TokenStore};
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;

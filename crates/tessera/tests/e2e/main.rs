@@ -21,6 +21,7 @@ mod fuzz;
 mod introspection;
 mod load;
 mod logs;
+mod multinode;
 mod private_key_jwt;
 mod rotation;
 mod tls;

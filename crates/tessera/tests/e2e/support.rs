@@ -476,6 +476,14 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL (no chance to finish anything) and waits for it to die.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     fn kill_now(&mut self) {
         if let Some(mut child) = self.child.take() {
             sigterm(&child);

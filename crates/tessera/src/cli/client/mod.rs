@@ -11,7 +11,7 @@ use serde_json::json;
 use tessera_core::model::{grant_types, ClientRecord, TokenFormat};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret;
-use tessera_core::store::ClientStore;
+use tessera_core::store::Store;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
@@ -120,7 +120,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     result
 }
 
-async fn dispatch(cmd: Command, settings: &Settings, store: &dyn ClientStore) -> Result<()> {
+async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Result<()> {
     match cmd {
         Command::Create {
             name,
@@ -310,7 +310,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn ClientStore) ->
     Ok(())
 }
 
-async fn existing(store: &dyn ClientStore, client_id: &str) -> Result<ClientRecord> {
+async fn existing(store: &dyn Store, client_id: &str) -> Result<ClientRecord> {
     match store.get_client(client_id).await? {
         Some(c) => Ok(c),
         None => bail!("no client '{client_id}'"),
