@@ -34,7 +34,11 @@ impl Cluster {
     /// `n` nodes, or `None` when PostgreSQL tests are skipped.
     async fn start(test: &str, n: usize, extra: &[(&str, &str)]) -> Option<Cluster> {
         let db = TestDatabase::create(test).await?;
-        let mut env: Vec<(&str, &str)> = vec![("TESSERA_DATABASE_URL", &db.url)];
+        // Small pools: tests run in parallel on one server with the default connection limit.
+        let mut env: Vec<(&str, &str)> = vec![
+            ("TESSERA_DATABASE_URL", &db.url),
+            ("TESSERA_DATABASE_POOL_SIZE", "6"),
+        ];
         env.extend_from_slice(extra);
         let first = Server::start_with(&env).await;
         let issuer = first.issuer().to_owned();
