@@ -84,6 +84,27 @@ struct Inner {
     throttle: Throttle,
 }
 
+/// The replay-store key with which one of several nodes starting at once on an empty database
+/// claims the making of the first signing key.
+const FIRST_KEY_CLAIM: &str = "signing_key:first";
+
+/// On a database without keys, claims the making of the first one, so that nodes starting at
+/// once make one key between them rather than one each. When another node holds the claim,
+/// waits (up to 5 s) for its key to appear; [`keys::ensure_key`] then makes one only if none
+/// came (the claiming node died in between).
+async fn first_key_claimed_elsewhere(store: &dyn Store, now: i64) -> Result<(), StoreError> {
+    if !store.list_keys().await?.is_empty() || store.use_once(FIRST_KEY_CLAIM, now + 600).await? {
+        return Ok(());
+    }
+    for _ in 0..50 {
+        if !store.list_keys().await?.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// Everything a route needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -101,6 +122,7 @@ impl AppState {
         let now = clock.now();
         // Read the feed position first, so no change between here and serving is missed.
         let seq = store.latest_change().await?;
+        first_key_claimed_elsewhere(store.as_ref(), now).await?;
         keys::ensure_key(store.as_ref(), &sealer, config.signing_alg, now).await?;
         let keyset =
             KeySet::load(&store.list_keys().await?, &sealer).map_err(KeyRotationError::from)?;

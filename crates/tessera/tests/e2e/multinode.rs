@@ -168,6 +168,24 @@ async fn changes_through_one_node_or_the_cli_reach_every_node_within_a_second() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_at_once_on_an_empty_database_make_one_signing_key() {
+    let Some(db) = TestDatabase::create("multinode_first_key").await else {
+        return;
+    };
+    let env = [
+        ("TESSERA_DATABASE_URL", db.url.as_str()),
+        ("TESSERA_DATABASE_POOL_SIZE", "4"),
+    ];
+    let nodes = futures_util::future::join_all((0..3).map(|_| Server::start_with(&env))).await;
+    let keys = nodes[0].cli_json(&["keys", "list", "--json"]).await;
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    for n in &nodes {
+        let jwks = n.get_json("/.well-known/jwks.json").await;
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{jwks}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_management_commands_work_on_postgres() {
     let Some(cl) = Cluster::start("multinode_cli", 1, &[]).await else {
         return;
