@@ -42,7 +42,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Parameters of one measurement.
 pub struct LoadSpec {
-    pub addr: SocketAddr,
+    /// The servers; worker `i` connects to `addrs[i % len]` (several nodes share the load).
+    pub addrs: Vec<SocketAddr>,
     pub template: Arc<RequestTemplate>,
     pub check: Check,
     pub concurrency: usize,
@@ -99,9 +100,15 @@ fn new_histogram() -> Result<Histogram<u64>> {
 /// then `duration` (counted), and merges the workers' results.
 pub async fn run(spec: &LoadSpec) -> Result<LoadResult> {
     let concurrency = spec.concurrency.max(1);
+    let addr_of = |worker: usize| {
+        spec.addrs
+            .get(worker % spec.addrs.len().max(1))
+            .copied()
+            .context("no server address")
+    };
     let mut conns = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        conns.push(Conn::connect(spec.addr).await?);
+    for worker in 0..concurrency {
+        conns.push(Conn::connect(addr_of(worker)?).await?);
     }
 
     let start = Instant::now();
@@ -114,7 +121,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult> {
     let mut handles = Vec::with_capacity(concurrency);
     for (worker, conn) in conns.into_iter().enumerate() {
         let template = Arc::clone(&spec.template);
-        let addr = spec.addr;
+        let addr = addr_of(worker)?;
         let check = spec.check;
         handles.push(tokio::spawn(async move {
             worker_loop(

@@ -9,6 +9,7 @@
 mod conn;
 mod floor;
 mod loadgen;
+mod postgres;
 mod process;
 mod report;
 mod tessera;
@@ -85,6 +86,13 @@ struct RunArgs {
     #[arg(long, default_value_t = 100)]
     token_pool: usize,
 
+    /// A PostgreSQL server to also measure on (a role that may create
+    /// databases, and a database to connect to for that). The bench creates a
+    /// database of its own there, runs the `pg-*` scenarios on one node and the
+    /// `pg2-*` scenarios on two nodes over it, and drops it at the end.
+    #[arg(long, env = "TESSERA_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results/latest.json")]
     out: PathBuf,
@@ -100,21 +108,48 @@ enum Scenario {
     Opaque,
     IntrospectJwt,
     IntrospectOpaque,
+    /// Opaque issuance, one node over PostgreSQL.
+    #[value(name = "pg-opaque")]
+    PgOpaque,
+    /// Introspection of opaque tokens, one node over PostgreSQL.
+    #[value(name = "pg-introspect-opaque")]
+    PgIntrospectOpaque,
+    /// Opaque issuance, two nodes over one PostgreSQL (the load split between them).
+    #[value(name = "pg2-opaque")]
+    Pg2Opaque,
+    /// Introspection of opaque tokens, two nodes over one PostgreSQL.
+    #[value(name = "pg2-introspect-opaque")]
+    Pg2IntrospectOpaque,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 10] = [
         Scenario::Floor,
         Scenario::FloorEs256,
         Scenario::Jwt,
         Scenario::Opaque,
         Scenario::IntrospectJwt,
         Scenario::IntrospectOpaque,
+        Scenario::PgOpaque,
+        Scenario::PgIntrospectOpaque,
+        Scenario::Pg2Opaque,
+        Scenario::Pg2IntrospectOpaque,
     ];
 
     /// Whether the scenario is served by a floor process (not Tessera).
     fn is_floor(self) -> bool {
         matches!(self, Scenario::Floor | Scenario::FloorEs256)
+    }
+
+    /// Whether the scenario runs over PostgreSQL (and needs `--postgres`).
+    fn is_postgres(self) -> bool {
+        matches!(
+            self,
+            Scenario::PgOpaque
+                | Scenario::PgIntrospectOpaque
+                | Scenario::Pg2Opaque
+                | Scenario::Pg2IntrospectOpaque
+        )
     }
 
     fn name(self) -> &'static str {
@@ -125,6 +160,10 @@ impl Scenario {
             Scenario::Opaque => "opaque",
             Scenario::IntrospectJwt => "introspect-jwt",
             Scenario::IntrospectOpaque => "introspect-opaque",
+            Scenario::PgOpaque => "pg-opaque",
+            Scenario::PgIntrospectOpaque => "pg-introspect-opaque",
+            Scenario::Pg2Opaque => "pg2-opaque",
+            Scenario::Pg2IntrospectOpaque => "pg2-introspect-opaque",
         }
     }
 }
@@ -166,9 +205,13 @@ struct Settings {
 
 impl Settings {
     fn from_args(args: &RunArgs) -> Result<Self> {
+        if args.postgres.is_none() && args.only.iter().any(|s| s.is_postgres()) {
+            bail!("the pg-* scenarios need --postgres URL (or TESSERA_BENCH_POSTGRES_URL)");
+        }
         let scenarios: Vec<Scenario> = Scenario::ALL
             .into_iter()
             .filter(|s| args.only.is_empty() || args.only.contains(s))
+            .filter(|s| args.postgres.is_some() || !s.is_postgres())
             .collect();
         let mut concurrency = Vec::new();
         for &c in &args.concurrency {
@@ -260,6 +303,11 @@ async fn bench(args: &RunArgs) -> Result<Report> {
             Ok(status) => eprintln!("tessera server stopped: {status}"),
             Err(err) => eprintln!("warning: stopping tessera: {err:#}"),
         }
+        if let Some(url) = &args.postgres {
+            if settings.scenarios.iter().any(|s| s.is_postgres()) {
+                run_postgres(&settings, bin, url, &mut results).await?;
+            }
+        }
     }
 
     report::fill_ratios(&mut results);
@@ -316,7 +364,7 @@ async fn run_floor(
         let result = measure(
             settings,
             scenario,
-            floor.addr,
+            &[floor.addr],
             &template,
             Check::Status,
             concurrency,
@@ -352,7 +400,12 @@ async fn run_tessera(
 
     for scenario in settings.scenarios.iter().copied() {
         let (client, introspect) = match scenario {
-            Scenario::Floor | Scenario::FloorEs256 => continue,
+            Scenario::Floor
+            | Scenario::FloorEs256
+            | Scenario::PgOpaque
+            | Scenario::PgIntrospectOpaque
+            | Scenario::Pg2Opaque
+            | Scenario::Pg2IntrospectOpaque => continue,
             Scenario::Jwt => (&jwt_client, false),
             Scenario::Opaque => (&opaque_client, false),
             Scenario::IntrospectJwt => (&jwt_client, true),
@@ -375,7 +428,7 @@ async fn run_tessera(
             let result = measure(
                 settings,
                 scenario,
-                server.addr,
+                &[server.addr],
                 &template,
                 check,
                 concurrency,
@@ -387,6 +440,77 @@ async fn run_tessera(
 
     memory.tessera_after_load_rss_kib = server.guard.rss_kib().ok();
     memory.tessera_peak_rss_kib = server.guard.peak_rss_kib().ok();
+    Ok(())
+}
+
+/// The PostgreSQL scenarios: a database of the bench's own on the server at
+/// `url`; one node for `pg-*`, then a second node over the same database for
+/// `pg2-*`, the load generator's connections split between the two.
+async fn run_postgres(
+    settings: &Settings,
+    bin: &Path,
+    url: &str,
+    results: &mut Vec<ScenarioResult>,
+) -> Result<()> {
+    let db = postgres::BenchDatabase::create(url).await?;
+    eprintln!("starting {} serve on PostgreSQL ...", bin.display());
+    let mut a = TesseraServer::start_on(bin, Some(&db.url), None).await?;
+    let outcome = run_postgres_nodes(settings, bin, &db.url, &mut a, results).await;
+    let outcome = outcome.with_context(|| format!("server log tail:\n{}", a.log_tail()));
+    let stopped = a.guard.stop();
+    db.drop_database().await;
+    outcome?;
+    stopped?;
+    Ok(())
+}
+
+async fn run_postgres_nodes(
+    settings: &Settings,
+    bin: &Path,
+    url: &str,
+    a: &mut TesseraServer,
+    results: &mut Vec<ScenarioResult>,
+) -> Result<()> {
+    let client = setup_client(a, "bench-pg-opaque", TokenFormat::Opaque).await?;
+    let tokens = a.fetch_tokens(&client, settings.token_pool).await?;
+    let issue = Arc::new(a.token_template(&client)?);
+    let introspect = Arc::new(a.introspect_template(&client, &tokens)?);
+    // One node first, then two: the second node starts only for the `pg2-*` scenarios.
+    let order = [
+        (Scenario::PgOpaque, false),
+        (Scenario::PgIntrospectOpaque, false),
+        (Scenario::Pg2Opaque, true),
+        (Scenario::Pg2IntrospectOpaque, true),
+    ];
+    let mut b: Option<TesseraServer> = None;
+    for (scenario, two_nodes) in order.into_iter().filter(|(s, _)| settings.wants(*s)) {
+        let mut addrs = vec![a.addr];
+        if two_nodes {
+            if b.is_none() {
+                eprintln!("starting a second node on the same database ...");
+                let second = TesseraServer::start_on(bin, Some(url), Some(a.issuer())).await?;
+                second.wait_client_visible(&client).await?;
+                b = Some(second);
+            }
+            if let Some(second) = &b {
+                addrs.push(second.addr);
+            }
+        }
+        let (template, check) = match scenario {
+            Scenario::PgOpaque | Scenario::Pg2Opaque => (&issue, Check::Status),
+            _ => (&introspect, Check::Active),
+        };
+        for &concurrency in &settings.concurrency {
+            if let Some(status) = a.guard.exited() {
+                bail!("tessera server exited: {status}");
+            }
+            let result = measure(settings, scenario, &addrs, template, check, concurrency).await?;
+            results.push(result);
+        }
+    }
+    if let Some(mut second) = b {
+        second.guard.stop()?;
+    }
     Ok(())
 }
 
@@ -404,13 +528,13 @@ async fn setup_client(
 async fn measure(
     settings: &Settings,
     scenario: Scenario,
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     template: &Arc<RequestTemplate>,
     check: Check,
     concurrency: usize,
 ) -> Result<ScenarioResult> {
     let spec = LoadSpec {
-        addr,
+        addrs: addrs.to_vec(),
         template: Arc::clone(template),
         check,
         concurrency,
@@ -436,6 +560,8 @@ async fn measure(
         mean_ms: h.mean() / 1000.0,
         ratio_to_floor: None,
         ratio_to_ceiling: None,
+        ratio_to_sqlite: None,
+        ratio_to_one_node: None,
         sample_error: load.sample_error.clone(),
     };
     eprintln!(

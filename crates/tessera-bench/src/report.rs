@@ -43,6 +43,11 @@ pub struct ScenarioResult {
     /// `jwt` rows only: throughput relative to the ES256 signing ceiling
     /// (`floor-es256`) at the same concurrency.
     pub ratio_to_ceiling: Option<f64>,
+    /// `pg-*` and `pg2-*` rows only: throughput relative to the same scenario
+    /// on SQLite (the name without the prefix) at the same concurrency.
+    pub ratio_to_sqlite: Option<f64>,
+    /// `pg2-*` rows only: throughput of two nodes relative to one (`pg-*`).
+    pub ratio_to_one_node: Option<f64>,
     pub sample_error: Option<String>,
 }
 
@@ -118,12 +123,30 @@ fn ratio(base: &[(usize, f64)], concurrency: usize, rps: f64) -> Option<f64> {
         .and_then(|(_, b)| (*b > 0.0).then(|| rps / b))
 }
 
+/// For a PostgreSQL scenario (`pg-X`, `pg2-X`): the SQLite scenario `X`, and
+/// for `pg2-X` the one-node `pg-X`.
+fn postgres_references(scenario: &str) -> Option<(&str, Option<String>)> {
+    if let Some(sqlite) = scenario.strip_prefix("pg-") {
+        return Some((sqlite, None));
+    }
+    scenario
+        .strip_prefix("pg2-")
+        .map(|sqlite| (sqlite, Some(format!("pg-{sqlite}"))))
+}
+
 /// Fills `ratio_to_floor` from the floor results at the same concurrency,
-/// and, for `jwt` rows, `ratio_to_ceiling` from the `floor-es256` results.
+/// for `jwt` rows `ratio_to_ceiling` from the `floor-es256` results, and for
+/// PostgreSQL rows the ratios to SQLite and to one node.
 pub fn fill_ratios(results: &mut [ScenarioResult]) {
     let floors = rates(results, FLOOR);
     let ceilings = rates(results, CEILING);
+    let snapshot: Vec<ScenarioResult> = results.to_vec();
     for result in results.iter_mut() {
+        if let Some((sqlite, one_node)) = postgres_references(&result.scenario) {
+            let (c, rps) = (result.concurrency, result.requests_per_second);
+            result.ratio_to_sqlite = ratio(&rates(&snapshot, sqlite), c, rps);
+            result.ratio_to_one_node = one_node.and_then(|n| ratio(&rates(&snapshot, &n), c, rps));
+        }
         result.ratio_to_floor = ratio(&floors, result.concurrency, result.requests_per_second);
         result.ratio_to_ceiling = if result.scenario == JWT {
             ratio(&ceilings, result.concurrency, result.requests_per_second)
@@ -178,6 +201,44 @@ pub fn evaluate_targets(results: &[ScenarioResult], memory: &Memory) -> Vec<Targ
             status: status(p99.map(|p| p < P99_TARGET_MS)),
         });
     }
+    // PostgreSQL (only when measured): opaque issuance at least half the
+    // SQLite figure, introspection at least half the floor, and two nodes at
+    // least as fast together as one.
+    if results.iter().any(|r| r.scenario.starts_with("pg")) {
+        for (scenario, what, min, measured) in [
+            (
+                "pg-opaque",
+                "of sqlite",
+                0.5,
+                at("pg-opaque").and_then(|r| r.ratio_to_sqlite),
+            ),
+            (
+                "pg-introspect-opaque",
+                "of floor",
+                0.5,
+                at("pg-introspect-opaque").and_then(|r| r.ratio_to_floor),
+            ),
+            (
+                "pg2-opaque",
+                "of one node",
+                1.0,
+                at("pg2-opaque").and_then(|r| r.ratio_to_one_node),
+            ),
+            (
+                "pg2-introspect-opaque",
+                "of one node",
+                1.0,
+                at("pg2-introspect-opaque").and_then(|r| r.ratio_to_one_node),
+            ),
+        ] {
+            checks.push(TargetCheck {
+                name: format!("{scenario} throughput @c{TARGET_CONCURRENCY}"),
+                target: format!(">= {:.0}% {what}", min * 100.0),
+                measured: measured.map(|r| format!("{:.1}% {what}", r * 100.0)),
+                status: status(measured.map(|r| r >= min)),
+            });
+        }
+    }
     let idle_mb = memory
         .tessera_idle_rss_kib
         .map(|kib| kib as f64 * 1024.0 / 1e6);
@@ -212,12 +273,17 @@ fn kib_to_mb(kib: Option<u64>) -> String {
 /// The human-readable report: results table, memory, targets.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(
+    let postgres = report.results.iter().any(|r| r.ratio_to_sqlite.is_some());
+    let _ = write!(
         out,
-        "\n{:<18} {:>5} {:>11} {:>9} {:>9} {:>9} {:>10} {:>8}",
+        "\n{:<22} {:>5} {:>11} {:>9} {:>9} {:>9} {:>10} {:>8}",
         "scenario", "conc", "req/s", "p50 ms", "p99 ms", "vs floor", "vs ceiling", "errors"
     );
-    let _ = writeln!(out, "{}", "-".repeat(86));
+    if postgres {
+        let _ = write!(out, " {:>10} {:>10}", "vs sqlite", "vs 1 node");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", "-".repeat(if postgres { 112 } else { 90 }));
     for r in &report.results {
         let vs_floor = percent(r.ratio_to_floor);
         // Only the jwt rows are compared with the signing ceiling.
@@ -226,9 +292,9 @@ pub fn render(report: &Report) -> String {
         } else {
             String::new()
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{:<18} {:>5} {:>11.0} {:>9.3} {:>9.3} {:>9} {:>10} {:>8}",
+            "{:<22} {:>5} {:>11.0} {:>9.3} {:>9.3} {:>9} {:>10} {:>8}",
             r.scenario,
             r.concurrency,
             r.requests_per_second,
@@ -238,6 +304,16 @@ pub fn render(report: &Report) -> String {
             vs_ceiling,
             r.errors
         );
+        if postgres {
+            let or_blank = |x: Option<f64>| x.map_or_else(String::new, |x| percent(Some(x)));
+            let _ = write!(
+                out,
+                " {:>10} {:>10}",
+                or_blank(r.ratio_to_sqlite),
+                or_blank(r.ratio_to_one_node)
+            );
+        }
+        let _ = writeln!(out);
     }
     let errored: Vec<&ScenarioResult> = report
         .results
@@ -286,7 +362,7 @@ pub fn render(report: &Report) -> String {
     for t in &report.targets {
         let _ = writeln!(
             out,
-            "  {:<4} {:<34} target {:<18} measured {}",
+            "  {:<4} {:<40} target {:<20} measured {}",
             t.status,
             t.name,
             t.target,
@@ -336,6 +412,8 @@ mod tests {
             mean_ms: 0.0,
             ratio_to_floor: None,
             ratio_to_ceiling: None,
+            ratio_to_sqlite: None,
+            ratio_to_one_node: None,
             sample_error: None,
         }
     }

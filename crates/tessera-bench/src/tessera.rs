@@ -42,7 +42,7 @@ struct TokenResponse {
     access_token: String,
 }
 
-/// A running `tessera serve` on a temporary SQLite database.
+/// A running `tessera serve`: on a temporary SQLite database, or on a given PostgreSQL one.
 pub struct TesseraServer {
     bin: PathBuf,
     pub addr: SocketAddr,
@@ -54,8 +54,20 @@ pub struct TesseraServer {
 }
 
 impl TesseraServer {
-    /// Starts `tessera serve` and waits until `GET /health/ready` is 200.
+    /// Starts `tessera serve` on a temporary SQLite database and waits until
+    /// `GET /health/ready` is 200.
     pub async fn start(bin: &Path) -> Result<Self> {
+        Self::start_on(bin, None, None).await
+    }
+
+    /// Starts `tessera serve` on `database_url` (a temporary SQLite database
+    /// when `None`), with `issuer` (its own address when `None`: nodes of one
+    /// deployment share one).
+    pub async fn start_on(
+        bin: &Path,
+        database_url: Option<&str>,
+        issuer: Option<&str>,
+    ) -> Result<Self> {
         if !bin.is_file() {
             bail!(
                 "tessera binary not found at {} (build it with `cargo build --release -p tessera` \
@@ -71,8 +83,14 @@ impl TesseraServer {
         let db = dir.path().join("tessera.db");
         let env = vec![
             ("TESSERA_LISTEN", addr.to_string()),
-            ("TESSERA_ISSUER", format!("http://{addr}")),
-            ("TESSERA_DATABASE_URL", format!("sqlite://{}", db.display())),
+            (
+                "TESSERA_ISSUER",
+                issuer.map_or_else(|| format!("http://{addr}"), str::to_owned),
+            ),
+            (
+                "TESSERA_DATABASE_URL",
+                database_url.map_or_else(|| format!("sqlite://{}", db.display()), str::to_owned),
+            ),
             ("TESSERA_SECRET", BENCH_SECRET.to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
@@ -97,6 +115,14 @@ impl TesseraServer {
         };
         server.wait_ready().await?;
         Ok(server)
+    }
+
+    /// The issuer this server was started with.
+    pub fn issuer(&self) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| *k == "TESSERA_ISSUER")
+            .map_or("", |(_, v)| v.as_str())
     }
 
     /// The last lines of the server's log, for error messages.
