@@ -75,7 +75,7 @@ impl Default for PgOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
-            token_writers: 4,
+            token_writers: 2,
         }
     }
 }
