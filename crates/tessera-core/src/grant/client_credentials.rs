@@ -25,7 +25,7 @@ pub async fn handle(
     check_grant_allowed(client)?;
     let scope = validate_scope(client, params)?;
     let audience = resource::resolve(params, client, cx.config)?;
-    let token = issue_access_token(cx, client, &client.client_id, &scope, audience).await?;
+    let token = issue_access_token(cx, client, &client.client_id, &scope, audience, None).await?;
     Ok(TokenResponse {
         access_token: token.access_token,
         token_type: "bearer",
