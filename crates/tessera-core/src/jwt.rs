@@ -178,6 +178,8 @@ mod tests {
             jti: make_jti(3),
             iat: 100,
             exp: 200,
+            auth_time: None,
+            gid: None,
         }
     }
 
