@@ -387,6 +387,9 @@ pub struct GrantRecord {
     pub auth_time: i64,
     /// OpenID Connect `nonce` of the authorization request.
     pub nonce: Option<String>,
+    /// The client's token epoch when it was made: a secret rotation that bumps the epoch
+    /// ends the grant, as it revokes every other token of the client.
+    pub token_epoch: i64,
     /// When it was created.
     pub created_at: i64,
     /// The end of the family's refresh lifetime: no refresh token outlives it.

@@ -158,6 +158,7 @@ impl AppState {
             store: &self.0.store,
             keys,
             verified: &self.0.verified,
+            sealer: &self.0.sealer,
             now: self.now(),
         }
     }

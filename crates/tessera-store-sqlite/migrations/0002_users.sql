@@ -59,6 +59,7 @@ CREATE TABLE grants (
     scope              TEXT NOT NULL,
     auth_time          INTEGER NOT NULL,
     nonce              TEXT,
+    token_epoch        INTEGER NOT NULL,
     created_at         INTEGER NOT NULL,
     refresh_expires_at INTEGER NOT NULL,
     expires_at         INTEGER NOT NULL,

@@ -90,8 +90,8 @@ impl GrantStore for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
-             created_at, refresh_expires_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -99,6 +99,7 @@ impl GrantStore for SqliteStore {
         .bind(&g.scope)
         .bind(g.auth_time)
         .bind(g.nonce.as_deref())
+        .bind(g.token_epoch)
         .bind(g.created_at)
         .bind(g.refresh_expires_at)
         .bind(g.expires_at)

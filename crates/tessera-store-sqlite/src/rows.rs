@@ -105,6 +105,7 @@ pub(crate) fn grant(row: &SqliteRow) -> Result<GrantRecord, StoreError> {
         scope: get(row, "scope")?,
         auth_time: get(row, "auth_time")?,
         nonce: get(row, "nonce")?,
+        token_epoch: get(row, "token_epoch")?,
         created_at: get(row, "created_at")?,
         refresh_expires_at: get(row, "refresh_expires_at")?,
         expires_at: get(row, "expires_at")?,

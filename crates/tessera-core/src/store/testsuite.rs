@@ -371,6 +371,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         scope: "openid offline_access".into(),
         auth_time: 900,
         nonce: None,
+        token_epoch: 3,
         created_at: 1_000,
         refresh_expires_at: exp,
         expires_at: exp,
