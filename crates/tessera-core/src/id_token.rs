@@ -117,7 +117,10 @@ mod tests {
         // OpenID Connect Core A.3: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
         // with RS256 (SHA-256) gives "77QmUPtjPfzWtF2AnpK9RQ".
         assert_eq!(
-            at_hash(SigningAlg::Es256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            at_hash(
+                SigningAlg::Es256,
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+            ),
             "77QmUPtjPfzWtF2AnpK9RQ"
         );
         assert_eq!(at_hash(SigningAlg::EdDsa, "x").len(), 43);
@@ -136,7 +139,10 @@ mod tests {
         };
         let only_openid = user_claims(&user, &ScopeSet::parse("openid").unwrap_or_default());
         assert_eq!(only_openid.len(), 1);
-        let all = user_claims(&user, &ScopeSet::parse("openid profile email").unwrap_or_default());
+        let all = user_claims(
+            &user,
+            &ScopeSet::parse("openid profile email").unwrap_or_default(),
+        );
         assert_eq!(all.get("name"), Some(&json!("Alice")));
         assert_eq!(all.get("email"), Some(&json!("a@example.com")));
     }

@@ -24,8 +24,8 @@ pub const MAX_LENGTH: usize = 1024;
 
 /// Hashes a password with a fresh random salt.
 pub fn hash(password: &str) -> Result<String, PasswordError> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>())
-        .map_err(|e| PasswordError(e.to_string()))?;
+    let salt =
+        SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| PasswordError(e.to_string()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())

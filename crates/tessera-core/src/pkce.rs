@@ -20,8 +20,7 @@ pub const PLAIN: &str = "plain";
 /// The challenge of either method has the same shape.
 fn well_formed(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 

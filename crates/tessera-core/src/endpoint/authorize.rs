@@ -147,9 +147,7 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
     if state.as_ref().is_some_and(|s| s.len() > MAX_VALUE) {
         return Err(fail(OAuthError::invalid_request("state is too long")));
     }
-    params
-        .reject_duplicates()
-        .map_err(fail)?;
+    params.reject_duplicates().map_err(fail)?;
     match params.get("response_type").map_err(fail)? {
         Some("code") => {}
         Some(_) => {
@@ -158,9 +156,16 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
                 "only response_type=code is supported",
             )))
         }
-        None => return Err(fail(OAuthError::invalid_request("response_type is missing"))),
+        None => {
+            return Err(fail(OAuthError::invalid_request(
+                "response_type is missing",
+            )))
+        }
     }
-    if !matches!(params.get("response_mode").map_err(fail)?, None | Some("query")) {
+    if !matches!(
+        params.get("response_mode").map_err(fail)?,
+        None | Some("query")
+    ) {
         return Err(fail(OAuthError::invalid_request(
             "only response_mode=query is supported",
         )));
@@ -286,14 +291,15 @@ pub fn next_step(
     };
     if !signed_in || (req.prompt.login && !just_signed_in) {
         if req.prompt.none {
-            return Err(fail(OAuthError::login_required("the user is not signed in")));
+            return Err(fail(OAuthError::login_required(
+                "the user is not signed in",
+            )));
         }
         return Ok(Step::Login);
     }
     let covered = consented.is_some_and(|c| req.scope.check_within(c).is_ok());
-    let needs_consent = !req.client.user_flow.skip_consent
-        && !just_consented
-        && (req.prompt.consent || !covered);
+    let needs_consent =
+        !req.client.user_flow.skip_consent && !just_consented && (req.prompt.consent || !covered);
     if needs_consent {
         if req.prompt.none {
             return Err(fail(OAuthError::consent_required(
