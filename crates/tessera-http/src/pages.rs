@@ -265,13 +265,15 @@ mod tests {
             "logout.html",
             "logged_out.html",
         ] {
+            let t = crate::i18n::Lang::Ja.texts("c", "u");
             let out = p
                 .render(
                     name,
-                    minijinja::context! { lang => "en", hidden => Vec::<(String, String)>::new() },
+                    minijinja::context! { lang => "ja", t, hidden => vec![("state", "<x>")] },
                 )
-                .unwrap_or_default();
-            assert!(out.contains("<html"), "{name}");
+                .unwrap_or_else(|e| format!("{e:#}"));
+            assert!(out.contains("<html lang=\"ja\""), "{name}: {out}");
+            assert!(!out.contains("<x>"), "{name}: not escaped");
         }
         assert!(p.css().contains("--accent"));
     }
