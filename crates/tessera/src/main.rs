@@ -41,6 +41,9 @@ enum Command {
     /// Inspect or revoke a token by its value.
     #[command(subcommand)]
     Token(cli::token::Command),
+    /// Manage the users who sign in on Tessera's pages.
+    #[command(subcommand)]
+    User(cli::user::Command),
     /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.
