@@ -226,8 +226,7 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     if let Some(v) = env("TESSERA_LOGIN_FAILURES_PER_USER")?.or(file.login_failures_per_user) {
         http.login_failures_per_user = v;
     }
-    if let Some(v) =
-        env("TESSERA_LOGIN_FAILURES_PER_ADDRESS")?.or(file.login_failures_per_address)
+    if let Some(v) = env("TESSERA_LOGIN_FAILURES_PER_ADDRESS")?.or(file.login_failures_per_address)
     {
         http.login_failures_per_address = v;
     }

@@ -140,10 +140,18 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
             _ => return Err(page("redirect_uri is missing")),
         },
     };
-    let state = single("state")?.map(str::to_owned);
+    // A repeated `state` cannot be echoed, but the redirect URI is trusted: the error goes
+    // back without it.
+    let (state, state_error) = match params.get("state") {
+        Ok(s) => (s.map(str::to_owned), None),
+        Err(e) => (None, Some(e)),
+    };
     let fail = |err: OAuthError| {
         AuthorizeError::Redirect(error_redirect(cx, &redirect_uri, state.as_deref(), &err))
     };
+    if let Some(e) = state_error {
+        return Err(fail(e));
+    }
     if state.as_ref().is_some_and(|s| s.len() > MAX_VALUE) {
         return Err(fail(OAuthError::invalid_request("state is too long")));
     }

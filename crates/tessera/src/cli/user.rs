@@ -81,10 +81,16 @@ fn read_password() -> Result<String> {
     let pw = text.strip_suffix('\n').unwrap_or(&text);
     let pw = pw.strip_suffix('\r').unwrap_or(pw);
     if pw.chars().count() < password::MIN_LENGTH {
-        bail!("the password must be at least {} characters", password::MIN_LENGTH);
+        bail!(
+            "the password must be at least {} characters",
+            password::MIN_LENGTH
+        );
     }
     if pw.len() > password::MAX_LENGTH {
-        bail!("the password must be at most {} bytes", password::MAX_LENGTH);
+        bail!(
+            "the password must be at most {} bytes",
+            password::MAX_LENGTH
+        );
     }
     Ok(pw.to_owned())
 }

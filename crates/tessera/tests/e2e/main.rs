@@ -10,10 +10,12 @@
     clippy::indexing_slicing
 )]
 
+mod browser_support;
 mod support;
 
 mod cli;
 mod client_credentials;
+mod code_flow;
 mod cors;
 mod discovery;
 mod errors;
