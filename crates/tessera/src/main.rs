@@ -34,7 +34,7 @@ enum Command {
     Serve(cli::serve::Args),
     /// Manage clients.
     #[command(subcommand)]
-    Client(cli::client::Command),
+    Client(Box<cli::client::Command>),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(cli::keys::Command),

@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let settings = settings::resolve(overrides, file)?;
     match cli.command {
         Command::Serve(_) => serve::run(settings).await,
-        Command::Client(cmd) => client::run(cmd, &settings).await,
+        Command::Client(cmd) => client::run(*cmd, &settings).await,
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
         Command::Token(cmd) => token::run(cmd, &settings).await,
         Command::User(cmd) => user::run(cmd, &settings).await,

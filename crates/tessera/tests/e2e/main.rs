@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod browser;
 mod browser_support;
 mod support;
 
@@ -23,6 +24,7 @@ mod fuzz;
 mod introspection;
 mod load;
 mod logs;
+mod oidc_client;
 mod private_key_jwt;
 mod rotation;
 mod tls;

@@ -372,7 +372,10 @@ impl Server {
     /// Registers a client (`client create --name t ARGS --json`) and waits until the server
     /// knows it.
     pub async fn create_client(&self, args: &[&str]) -> Creds {
-        let mut all = vec!["client", "create", "--name", "t"];
+        let mut all = vec!["client", "create"];
+        if !args.contains(&"--name") {
+            all.extend(["--name", "t"]);
+        }
         all.extend_from_slice(args);
         all.push("--json");
         let v = self.cli_json(&all).await;
