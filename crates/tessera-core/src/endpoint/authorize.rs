@@ -14,6 +14,7 @@ use crate::error::OAuthError;
 use crate::model::{grant_types, ClientRecord, CodeRecord, SessionRecord};
 use crate::params::Params;
 use crate::pkce;
+use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret::{self, generate_id};
 
@@ -133,7 +134,14 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
         .map_err(|e| AuthorizeError::Page(e.into()))?
         .ok_or_else(|| page("unknown client"))?;
     let redirect_uri = match single("redirect_uri")? {
-        Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_owned(),
+        Some(uri)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|r| redirect_uri::matches(r, uri)) =>
+        {
+            uri.to_owned()
+        }
         Some(_) => return Err(page("redirect_uri is not registered for this client")),
         None => match client.redirect_uris.as_slice() {
             [only] => only.clone(),

@@ -884,3 +884,140 @@ async fn seed_004_json_body_with_basic_and_seed_003_form_with_scope() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn redirect_uri_variants_are_not_the_registered_one_and_never_redirected_to() {
+    let (server, client) = setup(&[]).await;
+    let mut b = Browser::new(&server);
+    for variant in [
+        "https://app.example.com/cb/",
+        "https://app.example.com/cb?x=1",
+        "https://APP.example.com/cb",
+        "https://app.example.com/cb#f",
+        "https://app.example.com/cb/sub",
+        "https://app.example.com/%63b",
+        "https://app.example.com:443/cb",
+        "http://app.example.com/cb",
+    ] {
+        let path = authorize_path(&client, "openid", "").replace(
+            &url_encode(&[("redirect_uri", REDIRECT)]),
+            &url_encode(&[("redirect_uri", variant)]),
+        );
+        let page = b.get(&path).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{variant}");
+        assert!(page.location().is_none(), "{variant} was redirected to");
+    }
+}
+
+#[tokio::test]
+async fn the_authorization_endpoint_sends_no_cors_headers_and_loads_nothing_from_elsewhere() {
+    let (server, client) = setup_with(
+        &[("TESSERA_CORS_ALLOWED_ORIGINS", "https://app.example.com")],
+        &[],
+    )
+    .await;
+    let res = server
+        .http
+        .get(server.url(&authorize_path(&client, "openid", "")))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let body = res.text().await.unwrap();
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "src=\"//",
+        "href=\"//",
+        "<script",
+    ] {
+        assert!(!body.contains(external), "{external} in the page");
+    }
+    // The token endpoint does honour the allowed origin.
+    let res = server
+        .http
+        .post(server.url("/oauth2/token"))
+        .header("origin", "https://app.example.com")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_some());
+}
+
+#[tokio::test]
+async fn a_refresh_cannot_widen_the_scope() {
+    let (server, client) = setup(&[]).await;
+    let t = tokens_with_refresh(&server, &client).await;
+    let res = server
+        .http
+        .post(server.url("/oauth2/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ("scope", "openid offline_access read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, e) = json(res).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+}
+
+#[tokio::test]
+async fn discovery_lists_the_code_flow_truthfully() {
+    let (server, _) = setup(&[]).await;
+    let meta = server.get_json("/.well-known/openid-configuration").await;
+    let iss = server.issuer();
+    assert_eq!(
+        meta["authorization_endpoint"],
+        format!("{iss}/oauth2/authorize")
+    );
+    assert_eq!(meta["userinfo_endpoint"], format!("{iss}/userinfo"));
+    assert_eq!(meta["end_session_endpoint"], format!("{iss}/oauth2/logout"));
+    assert_eq!(
+        meta["response_types_supported"],
+        serde_json::json!(["code"])
+    );
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+    assert!(meta["code_challenge_methods_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&"S256".into()));
+    assert_eq!(
+        meta["subject_types_supported"],
+        serde_json::json!(["public"])
+    );
+    assert!(meta["id_token_signing_alg_values_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&"ES256".into()));
+    for g in ["authorization_code", "refresh_token", "client_credentials"] {
+        assert!(
+            meta["grant_types_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&g.into()),
+            "{g}"
+        );
+    }
+    // Every advertised endpoint answers something other than 404.
+    for key in [
+        "authorization_endpoint",
+        "userinfo_endpoint",
+        "end_session_endpoint",
+    ] {
+        let res = server
+            .http
+            .get(meta[key].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(res.status(), StatusCode::NOT_FOUND, "{key}");
+    }
+}
