@@ -26,6 +26,10 @@ pub struct Config {
     /// Rotate the signing key automatically when the newest key is this old, seconds (0: only
     /// by `tessera keys rotate`).
     pub key_rotation_interval: i64,
+    /// Lifetime of ID tokens, seconds.
+    pub id_token_ttl: i64,
+    /// How long a sign-in lasts in the browser, seconds.
+    pub session_ttl: i64,
 }
 
 impl Config {
@@ -40,6 +44,8 @@ impl Config {
             signing_alg: SigningAlg::Es256,
             key_rotation_lead_time: 600,
             key_rotation_interval: 0,
+            id_token_ttl: 3600,
+            session_ttl: 12 * 3600,
         }
     }
 

@@ -9,7 +9,7 @@ use quick_cache::sync::Cache;
 
 use crate::config::Config;
 use crate::jwt::AccessClaims;
-use crate::keys::KeySet;
+use crate::keys::{KeySet, Sealer};
 use crate::store::Store;
 
 /// JWTs whose signature was already verified, by SHA-256 of the token text. Holding the
@@ -32,6 +32,8 @@ pub struct Cx<'a> {
     pub keys: &'a KeySet,
     /// Verified JWTs.
     pub verified: &'a VerifiedTokens,
+    /// Seals values at rest and tags values handed out (shared by every node).
+    pub sealer: &'a Sealer,
     /// The current time, Unix seconds.
     pub now: i64,
 }

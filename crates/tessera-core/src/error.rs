@@ -49,6 +49,10 @@ pub enum ErrorCode {
     InvalidTarget,
     /// Not an RFC code: the client sent too many failed attempts and must wait (HTTP 429).
     SlowDown,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and the user is not signed in.
+    LoginRequired,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` and the user has not consented.
+    ConsentRequired,
 }
 
 impl ErrorCode {
@@ -70,6 +74,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::SlowDown => "slow_down",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
         }
     }
 }
@@ -138,6 +144,8 @@ impl OAuthError {
         unsupported_grant_type => UnsupportedGrantType,
         invalid_scope => InvalidScope,
         access_denied => AccessDenied,
+        login_required => LoginRequired,
+        consent_required => ConsentRequired,
         invalid_token => InvalidToken,
         unsupported_token_type => UnsupportedTokenType,
         invalid_target => InvalidTarget,

@@ -3,8 +3,9 @@
 //! Owns [`inspect`]: the one place that answers "is this token valid now, and what does it
 //! say", used by introspection, revocation and (later) every endpoint that accepts a bearer
 //! token. A token is active when it verifies (JWT) or is found by hash (opaque), has not
-//! expired, was not revoked, its client still exists, and the client's token epoch has not
-//! moved past it (a secret rotation revokes everything issued before).
+//! expired, was not revoked, its client still exists, the client's token epoch has not
+//! moved past it (a secret rotation revokes everything issued before), and, for a token
+//! issued for a user, its grant was not revoked.
 
 use std::sync::Arc;
 
@@ -38,6 +39,10 @@ pub struct ActiveToken {
     pub format: TokenFormat,
     /// The stored id of an opaque token.
     pub token_id: Option<String>,
+    /// The user grant it descends from.
+    pub grant_id: Option<String>,
+    /// When the user signed in, for a token issued for a user.
+    pub auth_time: Option<i64>,
 }
 
 /// Looks a token up and checks it; `None` when it is not active for any reason.
@@ -59,6 +64,8 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             jti: claims.jti.clone(),
             format: TokenFormat::Jwt,
             token_id: None,
+            grant_id: claims.gid.clone(),
+            auth_time: claims.auth_time,
         }
     } else {
         let Some(id) = opaque::selector(token) else {
@@ -83,6 +90,8 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             jti: rec.jti,
             format: TokenFormat::Opaque,
             token_id: Some(rec.token_id),
+            grant_id: rec.grant_id,
+            auth_time: None,
         }
     };
     // Deleting a client or rotating its secret revokes its tokens.
@@ -91,6 +100,14 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
     };
     if jwt::jti_epoch(&found.jti) != client.token_epoch {
         return Ok(None);
+    }
+    // A token issued for a user dies with its grant (revocation, refresh-token reuse, code
+    // replay, the user's deletion).
+    if let Some(grant_id) = &found.grant_id {
+        match cx.store.get_grant(grant_id).await? {
+            Some(g) if g.revoked_at.is_none() => {}
+            _ => return Ok(None),
+        }
     }
     Ok(Some(found))
 }

@@ -24,6 +24,15 @@ pub struct IssuedToken {
     pub scope: ScopeSet,
 }
 
+/// The user grant a token is issued under, for tokens that act for a user.
+#[derive(Debug, Clone, Copy)]
+pub struct UserGrant<'a> {
+    /// The grant (token family) id.
+    pub grant_id: &'a str,
+    /// When the user signed in.
+    pub auth_time: i64,
+}
+
 /// Mints an access token for `client`, on behalf of `subject`, with `scope`.
 pub async fn issue_access_token(
     cx: &Cx<'_>,
@@ -31,6 +40,7 @@ pub async fn issue_access_token(
     subject: &str,
     scope: &ScopeSet,
     audience: Audience,
+    grant: Option<UserGrant<'_>>,
 ) -> Result<IssuedToken, OAuthError> {
     let ttl = client
         .access_token_ttl
@@ -52,6 +62,8 @@ pub async fn issue_access_token(
                 jti,
                 iat: cx.now,
                 exp,
+                auth_time: grant.map(|g| g.auth_time),
+                gid: grant.map(|g| g.grant_id.to_owned()),
             };
             Secret::new(jwt::encode(key, &claims).map_err(OAuthError::server_error)?)
         }
@@ -70,6 +82,7 @@ pub async fn issue_access_token(
                     expires_at: exp,
                     token_epoch: client.token_epoch,
                     revoked_at: None,
+                    grant_id: grant.map(|g| g.grant_id.to_owned()),
                 })
                 .await?;
             token

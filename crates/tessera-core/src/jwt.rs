@@ -31,6 +31,12 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Expires at.
     pub exp: i64,
+    /// When the user signed in (RFC 9068 §2.2.1), for tokens issued for a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The user grant the token descends from; revoking it revokes the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
 }
 
 impl AccessClaims {
@@ -172,6 +178,8 @@ mod tests {
             jti: make_jti(3),
             iat: 100,
             exp: 200,
+            auth_time: None,
+            gid: None,
         }
     }
 

@@ -4,6 +4,8 @@
 //! [`Change`]) and the small enums they use. Storage crates map these to tables; nothing here
 //! knows SQL.
 
+use serde::{Deserialize, Serialize};
+
 use crate::scope::ScopeSet;
 use crate::secret::SecretHash;
 
@@ -83,6 +85,86 @@ pub struct ClientRecord {
     pub token_epoch: i64,
     /// When the client was registered.
     pub created_at: i64,
+    /// How the client takes part in flows that act for a user (authorization code, refresh
+    /// tokens, logout).
+    pub user_flow: UserFlowSettings,
+}
+
+/// When a client is given refresh tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshPolicy {
+    /// With every authorization code exchange.
+    Always,
+    /// Only when the granted scope includes `offline_access` (OpenID Connect §11).
+    #[default]
+    OfflineAccess,
+    /// Never.
+    Never,
+}
+
+impl RefreshPolicy {
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshPolicy::Always => "always",
+            RefreshPolicy::OfflineAccess => "offline_access",
+            RefreshPolicy::Never => "never",
+        }
+    }
+
+    /// Parses `always`, `offline_access` or `never`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "always" => Some(RefreshPolicy::Always),
+            "offline_access" => Some(RefreshPolicy::OfflineAccess),
+            "never" => Some(RefreshPolicy::Never),
+            _ => None,
+        }
+    }
+}
+
+/// A client's settings for the flows that act for a user. Stored as one JSON document:
+/// fields added later take their defaults on older rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserFlowSettings {
+    /// When refresh tokens are issued.
+    pub refresh_tokens: RefreshPolicy,
+    /// Absolute lifetime of a refresh-token family, from the user's sign-in, seconds.
+    /// Rotation never extends it.
+    pub refresh_token_ttl: i64,
+    /// A refresh token unused for this long expires, seconds (0: no idle limit).
+    pub refresh_token_idle_ttl: i64,
+    /// For this long after a rotation, presenting the rotated-out token again returns the
+    /// same successor instead of revoking the family, seconds (0: off).
+    pub refresh_grace_period: i64,
+    /// Lifetime of authorization codes, seconds.
+    pub code_ttl: i64,
+    /// PKCE is required even though the client is confidential.
+    pub require_pkce: bool,
+    /// The `plain` PKCE method is accepted (S256 only otherwise).
+    pub allow_plain_pkce: bool,
+    /// Where RP-initiated logout may send the user back to (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// First-party client: the user is never asked for consent.
+    pub skip_consent: bool,
+}
+
+impl Default for UserFlowSettings {
+    fn default() -> Self {
+        Self {
+            refresh_tokens: RefreshPolicy::OfflineAccess,
+            refresh_token_ttl: 30 * 86_400,
+            refresh_token_idle_ttl: 0,
+            refresh_grace_period: 0,
+            code_ttl: 120,
+            require_pkce: false,
+            allow_plain_pkce: false,
+            post_logout_redirect_uris: Vec::new(),
+            skip_consent: false,
+        }
+    }
 }
 
 impl ClientRecord {
@@ -117,6 +199,9 @@ pub struct TokenRecord {
     pub token_epoch: i64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// The user grant it descends from (authorization code and refresh tokens); revoking the
+    /// grant revokes the token.
+    pub grant_id: Option<String>,
 }
 
 /// A stored signing key.
@@ -149,6 +234,8 @@ pub enum ChangeKind {
     Jti,
     /// The signing keys changed; the key is empty.
     Keys,
+    /// A user grant was revoked; the key is its id.
+    Grant,
 }
 
 impl ChangeKind {
@@ -159,6 +246,7 @@ impl ChangeKind {
             ChangeKind::Token => "token",
             ChangeKind::Jti => "jti",
             ChangeKind::Keys => "keys",
+            ChangeKind::Grant => "grant",
         }
     }
 
@@ -169,6 +257,7 @@ impl ChangeKind {
             "token" => Some(ChangeKind::Token),
             "jti" => Some(ChangeKind::Jti),
             "keys" => Some(ChangeKind::Keys),
+            "grant" => Some(ChangeKind::Grant),
             _ => None,
         }
     }
@@ -198,4 +287,138 @@ pub struct PurgeReport {
     pub changes: u64,
     /// Retired signing keys.
     pub keys: u64,
+    /// Expired or used authorization codes.
+    pub codes: u64,
+    /// Expired login sessions.
+    pub sessions: u64,
+    /// Expired user grants (refresh-token families) with their refresh tokens.
+    pub grants: u64,
+    /// Expired refresh tokens of grants that live on.
+    pub refresh_tokens: u64,
+}
+
+/// A person who signs in to Tessera.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Stable identifier: the `sub` of their tokens.
+    pub user_id: String,
+    /// What they sign in with; unique.
+    pub username: String,
+    /// Argon2id hash in PHC string format.
+    pub password_hash: String,
+    /// E-mail address, if known.
+    pub email: Option<String>,
+    /// Display name, if known.
+    pub name: Option<String>,
+    /// When the user was created.
+    pub created_at: i64,
+    /// When the user was last changed.
+    pub updated_at: i64,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the session cookie's value.
+    pub session_hash: SecretHash,
+    /// Who signed in.
+    pub user_id: String,
+    /// When they signed in (OpenID Connect `auth_time`).
+    pub auth_time: i64,
+    /// When the session ends.
+    pub expires_at: i64,
+}
+
+/// An authorization code (RFC 6749 §4.1.2), stored only as its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// SHA-256 of the code.
+    pub code_hash: SecretHash,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user who authorized it.
+    pub user_id: String,
+    /// The redirect URI it was sent to (must be repeated at the token endpoint).
+    pub redirect_uri: String,
+    /// Granted scope.
+    pub scope: String,
+    /// OpenID Connect `nonce`, echoed in the ID token.
+    pub nonce: Option<String>,
+    /// PKCE challenge (RFC 7636).
+    pub code_challenge: Option<String>,
+    /// PKCE method: `S256` or `plain`.
+    pub code_challenge_method: Option<String>,
+    /// When the user signed in.
+    pub auth_time: i64,
+    /// The grant that tokens issued from this code belong to.
+    pub grant_id: String,
+    /// Authorization request parameters Tessera does not know, as a JSON object.
+    pub extra: String,
+    /// When it was issued.
+    pub issued_at: i64,
+    /// When it expires.
+    pub expires_at: i64,
+}
+
+/// What happened when a code was presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeUse {
+    /// First use: the code is now spent.
+    Fresh(CodeRecord),
+    /// It was used before: a replay.
+    Replayed(CodeRecord),
+    /// No such code.
+    Unknown,
+}
+
+/// A user's authorization of a client, from one sign-in: the family of every access and
+/// refresh token issued from one authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// Identifier, carried by every token of the family.
+    pub grant_id: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Granted scope.
+    pub scope: String,
+    /// When the user signed in.
+    pub auth_time: i64,
+    /// OpenID Connect `nonce` of the authorization request.
+    pub nonce: Option<String>,
+    /// The client's token epoch when it was made: a secret rotation that bumps the epoch
+    /// ends the grant, as it revokes every other token of the client.
+    pub token_epoch: i64,
+    /// When it was created.
+    pub created_at: i64,
+    /// The end of the family's refresh lifetime: no refresh token outlives it.
+    pub refresh_expires_at: i64,
+    /// When the row may be purged: after the last token that could name it expired.
+    pub expires_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// A refresh token, stored only as its hash; found by the public id inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// Public id (see [`crate::opaque`]).
+    pub token_id: String,
+    /// SHA-256 of the whole token.
+    pub token_hash: SecretHash,
+    /// The family it belongs to.
+    pub grant_id: String,
+    /// The client.
+    pub client_id: String,
+    /// Scope it may refresh.
+    pub scope: String,
+    /// When it was issued.
+    pub issued_at: i64,
+    /// When it expires (never after its grant's `refresh_expires_at`).
+    pub expires_at: i64,
+    /// When it was exchanged for a successor.
+    pub used_at: Option<i64>,
+    /// The successor, sealed, kept only for a client with a grace period.
+    pub successor_sealed: Option<Vec<u8>>,
 }

@@ -20,12 +20,24 @@ pub const PREFIX: &str = "tat_";
 const ID_LEN: usize = 32;
 const SECRET_LEN: usize = 43;
 
+/// Prefix of refresh tokens, which have the same shape.
+pub const REFRESH_PREFIX: &str = "trt_";
+
 /// Makes a new token that expires at `expires_at`; returns it and its id.
 pub fn mint(expires_at: i64) -> (Secret, String) {
+    mint_with(PREFIX, expires_at)
+}
+
+/// Makes a new refresh token that expires at `expires_at`; returns it and its id.
+pub fn mint_refresh(expires_at: i64) -> (Secret, String) {
+    mint_with(REFRESH_PREFIX, expires_at)
+}
+
+fn mint_with(prefix: &str, expires_at: i64) -> (Secret, String) {
     let mut id = hex(&second(expires_at));
     id.push_str(&hex(&random_bytes::<12>()));
     let verifier = secret::generate("");
-    let token = Secret::new(format!("{PREFIX}{id}{}", verifier.expose()));
+    let token = Secret::new(format!("{prefix}{id}{}", verifier.expose()));
     (token, id)
 }
 
@@ -38,9 +50,18 @@ fn second(t: i64) -> [u8; 4] {
     (t.clamp(0, i64::from(u32::MAX)) as u32).to_be_bytes()
 }
 
-/// The id of a well-formed opaque token, or `None` for anything else.
+/// The id of a well-formed opaque access token, or `None` for anything else.
 pub fn selector(token: &str) -> Option<&str> {
-    let rest = token.strip_prefix(PREFIX)?;
+    selector_with(PREFIX, token)
+}
+
+/// The id of a well-formed refresh token, or `None` for anything else.
+pub fn refresh_selector(token: &str) -> Option<&str> {
+    selector_with(REFRESH_PREFIX, token)
+}
+
+fn selector_with<'t>(prefix: &str, token: &'t str) -> Option<&'t str> {
+    let rest = token.strip_prefix(prefix)?;
     if rest.len() != ID_LEN + SECRET_LEN {
         return None;
     }

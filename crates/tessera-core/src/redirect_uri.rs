@@ -2,8 +2,9 @@
 //!
 //! Owns [`validate_registration`]: an absolute URI without a fragment (RFC 6749 §3.1.2);
 //! `https`, or `http` only on a loopback host for native apps (RFC 9700 §2.6, RFC 8252 §7.3),
-//! or a private-use scheme with a dot (RFC 8252 §7.1). Matching at `/authorize` is exact
-//! string comparison and belongs to the authorization endpoint.
+//! or a private-use scheme with a dot (RFC 8252 §7.1); and [`matches`], the comparison at the
+//! authorization endpoint: exact string match, except that the port of a loopback IP literal
+//! may differ (RFC 8252 §7.3: native apps listen on a port the OS picks at run time).
 
 /// Why a redirect URI cannot be registered.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -70,6 +71,41 @@ pub fn validate_registration(uri: &str) -> Result<(), RedirectUriError> {
     }
 }
 
+/// Whether a requested redirect URI is the registered one: byte for byte, or, for a
+/// registered `http://127.0.0.1` or `http://[::1]` URI, the same except for the port.
+pub fn matches(registered: &str, asked: &str) -> bool {
+    if registered == asked {
+        return true;
+    }
+    match (loopback_parts(registered), loopback_parts(asked)) {
+        (Some((h1, rest1)), Some((h2, rest2))) => h1 == h2 && rest1 == rest2,
+        _ => false,
+    }
+}
+
+/// For `http://127.0.0.1[:port]/rest` or `http://[::1][:port]/rest`: the host and the rest.
+fn loopback_parts(uri: &str) -> Option<(&str, &str)> {
+    let after = uri.strip_prefix("http://")?;
+    let (host, tail) = if after.starts_with("[::1]") {
+        after.split_at_checked(5)?
+    } else {
+        after
+            .split_at_checked(9)
+            .filter(|(h, _)| *h == "127.0.0.1")?
+    };
+    let rest = match tail.strip_prefix(':') {
+        Some(p) => {
+            let digits = p.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits > 5 {
+                return None;
+            }
+            p.get(digits..)?
+        }
+        None => tail,
+    };
+    (rest.is_empty() || rest.starts_with(['/', '?'])).then_some((host, rest))
+}
+
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host == "[::1]"
@@ -107,5 +143,29 @@ mod tests {
         for u in bad {
             assert!(validate_registration(u).is_err(), "{u}");
         }
+    }
+
+    #[test]
+    fn only_loopback_ip_ports_may_vary() {
+        assert!(matches("https://a/cb", "https://a/cb"));
+        assert!(!matches("https://a/cb", "https://a/cb/"));
+        assert!(!matches("https://a:1/cb", "https://a:2/cb"));
+        assert!(matches("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb"));
+        assert!(matches("http://127.0.0.1:1/cb", "http://127.0.0.1:2/cb"));
+        assert!(matches("http://[::1]:1/cb", "http://[::1]:2/cb"));
+        assert!(!matches(
+            "http://127.0.0.1:1/cb",
+            "http://127.0.0.1:2/other"
+        ));
+        assert!(!matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1.evil.com/cb"
+        ));
+        assert!(!matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:80@evil.com/cb"
+        ));
+        assert!(!matches("http://localhost:1/cb", "http://localhost:2/cb"));
+        assert!(!matches("http://127.0.0.1/cb", "http://[::1]/cb"));
     }
 }

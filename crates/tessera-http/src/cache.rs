@@ -1,7 +1,7 @@
 //! Caches in front of the database, kept true across nodes by the change feed.
 //!
 //! Owns [`CachedStore`]: a [`Store`] that answers the hot reads of the token path (clients,
-//! opaque tokens, revoked JWT ids) from memory and passes everything else to the database.
+//! opaque tokens, revoked JWT ids, user grants) from memory and passes everything else to the database.
 //! Writes made through this node invalidate its own entries at once; writes made elsewhere (the
 //! CLI, another node) reach it through [`CachedStore::apply`], which the server calls for every
 //! change-feed entry it polls (every 250 ms), so a cached entry is never older than the poll
@@ -14,10 +14,14 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
-use tessera_core::model::{Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
+use tessera_core::model::{
+    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, GrantRecord, KeyRecord, PurgeReport,
+    RefreshRecord, SessionRecord, TokenRecord, UserRecord,
+};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
-    ChangeFeed, ClientStore, KeyStore, Maintenance, ReplayStore, Store, StoreError, TokenStore,
+    ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore, Store, StoreError,
+    TokenStore, UserStore,
 };
 
 /// A caching layer over a store.
@@ -26,6 +30,7 @@ pub struct CachedStore {
     clients: Cache<String, Option<Arc<ClientRecord>>>,
     tokens: Cache<String, Arc<TokenRecord>>,
     revoked_jtis: RwLock<HashSet<String>>,
+    grants: Cache<String, Arc<GrantRecord>>,
     /// Bumped on every invalidation. A read from the database is cached only if no
     /// invalidation happened while it ran, so a change applied between the read and the
     /// insert cannot leave the stale row cached.
@@ -40,6 +45,7 @@ impl CachedStore {
             clients: Cache::new(10_000),
             tokens: Cache::new(20_000),
             revoked_jtis: RwLock::new(HashSet::new()),
+            grants: Cache::new(20_000),
             generation: AtomicU64::new(0),
         }
     }
@@ -80,6 +86,9 @@ impl CachedStore {
                     set.insert(key.to_owned());
                 }
             }
+            ChangeKind::Grant => {
+                self.grants.remove(key);
+            }
             ChangeKind::Keys => {}
         }
     }
@@ -89,6 +98,7 @@ impl CachedStore {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.clients.clear();
         self.tokens.clear();
+        self.grants.clear();
     }
 }
 
@@ -270,5 +280,112 @@ impl Maintenance for CachedStore {
             self.warm(now).await?;
         }
         Ok(report)
+    }
+}
+
+#[async_trait]
+impl UserStore for CachedStore {
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        self.inner.insert_user(user).await
+    }
+    async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.get_user(user_id).await
+    }
+    async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.find_user(username).await
+    }
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.list_users().await
+    }
+    async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.delete_user(user_id, now).await;
+        // The user's grants were revoked: drop every cached grant rather than look them up.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.grants.clear();
+        r
+    }
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_password(user_id, password_hash, now).await
+    }
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.inner.insert_session(session).await
+    }
+    async fn get_session(&self, hash: &SecretHash) -> Result<Option<SessionRecord>, StoreError> {
+        self.inner.get_session(hash).await
+    }
+    async fn delete_session(&self, hash: &SecretHash) -> Result<bool, StoreError> {
+        self.inner.delete_session(hash).await
+    }
+    async fn get_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.get_consent(user_id, client_id).await
+    }
+    async fn put_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.put_consent(user_id, client_id, scope, now).await
+    }
+}
+
+#[async_trait]
+impl GrantStore for CachedStore {
+    async fn insert_code(&self, code: &CodeRecord) -> Result<(), StoreError> {
+        self.inner.insert_code(code).await
+    }
+    async fn use_code(&self, code_hash: &SecretHash, now: i64) -> Result<CodeUse, StoreError> {
+        // Never cached: single use is decided where every node meets.
+        self.inner.use_code(code_hash, now).await
+    }
+    async fn insert_grant(
+        &self,
+        grant: &GrantRecord,
+        refresh: Option<&RefreshRecord>,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_grant(grant, refresh).await
+    }
+    async fn get_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        if let Some(hit) = self.grants.get(grant_id) {
+            return Ok(Some((*hit).clone()));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = self.inner.get_grant(grant_id).await?;
+        if let Some(g) = found
+            .as_ref()
+            .filter(|_| generation == self.generation.load(Ordering::SeqCst))
+        {
+            self.grants.insert(grant_id.to_owned(), Arc::new(g.clone()));
+        }
+        Ok(found)
+    }
+    async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.revoke_grant(grant_id, now).await;
+        self.forget(ChangeKind::Grant, grant_id);
+        r
+    }
+    async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        self.inner.get_refresh_token(token_id).await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        token_id: &str,
+        successor: &RefreshRecord,
+        successor_sealed: Option<&[u8]>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .rotate_refresh_token(token_id, successor, successor_sealed, now)
+            .await
     }
 }

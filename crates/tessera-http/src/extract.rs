@@ -64,7 +64,7 @@ impl FromRequest<AppState> for OAuthRequest {
 /// The client's address: the connection's peer, or, when the peer is a trusted reverse proxy,
 /// the last address of its `X-Forwarded-For` (the one that proxy saw; earlier entries are
 /// whatever the client wrote).
-fn client_address(
+pub fn client_address(
     parts: &axum::http::request::Parts,
     trusted_proxies: &[std::net::IpAddr],
 ) -> Option<std::net::IpAddr> {

@@ -10,7 +10,9 @@
 pub mod cache;
 pub mod error;
 pub mod extract;
+pub mod i18n;
 pub mod metrics;
+pub mod pages;
 pub mod router;
 pub mod routes;
 pub mod state;

@@ -12,7 +12,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::routes::{self, discovery, health, introspect, jwks, revoke, token};
+use crate::routes::{
+    self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, token, userinfo,
+};
 use crate::state::AppState;
 
 /// Builds the application: the OAuth endpoints and the operational ones on one router.
@@ -49,11 +51,21 @@ fn oauth_routes(state: &AppState) -> Router<AppState> {
             get(discovery::handle),
         )
         .route("/.well-known/openid-configuration", get(discovery::handle))
-        .route("/.well-known/jwks.json", get(jwks::handle));
-    match cors_layer(&state.http().cors_allowed_origins) {
+        .route("/.well-known/jwks.json", get(jwks::handle))
+        .route("/userinfo", get(userinfo::handle).post(userinfo::handle));
+    let api = match cors_layer(&state.http().cors_allowed_origins) {
         Some(cors) => api.layer(cors),
         None => api,
-    }
+    };
+    // Pages for people: never CORS.
+    let pages = Router::new()
+        .route(
+            "/oauth2/authorize",
+            get(authorize::get).post(authorize::post),
+        )
+        .route("/oauth2/logout", get(logout::get).post(logout::post))
+        .route("/assets/tessera.css", get(assets::css));
+    api.merge(pages)
 }
 
 fn ops_routes() -> Router<AppState> {

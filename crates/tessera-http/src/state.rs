@@ -18,6 +18,7 @@ use tessera_core::store::{ChangeFeed, KeyStore, Maintenance, Store, StoreError};
 
 use crate::cache::CachedStore;
 use crate::metrics::Metrics;
+use crate::pages::{Cookies, Pages};
 use crate::throttle::Throttle;
 
 /// How often the change feed is polled.
@@ -42,6 +43,14 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How often the server purges expired rows (and checks whether a key rotation is due).
     pub purge_interval: Duration,
+    /// A directory whose files replace the built-in page templates and stylesheet.
+    pub templates_dir: Option<std::path::PathBuf>,
+    /// Failed sign-ins allowed per username per lockout window (0: no limit).
+    pub login_failures_per_user: u32,
+    /// Failed sign-ins allowed per client address per lockout window (0: no limit).
+    pub login_failures_per_address: u32,
+    /// The sign-in lockout window, seconds.
+    pub login_lockout_window: i64,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +62,10 @@ impl Default for HttpConfig {
             auth_failures_per_minute: 30,
             trusted_proxies: Vec::new(),
             purge_interval: PURGE_INTERVAL,
+            templates_dir: None,
+            login_failures_per_user: 5,
+            login_failures_per_address: 20,
+            login_lockout_window: 300,
         }
     }
 }
@@ -82,6 +95,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     feed_seq: AtomicI64,
     throttle: Throttle,
+    login_by_user: Throttle<String>,
+    login_by_address: Throttle,
+    pages: Pages,
+    cookies: Cookies,
 }
 
 /// The replay-store key with which one of several nodes starting at once on an empty database
@@ -129,6 +146,11 @@ impl AppState {
         let cached = CachedStore::new(store);
         cached.warm(now).await?;
         let throttle = Throttle::new(http.auth_failures_per_minute, 60);
+        let login_by_user = Throttle::new(http.login_failures_per_user, http.login_lockout_window);
+        let login_by_address =
+            Throttle::new(http.login_failures_per_address, http.login_lockout_window);
+        let pages = Pages::new(http.templates_dir.clone());
+        let cookies = Cookies::new(&config.issuer);
         Ok(Self(Arc::new(Inner {
             config,
             http,
@@ -140,6 +162,10 @@ impl AppState {
             clock,
             feed_seq: AtomicI64::new(seq),
             throttle,
+            login_by_user,
+            login_by_address,
+            pages,
+            cookies,
         })))
     }
 
@@ -183,13 +209,47 @@ impl AppState {
             store: &self.0.store,
             keys,
             verified: &self.0.verified,
+            sealer: &self.0.sealer,
             now: self.now(),
+        }
+    }
+
+    /// The page templates.
+    pub fn pages(&self) -> &Pages {
+        &self.0.pages
+    }
+
+    /// Cookie names and attributes.
+    pub fn cookies(&self) -> &Cookies {
+        &self.0.cookies
+    }
+
+    /// The sealer (also the key of CSRF tokens).
+    pub fn sealer(&self) -> &Sealer {
+        &self.0.sealer
+    }
+
+    /// Whether sign-in for this username, or from this address, is locked out.
+    pub fn login_locked(&self, username: &str, ip: Option<IpAddr>) -> bool {
+        let now = self.now();
+        self.0.login_by_user.blocked(&username.to_owned(), now)
+            || ip.is_some_and(|ip| self.0.login_by_address.blocked(&ip, now))
+    }
+
+    /// Records a failed sign-in.
+    pub fn login_failed(&self, username: &str, ip: Option<IpAddr>) {
+        let now = self.now();
+        // Usernames are bounded so a flood of long names cannot grow memory much.
+        let key: String = username.chars().take(128).collect();
+        self.0.login_by_user.fail(key, now);
+        if let Some(ip) = ip {
+            self.0.login_by_address.fail(ip, now);
         }
     }
 
     /// Whether failed authentications from this address are over the limit.
     pub fn throttled(&self, ip: Option<IpAddr>) -> bool {
-        ip.is_some_and(|ip| self.0.throttle.blocked(ip, self.now()))
+        ip.is_some_and(|ip| self.0.throttle.blocked(&ip, self.now()))
     }
 
     /// Records a failed authentication from this address.

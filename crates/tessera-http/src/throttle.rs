@@ -1,11 +1,12 @@
 //! Throttling of failed client authentication (SECURITY row 25, RFC 6819 §4.3.2).
 //!
-//! Owns [`Throttle`]: per client address, failed authentications are counted in a fixed
-//! window; past the limit the address gets `429` with `Retry-After` until the window ends.
-//! Counting by address rather than by client id keeps an attacker from locking a real client
-//! out by guessing at its id.
+//! Owns [`Throttle`]: per key (a client address; for sign-in pages also a username), failed
+//! authentications are counted in a fixed window; past the limit the key is refused until
+//! the window ends. Client authentication counts by address rather than by client id, which
+//! keeps an attacker from locking a real client out by guessing at its id.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -13,13 +14,13 @@ use std::sync::Mutex;
 const MAX_TRACKED: usize = 50_000;
 
 /// Failed-authentication counters.
-pub struct Throttle {
+pub struct Throttle<K = IpAddr> {
     limit: u32,
     window: i64,
-    seen: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    seen: Mutex<HashMap<K, (i64, u32)>>,
 }
 
-impl Throttle {
+impl<K: Hash + Eq> Throttle<K> {
     /// At most `limit` failures per `window` seconds from one address (0 disables).
     pub fn new(limit: u32, window: i64) -> Self {
         Self {
@@ -30,18 +31,18 @@ impl Throttle {
     }
 
     /// Whether the address is currently blocked.
-    pub fn blocked(&self, ip: IpAddr, now: i64) -> bool {
+    pub fn blocked(&self, ip: &K, now: i64) -> bool {
         if self.limit == 0 {
             return false;
         }
         let Ok(seen) = self.seen.lock() else {
             return false;
         };
-        matches!(seen.get(&ip), Some((start, n)) if now < start + self.window && *n >= self.limit)
+        matches!(seen.get(ip), Some((start, n)) if now < start + self.window && *n >= self.limit)
     }
 
     /// Records one failure.
-    pub fn fail(&self, ip: IpAddr, now: i64) {
+    pub fn fail(&self, ip: K, now: i64) {
         if self.limit == 0 {
             return;
         }
@@ -72,11 +73,11 @@ mod tests {
         let t = Throttle::new(3, 60);
         let ip: IpAddr = "127.0.0.2".parse().unwrap();
         for _ in 0..3 {
-            assert!(!t.blocked(ip, 100));
+            assert!(!t.blocked(&ip, 100));
             t.fail(ip, 100);
         }
-        assert!(t.blocked(ip, 100));
-        assert!(!t.blocked("127.0.0.3".parse().unwrap(), 100));
-        assert!(!t.blocked(ip, 160));
+        assert!(t.blocked(&ip, 100));
+        assert!(!t.blocked(&"127.0.0.3".parse().unwrap(), 100));
+        assert!(!t.blocked(&ip, 160));
     }
 }

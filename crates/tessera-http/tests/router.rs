@@ -200,6 +200,7 @@ fn timed() -> Timed {
             access_token_ttl: 60,
             token_epoch: 0,
             created_at: 1_800_000_000,
+            user_flow: Default::default(),
         };
         f.rt.block_on(f.store.insert_client(&c)).unwrap();
         made.push((c.client_id, secret.expose().to_owned()));

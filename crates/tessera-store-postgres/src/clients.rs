@@ -14,8 +14,9 @@ impl ClientStore for PgStore {
         let insert = sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
              old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
-             jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at, \
+             user_flow) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -32,7 +33,8 @@ impl ClientStore for PgStore {
         .bind(c.access_token_ttl)
         .bind(c.token_epoch)
         .bind(c.created_at)
-        .bind(c.created_at);
+        .bind(c.created_at)
+        .bind(rows::user_flow_json(&c.user_flow));
         self.logged(insert, ChangeKind::Client, &c.client_id, c.created_at)
             .await
             .map(|_| ())
@@ -66,8 +68,8 @@ impl ClientStore for PgStore {
     async fn update_client(&self, c: &ClientRecord, now: i64) -> Result<bool, StoreError> {
         let update = sqlx::query(
             "UPDATE clients SET name = $1, grant_types = $2, redirect_uris = $3, scopes = $4, \
-             audiences = $5, access_token_format = $6, access_token_ttl = $7, updated_at = $8 \
-             WHERE client_id = $9",
+             audiences = $5, access_token_format = $6, access_token_ttl = $7, user_flow = $8, \
+             updated_at = $9 WHERE client_id = $10",
         )
         .bind(&c.name)
         .bind(c.grant_types.join(" "))
@@ -76,6 +78,7 @@ impl ClientStore for PgStore {
         .bind(c.audiences.join(" "))
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
+        .bind(rows::user_flow_json(&c.user_flow))
         .bind(now)
         .bind(&c.client_id);
         Ok(self

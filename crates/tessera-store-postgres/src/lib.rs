@@ -20,11 +20,13 @@
 
 mod clients;
 mod feed;
+mod grants;
 mod maintenance;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
+mod users;
 mod writer;
 
 use std::str::FromStr;

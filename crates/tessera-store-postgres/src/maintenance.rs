@@ -46,6 +46,22 @@ impl Maintenance for PgStore {
             keys: self
                 .purge("signing_keys", "kid", int("retires_at <=", now))
                 .await?,
+            codes: self
+                .purge(
+                    "authorization_codes",
+                    "code_hash",
+                    int("expires_at <=", now),
+                )
+                .await?,
+            sessions: self
+                .purge("sessions", "session_hash", int("expires_at <=", now))
+                .await?,
+            refresh_tokens: self
+                .purge("refresh_tokens", "token_id", int("expires_at <=", now))
+                .await?,
+            grants: self
+                .purge("grants", "grant_id", int("expires_at <=", now))
+                .await?,
         })
     }
 }

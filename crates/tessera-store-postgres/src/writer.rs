@@ -52,9 +52,9 @@ async fn insert_tokens(pool: &PgPool, batch: &[InsertJob]) -> Result<(), sqlx::E
     let int = |f: fn(&TokenRecord) -> i64| tokens.iter().map(|t| f(t)).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO access_tokens (token_id, token_hash, jti, client_id, subject, scope, \
-         audience, issued_at, expires_at, token_epoch, revoked_at) \
+         audience, issued_at, expires_at, token_epoch, revoked_at, grant_id) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-         $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[])",
+         $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[])",
     )
     .bind(text(|t| t.token_id.clone()))
     .bind(text(|t| t.token_hash.as_str().to_owned()))
@@ -71,6 +71,12 @@ async fn insert_tokens(pool: &PgPool, batch: &[InsertJob]) -> Result<(), sqlx::E
             .iter()
             .map(|t| t.revoked_at)
             .collect::<Vec<Option<i64>>>(),
+    )
+    .bind(
+        tokens
+            .iter()
+            .map(|t| t.grant_id.clone())
+            .collect::<Vec<Option<String>>>(),
     )
     .execute(pool)
     .await

@@ -14,8 +14,8 @@ impl ClientStore for SqliteStore {
         let insert = sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
              old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
-             jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at, \
+             user_flow) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -32,7 +32,8 @@ impl ClientStore for SqliteStore {
         .bind(c.access_token_ttl)
         .bind(c.token_epoch)
         .bind(c.created_at)
-        .bind(c.created_at);
+        .bind(c.created_at)
+        .bind(rows::user_flow_json(&c.user_flow));
         self.logged(insert, ChangeKind::Client, &c.client_id, c.created_at)
             .await
             .map(|_| ())
@@ -66,8 +67,8 @@ impl ClientStore for SqliteStore {
     async fn update_client(&self, c: &ClientRecord, now: i64) -> Result<bool, StoreError> {
         let update = sqlx::query(
             "UPDATE clients SET name = ?, grant_types = ?, redirect_uris = ?, scopes = ?, \
-             audiences = ?, access_token_format = ?, access_token_ttl = ?, updated_at = ? \
-             WHERE client_id = ?",
+             audiences = ?, access_token_format = ?, access_token_ttl = ?, user_flow = ?, \
+             updated_at = ? WHERE client_id = ?",
         )
         .bind(&c.name)
         .bind(c.grant_types.join(" "))
@@ -76,6 +77,7 @@ impl ClientStore for SqliteStore {
         .bind(c.audiences.join(" "))
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
+        .bind(rows::user_flow_json(&c.user_flow))
         .bind(now)
         .bind(&c.client_id);
         Ok(self

@@ -8,10 +8,12 @@
 //! same file; they meet through SQLite's locking and a busy timeout.
 
 mod clients;
+mod grants;
 mod keys;
 mod maintenance;
 mod rows;
 mod tokens;
+mod users;
 mod writer;
 
 use std::str::FromStr;

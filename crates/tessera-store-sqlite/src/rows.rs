@@ -3,7 +3,10 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use tessera_core::model::{ClientRecord, KeyRecord, TokenFormat, TokenRecord};
+use tessera_core::model::{
+    ClientRecord, CodeRecord, GrantRecord, KeyRecord, RefreshRecord, SessionRecord, TokenFormat,
+    TokenRecord, UserFlowSettings, UserRecord,
+};
 use tessera_core::resource::Audience;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
@@ -46,6 +49,81 @@ pub(crate) fn client(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
         access_token_ttl: get(row, "access_token_ttl")?,
         token_epoch: get(row, "token_epoch")?,
         created_at: get(row, "created_at")?,
+        user_flow: serde_json::from_str(&get::<String>(row, "user_flow")?)
+            .map_err(|e| StoreError::Corrupt(format!("user_flow: {e}")))?,
+    })
+}
+
+pub(crate) fn user_flow_json(s: &UserFlowSettings) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "{}".to_owned())
+}
+
+pub(crate) fn user(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        user_id: get(row, "user_id")?,
+        username: get(row, "username")?,
+        password_hash: get(row, "password_hash")?,
+        email: get(row, "email")?,
+        name: get(row, "name")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        session_hash: SecretHash::from_stored(get::<String>(row, "session_hash")?),
+        user_id: get(row, "user_id")?,
+        auth_time: get(row, "auth_time")?,
+        expires_at: get(row, "expires_at")?,
+    })
+}
+
+pub(crate) fn code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
+    Ok(CodeRecord {
+        code_hash: SecretHash::from_stored(get::<String>(row, "code_hash")?),
+        client_id: get(row, "client_id")?,
+        user_id: get(row, "user_id")?,
+        redirect_uri: get(row, "redirect_uri")?,
+        scope: get(row, "scope")?,
+        nonce: get(row, "nonce")?,
+        code_challenge: get(row, "code_challenge")?,
+        code_challenge_method: get(row, "code_challenge_method")?,
+        auth_time: get(row, "auth_time")?,
+        grant_id: get(row, "grant_id")?,
+        extra: get(row, "extra")?,
+        issued_at: get(row, "issued_at")?,
+        expires_at: get(row, "expires_at")?,
+    })
+}
+
+pub(crate) fn grant(row: &SqliteRow) -> Result<GrantRecord, StoreError> {
+    Ok(GrantRecord {
+        grant_id: get(row, "grant_id")?,
+        client_id: get(row, "client_id")?,
+        user_id: get(row, "user_id")?,
+        scope: get(row, "scope")?,
+        auth_time: get(row, "auth_time")?,
+        nonce: get(row, "nonce")?,
+        token_epoch: get(row, "token_epoch")?,
+        created_at: get(row, "created_at")?,
+        refresh_expires_at: get(row, "refresh_expires_at")?,
+        expires_at: get(row, "expires_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+pub(crate) fn refresh(row: &SqliteRow) -> Result<RefreshRecord, StoreError> {
+    Ok(RefreshRecord {
+        token_id: get(row, "token_id")?,
+        token_hash: SecretHash::from_stored(get::<String>(row, "token_hash")?),
+        grant_id: get(row, "grant_id")?,
+        client_id: get(row, "client_id")?,
+        scope: get(row, "scope")?,
+        issued_at: get(row, "issued_at")?,
+        expires_at: get(row, "expires_at")?,
+        used_at: get(row, "used_at")?,
+        successor_sealed: get(row, "successor_sealed")?,
     })
 }
 
@@ -62,6 +140,7 @@ pub(crate) fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
         expires_at: get(row, "expires_at")?,
         token_epoch: get(row, "token_epoch")?,
         revoked_at: get(row, "revoked_at")?,
+        grant_id: get(row, "grant_id")?,
     })
 }
 

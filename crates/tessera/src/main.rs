@@ -34,13 +34,16 @@ enum Command {
     Serve(cli::serve::Args),
     /// Manage clients.
     #[command(subcommand)]
-    Client(cli::client::Command),
+    Client(Box<cli::client::Command>),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(cli::keys::Command),
     /// Inspect or revoke a token by its value.
     #[command(subcommand)]
     Token(cli::token::Command),
+    /// Manage the users who sign in on Tessera's pages.
+    #[command(subcommand)]
+    User(cli::user::Command),
     /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.

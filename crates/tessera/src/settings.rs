@@ -69,6 +69,18 @@ pub struct FileConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
+    /// Directory whose files replace the built-in page templates and stylesheet.
+    pub templates_dir: Option<PathBuf>,
+    /// How long a browser sign-in lasts, seconds.
+    pub session_ttl: Option<i64>,
+    /// Lifetime of ID tokens, seconds.
+    pub id_token_ttl: Option<i64>,
+    /// Failed sign-ins allowed per username per lockout window (0: unlimited).
+    pub login_failures_per_user: Option<u32>,
+    /// Failed sign-ins allowed per client address per lockout window (0: unlimited).
+    pub login_failures_per_address: Option<u32>,
+    /// The sign-in lockout window, seconds.
+    pub login_lockout_window: Option<i64>,
 }
 
 /// Loads the config file, if one is named.
@@ -185,6 +197,15 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     if core.default_access_token_ttl < 1 || core.max_access_token_ttl < 1 {
         bail!("access token lifetimes must be at least 1 second");
     }
+    if let Some(v) = env("TESSERA_SESSION_TTL")?.or(file.session_ttl) {
+        core.session_ttl = v;
+    }
+    if let Some(v) = env("TESSERA_ID_TOKEN_TTL")?.or(file.id_token_ttl) {
+        core.id_token_ttl = v;
+    }
+    if core.session_ttl < 1 || core.id_token_ttl < 1 {
+        bail!("session_ttl and id_token_ttl must be at least 1 second");
+    }
     let mut http = HttpConfig::default();
     if let Some(v) = env::<String>("TESSERA_CORS_ALLOWED_ORIGINS")? {
         http.cors_allowed_origins = v
@@ -209,6 +230,25 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     }
     if let Some(v) = env("TESSERA_AUTH_FAILURES_PER_MINUTE")?.or(file.auth_failures_per_minute) {
         http.auth_failures_per_minute = v;
+    }
+    http.templates_dir = env::<PathBuf>("TESSERA_TEMPLATES_DIR")?.or(file.templates_dir);
+    if let Some(dir) = &http.templates_dir {
+        if !dir.is_dir() {
+            bail!("templates_dir {} is not a directory", dir.display());
+        }
+    }
+    if let Some(v) = env("TESSERA_LOGIN_FAILURES_PER_USER")?.or(file.login_failures_per_user) {
+        http.login_failures_per_user = v;
+    }
+    if let Some(v) = env("TESSERA_LOGIN_FAILURES_PER_ADDRESS")?.or(file.login_failures_per_address)
+    {
+        http.login_failures_per_address = v;
+    }
+    if let Some(v) = env("TESSERA_LOGIN_LOCKOUT_WINDOW")?.or(file.login_lockout_window) {
+        if v < 1 {
+            bail!("login_lockout_window must be at least 1 second");
+        }
+        http.login_lockout_window = v;
     }
     let proxies = match env::<String>("TESSERA_TRUSTED_PROXIES")? {
         Some(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),

@@ -12,6 +12,14 @@ const AUTH_METHODS: &[&str] = &[
     "client_secret_post",
     "private_key_jwt",
 ];
+
+/// The token endpoint also takes public clients (`none`) for the code flow.
+const TOKEN_AUTH_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
 use crate::keys::KeySet;
 
 /// The metadata document.
@@ -26,10 +34,28 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "introspection_endpoint": config.endpoint("/oauth2/introspect"),
         "revocation_endpoint": config.endpoint("/oauth2/revoke"),
         "jwks_uri": config.endpoint("/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
-        "scopes_supported": [],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "authorization_endpoint": config.endpoint("/oauth2/authorize"),
+        "userinfo_endpoint": config.endpoint("/userinfo"),
+        "end_session_endpoint": config.endpoint("/oauth2/logout"),
+        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
+            "name", "preferred_username", "email", "email_verified"
+        ],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "ui_locales_supported": ["en", "ja"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "userinfo_signing_alg_values_supported": [],
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,

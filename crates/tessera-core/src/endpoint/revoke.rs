@@ -2,7 +2,8 @@
 //!
 //! Owns the revocation rules: the caller authenticates; a token it does not own, or that is
 //! unknown or invalid, is answered with success and left alone (§2.2); a JWT is revoked by
-//! recording its `jti` until it expires; an opaque token is marked revoked.
+//! recording its `jti` until it expires; an opaque token is marked revoked; a refresh token
+//! revokes its whole grant, the access tokens issued under it included (§2.1).
 
 use crate::client_auth::{self, BasicCredentials};
 use crate::cx::Cx;
@@ -10,6 +11,7 @@ use crate::error::OAuthError;
 use crate::inspect::inspect;
 use crate::model::TokenFormat;
 use crate::params::Params;
+use crate::secret::SecretHash;
 
 /// Handles a revocation request; `Ok(())` is HTTP 200 with an empty body.
 pub async fn handle(
@@ -20,6 +22,14 @@ pub async fn handle(
     params.reject_duplicates()?;
     let (caller, _method) = client_auth::authenticate(cx, basic, params).await?;
     let token = params.require("token")?;
+    if let Some(id) = crate::opaque::refresh_selector(token) {
+        if let Some(rec) = cx.store.get_refresh_token(id).await? {
+            if rec.token_hash.ct_eq(&SecretHash::of(token)) && rec.client_id == caller.client_id {
+                cx.store.revoke_grant(&rec.grant_id, cx.now).await?;
+            }
+        }
+        return Ok(());
+    }
     // RFC 7009 §2.1: an unknown token_type_hint is ignored, as the server searches anyway.
     let Some(t) = inspect(cx, token).await? else {
         return Ok(());

@@ -25,13 +25,8 @@ pub async fn handle(
     check_grant_allowed(client)?;
     let scope = validate_scope(client, params)?;
     let audience = resource::resolve(params, client, cx.config)?;
-    let token = issue_access_token(cx, client, &client.client_id, &scope, audience).await?;
-    Ok(TokenResponse {
-        access_token: token.access_token,
-        token_type: "bearer",
-        expires_in: token.expires_in,
-        scope: token.scope.to_string(),
-    })
+    let token = issue_access_token(cx, client, &client.client_id, &scope, audience, None).await?;
+    Ok(TokenResponse::access_only(token))
 }
 
 fn check_grant_allowed(client: &ClientRecord) -> Result<(), OAuthError> {

@@ -11,6 +11,7 @@ use crate::secret::random_bytes;
 /// operator's secret.
 pub struct Sealer {
     key: aead::LessSafeKey,
+    mac: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -44,9 +45,29 @@ impl Sealer {
             .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
         let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &bytes)
             .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
+        let mut mac_bytes = [0u8; 32];
+        prk.expand(&[b"hmac-sha256"], Len32)
+            .and_then(|okm| okm.fill(&mut mac_bytes))
+            .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
         Ok(Self {
             key: aead::LessSafeKey::new(unbound),
+            mac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &mac_bytes),
         })
+    }
+
+    /// An HMAC-SHA256 tag of `data` under a key derived from the same secret (every node
+    /// sharing the secret computes the same tag): for values the server hands out and must
+    /// recognise later, such as CSRF tokens.
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        let tag = ring::hmac::sign(&self.mac, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Whether `tag` is the tag of `data`, compared in constant time.
+    pub fn mac_matches(&self, data: &[u8], tag: &[u8]) -> bool {
+        ring::hmac::verify(&self.mac, data, tag).is_ok()
     }
 
     /// Seals `plain`, binding it to `kid`: nonce (12 bytes) then ciphertext and tag.

@@ -1,7 +1,8 @@
 //! Storage traits.
 //!
 //! Owns the contract between the protocol core and a database: one trait per aggregate
-//! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`ChangeFeed`], [`Maintenance`]) under the
+//! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`UserStore`], [`GrantStore`],
+//! [`ChangeFeed`], [`Maintenance`]) under the
 //! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
 //! conformance suite runs the same tests against every implementation.
 //!
@@ -11,7 +12,10 @@
 
 use async_trait::async_trait;
 
-use crate::model::{Change, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
+use crate::model::{
+    Change, ClientRecord, CodeRecord, CodeUse, GrantRecord, KeyRecord, PurgeReport, RefreshRecord,
+    SessionRecord, TokenRecord, UserRecord,
+};
 use crate::secret::SecretHash;
 
 /// A storage failure. None of these is the client's fault, except [`StoreError::Conflict`].
@@ -148,13 +152,110 @@ pub trait ReplayStore: Send + Sync {
     async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
 }
 
+/// Users, their browser sessions and the consents they gave.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Adds a user. # Contract: `Conflict` if the id or the username exists.
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// The user with this id.
+    async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The user with this username (exact match).
+    async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Every user, oldest first.
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Removes a user. # Contract: returns whether it existed; also ends their sessions,
+    /// forgets their consents and revokes their grants (logging a `Grant` change for each).
+    async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Replaces a password hash. # Contract: returns whether the user existed; ends every
+    /// session of the user.
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Adds a session.
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The session whose cookie hashes to `hash`, expired or not.
+    async fn get_session(&self, hash: &SecretHash) -> Result<Option<SessionRecord>, StoreError>;
+    /// Ends a session. # Contract: returns whether it existed.
+    async fn delete_session(&self, hash: &SecretHash) -> Result<bool, StoreError>;
+    /// The scope a user consented to for a client, if any.
+    async fn get_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Records (replaces) the scope a user consented to for a client.
+    async fn put_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// Authorization codes, user grants (token families) and refresh tokens.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Stores a code. # Contract: durable when this returns `Ok`.
+    async fn insert_code(&self, code: &CodeRecord) -> Result<(), StoreError>;
+    /// Spends a code. # Contract: atomic across every node: of any number of concurrent
+    /// calls with one hash, exactly one gets `Fresh`; every later call gets `Replayed` until
+    /// the code is purged.
+    async fn use_code(&self, code_hash: &SecretHash, now: i64) -> Result<CodeUse, StoreError>;
+    /// Stores a grant, optionally with its first refresh token, in one transaction.
+    async fn insert_grant(
+        &self,
+        grant: &GrantRecord,
+        refresh: Option<&RefreshRecord>,
+    ) -> Result<(), StoreError>;
+    /// The grant with this id, revoked or not.
+    async fn get_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError>;
+    /// Revokes a grant and with it every token of the family. # Contract: returns whether a
+    /// row changed; logs a `Grant` change when it did; idempotent.
+    async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// The refresh token with this id, used or not.
+    async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError>;
+    /// Rotates a refresh token: marks `token_id` used (keeping `successor_sealed` on it) and
+    /// stores `successor`, in one transaction. # Contract: atomic across every node: of any
+    /// number of concurrent calls for one `token_id`, exactly one returns `true`; the others
+    /// (and every later call) return `false` and store nothing.
+    async fn rotate_refresh_token(
+        &self,
+        token_id: &str,
+        successor: &RefreshRecord,
+        successor_sealed: Option<&[u8]>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
-    ClientStore + TokenStore + KeyStore + ReplayStore + ChangeFeed + Maintenance
+    ClientStore
+    + TokenStore
+    + KeyStore
+    + UserStore
+    + GrantStore
+    + ReplayStore
+    + ChangeFeed
+    + Maintenance
 {
 }
 
-impl<T: ClientStore + TokenStore + KeyStore + ReplayStore + ChangeFeed + Maintenance> Store for T {}
+impl<
+        T: ClientStore
+            + TokenStore
+            + KeyStore
+            + UserStore
+            + GrantStore
+            + ReplayStore
+            + ChangeFeed
+            + Maintenance,
+    > Store for T
+{
+}
 
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;

@@ -11,7 +11,10 @@
     missing_docs
 )]
 
-use crate::model::{ChangeKind, ClientRecord, KeyRecord, TokenFormat, TokenRecord};
+use crate::model::{
+    ChangeKind, ClientRecord, CodeRecord, CodeUse, GrantRecord, KeyRecord, RefreshPolicy,
+    RefreshRecord, SessionRecord, TokenFormat, TokenRecord, UserFlowSettings, UserRecord,
+};
 use crate::scope::ScopeSet;
 use crate::secret::{generate_id, SecretHash};
 use crate::store::{Store, StoreError};
@@ -34,6 +37,7 @@ pub fn client(secret: &SecretHash) -> ClientRecord {
         access_token_ttl: 3600,
         token_epoch: 0,
         created_at: 1_000,
+        user_flow: UserFlowSettings::default(),
     }
 }
 
@@ -52,6 +56,7 @@ pub fn token(client_id: &str, exp: i64) -> (String, TokenRecord) {
         expires_at: exp,
         token_epoch: 0,
         revoked_at: None,
+        grant_id: Some("g1".into()),
     };
     (value.expose().to_owned(), rec)
 }
@@ -325,6 +330,361 @@ pub async fn concurrent_uses_of_one_assertion_id_have_one_winner(s: &dyn Store) 
     assert!(results.iter().all(Result::is_ok));
 }
 
+/// A user named `name`.
+pub fn user(name: &str) -> UserRecord {
+    UserRecord {
+        user_id: generate_id(),
+        username: name.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        email: Some(format!("{name}@example.com")),
+        name: Some(format!("User {name}")),
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+/// A code of `user_id` for client `c1`, expiring at `exp`.
+pub fn code(value: &str, user_id: &str, exp: i64) -> CodeRecord {
+    CodeRecord {
+        code_hash: SecretHash::of(value),
+        client_id: "c1".into(),
+        user_id: user_id.into(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scope: "openid offline_access".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        code_challenge_method: Some("S256".into()),
+        auth_time: 900,
+        grant_id: "g1".into(),
+        extra: r#"{"productId":"p1"}"#.into(),
+        issued_at: 1_000,
+        expires_at: exp,
+    }
+}
+
+/// A grant of `user_id` for client `c1`.
+pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
+    GrantRecord {
+        grant_id: grant_id.into(),
+        client_id: "c1".into(),
+        user_id: user_id.into(),
+        scope: "openid offline_access".into(),
+        auth_time: 900,
+        nonce: None,
+        token_epoch: 3,
+        created_at: 1_000,
+        refresh_expires_at: exp,
+        expires_at: exp,
+        revoked_at: None,
+    }
+}
+
+/// A refresh token of `grant_id`, expiring at `exp`.
+pub fn refresh(grant_id: &str, exp: i64) -> RefreshRecord {
+    let (value, token_id) = crate::opaque::mint(exp);
+    RefreshRecord {
+        token_id,
+        token_hash: value.hash(),
+        grant_id: grant_id.into(),
+        client_id: "c1".into(),
+        scope: "openid offline_access".into(),
+        issued_at: 1_000,
+        expires_at: exp,
+        used_at: None,
+        successor_sealed: None,
+    }
+}
+
+pub async fn users_round_trip_with_unique_usernames(s: &dyn Store) {
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    assert_eq!(s.get_user(&u.user_id).await.unwrap(), Some(u.clone()));
+    assert_eq!(s.find_user("alice").await.unwrap(), Some(u.clone()));
+    assert_eq!(s.find_user("Alice").await.unwrap(), None);
+    let mut twin = user("alice");
+    twin.user_id = generate_id();
+    assert!(matches!(
+        s.insert_user(&twin).await,
+        Err(StoreError::Conflict)
+    ));
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    assert_eq!(s.list_users().await.unwrap().len(), 2);
+}
+
+pub async fn sessions_end_with_a_password_change(s: &dyn Store) {
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    let sess = SessionRecord {
+        session_hash: SecretHash::of("cookie"),
+        user_id: u.user_id.clone(),
+        auth_time: 1_000,
+        expires_at: 5_000,
+    };
+    s.insert_session(&sess).await.unwrap();
+    assert_eq!(
+        s.get_session(&sess.session_hash).await.unwrap(),
+        Some(sess.clone())
+    );
+    assert!(s
+        .set_password(&u.user_id, "$argon2id$new", 2_000)
+        .await
+        .unwrap());
+    assert_eq!(s.get_session(&sess.session_hash).await.unwrap(), None);
+    assert_eq!(
+        s.get_user(&u.user_id).await.unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+    s.insert_session(&sess).await.unwrap();
+    assert!(s.delete_session(&sess.session_hash).await.unwrap());
+    assert!(!s.delete_session(&sess.session_hash).await.unwrap());
+    assert!(!s.set_password("nobody", "x", 2_000).await.unwrap());
+}
+
+pub async fn consents_are_per_user_and_client_and_replaced(s: &dyn Store) {
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    assert_eq!(s.get_consent(&u.user_id, "c1").await.unwrap(), None);
+    s.put_consent(&u.user_id, "c1", "openid", 1_000)
+        .await
+        .unwrap();
+    s.put_consent(&u.user_id, "c1", "openid email", 1_001)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_consent(&u.user_id, "c1").await.unwrap().as_deref(),
+        Some("openid email")
+    );
+    assert_eq!(s.get_consent(&u.user_id, "c2").await.unwrap(), None);
+}
+
+pub async fn deleting_a_user_ends_everything_of_theirs(s: &dyn Store) {
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    s.insert_session(&SessionRecord {
+        session_hash: SecretHash::of("cookie"),
+        user_id: u.user_id.clone(),
+        auth_time: 1_000,
+        expires_at: 5_000,
+    })
+    .await
+    .unwrap();
+    s.put_consent(&u.user_id, "c1", "openid", 1_000)
+        .await
+        .unwrap();
+    s.insert_grant(&grant("g1", &u.user_id, 9_000), None)
+        .await
+        .unwrap();
+    let start = s.latest_change().await.unwrap();
+    assert!(s.delete_user(&u.user_id, 2_000).await.unwrap());
+    assert!(!s.delete_user(&u.user_id, 2_000).await.unwrap());
+    assert_eq!(s.get_user(&u.user_id).await.unwrap(), None);
+    assert_eq!(
+        s.get_session(&SecretHash::of("cookie")).await.unwrap(),
+        None
+    );
+    assert_eq!(s.get_consent(&u.user_id, "c1").await.unwrap(), None);
+    assert_eq!(
+        s.get_grant("g1").await.unwrap().unwrap().revoked_at,
+        Some(2_000)
+    );
+    let changes = s.changes_since(start, 10).await.unwrap();
+    assert!(changes
+        .iter()
+        .any(|c| c.kind == ChangeKind::Grant && c.key == "g1"));
+}
+
+pub async fn a_code_is_spent_once(s: &dyn Store) {
+    let c = code("code-1", "u1", 1_120);
+    s.insert_code(&c).await.unwrap();
+    assert_eq!(
+        s.use_code(&c.code_hash, 1_010).await.unwrap(),
+        CodeUse::Fresh(c.clone())
+    );
+    assert_eq!(
+        s.use_code(&c.code_hash, 1_011).await.unwrap(),
+        CodeUse::Replayed(c.clone())
+    );
+    assert_eq!(
+        s.use_code(&SecretHash::of("other"), 1_011).await.unwrap(),
+        CodeUse::Unknown
+    );
+}
+
+pub async fn concurrent_uses_of_one_code_have_one_winner(s: &dyn Store) {
+    let c = code("code-race", "u1", 9_000);
+    s.insert_code(&c).await.unwrap();
+    let results = futures_join_all((0..20).map(|_| s.use_code(&c.code_hash, 1_010))).await;
+    let fresh = results
+        .iter()
+        .filter(|r| matches!(r, Ok(CodeUse::Fresh(_))))
+        .count();
+    let replayed = results
+        .iter()
+        .filter(|r| matches!(r, Ok(CodeUse::Replayed(_))))
+        .count();
+    assert_eq!((fresh, replayed), (1, 19));
+}
+
+pub async fn grants_are_revoked_once_and_logged(s: &dyn Store) {
+    let r = refresh("g1", 9_000);
+    s.insert_grant(&grant("g1", "u1", 9_000), Some(&r))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_grant("g1").await.unwrap(),
+        Some(grant("g1", "u1", 9_000))
+    );
+    assert_eq!(
+        s.get_refresh_token(&r.token_id).await.unwrap(),
+        Some(r.clone())
+    );
+    assert_eq!(s.get_grant("nope").await.unwrap(), None);
+    let start = s.latest_change().await.unwrap();
+    assert!(s.revoke_grant("g1", 2_000).await.unwrap());
+    assert!(!s.revoke_grant("g1", 2_001).await.unwrap());
+    assert_eq!(
+        s.get_grant("g1").await.unwrap().unwrap().revoked_at,
+        Some(2_000)
+    );
+    let changes = s.changes_since(start, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].kind, changes[0].key.as_str()),
+        (ChangeKind::Grant, "g1")
+    );
+}
+
+pub async fn a_refresh_token_rotates_once(s: &dyn Store) {
+    let first = refresh("g1", 9_000);
+    s.insert_grant(&grant("g1", "u1", 9_000), Some(&first))
+        .await
+        .unwrap();
+    let second = refresh("g1", 9_000);
+    assert!(s
+        .rotate_refresh_token(&first.token_id, &second, Some(&[7, 0, 7]), 2_000)
+        .await
+        .unwrap());
+    let used = s.get_refresh_token(&first.token_id).await.unwrap().unwrap();
+    assert_eq!(used.used_at, Some(2_000));
+    assert_eq!(used.successor_sealed.as_deref(), Some(&[7u8, 0, 7][..]));
+    assert_eq!(
+        s.get_refresh_token(&second.token_id).await.unwrap(),
+        Some(second.clone())
+    );
+    let third = refresh("g1", 9_000);
+    assert!(!s
+        .rotate_refresh_token(&first.token_id, &third, None, 2_001)
+        .await
+        .unwrap());
+    assert_eq!(s.get_refresh_token(&third.token_id).await.unwrap(), None);
+}
+
+pub async fn concurrent_rotations_of_one_refresh_token_have_one_winner(s: &dyn Store) {
+    let first = refresh("g1", 9_000);
+    s.insert_grant(&grant("g1", "u1", 9_000), Some(&first))
+        .await
+        .unwrap();
+    let successors: Vec<RefreshRecord> = (0..20).map(|_| refresh("g1", 9_000)).collect();
+    let results = futures_join_all(
+        successors
+            .iter()
+            .map(|n| s.rotate_refresh_token(&first.token_id, n, None, 2_000)),
+    )
+    .await;
+    let wins = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(wins, 1, "{results:?}");
+    let mut stored = 0;
+    for n in &successors {
+        stored += usize::from(s.get_refresh_token(&n.token_id).await.unwrap().is_some());
+    }
+    assert_eq!(stored, 1);
+}
+
+pub async fn purge_removes_expired_user_flow_records(s: &dyn Store) {
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    for (cookie, exp) in [("old", 1_500), ("live", 9_000)] {
+        s.insert_session(&SessionRecord {
+            session_hash: SecretHash::of(cookie),
+            user_id: u.user_id.clone(),
+            auth_time: 1_000,
+            expires_at: exp,
+        })
+        .await
+        .unwrap();
+    }
+    s.insert_code(&code("old", &u.user_id, 1_500))
+        .await
+        .unwrap();
+    s.insert_code(&code("live", &u.user_id, 9_000))
+        .await
+        .unwrap();
+    let old_refresh = refresh("g-old", 1_500);
+    let live_refresh = refresh("g-live", 9_000);
+    s.insert_grant(&grant("g-old", &u.user_id, 1_500), Some(&old_refresh))
+        .await
+        .unwrap();
+    s.insert_grant(&grant("g-live", &u.user_id, 9_000), Some(&live_refresh))
+        .await
+        .unwrap();
+    let r = s.purge_expired(2_000).await.unwrap();
+    assert_eq!(
+        (r.sessions, r.codes, r.grants, r.refresh_tokens),
+        (1, 1, 1, 1)
+    );
+    assert!(s
+        .get_session(&SecretHash::of("old"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .get_session(&SecretHash::of("live"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.use_code(&SecretHash::of("old"), 2_000).await.unwrap(),
+        CodeUse::Unknown
+    );
+    assert!(matches!(
+        s.use_code(&SecretHash::of("live"), 2_000).await.unwrap(),
+        CodeUse::Fresh(_)
+    ));
+    assert!(s.get_grant("g-old").await.unwrap().is_none());
+    assert!(s.get_grant("g-live").await.unwrap().is_some());
+    assert!(s
+        .get_refresh_token(&old_refresh.token_id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .get_refresh_token(&live_refresh.token_id)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+pub async fn user_flow_settings_round_trip(s: &dyn Store) {
+    let mut c = client(&SecretHash::of("s1"));
+    c.user_flow = UserFlowSettings {
+        refresh_tokens: RefreshPolicy::Always,
+        refresh_token_ttl: 60,
+        refresh_token_idle_ttl: 30,
+        refresh_grace_period: 5,
+        code_ttl: 600,
+        require_pkce: true,
+        allow_plain_pkce: true,
+        post_logout_redirect_uris: vec!["https://app.example.com/bye".into()],
+        skip_consent: true,
+    };
+    s.insert_client(&c).await.unwrap();
+    assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));
+    c.user_flow.refresh_tokens = RefreshPolicy::Never;
+    assert!(s.update_client(&c, 2_000).await.unwrap());
+    assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c));
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store.
 ///
 /// - `conformance_tests!(make)`: `make` is an async expression yielding something that
@@ -350,6 +710,17 @@ macro_rules! conformance_tests {
             revoking_a_clients_tokens_bumps_its_epoch_only,
             updating_a_client_changes_its_registration_but_not_its_secret,
             concurrent_uses_of_one_assertion_id_have_one_winner,
+            users_round_trip_with_unique_usernames,
+            sessions_end_with_a_password_change,
+            consents_are_per_user_and_client_and_replaced,
+            deleting_a_user_ends_everything_of_theirs,
+            a_code_is_spent_once,
+            concurrent_uses_of_one_code_have_one_winner,
+            grants_are_revoked_once_and_logged,
+            a_refresh_token_rotates_once,
+            concurrent_rotations_of_one_refresh_token_have_one_winner,
+            purge_removes_expired_user_flow_records,
+            user_flow_settings_round_trip,
         );
     };
     ($make:expr) => {

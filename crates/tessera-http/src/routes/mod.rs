@@ -1,11 +1,15 @@
 //! Routes: one module per URL family.
 
+pub mod assets;
+pub mod authorize;
 pub mod discovery;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
+pub mod logout;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;
 
 use std::net::IpAddr;
 

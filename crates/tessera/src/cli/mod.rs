@@ -7,6 +7,7 @@ pub mod maintenance;
 pub mod serve;
 pub mod tls;
 pub mod token;
+pub mod user;
 
 use std::sync::Arc;
 
@@ -38,9 +39,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     let settings = settings::resolve(overrides, file)?;
     match cli.command {
         Command::Serve(_) => serve::run(settings).await,
-        Command::Client(cmd) => client::run(cmd, &settings).await,
+        Command::Client(cmd) => client::run(*cmd, &settings).await,
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
         Command::Token(cmd) => token::run(cmd, &settings).await,
+        Command::User(cmd) => user::run(cmd, &settings).await,
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
     }

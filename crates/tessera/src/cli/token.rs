@@ -36,13 +36,15 @@ pub enum Command {
 /// Runs a token subcommand.
 pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
-    let keys = KeySet::load(&store.list_keys().await?, &settings.sealer()?)?;
+    let sealer = settings.sealer()?;
+    let keys = KeySet::load(&store.list_keys().await?, &sealer)?;
     let verified = verified_tokens(16);
     let cx = Cx {
         config: &settings.core,
         store: store.as_ref(),
         keys: &keys,
         verified: &verified,
+        sealer: &sealer,
         now: now(),
     };
     let result = match cmd {

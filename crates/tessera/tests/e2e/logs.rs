@@ -178,3 +178,67 @@ async fn no_token_or_secret_reaches_the_server_logs() {
     }
     assert!(leaks.is_empty(), "found in the logs: {leaks:?}");
 }
+
+#[tokio::test]
+async fn no_password_code_session_or_refresh_token_reaches_the_server_logs() {
+    use crate::browser_support::{authorize_path, exchange, refresh, setup, Browser, VERIFIER};
+    let (mut s, client) = setup(&["--refresh-tokens", "always"]).await;
+    let mut b = Browser::new(&s);
+    let login = b
+        .get(&authorize_path(&client, "openid offline_access", ""))
+        .await;
+    let wrong_password = "wrong-password-never-logged";
+    b.sign_in(&login, "alice", wrong_password).await;
+    let code = b
+        .code(
+            &authorize_path(&client, "openid offline_access", ""),
+            "alice",
+        )
+        .await;
+    let session = b
+        .cookies
+        .iter()
+        .find(|(k, _)| k.contains("session"))
+        .map(|(_, v)| v.clone())
+        .expect("session cookie");
+    let t: Value = exchange(&s, &client, &code, Some(VERIFIER))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let t2: Value = refresh(&s, &client, &rt).await.json().await.unwrap();
+    // A replayed code and a reused refresh token: both refused, both logged as refusals only.
+    exchange(&s, &client, &code, Some(VERIFIER)).await;
+    refresh(&s, &client, &rt).await;
+    let mut values = vec![
+        crate::browser_support::PASSWORD.to_owned(),
+        wrong_password.to_owned(),
+        code.clone(),
+        session,
+        rt.clone(),
+        client.secret.clone(),
+    ];
+    for key in ["access_token", "refresh_token", "id_token"] {
+        for body in [&t, &t2] {
+            if let Some(v) = body[key].as_str() {
+                values.push(v.to_owned());
+            }
+        }
+    }
+    let (status, _) = s.stop().await;
+    assert!(status.success());
+    let logs = s.logs();
+    assert!(logs.contains("user signed in"), "{logs:.2000}");
+    for v in &values {
+        for n in needles(v) {
+            assert!(
+                !logs.contains(&n),
+                "a secret value reached the logs: {n:.12}…"
+            );
+        }
+        if let Some(rest) = v.strip_prefix("trt_") {
+            assert!(!logs.contains(rest));
+        }
+    }
+}

@@ -10,10 +10,13 @@
     clippy::indexing_slicing
 )]
 
+mod browser;
+mod browser_support;
 mod support;
 
 mod cli;
 mod client_credentials;
+mod code_flow;
 mod cors;
 mod discovery;
 mod errors;
@@ -22,6 +25,7 @@ mod introspection;
 mod load;
 mod logs;
 mod multinode;
+mod oidc_client;
 mod private_key_jwt;
 mod rotation;
 mod tls;

@@ -304,6 +304,53 @@ impl Server {
             .expect("run the tessera CLI")
     }
 
+    /// Runs `tessera ARGS` with `input` on standard input; returns the whole output.
+    pub async fn cli_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
+        use tokio::io::AsyncWriteExt as _;
+        let mut child = tokio::process::Command::from(self.command())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the tessera CLI");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .expect("write stdin");
+        drop(stdin);
+        child.wait_with_output().await.expect("CLI output")
+    }
+
+    /// Creates a user with a password; returns their `sub`.
+    pub async fn create_user(&self, username: &str, password: &str) -> String {
+        let out = self
+            .cli_with_stdin(
+                &[
+                    "user",
+                    "create",
+                    "--username",
+                    username,
+                    "--password-stdin",
+                    "--email",
+                    &format!("{username}@example.com"),
+                    "--name",
+                    &format!("User {username}"),
+                    "--json",
+                ],
+                &format!("{password}\n"),
+            )
+            .await;
+        assert!(
+            out.status.success(),
+            "user create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("user JSON");
+        v["user_id"].as_str().expect("user_id").to_owned()
+    }
+
     /// Runs `tessera ARGS`, asserts it succeeded, returns stdout.
     pub async fn cli(&self, args: &[&str]) -> String {
         let out = self.cli_output(args).await;
@@ -325,7 +372,10 @@ impl Server {
     /// Registers a client (`client create --name t ARGS --json`) and waits until the server
     /// knows it.
     pub async fn create_client(&self, args: &[&str]) -> Creds {
-        let mut all = vec!["client", "create", "--name", "t"];
+        let mut all = vec!["client", "create"];
+        if !args.contains(&"--name") {
+            all.extend(["--name", "t"]);
+        }
         all.extend_from_slice(args);
         all.push("--json");
         let v = self.cli_json(&all).await;

@@ -172,6 +172,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                 access_token_ttl: settings.core.default_access_token_ttl,
                 token_epoch: 0,
                 created_at: now(),
+                user_flow: Default::default(),
             };
             registration.apply(&mut client, settings)?;
             store.insert_client(&client).await?;
@@ -342,5 +343,14 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "access_token_ttl": c.access_token_ttl,
         "old_secret_valid_until": c.old_secret_expires_at,
         "created_at": c.created_at,
+        "refresh_tokens": c.user_flow.refresh_tokens.as_str(),
+        "refresh_token_ttl": c.user_flow.refresh_token_ttl,
+        "refresh_token_idle_ttl": c.user_flow.refresh_token_idle_ttl,
+        "refresh_grace_period": c.user_flow.refresh_grace_period,
+        "code_ttl": c.user_flow.code_ttl,
+        "require_pkce": c.public || c.user_flow.require_pkce,
+        "allow_plain_pkce": c.user_flow.allow_plain_pkce,
+        "post_logout_redirect_uris": c.user_flow.post_logout_redirect_uris,
+        "skip_consent": c.user_flow.skip_consent,
     })
 }

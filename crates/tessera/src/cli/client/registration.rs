@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use tessera_core::client_assertion::ClientKeys;
-use tessera_core::model::{grant_types, ClientRecord, TokenFormat};
+use tessera_core::model::{grant_types, ClientRecord, RefreshPolicy, TokenFormat};
 use tessera_core::redirect_uri;
 use tessera_core::scope::ScopeSet;
 
@@ -40,6 +40,36 @@ pub struct Registration {
     /// Access token lifetime, seconds [create default: the server's default, 3600].
     #[arg(long)]
     pub access_token_ttl: Option<i64>,
+    /// When refresh tokens are issued: always, offline_access (only when the granted scope
+    /// includes offline_access) or never [create default: offline_access].
+    #[arg(long)]
+    pub refresh_tokens: Option<String>,
+    /// Absolute lifetime of refresh tokens from the user's sign-in, seconds; rotation never
+    /// extends it [create default: 2592000, 30 days].
+    #[arg(long)]
+    pub refresh_token_ttl: Option<i64>,
+    /// A refresh token unused this long expires, seconds (0: no idle limit) [default: 0].
+    #[arg(long)]
+    pub refresh_token_idle_ttl: Option<i64>,
+    /// Seconds after a rotation in which the rotated-out refresh token, presented again,
+    /// returns the same successor instead of revoking the family (0: off) [default: 0].
+    #[arg(long)]
+    pub refresh_grace_period: Option<i64>,
+    /// Lifetime of authorization codes, seconds [create default: 120].
+    #[arg(long)]
+    pub code_ttl: Option<i64>,
+    /// Require PKCE from this confidential client too (public clients always need it).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub require_pkce: Option<bool>,
+    /// Accept the `plain` PKCE method (S256 only otherwise).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_plain_pkce: Option<bool>,
+    /// Where RP-initiated logout may return the user (repeatable, exact match).
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A first-party client: users are never asked for consent.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub skip_consent: Option<bool>,
 }
 
 impl Registration {
@@ -85,6 +115,51 @@ impl Registration {
                 );
             }
             client.access_token_ttl = ttl;
+        }
+        let flow = &mut client.user_flow;
+        if let Some(p) = self.refresh_tokens {
+            flow.refresh_tokens = RefreshPolicy::parse(&p).ok_or_else(|| {
+                anyhow!("--refresh-tokens must be 'always', 'offline_access' or 'never'")
+            })?;
+        }
+        let seconds = |flag: &str, v: Option<i64>, min: i64| -> Result<Option<i64>> {
+            match v {
+                Some(v) if v < min => bail!("{flag} must be at least {min} seconds"),
+                v => Ok(v),
+            }
+        };
+        if let Some(v) = seconds("--refresh-token-ttl", self.refresh_token_ttl, 1)? {
+            flow.refresh_token_ttl = v;
+        }
+        if let Some(v) = seconds("--refresh-token-idle-ttl", self.refresh_token_idle_ttl, 0)? {
+            flow.refresh_token_idle_ttl = v;
+        }
+        if let Some(v) = seconds("--refresh-grace-period", self.refresh_grace_period, 0)? {
+            if v > 300 {
+                bail!("--refresh-grace-period is at most 300 seconds");
+            }
+            flow.refresh_grace_period = v;
+        }
+        if let Some(v) = seconds("--code-ttl", self.code_ttl, 1)? {
+            if v > 600 {
+                bail!("--code-ttl is at most 600 seconds (RFC 6749 §4.1.2: 10 minutes)");
+            }
+            flow.code_ttl = v;
+        }
+        if let Some(v) = self.require_pkce {
+            flow.require_pkce = v;
+        }
+        if let Some(v) = self.allow_plain_pkce {
+            flow.allow_plain_pkce = v;
+        }
+        if let Some(v) = self.skip_consent {
+            flow.skip_consent = v;
+        }
+        if !self.post_logout_redirect_uris.is_empty() {
+            for uri in &self.post_logout_redirect_uris {
+                redirect_uri::validate_registration(uri)?;
+            }
+            flow.post_logout_redirect_uris = self.post_logout_redirect_uris;
         }
         check(client)
     }

@@ -1,0 +1,371 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, RFC 7636, OpenID Connect Core §3.1.2).
+//!
+//! Owns the rules of an authorization request, without HTTP: [`validate`] checks the request
+//! in the order that decides where an error may go (an unknown client or an unregistered
+//! redirect URI is shown on a page and never redirected to, RFC 6749 §4.1.2.1; every later
+//! error goes back to the client with `state` and `iss`); [`next_step`] decides whether the
+//! user must sign in, must consent, or gets a code; [`issue_code`] stores the code (hashed)
+//! and builds the success redirect (RFC 9207 `iss`).
+
+use serde_json::{Map, Value};
+
+use crate::cx::Cx;
+use crate::error::OAuthError;
+use crate::model::{grant_types, ClientRecord, CodeRecord, SessionRecord};
+use crate::params::Params;
+use crate::pkce;
+use crate::redirect_uri;
+use crate::scope::ScopeSet;
+use crate::secret::{self, generate_id};
+
+/// Parameters this endpoint understands; any other is kept on the grant as extra.
+const KNOWN: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "prompt",
+    "max_age",
+    "ui_locales",
+    "response_mode",
+    "login_hint",
+    "display",
+    "claims_locales",
+    "acr_values",
+    "id_token_hint",
+    "resource",
+    "audience",
+];
+
+/// Longest `state` or `nonce` accepted.
+const MAX_VALUE: usize = 1024;
+
+/// `prompt` values (OpenID Connect Core §3.1.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// No page may be shown.
+    pub none: bool,
+    /// Sign in again even with a session.
+    pub login: bool,
+    /// Ask for consent even if given before.
+    pub consent: bool,
+}
+
+/// A checked authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    /// The client.
+    pub client: ClientRecord,
+    /// Where the answer goes (registered, exact match).
+    pub redirect_uri: String,
+    /// Requested scope (the client's default if none was asked).
+    pub scope: ScopeSet,
+    /// Opaque value echoed back.
+    pub state: Option<String>,
+    /// OpenID Connect nonce.
+    pub nonce: Option<String>,
+    /// PKCE challenge and method.
+    pub pkce: Option<(String, &'static str)>,
+    /// `prompt`.
+    pub prompt: Prompt,
+    /// `max_age`, seconds.
+    pub max_age: Option<i64>,
+    /// `ui_locales`, as given.
+    pub ui_locales: Option<String>,
+    /// Parameters Tessera does not know (seed 003's `productId`), kept on the grant.
+    pub extra: Map<String, Value>,
+}
+
+/// Where an authorization error goes.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Shown to the user on a page: the client or its redirect URI cannot be trusted.
+    Page(OAuthError),
+    /// Sent back to the client.
+    Redirect(String),
+}
+
+/// Builds a redirect to `uri` with parameters added to its query.
+pub fn redirect_with(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        ser.append_pair(k, v);
+    }
+    let query = ser.finish();
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{query}")
+}
+
+/// The redirect that carries an error to the client (RFC 6749 §4.1.2.1, RFC 9207).
+pub fn error_redirect(
+    cx: &Cx<'_>,
+    redirect_uri: &str,
+    state: Option<&str>,
+    err: &OAuthError,
+) -> String {
+    let mut p: Vec<(&str, &str)> = vec![
+        ("error", err.code.as_str()),
+        ("error_description", &err.description),
+    ];
+    if let Some(s) = state {
+        p.push(("state", s));
+    }
+    p.push(("iss", &cx.config.issuer));
+    redirect_with(redirect_uri, &p)
+}
+
+fn page(description: &'static str) -> AuthorizeError {
+    AuthorizeError::Page(OAuthError::invalid_request(description))
+}
+
+/// Checks an authorization request.
+pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, AuthorizeError> {
+    // Until the client and redirect URI are trusted, nothing may be redirected.
+    let single = |name: &str| params.get(name).map_err(AuthorizeError::Page);
+    let client_id = single("client_id")?.ok_or_else(|| page("client_id is missing"))?;
+    let client = cx
+        .store
+        .get_client(client_id)
+        .await
+        .map_err(|e| AuthorizeError::Page(e.into()))?
+        .ok_or_else(|| page("unknown client"))?;
+    let redirect_uri = match single("redirect_uri")? {
+        Some(uri)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|r| redirect_uri::matches(r, uri)) =>
+        {
+            uri.to_owned()
+        }
+        Some(_) => return Err(page("redirect_uri is not registered for this client")),
+        None => match client.redirect_uris.as_slice() {
+            [only] => only.clone(),
+            _ => return Err(page("redirect_uri is missing")),
+        },
+    };
+    // A repeated `state` cannot be echoed, but the redirect URI is trusted: the error goes
+    // back without it.
+    let (state, state_error) = match params.get("state") {
+        Ok(s) => (s.map(str::to_owned), None),
+        Err(e) => (None, Some(e)),
+    };
+    let fail = |err: OAuthError| {
+        AuthorizeError::Redirect(error_redirect(cx, &redirect_uri, state.as_deref(), &err))
+    };
+    if let Some(e) = state_error {
+        return Err(fail(e));
+    }
+    if state.as_ref().is_some_and(|s| s.len() > MAX_VALUE) {
+        return Err(fail(OAuthError::invalid_request("state is too long")));
+    }
+    params.reject_duplicates().map_err(fail)?;
+    match params.get("response_type").map_err(fail)? {
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(OAuthError::new(
+                crate::error::ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            )))
+        }
+        None => {
+            return Err(fail(OAuthError::invalid_request(
+                "response_type is missing",
+            )))
+        }
+    }
+    if !matches!(
+        params.get("response_mode").map_err(fail)?,
+        None | Some("query")
+    ) {
+        return Err(fail(OAuthError::invalid_request(
+            "only response_mode=query is supported",
+        )));
+    }
+    if params.contains("request") || params.contains("request_uri") {
+        return Err(fail(OAuthError::invalid_request(
+            "request objects are not supported",
+        )));
+    }
+    if !client.allows_grant(grant_types::AUTHORIZATION_CODE) {
+        return Err(fail(OAuthError::unauthorized_client(
+            "this client may not use the authorization code flow",
+        )));
+    }
+    let scope = match params.get("scope").map_err(fail)? {
+        None => client.scopes.clone(),
+        Some(s) => {
+            let asked = ScopeSet::parse(s).map_err(fail)?;
+            asked.check_within(&client.scopes).map_err(fail)?;
+            asked
+        }
+    };
+    let challenge = params.get("code_challenge").map_err(fail)?;
+    let method = params.get("code_challenge_method").map_err(fail)?;
+    let pkce = match challenge {
+        Some(c) => {
+            let m = pkce::check_challenge(c, method, client.user_flow.allow_plain_pkce)
+                .map_err(fail)?;
+            Some((c.to_owned(), m))
+        }
+        None if client.public || client.user_flow.require_pkce => {
+            return Err(fail(OAuthError::invalid_request(
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
+            )))
+        }
+        None if method.is_some() => {
+            return Err(fail(OAuthError::invalid_request(
+                "code_challenge_method without code_challenge",
+            )))
+        }
+        None => None,
+    };
+    let nonce = params.get("nonce").map_err(fail)?.map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_VALUE) {
+        return Err(fail(OAuthError::invalid_request("nonce is too long")));
+    }
+    let mut prompt = Prompt::default();
+    for p in params.get("prompt").map_err(fail)?.unwrap_or("").split(' ') {
+        match p {
+            "" | "select_account" => {}
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            _ => return Err(fail(OAuthError::invalid_request("unknown prompt value"))),
+        }
+    }
+    if prompt.none && (prompt.login || prompt.consent) {
+        return Err(fail(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        )));
+    }
+    let max_age = match params.get("max_age").map_err(fail)? {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| fail(OAuthError::invalid_request("max_age must be seconds")))?,
+        ),
+    };
+    let extra: Map<String, Value> = params
+        .pairs()
+        .iter()
+        .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let ui_locales = params.get("ui_locales").map_err(fail)?.map(str::to_owned);
+    Ok(AuthorizeRequest {
+        redirect_uri: redirect_uri.clone(),
+        scope,
+        state: state.clone(),
+        nonce,
+        pkce,
+        prompt,
+        max_age,
+        ui_locales,
+        extra,
+        client,
+    })
+}
+
+/// What the user must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Sign in.
+    Login,
+    /// Consent to the scope.
+    Consent,
+    /// Nothing: issue the code.
+    Issue,
+}
+
+/// Decides the next step. `just_signed_in` and `just_consented` say what this very request
+/// did, so that `prompt=login` / `prompt=consent` are not asked twice.
+pub fn next_step(
+    cx: &Cx<'_>,
+    req: &AuthorizeRequest,
+    session: Option<&SessionRecord>,
+    consented: Option<&ScopeSet>,
+    just_signed_in: bool,
+    just_consented: bool,
+) -> Result<Step, AuthorizeError> {
+    let signed_in = session.is_some_and(|s| {
+        s.expires_at > cx.now && req.max_age.is_none_or(|max| cx.now - s.auth_time <= max)
+    });
+    let fail = |err: OAuthError| {
+        AuthorizeError::Redirect(error_redirect(
+            cx,
+            &req.redirect_uri,
+            req.state.as_deref(),
+            &err,
+        ))
+    };
+    if !signed_in || (req.prompt.login && !just_signed_in) {
+        if req.prompt.none {
+            return Err(fail(OAuthError::login_required(
+                "the user is not signed in",
+            )));
+        }
+        return Ok(Step::Login);
+    }
+    let covered = consented.is_some_and(|c| req.scope.check_within(c).is_ok());
+    let needs_consent =
+        !req.client.user_flow.skip_consent && !just_consented && (req.prompt.consent || !covered);
+    if needs_consent {
+        if req.prompt.none {
+            return Err(fail(OAuthError::consent_required(
+                "the user has not consented to this scope",
+            )));
+        }
+        return Ok(Step::Consent);
+    }
+    Ok(Step::Issue)
+}
+
+/// Stores a code for the signed-in user and returns the success redirect.
+pub async fn issue_code(
+    cx: &Cx<'_>,
+    req: &AuthorizeRequest,
+    session: &SessionRecord,
+) -> Result<String, OAuthError> {
+    let code = secret::generate("");
+    let ttl = req.client.user_flow.code_ttl.clamp(1, 600);
+    cx.store
+        .insert_code(&CodeRecord {
+            code_hash: code.hash(),
+            client_id: req.client.client_id.clone(),
+            user_id: session.user_id.clone(),
+            redirect_uri: req.redirect_uri.clone(),
+            scope: req.scope.to_string(),
+            nonce: req.nonce.clone(),
+            code_challenge: req.pkce.as_ref().map(|(c, _)| c.clone()),
+            code_challenge_method: req.pkce.as_ref().map(|(_, m)| (*m).to_owned()),
+            auth_time: session.auth_time,
+            grant_id: generate_id(),
+            extra: Value::Object(req.extra.clone()).to_string(),
+            issued_at: cx.now,
+            expires_at: cx.now + ttl,
+        })
+        .await?;
+    let mut p: Vec<(&str, &str)> = vec![("code", code.expose())];
+    if let Some(s) = &req.state {
+        p.push(("state", s));
+    }
+    p.push(("iss", &cx.config.issuer));
+    Ok(redirect_with(&req.redirect_uri, &p))
+}
+
+/// The redirect for a user who refused consent.
+pub fn denied(cx: &Cx<'_>, req: &AuthorizeRequest) -> String {
+    error_redirect(
+        cx,
+        &req.redirect_uri,
+        req.state.as_deref(),
+        &OAuthError::access_denied("the user denied the request"),
+    )
+}

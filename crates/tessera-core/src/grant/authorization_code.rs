@@ -1,0 +1,144 @@
+//! The authorization code grant at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.5).
+//!
+//! Owns the exchange of a code: spent atomically (a second use is refused and revokes every
+//! token issued from the code, RFC 6749 §4.1.2), bound to the client, the redirect URI and the
+//! PKCE challenge it was issued with; then a new user grant (token family) is stored, with a
+//! refresh token when the client's policy gives one, and the tokens are issued.
+
+use crate::cx::Cx;
+use crate::error::OAuthError;
+use crate::grant::user_tokens::{narrowed_scope, respond};
+use crate::grant::TokenResponse;
+use crate::model::{grant_types, ClientRecord, CodeUse, GrantRecord, RefreshPolicy, RefreshRecord};
+use crate::opaque;
+use crate::params::Params;
+use crate::pkce;
+use crate::resource;
+use crate::scope::ScopeSet;
+use crate::secret::SecretHash;
+
+/// The grant type this module handles.
+pub const GRANT_TYPE: &str = grant_types::AUTHORIZATION_CODE;
+
+/// Exchanges a code for tokens.
+pub async fn handle(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GRANT_TYPE) {
+        return Err(OAuthError::unauthorized_client(
+            "this client may not use the authorization_code grant",
+        ));
+    }
+    let code = params.require("code")?;
+    let redirect_uri = params.get("redirect_uri")?;
+    let verifier = params.get("code_verifier")?;
+    let asked_scope = params.get("scope")?;
+    let invalid = || OAuthError::invalid_grant("the authorization code is invalid or expired");
+    let rec = match cx.store.use_code(&SecretHash::of(code), cx.now).await? {
+        CodeUse::Unknown => return Err(invalid()),
+        CodeUse::Replayed(rec) => {
+            // RFC 6749 §4.1.2: deny, and revoke the tokens already issued from the code.
+            cx.store.revoke_grant(&rec.grant_id, cx.now).await?;
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used; tokens issued from it are revoked",
+            ));
+        }
+        CodeUse::Fresh(rec) => rec,
+    };
+    if rec.client_id != client.client_id || rec.expires_at <= cx.now {
+        return Err(invalid());
+    }
+    // RFC 6749 §4.1.3: the redirect URI must be repeated, identical, when the authorization
+    // request named it. A client with one registered URI may leave it out of both.
+    match redirect_uri {
+        Some(uri) if uri == rec.redirect_uri => {}
+        None if client.redirect_uris.len() == 1 => {}
+        Some(_) => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the authorization request",
+            ))
+        }
+        None => return Err(OAuthError::invalid_request("redirect_uri is required")),
+    }
+    match (&rec.code_challenge, verifier) {
+        (Some(challenge), Some(v)) => {
+            let method = rec.code_challenge_method.as_deref().unwrap_or(pkce::PLAIN);
+            if !pkce::verify(challenge, method, v) {
+                return Err(OAuthError::invalid_grant("PKCE verification failed"));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier is required: the authorization request sent a code_challenge",
+            ))
+        }
+        // RFC 9700 §2.1.1: a verifier for a code issued without a challenge is an attack
+        // (PKCE downgrade).
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier sent, but the authorization request had no code_challenge",
+            ))
+        }
+        (None, None) => {}
+    }
+    let granted = ScopeSet::parse(&rec.scope)?;
+    let scope = narrowed_scope(asked_scope, &granted)?;
+    let audience = resource::resolve(params, client, cx.config)?;
+    let flow = &client.user_flow;
+    let refresh_end = rec.auth_time.saturating_add(flow.refresh_token_ttl);
+    let wants_refresh = match flow.refresh_tokens {
+        RefreshPolicy::Always => true,
+        RefreshPolicy::OfflineAccess => granted.contains("offline_access"),
+        RefreshPolicy::Never => false,
+    } && refresh_end > cx.now;
+    let grant = GrantRecord {
+        grant_id: rec.grant_id.clone(),
+        client_id: client.client_id.clone(),
+        user_id: rec.user_id.clone(),
+        scope: rec.scope.clone(),
+        auth_time: rec.auth_time,
+        nonce: rec.nonce.clone(),
+        token_epoch: client.token_epoch,
+        created_at: cx.now,
+        refresh_expires_at: if wants_refresh { refresh_end } else { cx.now },
+        // Kept until the last access token that names it has expired.
+        expires_at: (if wants_refresh { refresh_end } else { cx.now })
+            .saturating_add(cx.config.max_access_token_ttl),
+        revoked_at: None,
+    };
+    let refresh = wants_refresh.then(|| {
+        let exp = if flow.refresh_token_idle_ttl > 0 {
+            refresh_end.min(cx.now.saturating_add(flow.refresh_token_idle_ttl))
+        } else {
+            refresh_end
+        };
+        let (value, token_id) = opaque::mint_refresh(exp);
+        let rec = RefreshRecord {
+            token_id,
+            token_hash: value.hash(),
+            grant_id: grant.grant_id.clone(),
+            client_id: client.client_id.clone(),
+            scope: grant.scope.clone(),
+            issued_at: cx.now,
+            expires_at: exp,
+            used_at: None,
+            successor_sealed: None,
+        };
+        (value, rec)
+    });
+    cx.store
+        .insert_grant(&grant, refresh.as_ref().map(|(_, r)| r))
+        .await?;
+    respond(
+        cx,
+        client,
+        &grant,
+        &scope,
+        audience,
+        refresh.map(|(v, _)| v),
+        rec.nonce.as_deref(),
+    )
+    .await
+}

@@ -1,0 +1,166 @@
+//! The refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14).
+//!
+//! Owns the exchange of a refresh token: found by its public id, compared by hash in constant
+//! time, bound to its client; rotated on every use in one atomic step, so that of concurrent
+//! uses exactly one wins. A rotated-out token presented again means it was copied: the whole
+//! grant (every access and refresh token of the family) is revoked, unless the client has a
+//! grace period and the successor is still unused, in which case the same successor is
+//! returned (for clients retrying over bad networks). Rotation never extends the family's
+//! absolute lifetime, counted from the user's sign-in.
+
+use crate::cx::Cx;
+use crate::error::OAuthError;
+use crate::grant::user_tokens::{narrowed_scope, respond};
+use crate::grant::TokenResponse;
+use crate::model::{grant_types, ClientRecord, GrantRecord, RefreshPolicy, RefreshRecord};
+use crate::opaque;
+use crate::params::Params;
+use crate::resource;
+use crate::scope::ScopeSet;
+use crate::secret::{Secret, SecretHash};
+
+/// The grant type this module handles.
+pub const GRANT_TYPE: &str = grant_types::REFRESH_TOKEN;
+
+fn invalid() -> OAuthError {
+    OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")
+}
+
+/// Exchanges a refresh token for new tokens.
+pub async fn handle(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    if client.user_flow.refresh_tokens == RefreshPolicy::Never {
+        return Err(OAuthError::unauthorized_client(
+            "this client may not use refresh tokens",
+        ));
+    }
+    let presented = params.require("refresh_token")?;
+    let asked_scope = params.get("scope")?;
+    let id = opaque::refresh_selector(presented).ok_or_else(invalid)?;
+    let rec = cx.store.get_refresh_token(id).await?.ok_or_else(invalid)?;
+    if !rec.token_hash.ct_eq(&SecretHash::of(presented)) || rec.client_id != client.client_id {
+        return Err(invalid());
+    }
+    let grant = live_grant(cx, client, &rec.grant_id).await?;
+    if rec.used_at.is_some() {
+        return reuse(cx, client, &grant, &rec, params, asked_scope).await;
+    }
+    if rec.expires_at <= cx.now {
+        return Err(invalid());
+    }
+    let flow = &client.user_flow;
+    let exp = if flow.refresh_token_idle_ttl > 0 {
+        grant
+            .refresh_expires_at
+            .min(cx.now.saturating_add(flow.refresh_token_idle_ttl))
+    } else {
+        grant.refresh_expires_at
+    };
+    if exp <= cx.now {
+        return Err(invalid());
+    }
+    let granted = ScopeSet::parse(&rec.scope)?;
+    let scope = narrowed_scope(asked_scope, &granted)?;
+    let audience = resource::resolve(params, client, cx.config)?;
+    let (value, token_id) = opaque::mint_refresh(exp);
+    let successor = RefreshRecord {
+        token_id,
+        token_hash: value.hash(),
+        grant_id: grant.grant_id.clone(),
+        client_id: client.client_id.clone(),
+        // RFC 6749 §6: the new refresh token has the scope of the old one.
+        scope: rec.scope.clone(),
+        issued_at: cx.now,
+        expires_at: exp,
+        used_at: None,
+        successor_sealed: None,
+    };
+    let sealed = if flow.refresh_grace_period > 0 {
+        Some(
+            cx.sealer
+                .seal(&rec.token_id, value.expose().as_bytes())
+                .map_err(OAuthError::server_error)?,
+        )
+    } else {
+        None
+    };
+    let rotated = cx
+        .store
+        .rotate_refresh_token(&rec.token_id, &successor, sealed.as_deref(), cx.now)
+        .await?;
+    if !rotated {
+        // Another request rotated it first: this one is a second use of the same token.
+        let now_used = cx
+            .store
+            .get_refresh_token(&rec.token_id)
+            .await?
+            .ok_or_else(invalid)?;
+        return reuse(cx, client, &grant, &now_used, params, asked_scope).await;
+    }
+    respond(cx, client, &grant, &scope, audience, Some(value), None).await
+}
+
+/// The grant a refresh token belongs to, if it still stands.
+async fn live_grant(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    grant_id: &str,
+) -> Result<GrantRecord, OAuthError> {
+    let grant = cx.store.get_grant(grant_id).await?.ok_or_else(invalid)?;
+    if grant.revoked_at.is_some() || grant.token_epoch != client.token_epoch {
+        return Err(invalid());
+    }
+    Ok(grant)
+}
+
+/// A rotated-out token was presented again.
+async fn reuse(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    grant: &GrantRecord,
+    rec: &RefreshRecord,
+    params: &Params,
+    asked_scope: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    let grace = client.user_flow.refresh_grace_period;
+    if let (Some(used_at), Some(sealed)) = (rec.used_at, &rec.successor_sealed) {
+        if grace > 0 && cx.now - used_at <= grace {
+            if let Some(successor) = unused_successor(cx, rec, sealed).await? {
+                let granted = ScopeSet::parse(&rec.scope)?;
+                let scope = narrowed_scope(asked_scope, &granted)?;
+                let audience = resource::resolve(params, client, cx.config)?;
+                return respond(cx, client, grant, &scope, audience, Some(successor), None).await;
+            }
+        }
+    }
+    cx.store.revoke_grant(&grant.grant_id, cx.now).await?;
+    Err(OAuthError::invalid_grant(
+        "the refresh token was already used; every token of its grant is revoked",
+    ))
+}
+
+/// The successor of a rotated token, if it has not been used itself.
+async fn unused_successor(
+    cx: &Cx<'_>,
+    rec: &RefreshRecord,
+    sealed: &[u8],
+) -> Result<Option<Secret>, OAuthError> {
+    let Ok(plain) = cx.sealer.open(&rec.token_id, sealed) else {
+        return Ok(None);
+    };
+    let Ok(value) = String::from_utf8(plain) else {
+        return Ok(None);
+    };
+    let Some(id) = opaque::refresh_selector(&value) else {
+        return Ok(None);
+    };
+    let unused = cx
+        .store
+        .get_refresh_token(id)
+        .await?
+        .is_some_and(|s| s.used_at.is_none() && s.expires_at > cx.now);
+    Ok(unused.then(|| Secret::new(value)))
+}

@@ -1,0 +1,79 @@
+//! The token response of the grants that act for a user (authorization code, refresh token).
+//!
+//! Owns [`respond`]: an access token bound to the user's grant, the ID token when the scope
+//! includes `openid`, and the refresh token the grant module decided on.
+
+use crate::cx::Cx;
+use crate::error::OAuthError;
+use crate::grant::TokenResponse;
+use crate::id_token::{self, IdTokenFor};
+use crate::issue::{issue_access_token, UserGrant};
+use crate::model::{ClientRecord, GrantRecord};
+use crate::resource::Audience;
+use crate::scope::ScopeSet;
+use crate::secret::Secret;
+
+/// Issues the tokens of one exchange under `grant`.
+pub(crate) async fn respond(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    grant: &GrantRecord,
+    scope: &ScopeSet,
+    audience: Audience,
+    refresh_token: Option<Secret>,
+    nonce: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    // The user must still exist: deleting a user revokes their grants, but say so plainly.
+    let user = cx
+        .store
+        .get_user(&grant.user_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the user of this grant no longer exists"))?;
+    let access = issue_access_token(
+        cx,
+        client,
+        &grant.user_id,
+        scope,
+        audience,
+        Some(UserGrant {
+            grant_id: &grant.grant_id,
+            auth_time: grant.auth_time,
+        }),
+    )
+    .await?;
+    let id_token = if scope.contains("openid") {
+        Some(id_token::issue(
+            cx,
+            &IdTokenFor {
+                user: &user,
+                client_id: &client.client_id,
+                nonce,
+                auth_time: grant.auth_time,
+                scope,
+                access_token: access.access_token.expose(),
+            },
+        )?)
+    } else {
+        None
+    };
+    let mut response = TokenResponse::access_only(access);
+    response.refresh_token = refresh_token;
+    response.id_token = id_token;
+    Ok(response)
+}
+
+/// The scope of this exchange: what the request narrows to (RFC 6749 §6: never more than
+/// what was granted), or everything granted.
+pub(crate) fn narrowed_scope(
+    asked: Option<&str>,
+    granted: &ScopeSet,
+) -> Result<ScopeSet, OAuthError> {
+    match asked {
+        None => Ok(granted.clone()),
+        Some(s) => {
+            let asked = ScopeSet::parse(s)?;
+            asked.check_within(granted)?;
+            Ok(asked)
+        }
+    }
+}

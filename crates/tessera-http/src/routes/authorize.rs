@@ -1,0 +1,507 @@
+//! `GET|POST /oauth2/authorize`: the sign-in and consent pages of the authorization code flow.
+//!
+//! Owns the browser side of the flow; the rules are in
+//! [`tessera_core::endpoint::authorize`]. `GET` takes the authorization request in the query.
+//! The pages post back to the same URL with the request's parameters in hidden fields, plus a
+//! CSRF token and what the user did (`_action=login` with `username`/`password`, or
+//! `_action=consent` with `decision=allow|deny`). Sign-in failures show one message whatever
+//! was wrong, take the same time for an unknown user (a dummy Argon2 check), and are counted
+//! per username and per address; past the limit the form is refused for a while, even with
+//! the right password.
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, request::Parts, HeaderValue, StatusCode};
+use axum::response::Response;
+use minijinja::context;
+use serde::Serialize;
+use tessera_core::cx::Cx;
+use tessera_core::endpoint::authorize::{self, AuthorizeError, AuthorizeRequest, Step};
+use tessera_core::model::{SessionRecord, UserRecord};
+use tessera_core::params::Params;
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::{self, SecretHash};
+use tessera_core::{password, OAuthError};
+
+use crate::extract::client_address;
+use crate::i18n::Lang;
+use crate::pages::{self, csrf_ok, csrf_token, html, origin_of};
+use crate::state::AppState;
+
+/// Form fields of our own pages, never part of the authorization request.
+const OWN_FIELDS: &[&str] = &["_csrf", "_action", "username", "password", "decision"];
+
+/// What the user did on one of our pages.
+enum Submitted {
+    Login { username: String, password: String },
+    Consent { allow: bool },
+}
+
+/// Per-request page context.
+struct Page<'a> {
+    state: &'a AppState,
+    lang: Lang,
+    csrf_cookie: String,
+    new_csrf_cookie: bool,
+    set_cookies: Vec<HeaderValue>,
+}
+
+impl Page<'_> {
+    fn finish(&self, mut res: Response) -> Response {
+        let h = res.headers_mut();
+        if self.new_csrf_cookie {
+            if let Some(v) = self.state.cookies().set(
+                self.state.cookies().csrf(),
+                &self.csrf_cookie,
+                self.state.config().session_ttl,
+            ) {
+                h.append(header::SET_COOKIE, v);
+            }
+        }
+        for c in &self.set_cookies {
+            h.append(header::SET_COOKIE, c.clone());
+        }
+        res
+    }
+
+    fn render(
+        &self,
+        status: StatusCode,
+        template: &str,
+        ctx: minijinja::Value,
+        targets: &[String],
+    ) -> Response {
+        let body = match self.state.pages().render(template, ctx) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, template, "page template failed");
+                return self.finish(html(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "<!doctype html><title>Error</title><p>The page could not be shown.</p>"
+                        .to_owned(),
+                    &[],
+                ));
+            }
+        };
+        self.finish(html(status, body, targets))
+    }
+
+    fn error(&self, status: StatusCode, message: &str, code: Option<&str>) -> Response {
+        let t = self.lang.texts("", "");
+        self.render(
+            status,
+            "error.html",
+            context! { lang => self.lang.tag(), t, assets => "/assets", message, code },
+            &[],
+        )
+    }
+
+    fn redirect(&self, location: &str) -> Response {
+        self.finish(pages::redirect(location))
+    }
+}
+
+#[derive(Serialize)]
+struct ScopeLine {
+    name: String,
+    text: String,
+}
+
+/// `GET /oauth2/authorize`.
+pub async fn get(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let query = parts.uri.query().unwrap_or("");
+    match Params::from_form(query.as_bytes()) {
+        Ok(params) => flow(&state, &parts, params, None, None).await,
+        Err(e) => bad_request(&state, &parts, &e),
+    }
+}
+
+/// `POST /oauth2/authorize`: a form of our own pages.
+pub async fn post(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let form_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body: Bytes = match axum::body::to_bytes(body, state.http().body_limit).await {
+        Ok(b) if form_type => b,
+        _ => {
+            return bad_request(
+                &state,
+                &parts,
+                &OAuthError::invalid_request("expected a form of this server's pages"),
+            )
+        }
+    };
+    let all = match Params::from_form(&body) {
+        Ok(p) => p,
+        Err(e) => return bad_request(&state, &parts, &e),
+    };
+    let field = |name: &str| {
+        all.pairs()
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let submitted = match field("_action").as_deref() {
+        Some("login") => Submitted::Login {
+            username: field("username").unwrap_or_default(),
+            password: field("password").unwrap_or_default(),
+        },
+        Some("consent") => Submitted::Consent {
+            allow: field("decision").as_deref() == Some("allow"),
+        },
+        _ => {
+            return bad_request(
+                &state,
+                &parts,
+                &OAuthError::invalid_request("the form names no action"),
+            )
+        }
+    };
+    let csrf = field("_csrf");
+    let params = match Params::from_pairs(
+        all.pairs()
+            .iter()
+            .filter(|(k, _)| !OWN_FIELDS.contains(&k.as_str()))
+            .cloned()
+            .collect(),
+    ) {
+        Ok(p) => p,
+        Err(e) => return bad_request(&state, &parts, &e),
+    };
+    flow(&state, &parts, params, Some(submitted), csrf.as_deref()).await
+}
+
+fn accept_language(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn page<'a>(state: &'a AppState, parts: &'a Parts, ui_locales: Option<&str>) -> Page<'a> {
+    let existing = pages::cookie(&parts.headers, state.cookies().csrf());
+    let (csrf_cookie, new_csrf_cookie) = match existing {
+        Some(v) => (v.to_owned(), false),
+        None => (secret::generate("").expose().to_owned(), true),
+    };
+    Page {
+        state,
+        lang: Lang::choose(ui_locales, accept_language(parts)),
+        csrf_cookie,
+        new_csrf_cookie,
+        set_cookies: Vec::new(),
+    }
+}
+
+fn bad_request(state: &AppState, parts: &Parts, e: &OAuthError) -> Response {
+    page(state, parts, None).error(
+        StatusCode::BAD_REQUEST,
+        &e.description,
+        Some(e.code.as_str()),
+    )
+}
+
+async fn flow(
+    state: &AppState,
+    parts: &Parts,
+    params: Params,
+    submitted: Option<Submitted>,
+    csrf: Option<&str>,
+) -> Response {
+    let keys = state.keys();
+    let cx = state.cx(&keys);
+    let ui_locales = params.get("ui_locales").ok().flatten().map(str::to_owned);
+    let mut pg = page(state, parts, ui_locales.as_deref());
+    let req = match authorize::validate(&cx, &params).await {
+        Ok(r) => r,
+        Err(AuthorizeError::Page(e)) => {
+            return pg.error(
+                StatusCode::BAD_REQUEST,
+                &e.description,
+                Some(e.code.as_str()),
+            )
+        }
+        Err(AuthorizeError::Redirect(url)) => return pg.redirect(&url),
+    };
+    let ip = client_address(parts, &state.http().trusted_proxies);
+    let mut session = match current_session(&cx, state, parts).await {
+        Ok(s) => s,
+        Err(e) => return server_error(&pg, &e),
+    };
+    let (mut just_signed_in, mut just_consented) = (false, false);
+    if let Some(sub) = submitted {
+        if !csrf_ok(
+            state.sealer(),
+            pages::cookie(&parts.headers, state.cookies().csrf()),
+            csrf,
+        ) {
+            return pg.error(StatusCode::FORBIDDEN, &pg.lang.text("form_expired"), None);
+        }
+        match sub {
+            Submitted::Login { username, password } => {
+                if state.login_locked(&username, ip) {
+                    return login_page(
+                        &pg,
+                        &req,
+                        &params,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "login_locked",
+                        &username,
+                    );
+                }
+                match sign_in(&cx, &username, &password).await {
+                    Ok(Some((user, cookie_value, rec))) => {
+                        tracing::info!(user_id = %user.user_id, client_id = %req.client.client_id, "user signed in");
+                        if let Some(v) = state.cookies().set(
+                            state.cookies().session(),
+                            &cookie_value,
+                            state.config().session_ttl,
+                        ) {
+                            pg.set_cookies.push(v);
+                        }
+                        session = Some((rec, user));
+                        just_signed_in = true;
+                    }
+                    Ok(None) => {
+                        state.login_failed(&username, ip);
+                        return login_page(
+                            &pg,
+                            &req,
+                            &params,
+                            StatusCode::UNAUTHORIZED,
+                            "login_failed",
+                            &username,
+                        );
+                    }
+                    Err(e) => return server_error(&pg, &e),
+                }
+            }
+            Submitted::Consent { allow } => {
+                if let Some((s, _)) = &session {
+                    if !allow {
+                        return pg.redirect(&authorize::denied(&cx, &req));
+                    }
+                    if let Err(e) = remember_consent(&cx, &req, &s.user_id).await {
+                        return server_error(&pg, &e);
+                    }
+                    just_consented = true;
+                }
+            }
+        }
+    }
+    let consented = match &session {
+        Some((s, _)) => match cx
+            .store
+            .get_consent(&s.user_id, &req.client.client_id)
+            .await
+        {
+            Ok(c) => c.and_then(|c| ScopeSet::parse(&c).ok()),
+            Err(e) => return server_error(&pg, &e.into()),
+        },
+        None => None,
+    };
+    let step = authorize::next_step(
+        &cx,
+        &req,
+        session.as_ref().map(|(s, _)| s),
+        consented.as_ref(),
+        just_signed_in,
+        just_consented,
+    );
+    match step {
+        Err(AuthorizeError::Redirect(url)) => pg.redirect(&url),
+        Err(AuthorizeError::Page(e)) => pg.error(
+            StatusCode::BAD_REQUEST,
+            &e.description,
+            Some(e.code.as_str()),
+        ),
+        Ok(Step::Login) => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
+        Ok(Step::Consent) => match &session {
+            Some((_, user)) => consent_page(&pg, &req, &params, user),
+            None => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
+        },
+        Ok(Step::Issue) => match &session {
+            Some((s, _)) => match authorize::issue_code(&cx, &req, s).await {
+                Ok(url) => pg.redirect(&url),
+                Err(e) => server_error(&pg, &e),
+            },
+            None => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
+        },
+    }
+}
+
+fn server_error(pg: &Page<'_>, e: &OAuthError) -> Response {
+    match &e.source {
+        Some(cause) => tracing::error!(error = %cause, "authorization request failed"),
+        None => tracing::error!(error = %e, "authorization request failed"),
+    }
+    pg.error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        Some("server_error"),
+    )
+}
+
+/// The signed-in user of this browser, if the session is valid.
+async fn current_session(
+    cx: &Cx<'_>,
+    state: &AppState,
+    parts: &Parts,
+) -> Result<Option<(SessionRecord, UserRecord)>, OAuthError> {
+    let Some(value) = pages::cookie(&parts.headers, state.cookies().session()) else {
+        return Ok(None);
+    };
+    let Some(s) = cx.store.get_session(&SecretHash::of(value)).await? else {
+        return Ok(None);
+    };
+    if s.expires_at <= cx.now {
+        return Ok(None);
+    }
+    Ok(cx.store.get_user(&s.user_id).await?.map(|u| (s, u)))
+}
+
+/// Checks a password (on a blocking thread: Argon2 takes tens of milliseconds) and, when it
+/// matches, starts a session.
+async fn sign_in(
+    cx: &Cx<'_>,
+    username: &str,
+    password: &str,
+) -> Result<Option<(UserRecord, String, SessionRecord)>, OAuthError> {
+    let user = if username.is_empty() || username.len() > 256 {
+        None
+    } else {
+        cx.store.find_user(username).await?
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let presented = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => password::verify(&presented, &hash),
+        None => password::verify_unknown_user(&presented),
+    })
+    .await
+    .map_err(OAuthError::server_error)?;
+    let Some(user) = user.filter(|_| ok) else {
+        return Ok(None);
+    };
+    let cookie = secret::generate("");
+    let rec = SessionRecord {
+        session_hash: cookie.hash(),
+        user_id: user.user_id.clone(),
+        auth_time: cx.now,
+        expires_at: cx.now + cx.config.session_ttl,
+    };
+    cx.store.insert_session(&rec).await?;
+    Ok(Some((user, cookie.expose().to_owned(), rec)))
+}
+
+async fn remember_consent(
+    cx: &Cx<'_>,
+    req: &AuthorizeRequest,
+    user_id: &str,
+) -> Result<(), OAuthError> {
+    let mut scopes: Vec<String> = cx
+        .store
+        .get_consent(user_id, &req.client.client_id)
+        .await?
+        .map(|s| {
+            s.split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    for s in req.scope.iter() {
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_owned());
+        }
+    }
+    cx.store
+        .put_consent(user_id, &req.client.client_id, &scopes.join(" "), cx.now)
+        .await?;
+    Ok(())
+}
+
+/// The request's parameters for the hidden fields of the next form. Once the user has signed
+/// in, `prompt=login` has been honoured and is not carried into the consent form.
+fn hidden(params: &Params, signed_in: bool) -> Vec<(String, String)> {
+    params
+        .pairs()
+        .iter()
+        .filter_map(|(k, v)| {
+            if signed_in && k == "prompt" {
+                let rest: Vec<&str> = v.split(' ').filter(|p| *p != "login").collect();
+                return (!rest.is_empty()).then(|| (k.clone(), rest.join(" ")));
+            }
+            Some((k.clone(), v.clone()))
+        })
+        .collect()
+}
+
+fn targets(req: &AuthorizeRequest) -> Vec<String> {
+    origin_of(&req.redirect_uri).into_iter().collect()
+}
+
+fn login_page(
+    pg: &Page<'_>,
+    req: &AuthorizeRequest,
+    params: &Params,
+    status: StatusCode,
+    error_key: &str,
+    username: &str,
+) -> Response {
+    let t = pg.lang.texts(&req.client.name, "");
+    let error = t.get(error_key).cloned();
+    pg.render(
+        status,
+        "login.html",
+        context! {
+            lang => pg.lang.tag(),
+            t,
+            assets => "/assets",
+            action => "/oauth2/authorize",
+            hidden => hidden(params, false),
+            csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
+            error,
+            username,
+            client_name => req.client.name,
+        },
+        &targets(req),
+    )
+}
+
+fn consent_page(
+    pg: &Page<'_>,
+    req: &AuthorizeRequest,
+    params: &Params,
+    user: &UserRecord,
+) -> Response {
+    let who = user.name.as_deref().unwrap_or(&user.username);
+    let t = pg.lang.texts(&req.client.name, who);
+    let scopes: Vec<ScopeLine> = req
+        .scope
+        .iter()
+        .map(|s| ScopeLine {
+            name: s.to_owned(),
+            text: pg.lang.scope_text(s),
+        })
+        .collect();
+    pg.render(
+        StatusCode::OK,
+        "consent.html",
+        context! {
+            lang => pg.lang.tag(),
+            t,
+            assets => "/assets",
+            action => "/oauth2/authorize",
+            hidden => hidden(params, true),
+            csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
+            scopes,
+            client_name => req.client.name,
+        },
+        &targets(req),
+    )
+}

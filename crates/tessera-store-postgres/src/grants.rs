@@ -1,0 +1,178 @@
+//! Authorization codes, user grants and refresh tokens in PostgreSQL.
+
+use async_trait::async_trait;
+
+use tessera_core::model::{ChangeKind, CodeRecord, CodeUse, GrantRecord, RefreshRecord};
+use tessera_core::secret::SecretHash;
+use tessera_core::store::{GrantStore, StoreError};
+
+use crate::{backend, log_change, rows, PgStore};
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+async fn insert_refresh(tx: &mut Tx<'_>, r: &RefreshRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_id, token_hash, grant_id, client_id, scope, \
+         issued_at, expires_at, used_at, successor_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&r.token_id)
+    .bind(r.token_hash.as_str())
+    .bind(&r.grant_id)
+    .bind(&r.client_id)
+    .bind(&r.scope)
+    .bind(r.issued_at)
+    .bind(r.expires_at)
+    .bind(r.used_at)
+    .bind(r.successor_sealed.as_deref())
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+#[async_trait]
+impl GrantStore for PgStore {
+    async fn insert_code(&self, c: &CodeRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
+             nonce, code_challenge, code_challenge_method, auth_time, grant_id, extra, issued_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(c.code_hash.as_str())
+        .bind(&c.client_id)
+        .bind(&c.user_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.scope)
+        .bind(c.nonce.as_deref())
+        .bind(c.code_challenge.as_deref())
+        .bind(c.code_challenge_method.as_deref())
+        .bind(c.auth_time)
+        .bind(&c.grant_id)
+        .bind(&c.extra)
+        .bind(c.issued_at)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn use_code(&self, code_hash: &SecretHash, now: i64) -> Result<CodeUse, StoreError> {
+        // One statement: SQLite runs it atomically, so exactly one caller sees the row change.
+        let spent = sqlx::query(
+            "UPDATE authorization_codes SET used_at = $1 \
+             WHERE code_hash = $2 AND used_at IS NULL RETURNING *",
+        )
+        .bind(now)
+        .bind(code_hash.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if let Some(row) = spent {
+            return Ok(CodeUse::Fresh(rows::code(&row)?));
+        }
+        let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
+            .bind(code_hash.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(match row {
+            Some(r) => CodeUse::Replayed(rows::code(&r)?),
+            None => CodeUse::Unknown,
+        })
+    }
+
+    async fn insert_grant(
+        &self,
+        g: &GrantRecord,
+        refresh: Option<&RefreshRecord>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
+             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&g.grant_id)
+        .bind(&g.client_id)
+        .bind(&g.user_id)
+        .bind(&g.scope)
+        .bind(g.auth_time)
+        .bind(g.nonce.as_deref())
+        .bind(g.token_epoch)
+        .bind(g.created_at)
+        .bind(g.refresh_expires_at)
+        .bind(g.expires_at)
+        .bind(g.revoked_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(r) = refresh {
+            insert_refresh(&mut tx, r).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM grants WHERE grant_id = $1")
+            .bind(grant_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| rows::grant(&r)).transpose()
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query(
+            "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if n > 0 {
+            log_change(&mut tx, ChangeKind::Grant, grant_id, now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_id = $1")
+            .bind(token_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| rows::refresh(&r)).transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_id: &str,
+        successor: &RefreshRecord,
+        successor_sealed: Option<&[u8]>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1, successor_sealed = $2 \
+             WHERE token_id = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(successor_sealed)
+        .bind(token_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if n != 1 {
+            return Ok(false);
+        }
+        insert_refresh(&mut tx, successor).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+}
