@@ -580,3 +580,128 @@ async fn the_database_stays_bounded_while_short_lived_tokens_come_and_go() {
         "access_tokens grew from {first_half} to {end} bytes while its rows stayed bounded"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The authorization code flow across nodes
+
+/// A cluster with user `alice` and a confidential code-flow client.
+async fn code_flow_cluster(test: &str, nodes: usize) -> Option<(Cluster, Creds)> {
+    use crate::browser_support::{PASSWORD, REDIRECT};
+    let cl = Cluster::start(test, nodes, &[]).await?;
+    cl.nodes[0].create_user("alice", PASSWORD).await;
+    let client = cl
+        .create_client(&[
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "openid profile email offline_access read",
+        ])
+        .await;
+    Some((cl, client))
+}
+
+/// A fresh code for `client`, through `browser` (signing in on its first use).
+async fn fresh_code(browser: &mut crate::browser_support::Browser, client: &Creds) -> String {
+    use crate::browser_support::authorize_path;
+    browser
+        .code(
+            &authorize_path(client, "openid offline_access read", ""),
+            "alice",
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_code_used_on_one_node_is_refused_on_another() {
+    use crate::browser_support::{exchange, Browser, VERIFIER};
+    let Some((cl, client)) = code_flow_cluster("multinode_code", 2).await else {
+        return;
+    };
+    let (a, b) = (&cl.nodes[0], &cl.nodes[1]);
+    let mut browser = Browser::new(a);
+
+    // Used on A, then presented to B.
+    let code = fresh_code(&mut browser, &client).await;
+    let first = exchange(a, &client, &code, Some(VERIFIER)).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let replay = exchange(b, &client, &code, Some(VERIFIER)).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    let body: Value = replay.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+
+    // Presented to both at once: one exchange succeeds.
+    for round in 0..3 {
+        let code = fresh_code(&mut browser, &client).await;
+        let attempts = (0..6).map(|i| {
+            let node = &cl.nodes[i % 2];
+            let (client, code) = (&client, &code);
+            async move { exchange(node, client, code, Some(VERIFIER)).await.status() }
+        });
+        let statuses = futures_util::future::join_all(attempts).await;
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(ok, 1, "round {round}: {statuses:?}");
+    }
+
+    // The sign-in session is in the database too: the same browser is signed in on node B.
+    let mut on_b = Browser::new(b);
+    on_b.cookies = browser.cookies.clone();
+    let code = fresh_code(&mut on_b, &client).await;
+    assert_eq!(
+        exchange(a, &client, &code, Some(VERIFIER)).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_on_one_refresh_token_have_exactly_one_winner() {
+    use crate::browser_support::{exchange, refresh, Browser, VERIFIER};
+    let Some((cl, client)) = code_flow_cluster("multinode_refresh", 2).await else {
+        return;
+    };
+    let (a, b) = (&cl.nodes[0], &cl.nodes[1]);
+    let mut browser = Browser::new(a);
+    for round in 0..3 {
+        let code = fresh_code(&mut browser, &client).await;
+        let tokens: Value = exchange(a, &client, &code, Some(VERIFIER))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let rt = tokens["refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no refresh token: {tokens}"))
+            .to_owned();
+        let attempts = (0..8).map(|i| {
+            let node = if i % 2 == 0 { a } else { b };
+            let (client, rt) = (&client, &rt);
+            async move { refresh(node, client, rt).await.status() }
+        });
+        let statuses = futures_util::future::join_all(attempts).await;
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(ok, 1, "round {round}: {statuses:?}");
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
+            "{statuses:?}"
+        );
+    }
+
+    // Rotation carries on across nodes: a refresh token rotated on A is refreshed on B.
+    let code = fresh_code(&mut browser, &client).await;
+    let tokens: Value = exchange(b, &client, &code, Some(VERIFIER))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for i in 0..4 {
+        let node = if i % 2 == 0 { a } else { b };
+        let res = refresh(node, &client, &rt).await;
+        assert_eq!(res.status(), StatusCode::OK, "rotation {i}");
+        let body: Value = res.json().await.unwrap();
+        rt = body["refresh_token"].as_str().unwrap().to_owned();
+    }
+}
