@@ -443,9 +443,11 @@ async fn run_tessera(
     Ok(())
 }
 
-/// The PostgreSQL scenarios: a database of the bench's own on the server at
-/// `url`; one node for `pg-*`, then a second node over the same database for
-/// `pg2-*`, the load generator's connections split between the two.
+/// The PostgreSQL scenarios, on a database of the bench's own on the server
+/// at `url`: `pg-*` on one node with every core, then `pg2-*` on two nodes
+/// sharing the machine (each with half the serving threads, as two nodes on
+/// one machine would be set up), the load generator's connections split
+/// between them.
 async fn run_postgres(
     settings: &Settings,
     bin: &Path,
@@ -453,63 +455,81 @@ async fn run_postgres(
     results: &mut Vec<ScenarioResult>,
 ) -> Result<()> {
     let db = postgres::BenchDatabase::create(url).await?;
-    eprintln!("starting {} serve on PostgreSQL ...", bin.display());
-    let mut a = TesseraServer::start_on(bin, Some(&db.url), None).await?;
-    let outcome = run_postgres_nodes(settings, bin, &db.url, &mut a, results).await;
-    let outcome = outcome.with_context(|| format!("server log tail:\n{}", a.log_tail()));
-    let stopped = a.guard.stop();
+    let outcome = run_postgres_nodes(settings, bin, &db.url, results).await;
     db.drop_database().await;
-    outcome?;
-    stopped?;
-    Ok(())
+    outcome
 }
 
 async fn run_postgres_nodes(
     settings: &Settings,
     bin: &Path,
     url: &str,
-    a: &mut TesseraServer,
     results: &mut Vec<ScenarioResult>,
 ) -> Result<()> {
-    let client = setup_client(a, "bench-pg-opaque", TokenFormat::Opaque).await?;
-    let tokens = a.fetch_tokens(&client, settings.token_pool).await?;
-    let issue = Arc::new(a.token_template(&client)?);
-    let introspect = Arc::new(a.introspect_template(&client, &tokens)?);
-    // One node first, then two: the second node starts only for the `pg2-*` scenarios.
-    let order = [
-        (Scenario::PgOpaque, false),
-        (Scenario::PgIntrospectOpaque, false),
-        (Scenario::Pg2Opaque, true),
-        (Scenario::Pg2IntrospectOpaque, true),
-    ];
-    let mut b: Option<TesseraServer> = None;
-    for (scenario, two_nodes) in order.into_iter().filter(|(s, _)| settings.wants(*s)) {
-        let mut addrs = vec![a.addr];
-        if two_nodes {
-            if b.is_none() {
-                eprintln!("starting a second node on the same database ...");
-                let second = TesseraServer::start_on(bin, Some(url), Some(a.issuer())).await?;
-                second.wait_client_visible(&client).await?;
-                b = Some(second);
-            }
-            if let Some(second) = &b {
-                addrs.push(second.addr);
-            }
+    eprintln!("starting {} serve on PostgreSQL ...", bin.display());
+    let mut one = TesseraServer::start_on(bin, Some(url), None, None).await?;
+    let client = setup_client(&one, "bench-pg-opaque", TokenFormat::Opaque).await?;
+    let tokens = one.fetch_tokens(&client, settings.token_pool).await?;
+    let issue = Arc::new(one.token_template(&client)?);
+    let introspect = Arc::new(one.introspect_template(&client, &tokens)?);
+    let issuer = one.issuer().to_owned();
+    let template = |scenario: Scenario| match scenario {
+        Scenario::PgOpaque | Scenario::Pg2Opaque => (&issue, Check::Status),
+        _ => (&introspect, Check::Active),
+    };
+    for scenario in [Scenario::PgOpaque, Scenario::PgIntrospectOpaque] {
+        if !settings.wants(scenario) {
+            continue;
         }
-        let (template, check) = match scenario {
-            Scenario::PgOpaque | Scenario::Pg2Opaque => (&issue, Check::Status),
-            _ => (&introspect, Check::Active),
-        };
+        let (template, check) = template(scenario);
         for &concurrency in &settings.concurrency {
-            if let Some(status) = a.guard.exited() {
-                bail!("tessera server exited: {status}");
+            if let Some(status) = one.guard.exited() {
+                bail!("tessera server exited: {status}\n{}", one.log_tail());
+            }
+            let result = measure(
+                settings,
+                scenario,
+                &[one.addr],
+                template,
+                check,
+                concurrency,
+            )
+            .await?;
+            results.push(result);
+        }
+    }
+    one.guard.stop()?;
+
+    let two_node = [Scenario::Pg2Opaque, Scenario::Pg2IntrospectOpaque];
+    if !two_node.iter().any(|s| settings.wants(*s)) {
+        return Ok(());
+    }
+    let half = (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1);
+    eprintln!("starting two nodes on the same database, {half} serving thread(s) each ...");
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let node = TesseraServer::start_on(bin, Some(url), Some(&issuer), Some(half)).await?;
+        node.wait_client_visible(&client).await?;
+        nodes.push(node);
+    }
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    for scenario in two_node {
+        if !settings.wants(scenario) {
+            continue;
+        }
+        let (template, check) = template(scenario);
+        for &concurrency in &settings.concurrency {
+            for node in &mut nodes {
+                if let Some(status) = node.guard.exited() {
+                    bail!("tessera server exited: {status}\n{}", node.log_tail());
+                }
             }
             let result = measure(settings, scenario, &addrs, template, check, concurrency).await?;
             results.push(result);
         }
     }
-    if let Some(mut second) = b {
-        second.guard.stop()?;
+    for mut node in nodes {
+        node.guard.stop()?;
     }
     Ok(())
 }

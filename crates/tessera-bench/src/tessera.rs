@@ -57,16 +57,18 @@ impl TesseraServer {
     /// Starts `tessera serve` on a temporary SQLite database and waits until
     /// `GET /health/ready` is 200.
     pub async fn start(bin: &Path) -> Result<Self> {
-        Self::start_on(bin, None, None).await
+        Self::start_on(bin, None, None, None).await
     }
 
     /// Starts `tessera serve` on `database_url` (a temporary SQLite database
     /// when `None`), with `issuer` (its own address when `None`: nodes of one
-    /// deployment share one).
+    /// deployment share one), with `workers` serving threads (one per CPU when
+    /// `None`).
     pub async fn start_on(
         bin: &Path,
         database_url: Option<&str>,
         issuer: Option<&str>,
+        workers: Option<usize>,
     ) -> Result<Self> {
         if !bin.is_file() {
             bail!(
@@ -81,7 +83,7 @@ impl TesseraServer {
             .context("creating temp dir")?;
         let addr = free_local_addr()?;
         let db = dir.path().join("tessera.db");
-        let env = vec![
+        let mut env = vec![
             ("TESSERA_LISTEN", addr.to_string()),
             (
                 "TESSERA_ISSUER",
@@ -94,6 +96,9 @@ impl TesseraServer {
             ("TESSERA_SECRET", BENCH_SECRET.to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
+        if let Some(n) = workers {
+            env.push(("TESSERA_WORKERS", n.to_string()));
+        }
         let log_path = dir.path().join("server.log");
         let log = File::create(&log_path).context("creating server log")?;
         let log_err = log.try_clone().context("cloning log handle")?;
