@@ -30,12 +30,6 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 /// Signature algorithms accepted for client assertions.
 pub const ALGORITHMS: &[&str] = &["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 
-/// Clock leeway for `exp`, `nbf` and `iat`, seconds (RFC 7519 §4.1.4: "a small leeway").
-pub const LEEWAY: i64 = 60;
-
-/// Longest an assertion may be valid for from now, seconds.
-pub const MAX_LIFETIME: i64 = 3600;
-
 /// The registered keys of a client, as stored: a JWKS plus PEM-encoded public keys.
 #[derive(Debug, Default, serde::Serialize, Deserialize)]
 pub struct ClientKeys {
@@ -45,6 +39,19 @@ pub struct ClientKeys {
     /// PEM public keys (SubjectPublicKeyInfo).
     #[serde(default)]
     pub pems: Vec<String>,
+}
+
+/// Why a signature was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    /// Not a compact JWS with a JSON header.
+    Malformed,
+    /// `alg` is not on the allow-list.
+    Algorithm,
+    /// The stored keys cannot be used.
+    Keys,
+    /// No key verifies it.
+    Signature,
 }
 
 /// A usable verification key.
@@ -82,6 +89,41 @@ impl ClientKeys {
         pem_key(pem)?;
         self.pems.push(pem.to_owned());
         Ok(())
+    }
+
+    /// Verifies the signature of a compact JWS with one of these keys: an algorithm from
+    /// [`ALGORITHMS`] (never `none`, never an HMAC, which a public key must not key), only
+    /// with a key of that algorithm's type, and with the key the header's `kid` names when
+    /// both have one. Claims are not looked at.
+    pub fn verify_signature(&self, jws: &str) -> Result<(), SignatureError> {
+        let keys = self.decoding_keys().map_err(|_| SignatureError::Keys)?;
+        let header: Header = decode_part(jws.split('.').next())
+            .map_err(|_: OAuthError| SignatureError::Malformed)?;
+        // The allow-list: `none` and HMAC are never accepted.
+        if !ALGORITHMS.contains(&header.alg.as_str()) {
+            return Err(SignatureError::Algorithm);
+        }
+        let alg: Algorithm = header.alg.parse().map_err(|_| SignatureError::Algorithm)?;
+        let mut validation = Validation::new(alg);
+        // Claims are checked by the caller against the context's clock; the library checks
+        // the signature only.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let verified = keys
+            .iter()
+            .filter(|k| k.algs.contains(&alg))
+            .filter(|k| match (&header.kid, &k.kid) {
+                (Some(want), Some(have)) => want == have,
+                _ => true,
+            })
+            .any(|k| jsonwebtoken::decode::<serde_json::Value>(jws, &k.key, &validation).is_ok());
+        if verified {
+            Ok(())
+        } else {
+            Err(SignatureError::Signature)
+        }
     }
 
     /// The stored form.
@@ -206,34 +248,18 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
         .jwks
         .as_deref()
         .ok_or_else(|| failed("client authentication failed"))?;
-    let keys = ClientKeys::parse(stored)
-        .and_then(|k| k.decoding_keys())
-        .map_err(|_| failed("client authentication failed"))?;
-    let header: Header = decode_part(assertion.split('.').next())?;
-    // The allow-list: `none` and HMAC are never accepted.
-    if !ALGORITHMS.contains(&header.alg.as_str()) {
-        return Err(failed("the client assertion's algorithm is not accepted"));
-    }
-    let alg: Algorithm = header
-        .alg
-        .parse()
-        .map_err(|_| failed("the client assertion's algorithm is not accepted"))?;
-    let mut validation = Validation::new(alg);
-    // Claims are checked below against the context's clock; the library checks the signature.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let verified = keys
-        .iter()
-        .filter(|k| k.algs.contains(&alg))
-        .filter(|k| match (&header.kid, &k.kid) {
-            (Some(want), Some(have)) => want == have,
-            _ => true,
-        })
-        .any(|k| jsonwebtoken::decode::<serde_json::Value>(assertion, &k.key, &validation).is_ok());
-    if !verified {
-        return Err(failed("the client assertion's signature does not verify"));
+    let keys = ClientKeys::parse(stored).map_err(|_| failed("client authentication failed"))?;
+    match keys.verify_signature(assertion) {
+        Ok(()) => {}
+        Err(SignatureError::Malformed) => {
+            return Err(failed("the client assertion is not a well-formed JWT"))
+        }
+        Err(SignatureError::Algorithm) => {
+            return Err(failed("the client assertion's algorithm is not accepted"))
+        }
+        Err(SignatureError::Keys | SignatureError::Signature) => {
+            return Err(failed("the client assertion's signature does not verify"))
+        }
     }
     let claims: Claims = decode_part(assertion.split('.').nth(1))?;
     check_claims(cx.config, cx.now, &client.client_id, &claims)?;
@@ -242,7 +268,11 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
     };
     // RFC 7523 §3 item 7: a jti is accepted once, until the assertion would have expired.
     let key = format!("client_assertion:{}:{jti}", client.client_id);
-    if !cx.store.use_once(&key, exp + LEEWAY).await? {
+    if !cx
+        .store
+        .use_once(&key, exp + cx.config.assertion_leeway)
+        .await?
+    {
         return Err(failed("the client assertion was already used"));
     }
     Ok(())
@@ -268,20 +298,21 @@ fn check_claims(config: &Config, now: i64, id: &str, c: &Claims) -> Result<(), O
     let Some(exp) = c.exp else {
         return Err(failed("the client assertion has no exp"));
     };
-    if exp + LEEWAY <= now {
+    let (leeway, max_lifetime) = (config.assertion_leeway, config.assertion_max_lifetime);
+    if exp + leeway <= now {
         return Err(failed("the client assertion has expired"));
     }
-    if exp - now > MAX_LIFETIME + LEEWAY {
+    if exp - now > max_lifetime + leeway {
         return Err(failed("the client assertion is valid for too long"));
     }
-    if c.nbf.is_some_and(|nbf| nbf > now + LEEWAY) {
+    if c.nbf.is_some_and(|nbf| nbf > now + leeway) {
         return Err(failed("the client assertion is not valid yet"));
     }
     if let Some(iat) = c.iat {
-        if iat > now + LEEWAY {
+        if iat > now + leeway {
             return Err(failed("the client assertion was issued in the future"));
         }
-        if now - iat > MAX_LIFETIME + LEEWAY {
+        if now - iat > max_lifetime + leeway {
             return Err(failed("the client assertion is too old"));
         }
     }

@@ -1,8 +1,8 @@
 //! Protocol settings.
 //!
 //! Owns [`Config`]: the settings the protocol core obeys (issuer, token lifetimes, key
-//! rotation), typed and validated once at start. Where they come from (flags, environment,
-//! file) is the binary's business.
+//! rotation, assertion limits), typed and validated once at start. Where they come from
+//! (flags, environment, file) is the binary's business.
 
 use crate::keys::SigningAlg;
 
@@ -26,6 +26,11 @@ pub struct Config {
     /// Rotate the signing key automatically when the newest key is this old, seconds (0: only
     /// by `tessera keys rotate`).
     pub key_rotation_interval: i64,
+    /// Longest a JWT assertion (RFC 7523: a client assertion or a jwt-bearer grant) may be
+    /// valid for, from now or from its `iat`, seconds.
+    pub assertion_max_lifetime: i64,
+    /// Clock leeway for an assertion's `exp`, `nbf` and `iat`, seconds (RFC 7519 §4.1.4).
+    pub assertion_leeway: i64,
 }
 
 impl Config {
@@ -40,6 +45,8 @@ impl Config {
             signing_alg: SigningAlg::Es256,
             key_rotation_lead_time: 600,
             key_rotation_interval: 0,
+            assertion_max_lifetime: 3600,
+            assertion_leeway: 60,
         }
     }
 

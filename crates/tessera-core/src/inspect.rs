@@ -5,6 +5,11 @@
 //! token. A token is active when it verifies (JWT) or is found by hash (opaque), has not
 //! expired, was not revoked, its client still exists, and the client's token epoch has not
 //! moved past it (a secret rotation revokes everything issued before).
+//!
+//! A single-use token is consumed here, by the first check that finds it otherwise active:
+//! one atomic [`crate::store::ReplayStore::use_once`] on its `jti` in the database every node
+//! shares, after every cached step, so no cache can answer "active" twice. Every place
+//! Tessera accepts a token goes through [`inspect`], so each of them consumes it.
 
 use std::sync::Arc;
 
@@ -38,6 +43,12 @@ pub struct ActiveToken {
     pub format: TokenFormat,
     /// The stored id of an opaque token.
     pub token_id: Option<String>,
+    /// The deployment environment it was issued in.
+    pub env: String,
+    /// Claims carried from a JWT assertion.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Whether it was single-use (and this check consumed it).
+    pub single_use: bool,
 }
 
 /// Looks a token up and checks it; `None` when it is not active for any reason.
@@ -59,6 +70,9 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             jti: claims.jti.clone(),
             format: TokenFormat::Jwt,
             token_id: None,
+            env: claims.env.clone(),
+            claims: claims.extra.clone(),
+            single_use: claims.single_use,
         }
     } else {
         let Some(id) = opaque::selector(token) else {
@@ -83,6 +97,13 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             jti: rec.jti,
             format: TokenFormat::Opaque,
             token_id: Some(rec.token_id),
+            env: rec.env,
+            claims: rec
+                .claims
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or_default(),
+            single_use: rec.single_use,
         }
     };
     // Deleting a client or rotating its secret revokes its tokens.
@@ -90,6 +111,15 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
         return Ok(None);
     };
     if jwt::jti_epoch(&found.jti) != client.token_epoch {
+        return Ok(None);
+    }
+    // Single-use tokens: exactly one check, on any node, wins.
+    if found.single_use
+        && !cx
+            .store
+            .use_once(&format!("access_token:{}", found.jti), found.exp)
+            .await?
+    {
         return Ok(None);
     }
     Ok(Some(found))

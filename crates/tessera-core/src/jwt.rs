@@ -31,6 +31,38 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Expires at.
     pub exp: i64,
+    /// The deployment environment the token was issued in (tokens from before environments
+    /// existed belong to the default one).
+    #[serde(default = "default_env")]
+    pub env: String,
+    /// A single-use token: the first successful check consumes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub single_use: bool,
+    /// Claims carried from a JWT assertion; never one of [`REGISTERED_CLAIMS`].
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Claims Tessera sets itself, which a carried claim may never replace.
+pub const REGISTERED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "scope",
+    "env",
+    "single_use",
+    "active",
+    "token_type",
+    "cnf",
+];
+
+fn default_env() -> String {
+    crate::model::DEFAULT_ENV.to_owned()
 }
 
 impl AccessClaims {
@@ -172,6 +204,9 @@ mod tests {
             jti: make_jti(3),
             iat: 100,
             exp: 200,
+            env: "default".into(),
+            single_use: false,
+            extra: serde_json::Map::new(),
         }
     }
 

@@ -7,6 +7,8 @@
 //! change-feed entry it polls (every 250 ms), so a cached entry is never older than the poll
 //! bound. Negative client lookups are cached too (client creation is in the feed); token
 //! lookups that miss are not (token inserts are not in the feed, to keep issuance cheap).
+//! Environments and trusted issuers (both in the feed) are cached the same way, hits and
+//! misses. Nothing single-use is ever answered from here ([`ReplayStore`] passes through).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +16,14 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
-use tessera_core::model::{Change, ChangeKind, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
+use tessera_core::model::{
+    Change, ChangeKind, ClientRecord, EnvDeletion, EnvRecord, KeyRecord, PurgeReport, TokenRecord,
+    TrustRecord,
+};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
     ChangeFeed, ClientStore, KeyStore, Maintenance, ReplayStore, Store, StoreError, TokenStore,
+    TrustStore,
 };
 
 /// A caching layer over a store.
@@ -26,6 +32,9 @@ pub struct CachedStore {
     clients: Cache<String, Option<Arc<ClientRecord>>>,
     tokens: Cache<String, Arc<TokenRecord>>,
     revoked_jtis: RwLock<HashSet<String>>,
+    envs: Cache<String, Option<Arc<EnvRecord>>>,
+    /// Trusted issuers by (environment, issuer).
+    trust: Cache<(String, String), Option<Arc<TrustRecord>>>,
     /// Bumped on every invalidation. A read from the database is cached only if no
     /// invalidation happened while it ran, so a change applied between the read and the
     /// insert cannot leave the stale row cached.
@@ -40,6 +49,8 @@ impl CachedStore {
             clients: Cache::new(10_000),
             tokens: Cache::new(20_000),
             revoked_jtis: RwLock::new(HashSet::new()),
+            envs: Cache::new(1_000),
+            trust: Cache::new(10_000),
             generation: AtomicU64::new(0),
         }
     }
@@ -81,6 +92,11 @@ impl CachedStore {
                 }
             }
             ChangeKind::Keys => {}
+            ChangeKind::Env => {
+                self.envs.remove(key);
+            }
+            // Keyed by environment; registrations change rarely, so all are dropped.
+            ChangeKind::Trust => self.trust.clear(),
         }
     }
 
@@ -89,6 +105,8 @@ impl CachedStore {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.clients.clear();
         self.tokens.clear();
+        self.envs.clear();
+        self.trust.clear();
     }
 }
 
@@ -222,6 +240,88 @@ impl TokenStore for CachedStore {
 
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
         self.inner.revoked_jtis(now).await
+    }
+}
+
+#[async_trait]
+impl TrustStore for CachedStore {
+    async fn ensure_env(&self, name: &str, now: i64) -> Result<EnvRecord, StoreError> {
+        let r = self.inner.ensure_env(name, now).await;
+        self.forget(ChangeKind::Env, name);
+        r
+    }
+
+    async fn get_env(&self, name: &str) -> Result<Option<EnvRecord>, StoreError> {
+        if let Some(hit) = self.envs.get(name) {
+            return Ok(hit.as_deref().cloned());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = self.inner.get_env(name).await?;
+        if (found.is_some() || name.len() <= 64)
+            && generation == self.generation.load(Ordering::SeqCst)
+        {
+            self.envs
+                .insert(name.to_owned(), found.clone().map(Arc::new));
+        }
+        Ok(found)
+    }
+
+    async fn list_envs(&self) -> Result<Vec<EnvRecord>, StoreError> {
+        self.inner.list_envs().await
+    }
+
+    async fn set_env_single_use(
+        &self,
+        name: &str,
+        single_use: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self.inner.set_env_single_use(name, single_use, now).await;
+        self.forget(ChangeKind::Env, name);
+        r
+    }
+
+    async fn delete_env(&self, name: &str, now: i64) -> Result<EnvDeletion, StoreError> {
+        let r = self.inner.delete_env(name, now).await;
+        self.forget(ChangeKind::Env, name);
+        self.forget(ChangeKind::Trust, name);
+        self.forget(
+            ChangeKind::Client,
+            &tessera_core::model::sdk_client_id(name),
+        );
+        r
+    }
+
+    async fn insert_trust(&self, trust: &TrustRecord) -> Result<(), StoreError> {
+        let r = self.inner.insert_trust(trust).await;
+        self.forget(ChangeKind::Trust, &trust.env);
+        r
+    }
+
+    async fn find_trust(&self, env: &str, issuer: &str) -> Result<Option<TrustRecord>, StoreError> {
+        let key = (env.to_owned(), issuer.to_owned());
+        if let Some(hit) = self.trust.get(&key) {
+            return Ok(hit.as_deref().cloned());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = self.inner.find_trust(env, issuer).await?;
+        // Bound what unknown issuers can make us hold.
+        if (found.is_some() || issuer.len() <= 256)
+            && generation == self.generation.load(Ordering::SeqCst)
+        {
+            self.trust.insert(key, found.clone().map(Arc::new));
+        }
+        Ok(found)
+    }
+
+    async fn list_trust(&self, env: Option<&str>) -> Result<Vec<TrustRecord>, StoreError> {
+        self.inner.list_trust(env).await
+    }
+
+    async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.delete_trust(id, now).await;
+        self.forget(ChangeKind::Trust, "");
+        r
     }
 }
 

@@ -199,6 +199,8 @@ fn timed() -> Timed {
             access_token_format: format,
             access_token_ttl: 60,
             token_epoch: 0,
+            env: "default".into(),
+            single_use_tokens: false,
             created_at: 1_800_000_000,
         };
         f.rt.block_on(f.store.insert_client(&c)).unwrap();

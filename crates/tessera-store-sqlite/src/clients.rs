@@ -14,8 +14,9 @@ impl ClientStore for SqliteStore {
         let insert = sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
              old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
-             jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             jwks, access_token_format, access_token_ttl, token_epoch, env, single_use_tokens, \
+             created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -31,6 +32,8 @@ impl ClientStore for SqliteStore {
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
         .bind(c.token_epoch)
+        .bind(&c.env)
+        .bind(c.single_use_tokens)
         .bind(c.created_at)
         .bind(c.created_at);
         self.logged(insert, ChangeKind::Client, &c.client_id, c.created_at)
@@ -66,8 +69,8 @@ impl ClientStore for SqliteStore {
     async fn update_client(&self, c: &ClientRecord, now: i64) -> Result<bool, StoreError> {
         let update = sqlx::query(
             "UPDATE clients SET name = ?, grant_types = ?, redirect_uris = ?, scopes = ?, \
-             audiences = ?, access_token_format = ?, access_token_ttl = ?, updated_at = ? \
-             WHERE client_id = ?",
+             audiences = ?, access_token_format = ?, access_token_ttl = ?, \
+             single_use_tokens = ?, updated_at = ? WHERE client_id = ?",
         )
         .bind(&c.name)
         .bind(c.grant_types.join(" "))
@@ -76,6 +79,7 @@ impl ClientStore for SqliteStore {
         .bind(c.audiences.join(" "))
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
+        .bind(c.single_use_tokens)
         .bind(now)
         .bind(&c.client_id);
         Ok(self

@@ -12,6 +12,7 @@ mod keys;
 mod maintenance;
 mod rows;
 mod tokens;
+mod trust;
 mod writer;
 
 use std::str::FromStr;

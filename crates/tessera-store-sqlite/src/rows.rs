@@ -3,7 +3,9 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use tessera_core::model::{ClientRecord, KeyRecord, TokenFormat, TokenRecord};
+use tessera_core::model::{
+    ClientRecord, EnvRecord, KeyRecord, TokenFormat, TokenRecord, TrustRecord,
+};
 use tessera_core::resource::Audience;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
@@ -45,6 +47,8 @@ pub(crate) fn client(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("token format {format}")))?,
         access_token_ttl: get(row, "access_token_ttl")?,
         token_epoch: get(row, "token_epoch")?,
+        env: get(row, "env")?,
+        single_use_tokens: get(row, "single_use_tokens")?,
         created_at: get(row, "created_at")?,
     })
 }
@@ -62,6 +66,9 @@ pub(crate) fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
         expires_at: get(row, "expires_at")?,
         token_epoch: get(row, "token_epoch")?,
         revoked_at: get(row, "revoked_at")?,
+        env: get(row, "env")?,
+        claims: get(row, "claims")?,
+        single_use: get(row, "single_use")?,
     })
 }
 
@@ -74,5 +81,30 @@ pub(crate) fn key(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
         created_at: get(row, "created_at")?,
         activates_at: get(row, "activates_at")?,
         retires_at: get(row, "retires_at")?,
+    })
+}
+
+pub(crate) fn env(row: &SqliteRow) -> Result<EnvRecord, StoreError> {
+    Ok(EnvRecord {
+        name: get(row, "name")?,
+        single_use_tokens: get(row, "single_use_tokens")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn trust(row: &SqliteRow) -> Result<TrustRecord, StoreError> {
+    let scopes: String = get(row, "scopes")?;
+    let claims: String = get(row, "claims")?;
+    Ok(TrustRecord {
+        id: get(row, "id")?,
+        env: get(row, "env")?,
+        issuer: get(row, "issuer")?,
+        keys: get(row, "keys")?,
+        subject_claim: get(row, "subject_claim")?,
+        claims: serde_json::from_str(&claims)
+            .map_err(|_| StoreError::Corrupt(format!("claims {claims}")))?,
+        scopes: ScopeSet::parse(&scopes)
+            .map_err(|_| StoreError::Corrupt(format!("scopes {scopes}")))?,
+        created_at: get(row, "created_at")?,
     })
 }

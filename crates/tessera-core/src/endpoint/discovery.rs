@@ -5,6 +5,7 @@
 
 use crate::client_assertion;
 use crate::config::Config;
+use crate::model::grant_types;
 
 /// Client authentication methods of the token, introspection and revocation endpoints.
 const AUTH_METHODS: &[&str] = &[
@@ -26,7 +27,7 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "introspection_endpoint": config.endpoint("/oauth2/introspect"),
         "revocation_endpoint": config.endpoint("/oauth2/revoke"),
         "jwks_uri": config.endpoint("/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", grant_types::JWT_BEARER],
         "response_types_supported": [],
         "scopes_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,

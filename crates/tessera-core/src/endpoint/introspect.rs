@@ -2,6 +2,8 @@
 //!
 //! Owns the introspection answer. The caller must authenticate as a confidential client
 //! (RFC 7662 §2.1, SECURITY row 34); an inactive token gets only `{"active": false}` (§2.2).
+//! A token of another deployment environment than the caller's is inactive for it (and is
+//! not consumed if single-use). Claims carried from a JWT assertion are part of the answer.
 
 use serde::Serialize;
 
@@ -31,6 +33,9 @@ struct Details {
     iat: i64,
     jti: String,
     token_type: &'static str,
+    env: String,
+    #[serde(flatten)]
+    claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl IntrospectionResponse {
@@ -47,19 +52,31 @@ pub async fn handle(
     params: &Params,
 ) -> Result<IntrospectionResponse, OAuthError> {
     params.reject_duplicates()?;
-    let (_caller, method) = client_auth::authenticate(cx, basic, params).await?;
+    let (caller, method) = client_auth::authenticate(cx, basic, params).await?;
     if method == AuthMethod::None {
         return Err(OAuthError::invalid_client(
             "introspection requires client authentication",
         ));
     }
     let token = params.require("token")?;
-    let Some(t) = inspect(cx, token).await? else {
-        return Ok(IntrospectionResponse {
-            active: false,
-            details: None,
-        });
+    let inactive = IntrospectionResponse {
+        active: false,
+        details: None,
     };
+    // A token of another environment is not valid here; checked before `inspect`, so that a
+    // single-use token is not consumed by a caller that may not see it.
+    if token_env(cx, token)
+        .await?
+        .is_some_and(|env| env != caller.env)
+    {
+        return Ok(inactive);
+    }
+    let Some(t) = inspect(cx, token).await? else {
+        return Ok(inactive);
+    };
+    if t.env != caller.env {
+        return Ok(inactive);
+    }
     Ok(IntrospectionResponse {
         active: true,
         details: Some(Details {
@@ -72,6 +89,20 @@ pub async fn handle(
             iat: t.iat,
             jti: t.jti,
             token_type: "Bearer",
+            env: t.env,
+            claims: t.claims,
         }),
     })
+}
+
+/// The environment a token claims, read without consuming it: from a JWT's verified claims
+/// or an opaque token's row. `None` when the token is not ours anyway.
+async fn token_env(cx: &Cx<'_>, token: &str) -> Result<Option<String>, OAuthError> {
+    if crate::jwt::looks_like_jwt(token) {
+        return Ok(crate::inspect::verified_claims(cx, token).map(|c| c.env.clone()));
+    }
+    let Some(id) = crate::opaque::selector(token) else {
+        return Ok(None);
+    };
+    Ok(cx.store.get_token(id).await?.map(|r| r.env))
 }

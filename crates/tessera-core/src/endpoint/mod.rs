@@ -3,4 +3,5 @@
 pub mod discovery;
 pub mod introspect;
 pub mod revoke;
+pub mod sdk_token;
 pub mod token;

@@ -6,7 +6,7 @@
 use crate::client_auth::{self, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
-use crate::grant::{client_credentials, TokenResponse};
+use crate::grant::{client_credentials, jwt_bearer, TokenResponse};
 use crate::model::grant_types;
 use crate::params::Params;
 
@@ -22,6 +22,7 @@ pub async fn handle(
     let (client, _method) = client_auth::authenticate(cx, basic, params).await?;
     match grant_type {
         client_credentials::GRANT_TYPE => client_credentials::handle(cx, &client, params).await,
+        jwt_bearer::GRANT_TYPE => jwt_bearer::handle(cx, &client, params).await,
         // RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used.
         grant_types::PASSWORD => Err(OAuthError::unsupported_grant_type(
             "the password grant is not offered (RFC 9700 §2.4)",

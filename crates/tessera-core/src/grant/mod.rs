@@ -4,6 +4,7 @@
 //! dispatches to them with one exhaustive `match` (see [`crate::endpoint::token`]).
 
 pub mod client_credentials;
+pub mod jwt_bearer;
 
 use serde::Serialize;
 

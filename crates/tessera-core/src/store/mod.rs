@@ -1,7 +1,8 @@
 //! Storage traits.
 //!
 //! Owns the contract between the protocol core and a database: one trait per aggregate
-//! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`ChangeFeed`], [`Maintenance`]) under the
+//! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`TrustStore`], [`ReplayStore`],
+//! [`ChangeFeed`], [`Maintenance`]) under the
 //! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
 //! conformance suite runs the same tests against every implementation.
 //!
@@ -11,7 +12,9 @@
 
 use async_trait::async_trait;
 
-use crate::model::{Change, ClientRecord, KeyRecord, PurgeReport, TokenRecord};
+use crate::model::{
+    Change, ClientRecord, EnvDeletion, EnvRecord, KeyRecord, PurgeReport, TokenRecord, TrustRecord,
+};
 use crate::secret::SecretHash;
 
 /// A storage failure. None of these is the client's fault, except [`StoreError::Conflict`].
@@ -148,13 +151,57 @@ pub trait ReplayStore: Send + Sync {
     async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
 }
 
+/// Deployment environments and the trusted issuers of JWT assertions (RFC 7523 §3).
+///
+/// The environment named [`crate::model::DEFAULT_ENV`] exists from the start (the schema
+/// creates it) and is never deleted.
+#[async_trait]
+pub trait TrustStore: Send + Sync {
+    /// Creates the environment if it does not exist; returns it. # Contract: idempotent
+    /// under concurrency (two callers both get the one row); logs an `Env` change (keyed by
+    /// the name) only when it created the row.
+    async fn ensure_env(&self, name: &str, now: i64) -> Result<EnvRecord, StoreError>;
+    /// The environment with this name.
+    async fn get_env(&self, name: &str) -> Result<Option<EnvRecord>, StoreError>;
+    /// Every environment, by name.
+    async fn list_envs(&self) -> Result<Vec<EnvRecord>, StoreError>;
+    /// Sets whether the environment's access tokens are single-use. # Contract: returns
+    /// whether it existed; logs an `Env` change.
+    async fn set_env_single_use(
+        &self,
+        name: &str,
+        single_use: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes an environment with its trust registrations and its `/sdk/token` client
+    /// ([`crate::model::sdk_client_id`]), all in one transaction. # Contract: refuses
+    /// ([`EnvDeletion::InUse`]) while any other client is registered in it; logs `Env`,
+    /// `Trust` and `Client` (the SDK client's id) changes when it deleted.
+    async fn delete_env(&self, name: &str, now: i64) -> Result<EnvDeletion, StoreError>;
+    /// Registers a trusted issuer. # Contract: its environment must exist (callers ensure
+    /// it first; an error otherwise); `Conflict` if the environment already trusts this
+    /// issuer; logs a `Trust` change keyed by the environment.
+    async fn insert_trust(&self, trust: &TrustRecord) -> Result<(), StoreError>;
+    /// The registration of `issuer` in `env`.
+    async fn find_trust(&self, env: &str, issuer: &str) -> Result<Option<TrustRecord>, StoreError>;
+    /// Every registration, of one environment or of all, oldest first.
+    async fn list_trust(&self, env: Option<&str>) -> Result<Vec<TrustRecord>, StoreError>;
+    /// Removes a registration by id. # Contract: returns whether it existed; logs a `Trust`
+    /// change keyed by its environment when it did.
+    async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
-    ClientStore + TokenStore + KeyStore + ReplayStore + ChangeFeed + Maintenance
+    ClientStore + TokenStore + KeyStore + TrustStore + ReplayStore + ChangeFeed + Maintenance
 {
 }
 
-impl<T: ClientStore + TokenStore + KeyStore + ReplayStore + ChangeFeed + Maintenance> Store for T {}
+impl<
+        T: ClientStore + TokenStore + KeyStore + TrustStore + ReplayStore + ChangeFeed + Maintenance,
+    > Store for T
+{
+}
 
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;

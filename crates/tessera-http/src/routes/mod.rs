@@ -5,6 +5,7 @@ pub mod health;
 pub mod introspect;
 pub mod jwks;
 pub mod revoke;
+pub mod sdk;
 pub mod token;
 
 use std::net::IpAddr;
