@@ -41,6 +41,15 @@ enum Command {
     /// Inspect or revoke a token by its value.
     #[command(subcommand)]
     Token(cli::token::Command),
+    /// Manage the trusted issuers of JWT assertions (RFC 7523).
+    #[command(subcommand)]
+    Trust(cli::trust::Command),
+    /// Manage deployment environments.
+    #[command(subcommand)]
+    Env(cli::env::Command),
+    /// Make a key pair and sign JWTs as a vendor backend would (to try the JWT-bearer flow).
+    #[command(subcommand)]
+    Jwt(cli::jwt::Command),
     /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.

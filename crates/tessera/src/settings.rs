@@ -63,6 +63,10 @@ pub struct FileConfig {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
+    /// Longest a JWT assertion may be valid for, seconds.
+    pub assertion_max_lifetime: Option<i64>,
+    /// Clock leeway for assertions, seconds.
+    pub assertion_leeway: Option<i64>,
 }
 
 /// Loads the config file, if one is named.
@@ -126,6 +130,10 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
     pub tls_key: Option<PathBuf>,
+    /// `--assertion-max-lifetime`.
+    pub assertion_max_lifetime: Option<i64>,
+    /// `--assertion-leeway`.
+    pub assertion_leeway: Option<i64>,
 }
 
 /// Resolves every setting.
@@ -176,6 +184,26 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     }
     if core.default_access_token_ttl < 1 || core.max_access_token_ttl < 1 {
         bail!("access token lifetimes must be at least 1 second");
+    }
+    if let Some(v) = o
+        .assertion_max_lifetime
+        .or(env("TESSERA_ASSERTION_MAX_LIFETIME")?)
+        .or(file.assertion_max_lifetime)
+    {
+        core.assertion_max_lifetime = v;
+    }
+    if let Some(v) = o
+        .assertion_leeway
+        .or(env("TESSERA_ASSERTION_LEEWAY")?)
+        .or(file.assertion_leeway)
+    {
+        core.assertion_leeway = v;
+    }
+    if core.assertion_max_lifetime < 1 || !(0..=600).contains(&core.assertion_leeway) {
+        bail!(
+            "assertion_max_lifetime must be at least 1 second and assertion_leeway between 0 \
+             and 600 seconds"
+        );
     }
     let mut http = HttpConfig::default();
     if let Some(v) = env::<String>("TESSERA_CORS_ALLOWED_ORIGINS")? {

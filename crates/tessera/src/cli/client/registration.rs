@@ -40,6 +40,10 @@ pub struct Registration {
     /// Access token lifetime, seconds [create default: the server's default, 3600].
     #[arg(long)]
     pub access_token_ttl: Option<i64>,
+    /// Single-use access tokens: the first successful check (introspection, or anywhere
+    /// Tessera accepts a token) consumes one [create default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub single_use_tokens: Option<bool>,
 }
 
 impl Registration {
@@ -85,6 +89,9 @@ impl Registration {
                 );
             }
             client.access_token_ttl = ttl;
+        }
+        if let Some(once) = self.single_use_tokens {
+            client.single_use_tokens = once;
         }
         check(client)
     }

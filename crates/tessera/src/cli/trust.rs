@@ -1,0 +1,185 @@
+//! `tessera trust ...`: the trusted issuers of JWT assertions (RFC 7523), per deployment
+//! environment.
+//!
+//! A registration names an issuer (`iss`), its public keys (PEM files and/or a JWKS file),
+//! the claim that names the end user (`sub` unless told), the claims carried into access
+//! tokens, and the scopes its assertions may obtain. Its environment is created on first use.
+//! A running server honours a change within a second.
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use serde_json::json;
+use tessera_core::jwt::REGISTERED_CLAIMS;
+use tessera_core::model::{valid_env_name, TrustRecord, DEFAULT_ENV};
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret;
+use tessera_core::store::{Store, StoreError};
+
+use crate::cli::client::registration::KeyFiles;
+use crate::cli::{now, open_store, print_json};
+use crate::settings::Settings;
+
+/// Trust subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trust an issuer's signed JWTs in an environment.
+    Add {
+        /// The issuer, as its JWTs' `iss` claim says it.
+        #[arg(long)]
+        issuer: String,
+        #[command(flatten)]
+        keys: KeyFiles,
+        /// The claim that names the end user; it becomes the access token's `sub`.
+        #[arg(long, default_value = "sub")]
+        subject_claim: String,
+        /// A claim copied from the JWT into the access token and the introspection answer
+        /// (repeatable), e.g. --claim anyflow_team_id --claim anyflow_user_id.
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        /// The deployment environment (created if new).
+        #[arg(long, default_value = DEFAULT_ENV)]
+        env: String,
+        /// Space-delimited scopes tokens obtained with these JWTs may have (also their
+        /// default).
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List trusted issuers.
+    List {
+        /// Only those of this environment.
+        #[arg(long)]
+        env: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting an issuer (by registration id).
+    Remove {
+        /// The registration id (from `trust add` or `trust list`).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a trust subcommand.
+pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let result = dispatch(cmd, store.as_ref()).await;
+    store.close().await;
+    result
+}
+
+async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
+    match cmd {
+        Command::Add {
+            issuer,
+            keys,
+            subject_claim,
+            claims,
+            env,
+            scope,
+            json,
+        } => {
+            if !valid_env_name(&env) {
+                bail!("--env must be 1 to 64 of a-z, 0-9, '-' and '_'");
+            }
+            if issuer.is_empty() || issuer.len() > 256 {
+                bail!("--issuer must be 1 to 256 characters");
+            }
+            if !keys.given() {
+                bail!(
+                    "give the issuer's public key: --public-key PEM (repeatable) or --jwks-file F"
+                );
+            }
+            if subject_claim.is_empty() {
+                bail!("--subject-claim must not be empty");
+            }
+            for c in &claims {
+                if REGISTERED_CLAIMS.contains(&c.as_str()) {
+                    bail!("--claim {c}: Tessera sets this claim itself; it cannot be carried");
+                }
+            }
+            let record = TrustRecord {
+                id: secret::generate_id(),
+                env,
+                issuer,
+                keys: keys.load()?,
+                subject_claim,
+                claims,
+                scopes: ScopeSet::parse(&scope).map_err(|e| anyhow::anyhow!("{e}"))?,
+                created_at: now(),
+            };
+            store.ensure_env(&record.env, now()).await?;
+            match store.insert_trust(&record).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => bail!(
+                    "environment '{}' already trusts issuer '{}': remove it first",
+                    record.env,
+                    record.issuer
+                ),
+                Err(e) => return Err(e.into()),
+            }
+            if json {
+                print_json(&describe(&record));
+            } else {
+                println!(
+                    "trusted {} in environment {} (id {})",
+                    record.issuer, record.env, record.id
+                );
+            }
+        }
+        Command::List { env, json } => {
+            let list = store.list_trust(env.as_deref()).await?;
+            if json {
+                print_json(&serde_json::Value::Array(
+                    list.iter().map(describe).collect(),
+                ));
+            } else {
+                for t in &list {
+                    println!(
+                        "{}  {}  {}  sub={}  claims=[{}]  scope=\"{}\"",
+                        t.id,
+                        t.env,
+                        t.issuer,
+                        t.subject_claim,
+                        t.claims.join(","),
+                        t.scopes
+                    );
+                }
+            }
+        }
+        Command::Remove { id, json } => {
+            if !store.delete_trust(&id, now()).await? {
+                bail!("no trust registration '{id}'");
+            }
+            if json {
+                print_json(&json!({"id": id, "removed": true}));
+            } else {
+                println!("removed trust registration {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A registration as shown to operators (public keys are public; only counted here).
+fn describe(t: &TrustRecord) -> serde_json::Value {
+    let keys = tessera_core::client_assertion::ClientKeys::parse(&t.keys)
+        .map(|k| k.keys.len() + k.pems.len())
+        .unwrap_or(0);
+    json!({
+        "id": t.id,
+        "env": t.env,
+        "issuer": t.issuer,
+        "subject_claim": t.subject_claim,
+        "claims": t.claims,
+        "scope": t.scopes.to_string(),
+        "keys": keys,
+        "created_at": t.created_at,
+    })
+}
