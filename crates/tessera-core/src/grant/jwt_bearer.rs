@@ -285,6 +285,9 @@ mod tests {
         }
     }
 
+    /// A named edit of the claims.
+    type Case = (&'static str, fn(&mut Map<String, Value>));
+
     fn claims(f: impl FnOnce(&mut Map<String, Value>)) -> Map<String, Value> {
         let mut v = serde_json::json!({
             "iss": "vendor", "sub": "u1", "aud": "https://issuer/oauth2/token",
@@ -299,7 +302,7 @@ mod tests {
     fn claim_rules_of_rfc_7523_section_3() {
         let ok = |c: &Map<String, Value>| rules(AudienceRule::Required).check(c);
         assert_eq!(ok(&claims(|_| {})).unwrap(), ("j1".to_owned(), 1_300));
-        let fine: [(&str, fn(&mut Map<String, Value>)); 5] = [
+        let fine: [Case; 5] = [
             ("issuer as aud", |m| {
                 m.insert("aud".into(), "https://issuer".into());
             }),
@@ -319,7 +322,7 @@ mod tests {
         for (case, f) in fine {
             assert!(ok(&claims(f)).is_ok(), "{case}");
         }
-        let bad: [(&str, fn(&mut Map<String, Value>)); 11] = [
+        let bad: [Case; 11] = [
             ("wrong aud", |m| {
                 m.insert("aud".into(), "https://other/oauth2/token".into());
             }),
