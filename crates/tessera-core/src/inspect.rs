@@ -53,6 +53,16 @@ pub struct ActiveToken {
 
 /// Looks a token up and checks it; `None` when it is not active for any reason.
 pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OAuthError> {
+    inspect_in_env(cx, token, None).await
+}
+
+/// [`inspect`] for a caller of one deployment environment: a token of another environment
+/// is not active for it, and a single-use one is not consumed by it.
+pub async fn inspect_in_env(
+    cx: &Cx<'_>,
+    token: &str,
+    env: Option<&str>,
+) -> Result<Option<ActiveToken>, OAuthError> {
     let found = if jwt::looks_like_jwt(token) {
         let Some(claims) = verified_claims(cx, token) else {
             return Ok(None);
@@ -111,6 +121,9 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
         return Ok(None);
     };
     if jwt::jti_epoch(&found.jti) != client.token_epoch {
+        return Ok(None);
+    }
+    if env.is_some_and(|e| e != found.env) {
         return Ok(None);
     }
     // Single-use tokens: exactly one check, on any node, wins.

@@ -58,6 +58,8 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
     "single_use",
     "active",
     "token_type",
+    "username",
+    "typ",
     "cnf",
 ];
 
@@ -226,6 +228,32 @@ mod tests {
             jti: jti.to_owned(),
             ..claims()
         }
+    }
+
+    #[test]
+    fn carried_claims_round_trip_and_old_tokens_belong_to_the_default_env() {
+        let keys = setup(SigningAlg::Es256);
+        let mut c = claims();
+        c.env = "staging".into();
+        c.single_use = true;
+        c.extra
+            .insert("anyflow_team_id".into(), serde_json::json!("t1"));
+        let t = encode(keys.signing_key(100).unwrap(), &c).unwrap();
+        let back = verify(&keys, &t, "https://issuer", 150).unwrap();
+        assert_eq!(back.env, "staging");
+        assert!(back.single_use);
+        assert_eq!(back.extra["anyflow_team_id"], "t1");
+        assert_eq!(back.extra.len(), 1, "registered claims are not extras");
+        let legacy: AccessClaims = serde_json::from_value(serde_json::json!({
+            "iss": "i", "sub": "s", "aud": "a", "client_id": "c", "jti": "j.0",
+            "iat": 1, "exp": 2,
+        }))
+        .unwrap();
+        assert_eq!(legacy.env, "default");
+        assert!(!legacy.single_use);
+        assert!(legacy.extra.is_empty());
+        let plain = serde_json::to_value(claims()).unwrap();
+        assert!(plain.get("single_use").is_none(), "absent unless set");
     }
 
     #[test]

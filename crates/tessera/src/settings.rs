@@ -391,6 +391,39 @@ mod tests {
     }
 
     #[test]
+    fn assertion_limits_come_from_the_file_and_are_checked() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.core.assertion_max_lifetime, 3600);
+        assert_eq!(defaults.core.assertion_leeway, 60);
+        let file = FileConfig {
+            assertion_max_lifetime: Some(600),
+            assertion_leeway: Some(5),
+            ..Default::default()
+        };
+        let s = resolve(
+            Overrides {
+                assertion_leeway: Some(10),
+                ..Default::default()
+            },
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.core.assertion_max_lifetime, 600);
+        assert_eq!(s.core.assertion_leeway, 10, "the flag wins");
+        for (max, leeway) in [(0, 60), (3600, -1), (3600, 601)] {
+            let file = FileConfig {
+                assertion_max_lifetime: Some(max),
+                assertion_leeway: Some(leeway),
+                ..Default::default()
+            };
+            assert!(
+                resolve(Overrides::default(), file).is_err(),
+                "{max} {leeway}"
+            );
+        }
+    }
+
+    #[test]
     fn key_file_sits_beside_the_database() {
         assert_eq!(
             default_key_file("sqlite://./data/t.db").unwrap(),

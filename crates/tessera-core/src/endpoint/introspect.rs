@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::client_auth::{self, AuthMethod, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
-use crate::inspect::inspect;
+use crate::inspect::inspect_in_env;
 use crate::params::Params;
 
 /// The introspection response.
@@ -63,20 +63,11 @@ pub async fn handle(
         active: false,
         details: None,
     };
-    // A token of another environment is not valid here; checked before `inspect`, so that a
-    // single-use token is not consumed by a caller that may not see it.
-    if token_env(cx, token)
-        .await?
-        .is_some_and(|env| env != caller.env)
-    {
-        return Ok(inactive);
-    }
-    let Some(t) = inspect(cx, token).await? else {
+    // A token of another environment is not valid here (and a single-use one is not
+    // consumed by a caller that may not see it).
+    let Some(t) = inspect_in_env(cx, token, Some(&caller.env)).await? else {
         return Ok(inactive);
     };
-    if t.env != caller.env {
-        return Ok(inactive);
-    }
     Ok(IntrospectionResponse {
         active: true,
         details: Some(Details {
@@ -93,16 +84,4 @@ pub async fn handle(
             claims: t.claims,
         }),
     })
-}
-
-/// The environment a token claims, read without consuming it: from a JWT's verified claims
-/// or an opaque token's row. `None` when the token is not ours anyway.
-async fn token_env(cx: &Cx<'_>, token: &str) -> Result<Option<String>, OAuthError> {
-    if crate::jwt::looks_like_jwt(token) {
-        return Ok(crate::inspect::verified_claims(cx, token).map(|c| c.env.clone()));
-    }
-    let Some(id) = crate::opaque::selector(token) else {
-        return Ok(None);
-    };
-    Ok(cx.store.get_token(id).await?.map(|r| r.env))
 }
