@@ -9,6 +9,11 @@
 //! node shares. Every failure is `invalid_client` (RFC 7523 §3.2). Time comes from the
 //! context, not from the JWT library.
 //!
+//! The key handling ([`ClientKeys`], [`ClientKeys::verify_signature`]) is shared with the
+//! JWT-bearer grant ([`crate::grant::jwt_bearer`]), whose trusted issuers register keys the
+//! same way; the leeway and the longest lifetime are the configuration's
+//! (`assertion_leeway`, `assertion_max_lifetime`).
+//!
 //! `client_secret_jwt` is not offered: it needs the client secret itself on the server,
 //! and Tessera keeps only hashes of secrets.
 

@@ -51,7 +51,8 @@ pub trait ClientStore: Send + Sync {
     /// expire.
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
     /// Replaces what a client is registered for: name, grant types, redirect URIs, scopes,
-    /// audiences, token format and lifetime (never its secret, keys or epoch). # Contract:
+    /// audiences, token format and lifetime, single-use flag (never its secret, keys, epoch or
+    /// environment). # Contract:
     /// returns whether the client existed; logs a `Client` change.
     async fn update_client(&self, client: &ClientRecord, now: i64) -> Result<bool, StoreError>;
     /// Revokes every token issued to the client so far, by bumping its token epoch, without
@@ -83,7 +84,8 @@ pub trait ClientStore: Send + Sync {
 /// Access tokens and revocations.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Stores an opaque token. # Contract: durable when this returns `Ok`.
+    /// Stores an opaque token (every field, including its environment, carried claims and
+    /// single-use flag). # Contract: durable when this returns `Ok`.
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     /// The opaque token with this id, revoked or not.
     async fn get_token(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError>;
