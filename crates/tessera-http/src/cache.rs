@@ -318,6 +318,12 @@ impl TrustStore for CachedStore {
         self.inner.list_trust(env).await
     }
 
+    async fn set_trust_keys(&self, id: &str, keys: &str, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.set_trust_keys(id, keys, now).await;
+        self.forget(ChangeKind::Trust, "");
+        r
+    }
+
     async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let r = self.inner.delete_trust(id, now).await;
         self.forget(ChangeKind::Trust, "");

@@ -157,6 +157,22 @@ impl TrustStore for SqliteStore {
         rows.iter().map(rows::trust).collect()
     }
 
+    async fn set_trust_keys(&self, id: &str, keys: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let env: Option<String> =
+            sqlx::query_scalar("UPDATE trusted_issuers SET keys = ? WHERE id = ? RETURNING env")
+                .bind(keys)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if let Some(env) = &env {
+            log_change(&mut tx, ChangeKind::Trust, env, now).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(env.is_some())
+    }
+
     async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let env: Option<String> =

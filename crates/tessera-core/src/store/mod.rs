@@ -188,6 +188,10 @@ pub trait TrustStore: Send + Sync {
     async fn find_trust(&self, env: &str, issuer: &str) -> Result<Option<TrustRecord>, StoreError>;
     /// Every registration, of one environment or of all, oldest first.
     async fn list_trust(&self, env: Option<&str>) -> Result<Vec<TrustRecord>, StoreError>;
+    /// Replaces the public keys of a registration (the issuer's key rotation). # Contract:
+    /// returns whether it existed; logs a `Trust` change keyed by its environment when it
+    /// did.
+    async fn set_trust_keys(&self, id: &str, keys: &str, now: i64) -> Result<bool, StoreError>;
     /// Removes a registration by id. # Contract: returns whether it existed; logs a `Trust`
     /// change keyed by its environment when it did.
     async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError>;

@@ -454,6 +454,23 @@ pub async fn trust_registrations_round_trip_per_env(s: &dyn Store) {
         vec![b.clone()]
     );
     let before = s.latest_change().await.unwrap();
+    let new_keys = r#"{"keys":[],"pems":["new"]}"#;
+    assert!(s.set_trust_keys(&b.id, new_keys, 1_900).await.unwrap());
+    assert!(!s.set_trust_keys("nobody", new_keys, 1_900).await.unwrap());
+    let rotated = s
+        .find_trust("staging", "https://vendor.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.keys, new_keys);
+    assert_eq!(rotated.id, b.id);
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].kind, changes[0].key.as_str()),
+        (ChangeKind::Trust, "staging")
+    );
+    let before = s.latest_change().await.unwrap();
     assert!(s.delete_trust(&a.id, 2_000).await.unwrap());
     assert!(!s.delete_trust(&a.id, 2_000).await.unwrap());
     assert_eq!(

@@ -56,6 +56,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace an issuer's public keys (its key rotation: register the new key alongside
+    /// the old one first, then the new one alone).
+    SetKeys {
+        /// The registration id (from `trust add` or `trust list`).
+        id: String,
+        #[command(flatten)]
+        keys: KeyFiles,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop trusting an issuer (by registration id).
     Remove {
         /// The registration id (from `trust add` or `trust list`).
@@ -151,6 +162,21 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                         t.scopes
                     );
                 }
+            }
+        }
+        Command::SetKeys { id, keys, json } => {
+            if !keys.given() {
+                bail!(
+                    "give the issuer's public keys: --public-key PEM (repeatable) or --jwks-file F"
+                );
+            }
+            if !store.set_trust_keys(&id, &keys.load()?, now()).await? {
+                bail!("no trust registration '{id}'");
+            }
+            if json {
+                print_json(&json!({"id": id, "keys_replaced": true}));
+            } else {
+                println!("replaced the public keys of trust registration {id}");
             }
         }
         Command::Remove { id, json } => {
