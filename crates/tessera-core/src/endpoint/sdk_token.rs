@@ -108,12 +108,9 @@ async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> 
     };
     match cx.store.insert_client(&client).await {
         Ok(()) => Ok(client),
-        // Made at the same moment by another request or node: use theirs.
-        Err(StoreError::Conflict) => cx
-            .store
-            .get_client(&id)
-            .await?
-            .ok_or_else(|| OAuthError::server_error(StoreError::Conflict)),
+        // Made at the same moment by another request or node, with the same registration
+        // (a cache here may not know it yet, so it is not read back).
+        Err(StoreError::Conflict) => Ok(client),
         Err(e) => Err(e.into()),
     }
 }
