@@ -362,3 +362,28 @@ async fn single_use_tokens_of_a_client_in_both_formats() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn parallel_first_exchanges_in_a_new_environment_all_succeed() {
+    let server = Server::start().await;
+    let key = vendor_key();
+    trust(&server, &key, "fresh", &[]).await;
+    let requests = (0..20).map(|_| {
+        let body = json!({"jwt": sign(&key, &seed_claims(&server)), "env": "fresh"});
+        let server = &server;
+        async move { sdk_token(server, &body).await }
+    });
+    let answers = join_all(requests).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let clients = server.cli_json(&["client", "list", "--json"]).await;
+    let sdk: Vec<&Value> = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["client_id"] == "sdk:fresh")
+        .collect();
+    assert_eq!(sdk.len(), 1, "one SDK client per environment");
+    assert_eq!(sdk[0]["env"], "fresh");
+}
