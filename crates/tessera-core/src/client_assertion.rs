@@ -89,6 +89,37 @@ impl ClientKeys {
         Ok(keys)
     }
 
+    /// The usable signing keys of a JWKS published by a third party: keys for encryption,
+    /// symmetric keys and unsupported types are left out rather than refused; anything
+    /// unreadable gives an empty set.
+    pub fn from_published_jwks(text: &str) -> Self {
+        let keys = serde_json::from_str::<JwkSet>(text)
+            .map(|set| {
+                set.keys
+                    .into_iter()
+                    .filter(|jwk| {
+                        !matches!(
+                            jwk.common.public_key_use,
+                            Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+                        )
+                    })
+                    .filter(|jwk| {
+                        ClientKeys {
+                            keys: vec![jwk.clone()],
+                            pems: Vec::new(),
+                        }
+                        .decoding_keys()
+                        .is_ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ClientKeys {
+            keys,
+            pems: Vec::new(),
+        }
+    }
+
     /// Adds a PEM public key.
     pub fn add_pem(&mut self, pem: &str) -> Result<(), String> {
         pem_key(pem)?;

@@ -132,8 +132,11 @@ pub struct TrustRecord {
     pub env: String,
     /// The `iss` its assertions carry; unique within the environment.
     pub issuer: String,
-    /// Its public keys, in the stored form of [`crate::client_assertion::ClientKeys`].
+    /// Its public keys, in the stored form of [`crate::client_assertion::ClientKeys`] (empty
+    /// when they come from `jwks_uri` only).
     pub keys: String,
+    /// Where its current JWKS is published, fetched (and cached) by the server.
+    pub jwks_uri: Option<String>,
     /// The claim of the assertion that names the end user, the issued token's `sub`.
     pub subject_claim: String,
     /// Claims copied from the assertion into the access token and the introspection answer.

@@ -10,13 +10,14 @@ CREATE TABLE envs (
 INSERT INTO envs (name, single_use_tokens, created_at) VALUES ('default', 0, 0);
 
 -- One registration per issuer per environment. keys holds the public keys as
--- {"keys": [JWK...], "pems": [PEM...]}; claims is a JSON array of claim names; scopes is
--- space-delimited.
+-- {"keys": [JWK...], "pems": [PEM...]}; jwks_uri, if set, is where more are published;
+-- claims is a JSON array of claim names; scopes is space-delimited.
 CREATE TABLE trusted_issuers (
     id            TEXT PRIMARY KEY,
     env           TEXT NOT NULL REFERENCES envs (name),
     issuer        TEXT NOT NULL,
     keys          TEXT NOT NULL,
+    jwks_uri      TEXT,
     subject_claim TEXT NOT NULL,
     claims        TEXT NOT NULL,
     scopes        TEXT NOT NULL,

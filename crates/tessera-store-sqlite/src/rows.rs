@@ -100,6 +100,7 @@ pub(crate) fn trust(row: &SqliteRow) -> Result<TrustRecord, StoreError> {
         env: get(row, "env")?,
         issuer: get(row, "issuer")?,
         keys: get(row, "keys")?,
+        jwks_uri: get(row, "jwks_uri")?,
         subject_claim: get(row, "subject_claim")?,
         claims: serde_json::from_str(&claims)
             .map_err(|_| StoreError::Corrupt(format!("claims {claims}")))?,

@@ -113,13 +113,14 @@ impl TrustStore for SqliteStore {
         let claims = serde_json::to_string(&t.claims)
             .map_err(|e| StoreError::Corrupt(format!("claims: {e}")))?;
         let insert = sqlx::query(
-            "INSERT INTO trusted_issuers (id, env, issuer, keys, subject_claim, claims, scopes, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO trusted_issuers (id, env, issuer, keys, jwks_uri, subject_claim, claims, \
+             scopes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.id)
         .bind(&t.env)
         .bind(&t.issuer)
         .bind(&t.keys)
+        .bind(t.jwks_uri.as_deref())
         .bind(&t.subject_claim)
         .bind(claims)
         .bind(t.scopes.to_string())

@@ -132,14 +132,14 @@ pub async fn verify_assertion(
         .find_trust(env, issuer)
         .await?
         .ok_or_else(|| failed("the assertion's issuer is not trusted in this environment"))?;
-    let keys = ClientKeys::parse(&trust.keys)
-        .map_err(|_| failed("the assertion's issuer has no usable key"))?;
-    keys.verify_signature(assertion).map_err(|e| match e {
-        SignatureError::Malformed => failed("the assertion is not a well-formed JWT"),
-        SignatureError::Algorithm => failed("the assertion's algorithm is not accepted"),
-        SignatureError::Keys => failed("the assertion's issuer has no usable key"),
-        SignatureError::Signature => failed("the assertion's signature does not verify"),
-    })?;
+    verify_signature(cx, &trust, assertion)
+        .await
+        .map_err(|e| match e {
+            SignatureError::Malformed => failed("the assertion is not a well-formed JWT"),
+            SignatureError::Algorithm => failed("the assertion's algorithm is not accepted"),
+            SignatureError::Keys => failed("the assertion's issuer has no usable key"),
+            SignatureError::Signature => failed("the assertion's signature does not verify"),
+        })?;
     let rules = Rules {
         now: cx.now,
         leeway: cx.config.assertion_leeway,
@@ -169,6 +169,38 @@ pub async fn verify_assertion(
         subject,
         claims: carried,
     })
+}
+
+/// Verifies the signature with the registration's stored keys and, when it has a
+/// `jwks_uri`, the keys published there; a signature that none verifies makes one fresh
+/// fetch (the issuer may have rotated its key since the cached copy).
+async fn verify_signature(
+    cx: &Cx<'_>,
+    trust: &TrustRecord,
+    assertion: &str,
+) -> Result<(), SignatureError> {
+    let stored: ClientKeys = serde_json::from_str(&trust.keys).map_err(|_| SignatureError::Keys)?;
+    let Some(uri) = trust.jwks_uri.as_deref() else {
+        return stored.verify_signature(assertion);
+    };
+    let Some(remote) = cx.remote_keys else {
+        return stored.verify_signature(assertion);
+    };
+    let attempt = |fetched: Result<String, String>| match fetched {
+        Ok(text) => {
+            let mut keys = ClientKeys::from_published_jwks(&text);
+            keys.keys.extend(stored.keys.iter().cloned());
+            keys.pems.extend(stored.pems.iter().cloned());
+            keys.verify_signature(assertion)
+        }
+        Err(_) if stored.keys.is_empty() && stored.pems.is_empty() => Err(SignatureError::Keys),
+        Err(_) => stored.verify_signature(assertion),
+    };
+    let first = attempt(remote.jwks(uri, false).await);
+    if matches!(first, Err(SignatureError::Signature | SignatureError::Keys)) {
+        return attempt(remote.jwks(uri, true).await);
+    }
+    first
 }
 
 /// The claims of a JWT, not yet verified: only to find the issuer's keys.

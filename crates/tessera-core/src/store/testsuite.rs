@@ -340,6 +340,7 @@ pub fn trust(env: &str, issuer: &str) -> TrustRecord {
         issuer: issuer.into(),
         keys: r#"{"keys":[],"pems":["-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n"]}"#
             .into(),
+        jwks_uri: None,
         subject_claim: "anyflow_user_id".into(),
         claims: vec!["anyflow_team_id".into(), "anyflow_user_id".into()],
         scopes: ScopeSet::parse("sdk").unwrap(),
@@ -411,6 +412,7 @@ pub async fn trust_registrations_round_trip_per_env(s: &dyn Store) {
     let a = trust("default", "https://vendor.example");
     let b = TrustRecord {
         created_at: 1_001,
+        jwks_uri: Some("https://vendor.example/.well-known/jwks.json".into()),
         ..trust("staging", "https://vendor.example")
     };
     let before = s.latest_change().await.unwrap();

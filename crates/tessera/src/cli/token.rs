@@ -45,6 +45,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
         store: store.as_ref(),
         keys: &keys,
         verified: &verified,
+        remote_keys: None,
         now: now(),
     };
     let result = match cmd {

@@ -1,14 +1,15 @@
 //! `tessera trust ...`: the trusted issuers of JWT assertions (RFC 7523), per deployment
 //! environment.
 //!
-//! A registration names an issuer (`iss`), its public keys (PEM files and/or a JWKS file),
-//! the claim that names the end user (`sub` unless told), the claims carried into access
-//! tokens, and the scopes its assertions may obtain. Its environment is created on first use.
+//! A registration names an issuer (`iss`), its public keys (PEM files, a JWKS file, and/or a
+//! JWKS URL the server fetches), the claim that names the end user (`sub` unless told), the
+//! claims carried into access tokens, and the scopes its assertions may obtain. Its environment is created on first use.
 //! A running server honours a change within a second.
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::json;
+use tessera_core::client_assertion::ClientKeys;
 use tessera_core::jwt::REGISTERED_CLAIMS;
 use tessera_core::model::{valid_env_name, TrustRecord, DEFAULT_ENV};
 use tessera_core::scope::ScopeSet;
@@ -29,6 +30,11 @@ pub enum Command {
         issuer: String,
         #[command(flatten)]
         keys: KeyFiles,
+        /// Where the issuer publishes its JWKS (https; plain http only on loopback): the
+        /// server fetches it, caches it 5 minutes, and fetches again when a signature names
+        /// a key it does not have. Instead of, or besides, --public-key / --jwks-file.
+        #[arg(long)]
+        jwks_url: Option<String>,
         /// The claim that names the end user; it becomes the access token's `sub`.
         #[arg(long, default_value = "sub")]
         subject_claim: String,
@@ -90,6 +96,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
         Command::Add {
             issuer,
             keys,
+            jwks_url,
             subject_claim,
             claims,
             env,
@@ -102,10 +109,14 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             if issuer.is_empty() || issuer.len() > 256 {
                 bail!("--issuer must be 1 to 256 characters");
             }
-            if !keys.given() {
+            if !keys.given() && jwks_url.is_none() {
                 bail!(
-                    "give the issuer's public key: --public-key PEM (repeatable) or --jwks-file F"
+                    "give the issuer's public key: --public-key PEM (repeatable), --jwks-file F \
+                     or --jwks-url URL"
                 );
+            }
+            if let Some(url) = &jwks_url {
+                check_jwks_url(url)?;
             }
             if subject_claim.is_empty() {
                 bail!("--subject-claim must not be empty");
@@ -119,7 +130,12 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                 id: secret::generate_id(),
                 env,
                 issuer,
-                keys: keys.load()?,
+                keys: if keys.given() {
+                    keys.load()?
+                } else {
+                    ClientKeys::default().to_stored()
+                },
+                jwks_uri: jwks_url,
                 subject_claim,
                 claims,
                 scopes: ScopeSet::parse(&scope).map_err(|e| anyhow::anyhow!("{e}"))?,
@@ -193,9 +209,27 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
+/// A JWKS URL must be https, or plain http on a loopback address (development).
+fn check_jwks_url(url: &str) -> Result<()> {
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        return Ok(());
+    }
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| {
+            url.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
+    if loopback {
+        Ok(())
+    } else {
+        bail!("--jwks-url must be an https URL (plain http only on a loopback address)")
+    }
+}
+
 /// A registration as shown to operators (public keys are public; only counted here).
 fn describe(t: &TrustRecord) -> serde_json::Value {
-    let keys = tessera_core::client_assertion::ClientKeys::parse(&t.keys)
+    let keys = serde_json::from_str::<ClientKeys>(&t.keys)
         .map(|k| k.keys.len() + k.pems.len())
         .unwrap_or(0);
     json!({
@@ -206,6 +240,7 @@ fn describe(t: &TrustRecord) -> serde_json::Value {
         "claims": t.claims,
         "scope": t.scopes.to_string(),
         "keys": keys,
+        "jwks_url": t.jwks_uri,
         "created_at": t.created_at,
     })
 }

@@ -536,3 +536,162 @@ async fn discovery_lists_the_jwt_bearer_grant() {
     let grants = meta["grant_types_supported"].as_array().unwrap();
     assert!(grants.iter().any(|g| g == GRANT_TYPE), "{meta}");
 }
+
+/// The public JWK of a vendor key, with a `kid`.
+fn jwk(key: &VendorKey, kid: &str) -> Value {
+    let body: String = key
+        .public_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = STANDARD.decode(body).unwrap();
+    let point = &der[P256_SPKI_PREFIX.len()..];
+    json!({
+        "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    })
+}
+
+/// A vendor's JWKS endpoint: serves whatever document it holds now; counts the fetches.
+struct JwksServer {
+    url: String,
+    document: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksServer {
+    async fn start(document: Value) -> JwksServer {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let doc = std::sync::Arc::new(std::sync::Mutex::new(document.to_string()));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (d, f) = (doc.clone(), fetches.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (d, f) = (d.clone(), f.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let body = d.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        JwksServer {
+            url,
+            document: doc,
+            fetches,
+        }
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn publish(&self, document: Value) {
+        *self.document.lock().unwrap() = document.to_string();
+    }
+}
+
+fn sign_with_kid(key: &VendorKey, kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &key.signing).unwrap()
+}
+
+#[tokio::test]
+async fn keys_from_a_jwks_url_are_fetched_cached_and_refetched_after_a_rotation() {
+    let server = Server::start().await;
+    let old = vendor_key();
+    let jwks = JwksServer::start(json!({"keys": [
+        jwk(&old, "old"),
+        // A key for encryption and a symmetric key are ignored, not fatal.
+        {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+    ]}))
+    .await;
+    let added = server
+        .cli_json(&[
+            "trust",
+            "add",
+            "--issuer",
+            ISSUER,
+            "--jwks-url",
+            &jwks.url,
+            "--scope",
+            "sdk",
+            "--json",
+        ])
+        .await;
+    assert_eq!(added["jwks_url"], jwks.url.as_str());
+    assert!(
+        !server
+            .cli_output(&[
+                "trust",
+                "add",
+                "--issuer",
+                "x",
+                "--jwks-url",
+                "http://example.com/j"
+            ])
+            .await
+            .status
+            .success(),
+        "plain http only on loopback"
+    );
+    let client = grant_client(&server, "default", &[]).await;
+    for _ in 0..3 {
+        let (status, body) = exchange(
+            &server,
+            &client,
+            &sign_with_kid(&old, "old", &claims(&server)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(jwks.fetches(), 1, "cached");
+    // The vendor rotates: the new key is published, and its first assertion makes the server
+    // fetch again at once.
+    let new = vendor_key();
+    jwks.publish(json!({"keys": [jwk(&new, "new")]}));
+    let (status, body) = exchange(
+        &server,
+        &client,
+        &sign_with_kid(&new, "new", &claims(&server)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(jwks.fetches(), 2);
+    // Forged assertions do not make it fetch again and again.
+    for _ in 0..5 {
+        let forger = vendor_key();
+        let (status, _) = exchange(
+            &server,
+            &client,
+            &sign_with_kid(&forger, "new", &claims(&server)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(jwks.fetches(), 2, "at most one refresh per 30 s");
+    let (status, _) = exchange(
+        &server,
+        &client,
+        &sign_with_kid(&old, "old", &claims(&server)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the old key is gone");
+}
