@@ -93,27 +93,31 @@ impl ClientKeys {
     /// symmetric keys and unsupported types are left out rather than refused; anything
     /// unreadable gives an empty set.
     pub fn from_published_jwks(text: &str) -> Self {
-        let keys = serde_json::from_str::<JwkSet>(text)
-            .map(|set| {
-                set.keys
-                    .into_iter()
-                    .filter(|jwk| {
-                        !matches!(
-                            jwk.common.public_key_use,
-                            Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
-                        )
-                    })
-                    .filter(|jwk| {
-                        ClientKeys {
-                            keys: vec![jwk.clone()],
-                            pems: Vec::new(),
-                        }
-                        .decoding_keys()
-                        .is_ok()
-                    })
-                    .collect()
+        #[derive(Deserialize)]
+        struct Published {
+            keys: Vec<serde_json::Value>,
+        }
+        let keys = serde_json::from_str::<Published>(text)
+            .map(|doc| doc.keys)
+            .unwrap_or_default()
+            .into_iter()
+            // Each key alone: one this library cannot read does not hide the others.
+            .filter_map(|v| serde_json::from_value::<Jwk>(v).ok())
+            .filter(|jwk| {
+                !matches!(
+                    jwk.common.public_key_use,
+                    Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+                )
             })
-            .unwrap_or_default();
+            .filter(|jwk| {
+                ClientKeys {
+                    keys: vec![jwk.clone()],
+                    pems: Vec::new(),
+                }
+                .decoding_keys()
+                .is_ok()
+            })
+            .collect();
         ClientKeys {
             keys,
             pems: Vec::new(),
@@ -450,6 +454,25 @@ mod tests {
         let private =
             "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
         assert!(ClientKeys::default().add_pem(private).is_err());
+    }
+
+    #[test]
+    fn a_published_jwks_keeps_only_usable_signing_keys() {
+        let ec = serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": "sig",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        });
+        let mut enc = ec.clone();
+        enc["use"] = "enc".into();
+        enc["kid"] = "enc".into();
+        let doc = serde_json::json!({"keys": [
+            ec, enc, {"kty": "oct", "k": "c2VjcmV0"}, {"kty": "EC", "crv": "P-256", "x": "bad"},
+        ]});
+        let keys = ClientKeys::from_published_jwks(&doc.to_string());
+        assert_eq!(keys.keys.len(), 1);
+        assert_eq!(keys.keys[0].common.key_id.as_deref(), Some("sig"));
+        assert!(ClientKeys::from_published_jwks("not json").keys.is_empty());
     }
 
     #[test]
