@@ -310,7 +310,7 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
     let key = format!("client_assertion:{}:{jti}", client.client_id);
     if !cx
         .store
-        .use_once(&key, exp + cx.config.assertion_leeway)
+        .use_once(&key, exp.saturating_add(cx.config.assertion_leeway))
         .await?
     {
         return Err(failed("the client assertion was already used"));
@@ -339,20 +339,20 @@ fn check_claims(config: &Config, now: i64, id: &str, c: &Claims) -> Result<(), O
         return Err(failed("the client assertion has no exp"));
     };
     let (leeway, max_lifetime) = (config.assertion_leeway, config.assertion_max_lifetime);
-    if exp + leeway <= now {
+    if exp.saturating_add(leeway) <= now {
         return Err(failed("the client assertion has expired"));
     }
-    if exp - now > max_lifetime + leeway {
+    if exp.saturating_sub(now) > max_lifetime.saturating_add(leeway) {
         return Err(failed("the client assertion is valid for too long"));
     }
-    if c.nbf.is_some_and(|nbf| nbf > now + leeway) {
+    if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
         return Err(failed("the client assertion is not valid yet"));
     }
     if let Some(iat) = c.iat {
-        if iat > now + leeway {
+        if iat > now.saturating_add(leeway) {
             return Err(failed("the client assertion was issued in the future"));
         }
-        if now - iat > max_lifetime + leeway {
+        if now.saturating_sub(iat) > max_lifetime.saturating_add(leeway) {
             return Err(failed("the client assertion is too old"));
         }
     }
@@ -397,7 +397,15 @@ mod tests {
             "within leeway"
         );
         type Edit = Box<dyn Fn(&mut serde_json::Value)>;
-        let bad: [(&str, Edit); 11] = [
+        let bad: [(&str, Edit); 13] = [
+            (
+                "exp at the end of time",
+                Box::new(|v| v["exp"] = i64::MAX.into()),
+            ),
+            (
+                "iat at the start of time",
+                Box::new(|v| v["iat"] = i64::MIN.into()),
+            ),
             ("other iss", Box::new(|v| v["iss"] = "c2".into())),
             ("other sub", Box::new(|v| v["sub"] = "c2".into())),
             (

@@ -155,7 +155,11 @@ pub async fn verify_assertion(
     let subject = subject(&claims, &trust.subject_claim)?;
     // RFC 7523 §3 item 7: once per issuer (whatever the environment), until it would expire.
     let key = format!("jwt_bearer:{issuer}:{jti}");
-    if !cx.store.use_once(&key, exp + rules.leeway).await? {
+    if !cx
+        .store
+        .use_once(&key, exp.saturating_add(rules.leeway))
+        .await?
+    {
         return Err(failed("the assertion was already used"));
     }
     let carried = trust
@@ -273,20 +277,20 @@ impl Rules {
         let Some(exp) = seconds(claims, "exp")? else {
             return Err(failed("the assertion has no exp"));
         };
-        if exp + self.leeway <= now {
+        if exp.saturating_add(self.leeway) <= now {
             return Err(failed("the assertion has expired"));
         }
-        if exp - now > self.max_lifetime + self.leeway {
+        if exp.saturating_sub(now) > self.max_lifetime.saturating_add(self.leeway) {
             return Err(failed("the assertion is valid for too long"));
         }
-        if seconds(claims, "nbf")?.is_some_and(|nbf| nbf > now + self.leeway) {
+        if seconds(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
             return Err(failed("the assertion is not valid yet"));
         }
         if let Some(iat) = seconds(claims, "iat")? {
-            if iat > now + self.leeway {
+            if iat > now.saturating_add(self.leeway) {
                 return Err(failed("the assertion was issued in the future"));
             }
-            if now - iat > self.max_lifetime + self.leeway {
+            if now.saturating_sub(iat) > self.max_lifetime.saturating_add(self.leeway) {
                 return Err(failed("the assertion is too old"));
             }
         }
@@ -392,6 +396,49 @@ mod tests {
         for (case, f) in bad {
             let e = ok(&claims(f)).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidGrant, "{case}");
+        }
+    }
+
+    #[test]
+    fn extreme_times_are_refused_without_overflow() {
+        let r = rules(AudienceRule::Required);
+        for (name, value) in [
+            ("exp", Value::from(i64::MAX)),
+            ("exp", Value::from(i64::MIN)),
+            ("exp", Value::from(1e300)),
+            ("exp", Value::from(u64::MAX)),
+            ("nbf", Value::from(i64::MAX)),
+            ("iat", Value::from(i64::MIN)),
+            ("iat", Value::from(i64::MAX)),
+        ] {
+            let c = claims(|m| {
+                m.insert(name.into(), value.clone());
+            });
+            assert!(r.check(&c).is_err(), "{name} = {value}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn claim_checks_never_panic(
+            exp in proptest::num::i64::ANY,
+            nbf in proptest::num::i64::ANY,
+            iat in proptest::num::i64::ANY,
+            now in proptest::num::i64::ANY,
+            leeway in 0i64..=600,
+        ) {
+            let r = Rules { now, leeway, ..rules(AudienceRule::Optional) };
+            let c = claims(|m| {
+                m.insert("exp".into(), exp.into());
+                m.insert("nbf".into(), nbf.into());
+                m.insert("iat".into(), iat.into());
+            });
+            let _ = r.check(&c);
+        }
+
+        #[test]
+        fn reading_any_assertion_never_panics(s in "\\PC{0,200}") {
+            let _ = unverified_claims(&s);
         }
     }
 
