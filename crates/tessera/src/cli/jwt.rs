@@ -130,7 +130,10 @@ pub fn run(cmd: Command) -> Result<()> {
                 body.insert("aud".into(), aud.into());
             }
             body.insert("iat".into(), t.into());
-            body.insert("exp".into(), (t + ttl).into());
+            let exp = t
+                .checked_add(ttl)
+                .ok_or_else(|| anyhow!("--ttl is too large"))?;
+            body.insert("exp".into(), exp.into());
             let jti = URL_SAFE_NO_PAD.encode(tessera_core::secret::random_bytes::<16>());
             body.insert("jti".into(), jti.into());
             let token = jsonwebtoken::encode(&Header::new(alg), &Value::Object(body), &encoding)
