@@ -80,6 +80,13 @@ pub async fn handle(cx: &Cx<'_>, req: &SdkTokenRequest) -> Result<TokenResponse,
     })
 }
 
+/// A random token epoch (48 bits, so that `jti`s stay short).
+fn random_epoch() -> i64 {
+    let b = crate::secret::random_bytes::<6>();
+    b.iter()
+        .fold(0i64, |acc, byte| (acc << 8) | i64::from(*byte))
+}
+
 /// The environment's SDK client, registered on first use.
 async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> {
     let id = sdk_client_id(env);
@@ -101,7 +108,9 @@ async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> 
         jwks: None,
         access_token_format: TokenFormat::Jwt,
         access_token_ttl: TTL,
-        token_epoch: 0,
+        // The id is the same every time the client is made; a random first epoch keeps the
+        // tokens of a deleted one (with its environment, say) from coming back to life.
+        token_epoch: random_epoch(),
         env: env.to_owned(),
         single_use_tokens: false,
         created_at: cx.now,

@@ -206,6 +206,23 @@ async fn the_env_selects_the_trust_registrations_and_the_token_carries_it() {
         .cli_json(&["token", "introspect", token, "--json"])
         .await;
     assert_eq!(out["active"], false);
+    // Made again, the environment's SDK client does not bring the old tokens back.
+    trust(&server, &key, "staging", &[]).await;
+    let (status, body) = sdk_token(
+        &server,
+        &json!({"jwt": sign(&key, &seed_claims(&server)), "env": "staging"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = body["access_token"].as_str().unwrap();
+    let out = server
+        .cli_json(&["token", "introspect", fresh, "--json"])
+        .await;
+    assert_eq!(out["active"], true);
+    let out = server
+        .cli_json(&["token", "introspect", token, "--json"])
+        .await;
+    assert_eq!(out["active"], false, "the old token stays dead");
 }
 
 #[tokio::test]
