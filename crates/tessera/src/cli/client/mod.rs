@@ -236,6 +236,9 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             if client.jwks.is_some() {
                 bail!("client '{client_id}' uses private_key_jwt: replace its keys with `client set-keys`");
             }
+            if client.secret_hash.is_none() {
+                bail!("client '{client_id}' has no secret (an environment's /sdk/token client)");
+            }
             let secret = secret::generate(SECRET_PREFIX);
             let t = now();
             let keep_until = keep_old_secret_for.map(|s| t + s);
