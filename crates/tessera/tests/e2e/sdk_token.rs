@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::jwt_bearer::{claims, sign, trust, vendor_key};
-use crate::support::{decode_jwt, unix_now, Server};
+use crate::support::{decode_jwt, unix_now, wait_until, Server, FEED_DEADLINE};
 
 /// Posts a JSON body to `/sdk/token`; returns the status and the JSON answer.
 async fn sdk_token(server: &Server, body: &Value) -> (StatusCode, Value) {
@@ -206,15 +206,36 @@ async fn the_env_selects_the_trust_registrations_and_the_token_carries_it() {
         .cli_json(&["token", "introspect", token, "--json"])
         .await;
     assert_eq!(out["active"], false);
-    // Made again, the environment's SDK client does not bring the old tokens back.
-    trust(&server, &key, "staging", &[]).await;
-    let (status, body) = sdk_token(
-        &server,
-        &json!({"jwt": sign(&key, &seed_claims(&server)), "env": "staging"}),
+    // Made again, the environment's SDK client does not bring the old tokens back. (First
+    // the server honours the deletion, as it does within a second.)
+    let (server_ref, key_ref) = (&server, &key);
+    wait_until(
+        FEED_DEADLINE,
+        "the deleted environment is unknown",
+        || async move {
+            let body = json!({"jwt": sign(key_ref, &seed_claims(server_ref)), "env": "staging"});
+            sdk_token(server_ref, &body).await.1["error"] == "invalid_request"
+        },
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let fresh = body["access_token"].as_str().unwrap();
+    trust(&server, &key, "staging", &[]).await;
+    let issued = std::sync::Mutex::new(None::<String>);
+    let issued_ref = &issued;
+    wait_until(
+        FEED_DEADLINE,
+        "the environment is known again",
+        || async move {
+            let body = json!({"jwt": sign(key_ref, &seed_claims(server_ref)), "env": "staging"});
+            let (status, answer) = sdk_token(server_ref, &body).await;
+            if status == StatusCode::OK {
+                *issued_ref.lock().unwrap() = answer["access_token"].as_str().map(str::to_owned);
+            }
+            status == StatusCode::OK
+        },
+    )
+    .await;
+    let fresh = issued.lock().unwrap().clone().unwrap();
+    let fresh = fresh.as_str();
     let out = server
         .cli_json(&["token", "introspect", fresh, "--json"])
         .await;
