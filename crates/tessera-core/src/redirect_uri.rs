@@ -2,7 +2,7 @@
 //!
 //! Owns [`validate_registration`]: an absolute URI without a fragment (RFC 6749 §3.1.2);
 //! `https`, or `http` only on a loopback host for native apps (RFC 9700 §2.6, RFC 8252 §7.3),
-//! or a private-use scheme with a dot (RFC 8252 §7.1); and [`matches`], the comparison at the
+//! or a private-use scheme with a dot (RFC 8252 §7.1); and [`matches()`], the comparison at the
 //! authorization endpoint: exact string match, except that the port of a loopback IP literal
 //! may differ (RFC 8252 §7.3: native apps listen on a port the OS picks at run time).
 
