@@ -9,6 +9,11 @@
 //! node shares. Every failure is `invalid_client` (RFC 7523 §3.2). Time comes from the
 //! context, not from the JWT library.
 //!
+//! The key handling ([`ClientKeys`], [`ClientKeys::verify_signature`]) is shared with the
+//! JWT-bearer grant ([`crate::grant::jwt_bearer`]), whose trusted issuers register keys the
+//! same way; the leeway and the longest lifetime are the configuration's
+//! (`assertion_leeway`, `assertion_max_lifetime`).
+//!
 //! `client_secret_jwt` is not offered: it needs the client secret itself on the server,
 //! and Tessera keeps only hashes of secrets.
 
@@ -30,12 +35,6 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 /// Signature algorithms accepted for client assertions.
 pub const ALGORITHMS: &[&str] = &["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 
-/// Clock leeway for `exp`, `nbf` and `iat`, seconds (RFC 7519 §4.1.4: "a small leeway").
-pub const LEEWAY: i64 = 60;
-
-/// Longest an assertion may be valid for from now, seconds.
-pub const MAX_LIFETIME: i64 = 3600;
-
 /// The registered keys of a client, as stored: a JWKS plus PEM-encoded public keys.
 #[derive(Debug, Default, serde::Serialize, Deserialize)]
 pub struct ClientKeys {
@@ -45,6 +44,19 @@ pub struct ClientKeys {
     /// PEM public keys (SubjectPublicKeyInfo).
     #[serde(default)]
     pub pems: Vec<String>,
+}
+
+/// Why a signature was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    /// Not a compact JWS with a JSON header.
+    Malformed,
+    /// `alg` is not on the allow-list.
+    Algorithm,
+    /// The stored keys cannot be used.
+    Keys,
+    /// No key verifies it.
+    Signature,
 }
 
 /// A usable verification key.
@@ -77,11 +89,81 @@ impl ClientKeys {
         Ok(keys)
     }
 
+    /// The usable signing keys of a JWKS published by a third party: keys for encryption,
+    /// symmetric keys and unsupported types are left out rather than refused; anything
+    /// unreadable gives an empty set.
+    pub fn from_published_jwks(text: &str) -> Self {
+        #[derive(Deserialize)]
+        struct Published {
+            keys: Vec<serde_json::Value>,
+        }
+        let keys = serde_json::from_str::<Published>(text)
+            .map(|doc| doc.keys)
+            .unwrap_or_default()
+            .into_iter()
+            // Each key alone: one this library cannot read does not hide the others.
+            .filter_map(|v| serde_json::from_value::<Jwk>(v).ok())
+            .filter(|jwk| {
+                !matches!(
+                    jwk.common.public_key_use,
+                    Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+                )
+            })
+            .filter(|jwk| {
+                ClientKeys {
+                    keys: vec![jwk.clone()],
+                    pems: Vec::new(),
+                }
+                .decoding_keys()
+                .is_ok()
+            })
+            .collect();
+        ClientKeys {
+            keys,
+            pems: Vec::new(),
+        }
+    }
+
     /// Adds a PEM public key.
     pub fn add_pem(&mut self, pem: &str) -> Result<(), String> {
         pem_key(pem)?;
         self.pems.push(pem.to_owned());
         Ok(())
+    }
+
+    /// Verifies the signature of a compact JWS with one of these keys: an algorithm from
+    /// [`ALGORITHMS`] (never `none`, never an HMAC, which a public key must not key), only
+    /// with a key of that algorithm's type, and with the key the header's `kid` names when
+    /// both have one. Claims are not looked at.
+    pub fn verify_signature(&self, jws: &str) -> Result<(), SignatureError> {
+        let keys = self.decoding_keys().map_err(|_| SignatureError::Keys)?;
+        let header: Header = decode_part(jws.split('.').next())
+            .map_err(|_: OAuthError| SignatureError::Malformed)?;
+        // The allow-list: `none` and HMAC are never accepted.
+        if !ALGORITHMS.contains(&header.alg.as_str()) {
+            return Err(SignatureError::Algorithm);
+        }
+        let alg: Algorithm = header.alg.parse().map_err(|_| SignatureError::Algorithm)?;
+        let mut validation = Validation::new(alg);
+        // Claims are checked by the caller against the context's clock; the library checks
+        // the signature only.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let verified = keys
+            .iter()
+            .filter(|k| k.algs.contains(&alg))
+            .filter(|k| match (&header.kid, &k.kid) {
+                (Some(want), Some(have)) => want == have,
+                _ => true,
+            })
+            .any(|k| jsonwebtoken::decode::<serde_json::Value>(jws, &k.key, &validation).is_ok());
+        if verified {
+            Ok(())
+        } else {
+            Err(SignatureError::Signature)
+        }
     }
 
     /// The stored form.
@@ -206,34 +288,18 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
         .jwks
         .as_deref()
         .ok_or_else(|| failed("client authentication failed"))?;
-    let keys = ClientKeys::parse(stored)
-        .and_then(|k| k.decoding_keys())
-        .map_err(|_| failed("client authentication failed"))?;
-    let header: Header = decode_part(assertion.split('.').next())?;
-    // The allow-list: `none` and HMAC are never accepted.
-    if !ALGORITHMS.contains(&header.alg.as_str()) {
-        return Err(failed("the client assertion's algorithm is not accepted"));
-    }
-    let alg: Algorithm = header
-        .alg
-        .parse()
-        .map_err(|_| failed("the client assertion's algorithm is not accepted"))?;
-    let mut validation = Validation::new(alg);
-    // Claims are checked below against the context's clock; the library checks the signature.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let verified = keys
-        .iter()
-        .filter(|k| k.algs.contains(&alg))
-        .filter(|k| match (&header.kid, &k.kid) {
-            (Some(want), Some(have)) => want == have,
-            _ => true,
-        })
-        .any(|k| jsonwebtoken::decode::<serde_json::Value>(assertion, &k.key, &validation).is_ok());
-    if !verified {
-        return Err(failed("the client assertion's signature does not verify"));
+    let keys = ClientKeys::parse(stored).map_err(|_| failed("client authentication failed"))?;
+    match keys.verify_signature(assertion) {
+        Ok(()) => {}
+        Err(SignatureError::Malformed) => {
+            return Err(failed("the client assertion is not a well-formed JWT"))
+        }
+        Err(SignatureError::Algorithm) => {
+            return Err(failed("the client assertion's algorithm is not accepted"))
+        }
+        Err(SignatureError::Keys | SignatureError::Signature) => {
+            return Err(failed("the client assertion's signature does not verify"))
+        }
     }
     let claims: Claims = decode_part(assertion.split('.').nth(1))?;
     check_claims(cx.config, cx.now, &client.client_id, &claims)?;
@@ -242,7 +308,11 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
     };
     // RFC 7523 §3 item 7: a jti is accepted once, until the assertion would have expired.
     let key = format!("client_assertion:{}:{jti}", client.client_id);
-    if !cx.store.use_once(&key, exp + LEEWAY).await? {
+    if !cx
+        .store
+        .use_once(&key, exp.saturating_add(cx.config.assertion_leeway))
+        .await?
+    {
         return Err(failed("the client assertion was already used"));
     }
     Ok(())
@@ -268,20 +338,21 @@ fn check_claims(config: &Config, now: i64, id: &str, c: &Claims) -> Result<(), O
     let Some(exp) = c.exp else {
         return Err(failed("the client assertion has no exp"));
     };
-    if exp + LEEWAY <= now {
+    let (leeway, max_lifetime) = (config.assertion_leeway, config.assertion_max_lifetime);
+    if exp.saturating_add(leeway) <= now {
         return Err(failed("the client assertion has expired"));
     }
-    if exp - now > MAX_LIFETIME + LEEWAY {
+    if exp.saturating_sub(now) > max_lifetime.saturating_add(leeway) {
         return Err(failed("the client assertion is valid for too long"));
     }
-    if c.nbf.is_some_and(|nbf| nbf > now + LEEWAY) {
+    if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
         return Err(failed("the client assertion is not valid yet"));
     }
     if let Some(iat) = c.iat {
-        if iat > now + LEEWAY {
+        if iat > now.saturating_add(leeway) {
             return Err(failed("the client assertion was issued in the future"));
         }
-        if now - iat > MAX_LIFETIME + LEEWAY {
+        if now.saturating_sub(iat) > max_lifetime.saturating_add(leeway) {
             return Err(failed("the client assertion is too old"));
         }
     }
@@ -326,7 +397,15 @@ mod tests {
             "within leeway"
         );
         type Edit = Box<dyn Fn(&mut serde_json::Value)>;
-        let bad: [(&str, Edit); 11] = [
+        let bad: [(&str, Edit); 13] = [
+            (
+                "exp at the end of time",
+                Box::new(|v| v["exp"] = i64::MAX.into()),
+            ),
+            (
+                "iat at the start of time",
+                Box::new(|v| v["iat"] = i64::MIN.into()),
+            ),
             ("other iss", Box::new(|v| v["iss"] = "c2".into())),
             ("other sub", Box::new(|v| v["sub"] = "c2".into())),
             (
@@ -383,6 +462,25 @@ mod tests {
         let private =
             "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
         assert!(ClientKeys::default().add_pem(private).is_err());
+    }
+
+    #[test]
+    fn a_published_jwks_keeps_only_usable_signing_keys() {
+        let ec = serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": "sig",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        });
+        let mut enc = ec.clone();
+        enc["use"] = "enc".into();
+        enc["kid"] = "enc".into();
+        let doc = serde_json::json!({"keys": [
+            ec, enc, {"kty": "oct", "k": "c2VjcmV0"}, {"kty": "EC", "crv": "P-256", "x": "bad"},
+        ]});
+        let keys = ClientKeys::from_published_jwks(&doc.to_string());
+        assert_eq!(keys.keys.len(), 1);
+        assert_eq!(keys.keys[0].common.key_id.as_deref(), Some("sig"));
+        assert!(ClientKeys::from_published_jwks("not json").keys.is_empty());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Protocol settings.
 //!
 //! Owns [`Config`]: the settings the protocol core obeys (issuer, token lifetimes, key
-//! rotation), typed and validated once at start. Where they come from (flags, environment,
-//! file) is the binary's business.
+//! rotation, assertion limits), typed and validated once at start. Where they come from
+//! (flags, environment, file) is the binary's business.
 
 use crate::keys::SigningAlg;
 
@@ -30,6 +30,11 @@ pub struct Config {
     pub id_token_ttl: i64,
     /// How long a sign-in lasts in the browser, seconds.
     pub session_ttl: i64,
+    /// Longest a JWT assertion (RFC 7523: a client assertion or a jwt-bearer grant) may be
+    /// valid for, from now or from its `iat`, seconds.
+    pub assertion_max_lifetime: i64,
+    /// Clock leeway for an assertion's `exp`, `nbf` and `iat`, seconds (RFC 7519 §4.1.4).
+    pub assertion_leeway: i64,
 }
 
 impl Config {
@@ -46,6 +51,8 @@ impl Config {
             key_rotation_interval: 0,
             id_token_ttl: 3600,
             session_ttl: 12 * 3600,
+            assertion_max_lifetime: 3600,
+            assertion_leeway: 60,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The context every endpoint handler is given.
 //!
 //! Owns [`Cx`]: borrowed access to the configuration, the storage, the keys, the verified-token
-//! cache, and the current time (an input, never read from the system here).
+//! cache, the fetcher of remote key sets, and the current time (an input, never read from the
+//! system here). Owns [`RemoteKeys`], the one I/O the core asks for besides storage: fetching a
+//! trusted issuer's JWKS from its URL, which the HTTP layer implements.
 
 use std::sync::Arc;
 
@@ -22,6 +24,15 @@ pub fn verified_tokens(capacity: usize) -> VerifiedTokens {
     Cache::new(capacity)
 }
 
+/// Fetches JWKS documents by URL for trusted issuers registered with one (RFC 7517 §5).
+#[async_trait::async_trait]
+pub trait RemoteKeys: Send + Sync {
+    /// The JWKS document at `uri`, from a cache while fresh. With `refresh`, a fresh fetch
+    /// unless one happened very recently (an unknown `kid` asks for it: the issuer may have
+    /// rotated its key). `Err` carries a description safe to log.
+    async fn jwks(&self, uri: &str, refresh: bool) -> Result<String, String>;
+}
+
 /// What a handler may use.
 pub struct Cx<'a> {
     /// Protocol settings.
@@ -34,6 +45,8 @@ pub struct Cx<'a> {
     pub verified: &'a VerifiedTokens,
     /// Seals values at rest and tags values handed out (shared by every node).
     pub sealer: &'a Sealer,
+    /// Fetches trusted issuers' JWKS by URL; `None` where nothing may be fetched.
+    pub remote_keys: Option<&'a dyn RemoteKeys>,
     /// The current time, Unix seconds.
     pub now: i64,
 }

@@ -6,6 +6,11 @@
 //! expired, was not revoked, its client still exists, the client's token epoch has not
 //! moved past it (a secret rotation revokes everything issued before), and, for a token
 //! issued for a user, its grant was not revoked.
+//!
+//! A single-use token is consumed here, by the first check that finds it otherwise active:
+//! one atomic [`crate::store::ReplayStore::use_once`] on its `jti` in the database every node
+//! shares, after every cached step, so no cache can answer "active" twice. Every place
+//! Tessera accepts a token goes through [`inspect`], so each of them consumes it.
 
 use std::sync::Arc;
 
@@ -43,10 +48,26 @@ pub struct ActiveToken {
     pub grant_id: Option<String>,
     /// When the user signed in, for a token issued for a user.
     pub auth_time: Option<i64>,
+    /// The deployment environment it was issued in.
+    pub env: String,
+    /// Claims carried from a JWT assertion.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Whether it was single-use (and this check consumed it).
+    pub single_use: bool,
 }
 
 /// Looks a token up and checks it; `None` when it is not active for any reason.
 pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OAuthError> {
+    inspect_in_env(cx, token, None).await
+}
+
+/// [`inspect`] for a caller of one deployment environment: a token of another environment
+/// is not active for it, and a single-use one is not consumed by it.
+pub async fn inspect_in_env(
+    cx: &Cx<'_>,
+    token: &str,
+    env: Option<&str>,
+) -> Result<Option<ActiveToken>, OAuthError> {
     let found = if jwt::looks_like_jwt(token) {
         let Some(claims) = verified_claims(cx, token) else {
             return Ok(None);
@@ -66,6 +87,9 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             token_id: None,
             grant_id: claims.gid.clone(),
             auth_time: claims.auth_time,
+            env: claims.env.clone(),
+            claims: claims.extra.clone(),
+            single_use: claims.single_use,
         }
     } else {
         let Some(id) = opaque::selector(token) else {
@@ -92,6 +116,13 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             token_id: Some(rec.token_id),
             grant_id: rec.grant_id,
             auth_time: None,
+            env: rec.env,
+            claims: rec
+                .claims
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or_default(),
+            single_use: rec.single_use,
         }
     };
     // Deleting a client or rotating its secret revokes its tokens.
@@ -108,6 +139,18 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
             Some(g) if g.revoked_at.is_none() => {}
             _ => return Ok(None),
         }
+    }
+    if env.is_some_and(|e| e != found.env) {
+        return Ok(None);
+    }
+    // Single-use tokens: exactly one check, on any node, wins.
+    if found.single_use
+        && !cx
+            .store
+            .use_once(&format!("access_token:{}", found.jti), found.exp)
+            .await?
+    {
+        return Ok(None);
     }
     Ok(Some(found))
 }

@@ -2,7 +2,10 @@
 //!
 //! Owns [`issue_access_token`]: one access token for a client and subject, in the client's
 //! format. A JWT (RFC 9068) is signed by the current key and not stored; an opaque token is
-//! 256 random bits, stored (durably, before the caller answers) only as its hash.
+//! 256 random bits, stored (durably, before the caller answers) only as its hash. Every token
+//! carries the client's deployment environment, and is single-use when the client or its
+//! environment says so ([`crate::inspect`] consumes it). Claims carried from an assertion
+//! ([`Extras`]) never replace a registered claim ([`jwt::REGISTERED_CLAIMS`]).
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
@@ -33,6 +36,19 @@ pub struct UserGrant<'a> {
     pub auth_time: i64,
 }
 
+/// What a grant adds to a token beyond the client's registration.
+#[derive(Debug, Default)]
+pub struct Extras<'a> {
+    /// The user grant, for tokens that act for a user.
+    pub grant: Option<UserGrant<'a>>,
+    /// Claims carried from an assertion; registered claims among them are dropped.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Lifetime instead of the client's, seconds.
+    pub ttl: Option<i64>,
+    /// Lifetime instead of the usual one when the token is single-use, seconds.
+    pub single_use_ttl: Option<i64>,
+}
+
 /// Mints an access token for `client`, on behalf of `subject`, with `scope`.
 pub async fn issue_access_token(
     cx: &Cx<'_>,
@@ -42,11 +58,38 @@ pub async fn issue_access_token(
     audience: Audience,
     grant: Option<UserGrant<'_>>,
 ) -> Result<IssuedToken, OAuthError> {
-    let ttl = client
-        .access_token_ttl
-        .clamp(1, cx.config.max_access_token_ttl);
+    let extras = Extras {
+        grant,
+        ..Extras::default()
+    };
+    issue_access_token_with(cx, client, subject, scope, audience, extras).await
+}
+
+/// [`issue_access_token`] with what a grant adds.
+pub async fn issue_access_token_with(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    subject: &str,
+    scope: &ScopeSet,
+    audience: Audience,
+    extras: Extras<'_>,
+) -> Result<IssuedToken, OAuthError> {
+    let grant = extras.grant;
+    let single_use = client.single_use_tokens
+        || cx
+            .store
+            .get_env(&client.env)
+            .await?
+            .is_some_and(|e| e.single_use_tokens);
+    let ttl = match (single_use, extras.single_use_ttl, extras.ttl) {
+        (true, Some(t), _) | (_, _, Some(t)) => t,
+        _ => client.access_token_ttl,
+    }
+    .clamp(1, cx.config.max_access_token_ttl);
     let exp = cx.now + ttl;
     let jti = jwt::make_jti(client.token_epoch);
+    let mut carried = extras.claims;
+    carried.retain(|k, _| !jwt::REGISTERED_CLAIMS.contains(&k.as_str()));
     let access_token = match client.access_token_format {
         TokenFormat::Jwt => {
             let key = cx
@@ -64,6 +107,9 @@ pub async fn issue_access_token(
                 exp,
                 auth_time: grant.map(|g| g.auth_time),
                 gid: grant.map(|g| g.grant_id.to_owned()),
+                env: client.env.clone(),
+                single_use,
+                extra: carried,
             };
             Secret::new(jwt::encode(key, &claims).map_err(OAuthError::server_error)?)
         }
@@ -83,6 +129,10 @@ pub async fn issue_access_token(
                     token_epoch: client.token_epoch,
                     revoked_at: None,
                     grant_id: grant.map(|g| g.grant_id.to_owned()),
+                    env: client.env.clone(),
+                    claims: (!carried.is_empty())
+                        .then(|| serde_json::Value::Object(carried).to_string()),
+                    single_use,
                 })
                 .await?;
             token

@@ -37,6 +37,42 @@ pub struct AccessClaims {
     /// The user grant the token descends from; revoking it revokes the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// The deployment environment the token was issued in (tokens from before environments
+    /// existed belong to the default one).
+    #[serde(default = "default_env")]
+    pub env: String,
+    /// A single-use token: the first successful check consumes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub single_use: bool,
+    /// Claims carried from a JWT assertion; never one of [`REGISTERED_CLAIMS`].
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Claims Tessera sets itself, which a carried claim may never replace.
+pub const REGISTERED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "client_id",
+    "scope",
+    "env",
+    "single_use",
+    "active",
+    "token_type",
+    "username",
+    "typ",
+    "cnf",
+    "auth_time",
+    "gid",
+];
+
+fn default_env() -> String {
+    crate::model::DEFAULT_ENV.to_owned()
 }
 
 impl AccessClaims {
@@ -180,6 +216,9 @@ mod tests {
             exp: 200,
             auth_time: None,
             gid: None,
+            env: "default".into(),
+            single_use: false,
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -199,6 +238,32 @@ mod tests {
             jti: jti.to_owned(),
             ..claims()
         }
+    }
+
+    #[test]
+    fn carried_claims_round_trip_and_old_tokens_belong_to_the_default_env() {
+        let keys = setup(SigningAlg::Es256);
+        let mut c = claims();
+        c.env = "staging".into();
+        c.single_use = true;
+        c.extra
+            .insert("anyflow_team_id".into(), serde_json::json!("t1"));
+        let t = encode(keys.signing_key(100).unwrap(), &c).unwrap();
+        let back = verify(&keys, &t, "https://issuer", 150).unwrap();
+        assert_eq!(back.env, "staging");
+        assert!(back.single_use);
+        assert_eq!(back.extra["anyflow_team_id"], "t1");
+        assert_eq!(back.extra.len(), 1, "registered claims are not extras");
+        let legacy: AccessClaims = serde_json::from_value(serde_json::json!({
+            "iss": "i", "sub": "s", "aud": "a", "client_id": "c", "jti": "j.0",
+            "iat": 1, "exp": 2,
+        }))
+        .unwrap();
+        assert_eq!(legacy.env, "default");
+        assert!(!legacy.single_use);
+        assert!(legacy.extra.is_empty());
+        let plain = serde_json::to_value(claims()).unwrap();
+        assert!(plain.get("single_use").is_none(), "absent unless set");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`params`]: request parameters parsed once at the edge, duplicates refused.
 //! - [`client_auth`]: who is calling (RFC 6749 §2.3).
 //! - [`endpoint`]: one module per endpoint (token, introspection, revocation, discovery).
-//! - [`grant`]: one module per grant type, dispatched by the token endpoint.
+//! - [`grant`]: one module per grant type, dispatched by the token endpoint (client
+//!   credentials; JWT bearer, RFC 7523, from issuers trusted per deployment environment).
 //! - [`issue`], [`inspect`]: minting access tokens and deciding whether one is active.
 //! - [`jwt`], [`keys`]: RFC 9068 JWTs and the signing keys behind them.
 //! - [`secret`], [`scope`]: secrets (generation, hashing, constant-time comparison), scopes.

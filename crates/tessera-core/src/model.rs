@@ -1,7 +1,7 @@
 //! The records Tessera stores.
 //!
 //! Owns the shapes of stored rows ([`ClientRecord`], [`TokenRecord`], [`KeyRecord`],
-//! [`Change`]) and the small enums they use. Storage crates map these to tables; nothing here
+//! [`EnvRecord`], [`TrustRecord`], [`Change`]) and the small enums they use. Storage crates map these to tables; nothing here
 //! knows SQL.
 
 use serde::{Deserialize, Serialize};
@@ -83,6 +83,12 @@ pub struct ClientRecord {
     pub access_token_ttl: i64,
     /// Tokens issued under an older epoch are revoked; a secret rotation bumps it.
     pub token_epoch: i64,
+    /// The deployment environment the client belongs to (see [`EnvRecord`]): its tokens
+    /// carry it, and it introspects only tokens of its own environment.
+    pub env: String,
+    /// Whether the client's access tokens are single-use: the first successful check
+    /// consumes one.
+    pub single_use_tokens: bool,
     /// When the client was registered.
     pub created_at: i64,
     /// How the client takes part in flows that act for a user (authorization code, refresh
@@ -167,6 +173,73 @@ impl Default for UserFlowSettings {
     }
 }
 
+/// The name of the environment that exists from the start and cannot be deleted.
+pub const DEFAULT_ENV: &str = "default";
+
+/// Whether a string is an acceptable environment name: 1 to 64 of `a-z`, `0-9`, `-`, `_`.
+pub fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The client id under which `/sdk/token` issues the tokens of an environment. It has no
+/// secret and no keys, so nothing can authenticate as it; deleting it revokes those tokens.
+pub fn sdk_client_id(env: &str) -> String {
+    format!("sdk:{env}")
+}
+
+/// A named deployment environment (seed 000's デプロイ環境): trust registrations and clients
+/// belong to one, tokens carry the one they were issued in, and a token of one environment
+/// is not valid in another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvRecord {
+    /// The name (see [`valid_env_name`]).
+    pub name: String,
+    /// Whether every access token issued in this environment is single-use.
+    pub single_use_tokens: bool,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// A trusted issuer of JWT assertions (RFC 7523 §3): a party whose signed JWTs are exchanged
+/// for access tokens in one environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustRecord {
+    /// Identifier of the registration.
+    pub id: String,
+    /// The environment it belongs to.
+    pub env: String,
+    /// The `iss` its assertions carry; unique within the environment.
+    pub issuer: String,
+    /// Its public keys, in the stored form of [`crate::client_assertion::ClientKeys`] (empty
+    /// when they come from `jwks_uri` only).
+    pub keys: String,
+    /// Where its current JWKS is published, fetched (and cached) by the server.
+    pub jwks_uri: Option<String>,
+    /// The claim of the assertion that names the end user, the issued token's `sub`.
+    pub subject_claim: String,
+    /// Claims copied from the assertion into the access token and the introspection answer.
+    pub claims: Vec<String>,
+    /// Scopes tokens obtained with its assertions may have; also their default.
+    pub scopes: ScopeSet,
+    /// When it was registered.
+    pub created_at: i64,
+}
+
+/// What deleting an environment did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvDeletion {
+    /// Deleted, with its trust registrations and its `/sdk/token` client.
+    Deleted,
+    /// There is no such environment.
+    NotFound,
+    /// Refused: this many clients are still registered in it.
+    InUse(u64),
+}
+
 impl ClientRecord {
     /// Whether the client may use a grant type.
     pub fn allows_grant(&self, grant_type: &str) -> bool {
@@ -202,6 +275,12 @@ pub struct TokenRecord {
     /// The user grant it descends from (authorization code and refresh tokens); revoking the
     /// grant revokes the token.
     pub grant_id: Option<String>,
+    /// The environment it was issued in.
+    pub env: String,
+    /// Claims carried from a JWT assertion (a JSON object), if any.
+    pub claims: Option<String>,
+    /// Whether the first successful check consumes it.
+    pub single_use: bool,
 }
 
 /// A stored signing key.
@@ -236,6 +315,10 @@ pub enum ChangeKind {
     Keys,
     /// A user grant was revoked; the key is its id.
     Grant,
+    /// An environment was created, changed or deleted; the key is its name.
+    Env,
+    /// A trust registration was added or removed; the key is its environment.
+    Trust,
 }
 
 impl ChangeKind {
@@ -247,6 +330,8 @@ impl ChangeKind {
             ChangeKind::Jti => "jti",
             ChangeKind::Keys => "keys",
             ChangeKind::Grant => "grant",
+            ChangeKind::Env => "env",
+            ChangeKind::Trust => "trust",
         }
     }
 
@@ -258,6 +343,8 @@ impl ChangeKind {
             "jti" => Some(ChangeKind::Jti),
             "keys" => Some(ChangeKind::Keys),
             "grant" => Some(ChangeKind::Grant),
+            "env" => Some(ChangeKind::Env),
+            "trust" => Some(ChangeKind::Trust),
             _ => None,
         }
     }

@@ -7,6 +7,8 @@
 //! change-feed entry it polls (every 250 ms), so a cached entry is never older than the poll
 //! bound. Negative client lookups are cached too (client creation is in the feed); token
 //! lookups that miss are not (token inserts are not in the feed, to keep issuance cheap).
+//! Environments and trusted issuers (both in the feed) are cached the same way, hits and
+//! misses. Nothing single-use is ever answered from here ([`ReplayStore`] passes through).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,13 +17,13 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
 use tessera_core::model::{
-    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, GrantRecord, KeyRecord, PurgeReport,
-    RefreshRecord, SessionRecord, TokenRecord, UserRecord,
+    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, EnvDeletion, EnvRecord, GrantRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{
     ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore, Store, StoreError,
-    TokenStore, UserStore,
+    TokenStore, TrustStore, UserStore,
 };
 
 /// A caching layer over a store.
@@ -31,6 +33,9 @@ pub struct CachedStore {
     tokens: Cache<String, Arc<TokenRecord>>,
     revoked_jtis: RwLock<HashSet<String>>,
     grants: Cache<String, Arc<GrantRecord>>,
+    envs: Cache<String, Option<Arc<EnvRecord>>>,
+    /// Trusted issuers by (environment, issuer).
+    trust: Cache<(String, String), Option<Arc<TrustRecord>>>,
     /// Bumped on every invalidation. A read from the database is cached only if no
     /// invalidation happened while it ran, so a change applied between the read and the
     /// insert cannot leave the stale row cached.
@@ -46,6 +51,8 @@ impl CachedStore {
             tokens: Cache::new(20_000),
             revoked_jtis: RwLock::new(HashSet::new()),
             grants: Cache::new(20_000),
+            envs: Cache::new(1_000),
+            trust: Cache::new(10_000),
             generation: AtomicU64::new(0),
         }
     }
@@ -90,6 +97,11 @@ impl CachedStore {
                 self.grants.remove(key);
             }
             ChangeKind::Keys => {}
+            ChangeKind::Env => {
+                self.envs.remove(key);
+            }
+            // Keyed by environment; registrations change rarely, so all are dropped.
+            ChangeKind::Trust => self.trust.clear(),
         }
     }
 
@@ -99,6 +111,8 @@ impl CachedStore {
         self.clients.clear();
         self.tokens.clear();
         self.grants.clear();
+        self.envs.clear();
+        self.trust.clear();
     }
 }
 
@@ -232,6 +246,94 @@ impl TokenStore for CachedStore {
 
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
         self.inner.revoked_jtis(now).await
+    }
+}
+
+#[async_trait]
+impl TrustStore for CachedStore {
+    async fn ensure_env(&self, name: &str, now: i64) -> Result<EnvRecord, StoreError> {
+        let r = self.inner.ensure_env(name, now).await;
+        self.forget(ChangeKind::Env, name);
+        r
+    }
+
+    async fn get_env(&self, name: &str) -> Result<Option<EnvRecord>, StoreError> {
+        if let Some(hit) = self.envs.get(name) {
+            return Ok(hit.as_deref().cloned());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = self.inner.get_env(name).await?;
+        if (found.is_some() || name.len() <= 64)
+            && generation == self.generation.load(Ordering::SeqCst)
+        {
+            self.envs
+                .insert(name.to_owned(), found.clone().map(Arc::new));
+        }
+        Ok(found)
+    }
+
+    async fn list_envs(&self) -> Result<Vec<EnvRecord>, StoreError> {
+        self.inner.list_envs().await
+    }
+
+    async fn set_env_single_use(
+        &self,
+        name: &str,
+        single_use: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self.inner.set_env_single_use(name, single_use, now).await;
+        self.forget(ChangeKind::Env, name);
+        r
+    }
+
+    async fn delete_env(&self, name: &str, now: i64) -> Result<EnvDeletion, StoreError> {
+        let r = self.inner.delete_env(name, now).await;
+        self.forget(ChangeKind::Env, name);
+        self.forget(ChangeKind::Trust, name);
+        self.forget(
+            ChangeKind::Client,
+            &tessera_core::model::sdk_client_id(name),
+        );
+        r
+    }
+
+    async fn insert_trust(&self, trust: &TrustRecord) -> Result<(), StoreError> {
+        let r = self.inner.insert_trust(trust).await;
+        self.forget(ChangeKind::Trust, &trust.env);
+        r
+    }
+
+    async fn find_trust(&self, env: &str, issuer: &str) -> Result<Option<TrustRecord>, StoreError> {
+        let key = (env.to_owned(), issuer.to_owned());
+        if let Some(hit) = self.trust.get(&key) {
+            return Ok(hit.as_deref().cloned());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let found = self.inner.find_trust(env, issuer).await?;
+        // Bound what unknown issuers can make us hold.
+        if (found.is_some() || issuer.len() <= 256)
+            && generation == self.generation.load(Ordering::SeqCst)
+        {
+            self.trust.insert(key, found.clone().map(Arc::new));
+        }
+        Ok(found)
+    }
+
+    async fn list_trust(&self, env: Option<&str>) -> Result<Vec<TrustRecord>, StoreError> {
+        self.inner.list_trust(env).await
+    }
+
+    async fn set_trust_keys(&self, id: &str, keys: &str, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.set_trust_keys(id, keys, now).await;
+        self.forget(ChangeKind::Trust, "");
+        r
+    }
+
+    async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let r = self.inner.delete_trust(id, now).await;
+        self.forget(ChangeKind::Trust, "");
+        r
     }
 }
 

@@ -86,7 +86,7 @@ pub fn client_address(
     Some(forwarded.unwrap_or(peer))
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         OAuthError::invalid_request(format!(
             "the request body is larger than {limit} bytes or could not be read"

@@ -4,6 +4,7 @@
 //! - [`state`]: shared state and background work; [`cache`]: caches kept true by the change
 //!   feed; [`throttle`]: failed-authentication limits.
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses.
+//! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
 //! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus.
 #![warn(missing_docs)]
 
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod i18n;
 pub mod metrics;
 pub mod pages;
+pub mod remote_keys;
 pub mod router;
 pub mod routes;
 pub mod state;

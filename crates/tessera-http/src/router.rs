@@ -1,9 +1,9 @@
 //! The router.
 //!
 //! Owns which URL goes to which route, and the layers around them: CORS only on the endpoints
-//! a browser client may call (token, introspection, revocation, JWKS, discovery; never on
-//! operational endpoints), a request timeout, and per-endpoint metrics. The body limit is
-//! enforced by the body extractor.
+//! a browser client may call (token, `/sdk/token`, introspection, revocation, JWKS,
+//! discovery; never on operational endpoints), a request timeout, and per-endpoint metrics.
+//! The body limit is enforced by the body extractor.
 
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
@@ -13,7 +13,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::routes::{
-    self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, token, userinfo,
+    self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, sdk, token,
+    userinfo,
 };
 use crate::state::AppState;
 
@@ -46,6 +47,7 @@ fn oauth_routes(state: &AppState) -> Router<AppState> {
             "/oauth2/revoke",
             post(revoke::handle).fallback(routes::post_only),
         )
+        .route("/sdk/token", post(sdk::handle).fallback(routes::post_only))
         .route(
             "/.well-known/oauth-authorization-server",
             get(discovery::handle),

@@ -91,6 +91,7 @@ struct Inner {
     keys: RwLock<Arc<KeySet>>,
     sealer: Sealer,
     verified: VerifiedTokens,
+    remote_keys: crate::remote_keys::JwksFetcher,
     metrics: Metrics,
     clock: Arc<dyn Clock>,
     feed_seq: AtomicI64,
@@ -158,6 +159,7 @@ impl AppState {
             keys: RwLock::new(Arc::new(keyset)),
             sealer,
             verified: verified_tokens(20_000),
+            remote_keys: crate::remote_keys::JwksFetcher::new(),
             metrics: Metrics::new()?,
             clock,
             feed_seq: AtomicI64::new(seq),
@@ -210,6 +212,7 @@ impl AppState {
             keys,
             verified: &self.0.verified,
             sealer: &self.0.sealer,
+            remote_keys: Some(&self.0.remote_keys),
             now: self.now(),
         }
     }

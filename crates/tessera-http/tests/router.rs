@@ -107,9 +107,9 @@ fn content_types() -> impl Strategy<Value = Option<String>> {
 fn bodies() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..300),
-        "(grant_type|client_id|client_secret|scope|token)=[a-z%&=]{0,20}(&[a-z_]{1,12}=[A-Za-z0-9%+]{0,12}){0,5}"
+        "(grant_type|client_id|client_secret|scope|token|jwt|env)=[a-z%&=]{0,20}(&[a-z_]{1,12}=[A-Za-z0-9%+]{0,12}){0,5}"
             .prop_map(String::into_bytes),
-        "\\{(\"[a-z_]{1,12}\":(\"[a-z]{0,8}\"|[0-9]{1,3}|null|\\[\\]|\\{\\}),?){0,4}\\}"
+        "\\{(\"(jwt|env|[a-z_]{1,12})\":(\"[a-z]{0,8}\"|[0-9]{1,3}|null|\\[\\]|\\{\\}),?){0,4}\\}"
             .prop_map(String::into_bytes),
         "--X\r\nContent-Disposition: form-data; name=\"[a-z_]{0,12}\"\r\n\r\n[a-z]{0,10}\r\n(--X--\r\n)?"
             .prop_map(String::into_bytes),
@@ -121,7 +121,12 @@ proptest! {
 
     #[test]
     fn any_body_with_any_content_type_gets_a_4xx_json_error(
-        path in prop_oneof![Just("/oauth2/token"), Just("/oauth2/introspect"), Just("/oauth2/revoke")],
+        path in prop_oneof![
+            Just("/oauth2/token"),
+            Just("/oauth2/introspect"),
+            Just("/oauth2/revoke"),
+            Just("/sdk/token"),
+        ],
         ct in content_types(),
         body in bodies(),
     ) {
@@ -199,6 +204,8 @@ fn timed() -> Timed {
             access_token_format: format,
             access_token_ttl: 60,
             token_epoch: 0,
+            env: "default".into(),
+            single_use_tokens: false,
             created_at: 1_800_000_000,
             user_flow: Default::default(),
         };

@@ -14,9 +14,9 @@ impl ClientStore for PgStore {
         let insert = sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
              old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
-             jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at, \
-             user_flow) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             jwks, access_token_format, access_token_ttl, token_epoch, env, single_use_tokens, \
+             created_at, updated_at, user_flow) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -32,6 +32,8 @@ impl ClientStore for PgStore {
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
         .bind(c.token_epoch)
+        .bind(&c.env)
+        .bind(c.single_use_tokens)
         .bind(c.created_at)
         .bind(c.created_at)
         .bind(rows::user_flow_json(&c.user_flow));
@@ -69,7 +71,7 @@ impl ClientStore for PgStore {
         let update = sqlx::query(
             "UPDATE clients SET name = $1, grant_types = $2, redirect_uris = $3, scopes = $4, \
              audiences = $5, access_token_format = $6, access_token_ttl = $7, user_flow = $8, \
-             updated_at = $9 WHERE client_id = $10",
+             single_use_tokens = $9, updated_at = $10 WHERE client_id = $11",
         )
         .bind(&c.name)
         .bind(c.grant_types.join(" "))
@@ -79,6 +81,7 @@ impl ClientStore for PgStore {
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
         .bind(rows::user_flow_json(&c.user_flow))
+        .bind(c.single_use_tokens)
         .bind(now)
         .bind(&c.client_id);
         Ok(self

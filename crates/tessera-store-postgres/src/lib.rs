@@ -26,6 +26,7 @@ mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
+mod trust;
 mod users;
 mod writer;
 

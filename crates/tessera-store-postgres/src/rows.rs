@@ -4,8 +4,8 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use tessera_core::model::{
-    ClientRecord, CodeRecord, GrantRecord, KeyRecord, RefreshRecord, SessionRecord, TokenFormat,
-    TokenRecord, UserFlowSettings, UserRecord,
+    ClientRecord, CodeRecord, EnvRecord, GrantRecord, KeyRecord, RefreshRecord, SessionRecord,
+    TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
 };
 use tessera_core::resource::Audience;
 use tessera_core::scope::ScopeSet;
@@ -48,6 +48,8 @@ pub(crate) fn client(row: &PgRow) -> Result<ClientRecord, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("token format {format}")))?,
         access_token_ttl: get(row, "access_token_ttl")?,
         token_epoch: get(row, "token_epoch")?,
+        env: get(row, "env")?,
+        single_use_tokens: get(row, "single_use_tokens")?,
         created_at: get(row, "created_at")?,
         user_flow: serde_json::from_str(&get::<String>(row, "user_flow")?)
             .map_err(|e| StoreError::Corrupt(format!("user_flow: {e}")))?,
@@ -141,6 +143,9 @@ pub(crate) fn token(row: &PgRow) -> Result<TokenRecord, StoreError> {
         token_epoch: get(row, "token_epoch")?,
         revoked_at: get(row, "revoked_at")?,
         grant_id: get(row, "grant_id")?,
+        env: get(row, "env")?,
+        claims: get(row, "claims")?,
+        single_use: get(row, "single_use")?,
     })
 }
 
@@ -153,5 +158,31 @@ pub(crate) fn key(row: &PgRow) -> Result<KeyRecord, StoreError> {
         created_at: get(row, "created_at")?,
         activates_at: get(row, "activates_at")?,
         retires_at: get(row, "retires_at")?,
+    })
+}
+
+pub(crate) fn env(row: &PgRow) -> Result<EnvRecord, StoreError> {
+    Ok(EnvRecord {
+        name: get(row, "name")?,
+        single_use_tokens: get(row, "single_use_tokens")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+pub(crate) fn trust(row: &PgRow) -> Result<TrustRecord, StoreError> {
+    let scopes: String = get(row, "scopes")?;
+    let claims: String = get(row, "claims")?;
+    Ok(TrustRecord {
+        id: get(row, "id")?,
+        env: get(row, "env")?,
+        issuer: get(row, "issuer")?,
+        keys: get(row, "keys")?,
+        jwks_uri: get(row, "jwks_uri")?,
+        subject_claim: get(row, "subject_claim")?,
+        claims: serde_json::from_str(&claims)
+            .map_err(|_| StoreError::Corrupt(format!("claims {claims}")))?,
+        scopes: ScopeSet::parse(&scopes)
+            .map_err(|_| StoreError::Corrupt(format!("scopes {scopes}")))?,
+        created_at: get(row, "created_at")?,
     })
 }

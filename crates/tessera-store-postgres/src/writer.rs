@@ -52,9 +52,11 @@ async fn insert_tokens(pool: &PgPool, batch: &[InsertJob]) -> Result<(), sqlx::E
     let int = |f: fn(&TokenRecord) -> i64| tokens.iter().map(|t| f(t)).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO access_tokens (token_id, token_hash, jti, client_id, subject, scope, \
-         audience, issued_at, expires_at, token_epoch, revoked_at, grant_id) \
+         audience, issued_at, expires_at, token_epoch, revoked_at, grant_id, env, claims, \
+         single_use) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-         $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[])",
+         $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], \
+         $13::text[], $14::text[], $15::bool[])",
     )
     .bind(text(|t| t.token_id.clone()))
     .bind(text(|t| t.token_hash.as_str().to_owned()))
@@ -78,6 +80,14 @@ async fn insert_tokens(pool: &PgPool, batch: &[InsertJob]) -> Result<(), sqlx::E
             .map(|t| t.grant_id.clone())
             .collect::<Vec<Option<String>>>(),
     )
+    .bind(text(|t| t.env.clone()))
+    .bind(
+        tokens
+            .iter()
+            .map(|t| t.claims.clone())
+            .collect::<Vec<Option<String>>>(),
+    )
+    .bind(tokens.iter().map(|t| t.single_use).collect::<Vec<bool>>())
     .execute(pool)
     .await
     .map(|_| ())

@@ -14,8 +14,9 @@ impl ClientStore for SqliteStore {
         let insert = sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
              old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
-             jwks, access_token_format, access_token_ttl, token_epoch, created_at, updated_at, \
-             user_flow) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             jwks, access_token_format, access_token_ttl, token_epoch, env, single_use_tokens, \
+             created_at, updated_at, user_flow) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -31,6 +32,8 @@ impl ClientStore for SqliteStore {
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
         .bind(c.token_epoch)
+        .bind(&c.env)
+        .bind(c.single_use_tokens)
         .bind(c.created_at)
         .bind(c.created_at)
         .bind(rows::user_flow_json(&c.user_flow));
@@ -68,7 +71,7 @@ impl ClientStore for SqliteStore {
         let update = sqlx::query(
             "UPDATE clients SET name = ?, grant_types = ?, redirect_uris = ?, scopes = ?, \
              audiences = ?, access_token_format = ?, access_token_ttl = ?, user_flow = ?, \
-             updated_at = ? WHERE client_id = ?",
+             single_use_tokens = ?, updated_at = ? WHERE client_id = ?",
         )
         .bind(&c.name)
         .bind(c.grant_types.join(" "))
@@ -78,6 +81,7 @@ impl ClientStore for SqliteStore {
         .bind(c.access_token_format.as_str())
         .bind(c.access_token_ttl)
         .bind(rows::user_flow_json(&c.user_flow))
+        .bind(c.single_use_tokens)
         .bind(now)
         .bind(&c.client_id);
         Ok(self

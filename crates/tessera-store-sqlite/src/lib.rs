@@ -13,6 +13,7 @@ mod keys;
 mod maintenance;
 mod rows;
 mod tokens;
+mod trust;
 mod users;
 mod writer;
 

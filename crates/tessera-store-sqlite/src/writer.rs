@@ -39,7 +39,7 @@ async fn insert_tokens(
 ) -> Result<(), sqlx::Error> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT INTO access_tokens (token_id, token_hash, jti, client_id, subject, scope, audience, \
-         issued_at, expires_at, token_epoch, revoked_at, grant_id) ",
+         issued_at, expires_at, token_epoch, revoked_at, grant_id, env, claims, single_use) ",
     );
     qb.push_values(batch, |mut b, job| {
         let t = &job.token;
@@ -54,7 +54,10 @@ async fn insert_tokens(
             .push_bind(t.expires_at)
             .push_bind(t.token_epoch)
             .push_bind(t.revoked_at)
-            .push_bind(t.grant_id.as_deref());
+            .push_bind(t.grant_id.as_deref())
+            .push_bind(&t.env)
+            .push_bind(t.claims.as_deref())
+            .push_bind(t.single_use);
     });
     qb.build().execute(&mut *conn).await.map(|_| ())
 }

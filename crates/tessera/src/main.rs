@@ -44,6 +44,15 @@ enum Command {
     /// Manage the users who sign in on Tessera's pages.
     #[command(subcommand)]
     User(cli::user::Command),
+    /// Manage the trusted issuers of JWT assertions (RFC 7523).
+    #[command(subcommand)]
+    Trust(cli::trust::Command),
+    /// Manage deployment environments.
+    #[command(subcommand)]
+    Env(cli::env::Command),
+    /// Make a key pair and sign JWTs as a vendor backend would (to try the JWT-bearer flow).
+    #[command(subcommand)]
+    Jwt(cli::jwt::Command),
     /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.

@@ -81,6 +81,10 @@ pub struct FileConfig {
     pub login_failures_per_address: Option<u32>,
     /// The sign-in lockout window, seconds.
     pub login_lockout_window: Option<i64>,
+    /// Longest a JWT assertion may be valid for, seconds.
+    pub assertion_max_lifetime: Option<i64>,
+    /// Clock leeway for assertions, seconds.
+    pub assertion_leeway: Option<i64>,
 }
 
 /// Loads the config file, if one is named.
@@ -146,6 +150,10 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
     pub tls_key: Option<PathBuf>,
+    /// `--assertion-max-lifetime`.
+    pub assertion_max_lifetime: Option<i64>,
+    /// `--assertion-leeway`.
+    pub assertion_leeway: Option<i64>,
 }
 
 /// Resolves every setting.
@@ -205,6 +213,26 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     }
     if core.session_ttl < 1 || core.id_token_ttl < 1 {
         bail!("session_ttl and id_token_ttl must be at least 1 second");
+    }
+    if let Some(v) = o
+        .assertion_max_lifetime
+        .or(env("TESSERA_ASSERTION_MAX_LIFETIME")?)
+        .or(file.assertion_max_lifetime)
+    {
+        core.assertion_max_lifetime = v;
+    }
+    if let Some(v) = o
+        .assertion_leeway
+        .or(env("TESSERA_ASSERTION_LEEWAY")?)
+        .or(file.assertion_leeway)
+    {
+        core.assertion_leeway = v;
+    }
+    if core.assertion_max_lifetime < 1 || !(0..=600).contains(&core.assertion_leeway) {
+        bail!(
+            "assertion_max_lifetime must be at least 1 second and assertion_leeway between 0 \
+             and 600 seconds"
+        );
     }
     let mut http = HttpConfig::default();
     if let Some(v) = env::<String>("TESSERA_CORS_ALLOWED_ORIGINS")? {
@@ -421,6 +449,39 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:9100");
         assert_eq!(s.core.issuer, "http://127.0.0.1:9000");
         assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn assertion_limits_come_from_the_file_and_are_checked() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.core.assertion_max_lifetime, 3600);
+        assert_eq!(defaults.core.assertion_leeway, 60);
+        let file = FileConfig {
+            assertion_max_lifetime: Some(600),
+            assertion_leeway: Some(5),
+            ..Default::default()
+        };
+        let s = resolve(
+            Overrides {
+                assertion_leeway: Some(10),
+                ..Default::default()
+            },
+            file,
+        )
+        .unwrap();
+        assert_eq!(s.core.assertion_max_lifetime, 600);
+        assert_eq!(s.core.assertion_leeway, 10, "the flag wins");
+        for (max, leeway) in [(0, 60), (3600, -1), (3600, 601)] {
+            let file = FileConfig {
+                assertion_max_lifetime: Some(max),
+                assertion_leeway: Some(leeway),
+                ..Default::default()
+            };
+            assert!(
+                resolve(Overrides::default(), file).is_err(),
+                "{max} {leeway}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::client_assertion;
 use crate::config::Config;
+use crate::model::grant_types;
 
 /// Client authentication methods of the token, introspection and revocation endpoints.
 const AUTH_METHODS: &[&str] = &[
@@ -37,7 +38,9 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "authorization_endpoint": config.endpoint("/oauth2/authorize"),
         "userinfo_endpoint": config.endpoint("/userinfo"),
         "end_session_endpoint": config.endpoint("/oauth2/logout"),
-        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "grant_types_supported": [
+            "client_credentials", "authorization_code", "refresh_token", grant_types::JWT_BEARER
+        ],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],

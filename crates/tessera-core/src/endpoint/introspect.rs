@@ -2,13 +2,15 @@
 //!
 //! Owns the introspection answer. The caller must authenticate as a confidential client
 //! (RFC 7662 §2.1, SECURITY row 34); an inactive token gets only `{"active": false}` (§2.2).
+//! A token of another deployment environment than the caller's is inactive for it (and is
+//! not consumed if single-use). Claims carried from a JWT assertion are part of the answer.
 
 use serde::Serialize;
 
 use crate::client_auth::{self, AuthMethod, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
-use crate::inspect::inspect;
+use crate::inspect::inspect_in_env;
 use crate::params::Params;
 
 /// The introspection response.
@@ -31,6 +33,9 @@ struct Details {
     iat: i64,
     jti: String,
     token_type: &'static str,
+    env: String,
+    #[serde(flatten)]
+    claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl IntrospectionResponse {
@@ -47,18 +52,21 @@ pub async fn handle(
     params: &Params,
 ) -> Result<IntrospectionResponse, OAuthError> {
     params.reject_duplicates()?;
-    let (_caller, method) = client_auth::authenticate(cx, basic, params).await?;
+    let (caller, method) = client_auth::authenticate(cx, basic, params).await?;
     if method == AuthMethod::None {
         return Err(OAuthError::invalid_client(
             "introspection requires client authentication",
         ));
     }
     let token = params.require("token")?;
-    let Some(t) = inspect(cx, token).await? else {
-        return Ok(IntrospectionResponse {
-            active: false,
-            details: None,
-        });
+    let inactive = IntrospectionResponse {
+        active: false,
+        details: None,
+    };
+    // A token of another environment is not valid here (and a single-use one is not
+    // consumed by a caller that may not see it).
+    let Some(t) = inspect_in_env(cx, token, Some(&caller.env)).await? else {
+        return Ok(inactive);
     };
     Ok(IntrospectionResponse {
         active: true,
@@ -72,6 +80,8 @@ pub async fn handle(
             iat: t.iat,
             jti: t.jti,
             token_type: "Bearer",
+            env: t.env,
+            claims: t.claims,
         }),
     })
 }

@@ -4,5 +4,6 @@ pub mod authorize;
 pub mod discovery;
 pub mod introspect;
 pub mod revoke;
+pub mod sdk_token;
 pub mod token;
 pub mod userinfo;

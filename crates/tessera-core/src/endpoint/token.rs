@@ -6,7 +6,9 @@
 use crate::client_auth::{self, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
-use crate::grant::{authorization_code, client_credentials, refresh_token, TokenResponse};
+use crate::grant::{
+    authorization_code, client_credentials, jwt_bearer, refresh_token, TokenResponse,
+};
 use crate::model::grant_types;
 use crate::params::Params;
 
@@ -24,6 +26,7 @@ pub async fn handle(
         client_credentials::GRANT_TYPE => client_credentials::handle(cx, &client, params).await,
         authorization_code::GRANT_TYPE => authorization_code::handle(cx, &client, params).await,
         refresh_token::GRANT_TYPE => refresh_token::handle(cx, &client, params).await,
+        jwt_bearer::GRANT_TYPE => jwt_bearer::handle(cx, &client, params).await,
         // RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used.
         grant_types::PASSWORD => Err(OAuthError::unsupported_grant_type(
             "the password grant is not offered (RFC 9700 §2.4)",

@@ -2,6 +2,7 @@
 //!
 //! Owns the contract between the protocol core and a database: one trait per aggregate
 //! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`UserStore`], [`GrantStore`],
+//! [`TrustStore`], [`ReplayStore`],
 //! [`ChangeFeed`], [`Maintenance`]) under the
 //! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
 //! conformance suite runs the same tests against every implementation.
@@ -13,8 +14,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    Change, ClientRecord, CodeRecord, CodeUse, GrantRecord, KeyRecord, PurgeReport, RefreshRecord,
-    SessionRecord, TokenRecord, UserRecord,
+    Change, ClientRecord, CodeRecord, CodeUse, EnvDeletion, EnvRecord, GrantRecord, KeyRecord,
+    PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -52,7 +53,8 @@ pub trait ClientStore: Send + Sync {
     /// expire.
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
     /// Replaces what a client is registered for: name, grant types, redirect URIs, scopes,
-    /// audiences, token format and lifetime (never its secret, keys or epoch). # Contract:
+    /// audiences, token format and lifetime, single-use flag (never its secret, keys, epoch or
+    /// environment). # Contract:
     /// returns whether the client existed; logs a `Client` change.
     async fn update_client(&self, client: &ClientRecord, now: i64) -> Result<bool, StoreError>;
     /// Revokes every token issued to the client so far, by bumping its token epoch, without
@@ -84,7 +86,8 @@ pub trait ClientStore: Send + Sync {
 /// Access tokens and revocations.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
-    /// Stores an opaque token. # Contract: durable when this returns `Ok`.
+    /// Stores an opaque token (every field, including its environment, carried claims and
+    /// single-use flag). # Contract: durable when this returns `Ok`.
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
     /// The opaque token with this id, revoked or not.
     async fn get_token(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError>;
@@ -231,6 +234,50 @@ pub trait GrantStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Deployment environments and the trusted issuers of JWT assertions (RFC 7523 §3).
+///
+/// The environment named [`crate::model::DEFAULT_ENV`] exists from the start (the schema
+/// creates it) and is never deleted.
+#[async_trait]
+pub trait TrustStore: Send + Sync {
+    /// Creates the environment if it does not exist; returns it. # Contract: idempotent
+    /// under concurrency (two callers both get the one row); logs an `Env` change (keyed by
+    /// the name) only when it created the row.
+    async fn ensure_env(&self, name: &str, now: i64) -> Result<EnvRecord, StoreError>;
+    /// The environment with this name.
+    async fn get_env(&self, name: &str) -> Result<Option<EnvRecord>, StoreError>;
+    /// Every environment, by name.
+    async fn list_envs(&self) -> Result<Vec<EnvRecord>, StoreError>;
+    /// Sets whether the environment's access tokens are single-use. # Contract: returns
+    /// whether it existed; logs an `Env` change.
+    async fn set_env_single_use(
+        &self,
+        name: &str,
+        single_use: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes an environment with its trust registrations and its `/sdk/token` client
+    /// ([`crate::model::sdk_client_id`]), all in one transaction. # Contract: refuses
+    /// ([`EnvDeletion::InUse`]) while any other client is registered in it; logs `Env`,
+    /// `Trust` and `Client` (the SDK client's id) changes when it deleted.
+    async fn delete_env(&self, name: &str, now: i64) -> Result<EnvDeletion, StoreError>;
+    /// Registers a trusted issuer. # Contract: its environment must exist (callers ensure
+    /// it first; an error otherwise); `Conflict` if the environment already trusts this
+    /// issuer; logs a `Trust` change keyed by the environment.
+    async fn insert_trust(&self, trust: &TrustRecord) -> Result<(), StoreError>;
+    /// The registration of `issuer` in `env`.
+    async fn find_trust(&self, env: &str, issuer: &str) -> Result<Option<TrustRecord>, StoreError>;
+    /// Every registration, of one environment or of all, oldest first.
+    async fn list_trust(&self, env: Option<&str>) -> Result<Vec<TrustRecord>, StoreError>;
+    /// Replaces the public keys of a registration (the issuer's key rotation). # Contract:
+    /// returns whether it existed; logs a `Trust` change keyed by its environment when it
+    /// did.
+    async fn set_trust_keys(&self, id: &str, keys: &str, now: i64) -> Result<bool, StoreError>;
+    /// Removes a registration by id. # Contract: returns whether it existed; logs a `Trust`
+    /// change keyed by its environment when it did.
+    async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
     ClientStore
@@ -238,6 +285,7 @@ pub trait Store:
     + KeyStore
     + UserStore
     + GrantStore
+    + TrustStore
     + ReplayStore
     + ChangeFeed
     + Maintenance
@@ -250,6 +298,7 @@ impl<
             + KeyStore
             + UserStore
             + GrantStore
+            + TrustStore
             + ReplayStore
             + ChangeFeed
             + Maintenance,

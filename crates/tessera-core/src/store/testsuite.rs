@@ -12,8 +12,9 @@
 )]
 
 use crate::model::{
-    ChangeKind, ClientRecord, CodeRecord, CodeUse, GrantRecord, KeyRecord, RefreshPolicy,
-    RefreshRecord, SessionRecord, TokenFormat, TokenRecord, UserFlowSettings, UserRecord,
+    ChangeKind, ClientRecord, CodeRecord, CodeUse, EnvDeletion, GrantRecord, KeyRecord,
+    RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
+    UserFlowSettings, UserRecord,
 };
 use crate::scope::ScopeSet;
 use crate::secret::{generate_id, SecretHash};
@@ -36,6 +37,8 @@ pub fn client(secret: &SecretHash) -> ClientRecord {
         access_token_format: TokenFormat::Opaque,
         access_token_ttl: 3600,
         token_epoch: 0,
+        env: "default".into(),
+        single_use_tokens: false,
         created_at: 1_000,
         user_flow: UserFlowSettings::default(),
     }
@@ -57,6 +60,9 @@ pub fn token(client_id: &str, exp: i64) -> (String, TokenRecord) {
         token_epoch: 0,
         revoked_at: None,
         grant_id: Some("g1".into()),
+        env: "default".into(),
+        claims: None,
+        single_use: false,
     };
     (value.expose().to_owned(), rec)
 }
@@ -685,6 +691,251 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c));
 }
 
+/// A trust registration of `issuer` in `env`.
+pub fn trust(env: &str, issuer: &str) -> TrustRecord {
+    TrustRecord {
+        id: generate_id(),
+        env: env.into(),
+        issuer: issuer.into(),
+        keys: r#"{"keys":[],"pems":["-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n"]}"#
+            .into(),
+        jwks_uri: None,
+        subject_claim: "anyflow_user_id".into(),
+        claims: vec!["anyflow_team_id".into(), "anyflow_user_id".into()],
+        scopes: ScopeSet::parse("sdk").unwrap(),
+        created_at: 1_000,
+    }
+}
+
+pub async fn the_default_env_exists_and_envs_are_created_once(s: &dyn Store) {
+    let d = s.get_env("default").await.unwrap().unwrap();
+    assert_eq!(d.name, "default");
+    assert!(!d.single_use_tokens);
+    assert_eq!(s.get_env("staging").await.unwrap(), None);
+    let before = s.latest_change().await.unwrap();
+    let created = s.ensure_env("staging", 1_500).await.unwrap();
+    assert_eq!(created.name, "staging");
+    assert_eq!(created.created_at, 1_500);
+    let again = s.ensure_env("staging", 1_600).await.unwrap();
+    assert_eq!(again, created, "a second ensure returns the first row");
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 1, "only the creation is logged");
+    assert_eq!(
+        (changes[0].kind, changes[0].key.as_str()),
+        (ChangeKind::Env, "staging")
+    );
+    let names: Vec<String> = s
+        .list_envs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, vec!["default".to_owned(), "staging".to_owned()]);
+}
+
+pub async fn concurrent_ensures_of_one_env_all_succeed(s: &dyn Store) {
+    let results = futures_join_all((0..20).map(|_| s.ensure_env("race", 1_000))).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(
+        s.list_envs()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.name == "race")
+            .count(),
+        1
+    );
+}
+
+pub async fn single_use_is_set_per_env_and_logged(s: &dyn Store) {
+    s.ensure_env("hosted", 1_000).await.unwrap();
+    let before = s.latest_change().await.unwrap();
+    assert!(s.set_env_single_use("hosted", true, 1_100).await.unwrap());
+    assert!(
+        s.get_env("hosted")
+            .await
+            .unwrap()
+            .unwrap()
+            .single_use_tokens
+    );
+    assert!(!s.set_env_single_use("nowhere", true, 1_100).await.unwrap());
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert!(changes
+        .iter()
+        .any(|c| c.kind == ChangeKind::Env && c.key == "hosted"));
+}
+
+pub async fn trust_registrations_round_trip_per_env(s: &dyn Store) {
+    s.ensure_env("staging", 1_000).await.unwrap();
+    let a = trust("default", "https://vendor.example");
+    let b = TrustRecord {
+        created_at: 1_001,
+        jwks_uri: Some("https://vendor.example/.well-known/jwks.json".into()),
+        ..trust("staging", "https://vendor.example")
+    };
+    let before = s.latest_change().await.unwrap();
+    s.insert_trust(&a).await.unwrap();
+    s.insert_trust(&b).await.unwrap();
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|c| c.kind == ChangeKind::Trust));
+    assert_eq!(changes[1].key, "staging");
+    let dup = TrustRecord {
+        id: generate_id(),
+        ..a.clone()
+    };
+    assert!(matches!(
+        s.insert_trust(&dup).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        s.insert_trust(&trust("no-such-env", "x")).await.is_err(),
+        "the environment must exist"
+    );
+    assert_eq!(
+        s.find_trust("default", "https://vendor.example")
+            .await
+            .unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        s.find_trust("staging", "https://vendor.example")
+            .await
+            .unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(s.find_trust("default", "other").await.unwrap(), None);
+    assert_eq!(
+        s.list_trust(None).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(
+        s.list_trust(Some("staging")).await.unwrap(),
+        vec![b.clone()]
+    );
+    let before = s.latest_change().await.unwrap();
+    let new_keys = r#"{"keys":[],"pems":["new"]}"#;
+    assert!(s.set_trust_keys(&b.id, new_keys, 1_900).await.unwrap());
+    assert!(!s.set_trust_keys("nobody", new_keys, 1_900).await.unwrap());
+    let rotated = s
+        .find_trust("staging", "https://vendor.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.keys, new_keys);
+    assert_eq!(rotated.id, b.id);
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].kind, changes[0].key.as_str()),
+        (ChangeKind::Trust, "staging")
+    );
+    let before = s.latest_change().await.unwrap();
+    assert!(s.delete_trust(&a.id, 2_000).await.unwrap());
+    assert!(!s.delete_trust(&a.id, 2_000).await.unwrap());
+    assert_eq!(
+        s.find_trust("default", "https://vendor.example")
+            .await
+            .unwrap(),
+        None
+    );
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].kind, changes[0].key.as_str()),
+        (ChangeKind::Trust, "default")
+    );
+}
+
+pub async fn clients_and_tokens_keep_their_env_and_single_use(s: &dyn Store) {
+    s.ensure_env("hosted", 1_000).await.unwrap();
+    let c = ClientRecord {
+        env: "hosted".into(),
+        single_use_tokens: true,
+        ..client(&SecretHash::of("s1"))
+    };
+    s.insert_client(&c).await.unwrap();
+    assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));
+    let updated = ClientRecord {
+        single_use_tokens: false,
+        ..c.clone()
+    };
+    assert!(s.update_client(&updated, 1_100).await.unwrap());
+    assert!(
+        !s.get_client(&c.client_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .single_use_tokens
+    );
+    let (_, rec) = token(&c.client_id, 9_000);
+    let rec = TokenRecord {
+        env: "hosted".into(),
+        claims: Some(r#"{"anyflow_team_id":"t1"}"#.into()),
+        single_use: true,
+        ..rec
+    };
+    s.insert_token(&rec).await.unwrap();
+    assert_eq!(s.get_token(&rec.token_id).await.unwrap(), Some(rec));
+}
+
+pub async fn deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_clients(
+    s: &dyn Store,
+) {
+    assert_eq!(
+        s.delete_env("nowhere", 1_000).await.unwrap(),
+        EnvDeletion::NotFound
+    );
+    s.ensure_env("staging", 1_000).await.unwrap();
+    s.insert_trust(&trust("staging", "iss")).await.unwrap();
+    let sdk = ClientRecord {
+        client_id: crate::model::sdk_client_id("staging"),
+        env: "staging".into(),
+        ..client(&SecretHash::of("x"))
+    };
+    s.insert_client(&sdk).await.unwrap();
+    let user = ClientRecord {
+        env: "staging".into(),
+        ..client(&SecretHash::of("s1"))
+    };
+    s.insert_client(&user).await.unwrap();
+    assert_eq!(
+        s.delete_env("staging", 1_100).await.unwrap(),
+        EnvDeletion::InUse(1)
+    );
+    assert!(
+        s.get_env("staging").await.unwrap().is_some(),
+        "refused: nothing deleted"
+    );
+    assert_eq!(s.list_trust(Some("staging")).await.unwrap().len(), 1);
+    assert!(s.delete_client(&user.client_id, 1_200).await.unwrap());
+    let before = s.latest_change().await.unwrap();
+    assert_eq!(
+        s.delete_env("staging", 1_300).await.unwrap(),
+        EnvDeletion::Deleted
+    );
+    assert_eq!(s.get_env("staging").await.unwrap(), None);
+    assert!(s.list_trust(Some("staging")).await.unwrap().is_empty());
+    assert_eq!(s.get_client(&sdk.client_id).await.unwrap(), None);
+    let kinds: Vec<ChangeKind> = s
+        .changes_since(before, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    for k in [ChangeKind::Env, ChangeKind::Trust, ChangeKind::Client] {
+        assert!(kinds.contains(&k), "{k:?} logged");
+    }
+    assert!(
+        s.delete_env("default", 1_400).await.is_err()
+            || s.get_env("default").await.unwrap().is_some(),
+        "the default environment stays"
+    );
+    assert!(s.get_env("default").await.unwrap().is_some());
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store.
 ///
 /// - `conformance_tests!(make)`: `make` is an async expression yielding something that
@@ -721,6 +972,12 @@ macro_rules! conformance_tests {
             concurrent_rotations_of_one_refresh_token_have_one_winner,
             purge_removes_expired_user_flow_records,
             user_flow_settings_round_trip,
+            the_default_env_exists_and_envs_are_created_once,
+            concurrent_ensures_of_one_env_all_succeed,
+            single_use_is_set_per_env_and_logged,
+            trust_registrations_round_trip_per_env,
+            clients_and_tokens_keep_their_env_and_single_use,
+            deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_clients,
         );
     };
     ($make:expr) => {

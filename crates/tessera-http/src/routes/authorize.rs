@@ -255,6 +255,13 @@ async fn flow(
                 }
                 match sign_in(&cx, &username, &password).await {
                     Ok(Some((user, cookie_value, rec))) => {
+                        // A new sign-in replaces the browser's previous session, if any.
+                        if let Some(old) = pages::cookie(&parts.headers, state.cookies().session())
+                        {
+                            if let Err(e) = cx.store.delete_session(&SecretHash::of(old)).await {
+                                return server_error(&pg, &e.into());
+                            }
+                        }
                         tracing::info!(user_id = %user.user_id, client_id = %req.client.client_id, "user signed in");
                         if let Some(v) = state.cookies().set(
                             state.cookies().session(),

@@ -20,14 +20,24 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
     let r = store.purge_expired(now()).await?;
     let out = json!({
         "tokens": r.tokens, "revoked_jtis": r.revoked_jtis, "used_jtis": r.used_jtis,
-        "changes": r.changes, "keys": r.keys,
+        "changes": r.changes, "keys": r.keys, "codes": r.codes, "sessions": r.sessions,
+        "grants": r.grants, "refresh_tokens": r.refresh_tokens,
     });
     if args.json {
         print_json(&out);
     } else {
         println!(
-            "purged {} tokens, {} revocation records, {} replay records, {} change-feed entries, {} keys",
-            r.tokens, r.revoked_jtis, r.used_jtis, r.changes, r.keys
+            "purged {} tokens, {} revocation records, {} replay records, {} change-feed entries, \
+             {} keys, {} codes, {} sessions, {} grants, {} refresh tokens",
+            r.tokens,
+            r.revoked_jtis,
+            r.used_jtis,
+            r.changes,
+            r.keys,
+            r.codes,
+            r.sessions,
+            r.grants,
+            r.refresh_tokens
         );
     }
     store.close().await;

@@ -2,11 +2,14 @@
 //! of their changes through the change feed within a second.
 
 pub mod client;
+pub mod env;
+pub mod jwt;
 pub mod keys;
 pub mod maintenance;
 pub mod serve;
 pub mod tls;
 pub mod token;
+pub mod trust;
 pub mod user;
 
 use std::sync::Arc;
@@ -35,6 +38,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         overrides.tls_cert = args.tls_cert.clone();
         overrides.ops_listen = args.ops_listen.clone();
         overrides.tls_key = args.tls_key.clone();
+        overrides.assertion_max_lifetime = args.assertion_max_lifetime;
+        overrides.assertion_leeway = args.assertion_leeway;
     }
     let settings = settings::resolve(overrides, file)?;
     match cli.command {
@@ -43,6 +48,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
         Command::Token(cmd) => token::run(cmd, &settings).await,
         Command::User(cmd) => user::run(cmd, &settings).await,
+        Command::Trust(cmd) => trust::run(cmd, &settings).await,
+        Command::Env(cmd) => env::run(cmd, &settings).await,
+        Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
     }

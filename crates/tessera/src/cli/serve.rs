@@ -39,6 +39,12 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "TESSERA_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Longest a JWT assertion may be valid for, seconds [default: 3600].
+    #[arg(long, env = "TESSERA_ASSERTION_MAX_LIFETIME")]
+    pub assertion_max_lifetime: Option<i64>,
+    /// Clock leeway for an assertion's exp, nbf and iat, seconds [default: 60].
+    #[arg(long, env = "TESSERA_ASSERTION_LEEWAY")]
+    pub assertion_leeway: Option<i64>,
 }
 
 fn init_logging(json: bool) {

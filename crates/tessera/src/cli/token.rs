@@ -15,7 +15,8 @@ use crate::settings::Settings;
 /// Token subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show whether a token is active and what it says (as introspection would).
+    /// Show whether a token is active and what it says (as introspection would; a
+    /// single-use token is consumed by this check).
     Introspect {
         /// The access token.
         token: String,
@@ -45,6 +46,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
         keys: &keys,
         verified: &verified,
         sealer: &sealer,
+        remote_keys: None,
         now: now(),
     };
     let result = match cmd {
@@ -53,7 +55,8 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                 Some(t) => json!({
                     "active": true, "client_id": t.client_id, "sub": t.sub, "scope": t.scope,
                     "aud": t.aud, "iat": t.iat, "exp": t.exp, "jti": t.jti,
-                    "format": t.format.as_str(),
+                    "format": t.format.as_str(), "env": t.env, "claims": t.claims,
+                    "single_use": t.single_use,
                 }),
                 None => json!({"active": false}),
             };

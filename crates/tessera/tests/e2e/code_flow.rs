@@ -1021,3 +1021,16 @@ async fn discovery_lists_the_code_flow_truthfully() {
         assert_ne!(res.status(), StatusCode::NOT_FOUND, "{key}");
     }
 }
+
+#[tokio::test]
+async fn failures_from_one_address_lock_out_every_username_from_it() {
+    let (server, client) = setup_with(&[("TESSERA_LOGIN_FAILURES_PER_ADDRESS", "3")], &[]).await;
+    let mut b = Browser::new(&server);
+    let login = b.get(&authorize_path(&client, "openid", "")).await;
+    for name in ["u1", "u2", "u3"] {
+        let page = b.sign_in(&login, name, "guess").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = b.sign_in(&login, "alice", PASSWORD).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+}

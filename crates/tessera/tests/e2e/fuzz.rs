@@ -77,7 +77,12 @@ async fn random_bodies_never_cause_a_server_error() {
     let s = Server::start().await;
     let c = s.create_client(&[]).await;
     let mut rng = Rng::new(SEED);
-    let endpoints = ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"];
+    let endpoints = [
+        "/oauth2/token",
+        "/oauth2/introspect",
+        "/oauth2/revoke",
+        "/sdk/token",
+    ];
     let mut failures = Vec::new();
     for i in 0..REQUESTS {
         let path = *rng.pick(&endpoints);

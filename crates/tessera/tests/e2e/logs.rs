@@ -117,6 +117,44 @@ async fn no_token_or_secret_reaches_the_server_logs() {
     assert_eq!(s.revoke(&jwt, &tokens[0]).await, StatusCode::OK);
     assert_eq!(s.revoke(&opaque, &tokens[4]).await, StatusCode::OK);
 
+    // Vendor assertions (kept like tokens: they are bearer credentials until they expire),
+    // at /sdk/token and at the token endpoint, accepted then replayed.
+    let key = crate::jwt_bearer::vendor_key();
+    crate::jwt_bearer::trust(&s, &key, "default", &[]).await;
+    let vendor = crate::jwt_bearer::grant_client(&s, "default", &[]).await;
+    secrets.push(vendor.secret.clone());
+    for _ in 0..2 {
+        let assertion = crate::jwt_bearer::sign(&key, &crate::jwt_bearer::claims(&s));
+        tokens.push(assertion.clone());
+        let (status, body) = crate::jwt_bearer::exchange(&s, &vendor, &assertion).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        tokens.push(body["access_token"].as_str().unwrap().to_owned());
+        let (status, _) = crate::jwt_bearer::exchange(&s, &vendor, &assertion).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "replayed");
+        let mut seed = crate::jwt_bearer::claims(&s);
+        seed.as_object_mut().unwrap().remove("aud");
+        let sdk_jwt = crate::jwt_bearer::sign(&key, &seed);
+        tokens.push(sdk_jwt.clone());
+        let res = s
+            .http
+            .post(s.url("/sdk/token"))
+            .json(&json!({ "jwt": sdk_jwt }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        tokens.push(body["access_token"].as_str().unwrap().to_owned());
+        let res = s
+            .http
+            .post(s.url("/sdk/token"))
+            .json(&json!({ "jwt": sdk_jwt }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "replayed");
+    }
+
     // Rotate both secrets and use the new ones.
     let rotated = s
         .cli_json(&["client", "rotate-secret", &jwt.id, "--json"])

@@ -705,3 +705,107 @@ async fn two_nodes_racing_on_one_refresh_token_have_exactly_one_winner() {
         rt = body["refresh_token"].as_str().unwrap().to_owned();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// JWT-bearer assertions and single-use tokens across nodes
+
+/// Posts `{"jwt": ..}` (and `env`) to `/sdk/token`; returns the status and the answer.
+async fn sdk_token(node: &Server, body: &Value) -> (StatusCode, Value) {
+    let res = node
+        .http
+        .post(node.url("/sdk/token"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_bearer_assertion_used_on_one_node_is_refused_on_another() {
+    let Some(cl) = Cluster::start("multinode_jwt_bearer", 2, &[]).await else {
+        return;
+    };
+    let (a, b) = (&cl.nodes[0], &cl.nodes[1]);
+    // The vendor's key pair and trust registration, through the CLI; a single-use environment.
+    let dir = a.dir_path().join("vendor");
+    let dir_s = dir.to_str().unwrap();
+    a.cli(&["jwt", "keygen", "--out", dir_s, "--alg", "ES256"])
+        .await;
+    a.cli(&["env", "create", "hosted"]).await;
+    a.cli(&["env", "set", "hosted", "--single-use-tokens"])
+        .await;
+    let public = dir.join("public.pem");
+    a.cli(&[
+        "trust",
+        "add",
+        "--env",
+        "hosted",
+        "--issuer",
+        "vendor",
+        "--public-key",
+        public.to_str().unwrap(),
+        "--scope",
+        "sdk",
+    ])
+    .await;
+    let private = dir.join("private.pem");
+    let private = private.to_str().unwrap();
+    let sign = || async move {
+        a.cli(&[
+            "jwt", "sign", "--key", private, "--iss", "vendor", "--sub", "user-1",
+        ])
+        .await
+        .trim()
+        .to_owned()
+    };
+    for node in &cl.nodes {
+        wait_until(
+            Duration::from_secs(2),
+            "every node trusts the vendor",
+            || async {
+                let jwt = sign().await;
+                sdk_token(node, &json!({"jwt": jwt, "env": "hosted"}))
+                    .await
+                    .0
+                    == StatusCode::OK
+            },
+        )
+        .await;
+    }
+
+    // Used on A, refused on B (and the other way round).
+    for (first, second) in [(a, b), (b, a)] {
+        let jwt = sign().await;
+        let (status, body) = sdk_token(first, &json!({"jwt": jwt, "env": "hosted"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = sdk_token(second, &json!({"jwt": jwt, "env": "hosted"})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+    }
+
+    // Sent to both at once: exactly one token.
+    let jwt = sign().await;
+    let body = json!({"jwt": jwt, "env": "hosted"});
+    let answers =
+        futures_util::future::join_all((0..8).map(|i| sdk_token(&cl.nodes[i % 2], &body))).await;
+    let ok: Vec<&(StatusCode, Value)> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .collect();
+    assert_eq!(ok.len(), 1, "{answers:?}");
+
+    // The token is single-use: of checks on both nodes at once, exactly one sees it active.
+    let token = ok[0].1["access_token"].as_str().unwrap().to_owned();
+    let api = cl.create_client(&["--env", "hosted"]).await;
+    let checks = (0..20).map(|i| cl.nodes[i % 2].introspect(&api, &token));
+    let active = futures_util::future::join_all(checks)
+        .await
+        .iter()
+        .filter(|v| v["active"] == true)
+        .count();
+    assert_eq!(
+        active, 1,
+        "a single-use token was seen active {active} times"
+    );
+}

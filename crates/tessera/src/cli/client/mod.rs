@@ -3,12 +3,12 @@
 //! A client secret is generated here (256 random bits), printed once, and stored only as its
 //! hash; it cannot be shown again (seed 004).
 
-mod registration;
+pub(crate) mod registration;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::model::{grant_types, ClientRecord, TokenFormat};
+use tessera_core::model::{grant_types, valid_env_name, ClientRecord, TokenFormat, DEFAULT_ENV};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret;
 use tessera_core::store::Store;
@@ -28,6 +28,10 @@ pub enum Command {
         /// A name for people.
         #[arg(long)]
         name: String,
+        /// The deployment environment the client belongs to (created if new): its tokens
+        /// carry it, and it introspects only tokens of its own environment.
+        #[arg(long, default_value = DEFAULT_ENV)]
+        env: String,
         #[command(flatten)]
         registration: Registration,
         /// A public client: no secret (token endpoint auth method `none`).
@@ -124,6 +128,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
     match cmd {
         Command::Create {
             name,
+            env,
             registration,
             public,
             token_endpoint_auth_method,
@@ -150,6 +155,9 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                      clear, and Tessera keeps only hashes)"
                 ),
             };
+            if !valid_env_name(&env) {
+                bail!("--env must be 1 to 64 of a-z, 0-9, '-' and '_'");
+            }
             let secret = (!public && jwks.is_none()).then(|| secret::generate(SECRET_PREFIX));
             let mut client = ClientRecord {
                 client_id: secret::generate_id(),
@@ -171,10 +179,13 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                 access_token_format: TokenFormat::Jwt,
                 access_token_ttl: settings.core.default_access_token_ttl,
                 token_epoch: 0,
+                env,
+                single_use_tokens: false,
                 created_at: now(),
                 user_flow: Default::default(),
             };
             registration.apply(&mut client, settings)?;
+            store.ensure_env(&client.env, now()).await?;
             store.insert_client(&client).await?;
             if json {
                 print_json(&json!({
@@ -225,6 +236,9 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             }
             if client.jwks.is_some() {
                 bail!("client '{client_id}' uses private_key_jwt: replace its keys with `client set-keys`");
+            }
+            if client.secret_hash.is_none() {
+                bail!("client '{client_id}' has no secret (an environment's /sdk/token client)");
             }
             let secret = secret::generate(SECRET_PREFIX);
             let t = now();
@@ -341,6 +355,8 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "token_endpoint_auth_method": auth_method(c),
         "access_token_format": c.access_token_format.as_str(),
         "access_token_ttl": c.access_token_ttl,
+        "env": c.env,
+        "single_use_tokens": c.single_use_tokens,
         "old_secret_valid_until": c.old_secret_expires_at,
         "created_at": c.created_at,
         "refresh_tokens": c.user_flow.refresh_tokens.as_str(),

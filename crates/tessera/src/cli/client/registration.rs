@@ -70,6 +70,10 @@ pub struct Registration {
     /// A first-party client: users are never asked for consent.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub skip_consent: Option<bool>,
+    /// Single-use access tokens: the first successful check (introspection, or anywhere
+    /// Tessera accepts a token) consumes one [create default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub single_use_tokens: Option<bool>,
 }
 
 impl Registration {
@@ -160,6 +164,9 @@ impl Registration {
                 redirect_uri::validate_registration(uri)?;
             }
             flow.post_logout_redirect_uris = self.post_logout_redirect_uris;
+        }
+        if let Some(once) = self.single_use_tokens {
+            client.single_use_tokens = once;
         }
         check(client)
     }
