@@ -4,6 +4,8 @@
 //! (RFC 7662 §2.1, SECURITY row 34); an inactive token gets only `{"active": false}` (§2.2).
 //! A token of another deployment environment than the caller's is inactive for it (and is
 //! not consumed if single-use). Claims carried from a JWT assertion are part of the answer.
+//! A refresh token is active only for the client it was issued to, while it is unused,
+//! unexpired and its grant stands (`token_type: "refresh_token"`).
 
 use serde::Serialize;
 
@@ -11,7 +13,10 @@ use crate::client_auth::{self, AuthMethod, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::inspect::inspect_in_env;
+use crate::model::ClientRecord;
+use crate::opaque;
 use crate::params::Params;
+use crate::secret::SecretHash;
 
 /// The introspection response.
 #[derive(Debug, Serialize, PartialEq)]
@@ -20,6 +25,20 @@ pub struct IntrospectionResponse {
     pub active: bool,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     details: Option<Details>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    refresh: Option<RefreshDetails>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct RefreshDetails {
+    scope: String,
+    client_id: String,
+    sub: String,
+    iss: String,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    token_type: &'static str,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -62,7 +81,18 @@ pub async fn handle(
     let inactive = IntrospectionResponse {
         active: false,
         details: None,
+        refresh: None,
     };
+    if let Some(id) = opaque::refresh_selector(token) {
+        return Ok(match refresh_details(cx, &caller, id, token).await? {
+            Some(r) => IntrospectionResponse {
+                active: true,
+                details: None,
+                refresh: Some(r),
+            },
+            None => inactive,
+        });
+    }
     // A token of another environment is not valid here (and a single-use one is not
     // consumed by a caller that may not see it).
     let Some(t) = inspect_in_env(cx, token, Some(&caller.env)).await? else {
@@ -83,5 +113,41 @@ pub async fn handle(
             env: t.env,
             claims: t.claims,
         }),
+        refresh: None,
     })
+}
+
+/// What an active refresh token of `caller` says.
+async fn refresh_details(
+    cx: &Cx<'_>,
+    caller: &ClientRecord,
+    id: &str,
+    token: &str,
+) -> Result<Option<RefreshDetails>, OAuthError> {
+    let Some(rec) = cx.store.get_refresh_token(id).await? else {
+        return Ok(None);
+    };
+    let live = rec.token_hash.ct_eq(&SecretHash::of(token))
+        && rec.client_id == caller.client_id
+        && rec.used_at.is_none()
+        && rec.expires_at > cx.now;
+    if !live {
+        return Ok(None);
+    }
+    let Some(grant) = cx.store.get_grant(&rec.grant_id).await? else {
+        return Ok(None);
+    };
+    if grant.revoked_at.is_some() || grant.token_epoch != caller.token_epoch {
+        return Ok(None);
+    }
+    Ok(Some(RefreshDetails {
+        scope: rec.scope,
+        client_id: rec.client_id,
+        sub: grant.user_id,
+        iss: cx.config.issuer.clone(),
+        exp: rec.expires_at,
+        iat: rec.issued_at,
+        auth_time: grant.auth_time,
+        token_type: "refresh_token",
+    }))
 }

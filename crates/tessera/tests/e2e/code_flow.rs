@@ -1034,3 +1034,28 @@ async fn failures_from_one_address_lock_out_every_username_from_it() {
     let locked = b.sign_in(&login, "alice", PASSWORD).await;
     assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn a_refresh_token_introspects_active_only_for_its_client_until_rotated() {
+    let (server, client) = setup(&[]).await;
+    let other = server.create_client(&[]).await;
+    let t = tokens_with_refresh(&server, &client).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let v = server.introspect(&client, rt).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["token_type"], "refresh_token");
+    assert_eq!(v["client_id"], client.id.as_str());
+    assert_eq!(
+        v["sub"],
+        decode_jwt(t["access_token"].as_str().unwrap()).claims["sub"]
+    );
+    assert!(v["auth_time"].is_i64());
+    let v = server.introspect(&other, rt).await;
+    assert_eq!(v, serde_json::json!({"active": false}));
+    let (status, _) = json(refresh(&server, &client, rt).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        server.introspect(&client, rt).await,
+        serde_json::json!({"active": false})
+    );
+}
