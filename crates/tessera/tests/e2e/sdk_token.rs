@@ -425,3 +425,16 @@ async fn parallel_first_exchanges_in_a_new_environment_all_succeed() {
     assert_eq!(sdk.len(), 1, "one SDK client per environment");
     assert_eq!(sdk[0]["env"], "fresh");
 }
+
+#[tokio::test]
+async fn failed_exchanges_from_one_address_are_throttled() {
+    let server = Server::start_with(&[("TESSERA_AUTH_FAILURES_PER_MINUTE", "3")]).await;
+    for _ in 0..3 {
+        let (status, body) = sdk_token(&server, &json!({"jwt": "e30.e30.e30"})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_grant");
+    }
+    let (status, body) = sdk_token(&server, &json!({"jwt": "e30.e30.e30"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "slow_down");
+}
