@@ -21,6 +21,8 @@ use base64::Engine as _;
 use minijinja::Environment;
 use tessera_core::keys::Sealer;
 
+use crate::i18n::Lang;
+
 const BUILT_IN: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
@@ -79,6 +81,43 @@ impl Pages {
     /// The stylesheet.
     pub fn css(&self) -> &str {
         &self.css
+    }
+
+    /// A rendered page with the security headers (see [`html`]). A template that fails is
+    /// logged and answered with a plain 500 page.
+    pub fn page(
+        &self,
+        status: StatusCode,
+        template: &str,
+        ctx: minijinja::Value,
+        form_targets: &[String],
+    ) -> Response {
+        match self.render(template, ctx) {
+            Ok(body) => html(status, body, form_targets),
+            Err(e) => {
+                tracing::error!(error = %e, template, "page template failed");
+                html(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "<!doctype html><title>Error</title><p>The page could not be shown.</p>"
+                        .to_owned(),
+                    &[],
+                )
+            }
+        }
+    }
+
+    /// The error page, with the protocol error code when there is one.
+    pub fn error(
+        &self,
+        lang: Lang,
+        status: StatusCode,
+        message: &str,
+        code: Option<&str>,
+    ) -> Response {
+        let ctx = minijinja::context! {
+            lang => lang.tag(), t => lang.texts("", ""), assets => "/assets", message, code,
+        };
+        self.page(status, "error.html", ctx, &[])
     }
 }
 
@@ -186,6 +225,19 @@ impl Cookies {
             "{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}"
         ))
         .ok()
+    }
+
+    /// The browser's CSRF cookie value; a fresh one, with the `Set-Cookie` that sets it, when
+    /// the browser has none.
+    pub fn csrf_value(&self, headers: &HeaderMap, max_age: i64) -> (String, Option<HeaderValue>) {
+        match cookie(headers, self.csrf()) {
+            Some(v) => (v.to_owned(), None),
+            None => {
+                let v = tessera_core::secret::generate("").expose().to_owned();
+                let set = self.set(self.csrf(), &v, max_age);
+                (v, set)
+            }
+        }
     }
 
     /// A `Set-Cookie` value that removes a cookie.

@@ -12,11 +12,11 @@ use serde::Serialize;
 use crate::client_auth::{self, AuthMethod, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
+use crate::grant::refresh_token;
 use crate::inspect::inspect_in_env;
 use crate::model::ClientRecord;
 use crate::opaque;
 use crate::params::Params;
-use crate::secret::SecretHash;
 
 /// The introspection response.
 #[derive(Debug, Serialize, PartialEq)]
@@ -83,8 +83,8 @@ pub async fn handle(
         details: None,
         refresh: None,
     };
-    if let Some(id) = opaque::refresh_selector(token) {
-        return Ok(match refresh_details(cx, &caller, id, token).await? {
+    if token.starts_with(opaque::REFRESH_PREFIX) {
+        return Ok(match refresh_details(cx, &caller, token).await? {
             Some(r) => IntrospectionResponse {
                 active: true,
                 details: None,
@@ -121,25 +121,17 @@ pub async fn handle(
 async fn refresh_details(
     cx: &Cx<'_>,
     caller: &ClientRecord,
-    id: &str,
     token: &str,
 ) -> Result<Option<RefreshDetails>, OAuthError> {
-    let Some(rec) = cx.store.get_refresh_token(id).await? else {
+    let Some(rec) = refresh_token::find(cx, caller, token)
+        .await?
+        .filter(|r| r.used_at.is_none() && r.expires_at > cx.now)
+    else {
         return Ok(None);
     };
-    let live = rec.token_hash.ct_eq(&SecretHash::of(token))
-        && rec.client_id == caller.client_id
-        && rec.used_at.is_none()
-        && rec.expires_at > cx.now;
-    if !live {
-        return Ok(None);
-    }
-    let Some(grant) = cx.store.get_grant(&rec.grant_id).await? else {
+    let Some(grant) = refresh_token::standing_grant(cx, caller, &rec.grant_id).await? else {
         return Ok(None);
     };
-    if grant.revoked_at.is_some() || grant.token_epoch != caller.token_epoch {
-        return Ok(None);
-    }
     Ok(Some(RefreshDetails {
         scope: rec.scope,
         client_id: rec.client_id,

@@ -8,10 +8,10 @@
 use crate::client_auth::{self, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
+use crate::grant::refresh_token;
 use crate::inspect::inspect;
 use crate::model::TokenFormat;
 use crate::params::Params;
-use crate::secret::SecretHash;
 
 /// Handles a revocation request; `Ok(())` is HTTP 200 with an empty body.
 pub async fn handle(
@@ -22,11 +22,9 @@ pub async fn handle(
     params.reject_duplicates()?;
     let (caller, _method) = client_auth::authenticate(cx, basic, params).await?;
     let token = params.require("token")?;
-    if let Some(id) = crate::opaque::refresh_selector(token) {
-        if let Some(rec) = cx.store.get_refresh_token(id).await? {
-            if rec.token_hash.ct_eq(&SecretHash::of(token)) && rec.client_id == caller.client_id {
-                cx.store.revoke_grant(&rec.grant_id, cx.now).await?;
-            }
+    if token.starts_with(crate::opaque::REFRESH_PREFIX) {
+        if let Some(rec) = refresh_token::find(cx, &caller, token).await? {
+            cx.store.revoke_grant(&rec.grant_id, cx.now).await?;
         }
         return Ok(());
     }

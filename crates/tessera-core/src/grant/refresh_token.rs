@@ -39,12 +39,10 @@ pub async fn handle(
     }
     let presented = params.require("refresh_token")?;
     let asked_scope = params.get("scope")?;
-    let id = opaque::refresh_selector(presented).ok_or_else(invalid)?;
-    let rec = cx.store.get_refresh_token(id).await?.ok_or_else(invalid)?;
-    if !rec.token_hash.ct_eq(&SecretHash::of(presented)) || rec.client_id != client.client_id {
-        return Err(invalid());
-    }
-    let grant = live_grant(cx, client, &rec.grant_id).await?;
+    let rec = find(cx, client, presented).await?.ok_or_else(invalid)?;
+    let grant = standing_grant(cx, client, &rec.grant_id)
+        .await?
+        .ok_or_else(invalid)?;
     if rec.used_at.is_some() {
         return reuse(cx, client, &grant, &rec, params, asked_scope).await;
     }
@@ -103,17 +101,33 @@ pub async fn handle(
     respond(cx, client, &grant, &scope, audience, Some(value), None).await
 }
 
-/// The grant a refresh token belongs to, if it still stands.
-async fn live_grant(
+/// The stored refresh token `presented` is, if it is one of `client`'s: found by its public
+/// id, compared by hash in constant time. Used or not, expired or not.
+pub async fn find(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    presented: &str,
+) -> Result<Option<RefreshRecord>, OAuthError> {
+    let Some(id) = opaque::refresh_selector(presented) else {
+        return Ok(None);
+    };
+    Ok(cx.store.get_refresh_token(id).await?.filter(|r| {
+        r.token_hash.ct_eq(&SecretHash::of(presented)) && r.client_id == client.client_id
+    }))
+}
+
+/// The grant a refresh token of `client` belongs to, if it still stands (not revoked, and
+/// the client's secret was not rotated since).
+pub async fn standing_grant(
     cx: &Cx<'_>,
     client: &ClientRecord,
     grant_id: &str,
-) -> Result<GrantRecord, OAuthError> {
-    let grant = cx.store.get_grant(grant_id).await?.ok_or_else(invalid)?;
-    if grant.revoked_at.is_some() || grant.token_epoch != client.token_epoch {
-        return Err(invalid());
-    }
-    Ok(grant)
+) -> Result<Option<GrantRecord>, OAuthError> {
+    Ok(cx
+        .store
+        .get_grant(grant_id)
+        .await?
+        .filter(|g| g.revoked_at.is_none() && g.token_epoch == client.token_epoch))
 }
 
 /// A rotated-out token was presented again.

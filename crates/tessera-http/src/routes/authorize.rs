@@ -25,7 +25,7 @@ use tessera_core::{password, OAuthError};
 
 use crate::extract::client_address;
 use crate::i18n::Lang;
-use crate::pages::{self, csrf_ok, csrf_token, html, origin_of};
+use crate::pages::{self, csrf_ok, csrf_token, origin_of};
 use crate::state::AppState;
 
 /// Form fields of our own pages, never part of the authorization request.
@@ -37,27 +37,17 @@ enum Submitted {
     Consent { allow: bool },
 }
 
-/// Per-request page context.
+/// Per-request page context: the language, the CSRF cookie, and the cookies to set.
 struct Page<'a> {
     state: &'a AppState,
     lang: Lang,
     csrf_cookie: String,
-    new_csrf_cookie: bool,
     set_cookies: Vec<HeaderValue>,
 }
 
 impl Page<'_> {
     fn finish(&self, mut res: Response) -> Response {
         let h = res.headers_mut();
-        if self.new_csrf_cookie {
-            if let Some(v) = self.state.cookies().set(
-                self.state.cookies().csrf(),
-                &self.csrf_cookie,
-                self.state.config().session_ttl,
-            ) {
-                h.append(header::SET_COOKIE, v);
-            }
-        }
         for c in &self.set_cookies {
             h.append(header::SET_COOKIE, c.clone());
         }
@@ -71,29 +61,11 @@ impl Page<'_> {
         ctx: minijinja::Value,
         targets: &[String],
     ) -> Response {
-        let body = match self.state.pages().render(template, ctx) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, template, "page template failed");
-                return self.finish(html(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "<!doctype html><title>Error</title><p>The page could not be shown.</p>"
-                        .to_owned(),
-                    &[],
-                ));
-            }
-        };
-        self.finish(html(status, body, targets))
+        self.finish(self.state.pages().page(status, template, ctx, targets))
     }
 
     fn error(&self, status: StatusCode, message: &str, code: Option<&str>) -> Response {
-        let t = self.lang.texts("", "");
-        self.render(
-            status,
-            "error.html",
-            context! { lang => self.lang.tag(), t, assets => "/assets", message, code },
-            &[],
-        )
+        self.finish(self.state.pages().error(self.lang, status, message, code))
     }
 
     fn redirect(&self, location: &str) -> Response {
@@ -183,17 +155,14 @@ fn accept_language(parts: &Parts) -> Option<&str> {
 }
 
 fn page<'a>(state: &'a AppState, parts: &'a Parts, ui_locales: Option<&str>) -> Page<'a> {
-    let existing = pages::cookie(&parts.headers, state.cookies().csrf());
-    let (csrf_cookie, new_csrf_cookie) = match existing {
-        Some(v) => (v.to_owned(), false),
-        None => (secret::generate("").expose().to_owned(), true),
-    };
+    let (csrf_cookie, set) = state
+        .cookies()
+        .csrf_value(&parts.headers, state.config().session_ttl);
     Page {
         state,
         lang: Lang::choose(ui_locales, accept_language(parts)),
         csrf_cookie,
-        new_csrf_cookie,
-        set_cookies: Vec::new(),
+        set_cookies: set.into_iter().collect(),
     }
 }
 
@@ -300,8 +269,9 @@ async fn flow(
             }
         }
     }
+    // Consent given in this very request needs no second read.
     let consented = match &session {
-        Some((s, _)) => match cx
+        Some((s, _)) if !just_consented => match cx
             .store
             .get_consent(&s.user_id, &req.client.client_id)
             .await
@@ -309,7 +279,7 @@ async fn flow(
             Ok(c) => c.and_then(|c| ScopeSet::parse(&c).ok()),
             Err(e) => return server_error(&pg, &e.into()),
         },
-        None => None,
+        _ => None,
     };
     let step = authorize::next_step(
         &cx,

@@ -15,10 +15,10 @@ use minijinja::context;
 use tessera_core::endpoint::authorize::redirect_with;
 use tessera_core::id_token::verify_hint;
 use tessera_core::params::Params;
-use tessera_core::secret::{self, SecretHash};
+use tessera_core::secret::SecretHash;
 
 use crate::i18n::Lang;
-use crate::pages::{self, csrf_ok, csrf_token, html};
+use crate::pages::{self, csrf_ok, csrf_token};
 use crate::state::AppState;
 
 /// `GET /oauth2/logout`: the confirmation page.
@@ -51,14 +51,9 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
     let keys = state.keys();
     let cx = state.cx(&keys);
     let error = |message: &str| {
-        let body = state
+        state
             .pages()
-            .render(
-                "error.html",
-                context! { lang => lang.tag(), t => lang.texts("", ""), assets => "/assets", message },
-            )
-            .unwrap_or_default();
-        html(StatusCode::BAD_REQUEST, body, &[])
+            .error(lang, StatusCode::BAD_REQUEST, message, None)
     };
     // Which client is asking: the ID token's audience, or client_id (they must agree).
     let hinted = one("id_token_hint")
@@ -86,54 +81,37 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
             }
         }
     };
-    let csrf_cookie = pages::cookie(&parts.headers, state.cookies().csrf()).map(str::to_owned);
     if !confirmed {
-        let (cookie_value, fresh) = match &csrf_cookie {
-            Some(v) => (v.clone(), false),
-            None => (secret::generate("").expose().to_owned(), true),
-        };
+        let (cookie_value, set_csrf) = state
+            .cookies()
+            .csrf_value(&parts.headers, state.config().session_ttl);
         let hidden: Vec<(String, String)> = params
             .pairs()
             .iter()
             .filter(|(k, _)| k != "_csrf")
             .cloned()
             .collect();
-        let body = state
-            .pages()
-            .render(
-                "logout.html",
-                context! {
-                    lang => lang.tag(), t, assets => "/assets", action => "/oauth2/logout",
-                    hidden, csrf => csrf_token(state.sealer(), &cookie_value),
-                },
-            )
-            .unwrap_or_default();
+        let ctx = context! {
+            lang => lang.tag(), t, assets => "/assets", action => "/oauth2/logout",
+            hidden, csrf => csrf_token(state.sealer(), &cookie_value),
+        };
         let targets: Vec<String> = back.iter().filter_map(|b| pages::origin_of(b)).collect();
-        let mut res = html(StatusCode::OK, body, &targets);
-        if fresh {
-            if let Some(v) = state.cookies().set(
-                state.cookies().csrf(),
-                &cookie_value,
-                state.config().session_ttl,
-            ) {
-                res.headers_mut().append(header::SET_COOKIE, v);
-            }
+        let mut res = state
+            .pages()
+            .page(StatusCode::OK, "logout.html", ctx, &targets);
+        if let Some(v) = set_csrf {
+            res.headers_mut().append(header::SET_COOKIE, v);
         }
         return res;
     }
-    if !csrf_ok(
-        state.sealer(),
-        csrf_cookie.as_deref(),
-        one("_csrf").as_deref(),
-    ) {
-        let body = state
-            .pages()
-            .render(
-                "error.html",
-                context! { lang => lang.tag(), t => lang.texts("", ""), assets => "/assets", message => lang.text("form_expired") },
-            )
-            .unwrap_or_default();
-        return html(StatusCode::FORBIDDEN, body, &[]);
+    let csrf_cookie = pages::cookie(&parts.headers, state.cookies().csrf());
+    if !csrf_ok(state.sealer(), csrf_cookie, one("_csrf").as_deref()) {
+        return state.pages().error(
+            lang,
+            StatusCode::FORBIDDEN,
+            &lang.text("form_expired"),
+            None,
+        );
     }
     if let Some(value) = pages::cookie(&parts.headers, state.cookies().session()) {
         if let Err(e) = cx.store.delete_session(&SecretHash::of(value)).await {
@@ -141,28 +119,16 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
         }
     }
     let mut res = match back {
-        Some(uri) => {
-            let state_param = one("state");
-            let mut p: Vec<(&str, &str)> = Vec::new();
-            if let Some(s) = &state_param {
-                p.push(("state", s));
-            }
-            pages::redirect(&if p.is_empty() {
-                uri
-            } else {
-                redirect_with(&uri, &p)
-            })
-        }
-        None => {
-            let body = state
-                .pages()
-                .render(
-                    "logged_out.html",
-                    context! { lang => lang.tag(), t, assets => "/assets" },
-                )
-                .unwrap_or_default();
-            html(StatusCode::OK, body, &[])
-        }
+        Some(uri) => pages::redirect(&match one("state") {
+            Some(s) => redirect_with(&uri, &[("state", &s)]),
+            None => uri,
+        }),
+        None => state.pages().page(
+            StatusCode::OK,
+            "logged_out.html",
+            context! { lang => lang.tag(), t, assets => "/assets" },
+            &[],
+        ),
     };
     if let Some(v) = state.cookies().clear(state.cookies().session()) {
         res.headers_mut().append(header::SET_COOKIE, v);
