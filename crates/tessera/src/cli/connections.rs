@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// standard streams, the operational listener's connections), besides the database pool.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
+/// The cap of the operational listener (`ops_listen`): within [`RESERVED_DESCRIPTORS`].
+pub const OPS_CONNECTIONS: usize = 32;
+
 /// The connections a server holds.
 pub struct Connections {
     cap: usize,

@@ -120,15 +120,13 @@ pub async fn run(settings: Settings) -> Result<()> {
                 .await
                 .with_context(|| format!("binding the operational listener {addr}"))?;
             tracing::info!(listen = %listener.local_addr()?, "operational endpoints (/health, /metrics) listen here");
-            let mut stopped = stopped.clone();
+            let stopped = stopped.clone();
             let app = tessera_http::ops_app(state.clone());
-            Some(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            }))
+            // The same limits as the public listener, with a cap of its own.
+            let ops_conns = Connections::new(connections::OPS_CONNECTIONS);
+            Some(tokio::spawn(serve_listener(
+                listener, app, stopped, None, ops_conns, limits,
+            )))
         }
         None => None,
     };
@@ -227,7 +225,7 @@ async fn serve_listener(
                 }
             },
             Some(_) = tasks.join_next() => continue,
-            _ = stopped.wait_for(|s| *s) => break,
+            () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
         };
         let Some(held) = conns.admit() else {
             tracing::warn!(%peer, cap = conns.cap(), "connection refused: every connection is busy");

@@ -43,7 +43,7 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 }
 
 #[tokio::test]
-async fn invented_methods_share_one_metric_label() {
+async fn invented_methods_paths_and_grant_types_add_no_metric_label() {
     let s = Server::start().await;
     let mut stream = TcpStream::connect(s.addr()).await.unwrap();
     let mut rng = crate::support::Rng::new(7);
@@ -57,6 +57,25 @@ async fn invented_methods_share_one_metric_label() {
         let response = read_response(&mut stream).await;
         assert_eq!(raw_status(&response), 405, "{response}");
         invented.push(method);
+    }
+    // Nor do invented paths or grant types.
+    let c = s.create_client(&[]).await;
+    for _ in 0..50 {
+        let word: String = (0..12)
+            .map(|_| char::from(b'a' + (rng.below(26) as u8)))
+            .collect();
+        let res = s.http.get(s.url(&format!("/{word}"))).send().await.unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
+        let res = s
+            .http
+            .post(s.url("/oauth2/token"))
+            .basic_auth(&c.id, Some(&c.secret))
+            .form(&[("grant_type", word.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::BAD_REQUEST);
+        invented.push(word);
     }
     let text = s.metrics().await;
     for method in &invented {
@@ -240,9 +259,15 @@ async fn idle_connections_past_the_descriptor_limit_keep_no_probe_out() {
 
 #[tokio::test]
 async fn a_connection_that_sends_no_request_is_closed_after_the_header_timeout() {
-    let s = Server::start_with(&[("TESSERA_HEADER_READ_TIMEOUT", "1")]).await;
-    // Nothing sent at all.
+    let ops = format!("127.0.0.1:{}", crate::support::free_port());
+    let s = Server::start_with(&[
+        ("TESSERA_HEADER_READ_TIMEOUT", "1"),
+        ("TESSERA_OPS_LISTEN", ops.as_str()),
+    ])
+    .await;
+    // Nothing sent at all, on either listener.
     let mut silent = TcpStream::connect(s.addr()).await.unwrap();
+    let mut silent_ops = TcpStream::connect(&ops).await.unwrap();
     // Half a request head.
     let mut partial = TcpStream::connect(s.addr()).await.unwrap();
     partial
@@ -251,12 +276,13 @@ async fn a_connection_that_sends_no_request_is_closed_after_the_header_timeout()
         .unwrap();
     // A kept-alive connection after its response.
     let mut kept = TcpStream::connect(s.addr()).await.unwrap();
-    kept.write_all(b"GET /health/alive HTTP/1.1\r\nHost: tessera\r\n\r\n")
+    kept.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: tessera\r\n\r\n")
         .await
         .unwrap();
     assert_eq!(raw_status(&read_response(&mut kept).await), 200);
     for (what, stream) in [
         ("silent", &mut silent),
+        ("silent operational", &mut silent_ops),
         ("partial", &mut partial),
         ("kept alive", &mut kept),
     ] {
