@@ -527,6 +527,50 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_and_the_metrics_token_are_checked() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.max_connections, None);
+        assert_eq!(
+            defaults.header_read_timeout,
+            Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT)
+        );
+        assert_eq!(defaults.max_header_size, DEFAULT_MAX_HEADER_SIZE);
+        assert!(defaults.http.metrics_token.is_none());
+        let file = FileConfig {
+            max_connections: Some(500),
+            header_read_timeout: Some(3),
+            max_header_size: Some(32 * 1024),
+            metrics_token: Some("scrape-me".into()),
+            ..Default::default()
+        };
+        let s = resolve(Overrides::default(), file).unwrap();
+        assert_eq!(s.max_connections, Some(500));
+        assert_eq!(s.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(s.max_header_size, 32 * 1024);
+        assert!(s
+            .http
+            .metrics_token
+            .as_ref()
+            .is_some_and(|h| h.ct_eq(&tessera_core::secret::SecretHash::of("scrape-me"))));
+        for file in [
+            FileConfig {
+                max_connections: Some(0),
+                ..Default::default()
+            },
+            FileConfig {
+                header_read_timeout: Some(0),
+                ..Default::default()
+            },
+            FileConfig {
+                max_header_size: Some(4096),
+                ..Default::default()
+            },
+        ] {
+            assert!(resolve(Overrides::default(), file).is_err());
+        }
+    }
+
+    #[test]
     fn key_file_sits_beside_the_database() {
         assert_eq!(
             default_key_file("sqlite://./data/t.db").unwrap(),

@@ -180,6 +180,8 @@ pub async fn run(settings: Settings) -> Result<()> {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest in-flight connections are waited for at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Least time between two log lines about refused connections.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// First and longest pause after `accept` failed (as when out of file descriptors).
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
@@ -206,6 +208,8 @@ async fn serve_listener(
 ) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF.0;
+    // Refusals are logged at most once per REFUSAL_LOG_INTERVAL, with how many there were.
+    let mut refused: (u64, Option<tokio::time::Instant>) = (0, None);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -228,7 +232,18 @@ async fn serve_listener(
             () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
         };
         let Some(held) = conns.admit() else {
-            tracing::warn!(%peer, cap = conns.cap(), "connection refused: every connection is busy");
+            refused.0 += 1;
+            if refused
+                .1
+                .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL)
+            {
+                tracing::warn!(
+                    refused = refused.0,
+                    cap = conns.cap(),
+                    "connections refused: every connection is answering a request"
+                );
+                refused = (0, Some(tokio::time::Instant::now()));
+            }
             continue;
         };
         let _ = tcp.set_nodelay(true);
