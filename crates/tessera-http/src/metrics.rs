@@ -3,15 +3,25 @@
 //! Owns [`Metrics`] (a registry of its own, no global) and the middleware that counts every
 //! request per endpoint: requests by status, latency histogram, and errors by RFC code. Token
 //! requests are also counted per grant type and outcome.
+//!
+//! Every label value comes from a closed set, never from the request as sent: each label value
+//! is a time series kept for the life of the process, so a client able to invent values could
+//! grow the server's memory and the exposition without bound. The endpoint is the matched
+//! route (or `unmatched`), the method one of RFC 9110 §9's (or `other`), the status and the
+//! error code the server's own, the grant type one of those the server knows (or `other`).
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+
+use tessera_core::secret::SecretHash;
+use tessera_core::{ErrorCode, OAuthError};
 
 use crate::error::ErrorLabel;
 use crate::state::AppState;
@@ -109,12 +119,12 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let res = next.run(req).await;
     let m = state.metrics();
     let status = res.status();
     m.requests
-        .with_label_values(&[endpoint.as_str(), method.as_str(), status.as_str()])
+        .with_label_values(&[endpoint.as_str(), method, status.as_str()])
         .inc();
     m.latency
         .with_label_values(&[endpoint.as_str()])
@@ -134,6 +144,51 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     res
 }
 
+/// The label of a request method: the methods of RFC 9110 §9 (and PATCH, RFC 5789) by name,
+/// any other (a client may send any token as a method) as `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics` on the public listener: only with `Authorization: Bearer <metrics_token>`
+/// (RFC 6750 §2.1), compared in constant time. The router serves it there only when a token is
+/// configured; without one, the metrics are read on the operational listener.
+pub async fn render_with_token(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, token)| token.trim());
+    let allowed = match (&state.http().metrics_token, presented) {
+        (Some(expected), Some(presented)) => SecretHash::of(presented).ct_eq(expected),
+        _ => false,
+    };
+    if !allowed {
+        return crate::error::error_response(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the metrics need the configured bearer token",
+        ));
+    }
+    render(State(state)).await.into_response()
+}
+
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     (
@@ -143,4 +198,19 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics().render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for invented in ["FOO", "XYZZY1", "get", "PROPFIND"] {
+            let m = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(method_label(&m), "other", "{invented}");
+        }
+    }
 }

@@ -4,6 +4,11 @@
 //! a browser client may call (token, `/sdk/token`, introspection, revocation, JWKS,
 //! discovery; never on operational endpoints), a request timeout, and per-endpoint metrics.
 //! The body limit is enforced by the body extractor.
+//!
+//! The health probes are on whichever listener the operational endpoints use, so that load
+//! balancers reach them. `/metrics` is not public: on a separate operational listener it is
+//! served as is; on the public one only with the configured bearer token, and not at all
+//! without one.
 
 use axum::http::{header, HeaderValue, Method};
 use axum::routing::{get, post};
@@ -18,9 +23,14 @@ use crate::routes::{
 };
 use crate::state::AppState;
 
-/// Builds the application: the OAuth endpoints and the operational ones on one router.
+/// Builds the application: the OAuth endpoints and the health probes on one router, and
+/// `/metrics` behind its bearer token when one is configured.
 pub fn app(state: AppState) -> Router {
-    finish(oauth_routes(&state).merge(ops_routes()), state)
+    let mut routes = oauth_routes(&state).merge(health_routes());
+    if state.http().metrics_token.is_some() {
+        routes = routes.route("/metrics", get(crate::metrics::render_with_token));
+    }
+    finish(routes, state)
 }
 
 /// The OAuth endpoints only, for a server whose operational endpoints listen elsewhere.
@@ -71,10 +81,13 @@ fn oauth_routes(state: &AppState) -> Router<AppState> {
 }
 
 fn ops_routes() -> Router<AppState> {
+    health_routes().route("/metrics", get(crate::metrics::render))
+}
+
+fn health_routes() -> Router<AppState> {
     Router::new()
         .route("/health/alive", get(health::alive))
         .route("/health/ready", get(health::ready))
-        .route("/metrics", get(crate::metrics::render))
 }
 
 /// The layers every router gets: HSTS behind an https issuer, metrics, the request timeout.

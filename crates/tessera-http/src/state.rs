@@ -51,6 +51,9 @@ pub struct HttpConfig {
     pub login_failures_per_address: u32,
     /// The sign-in lockout window, seconds.
     pub login_lockout_window: i64,
+    /// The hash of the bearer token that reads `/metrics` on the public listener (none: not
+    /// served there).
+    pub metrics_token: Option<tessera_core::secret::SecretHash>,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +69,7 @@ impl Default for HttpConfig {
             login_failures_per_user: 5,
             login_failures_per_address: 20,
             login_lockout_window: 300,
+            metrics_token: None,
         }
     }
 }

@@ -20,6 +20,12 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tessera.db";
 /// Default number of database connections per process (PostgreSQL).
 pub const DEFAULT_DATABASE_POOL_SIZE: u32 = 16;
+/// Default longest wait for a request's headers, seconds.
+pub const DEFAULT_HEADER_READ_TIMEOUT: u64 = 10;
+/// Default largest request head, bytes.
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
+/// Smallest request head limit (the HTTP/1 parser's least buffer).
+const MIN_MAX_HEADER_SIZE: usize = 8 * 1024;
 
 /// The config file (`--config tessera.toml`). Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +91,14 @@ pub struct FileConfig {
     pub assertion_max_lifetime: Option<i64>,
     /// Clock leeway for assertions, seconds.
     pub assertion_leeway: Option<i64>,
+    /// Most client connections held at once (default: what the descriptor limit allows).
+    pub max_connections: Option<usize>,
+    /// Longest a client may take to send a request's headers, seconds.
+    pub header_read_timeout: Option<u64>,
+    /// Largest request line and headers, bytes.
+    pub max_header_size: Option<usize>,
+    /// Bearer token that reads `/metrics` on the public listener.
+    pub metrics_token: Option<String>,
 }
 
 /// Loads the config file, if one is named.
@@ -128,6 +142,12 @@ pub struct Settings {
     pub ops_listen: Option<String>,
     /// Certificate chain and key files, when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Most client connections held at once; `None`: what the descriptor limit allows.
+    pub max_connections: Option<usize>,
+    /// Longest a client may take to send a request's headers (idle connections close then).
+    pub header_read_timeout: Duration,
+    /// Largest request line and headers, bytes.
+    pub max_header_size: usize,
     secret_file: Option<PathBuf>,
 }
 
@@ -290,6 +310,25 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
                 .map_err(|_| anyhow::anyhow!("trusted proxy '{p}' is not an IP address"))
         })
         .collect::<Result<_>>()?;
+    http.metrics_token = env::<String>("TESSERA_METRICS_TOKEN")?
+        .or(file.metrics_token)
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| tessera_core::secret::SecretHash::of(t.trim()));
+    let max_connections = match env("TESSERA_MAX_CONNECTIONS")?.or(file.max_connections) {
+        Some(0) => bail!("max_connections must be at least 1"),
+        v => v,
+    };
+    let header_read_timeout = match env("TESSERA_HEADER_READ_TIMEOUT")?.or(file.header_read_timeout)
+    {
+        Some(0) => bail!("header_read_timeout must be at least 1 second"),
+        v => Duration::from_secs(v.unwrap_or(DEFAULT_HEADER_READ_TIMEOUT)),
+    };
+    let max_header_size = env("TESSERA_MAX_HEADER_SIZE")?
+        .or(file.max_header_size)
+        .unwrap_or(DEFAULT_MAX_HEADER_SIZE);
+    if max_header_size < MIN_MAX_HEADER_SIZE {
+        bail!("max_header_size must be at least {MIN_MAX_HEADER_SIZE} bytes");
+    }
     let tls = match (
         o.tls_cert.or(file.tls_cert_file),
         o.tls_key.or(file.tls_key_file),
@@ -301,6 +340,9 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     Ok(Settings {
         ops_listen: o.ops_listen.or(file.ops_listen),
         tls,
+        max_connections,
+        header_read_timeout,
+        max_header_size,
         listen,
         database_url: o
             .database_url
@@ -481,6 +523,50 @@ mod tests {
                 resolve(Overrides::default(), file).is_err(),
                 "{max} {leeway}"
             );
+        }
+    }
+
+    #[test]
+    fn connection_limits_and_the_metrics_token_are_checked() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.max_connections, None);
+        assert_eq!(
+            defaults.header_read_timeout,
+            Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT)
+        );
+        assert_eq!(defaults.max_header_size, DEFAULT_MAX_HEADER_SIZE);
+        assert!(defaults.http.metrics_token.is_none());
+        let file = FileConfig {
+            max_connections: Some(500),
+            header_read_timeout: Some(3),
+            max_header_size: Some(32 * 1024),
+            metrics_token: Some("scrape-me".into()),
+            ..Default::default()
+        };
+        let s = resolve(Overrides::default(), file).unwrap();
+        assert_eq!(s.max_connections, Some(500));
+        assert_eq!(s.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(s.max_header_size, 32 * 1024);
+        assert!(s
+            .http
+            .metrics_token
+            .as_ref()
+            .is_some_and(|h| h.ct_eq(&tessera_core::secret::SecretHash::of("scrape-me"))));
+        for file in [
+            FileConfig {
+                max_connections: Some(0),
+                ..Default::default()
+            },
+            FileConfig {
+                header_read_timeout: Some(0),
+                ..Default::default()
+            },
+            FileConfig {
+                max_header_size: Some(4096),
+                ..Default::default()
+            },
+        ] {
+            assert!(resolve(Overrides::default(), file).is_err());
         }
     }
 

@@ -2,6 +2,7 @@
 //! of their changes through the change feed within a second.
 
 pub mod client;
+pub mod connections;
 pub mod env;
 pub mod jwt;
 pub mod keys;

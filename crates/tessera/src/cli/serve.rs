@@ -1,8 +1,10 @@
 //! `tessera serve`.
 //!
 //! Serving is thread-per-core: each of `workers` threads runs a single-threaded Tokio runtime
-//! with a listening socket of its own (`SO_REUSEPORT`), and a connection stays on the thread
-//! that accepted it. The work of a token request is short and CPU-bound (one signature), and
+//! accepting on the one listening socket, and a connection stays on the thread that accepted
+//! it. The socket is bound once, without `SO_REUSEPORT`, so that a port another process
+//! already listens on is an error at start rather than a port the kernel quietly splits
+//! between two servers. The work of a token request is short and CPU-bound (one signature), and
 //! measured on two cores this serves about half again as many requests as one work-stealing
 //! runtime, which spent the difference moving tasks and waking threads. Background work (the
 //! change feed, purges, the SQLite writer) runs on the main runtime.
@@ -15,6 +17,7 @@ use anyhow::{Context, Result};
 use tessera_core::clock::SystemClock;
 use tracing_subscriber::EnvFilter;
 
+use crate::cli::connections::{self, Connections};
 use crate::cli::{open_store, redact};
 use crate::settings::Settings;
 
@@ -85,18 +88,29 @@ pub async fn run(settings: Settings) -> Result<()> {
         .next()
         .with_context(|| format!("{} names no address", settings.listen))?;
     let workers = settings.workers.max(1);
-    let first = bind(addr).with_context(|| format!("binding {addr}"))?;
+    let first = bind(addr)?;
     let local = first.local_addr()?;
-    let mut listeners = vec![first];
+    let mut listeners = Vec::with_capacity(workers);
     for _ in 1..workers {
-        listeners.push(bind(local).with_context(|| format!("binding {local}"))?);
+        listeners.push(first.try_clone().context("sharing the listening socket")?);
     }
+    listeners.push(first);
+    let conns = Connections::new(connections::cap(
+        settings.max_connections,
+        connections::raise_descriptor_limit(),
+        settings.database_pool_size,
+    ));
+    let limits = Limits {
+        header_read_timeout: settings.header_read_timeout,
+        max_header_size: settings.max_header_size,
+    };
     tracing::info!(
         listen = %local,
         issuer = %settings.core.issuer,
         database = %redact(&settings.database_url),
         workers,
         tls = tls.is_some(),
+        max_connections = conns.cap(),
         "tessera is serving"
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -106,15 +120,13 @@ pub async fn run(settings: Settings) -> Result<()> {
                 .await
                 .with_context(|| format!("binding the operational listener {addr}"))?;
             tracing::info!(listen = %listener.local_addr()?, "operational endpoints (/health, /metrics) listen here");
-            let mut stopped = stopped.clone();
+            let stopped = stopped.clone();
             let app = tessera_http::ops_app(state.clone());
-            Some(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await
-            }))
+            // The same limits as the public listener, with a cap of its own.
+            let ops_conns = Connections::new(connections::OPS_CONNECTIONS);
+            Some(tokio::spawn(serve_listener(
+                listener, app, stopped, None, ops_conns, limits,
+            )))
         }
         None => None,
     };
@@ -128,6 +140,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         let app = app.clone();
         let stopped = stopped.clone();
         let tls = tls.clone();
+        let conns = Arc::clone(&conns);
         let thread = std::thread::Builder::new()
             .name(format!("tessera-http-{i}"))
             .spawn(move || -> Result<()> {
@@ -136,7 +149,7 @@ pub async fn run(settings: Settings) -> Result<()> {
                     .build()?;
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
-                    serve_listener(listener, app, stopped, tls).await
+                    serve_listener(listener, app, stopped, tls, conns, limits).await
                 })
             })?;
         threads.push(thread);
@@ -165,10 +178,23 @@ pub async fn run(settings: Settings) -> Result<()> {
 
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a client may take to send a request's headers (slow-loris protection).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest in-flight connections are waited for at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Least time between two log lines about refused connections.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// First and longest pause after `accept` failed (as when out of file descriptors).
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// What one connection may cost.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Longest a client may take to send a request's headers, counted from the connection's
+    /// start or the end of the previous response: an idle connection is closed after it.
+    header_read_timeout: Duration,
+    /// Largest request head (request line and headers), bytes: also the connection's read
+    /// buffer, so the memory a connection can hold before it has sent a request.
+    max_header_size: usize,
+}
 
 /// Serves one listener, over TLS when an acceptor is given, until `stopped` turns true; then
 /// stops accepting and lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]).
@@ -177,30 +203,66 @@ async fn serve_listener(
     app: axum::Router,
     mut stopped: tokio::sync::watch::Receiver<bool>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    conns: Arc<Connections>,
+    limits: Limits,
 ) -> Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF.0;
+    // Refusals are logged at most once per REFUSAL_LOG_INTERVAL, with how many there were.
+    let mut refused: (u64, Option<tokio::time::Instant>) = (0, None);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
+                Ok(conn) => {
+                    backoff = ACCEPT_BACKOFF.0;
+                    conn
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of descriptors or memory: the error repeats until connections close,
+                    // so wait (longer each time) rather than spin on it.
+                    if backoff == ACCEPT_BACKOFF.0 {
+                        tracing::warn!(error = %e, "accept failed");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                     continue;
                 }
             },
-            _ = stopped.wait_for(|s| *s) => break,
+            Some(_) = tasks.join_next() => continue,
+            () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
+        };
+        let Some(held) = conns.admit() else {
+            refused.0 += 1;
+            if refused
+                .1
+                .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL)
+            {
+                tracing::warn!(
+                    refused = refused.0,
+                    cap = conns.cap(),
+                    "connections refused: every connection is answering a request"
+                );
+                refused = (0, Some(tokio::time::Instant::now()));
+            }
+            continue;
         };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
-        let watcher = graceful.watcher();
+        let stopped = stopped.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             match tls {
-                None => serve_connection(tcp, peer, app, watcher).await,
+                None => serve_connection(tcp, peer, app, stopped, held, limits).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, app, watcher).await,
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                    let done = tokio::select! {
+                        done = handshake => done,
+                        () = held.slot.asked_to_close() => return,
+                    };
+                    match done {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, app, stopped, held, limits).await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -209,52 +271,99 @@ async fn serve_listener(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!("connections still open after the drain timeout; closing them");
+        tasks.shutdown().await;
     }
     Ok(())
 }
 
-/// Serves HTTP/1.1 on one connection, telling the router the client's address.
+/// Serves HTTP/1.1 on one connection, telling the router the client's address, until the
+/// client closes it, the server stops, or the connection is asked to make room: then a
+/// connection answering a request finishes it first, and an idle one closes at once.
 async fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
     app: axum::Router,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    held: connections::Held,
+    limits: Limits,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
+    let slot = Arc::clone(&held.slot);
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
-            app.clone().oneshot(req)
+            // In flight until the response body has been written and dropped.
+            let in_flight = slot.request();
+            let response = app.clone().oneshot(req);
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(response.map(move |body| {
+                    body.map_frame(move |frame| {
+                        let _ = &in_flight;
+                        frame
+                    })
+                }))
+            }
         });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_size)
+        .max_header_size(limits.max_header_size)
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, %peer, "connection ended with an error");
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            () = held.slot.asked_to_close(), if !closing => {}
+            _ = stopped.wait_for(|s| *s), if !closing => {}
+        }
+        if held.slot.idle() {
+            // No request received and unanswered: nothing is lost by closing now.
+            return;
+        }
+        conn.as_mut().graceful_shutdown();
+        closing = true;
     }
 }
 
-/// A listening socket with `SO_REUSEPORT`, so that each serving thread accepts on a socket of
-/// its own and the kernel spreads connections across them.
+/// The listening socket, bound once and shared by the serving threads. Without
+/// `SO_REUSEPORT`: binding fails if anything (another Tessera included) listens there.
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .with_context(|| format!("binding {addr}"))?;
+    // Lets a restarted server bind while connections of the previous one are in TIME_WAIT;
+    // never lets two listen on one port.
     socket.set_reuse_address(true)?;
-    #[cfg(unix)]
-    socket.set_reuse_port(true)?;
     socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
+    match socket.bind(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "binding {addr}: the address is already in use (is another server listening on it?)"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("binding {addr}")),
+    }
+    socket
+        .listen(1024)
+        .with_context(|| format!("listening on {addr}"))?;
     Ok(socket.into())
 }
 

@@ -144,6 +144,7 @@ async fn other_origins_and_operational_endpoints_get_no_cors_headers() {
             .http
             .get(s.url(path))
             .header(ORIGIN, APP)
+            .bearer_auth(crate::support::METRICS_TOKEN)
             .send()
             .await
             .unwrap();

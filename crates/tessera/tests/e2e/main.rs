@@ -21,6 +21,7 @@ mod cors;
 mod discovery;
 mod errors;
 mod fuzz;
+mod http_edges;
 mod introspection;
 mod jwt_bearer;
 mod load;

@@ -22,6 +22,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 /// The sealing secret of every test server (only has to be at least 16 bytes).
 const SEALING_SECRET: &str = "e2e-test-sealing-secret-not-for-production";
 
+/// The bearer token that reads `/metrics` on a test server's public listener.
+pub const METRICS_TOKEN: &str = "e2e-metrics-token";
+
 /// How soon a change made by the CLI must be honoured by a running server.
 pub const FEED_DEADLINE: Duration = Duration::from_secs(1);
 
@@ -156,6 +159,7 @@ impl Server {
                 // and several tests fail authentication on purpose: neither should trip the
                 // per-address throttle, which has its own test (with the default limit).
                 ("TESSERA_AUTH_FAILURES_PER_MINUTE".into(), "0".into()),
+                ("TESSERA_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
             ];
             env.extend(tls_env.iter().cloned());
             for (k, v) in extra {
@@ -495,6 +499,7 @@ impl Server {
         let res = self
             .http
             .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
             .send()
             .await
             .expect("GET /metrics");
