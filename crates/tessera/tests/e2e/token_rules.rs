@@ -343,7 +343,19 @@ async fn redirect_uri_is_required_at_the_token_endpoint_when_the_request_named_i
 
 #[tokio::test]
 async fn a_loopback_redirect_with_another_port_must_be_repeated_exactly() {
-    let (server, client) = setup(&["--redirect-uri", "http://127.0.0.1/cb"]).await;
+    let server = Server::start().await;
+    server.create_user("alice", PASSWORD).await;
+    // One registered URI, so leaving it out of both requests would be allowed.
+    let client = server
+        .create_client(&[
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--scope",
+            "openid",
+        ])
+        .await;
     let mut b = Browser::new(&server);
     let asked = "http://127.0.0.1:51234/cb";
     let path = authorize_path(&client, "openid", "").replace(
