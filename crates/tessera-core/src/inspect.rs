@@ -7,10 +7,14 @@
 //! moved past it (a secret rotation revokes everything issued before), and, for a token
 //! issued for a user, its grant was not revoked.
 //!
-//! A single-use token is consumed here, by the first check that finds it otherwise active:
-//! one atomic [`crate::store::ReplayStore::use_once`] on its `jti` in the database every node
-//! shares, after every cached step, so no cache can answer "active" twice. Every place
-//! Tessera accepts a token goes through [`inspect`], so each of them consumes it.
+//! A single-use token is consumed by [`consume`]: one atomic
+//! [`crate::store::ReplayStore::use_once`] on its `jti` in the database every node shares,
+//! after every cached step, so no cache can answer "active" twice. [`look`] runs every check
+//! without consuming (a consumed token is inactive for it): each endpoint looks, then runs its
+//! own rules (the caller's environment, ownership, the token's audience and type), and only a
+//! request that passed all of them consumes the token. A caller with no right to the token
+//! (another client revoking it, a client-credentials token at `/userinfo`) or an operator's
+//! look (`tessera token introspect`) never uses it up.
 
 use std::sync::Arc;
 
@@ -56,7 +60,8 @@ pub struct ActiveToken {
     pub single_use: bool,
 }
 
-/// Looks a token up and checks it; `None` when it is not active for any reason.
+/// Looks a token up, checks it and consumes it if single-use; `None` when it is not active
+/// for any reason. For a caller with no further rules to apply than [`look`]'s.
 pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OAuthError> {
     inspect_in_env(cx, token, None).await
 }
@@ -64,6 +69,37 @@ pub async fn inspect(cx: &Cx<'_>, token: &str) -> Result<Option<ActiveToken>, OA
 /// [`inspect`] for a caller of one deployment environment: a token of another environment
 /// is not active for it, and a single-use one is not consumed by it.
 pub async fn inspect_in_env(
+    cx: &Cx<'_>,
+    token: &str,
+    env: Option<&str>,
+) -> Result<Option<ActiveToken>, OAuthError> {
+    let Some(found) = look(cx, token, env).await? else {
+        return Ok(None);
+    };
+    Ok(consume(cx, &found).await?.then_some(found))
+}
+
+/// Accepts a token [`look`] found active: for a single-use token, the one atomic use that
+/// exactly one check, on any node, wins; `false` when another check used it first. Call it
+/// only once every rule of the endpoint has passed.
+pub async fn consume(cx: &Cx<'_>, token: &ActiveToken) -> Result<bool, OAuthError> {
+    if !token.single_use {
+        return Ok(true);
+    }
+    Ok(cx
+        .store
+        .use_once(&single_use_key(&token.jti), token.exp)
+        .await?)
+}
+
+fn single_use_key(jti: &str) -> String {
+    format!("access_token:{jti}")
+}
+
+/// Every check of [`inspect`] (for a caller of environment `env`, when given), without
+/// consuming anything: a single-use token already consumed is inactive, an unused one stays
+/// unused.
+pub async fn look(
     cx: &Cx<'_>,
     token: &str,
     env: Option<&str>,
@@ -143,13 +179,8 @@ pub async fn inspect_in_env(
     if env.is_some_and(|e| e != found.env) {
         return Ok(None);
     }
-    // Single-use tokens: exactly one check, on any node, wins.
-    if found.single_use
-        && !cx
-            .store
-            .use_once(&format!("access_token:{}", found.jti), found.exp)
-            .await?
-    {
+    // A single-use token some check already consumed.
+    if found.single_use && cx.store.was_used(&single_use_key(&found.jti)).await? {
         return Ok(None);
     }
     Ok(Some(found))

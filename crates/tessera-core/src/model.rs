@@ -425,7 +425,8 @@ pub struct CodeRecord {
     pub client_id: String,
     /// The user who authorized it.
     pub user_id: String,
-    /// The redirect URI it was sent to (must be repeated at the token endpoint).
+    /// The redirect URI the authorization request named (must be repeated at the token
+    /// endpoint); empty when it named none and the client's one registered URI was used.
     pub redirect_uri: String,
     /// Granted scope.
     pub scope: String,

@@ -48,6 +48,14 @@ pub fn validate_registration(uri: &str) -> Result<(), RedirectUriError> {
             };
             let authority = after.split(['/', '?']).next().unwrap_or_default();
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let port = if host.starts_with('[') {
+                host.split_once("]:").map(|(_, p)| p)
+            } else {
+                host.split_once(':').map(|(_, p)| p)
+            };
+            if port.is_some_and(|p| canonical_port(p).is_none()) {
+                return err("must have a port from 1 to 65535 written without leading zeros");
+            }
             let host = if host.starts_with('[') {
                 host.split(']')
                     .next()
@@ -96,14 +104,22 @@ fn loopback_parts(uri: &str) -> Option<(&str, &str)> {
     let rest = match tail.strip_prefix(':') {
         Some(p) => {
             let digits = p.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 || digits > 5 {
-                return None;
-            }
-            p.get(digits..)?
+            let (port, rest) = p.split_at_checked(digits)?;
+            canonical_port(port)?;
+            rest
         }
         None => tail,
     };
     (rest.is_empty() || rest.starts_with(['/', '?'])).then_some((host, rest))
+}
+
+/// A port as RFC 8252 §7.3 lets a native app vary it: a TCP port, 1 to 65535, written in
+/// canonical form (decimal digits, no leading zero), so that one port has one spelling.
+fn canonical_port(port: &str) -> Option<u16> {
+    if port.starts_with('0') || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    port.parse::<u16>().ok().filter(|p| *p != 0)
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -167,5 +183,52 @@ mod tests {
         ));
         assert!(!matches("http://localhost:1/cb", "http://localhost:2/cb"));
         assert!(!matches("http://127.0.0.1/cb", "http://[::1]/cb"));
+    }
+
+    #[test]
+    fn a_varying_loopback_port_must_be_a_canonical_tcp_port() {
+        for port in ["1", "8080", "65535"] {
+            assert!(
+                matches(
+                    "http://127.0.0.1/cb",
+                    &format!("http://127.0.0.1:{port}/cb")
+                ),
+                "{port}"
+            );
+            assert!(matches(
+                "http://[::1]/cb",
+                &format!("http://[::1]:{port}/cb")
+            ));
+        }
+        for port in ["0", "00", "08080", "65536", "99999", "", "+80", "123456"] {
+            assert!(
+                !matches(
+                    "http://127.0.0.1/cb",
+                    &format!("http://127.0.0.1:{port}/cb")
+                ),
+                "{port}"
+            );
+            assert!(
+                !matches("http://[::1]:1/cb", &format!("http://[::1]:{port}/cb")),
+                "{port}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_registered_port_must_be_a_canonical_tcp_port() {
+        for uri in [
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:08080/cb",
+            "http://127.0.0.1:99999/cb",
+            "http://[::1]:0/cb",
+            "https://app.example.com:/cb",
+            "https://app.example.com:65536/cb",
+        ] {
+            assert!(validate_registration(uri).is_err(), "{uri}");
+        }
+        for uri in ["http://127.0.0.1:1/cb", "https://app.example.com:65535/cb"] {
+            assert!(validate_registration(uri).is_ok(), "{uri}");
+        }
     }
 }

@@ -9,9 +9,16 @@
 //! lookups that miss are not (token inserts are not in the feed, to keep issuance cheap).
 //! Environments and trusted issuers (both in the feed) are cached the same way, hits and
 //! misses. Nothing single-use is ever answered from here ([`ReplayStore`] passes through).
+//!
+//! Every client id is also held in a set (loaded at start, grown by every client change,
+//! made here or brought by the feed), so an id never registered is known to be unknown
+//! without a database read: an unknown client costs what a known one does, and timing tells
+//! nobody which ids exist. A client created elsewhere is known here at the next feed poll,
+//! like every other change. The `/sdk/token` clients (`sdk:<env>`), which any node creates on
+//! first use and reads back, are always looked up.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -36,6 +43,11 @@ pub struct CachedStore {
     envs: Cache<String, Option<Arc<EnvRecord>>>,
     /// Trusted issuers by (environment, issuer).
     trust: Cache<(String, String), Option<Arc<TrustRecord>>>,
+    /// Every client id that exists, or existed: a superset kept by [`CachedStore::forget`].
+    client_ids: RwLock<HashSet<String>>,
+    /// Whether `client_ids` is complete (false until loaded, and after the node lost track
+    /// of the feed until reloaded).
+    client_ids_complete: AtomicBool,
     /// Bumped on every invalidation. A read from the database is cached only if no
     /// invalidation happened while it ran, so a change applied between the read and the
     /// insert cannot leave the stale row cached.
@@ -53,6 +65,8 @@ impl CachedStore {
             grants: Cache::new(20_000),
             envs: Cache::new(1_000),
             trust: Cache::new(10_000),
+            client_ids: RwLock::new(HashSet::new()),
+            client_ids_complete: AtomicBool::new(false),
             generation: AtomicU64::new(0),
         }
     }
@@ -68,7 +82,31 @@ impl CachedStore {
         if let Ok(mut set) = self.revoked_jtis.write() {
             *set = jtis.into_iter().collect();
         }
+        self.load_client_ids().await
+    }
+
+    /// Loads every client id, unless the set is complete already. Ids added meanwhile (by
+    /// [`CachedStore::forget`]) are kept: the set only grows.
+    async fn load_client_ids(&self) -> Result<(), StoreError> {
+        if self.client_ids_complete.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let clients = self.inner.list_clients().await?;
+        if let Ok(mut ids) = self.client_ids.write() {
+            ids.extend(clients.into_iter().map(|c| c.client_id));
+            self.client_ids_complete.store(true, Ordering::SeqCst);
+        }
         Ok(())
+    }
+
+    /// Whether `client_id` is certainly not registered, known without the database.
+    fn surely_unknown_client(&self, client_id: &str) -> bool {
+        !client_id.starts_with("sdk:")
+            && self.client_ids_complete.load(Ordering::SeqCst)
+            && self
+                .client_ids
+                .read()
+                .is_ok_and(|ids| !ids.contains(client_id))
     }
 
     /// Applies one change-feed entry; returns whether the signing keys changed.
@@ -83,6 +121,10 @@ impl CachedStore {
         self.generation.fetch_add(1, Ordering::SeqCst);
         match kind {
             ChangeKind::Client => {
+                // Created, changed or deleted: either way an id that may exist.
+                if let Ok(mut ids) = self.client_ids.write() {
+                    ids.insert(key.to_owned());
+                }
                 self.clients.remove(key);
             }
             ChangeKind::Token => {
@@ -108,6 +150,9 @@ impl CachedStore {
     /// Forgets every cached entry (after the node lost track of the feed).
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        // Creations may have been missed: ask the database until the ids are reloaded (at
+        // the next feed read).
+        self.client_ids_complete.store(false, Ordering::SeqCst);
         self.clients.clear();
         self.tokens.clear();
         self.grants.clear();
@@ -119,14 +164,18 @@ impl CachedStore {
 #[async_trait]
 impl ClientStore for CachedStore {
     async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
-        self.inner.insert_client(client).await?;
+        let r = self.inner.insert_client(client).await;
+        // A conflict too: the id exists.
         self.forget(ChangeKind::Client, &client.client_id);
-        Ok(())
+        r
     }
 
     async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
         if let Some(hit) = self.clients.get(client_id) {
             return Ok(hit.as_deref().cloned());
+        }
+        if self.surely_unknown_client(client_id) {
+            return Ok(None);
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let found = self.inner.get_client(client_id).await?;
@@ -343,6 +392,11 @@ impl ReplayStore for CachedStore {
         // Never cached: the answer must come from the one place every node shares.
         self.inner.use_once(key, expires_at).await
     }
+
+    async fn was_used(&self, key: &str) -> Result<bool, StoreError> {
+        // Never cached either: another node may have used it a moment ago.
+        self.inner.was_used(key).await
+    }
 }
 
 #[async_trait]
@@ -367,6 +421,8 @@ impl ChangeFeed for CachedStore {
         self.inner.latest_change().await
     }
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        // After a lost feed, the ids are reloaded before the feed is read again.
+        self.load_client_ids().await?;
         self.inner.changes_since(seq, limit).await
     }
 }
@@ -489,5 +545,95 @@ impl GrantStore for CachedStore {
         self.inner
             .rotate_refresh_token(token_id, successor, successor_sealed, now)
             .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tessera_core::store::testsuite::client;
+    use tessera_store_sqlite::SqliteStore;
+
+    async fn database() -> (Arc<dyn Store>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        (Arc::new(SqliteStore::connect(&url).await.unwrap()), dir)
+    }
+
+    fn id_of(c: Option<ClientRecord>) -> Option<String> {
+        c.map(|c| c.client_id)
+    }
+
+    #[tokio::test]
+    async fn an_unregistered_client_id_is_answered_without_the_database() {
+        let (db, _dir) = database().await;
+        let before = client(&SecretHash::of("s"));
+        db.insert_client(&before).await.unwrap();
+        let seq = db.latest_change().await.unwrap();
+        let cached = CachedStore::new(db.clone());
+        cached.warm(1_000).await.unwrap();
+        // Registered before the node started: known.
+        assert_eq!(
+            id_of(cached.get_client(&before.client_id).await.unwrap()),
+            Some(before.client_id.clone())
+        );
+        // Registered elsewhere since (the CLI, another node): the database is not asked, so
+        // the id is unknown here until the feed brings it, as a never-registered one is.
+        let later = client(&SecretHash::of("s"));
+        db.insert_client(&later).await.unwrap();
+        assert_eq!(cached.get_client(&later.client_id).await.unwrap(), None);
+        assert_eq!(cached.get_client("never-registered").await.unwrap(), None);
+        for change in cached.changes_since(seq, 100).await.unwrap() {
+            cached.apply(&change);
+        }
+        assert_eq!(
+            id_of(cached.get_client(&later.client_id).await.unwrap()),
+            Some(later.client_id.clone())
+        );
+        // Registered through this node: known at once.
+        let here = client(&SecretHash::of("s"));
+        cached.insert_client(&here).await.unwrap();
+        assert_eq!(
+            id_of(cached.get_client(&here.client_id).await.unwrap()),
+            Some(here.client_id.clone())
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_lost_feed_client_ids_are_asked_for_until_reloaded() {
+        let (db, _dir) = database().await;
+        let cached = CachedStore::new(db.clone());
+        cached.warm(1_000).await.unwrap();
+        let missed = client(&SecretHash::of("s"));
+        db.insert_client(&missed).await.unwrap();
+        cached.clear();
+        assert_eq!(
+            id_of(cached.get_client(&missed.client_id).await.unwrap()),
+            Some(missed.client_id.clone())
+        );
+        // The next feed read reloads the ids, the missed one with them.
+        cached.changes_since(i64::MAX, 1).await.unwrap();
+        assert_eq!(
+            id_of(cached.get_client(&missed.client_id).await.unwrap()),
+            Some(missed.client_id.clone())
+        );
+        assert_eq!(cached.get_client("never-registered").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn sdk_clients_made_on_another_node_are_always_looked_up() {
+        let (db, _dir) = database().await;
+        let cached = CachedStore::new(db.clone());
+        cached.warm(1_000).await.unwrap();
+        let sdk = ClientRecord {
+            client_id: tessera_core::model::sdk_client_id("default"),
+            ..client(&SecretHash::of("s"))
+        };
+        db.insert_client(&sdk).await.unwrap();
+        assert_eq!(
+            id_of(cached.get_client(&sdk.client_id).await.unwrap()),
+            Some(sdk.client_id.clone())
+        );
     }
 }

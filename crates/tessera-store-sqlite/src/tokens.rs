@@ -113,4 +113,12 @@ impl ReplayStore for SqliteStore {
         .rows_affected();
         Ok(n == 1)
     }
+
+    async fn was_used(&self, key: &str) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM used_jtis WHERE key = ?)")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
 }

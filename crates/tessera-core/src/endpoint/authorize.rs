@@ -62,6 +62,9 @@ pub struct AuthorizeRequest {
     pub client: ClientRecord,
     /// Where the answer goes (registered, exact match).
     pub redirect_uri: String,
+    /// Whether the request named `redirect_uri` (else the client's one registered URI is
+    /// used): the token request must then repeat it (RFC 6749 §4.1.3).
+    pub redirect_uri_named: bool,
     /// Requested scope (the client's default if none was asked).
     pub scope: ScopeSet,
     /// Opaque value echoed back.
@@ -261,6 +264,7 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
     let ui_locales = params.get("ui_locales").map_err(fail)?.map(str::to_owned);
     Ok(AuthorizeRequest {
         redirect_uri: redirect_uri.clone(),
+        redirect_uri_named: params.get("redirect_uri").is_ok_and(|u| u.is_some()),
         scope,
         state: state.clone(),
         nonce,
@@ -340,7 +344,12 @@ pub async fn issue_code(
             code_hash: code.hash(),
             client_id: req.client.client_id.clone(),
             user_id: session.user_id.clone(),
-            redirect_uri: req.redirect_uri.clone(),
+            // Empty when the request named none: see `grant::authorization_code`.
+            redirect_uri: if req.redirect_uri_named {
+                req.redirect_uri.clone()
+            } else {
+                String::new()
+            },
             scope: req.scope.to_string(),
             nonce: req.nonce.clone(),
             code_challenge: req.pkce.as_ref().map(|(c, _)| c.clone()),

@@ -3,13 +3,15 @@
 //! Owns the revocation rules: the caller authenticates; a token it does not own, or that is
 //! unknown or invalid, is answered with success and left alone (§2.2); a JWT is revoked by
 //! recording its `jti` until it expires; an opaque token is marked revoked; a refresh token
-//! revokes its whole grant, the access tokens issued under it included (§2.1).
+//! revokes its whole grant, the access tokens issued under it included (§2.1). Looking a
+//! token up here never consumes a single-use token: the owner's revocation ends it anyway,
+//! and anyone else's request must leave it as it was.
 
 use crate::client_auth::{self, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::refresh_token;
-use crate::inspect::inspect;
+use crate::inspect::look;
 use crate::model::TokenFormat;
 use crate::params::Params;
 
@@ -29,7 +31,7 @@ pub async fn handle(
         return Ok(());
     }
     // RFC 7009 §2.1: an unknown token_type_hint is ignored, as the server searches anyway.
-    let Some(t) = inspect(cx, token).await? else {
+    let Some(t) = look(cx, token, None).await? else {
         return Ok(());
     };
     // RFC 7009 §2.1: the server verifies that the token was issued to the requesting client.

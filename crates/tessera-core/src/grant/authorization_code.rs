@@ -9,7 +9,9 @@ use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::user_tokens::{narrowed_scope, respond};
 use crate::grant::TokenResponse;
-use crate::model::{grant_types, ClientRecord, CodeUse, GrantRecord, RefreshPolicy, RefreshRecord};
+use crate::model::{
+    grant_types, ClientRecord, CodeRecord, CodeUse, GrantRecord, RefreshPolicy, RefreshRecord,
+};
 use crate::opaque;
 use crate::params::Params;
 use crate::pkce;
@@ -39,7 +41,14 @@ pub async fn handle(
     let rec = match cx.store.use_code(&SecretHash::of(code), cx.now).await? {
         CodeUse::Unknown => return Err(invalid()),
         CodeUse::Replayed(rec) => {
-            // RFC 6749 §4.1.2: deny, and revoke the tokens already issued from the code.
+            // RFC 6749 §4.1.2: deny, and revoke the tokens already issued from the code; but
+            // only for the client it was issued to, proving the PKCE verifier when the code
+            // has a challenge (a public client is otherwise just a client_id anyone can
+            // send). Anyone else holding the code gets the same answer as for an unknown one
+            // and cannot revoke another client's grant with it.
+            if !replay_is_by_its_client(&rec, client, verifier) {
+                return Err(invalid());
+            }
             cx.store.revoke_grant(&rec.grant_id, cx.now).await?;
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; tokens issued from it are revoked",
@@ -50,18 +59,7 @@ pub async fn handle(
     if rec.client_id != client.client_id || rec.expires_at <= cx.now {
         return Err(invalid());
     }
-    // RFC 6749 §4.1.3: the redirect URI must be repeated, identical, when the authorization
-    // request named it. A client with one registered URI may leave it out of both.
-    match redirect_uri {
-        Some(uri) if uri == rec.redirect_uri => {}
-        None if client.redirect_uris.len() == 1 => {}
-        Some(_) => {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri differs from the authorization request",
-            ))
-        }
-        None => return Err(OAuthError::invalid_request("redirect_uri is required")),
-    }
+    check_redirect_uri(&rec, client, redirect_uri)?;
     match (&rec.code_challenge, verifier) {
         (Some(challenge), Some(v)) => {
             let method = rec.code_challenge_method.as_deref().unwrap_or(pkce::PLAIN);
@@ -141,4 +139,48 @@ pub async fn handle(
         rec.nonce.as_deref(),
     )
     .await
+}
+
+/// RFC 6749 §4.1.3: `redirect_uri` is required at the token endpoint when the authorization
+/// request included it, and must be identical. A code whose request left it out (a client
+/// with one registered URI; the code records an empty URI) may be exchanged without it, or
+/// with that one registered URI.
+fn check_redirect_uri(
+    rec: &CodeRecord,
+    client: &ClientRecord,
+    redirect_uri: Option<&str>,
+) -> Result<(), OAuthError> {
+    let differs =
+        || OAuthError::invalid_grant("redirect_uri differs from the authorization request");
+    match (rec.redirect_uri.as_str(), redirect_uri) {
+        ("", None) => Ok(()),
+        ("", Some(uri)) if client.redirect_uris.as_slice() == [uri] => Ok(()),
+        ("", Some(_)) => Err(differs()),
+        (named, Some(uri)) if uri == named => Ok(()),
+        (_, Some(_)) => Err(differs()),
+        (_, None) => Err(OAuthError::invalid_request(
+            "redirect_uri is required: the authorization request included it (RFC 6749 §4.1.3)",
+        )),
+    }
+}
+
+/// Whether a replayed code is presented by the client it was issued to: the same client id
+/// (authenticated, for a confidential client) and, for a code bound to a PKCE challenge, the
+/// verifier that matches it.
+fn replay_is_by_its_client(
+    rec: &CodeRecord,
+    client: &ClientRecord,
+    verifier: Option<&str>,
+) -> bool {
+    if rec.client_id != client.client_id {
+        return false;
+    }
+    match (&rec.code_challenge, verifier) {
+        (None, _) => true,
+        (Some(challenge), Some(v)) => {
+            let method = rec.code_challenge_method.as_deref().unwrap_or(pkce::PLAIN);
+            pkce::verify(challenge, method, v)
+        }
+        (Some(_), None) => false,
+    }
 }

@@ -32,9 +32,9 @@ pub async fn handle(
     client: &ClientRecord,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
-    if client.user_flow.refresh_tokens == RefreshPolicy::Never {
+    if !may_refresh(client) {
         return Err(OAuthError::unauthorized_client(
-            "this client may not use refresh tokens",
+            "this client may not use the refresh_token grant",
         ));
     }
     let presented = params.require("refresh_token")?;
@@ -99,6 +99,17 @@ pub async fn handle(
         return reuse(cx, client, &grant, &now_used, params, asked_scope).await;
     }
     respond(cx, client, &grant, &scope, audience, Some(value), None).await
+}
+
+/// Whether `client` is registered for the refresh token grant (RFC 6749 §5.2
+/// `unauthorized_client` otherwise): its registration names `refresh_token`, or it names
+/// `authorization_code`, whose refresh tokens the client's refresh policy governs (a client
+/// registered for the code flow gets refresh tokens by that policy, as documented); and the
+/// policy is not `never`. A client registered for neither (client credentials or JWT bearer
+/// only, or taken off the code flow since) may not refresh, whatever tokens it still holds.
+pub fn may_refresh(client: &ClientRecord) -> bool {
+    (client.allows_grant(GRANT_TYPE) || client.allows_grant(grant_types::AUTHORIZATION_CODE))
+        && client.user_flow.refresh_tokens != RefreshPolicy::Never
 }
 
 /// The stored refresh token `presented` is, if it is one of `client`'s: found by its public

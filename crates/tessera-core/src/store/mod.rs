@@ -153,6 +153,10 @@ pub trait ReplayStore: Send + Sync {
     /// time a key is recorded and `false` every later time until it is purged after
     /// `expires_at`, whichever node asks.
     async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
+    /// Whether `key` was recorded by [`ReplayStore::use_once`]. # Contract: reads only; `true`
+    /// from the first successful `use_once` of the key until it is purged, whichever node
+    /// asks.
+    async fn was_used(&self, key: &str) -> Result<bool, StoreError>;
 }
 
 /// Users, their browser sessions and the consents they gave.

@@ -329,6 +329,18 @@ pub async fn an_assertion_id_is_used_once_until_it_is_purged(s: &dyn Store) {
     assert!(s.use_once("c1:j1", 3_000).await.unwrap());
 }
 
+pub async fn a_use_is_seen_without_using_and_only_once_made(s: &dyn Store) {
+    assert!(!s.was_used("c1:look").await.unwrap());
+    // Looking does not use: the first use still wins.
+    assert!(!s.was_used("c1:look").await.unwrap());
+    assert!(s.use_once("c1:look", 1_500).await.unwrap());
+    assert!(s.was_used("c1:look").await.unwrap());
+    assert!(!s.was_used("c2:look").await.unwrap());
+    assert!(!s.use_once("c1:look", 1_500).await.unwrap());
+    s.purge_expired(2_000).await.unwrap();
+    assert!(!s.was_used("c1:look").await.unwrap());
+}
+
 pub async fn concurrent_uses_of_one_assertion_id_have_one_winner(s: &dyn Store) {
     let results = futures_join_all((0..50).map(|_| s.use_once("c1:race", 9_000))).await;
     let wins = results.iter().filter(|r| matches!(r, Ok(true))).count();
@@ -957,6 +969,7 @@ macro_rules! conformance_tests {
             every_shared_write_appears_in_the_change_feed,
             purge_removes_only_what_expired,
             an_assertion_id_is_used_once_until_it_is_purged,
+            a_use_is_seen_without_using_and_only_once_made,
             client_keys_are_replaced_and_the_change_is_logged,
             revoking_a_clients_tokens_bumps_its_epoch_only,
             updating_a_client_changes_its_registration_but_not_its_secret,

@@ -1,11 +1,12 @@
 //! `tessera token ...`: look at or revoke one token by its value, as an operator (no client
-//! credentials): for incident response and debugging.
+//! credentials): for incident response and debugging. An operator's look never consumes a
+//! single-use token: it reports whether the token is still unused and leaves it so.
 
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 use tessera_core::cx::{verified_tokens, Cx};
-use tessera_core::inspect::inspect;
+use tessera_core::inspect::look;
 use tessera_core::keys::KeySet;
 use tessera_core::model::TokenFormat;
 
@@ -16,7 +17,7 @@ use crate::settings::Settings;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show whether a token is active and what it says (as introspection would; a
-    /// single-use token is consumed by this check).
+    /// single-use token is not consumed by this look).
     Introspect {
         /// The access token.
         token: String,
@@ -51,7 +52,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     };
     let result = match cmd {
         Command::Introspect { token, json } => {
-            let out = match inspect(&cx, &token).await? {
+            let out = match look(&cx, &token, None).await? {
                 Some(t) => json!({
                     "active": true, "client_id": t.client_id, "sub": t.sub, "scope": t.scope,
                     "aud": t.aud, "iat": t.iat, "exp": t.exp, "jti": t.jti,
@@ -68,7 +69,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             Ok(())
         }
         Command::Revoke { token, json } => {
-            let revoked = match inspect(&cx, &token).await? {
+            let revoked = match look(&cx, &token, None).await? {
                 Some(t) => {
                     match (t.format, &t.token_id) {
                         (TokenFormat::Opaque, Some(id)) => {

@@ -32,3 +32,4 @@ mod private_key_jwt;
 mod rotation;
 mod sdk_token;
 mod tls;
+mod token_rules;
