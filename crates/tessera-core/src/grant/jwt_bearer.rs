@@ -14,8 +14,8 @@
 //! - `jti` is required and accepted once per issuer until the assertion would have expired,
 //!   recorded in the database every node shares (§3 item 7);
 //! - the subject is the registration's subject claim (`sub` unless configured): a string,
-//!   copied as is into the token's `sub`, or an integer, in its canonical form (see
-//!   [`subject`]);
+//!   copied as is into the token's `sub`, or an integer (no fraction, no exponent, within
+//!   the range of i64 or u64), printed in decimal; any other number is refused;
 //! - the registration's carried claims are copied into the token, each at most
 //!   [`MAX_CARRIED_CLAIM_BYTES`] and all together at most [`MAX_CARRIED_CLAIMS_BYTES`] of
 //!   JSON, so that an issuer cannot make tokens (and introspection answers) of any size;
