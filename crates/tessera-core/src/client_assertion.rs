@@ -14,6 +14,13 @@
 //! same way; the leeway and the longest lifetime are the configuration's
 //! (`assertion_leeway`, `assertion_max_lifetime`).
 //!
+//! Verifying a signature costs CPU on a serving thread whoever sent it, so what one
+//! assertion can cost is bounded: a client or issuer registers at most [`MAX_KEYS`] keys
+//! (RSA ones of [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits, RFC 7518 §3.3), a set of more
+//! than one key must give each a distinct `kid`, and an assertion checked against more than
+//! one key must name its key with `kid` (RFC 7515 §4.1.4): only that key is tried. A JWS
+//! header with `crit` (RFC 7515 §4.1.11) is refused: Tessera understands no extension.
+//!
 //! `client_secret_jwt` is not offered: it needs the client secret itself on the server,
 //! and Tessera keeps only hashes of secrets.
 
@@ -34,6 +41,15 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 
 /// Signature algorithms accepted for client assertions.
 pub const ALGORITHMS: &[&str] = &["ES256", "ES384", "RS256", "PS256", "EdDSA"];
+
+/// Most public keys a client or a trusted issuer may register; also the most taken from a
+/// JWKS an issuer publishes, and the most keys one signature is ever tried with.
+pub const MAX_KEYS: usize = 10;
+/// Smallest RSA modulus accepted, bits (RFC 7518 §3.3: 2048 or larger).
+pub const MIN_RSA_BITS: usize = 2048;
+/// Largest RSA modulus accepted, bits: a larger key costs more to verify with than any
+/// signer needs.
+pub const MAX_RSA_BITS: usize = 4096;
 
 /// The registered keys of a client, as stored: a JWKS plus PEM-encoded public keys.
 #[derive(Debug, Default, serde::Serialize, Deserialize)]
@@ -57,6 +73,13 @@ pub enum SignatureError {
     Keys,
     /// No key verifies it.
     Signature,
+    /// More than one key could verify it and the header names none with `kid`.
+    KidRequired,
+    /// The header's `crit` is not a non-empty list of distinct extension header names that
+    /// the header carries (RFC 7515 §4.1.11).
+    CritMalformed,
+    /// The header's `crit` names an extension, and Tessera understands none.
+    CritUnsupported,
 }
 
 /// A usable verification key.
@@ -67,7 +90,9 @@ struct Key {
 }
 
 impl ClientKeys {
-    /// Parses the stored form, checking that every key is usable.
+    /// Parses the stored form, checking that every key is usable (not the registration
+    /// limits of [`ClientKeys::check_registration`]: a set stored before them still works,
+    /// and verification is bounded anyway).
     pub fn parse(stored: &str) -> Result<Self, String> {
         let keys: ClientKeys =
             serde_json::from_str(stored).map_err(|e| format!("not a key set: {e}"))?;
@@ -75,6 +100,14 @@ impl ClientKeys {
         if usable.is_empty() {
             return Err("no public key given".into());
         }
+        Ok(keys)
+    }
+
+    /// Parses the stored form and checks it as a registration is checked
+    /// ([`ClientKeys::check_registration`]).
+    pub fn parse_registration(stored: &str) -> Result<Self, String> {
+        let keys = Self::parse(stored)?;
+        keys.check_registration()?;
         Ok(keys)
     }
 
@@ -86,7 +119,54 @@ impl ClientKeys {
             pems: Vec::new(),
         };
         keys.decoding_keys()?;
+        if keys.keys.len() > MAX_KEYS {
+            return Err(format!("more than {MAX_KEYS} keys"));
+        }
+        for jwk in &keys.keys {
+            check_key_size(jwk_rsa_bits(jwk))?;
+        }
         Ok(keys)
+    }
+
+    /// The rules of a registration, for a client or a trusted issuer: at most [`MAX_KEYS`]
+    /// keys, RSA ones of [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits, and, with more than one
+    /// key, a distinct `kid` on each (an assertion must then name its key, and a PEM file
+    /// has no `kid`: give several keys as a JWKS).
+    pub fn check_registration(&self) -> Result<(), String> {
+        let count = self.keys.len() + self.pems.len();
+        if count > MAX_KEYS {
+            return Err(format!(
+                "{count} keys: at most {MAX_KEYS} may be registered"
+            ));
+        }
+        for jwk in &self.keys {
+            check_key_size(jwk_rsa_bits(jwk))?;
+        }
+        for pem in &self.pems {
+            check_key_size(pem_rsa_bits(pem))?;
+        }
+        if count > 1 {
+            if !self.pems.is_empty() {
+                return Err(
+                    "with more than one key, each needs a kid: give them as a JWKS file, not \
+                     PEM files"
+                        .into(),
+                );
+            }
+            let mut kids = Vec::with_capacity(count);
+            for jwk in &self.keys {
+                match jwk.common.key_id.as_deref() {
+                    None | Some("") => {
+                        return Err("with more than one key, each needs a kid".into())
+                    }
+                    Some(kid) if kids.contains(&kid) => {
+                        return Err(format!("two keys have the kid '{kid}'"))
+                    }
+                    Some(kid) => kids.push(kid),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The usable signing keys of a JWKS published by a third party: keys for encryption,
@@ -116,7 +196,9 @@ impl ClientKeys {
                 }
                 .decoding_keys()
                 .is_ok()
+                    && check_key_size(jwk_rsa_bits(jwk)).is_ok()
             })
+            .take(MAX_KEYS)
             .collect();
         ClientKeys {
             keys,
@@ -127,6 +209,7 @@ impl ClientKeys {
     /// Adds a PEM public key.
     pub fn add_pem(&mut self, pem: &str) -> Result<(), String> {
         pem_key(pem)?;
+        check_key_size(pem_rsa_bits(pem))?;
         self.pems.push(pem.to_owned());
         Ok(())
     }
@@ -134,16 +217,21 @@ impl ClientKeys {
     /// Verifies the signature of a compact JWS with one of these keys: an algorithm from
     /// [`ALGORITHMS`] (never `none`, never an HMAC, which a public key must not key), only
     /// with a key of that algorithm's type, and with the key the header's `kid` names when
-    /// both have one. Claims are not looked at.
+    /// both have one. With more than one key, the header must name one (RFC 7515 §4.1.4)
+    /// and only keys with that `kid` are tried, at most [`MAX_KEYS`]: what a forged
+    /// signature costs does not grow with the number of keys. A header with `crit` is
+    /// refused (RFC 7515 §4.1.11). Claims are not looked at.
     pub fn verify_signature(&self, jws: &str) -> Result<(), SignatureError> {
         let keys = self.decoding_keys().map_err(|_| SignatureError::Keys)?;
-        let header: Header = decode_part(jws.split('.').next())
-            .map_err(|_: OAuthError| SignatureError::Malformed)?;
+        let header = read_header(jws.split('.').next())?;
         // The allow-list: `none` and HMAC are never accepted.
         if !ALGORITHMS.contains(&header.alg.as_str()) {
             return Err(SignatureError::Algorithm);
         }
         let alg: Algorithm = header.alg.parse().map_err(|_| SignatureError::Algorithm)?;
+        if keys.len() > 1 && header.kid.is_none() {
+            return Err(SignatureError::KidRequired);
+        }
         let mut validation = Validation::new(alg);
         // Claims are checked by the caller against the context's clock; the library checks
         // the signature only.
@@ -151,18 +239,37 @@ impl ClientKeys {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
+        let single = keys.len() == 1;
         let verified = keys
             .iter()
             .filter(|k| k.algs.contains(&alg))
             .filter(|k| match (&header.kid, &k.kid) {
                 (Some(want), Some(have)) => want == have,
-                _ => true,
+                // A key without a kid is only ever used alone.
+                (Some(_), None) => single,
+                (None, _) => single,
             })
+            .take(MAX_KEYS)
             .any(|k| jsonwebtoken::decode::<serde_json::Value>(jws, &k.key, &validation).is_ok());
         if verified {
             Ok(())
         } else {
             Err(SignatureError::Signature)
+        }
+    }
+
+    /// [`ClientKeys::verify_signature`], run where the context's
+    /// [`crate::cx::RemoteKeys::check_signature`] runs signature checks (off the serving
+    /// threads, in the server), or here when it has none.
+    pub async fn verify_signature_in(self, cx: &Cx<'_>, jws: &str) -> Result<(), SignatureError> {
+        match cx.remote_keys {
+            Some(remote) => {
+                let jws = jws.to_owned();
+                remote
+                    .check_signature(Box::new(move || self.verify_signature(&jws)))
+                    .await
+            }
+            None => self.verify_signature(jws),
         }
     }
 
@@ -195,6 +302,107 @@ impl ClientKeys {
         }
         Ok(out)
     }
+}
+
+/// Refuses an RSA key outside [`MIN_RSA_BITS`]..=[`MAX_RSA_BITS`] (`bits` is `None` for
+/// other key types).
+fn check_key_size(bits: Option<usize>) -> Result<(), String> {
+    match bits {
+        Some(bits) if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) => Err(format!(
+            "an RSA key of {bits} bits: {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The bits of an unsigned big-endian integer.
+fn integer_bits(bytes: &[u8]) -> usize {
+    let mut digits = bytes.iter().skip_while(|b| **b == 0);
+    match digits.next() {
+        None => 0,
+        Some(first) => (8 - first.leading_zeros() as usize) + 8 * digits.count(),
+    }
+}
+
+/// The size of an RSA JWK's modulus, bits (`None` for other key types; 0 if unreadable).
+fn jwk_rsa_bits(jwk: &Jwk) -> Option<usize> {
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => Some(
+            URL_SAFE_NO_PAD
+                .decode(rsa.n.trim_end_matches('='))
+                .map(|n| integer_bits(&n))
+                .unwrap_or(0),
+        ),
+        _ => None,
+    }
+}
+
+/// The size of an RSA PEM public key's modulus, bits (`None` for other key types).
+fn pem_rsa_bits(pem: &str) -> Option<usize> {
+    if DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+        return None;
+    }
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----") && !l.contains(':'))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap_or_default();
+    Some(der_rsa_modulus(&der).map(integer_bits).unwrap_or(0))
+}
+
+/// One DER element: its tag, its contents and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let (len_bytes, rest) = rest.split_at_checked(count)?;
+        let len = len_bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, rest)
+    };
+    let (contents, rest) = rest.split_at_checked(len)?;
+    Some((tag, contents, rest))
+}
+
+/// The modulus of an RSA public key, from a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) or an
+/// RSAPublicKey (RFC 8017 §A.1.1).
+fn der_rsa_modulus(der: &[u8]) -> Option<&[u8]> {
+    const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+    const BIT_STRING: u8 = 0x03;
+    let (tag, outer, _) = der_element(der)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, _, after) = der_element(outer)?;
+    let rsa_public_key = match tag {
+        INTEGER => outer,
+        SEQUENCE => {
+            let (tag, bits, _) = der_element(after)?;
+            if tag != BIT_STRING {
+                return None;
+            }
+            // The first byte of a BIT STRING counts its unused bits.
+            let (tag, inner, _) = der_element(bits.get(1..)?)?;
+            if tag != SEQUENCE {
+                return None;
+            }
+            inner
+        }
+        _ => return None,
+    };
+    let (tag, modulus, _) = der_element(rsa_public_key)?;
+    (tag == INTEGER).then_some(modulus)
 }
 
 fn jwk_algorithms(jwk: &Jwk) -> Option<&'static [Algorithm]> {
@@ -235,11 +443,56 @@ fn pem_key(pem: &str) -> Result<(&'static [Algorithm], DecodingKey), String> {
     Err("not a PEM EC, RSA or Ed25519 public key".into())
 }
 
-#[derive(Deserialize)]
+/// What the checks use of a JWS header.
 struct Header {
     alg: String,
-    #[serde(default)]
     kid: Option<String>,
+}
+
+/// Header parameters defined by RFC 7515 §4.1 and RFC 7518 §4.1, which `crit` must not
+/// list (RFC 7515 §4.1.11).
+const DEFINED_HEADER_PARAMETERS: &[&str] = &[
+    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc",
+    "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c",
+];
+
+/// Reads a JWS header and applies RFC 7515 §4.1.11: a `crit` must be a non-empty list of
+/// distinct names of extension parameters present in the header, and since Tessera
+/// understands no extension, any well-formed `crit` is refused as well.
+fn read_header(part: Option<&str>) -> Result<Header, SignatureError> {
+    let map: serde_json::Map<String, serde_json::Value> = part
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(SignatureError::Malformed)?;
+    if let Some(crit) = map.get("crit") {
+        let names = crit.as_array().ok_or(SignatureError::CritMalformed)?;
+        let mut seen: Vec<&str> = Vec::with_capacity(names.len());
+        for name in names {
+            let name = name.as_str().ok_or(SignatureError::CritMalformed)?;
+            if name.is_empty()
+                || seen.contains(&name)
+                || DEFINED_HEADER_PARAMETERS.contains(&name)
+                || !map.contains_key(name)
+            {
+                return Err(SignatureError::CritMalformed);
+            }
+            seen.push(name);
+        }
+        if seen.is_empty() {
+            return Err(SignatureError::CritMalformed);
+        }
+        return Err(SignatureError::CritUnsupported);
+    }
+    let alg = match map.get("alg") {
+        Some(serde_json::Value::String(alg)) => alg.clone(),
+        _ => return Err(SignatureError::Malformed),
+    };
+    let kid = match map.get("kid") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return Err(SignatureError::Malformed),
+    };
+    Ok(Header { alg, kid })
 }
 
 #[derive(Deserialize)]
@@ -289,7 +542,7 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
         .as_deref()
         .ok_or_else(|| failed("client authentication failed"))?;
     let keys = ClientKeys::parse(stored).map_err(|_| failed("client authentication failed"))?;
-    match keys.verify_signature(assertion) {
+    match keys.verify_signature_in(cx, assertion).await {
         Ok(()) => {}
         Err(SignatureError::Malformed) => {
             return Err(failed("the client assertion is not a well-formed JWT"))
@@ -299,6 +552,23 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
         }
         Err(SignatureError::Keys | SignatureError::Signature) => {
             return Err(failed("the client assertion's signature does not verify"))
+        }
+        Err(SignatureError::KidRequired) => {
+            return Err(failed(
+                "the client has more than one key: the client assertion must name its key \
+                 with kid",
+            ))
+        }
+        Err(SignatureError::CritMalformed) => {
+            return Err(failed(
+                "the client assertion's crit header is malformed (RFC 7515 §4.1.11)",
+            ))
+        }
+        Err(SignatureError::CritUnsupported) => {
+            return Err(failed(
+                "the client assertion's crit header names an extension this server does not \
+                 understand (RFC 7515 §4.1.11)",
+            ))
         }
     }
     let claims: Claims = decode_part(assertion.split('.').nth(1))?;
@@ -499,5 +769,254 @@ mod tests {
         );
         assert!(asserted_client_id(&t(serde_json::json!({"iss":"a","sub":"b"}))).is_err());
         assert!(asserted_client_id("garbage").is_err());
+    }
+
+    /// An ES256 key pair: the signing half and its public JWK with `kid`.
+    fn es256(kid: Option<&str>) -> (jsonwebtoken::EncodingKey, Jwk) {
+        use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = pair.public_key().as_ref();
+        let mut jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        if let Some(kid) = kid {
+            jwk["kid"] = kid.into();
+        }
+        (
+            jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+            serde_json::from_value(jwk).unwrap(),
+        )
+    }
+
+    /// A JWS over `{"sub":"c1"}` with exactly this header, signed by `key` with ES256.
+    fn signed(key: &jsonwebtoken::EncodingKey, header: serde_json::Value) -> String {
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"c1"}"#)
+        );
+        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), key, Algorithm::ES256).unwrap();
+        format!("{message}.{sig}")
+    }
+
+    fn set(keys: Vec<Jwk>) -> ClientKeys {
+        ClientKeys {
+            keys,
+            pems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_crit_header_is_refused_malformed_or_not() {
+        let (key, jwk) = es256(Some("k1"));
+        let keys = set(vec![jwk]);
+        let with = |extra: serde_json::Value| {
+            let mut h = serde_json::json!({"alg": "ES256", "kid": "k1"});
+            for (k, v) in extra.as_object().unwrap() {
+                h[k] = v.clone();
+            }
+            keys.verify_signature(&signed(&key, h))
+        };
+        assert_eq!(with(serde_json::json!({})), Ok(()), "no crit");
+        assert_eq!(
+            with(serde_json::json!({"crit": ["exp"], "exp": 5})),
+            Err(SignatureError::CritUnsupported)
+        );
+        assert_eq!(
+            with(serde_json::json!({"crit": ["b64"], "b64": false})),
+            Err(SignatureError::CritUnsupported),
+            "RFC 7797 is not understood either"
+        );
+        for (case, extra) in [
+            ("empty list", serde_json::json!({"crit": []})),
+            ("not a list", serde_json::json!({"crit": "exp", "exp": 5})),
+            ("null", serde_json::json!({"crit": null})),
+            ("not strings", serde_json::json!({"crit": [1]})),
+            ("empty name", serde_json::json!({"crit": [""]})),
+            (
+                "absent from the header",
+                serde_json::json!({"crit": ["exp"]}),
+            ),
+            (
+                "a name RFC 7515 defines",
+                serde_json::json!({"crit": ["alg"]}),
+            ),
+            (
+                "listed twice",
+                serde_json::json!({"crit": ["exp", "exp"], "exp": 5}),
+            ),
+        ] {
+            assert_eq!(with(extra), Err(SignatureError::CritMalformed), "{case}");
+        }
+    }
+
+    #[test]
+    fn with_more_than_one_key_the_assertion_names_its_key_and_only_that_key_is_tried() {
+        let (a, a_jwk) = es256(Some("a"));
+        let (b, b_jwk) = es256(Some("b"));
+        let both = set(vec![a_jwk.clone(), b_jwk]);
+        let es = |kid: Option<&str>| match kid {
+            Some(kid) => serde_json::json!({"alg": "ES256", "kid": kid}),
+            None => serde_json::json!({"alg": "ES256"}),
+        };
+        assert_eq!(
+            both.verify_signature(&signed(&a, es(None))),
+            Err(SignatureError::KidRequired)
+        );
+        assert_eq!(both.verify_signature(&signed(&a, es(Some("a")))), Ok(()));
+        assert_eq!(both.verify_signature(&signed(&b, es(Some("b")))), Ok(()));
+        assert_eq!(
+            both.verify_signature(&signed(&a, es(Some("b")))),
+            Err(SignatureError::Signature),
+            "the key the kid names, not any key"
+        );
+        assert_eq!(
+            both.verify_signature(&signed(&a, es(Some("c")))),
+            Err(SignatureError::Signature)
+        );
+        // One key: no kid needed, and a key without a kid is used for any.
+        let (c, c_jwk) = es256(None);
+        let one = set(vec![c_jwk]);
+        assert_eq!(one.verify_signature(&signed(&c, es(None))), Ok(()));
+        assert_eq!(one.verify_signature(&signed(&c, es(Some("x")))), Ok(()));
+        assert_eq!(
+            set(vec![a_jwk]).verify_signature(&signed(&a, es(None))),
+            Ok(())
+        );
+    }
+
+    fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = contents.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    /// A big-endian modulus of exactly `bits` bits (not a real key: only its size matters).
+    fn modulus(bits: usize) -> Vec<u8> {
+        let mut n = vec![0x80];
+        n.resize(bits / 8, 0x35);
+        n
+    }
+
+    /// An RSA public key PEM (SubjectPublicKeyInfo) with a modulus of `bits` bits.
+    fn rsa_pem(bits: usize) -> String {
+        let mut n = vec![0];
+        n.extend(modulus(bits));
+        let key = der(0x30, &[der(0x02, &n), der(0x02, &[1, 0, 1])].concat());
+        let rsa_oid = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+        let alg = der(0x30, &[der(0x06, &rsa_oid), vec![0x05, 0x00]].concat());
+        let spki = der(0x30, &[alg, der(0x03, &[vec![0], key].concat())].concat());
+        let body = base64::engine::general_purpose::STANDARD.encode(spki);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    fn rsa_jwk(bits: usize, kid: &str) -> serde_json::Value {
+        serde_json::json!({
+            "kty": "RSA", "kid": kid, "e": "AQAB", "n": URL_SAFE_NO_PAD.encode(modulus(bits)),
+        })
+    }
+
+    #[test]
+    fn registration_bounds_the_number_and_size_of_keys() {
+        let jwks = |keys: Vec<serde_json::Value>| serde_json::json!({ "keys": keys }).to_string();
+        let ec = |kid: &str| serde_json::to_value(es256(Some(kid)).1).unwrap();
+        let ten: Vec<_> = (0..MAX_KEYS).map(|i| ec(&format!("k{i}"))).collect();
+        let keys = ClientKeys::from_jwks(&jwks(ten.clone())).unwrap();
+        assert_eq!(keys.check_registration(), Ok(()));
+        assert!(ClientKeys::parse_registration(&keys.to_stored()).is_ok());
+        let mut eleven = ten;
+        eleven.push(ec("k10"));
+        let e = ClientKeys::from_jwks(&jwks(eleven.clone())).unwrap_err();
+        assert!(e.contains("more than 10 keys"), "{e}");
+        let stored = serde_json::json!({"keys": eleven, "pems": []}).to_string();
+        assert!(
+            ClientKeys::parse(&stored).is_ok(),
+            "a stored set still verifies"
+        );
+        let e = ClientKeys::parse_registration(&stored).unwrap_err();
+        assert!(e.contains("at most 10"), "{e}");
+
+        for bits in [2048, 3072, 4096] {
+            assert!(
+                ClientKeys::from_jwks(&jwks(vec![rsa_jwk(bits, "r")])).is_ok(),
+                "{bits}"
+            );
+            assert!(
+                ClientKeys::default().add_pem(&rsa_pem(bits)).is_ok(),
+                "{bits}"
+            );
+        }
+        for bits in [1024, 4104, 8192, 16384] {
+            let e = ClientKeys::from_jwks(&jwks(vec![rsa_jwk(bits, "r")])).unwrap_err();
+            assert!(e.contains(&format!("{bits} bits")), "{e}");
+            let e = ClientKeys::default().add_pem(&rsa_pem(bits)).unwrap_err();
+            assert!(e.contains(&format!("{bits} bits")), "{e}");
+        }
+
+        let no_kid = serde_json::to_value(es256(None).1).unwrap();
+        let e = ClientKeys::from_jwks(&jwks(vec![ec("a"), no_kid]))
+            .unwrap()
+            .check_registration()
+            .unwrap_err();
+        assert!(e.contains("each needs a kid"), "{e}");
+        let e = ClientKeys::from_jwks(&jwks(vec![ec("a"), ec("a")]))
+            .unwrap()
+            .check_registration()
+            .unwrap_err();
+        assert!(e.contains("two keys have the kid 'a'"), "{e}");
+        let mut with_pem = ClientKeys::from_jwks(&jwks(vec![ec("a")])).unwrap();
+        with_pem.add_pem(&rsa_pem(2048)).unwrap();
+        let e = with_pem.check_registration().unwrap_err();
+        assert!(e.contains("JWKS"), "{e}");
+    }
+
+    #[test]
+    fn a_published_jwks_gives_at_most_max_keys_of_accepted_sizes() {
+        let mut keys: Vec<serde_json::Value> = vec![rsa_jwk(8192, "big")];
+        keys.extend(
+            (0..20).map(|i| serde_json::to_value(es256(Some(&format!("k{i}"))).1).unwrap()),
+        );
+        let doc = serde_json::json!({ "keys": keys }).to_string();
+        let published = ClientKeys::from_published_jwks(&doc);
+        assert_eq!(published.keys.len(), MAX_KEYS);
+        assert_eq!(published.keys[0].common.key_id.as_deref(), Some("k0"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_any_der_never_panics(bytes in proptest::collection::vec(0u8.., 0..64)) {
+            let _ = der_rsa_modulus(&bytes);
+        }
+
+        #[test]
+        fn reading_any_header_never_panics(s in "\\PC{0,100}") {
+            let _ = read_header(Some(&URL_SAFE_NO_PAD.encode(&s)));
+            let _ = read_header(Some(&s));
+        }
     }
 }

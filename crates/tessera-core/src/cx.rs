@@ -3,12 +3,14 @@
 //! Owns [`Cx`]: borrowed access to the configuration, the storage, the keys, the verified-token
 //! cache, the fetcher of remote key sets, and the current time (an input, never read from the
 //! system here). Owns [`RemoteKeys`], the one I/O the core asks for besides storage: fetching a
-//! trusted issuer's JWKS from its URL, which the HTTP layer implements.
+//! trusted issuer's JWKS from its URL, which the HTTP layer implements (with, alongside, the
+//! place where signature checks of other parties' assertions run).
 
 use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 
+use crate::client_assertion::SignatureError;
 use crate::config::Config;
 use crate::jwt::AccessClaims;
 use crate::keys::{KeySet, Sealer};
@@ -31,7 +33,18 @@ pub trait RemoteKeys: Send + Sync {
     /// unless one happened very recently (an unknown `kid` asks for it: the issuer may have
     /// rotated its key). `Err` carries a description safe to log.
     async fn jwks(&self, uri: &str, refresh: bool) -> Result<String, String>;
+
+    /// Runs a signature check of an assertion from another party
+    /// ([`crate::client_assertion::ClientKeys::verify_signature`]): CPU work that anyone can
+    /// ask for by sending a forged assertion, which the HTTP layer runs off its serving
+    /// threads, a few at a time, so that it cannot starve other requests. By default, here.
+    async fn check_signature(&self, check: SignatureCheck) -> Result<(), SignatureError> {
+        check()
+    }
 }
+
+/// A signature check, to run wherever [`RemoteKeys::check_signature`] decides.
+pub type SignatureCheck = Box<dyn FnOnce() -> Result<(), SignatureError> + Send + 'static>;
 
 /// What a handler may use.
 pub struct Cx<'a> {

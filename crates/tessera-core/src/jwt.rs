@@ -3,7 +3,8 @@
 //! Owns [`AccessClaims`], [`encode`] and [`verify`]. Only tokens signed by the server's own
 //! keys pass through here: the header must name a published `kid`, the key's own algorithm
 //! and `typ: at+jwt`; `alg: none`, HMAC and any algorithm swap are refused (OpenID Connect
-//! Core §10, RFC 8725 §3.1). Assertions from other parties (RFC 7523) are not this module's.
+//! Core §10, RFC 8725 §3.1), and so is a header with `crit` (RFC 7515 §4.1.11: Tessera
+//! signs with none and understands no extension). Assertions from other parties (RFC 7523) are not this module's.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -145,6 +146,14 @@ struct Header {
     kid: Option<String>,
     #[serde(default)]
     typ: Option<String>,
+    /// Whether the header has `crit` at all (even `null`).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for any value: with `#[serde(default)]`, whether a member is present.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// Whether a token has the shape of a JWS compact serialization.
@@ -168,6 +177,9 @@ pub fn verify(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(JwtError::Malformed)?;
+    if header.crit {
+        return Err(JwtError::Header);
+    }
     let kid = header.kid.ok_or(JwtError::Header)?;
     let key = keys.verifier(&kid, now).ok_or(JwtError::Header)?;
     if header.alg != key.alg.as_str() || header.typ.as_deref() != Some("at+jwt") {
@@ -307,6 +319,31 @@ mod tests {
                 verify(&keys, &forged, "https://issuer", 150),
                 Err(JwtError::Header),
                 "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_crit_header_is_refused() {
+        let keys = setup(SigningAlg::Es256);
+        let key = keys.signing_key(100).unwrap();
+        let kid = &key.kid;
+        for crit in [
+            serde_json::json!(["exp"]),
+            serde_json::json!([]),
+            serde_json::Value::Null,
+        ] {
+            let h = URL_SAFE_NO_PAD.encode(
+                serde_json::json!({"alg": "ES256", "kid": kid, "typ": "at+jwt", "crit": crit, "exp": 1})
+                    .to_string(),
+            );
+            let p = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+            let signed = format!("{h}.{p}");
+            let sig = URL_SAFE_NO_PAD.encode(key.sign(signed.as_bytes()).unwrap());
+            assert_eq!(
+                verify(&keys, &format!("{signed}.{sig}"), "https://issuer", 150),
+                Err(JwtError::Header),
+                "{crit}"
             );
         }
     }

@@ -11,6 +11,9 @@ use crate::{backend, rows, PgStore};
 #[async_trait]
 impl ClientStore for PgStore {
     async fn insert_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        if let Some(jwks) = &c.jwks {
+            tessera_core::store::check_keys(jwks)?;
+        }
         let insert = sqlx::query(
             "INSERT INTO clients (client_id, name, secret_hash, old_secret_hash, \
              old_secret_expires_at, grant_types, redirect_uris, scopes, audiences, public, \
@@ -108,6 +111,7 @@ impl ClientStore for PgStore {
         jwks: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        tessera_core::store::check_keys(jwks)?;
         let update =
             sqlx::query("UPDATE clients SET jwks = $1, updated_at = $2 WHERE client_id = $3")
                 .bind(jwks)

@@ -110,6 +110,7 @@ impl TrustStore for SqliteStore {
     }
 
     async fn insert_trust(&self, t: &TrustRecord) -> Result<(), StoreError> {
+        tessera_core::store::check_keys(&t.keys)?;
         let claims = serde_json::to_string(&t.claims)
             .map_err(|e| StoreError::Corrupt(format!("claims: {e}")))?;
         let insert = sqlx::query(
@@ -159,6 +160,7 @@ impl TrustStore for SqliteStore {
     }
 
     async fn set_trust_keys(&self, id: &str, keys: &str, now: i64) -> Result<bool, StoreError> {
+        tessera_core::store::check_keys(keys)?;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let env: Option<String> =
             sqlx::query_scalar("UPDATE trusted_issuers SET keys = ? WHERE id = ? RETURNING env")

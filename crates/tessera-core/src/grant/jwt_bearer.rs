@@ -13,8 +13,14 @@
 //!   honoured with `assertion_leeway`; a stale `iat` is refused (§3 items 4 to 6);
 //! - `jti` is required and accepted once per issuer until the assertion would have expired,
 //!   recorded in the database every node shares (§3 item 7);
-//! - the subject is the registration's subject claim (`sub` unless configured), copied as is
-//!   into the token's `sub`; the registration's carried claims are copied into the token.
+//! - the subject is the registration's subject claim (`sub` unless configured): a string,
+//!   copied as is into the token's `sub`, or an integer (no fraction, no exponent, within
+//!   the range of i64 or u64), printed in decimal; any other number is refused;
+//! - the registration's carried claims are copied into the token, each at most
+//!   [`MAX_CARRIED_CLAIM_BYTES`] and all together at most [`MAX_CARRIED_CLAIMS_BYTES`] of
+//!   JSON, so that an issuer cannot make tokens (and introspection answers) of any size;
+//! - the header follows RFC 7515: with more than one key the assertion names its key with
+//!   `kid`, and a `crit` is refused (see [`crate::client_assertion`]).
 //!
 //! Every failure is `invalid_grant` (§3.1) with a description that names the rule and never
 //! the assertion's content. At the token endpoint the client must be authenticated,
@@ -34,6 +40,11 @@ use crate::scope::ScopeSet;
 
 /// The grant type this module handles.
 pub const GRANT_TYPE: &str = grant_types::JWT_BEARER;
+
+/// Largest carried claim: bytes of its value serialized as JSON.
+pub const MAX_CARRIED_CLAIM_BYTES: usize = 1024;
+/// Largest total of the carried claims: bytes of their names and JSON values together.
+pub const MAX_CARRIED_CLAIMS_BYTES: usize = 4096;
 
 /// Whether an assertion must carry `aud`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +145,17 @@ pub async fn verify_assertion(
             SignatureError::Algorithm => failed("the assertion's algorithm is not accepted"),
             SignatureError::Keys => failed("the assertion's issuer has no usable key"),
             SignatureError::Signature => failed("the assertion's signature does not verify"),
+            SignatureError::KidRequired => failed(
+                "the assertion's issuer has more than one key: the assertion must name its key \
+                 with kid",
+            ),
+            SignatureError::CritMalformed => {
+                failed("the assertion's crit header is malformed (RFC 7515 §4.1.11)")
+            }
+            SignatureError::CritUnsupported => failed(
+                "the assertion's crit header names an extension this server does not \
+                 understand (RFC 7515 §4.1.11)",
+            ),
         })?;
     let rules = Rules {
         now: cx.now,
@@ -148,6 +170,7 @@ pub async fn verify_assertion(
     };
     let (jti, exp) = rules.check(&claims)?;
     let subject = subject(&claims, &trust.subject_claim)?;
+    let carried = carried_claims(&claims, &trust.claims)?;
     // RFC 7523 §3 item 7: once per issuer (whatever the environment), until it would expire.
     let key = format!("jwt_bearer:{issuer}:{jti}");
     if !cx
@@ -157,12 +180,6 @@ pub async fn verify_assertion(
     {
         return Err(failed("the assertion was already used"));
     }
-    let carried = trust
-        .claims
-        .iter()
-        .filter(|name| !crate::jwt::REGISTERED_CLAIMS.contains(&name.as_str()))
-        .filter_map(|name| claims.get(name).map(|v| (name.clone(), v.clone())))
-        .collect();
     Ok(VerifiedAssertion {
         trust,
         subject,
@@ -180,24 +197,32 @@ async fn verify_signature(
 ) -> Result<(), SignatureError> {
     let stored: ClientKeys = serde_json::from_str(&trust.keys).map_err(|_| SignatureError::Keys)?;
     let Some(uri) = trust.jwks_uri.as_deref() else {
-        return stored.verify_signature(assertion);
+        return stored.verify_signature_in(cx, assertion).await;
     };
     let Some(remote) = cx.remote_keys else {
-        return stored.verify_signature(assertion);
+        return stored.verify_signature_in(cx, assertion).await;
     };
-    let attempt = |fetched: Result<String, String>| match fetched {
+    let keys_from = |fetched: Result<String, String>| match fetched {
         Ok(text) => {
             let mut keys = ClientKeys::from_published_jwks(&text);
             keys.keys.extend(stored.keys.iter().cloned());
             keys.pems.extend(stored.pems.iter().cloned());
-            keys.verify_signature(assertion)
+            Ok(keys)
         }
         Err(_) if stored.keys.is_empty() && stored.pems.is_empty() => Err(SignatureError::Keys),
-        Err(_) => stored.verify_signature(assertion),
+        Err(_) => Ok(ClientKeys {
+            keys: stored.keys.clone(),
+            pems: stored.pems.clone(),
+        }),
     };
-    let first = attempt(remote.jwks(uri, false).await);
+    let first = match keys_from(remote.jwks(uri, false).await) {
+        Ok(keys) => keys.verify_signature_in(cx, assertion).await,
+        Err(e) => Err(e),
+    };
     if matches!(first, Err(SignatureError::Signature | SignatureError::Keys)) {
-        return attempt(remote.jwks(uri, true).await);
+        return keys_from(remote.jwks(uri, true).await)?
+            .verify_signature_in(cx, assertion)
+            .await;
     }
     first
 }
@@ -219,10 +244,57 @@ fn unverified_claims(assertion: &str) -> Result<Map<String, Value>, OAuthError> 
         .ok_or_else(|| failed("the assertion is not a well-formed JWT"))
 }
 
+/// The registration's carried claims that the assertion has (never a registered claim),
+/// within [`MAX_CARRIED_CLAIM_BYTES`] each and [`MAX_CARRIED_CLAIMS_BYTES`] together.
+fn carried_claims(
+    claims: &Map<String, Value>,
+    names: &[String],
+) -> Result<Map<String, Value>, OAuthError> {
+    let mut carried = Map::new();
+    let mut total = 0usize;
+    for name in names {
+        if crate::jwt::REGISTERED_CLAIMS.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(value) = claims.get(name) else {
+            continue;
+        };
+        let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
+        if size > MAX_CARRIED_CLAIM_BYTES {
+            return Err(OAuthError::invalid_grant(format!(
+                "a carried claim of the assertion is larger than {MAX_CARRIED_CLAIM_BYTES} bytes"
+            )));
+        }
+        total = total.saturating_add(name.len()).saturating_add(size);
+        if total > MAX_CARRIED_CLAIMS_BYTES {
+            return Err(OAuthError::invalid_grant(format!(
+                "the carried claims of the assertion are larger than \
+                 {MAX_CARRIED_CLAIMS_BYTES} bytes together"
+            )));
+        }
+        carried.insert(name.clone(), value.clone());
+    }
+    Ok(carried)
+}
+
+/// The end user an assertion names, in canonical form: a non-empty string as is, or an
+/// integer within the range of i64 or u64, written as a JSON integer (no fraction, no
+/// exponent) and printed in decimal. Any other number (`1.5`, `-0.0`, `1e+300`, even `1.0`)
+/// is refused: a float has no single decimal spelling, and two spellings of one user would
+/// be two users.
 fn subject(claims: &Map<String, Value>, claim: &str) -> Result<String, OAuthError> {
     let value = match claims.get(claim) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64()) {
+            (_, Some(u)) => u.to_string(),
+            (Some(i), None) => i.to_string(),
+            (None, None) => {
+                return Err(failed(
+                    "the assertion's subject is a number that is not an integer within the \
+                     range of a 64-bit integer",
+                ))
+            }
+        },
         _ => return Err(failed("the assertion does not name its subject")),
     };
     if value.len() > 255 {
@@ -469,6 +541,92 @@ mod tests {
             m.insert("sub".into(), "".into());
         });
         assert!(subject(&empty, "sub").is_err());
+    }
+
+    /// The subject of an assertion whose payload has `"uid": <text>`, exactly as written.
+    fn subject_of(text: &str) -> Result<String, OAuthError> {
+        let claims: Map<String, Value> =
+            serde_json::from_str(&format!(r#"{{"uid": {text}}}"#)).unwrap();
+        subject(&claims, "uid")
+    }
+
+    #[test]
+    fn numeric_subjects_are_integers_in_canonical_decimal_form() {
+        for (text, canonical) in [
+            ("42", "42"),
+            ("0", "0"),
+            ("-7", "-7"),
+            ("9223372036854775807", "9223372036854775807"),
+            ("-9223372036854775808", "-9223372036854775808"),
+            ("18446744073709551615", "18446744073709551615"),
+        ] {
+            assert_eq!(subject_of(text).unwrap(), canonical, "{text}");
+        }
+        for text in [
+            "1.5",
+            "-0.0",
+            "-0",
+            "1.0",
+            "1e+300",
+            "1e2",
+            "18446744073709551616",
+            "-9223372036854775809",
+        ] {
+            let e = subject_of(text).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidGrant, "{text}");
+            assert!(e.description.contains("not an integer"), "{text}: {e:?}");
+        }
+        for text in ["true", "null", "[1]", "{}"] {
+            assert!(subject_of(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn carried_claims_are_bounded_each_and_together() {
+        let names: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+        let with = |f: &dyn Fn(&mut Map<String, Value>)| {
+            let c = claims(|m| f(m));
+            carried_claims(&c, &names)
+        };
+        // A string of n characters is n + 2 bytes of JSON.
+        let fits = "x".repeat(MAX_CARRIED_CLAIM_BYTES - 2);
+        let carried = with(&|m| {
+            m.insert("c0".into(), fits.clone().into());
+            m.insert("iss".into(), "ignored".into());
+        })
+        .unwrap();
+        assert_eq!(carried.len(), 1);
+        let e = with(&|m| {
+            m.insert("c0".into(), format!("{fits}x").into());
+        })
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(e.description.contains("larger than 1024 bytes"), "{e:?}");
+        let e = with(&|m| {
+            m.insert("c1".into(), serde_json::json!({"deep": vec!["y"; 300]}));
+        })
+        .unwrap_err();
+        assert!(e.description.contains("larger than 1024 bytes"), "{e:?}");
+        // Five claims of 1022 bytes each fit one by one, not together.
+        let e = with(&|m| {
+            for i in 0..5 {
+                m.insert(
+                    format!("c{i}"),
+                    "x".repeat(MAX_CARRIED_CLAIM_BYTES - 4).into(),
+                );
+            }
+        })
+        .unwrap_err();
+        assert!(
+            e.description.contains("larger than 4096 bytes together"),
+            "{e:?}"
+        );
+        let registered = vec!["sub".to_owned(), "c0".to_owned()];
+        let c = claims(|m| {
+            m.insert("c0".into(), 1.into());
+        });
+        let carried = carried_claims(&c, &registered).unwrap();
+        assert_eq!(carried.len(), 1, "a registered claim is never carried");
     }
 
     #[test]

@@ -31,6 +31,21 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A record breaks a rule the core sets for what is stored (see [`check_keys`]); the
+    /// caller should have checked it first.
+    #[error("invalid record: {0}")]
+    Invalid(String),
+}
+
+/// Checks a key set about to be stored (a client's `jwks`, a trust registration's `keys`)
+/// against the rules of a registration
+/// ([`crate::client_assertion::ClientKeys::check_registration`]: at most ten keys, RSA ones
+/// of 2048 to 4096 bits, a distinct `kid` on each of several). Every implementation calls it
+/// before it writes keys, so that no way into storage bypasses those rules.
+pub fn check_keys(stored: &str) -> Result<(), StoreError> {
+    let keys: crate::client_assertion::ClientKeys = serde_json::from_str(stored)
+        .map_err(|e| StoreError::Invalid(format!("not a key set: {e}")))?;
+    keys.check_registration().map_err(StoreError::Invalid)
 }
 
 impl From<StoreError> for crate::error::OAuthError {

@@ -948,6 +948,108 @@ pub async fn deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_c
     assert!(s.get_env("default").await.unwrap().is_some());
 }
 
+/// A key set of RSA JWKs with these modulus sizes (bits) and kids, as stored; only their
+/// number, sizes and kids matter here.
+fn rsa_keys(keys: &[(usize, Option<&str>)]) -> String {
+    use base64::Engine as _;
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|(bits, kid)| {
+            let mut n = vec![0xc5u8];
+            n.resize(bits / 8, 0x35);
+            let mut jwk = serde_json::json!({
+                "kty": "RSA", "e": "AQAB",
+                "n": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n),
+            });
+            if let Some(kid) = kid {
+                jwk["kid"] = (*kid).into();
+            }
+            jwk
+        })
+        .collect();
+    serde_json::json!({ "keys": keys, "pems": [] }).to_string()
+}
+
+pub async fn key_sets_breaking_the_registration_rules_are_refused(s: &dyn Store) {
+    let kids: Vec<String> = (0..11).map(|i| format!("k{i}")).collect();
+    let of = |n: usize| -> Vec<(usize, Option<&str>)> {
+        kids[..n].iter().map(|k| (2048, Some(k.as_str()))).collect()
+    };
+    let ten = rsa_keys(&of(10));
+    let bad = [
+        ("eleven keys", rsa_keys(&of(11))),
+        ("an RSA key of 8192 bits", rsa_keys(&[(8192, Some("big"))])),
+        (
+            "an RSA key of 1024 bits",
+            rsa_keys(&[(1024, Some("small"))]),
+        ),
+        (
+            "two keys, one without kid",
+            rsa_keys(&[(2048, Some("a")), (2048, None)]),
+        ),
+        (
+            "two keys with one kid",
+            rsa_keys(&[(2048, Some("a")), (2048, Some("a"))]),
+        ),
+        ("not a key set", "[1, 2]".to_owned()),
+    ];
+    for (case, keys) in &bad {
+        let c = ClientRecord {
+            jwks: Some(keys.clone()),
+            secret_hash: None,
+            ..client(&SecretHash::of("unused"))
+        };
+        assert!(
+            matches!(s.insert_client(&c).await, Err(StoreError::Invalid(_))),
+            "insert_client with {case}"
+        );
+        assert!(
+            s.get_client(&c.client_id).await.unwrap().is_none(),
+            "{case}"
+        );
+        let t = TrustRecord {
+            keys: keys.clone(),
+            ..trust("default", &format!("https://{}.example", generate_id()))
+        };
+        assert!(
+            matches!(s.insert_trust(&t).await, Err(StoreError::Invalid(_))),
+            "insert_trust with {case}"
+        );
+        assert!(s.find_trust("default", &t.issuer).await.unwrap().is_none());
+    }
+    let c = ClientRecord {
+        jwks: Some(ten.clone()),
+        secret_hash: None,
+        ..client(&SecretHash::of("unused"))
+    };
+    s.insert_client(&c).await.unwrap();
+    let t = TrustRecord {
+        keys: ten.clone(),
+        ..trust("default", "https://ten.example")
+    };
+    s.insert_trust(&t).await.unwrap();
+    for (case, keys) in &bad {
+        assert!(
+            matches!(
+                s.set_client_keys(&c.client_id, keys, 1_100).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "set_client_keys with {case}"
+        );
+        assert!(
+            matches!(
+                s.set_trust_keys(&t.id, keys, 1_100).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "set_trust_keys with {case}"
+        );
+    }
+    let stored = s.get_client(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(stored.jwks.as_deref(), Some(ten.as_str()), "unchanged");
+    let stored = s.find_trust("default", &t.issuer).await.unwrap().unwrap();
+    assert_eq!(stored.keys, ten, "unchanged");
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store.
 ///
 /// - `conformance_tests!(make)`: `make` is an async expression yielding something that
@@ -991,6 +1093,7 @@ macro_rules! conformance_tests {
             trust_registrations_round_trip_per_env,
             clients_and_tokens_keep_their_env_and_single_use,
             deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_clients,
+            key_sets_breaking_the_registration_rules_are_refused,
         );
     };
     ($make:expr) => {

@@ -14,6 +14,7 @@ mod browser;
 mod browser_support;
 mod support;
 
+mod assertion_limits;
 mod cli;
 mod client_credentials;
 mod code_flow;

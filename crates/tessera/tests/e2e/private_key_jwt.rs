@@ -1020,7 +1020,8 @@ async fn set_keys_replaces_the_keys_within_a_second() {
         }
     }
 
-    // A JWKS of two keys: both are accepted (an overlap while a client rotates).
+    // A JWKS of two keys: both are accepted (an overlap while a client rotates), each by
+    // its kid; an assertion naming no key is refused (RFC 7515 §4.1.4).
     let (a, b) = (p256("a"), ed25519("b"));
     let both = json!({"keys": [a.jwk, b.jwk]}).to_string();
     let file = write(dir.path(), "both.jwks", &both);
@@ -1035,7 +1036,19 @@ async fn set_keys_replaces_the_keys_within_a_second() {
     .await;
     wait_accepted(&s, &id, &a, Some("a"), FEED_DEADLINE).await;
     token_ok(&s, &sign(&b, Some("b"), &claims(&id, &*aud)), &[]).await;
-    token_ok(&s, &sign(&a, None, &claims(&id, &*aud)), &[]).await;
+    let r = with_assertion(
+        &s,
+        Endpoint::Token,
+        &sign(&a, None, &claims(&id, &*aud)),
+        &[],
+    )
+    .await;
+    assert_invalid_client(&r, "two keys and no kid");
+    let description = r.body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("must name its key with kid"),
+        "{description}"
+    );
 }
 
 #[tokio::test]

@@ -180,13 +180,17 @@ fn check(client: &ClientRecord) -> Result<()> {
     Ok(())
 }
 
-/// The public keys of a `private_key_jwt` client, from files.
+/// The public keys of a `private_key_jwt` client (or of a trusted issuer), from files: at
+/// most ten, RSA ones of 2048 to 4096 bits; several keys go in a JWKS, each with its own
+/// `kid`, which assertions then name ([`ClientKeys::check_registration`]).
 #[derive(Debug, clap::Args)]
 pub struct KeyFiles {
-    /// For private_key_jwt: a JWKS file with the client's public keys.
+    /// For private_key_jwt: a JWKS file with the client's public keys (at most 10; with
+    /// several, each with its own kid).
     #[arg(long)]
     pub jwks_file: Option<std::path::PathBuf>,
-    /// For private_key_jwt: a PEM public key file (repeatable).
+    /// For private_key_jwt: a PEM public key file (one key alone; several keys go in a
+    /// JWKS file).
     #[arg(long = "public-key")]
     pub public_keys: Vec<std::path::PathBuf>,
 }
@@ -222,5 +226,7 @@ fn load_keys(jwks_file: Option<&std::path::Path>, pems: &[std::path::PathBuf]) -
     if keys.keys.is_empty() && keys.pems.is_empty() {
         bail!("private_key_jwt needs --jwks-file or --public-key");
     }
+    // At most ten keys, RSA ones of 2048 to 4096 bits, each with its own kid when several.
+    keys.check_registration().map_err(|e| anyhow!("{e}"))?;
     Ok(keys.to_stored())
 }
