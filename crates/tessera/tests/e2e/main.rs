@@ -14,6 +14,7 @@ mod browser;
 mod browser_support;
 mod support;
 
+mod authorize_requests;
 mod cli;
 mod client_credentials;
 mod code_flow;
@@ -27,6 +28,7 @@ mod load;
 mod logs;
 mod multinode;
 mod oidc_client;
+mod page_forms;
 mod private_key_jwt;
 mod rotation;
 mod sdk_token;
