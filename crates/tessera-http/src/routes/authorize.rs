@@ -25,6 +25,7 @@ use tessera_core::model::{SessionRecord, UserRecord};
 use tessera_core::params::Params;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::{self, SecretHash};
+use tessera_core::username;
 use tessera_core::{password, OAuthError};
 
 use crate::extract::client_address;
@@ -151,7 +152,7 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     let (submitted, expected) = match field("_action") {
         Some("login") => (
             Submitted::Login {
-                username: field("username").unwrap_or_default().to_owned(),
+                username: sign_in_name(field("username").unwrap_or_default()),
                 password: field("password").unwrap_or_default().to_owned(),
             },
             LOGIN_FIELDS,
@@ -205,6 +206,12 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
         return pg.error(StatusCode::FORBIDDEN, &pg.lang.text("form_expired"), None);
     };
     flow(&state, &parts, params, Some(submitted)).await
+}
+
+/// The username to sign in as: its prepared form (RFC 8265, as users are created), or as
+/// typed when it has none (only a username stored before usernames were prepared can match).
+fn sign_in_name(typed: &str) -> String {
+    username::prepare(typed).unwrap_or_else(|_| typed.to_owned())
 }
 
 fn accept_language(parts: &Parts) -> Option<&str> {

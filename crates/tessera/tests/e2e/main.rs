@@ -33,3 +33,4 @@ mod private_key_jwt;
 mod rotation;
 mod sdk_token;
 mod tls;
+mod usernames;
