@@ -115,18 +115,18 @@ async fn new_username(store: &dyn UserStore, typed: &str) -> Result<String> {
     Ok(prepared)
 }
 
-/// The user named `typed`: by its prepared form, else (a username stored before usernames
-/// were prepared, and left as it was) exactly as typed.
+/// The user named `typed`: stored exactly so (every username created now is stored
+/// prepared; one stored before and left as it was, say `Alice` beside `alice`, is named by
+/// the operator as stored), else by its prepared form.
 async fn find(store: &dyn UserStore, typed: &str) -> Result<UserRecord> {
-    if let Ok(prepared) = username::prepare(typed) {
-        if let Some(u) = store.find_user(&prepared).await? {
-            return Ok(u);
-        }
+    if let Some(u) = store.find_user(typed).await? {
+        return Ok(u);
     }
-    store
-        .find_user(typed)
-        .await?
-        .with_context(|| format!("no user named '{}'", typed.escape_default()))
+    let found = match username::prepare(typed) {
+        Ok(prepared) => store.find_user(&prepared).await?,
+        Err(_) => None,
+    };
+    found.with_context(|| format!("no user named '{}'", typed.escape_default()))
 }
 
 fn describe(u: &UserRecord) -> serde_json::Value {

@@ -164,3 +164,72 @@ async fn client_names_refuse_hidden_characters_and_are_shown_as_they_are() {
         consent.body
     );
 }
+
+#[tokio::test]
+async fn usernames_stored_before_are_moved_to_their_prepared_form_at_start() {
+    use sqlx::Connection as _;
+    let (mut old, client) = setup(&[]).await;
+    old.create_user("carol", PASSWORD).await;
+    let dave = old.create_user("dave", "dave's own password").await;
+    let erin = old.create_user("erin", "erin's own password").await;
+    old.stop().await;
+    // As an earlier version stored them: `Carol` as typed, `Alice` beside `alice`, and a
+    // name with a zero-width space.
+    let db = old.dir_path().join("tessera.db");
+    let url = format!("sqlite://{}", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for (name, id) in [
+        ("Carol", None),
+        ("Alice", Some(&dave)),
+        ("erin\u{200B}", Some(&erin)),
+    ] {
+        let q = match id {
+            None => {
+                sqlx::query("UPDATE users SET username = ? WHERE username = 'carol'").bind(name)
+            }
+            Some(id) => sqlx::query("UPDATE users SET username = ? WHERE user_id = ?")
+                .bind(name)
+                .bind(id.as_str()),
+        };
+        assert_eq!(q.execute(&mut conn).await.unwrap().rows_affected(), 1);
+    }
+    conn.close().await.unwrap();
+    let server = Server::start_with(&[("TESSERA_DATABASE_URL", &url)]).await;
+    let users: Value = server.cli_json(&["user", "list", "--json"]).await;
+    let mut names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Alice", "alice", "carol", "erin\u{200B}"]);
+    let logs = server.logs();
+    assert!(logs.contains(&dave) && logs.contains(&erin), "{logs}");
+    let sign_in = |name: &'static str, password: &'static str| {
+        let server = &server;
+        let client = &client;
+        async move {
+            let mut b = Browser::new(server);
+            let login = b.get(&authorize_path(client, "openid", "")).await;
+            b.sign_in(&login, name, password).await
+        }
+    };
+    for typed in ["carol", "Carol", "CAROL"] {
+        let page = sign_in(typed, PASSWORD).await;
+        assert!(page.is_consent(), "{typed}: {} {}", page.status, page.body);
+    }
+    let page = sign_in("erin\u{200B}", "erin's own password").await;
+    assert!(page.is_consent(), "{} {}", page.status, page.body);
+    // `Alice` now names alice: the old `Alice` cannot sign in.
+    let page = sign_in("Alice", "dave's own password").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    let out = server
+        .cli_output(&["user", "delete", "Alice", "--json"])
+        .await;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The operator names the old `Alice` as stored to delete it; alice stays.
+    assert_eq!(v["username"], "Alice");
+    let page = sign_in("Alice", PASSWORD).await;
+    assert!(page.is_consent(), "{} {}", page.status, page.body);
+}
