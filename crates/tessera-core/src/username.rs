@@ -10,7 +10,8 @@
 //! Latin with Cyrillic or Greek (at most "moderately restrictive", §5.2), and its confusable
 //! skeleton (§4) may not be an existing user's (`аlice` with a Cyrillic `а` next to `alice`).
 //! [`check_display_name`] keeps control, invisible and bidirectional characters out of names
-//! shown on pages (client names). [`prepare_stored`] moves usernames stored before these
+//! shown on pages (client names, users' display names), and [`shown`] drops them from a name
+//! stored before. [`prepare_stored`] moves usernames stored before these
 //! rules to their prepared form.
 
 use precis_profiles::precis_core::profile::Profile as _;
@@ -140,6 +141,12 @@ pub fn check_display_name(name: &str) -> Result<(), NameError> {
     }
 }
 
+/// `name` as a page shows it: without control, invisible and bidirectional characters (a
+/// client or user named before [`check_display_name`] was enforced).
+pub fn shown(name: &str) -> String {
+    name.chars().filter(|c| !hidden(*c)).collect()
+}
+
 /// Moves every stored username that is not in its prepared form to it (users created before
 /// usernames were prepared), so that they are found by what they type. A name that cannot be
 /// prepared, or whose prepared form another user has, is left as it is; their user ids are
@@ -225,5 +232,7 @@ mod tests {
             check_display_name("Re\u{200B}ports"),
             Err(NameError::Hidden(0x200B))
         );
+        assert_eq!(shown("Re\u{200B}ports\u{202E}ppa\n"), "Reportsppa");
+        assert_eq!(shown("レポート {user}"), "レポート {user}");
     }
 }

@@ -512,7 +512,8 @@ fn login_page(
         Ok(h) => h,
         Err(e) => return server_error(pg, &e),
     };
-    let t = pg.lang.texts(&req.client.name, "");
+    let client_name = username::shown(&req.client.name);
+    let t = pg.lang.texts(&client_name, "");
     let error = t.get(error_key).cloned();
     pg.render(
         status,
@@ -526,7 +527,7 @@ fn login_page(
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             error,
             username,
-            client_name => req.client.name,
+            client_name,
         },
         &targets(req),
     )
@@ -542,8 +543,9 @@ fn consent_page(
         Ok(h) => h,
         Err(e) => return server_error(pg, &e),
     };
-    let who = user.name.as_deref().unwrap_or(&user.username);
-    let t = pg.lang.texts(&req.client.name, who);
+    let who = username::shown(user.name.as_deref().unwrap_or(&user.username));
+    let client_name = username::shown(&req.client.name);
+    let t = pg.lang.texts(&client_name, &who);
     let scopes: Vec<ScopeLine> = req
         .scope
         .iter()
@@ -563,7 +565,7 @@ fn consent_page(
             hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             scopes,
-            client_name => req.client.name,
+            client_name,
         },
         &targets(req),
     )

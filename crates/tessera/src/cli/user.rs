@@ -149,6 +149,9 @@ async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
             ..
         } => {
             let username = new_username(store, &username).await?;
+            if let Some(name) = &name {
+                username::check_display_name(name)?;
+            }
             let pw = read_password()?;
             let t = now();
             let user = UserRecord {

@@ -139,6 +139,26 @@ async fn client_names_refuse_hidden_characters_and_are_shown_as_they_are() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // A user's display name, shown as "Signed in as …", too.
+    let out = server
+        .cli_with_stdin(
+            &[
+                "user",
+                "create",
+                "--username",
+                "bob",
+                "--name",
+                "Bob\u{202E}",
+                "--password-stdin",
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+        .await;
+    assert!(
+        !out.status.success(),
+        "a hidden character in a display name"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("U+202E"));
     let mut args = vec!["--name", "{user} wants"];
     args.extend_from_slice(&base);
     let client = server.create_client(&args).await;
