@@ -7,8 +7,10 @@
 //! browser ([`crate::pending`]), a CSRF token, and what the user did (`_action=login` with
 //! `username`/`password`, or `_action=consent` with `decision=allow|deny`). A post with a
 //! repeated or unknown field is refused (400), so no parameter of the authorization request
-//! can ever be read as something the user did (RFC 6749 §10.12, RFC 9700 §4.7). Sign-in
-//! failures show one message whatever
+//! can ever be read as something the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames
+//! are prepared (RFC 8265, [`tessera_core::username`]) before they are looked up.
+//!
+//! Sign-in failures show one message whatever
 //! was wrong, take the same time for an unknown user (a dummy Argon2 check), and are counted
 //! per username and per address; past the limit the form is refused for a while, even with
 //! the right password.
