@@ -37,5 +37,6 @@ pub mod resource;
 pub mod scope;
 pub mod secret;
 pub mod store;
+pub mod username;
 
 pub use error::{ErrorCode, OAuthError};

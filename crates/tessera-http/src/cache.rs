@@ -455,6 +455,9 @@ impl UserStore for CachedStore {
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.inner.list_users().await
     }
+    async fn rename_user(&self, user_id: &str, username: &str) -> Result<bool, StoreError> {
+        self.inner.rename_user(user_id, username).await
+    }
     async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
         let r = self.inner.delete_user(user_id, now).await;
         // The user's grants were revoked: drop every cached grant rather than look them up.

@@ -71,7 +71,7 @@ impl Lang {
         };
         table
             .iter()
-            .map(|(k, v)| (*k, v.replace("{client}", client).replace("{user}", user)))
+            .map(|(k, v)| (*k, fill(v, client, user)))
             .collect()
     }
 
@@ -107,6 +107,30 @@ impl Lang {
             (None, Lang::Ja) => format!("あなたの代わりに「{scope}」を利用する"),
         }
     }
+}
+
+/// `text` with `{client}` and `{user}` replaced, in one pass over `text`: a value is copied
+/// as it is, never searched for placeholders itself (a client named `{user}` shows as
+/// `{user}`, not as the signed-in user's name).
+fn fill(text: &str, client: &str, user: &str) -> String {
+    let mut out = String::with_capacity(text.len() + client.len() + user.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('{') {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        if let Some(after) = from.strip_prefix("{client}") {
+            out.push_str(client);
+            rest = after;
+        } else if let Some(after) = from.strip_prefix("{user}") {
+            out.push_str(user);
+            rest = after;
+        } else {
+            out.push('{');
+            rest = from.get(1..).unwrap_or_default();
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 const EN: &[(&str, &str)] = &[
@@ -186,5 +210,16 @@ mod tests {
         let ja: Vec<_> = Lang::Ja.texts("c", "u").into_keys().collect();
         assert_eq!(en, ja);
         assert_eq!(Lang::Ja.texts("", "")["allow"], "許可する");
+    }
+
+    #[test]
+    fn substituted_values_are_never_searched_for_placeholders() {
+        let t = Lang::En.texts("{user} & {client}", "Alice {client}");
+        assert_eq!(t["login_lead"], "Sign in to continue to {user} & {client}.");
+        assert_eq!(t["consent_lead"], "{user} & {client} wants to:");
+        assert_eq!(t["signed_in_as"], "Signed in as Alice {client}.");
+        let t = Lang::Ja.texts("{user}", "");
+        assert_eq!(t["consent_lead"], "{user} が次のことを求めています:");
+        assert_eq!(fill("{a} {client} {", "c", "u"), "{a} c {");
     }
 }

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod i18n;
 pub mod metrics;
 pub mod pages;
+pub mod pending;
 pub mod remote_keys;
 pub mod router;
 pub mod routes;

@@ -54,6 +54,17 @@ impl UserStore for SqliteStore {
         rows.iter().map(rows::user).collect()
     }
 
+    async fn rename_user(&self, user_id: &str, username: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE users SET username = ? WHERE user_id = ?")
+            .bind(username)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
     async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let grants: Vec<String> = sqlx::query_scalar(

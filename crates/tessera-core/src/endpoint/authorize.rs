@@ -6,6 +6,20 @@
 //! error goes back to the client with `state` and `iss`); [`next_step`] decides whether the
 //! user must sign in, must consent, or gets a code; [`issue_code`] stores the code (hashed)
 //! and builds the success redirect (RFC 9207 `iss`).
+//!
+//! **Consent is remembered only for a client whose identity the redirect URI assures**
+//! ([`remembers_consent`]): a confidential client (it authenticates to redeem the code) or a
+//! public one answered at an `https` redirect URI. A public client answered at a loopback or
+//! private-use-scheme redirect URI (a native app, RFC 8252 §7) cannot be told from another app
+//! on the same device that listens on another port or claims the same scheme; RFC 8252 §8.6
+//! says such requests should not be processed automatically, so the user is asked every time,
+//! whatever consent was given before and whatever `--skip-consent` says, and `prompt=none`
+//! gets `consent_required` (as Auth0 does for `localhost` redirects).
+//!
+//! Parameters Tessera does not know are kept on the code as JSON (a product's `productId`),
+//! at most [`MAX_EXTRA_PARAMS`] of them, each (name and value) at most [`MAX_EXTRA_LEN`]
+//! bytes and all together at most [`MAX_EXTRA_TOTAL`]; more is refused with
+//! `invalid_request`, sent back to the client.
 
 use serde_json::{Map, Value};
 
@@ -43,6 +57,15 @@ const KNOWN: &[&str] = &[
 
 /// Longest `state` or `nonce` accepted.
 const MAX_VALUE: usize = 1024;
+
+/// Most parameters Tessera does not know that one request may carry (kept on the code).
+pub const MAX_EXTRA_PARAMS: usize = 16;
+
+/// Longest such parameter, name and value together, in bytes.
+pub const MAX_EXTRA_LEN: usize = 1024;
+
+/// Most bytes of such parameters, names and values together, in one request.
+pub const MAX_EXTRA_TOTAL: usize = 4096;
 
 /// `prompt` values (OpenID Connect Core §3.1.2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -255,10 +278,36 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
                 .ok_or_else(|| fail(OAuthError::invalid_request("max_age must be seconds")))?,
         ),
     };
-    let extra: Map<String, Value> = params
+    let unknown: Vec<&(String, String)> = params
         .pairs()
         .iter()
         .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+        .collect();
+    if unknown.len() > MAX_EXTRA_PARAMS {
+        return Err(fail(OAuthError::invalid_request(format!(
+            "at most {MAX_EXTRA_PARAMS} parameters this server does not know are accepted"
+        ))));
+    }
+    if unknown
+        .iter()
+        .any(|(k, v)| k.len() + v.len() > MAX_EXTRA_LEN)
+    {
+        return Err(fail(OAuthError::invalid_request(format!(
+            "a parameter this server does not know is longer than {MAX_EXTRA_LEN} bytes"
+        ))));
+    }
+    if unknown
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>()
+        > MAX_EXTRA_TOTAL
+    {
+        return Err(fail(OAuthError::invalid_request(format!(
+            "the parameters this server does not know exceed {MAX_EXTRA_TOTAL} bytes"
+        ))));
+    }
+    let extra: Map<String, Value> = unknown
+        .into_iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
     let ui_locales = params.get("ui_locales").map_err(fail)?.map(str::to_owned);
@@ -317,9 +366,10 @@ pub fn next_step(
         }
         return Ok(Step::Login);
     }
-    let covered = consented.is_some_and(|c| req.scope.check_within(c).is_ok());
-    let needs_consent =
-        !req.client.user_flow.skip_consent && !just_consented && (req.prompt.consent || !covered);
+    let identified = remembers_consent(req);
+    let covered = identified && consented.is_some_and(|c| req.scope.check_within(c).is_ok());
+    let skip = identified && req.client.user_flow.skip_consent;
+    let needs_consent = !skip && !just_consented && (req.prompt.consent || !covered);
     if needs_consent {
         if req.prompt.none {
             return Err(fail(OAuthError::consent_required(
@@ -329,6 +379,13 @@ pub fn next_step(
         return Ok(Step::Consent);
     }
     Ok(Step::Issue)
+}
+
+/// Whether consent given to this request's client may be remembered and used again without
+/// asking: not for a public client answered at a loopback or private-use-scheme redirect URI
+/// (RFC 8252 §8.6; see the module documentation).
+pub fn remembers_consent(req: &AuthorizeRequest) -> bool {
+    !req.client.public || req.redirect_uri.starts_with("https://")
 }
 
 /// Stores a code for the signed-in user and returns the success redirect.

@@ -185,6 +185,9 @@ pub trait UserStore: Send + Sync {
     async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Every user, oldest first.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Changes a user's username (to its prepared form, [`crate::username::prepare_stored`]).
+    /// # Contract: returns whether the user existed; `Conflict` if another user has the name.
+    async fn rename_user(&self, user_id: &str, username: &str) -> Result<bool, StoreError>;
     /// Removes a user. # Contract: returns whether it existed; also ends their sessions,
     /// forgets their consents and revokes their grants (logging a `Grant` change for each).
     async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError>;

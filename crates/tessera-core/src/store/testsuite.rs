@@ -430,6 +430,42 @@ pub async fn users_round_trip_with_unique_usernames(s: &dyn Store) {
     assert_eq!(s.list_users().await.unwrap().len(), 2);
 }
 
+pub async fn stored_usernames_move_to_their_prepared_form(s: &dyn Store) {
+    // Users stored before usernames were prepared (RFC 8265).
+    let upper = user("Carol");
+    s.insert_user(&upper).await.unwrap();
+    let taken = user("Alice");
+    s.insert_user(&taken).await.unwrap();
+    let alice = user("alice");
+    s.insert_user(&alice).await.unwrap();
+    let hidden = user("dave\u{200B}");
+    s.insert_user(&hidden).await.unwrap();
+    assert!(matches!(
+        s.rename_user(&upper.user_id, "alice").await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(!s.rename_user("nobody", "x").await.unwrap());
+    let mut left = crate::username::prepare_stored(s).await.unwrap();
+    left.sort();
+    let mut expected = vec![taken.user_id.clone(), hidden.user_id.clone()];
+    expected.sort();
+    assert_eq!(left, expected, "a taken or unpreparable name stays");
+    let carol = s.find_user("carol").await.unwrap().unwrap();
+    assert_eq!(carol.user_id, upper.user_id);
+    assert_eq!(carol.password_hash, upper.password_hash);
+    assert_eq!(s.find_user("Carol").await.unwrap(), None);
+    assert_eq!(
+        s.find_user("alice").await.unwrap().unwrap().user_id,
+        alice.user_id
+    );
+    assert_eq!(
+        s.find_user("Alice").await.unwrap().unwrap().user_id,
+        taken.user_id
+    );
+    // Done once: nothing moves the second time.
+    assert_eq!(crate::username::prepare_stored(s).await.unwrap().len(), 2);
+}
+
 pub async fn sessions_end_with_a_password_change(s: &dyn Store) {
     let u = user("alice");
     s.insert_user(&u).await.unwrap();
@@ -1077,6 +1113,7 @@ macro_rules! conformance_tests {
             updating_a_client_changes_its_registration_but_not_its_secret,
             concurrent_uses_of_one_assertion_id_have_one_winner,
             users_round_trip_with_unique_usernames,
+            stored_usernames_move_to_their_prepared_form,
             sessions_end_with_a_password_change,
             consents_are_per_user_and_client_and_replaced,
             deleting_a_user_ends_everything_of_theirs,

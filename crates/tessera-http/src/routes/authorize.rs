@@ -1,10 +1,16 @@
 //! `GET|POST /oauth2/authorize`: the sign-in and consent pages of the authorization code flow.
 //!
 //! Owns the browser side of the flow; the rules are in
-//! [`tessera_core::endpoint::authorize`]. `GET` takes the authorization request in the query.
-//! The pages post back to the same URL with the request's parameters in hidden fields, plus a
-//! CSRF token and what the user did (`_action=login` with `username`/`password`, or
-//! `_action=consent` with `decision=allow|deny`). Sign-in failures show one message whatever
+//! [`tessera_core::endpoint::authorize`]. `GET` takes the authorization request in the query;
+//! one that names a field of the pages' own forms is refused. The pages post back to the same
+//! URL with exactly their own fields: the request in progress as one sealed handle bound to the
+//! browser ([`crate::pending`]), a CSRF token, and what the user did (`_action=login` with
+//! `username`/`password`, or `_action=consent` with `decision=allow|deny`). A post with a
+//! repeated or unknown field is refused (400), so no parameter of the authorization request
+//! can ever be read as something the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames
+//! are prepared (RFC 8265, [`tessera_core::username`]) before they are looked up.
+//!
+//! Sign-in failures show one message whatever
 //! was wrong, take the same time for an unknown user (a dummy Argon2 check), and are counted
 //! per username and per address; past the limit the form is refused for a while, even with
 //! the right password.
@@ -21,15 +27,31 @@ use tessera_core::model::{SessionRecord, UserRecord};
 use tessera_core::params::Params;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::{self, SecretHash};
+use tessera_core::username;
 use tessera_core::{password, OAuthError};
 
 use crate::extract::client_address;
 use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token, origin_of};
+use crate::pending;
 use crate::state::AppState;
 
-/// Form fields of our own pages, never part of the authorization request.
-const OWN_FIELDS: &[&str] = &["_csrf", "_action", "username", "password", "decision"];
+/// Form fields of our own pages, never part of the authorization request: a request that
+/// names one is refused.
+const OWN_FIELDS: &[&str] = &[
+    pending::FIELD,
+    "_csrf",
+    "_action",
+    "username",
+    "password",
+    "decision",
+];
+
+/// The fields of the sign-in form (`templates/login.html`), each exactly once.
+const LOGIN_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "username", "password"];
+
+/// The fields of the consent form (`templates/consent.html`), each exactly once.
+const CONSENT_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "decision"];
 
 /// What the user did on one of our pages.
 enum Submitted {
@@ -83,10 +105,24 @@ struct ScopeLine {
 pub async fn get(State(state): State<AppState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let query = parts.uri.query().unwrap_or("");
-    match Params::from_form(query.as_bytes()) {
-        Ok(params) => flow(&state, &parts, params, None, None).await,
-        Err(e) => bad_request(&state, &parts, &e),
+    let params = match Params::from_form(query.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return bad_request(&state, &parts, &e),
+    };
+    if let Some((name, _)) = params
+        .pairs()
+        .iter()
+        .find(|(k, _)| OWN_FIELDS.contains(&k.as_str()))
+    {
+        return bad_request(
+            &state,
+            &parts,
+            &OAuthError::invalid_request(format!(
+                "the request names '{name}', a field of this server's own forms"
+            )),
+        );
     }
+    flow(&state, &parts, params, None).await
 }
 
 /// `POST /oauth2/authorize`: a form of our own pages.
@@ -111,20 +147,32 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
         Ok(p) => p,
         Err(e) => return bad_request(&state, &parts, &e),
     };
-    let field = |name: &str| {
-        all.pairs()
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let submitted = match field("_action").as_deref() {
-        Some("login") => Submitted::Login {
-            username: field("username").unwrap_or_default(),
-            password: field("password").unwrap_or_default(),
-        },
-        Some("consent") => Submitted::Consent {
-            allow: field("decision").as_deref() == Some("allow"),
-        },
+    if let Err(e) = all.reject_duplicates() {
+        return bad_request(&state, &parts, &e);
+    }
+    let field = |name: &str| all.get(name).ok().flatten();
+    let (submitted, expected) = match field("_action") {
+        Some("login") => (
+            Submitted::Login {
+                username: sign_in_name(field("username").unwrap_or_default()),
+                password: field("password").unwrap_or_default().to_owned(),
+            },
+            LOGIN_FIELDS,
+        ),
+        Some("consent") => {
+            let allow = match field("decision") {
+                Some("allow") => true,
+                Some("deny") => false,
+                _ => {
+                    return bad_request(
+                        &state,
+                        &parts,
+                        &OAuthError::invalid_request("the consent form names no decision"),
+                    )
+                }
+            };
+            (Submitted::Consent { allow }, CONSENT_FIELDS)
+        }
         _ => {
             return bad_request(
                 &state,
@@ -133,18 +181,39 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
             )
         }
     };
-    let csrf = field("_csrf");
-    let params = match Params::from_pairs(
-        all.pairs()
-            .iter()
-            .filter(|(k, _)| !OWN_FIELDS.contains(&k.as_str()))
-            .cloned()
-            .collect(),
-    ) {
-        Ok(p) => p,
-        Err(e) => return bad_request(&state, &parts, &e),
+    if let Some((name, _)) = all
+        .pairs()
+        .iter()
+        .find(|(k, _)| !expected.contains(&k.as_str()))
+    {
+        return bad_request(
+            &state,
+            &parts,
+            &OAuthError::invalid_request(format!(
+                "'{}' is not a field of this form",
+                name.chars().take(64).collect::<String>()
+            )),
+        );
+    }
+    // The request in progress comes only from the handle this browser was given.
+    let csrf_cookie = pages::cookie(&parts.headers, state.cookies().csrf());
+    let params = match csrf_cookie.zip(field(pending::FIELD)) {
+        Some((cookie, handle)) if csrf_ok(state.sealer(), Some(cookie), field("_csrf")) => {
+            pending::open(state.sealer(), cookie, handle, state.now())
+        }
+        _ => None,
     };
-    flow(&state, &parts, params, Some(submitted), csrf.as_deref()).await
+    let Some(params) = params else {
+        let pg = page(&state, &parts, None);
+        return pg.error(StatusCode::FORBIDDEN, &pg.lang.text("form_expired"), None);
+    };
+    flow(&state, &parts, params, Some(submitted)).await
+}
+
+/// The username to sign in as: its prepared form (RFC 8265, as users are created), or as
+/// typed when it has none (only a username stored before usernames were prepared can match).
+fn sign_in_name(typed: &str) -> String {
+    username::prepare(typed).unwrap_or_else(|_| typed.to_owned())
 }
 
 fn accept_language(parts: &Parts) -> Option<&str> {
@@ -179,7 +248,6 @@ async fn flow(
     parts: &Parts,
     params: Params,
     submitted: Option<Submitted>,
-    csrf: Option<&str>,
 ) -> Response {
     let keys = state.keys();
     let cx = state.cx(&keys);
@@ -202,14 +270,8 @@ async fn flow(
         Err(e) => return server_error(&pg, &e),
     };
     let (mut just_signed_in, mut just_consented) = (false, false);
+    // A submitted form passed its CSRF check in `post`.
     if let Some(sub) = submitted {
-        if !csrf_ok(
-            state.sealer(),
-            pages::cookie(&parts.headers, state.cookies().csrf()),
-            csrf,
-        ) {
-            return pg.error(StatusCode::FORBIDDEN, &pg.lang.text("form_expired"), None);
-        }
         match sub {
             Submitted::Login { username, password } => {
                 if state.login_locked(&username, ip) {
@@ -380,6 +442,9 @@ async fn remember_consent(
     req: &AuthorizeRequest,
     user_id: &str,
 ) -> Result<(), OAuthError> {
+    if !authorize::remembers_consent(req) {
+        return Ok(());
+    }
     let mut scopes: Vec<String> = cx
         .store
         .get_consent(user_id, &req.client.client_id)
@@ -402,9 +467,9 @@ async fn remember_consent(
     Ok(())
 }
 
-/// The request's parameters for the hidden fields of the next form. Once the user has signed
+/// The request's parameters to seal into the next form's handle. Once the user has signed
 /// in, `prompt=login` has been honoured and is not carried into the consent form.
-fn hidden(params: &Params, signed_in: bool) -> Vec<(String, String)> {
+fn forwarded(params: &Params, signed_in: bool) -> Vec<(String, String)> {
     params
         .pairs()
         .iter()
@@ -416,6 +481,21 @@ fn hidden(params: &Params, signed_in: bool) -> Vec<(String, String)> {
             Some((k.clone(), v.clone()))
         })
         .collect()
+}
+
+/// The hidden fields of a form: the sealed handle of the request in progress, alone.
+fn hidden(
+    pg: &Page<'_>,
+    params: &Params,
+    signed_in: bool,
+) -> Result<Vec<(&'static str, String)>, OAuthError> {
+    let handle = pending::seal(
+        pg.state.sealer(),
+        &pg.csrf_cookie,
+        &forwarded(params, signed_in),
+        pg.state.now(),
+    )?;
+    Ok(vec![(pending::FIELD, handle)])
 }
 
 fn targets(req: &AuthorizeRequest) -> Vec<String> {
@@ -430,7 +510,12 @@ fn login_page(
     error_key: &str,
     username: &str,
 ) -> Response {
-    let t = pg.lang.texts(&req.client.name, "");
+    let hidden = match hidden(pg, params, false) {
+        Ok(h) => h,
+        Err(e) => return server_error(pg, &e),
+    };
+    let client_name = username::shown(&req.client.name);
+    let t = pg.lang.texts(&client_name, "");
     let error = t.get(error_key).cloned();
     pg.render(
         status,
@@ -440,11 +525,11 @@ fn login_page(
             t,
             assets => "/assets",
             action => "/oauth2/authorize",
-            hidden => hidden(params, false),
+            hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             error,
             username,
-            client_name => req.client.name,
+            client_name,
         },
         &targets(req),
     )
@@ -456,8 +541,13 @@ fn consent_page(
     params: &Params,
     user: &UserRecord,
 ) -> Response {
-    let who = user.name.as_deref().unwrap_or(&user.username);
-    let t = pg.lang.texts(&req.client.name, who);
+    let hidden = match hidden(pg, params, true) {
+        Ok(h) => h,
+        Err(e) => return server_error(pg, &e),
+    };
+    let who = username::shown(user.name.as_deref().unwrap_or(&user.username));
+    let client_name = username::shown(&req.client.name);
+    let t = pg.lang.texts(&client_name, &who);
     let scopes: Vec<ScopeLine> = req
         .scope
         .iter()
@@ -474,10 +564,10 @@ fn consent_page(
             t,
             assets => "/assets",
             action => "/oauth2/authorize",
-            hidden => hidden(params, true),
+            hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             scopes,
-            client_name => req.client.name,
+            client_name,
         },
         &targets(req),
     )

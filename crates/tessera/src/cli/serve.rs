@@ -67,6 +67,13 @@ fn init_logging(json: bool) {
 pub async fn run(settings: Settings) -> Result<()> {
     init_logging(settings.json_logs);
     let store = open_store(&settings).await?;
+    for user_id in tessera_core::username::prepare_stored(store.as_dyn().as_ref()).await? {
+        tracing::warn!(
+            %user_id,
+            "username left as stored: not valid under RFC 8265 (signs in only typed exactly), \
+             or another user has its prepared form (cannot sign in; delete and create again)"
+        );
+    }
     let sealer = settings.sealer()?;
     let state = tessera_http::AppState::start(
         settings.core.clone(),

@@ -1,7 +1,11 @@
 //! `tessera user ...`: the people who sign in on Tessera's pages.
 //!
 //! Passwords are read from standard input (never from a flag, which would leave them in the
-//! shell history and the process list) and stored only as Argon2id hashes.
+//! shell history and the process list) and stored only as Argon2id hashes. Usernames are
+//! prepared (RFC 8265 `UsernameCaseMapped`, [`tessera_core::username`]) when a user is
+//! created and when one is looked up, so `Alice` and `ａｌｉｃｅ` name the user `alice`; a new
+//! username with an invisible or bidirectional control character, mixing Latin with Cyrillic
+//! or Greek letters, or looking like an existing one is refused.
 
 use std::io::Read;
 
@@ -12,6 +16,7 @@ use tessera_core::model::UserRecord;
 use tessera_core::password;
 use tessera_core::secret;
 use tessera_core::store::{StoreError, UserStore};
+use tessera_core::username;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
@@ -95,18 +100,33 @@ fn read_password() -> Result<String> {
     Ok(pw.to_owned())
 }
 
-fn check_username(u: &str) -> Result<()> {
-    if u.is_empty() || u.len() > 256 || u.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!("a username is 1 to 256 characters without spaces or control characters");
-    }
-    Ok(())
+/// A new username, prepared, or why it is refused.
+async fn new_username(store: &dyn UserStore, typed: &str) -> Result<String> {
+    let prepared = username::prepare(typed).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let users = store.list_users().await?;
+    username::check_new(
+        &prepared,
+        users
+            .iter()
+            .map(|u| u.username.as_str())
+            .filter(|u| *u != prepared),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(prepared)
 }
 
-async fn find(store: &dyn UserStore, username: &str) -> Result<UserRecord> {
-    store
-        .find_user(username)
-        .await?
-        .with_context(|| format!("no user named '{username}'"))
+/// The user named `typed`: stored exactly so (every username created now is stored
+/// prepared; one stored before and left as it was, say `Alice` beside `alice`, is named by
+/// the operator as stored), else by its prepared form.
+async fn find(store: &dyn UserStore, typed: &str) -> Result<UserRecord> {
+    if let Some(u) = store.find_user(typed).await? {
+        return Ok(u);
+    }
+    let found = match username::prepare(typed) {
+        Ok(prepared) => store.find_user(&prepared).await?,
+        Err(_) => None,
+    };
+    found.with_context(|| format!("no user named '{}'", typed.escape_default()))
 }
 
 fn describe(u: &UserRecord) -> serde_json::Value {
@@ -128,7 +148,10 @@ async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
             json,
             ..
         } => {
-            check_username(&username)?;
+            let username = new_username(store, &username).await?;
+            if let Some(name) = &name {
+                username::check_display_name(name)?;
+            }
             let pw = read_password()?;
             let t = now();
             let user = UserRecord {
@@ -168,6 +191,7 @@ async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
         Command::Delete { username, json } => {
             let user = find(store, &username).await?;
             store.delete_user(&user.user_id, now()).await?;
+            let username = user.username;
             if json {
                 print_json(&json!({"username": username, "deleted": true}));
             } else {
@@ -180,6 +204,7 @@ async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
             store
                 .set_password(&user.user_id, &password::hash(&pw)?, now())
                 .await?;
+            let username = user.username;
             if json {
                 print_json(&json!({"username": username, "password_changed": true}));
             } else {

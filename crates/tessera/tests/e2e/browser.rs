@@ -230,3 +230,73 @@ async fn chromium_signs_in_consents_and_lands_on_the_redirect_uri_in_japanese() 
         run_flow("ja", "許可する").await;
     }
 }
+
+#[tokio::test]
+async fn chromium_refuses_a_crafted_link_and_deny_lands_with_access_denied() {
+    if !browser_available() {
+        return;
+    }
+    let (redirect, landed) = landing().await;
+    let (server, client) = setup(&["--redirect-uri", &redirect, "--name", "Acme Reports"]).await;
+    let started = start(&server, &client, &redirect, &[]).await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = driver.session(profile.path(), "en").await;
+    // A link that names the consent form's field: an error page, no form, no redirect.
+    let crafted = format!("{}&prompt=consent&decision=allow", started.url);
+    c.goto(&crafted).await.unwrap();
+    let error = c
+        .wait()
+        .for_element(Locator::Css("p.error"))
+        .await
+        .expect("the error page");
+    assert!(error.text().await.unwrap().contains("decision"));
+    assert!(c.find(Locator::Css("form")).await.is_err(), "no form");
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(server.issuer()));
+    // The genuine request: sign in, then click Deny.
+    c.goto(&started.url).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::XPath("//button[normalize-space()='Deny']"))
+        .await
+        .expect("the consent page with its Deny button")
+        .click()
+        .await
+        .unwrap();
+    let target = tokio::time::timeout(Duration::from_secs(20), landed)
+        .await
+        .expect("the browser lands on the redirect URI")
+        .unwrap();
+    let query: std::collections::BTreeMap<String, String> =
+        reqwest::Url::parse(&format!("http://x{target}"))
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+    assert_eq!(query["error"], "access_denied", "{query:?}");
+    assert!(!query.contains_key("code"));
+    c.close().await.unwrap();
+}

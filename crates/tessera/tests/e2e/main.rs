@@ -15,6 +15,7 @@ mod browser_support;
 mod support;
 
 mod assertion_limits;
+mod authorize_requests;
 mod cli;
 mod client_credentials;
 mod code_flow;
@@ -29,8 +30,10 @@ mod load;
 mod logs;
 mod multinode;
 mod oidc_client;
+mod page_forms;
 mod private_key_jwt;
 mod rotation;
 mod sdk_token;
 mod tls;
 mod token_rules;
+mod usernames;

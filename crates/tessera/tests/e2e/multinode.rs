@@ -809,3 +809,31 @@ async fn a_jwt_bearer_assertion_used_on_one_node_is_refused_on_another() {
         "a single-use token was seen active {active} times"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_served_by_one_node_is_answered_on_another() {
+    use crate::browser_support::{Browser, PASSWORD};
+    let Some((cl, client)) = code_flow_cluster("multinode_form", 2).await else {
+        return;
+    };
+    let (a, b) = (&cl.nodes[0], &cl.nodes[1]);
+    // One browser behind a load balancer: its pages come from A, its posts go to B. The
+    // request in progress is sealed with the secret every node shares.
+    let mut on_a = Browser::new(a);
+    let login = on_a
+        .get(&crate::browser_support::authorize_path(
+            &client, "openid", "",
+        ))
+        .await;
+    let mut on_b = Browser::new(b);
+    on_b.cookies = on_a.cookies.clone();
+    let consent = on_b.sign_in(&login, "alice", PASSWORD).await;
+    assert!(consent.is_consent(), "{} {}", consent.status, consent.body);
+    on_a.cookies = on_b.cookies.clone();
+    let done = on_a.consent(&consent, true).await;
+    assert!(
+        done.redirect_params().contains_key("code"),
+        "{:?}",
+        done.location()
+    );
+}

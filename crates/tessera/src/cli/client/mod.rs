@@ -135,6 +135,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             keys,
             json,
         } => {
+            tessera_core::username::check_display_name(&name)?;
             let public = public || token_endpoint_auth_method == "none";
             let jwks = match token_endpoint_auth_method.as_str() {
                 "client_secret_basic" | "client_secret_post" | "none" => {
@@ -212,6 +213,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
         } => {
             let mut client = existing(store, &client_id).await?;
             if let Some(name) = name {
+                tessera_core::username::check_display_name(&name)?;
                 client.name = name;
             }
             registration.apply(&mut client, settings)?;
