@@ -9,10 +9,16 @@
 //! lookups that miss are not (token inserts are not in the feed, to keep issuance cheap).
 //! Environments and trusted issuers (both in the feed) are cached the same way, hits and
 //! misses. Nothing single-use is ever answered from here ([`ReplayStore`] passes through).
+//!
+//! Revoked JWT ids are kept in a [`RevokedFilter`] of fixed size (4 MiB), not a list: its
+//! memory does not grow with the revocation rate or the tokens' lifetime. A miss means "not
+//! revoked"; a hit is confirmed in the database, and the answer kept in a bounded cache. The
+//! filter is filled from the database at start and from the feed after, and rebuilt from the
+//! database when it has filled up enough to send more than 1 % of lookups there (at most once
+//! every five minutes), or after the node lost track of the feed ([`CachedStore::resync`]).
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
@@ -26,12 +32,37 @@ use tessera_core::store::{
     TokenStore, TrustStore, UserStore,
 };
 
+use crate::revoked::{self, RevokedFilter};
+
+/// Above this estimated share of lookups that the filter sends to the database for nothing,
+/// the purge rebuilds it from the database.
+const REBUILD_ABOVE_FALSE_POSITIVES: f64 = 0.01;
+/// Fewest seconds between two such rebuilds (each reads every unexpired revocation).
+const REBUILD_AT_MOST_EVERY: i64 = 300;
+
+/// The filter of revoked JWT ids, and the one being built while the database is read.
+struct Filters {
+    current: Arc<RevokedFilter>,
+    /// While a rebuild reads the database, revocations learnt meanwhile go here too.
+    next: Option<Arc<RevokedFilter>>,
+}
+
 /// A caching layer over a store.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     clients: Cache<String, Option<Arc<ClientRecord>>>,
     tokens: Cache<String, Arc<TokenRecord>>,
-    revoked_jtis: RwLock<HashSet<String>>,
+    /// Every revoked JWT id this node knows of (the database is the truth).
+    revoked: RwLock<Filters>,
+    /// The database's answers for ids the filter may contain, so that an id looked up often
+    /// costs one read.
+    confirmed: Cache<String, bool>,
+    /// Bits of the revoked-id filter.
+    filter_bits: usize,
+    /// Serialises rebuilds of the filter.
+    rebuilding: tokio::sync::Mutex<()>,
+    /// When the filter was last built from the database (Unix seconds).
+    built_at: AtomicI64,
     grants: Cache<String, Arc<GrantRecord>>,
     envs: Cache<String, Option<Arc<EnvRecord>>>,
     /// Trusted issuers by (environment, issuer).
@@ -45,11 +76,23 @@ pub struct CachedStore {
 impl CachedStore {
     /// Wraps a store; call [`CachedStore::warm`] before serving.
     pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self::with_revocation_filter(inner, revoked::DEFAULT_BITS)
+    }
+
+    /// Wraps a store, with a revoked-id filter of `bits` bits (see [`RevokedFilter::new`]).
+    pub fn with_revocation_filter(inner: Arc<dyn Store>, bits: usize) -> Self {
         Self {
             inner,
             clients: Cache::new(10_000),
             tokens: Cache::new(20_000),
-            revoked_jtis: RwLock::new(HashSet::new()),
+            revoked: RwLock::new(Filters {
+                current: Arc::new(RevokedFilter::new(bits)),
+                next: None,
+            }),
+            confirmed: Cache::new(10_000),
+            filter_bits: bits,
+            rebuilding: tokio::sync::Mutex::new(()),
+            built_at: AtomicI64::new(0),
             grants: Cache::new(20_000),
             envs: Cache::new(1_000),
             trust: Cache::new(10_000),
@@ -64,11 +107,67 @@ impl CachedStore {
 
     /// Loads the revoked JWT ids that are still unexpired.
     pub async fn warm(&self, now: i64) -> Result<(), StoreError> {
-        let jtis = self.inner.revoked_jtis(now).await?;
-        if let Ok(mut set) = self.revoked_jtis.write() {
-            *set = jtis.into_iter().collect();
+        self.rebuild_revoked(now).await
+    }
+
+    /// Drops every cache and reloads the revoked JWT ids from the database: for a node that
+    /// lost track of the change feed (its position fell behind the feed's retention), so
+    /// that nothing it missed is answered from memory.
+    pub async fn resync(&self, now: i64) -> Result<(), StoreError> {
+        self.clear();
+        self.rebuild_revoked(now).await
+    }
+
+    /// The bytes the revoked-id filter holds (fixed when the cache is made).
+    pub fn revocation_filter_memory(&self) -> usize {
+        self.filters().current.memory()
+    }
+
+    fn filters(&self) -> RwLockReadGuard<'_, Filters> {
+        // Nothing panics while holding the lock; a poisoned one still holds a whole filter.
+        self.revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn filters_mut(&self) -> RwLockWriteGuard<'_, Filters> {
+        self.revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Builds a new filter from the unexpired revocations in the database and puts it in
+    /// place. Revocations learnt while the database is read go into both filters, so none
+    /// is lost: one committed before the read is in it, one after is inserted meanwhile or
+    /// comes with a later feed poll.
+    async fn rebuild_revoked(&self, now: i64) -> Result<(), StoreError> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        let next = Arc::new(RevokedFilter::new(self.filter_bits));
+        self.filters_mut().next = Some(next.clone());
+        let jtis = match self.inner.revoked_jtis(now).await {
+            Ok(jtis) => jtis,
+            Err(e) => {
+                self.filters_mut().next = None;
+                return Err(e);
+            }
+        };
+        for jti in &jtis {
+            next.insert(jti);
         }
+        drop(jtis);
+        let mut filters = self.filters_mut();
+        filters.current = next;
+        filters.next = None;
+        drop(filters);
+        self.built_at.store(now, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Whether the filter has filled up enough to be worth rebuilding (its revocations
+    /// that expired since it was built are then left out).
+    fn revoked_filter_is_stale(&self, now: i64) -> bool {
+        now - self.built_at.load(Ordering::SeqCst) >= REBUILD_AT_MOST_EVERY
+            && self.filters().current.false_positive_rate() > REBUILD_ABOVE_FALSE_POSITIVES
     }
 
     /// Applies one change-feed entry; returns whether the signing keys changed.
@@ -89,9 +188,13 @@ impl CachedStore {
                 self.tokens.remove(key);
             }
             ChangeKind::Jti => {
-                if let Ok(mut set) = self.revoked_jtis.write() {
-                    set.insert(key.to_owned());
+                let filters = self.filters();
+                filters.current.insert(key);
+                if let Some(next) = &filters.next {
+                    next.insert(key);
                 }
+                drop(filters);
+                self.confirmed.remove(key);
             }
             ChangeKind::Grant => {
                 self.grants.remove(key);
@@ -113,6 +216,7 @@ impl CachedStore {
         self.grants.clear();
         self.envs.clear();
         self.trust.clear();
+        self.confirmed.clear();
     }
 }
 
@@ -237,11 +341,19 @@ impl TokenStore for CachedStore {
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let cached = self.revoked_jtis.read().map(|set| set.contains(jti)).ok();
-        match cached {
-            Some(revoked) => Ok(revoked),
-            None => self.inner.is_jti_revoked(jti).await,
+        if !self.filters().current.may_contain(jti) {
+            return Ok(false);
         }
+        if let Some(answer) = self.confirmed.get(jti) {
+            return Ok(answer);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let revoked = self.inner.is_jti_revoked(jti).await?;
+        // Our ids are short; a revocation applied meanwhile bumped the generation.
+        if jti.len() <= 128 && generation == self.generation.load(Ordering::SeqCst) {
+            self.confirmed.insert(jti.to_owned(), revoked);
+        }
+        Ok(revoked)
     }
 
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
@@ -369,6 +481,9 @@ impl ChangeFeed for CachedStore {
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
         self.inner.changes_since(seq, limit).await
     }
+    async fn feed_horizon(&self) -> Result<i64, StoreError> {
+        self.inner.feed_horizon().await
+    }
 }
 
 #[async_trait]
@@ -378,8 +493,8 @@ impl Maintenance for CachedStore {
     }
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError> {
         let report = self.inner.purge_expired(now).await?;
-        if report.revoked_jtis > 0 {
-            self.warm(now).await?;
+        if self.revoked_filter_is_stale(now) {
+            self.rebuild_revoked(now).await?;
         }
         Ok(report)
     }

@@ -15,6 +15,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod pages;
 pub mod remote_keys;
+pub mod revoked;
 pub mod router;
 pub mod routes;
 pub mod state;

@@ -20,6 +20,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tessera.db";
 /// Default number of database connections per process (PostgreSQL).
 pub const DEFAULT_DATABASE_POOL_SIZE: u32 = 16;
+/// Default seconds a change-feed entry is kept.
+pub const DEFAULT_CHANGE_RETENTION: i64 = 3600;
 
 /// The config file (`--config tessera.toml`). Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +87,8 @@ pub struct FileConfig {
     pub assertion_max_lifetime: Option<i64>,
     /// Clock leeway for assertions, seconds.
     pub assertion_leeway: Option<i64>,
+    /// Seconds a change-feed entry is kept before the purge deletes it.
+    pub change_retention: Option<i64>,
 }
 
 /// Loads the config file, if one is named.
@@ -128,6 +132,8 @@ pub struct Settings {
     pub ops_listen: Option<String>,
     /// Certificate chain and key files, when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Seconds a change-feed entry is kept.
+    pub change_retention: i64,
     secret_file: Option<PathBuf>,
 }
 
@@ -298,7 +304,14 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         (None, None) => None,
         _ => bail!("a TLS certificate and its key go together (tls_cert_file and tls_key_file)"),
     };
+    let change_retention = env("TESSERA_CHANGE_RETENTION")?
+        .or(file.change_retention)
+        .unwrap_or(DEFAULT_CHANGE_RETENTION);
+    if change_retention < 1 {
+        bail!("change_retention must be at least 1 second");
+    }
     Ok(Settings {
+        change_retention,
         ops_listen: o.ops_listen.or(file.ops_listen),
         tls,
         listen,

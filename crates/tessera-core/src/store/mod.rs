@@ -135,6 +135,13 @@ pub trait ChangeFeed: Send + Sync {
     async fn latest_change(&self) -> Result<i64, StoreError>;
     /// Entries after `seq`, oldest first, at most `limit`.
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError>;
+    /// The highest position whose entry may have been purged (0 while none was): every entry
+    /// after it is still in the feed. A reader that polled [`ChangeFeed::changes_since`] from
+    /// a position below the horizon (read after that poll) may have missed entries, and must
+    /// drop what it cached. # Contract: never goes back; raised before any entry at or below
+    /// it is deleted; [`ChangeFeed::latest_change`] is never below it, so a purge never
+    /// makes positions go back.
+    async fn feed_horizon(&self) -> Result<i64, StoreError>;
 }
 
 /// Housekeeping.
