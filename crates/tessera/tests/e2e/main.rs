@@ -20,6 +20,7 @@ mod code_flow;
 mod cors;
 mod discovery;
 mod errors;
+mod feed_retention;
 mod fuzz;
 mod introspection;
 mod jwt_bearer;
