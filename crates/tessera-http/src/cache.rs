@@ -39,6 +39,9 @@ use crate::revoked::{self, RevokedFilter};
 const REBUILD_ABOVE_FALSE_POSITIVES: f64 = 0.01;
 /// Fewest seconds between two such rebuilds (each reads every unexpired revocation).
 const REBUILD_AT_MOST_EVERY: i64 = 300;
+/// Revoked ids read from the database at a time when the filter is built (a few in unit
+/// tests, so that they cross pages).
+const REBUILD_PAGE: i64 = if cfg!(test) { 3 } else { 10_000 };
 
 /// The filter of revoked JWT ids, and the one being built while the database is read.
 struct Filters {
@@ -144,23 +147,34 @@ impl CachedStore {
         let _one_at_a_time = self.rebuilding.lock().await;
         let next = Arc::new(RevokedFilter::new(self.filter_bits));
         self.filters_mut().next = Some(next.clone());
-        let jtis = match self.inner.revoked_jtis(now).await {
-            Ok(jtis) => jtis,
-            Err(e) => {
-                self.filters_mut().next = None;
-                return Err(e);
-            }
-        };
-        for jti in &jtis {
-            next.insert(jti);
+        if let Err(e) = self.fill_from_database(&next, now).await {
+            self.filters_mut().next = None;
+            return Err(e);
         }
-        drop(jtis);
         let mut filters = self.filters_mut();
         filters.current = next;
         filters.next = None;
         drop(filters);
         self.built_at.store(now, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Inserts every unexpired revoked id in the database into `filter`, a page at a time.
+    async fn fill_from_database(&self, filter: &RevokedFilter, now: i64) -> Result<(), StoreError> {
+        let mut after = String::new();
+        loop {
+            let page = self
+                .inner
+                .revoked_jtis_after(now, &after, REBUILD_PAGE)
+                .await?;
+            for jti in &page {
+                filter.insert(jti);
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == REBUILD_PAGE => after.clone_from(last),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Whether the filter has filled up enough to be worth rebuilding (its revocations
@@ -358,6 +372,15 @@ impl TokenStore for CachedStore {
 
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
         self.inner.revoked_jtis(now).await
+    }
+
+    async fn revoked_jtis_after(
+        &self,
+        now: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.revoked_jtis_after(now, after, limit).await
     }
 }
 
@@ -604,5 +627,32 @@ impl GrantStore for CachedStore {
         self.inner
             .rotate_refresh_token(token_id, successor, successor_sealed, now)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_store_sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn the_filter_is_filled_from_every_page_of_revocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        for i in 0..10 {
+            db.revoke_jti(&format!("j{i}"), "c1", 5_000, 1_000)
+                .await
+                .unwrap();
+        }
+        let cache = CachedStore::new(db);
+        cache.warm(2_000).await.unwrap();
+        for i in 0..10 {
+            assert!(
+                cache.is_jti_revoked(&format!("j{i}")).await.unwrap(),
+                "j{i}"
+            );
+        }
+        assert!(!cache.is_jti_revoked("j10").await.unwrap());
     }
 }

@@ -111,6 +111,15 @@ pub trait TokenStore: Send + Sync {
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Every revoked `jti` that has not expired by `now` (to warm a cache).
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError>;
+    /// The revoked `jti`s that have not expired by `now` and sort after `after` (`""`: from
+    /// the first), in order, at most `limit`: to fill a cache a page at a time, holding no
+    /// more than a page in memory.
+    async fn revoked_jtis_after(
+        &self,
+        now: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Signing keys.

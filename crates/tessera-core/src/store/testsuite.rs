@@ -244,6 +244,31 @@ pub async fn revoked_jtis_are_idempotent_and_expire(s: &dyn Store) {
     assert_eq!(live, vec!["j1".to_owned()]);
 }
 
+pub async fn revoked_jtis_are_listed_a_page_at_a_time(s: &dyn Store) {
+    for i in 0..25 {
+        let expires_at = if i % 5 == 0 { 1_500 } else { 5_000 };
+        s.revoke_jti(&format!("p{i:02}"), "c1", expires_at, 1_000)
+            .await
+            .unwrap();
+    }
+    let mut pages = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = s.revoked_jtis_after(2_000, &after, 7).await.unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        after = last.clone();
+        pages.push(page);
+    }
+    assert_eq!(pages.len(), 3, "20 unexpired ids in pages of 7");
+    let all: Vec<String> = pages.concat();
+    let expected: Vec<String> = (0..25)
+        .filter(|i| i % 5 != 0)
+        .map(|i| format!("p{i:02}"))
+        .collect();
+    assert_eq!(all, expected, "every unexpired id once, in order");
+}
+
 pub async fn keys_round_trip_and_retire(s: &dyn Store) {
     let k = KeyRecord {
         kid: "k1".into(),
@@ -991,6 +1016,7 @@ macro_rules! conformance_tests {
             tokens_are_found_by_id_and_revoked_only_by_their_client,
             concurrent_token_inserts_are_all_stored,
             revoked_jtis_are_idempotent_and_expire,
+            revoked_jtis_are_listed_a_page_at_a_time,
             keys_round_trip_and_retire,
             every_shared_write_appears_in_the_change_feed,
             purge_removes_only_what_expired,
