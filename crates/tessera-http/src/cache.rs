@@ -126,6 +126,12 @@ impl CachedStore {
         self.filters().current.memory()
     }
 
+    /// The estimated share of lookups of unrevoked ids that the filter cannot rule out (and
+    /// so sends to the database), at its current fill.
+    pub fn revocation_filter_false_positive_rate(&self) -> f64 {
+        self.filters().current.false_positive_rate()
+    }
+
     fn filters(&self) -> RwLockReadGuard<'_, Filters> {
         // Nothing panics while holding the lock; a poisoned one still holds a whole filter.
         self.revoked
