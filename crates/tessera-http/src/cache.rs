@@ -66,6 +66,10 @@ pub struct CachedStore {
     rebuilding: tokio::sync::Mutex<()>,
     /// When the filter was last built from the database (Unix seconds).
     built_at: AtomicI64,
+    /// Ids read from the database when the filter was last built.
+    loaded: AtomicU64,
+    /// Ids learnt from the feed (or this node's revocations) since.
+    learnt: AtomicU64,
     grants: Cache<String, Arc<GrantRecord>>,
     envs: Cache<String, Option<Arc<EnvRecord>>>,
     /// Trusted issuers by (environment, issuer).
@@ -96,6 +100,8 @@ impl CachedStore {
             filter_bits: bits,
             rebuilding: tokio::sync::Mutex::new(()),
             built_at: AtomicI64::new(0),
+            loaded: AtomicU64::new(0),
+            learnt: AtomicU64::new(0),
             grants: Cache::new(20_000),
             envs: Cache::new(1_000),
             trust: Cache::new(10_000),
@@ -153,21 +159,32 @@ impl CachedStore {
         let _one_at_a_time = self.rebuilding.lock().await;
         let next = Arc::new(RevokedFilter::new(self.filter_bits));
         self.filters_mut().next = Some(next.clone());
-        if let Err(e) = self.fill_from_database(&next, now).await {
-            self.filters_mut().next = None;
-            return Err(e);
-        }
+        let loaded = match self.fill_from_database(&next, now).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.filters_mut().next = None;
+                return Err(e);
+            }
+        };
         let mut filters = self.filters_mut();
         filters.current = next;
         filters.next = None;
         drop(filters);
         self.built_at.store(now, Ordering::SeqCst);
+        self.loaded.store(loaded, Ordering::SeqCst);
+        self.learnt.store(0, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Inserts every unexpired revoked id in the database into `filter`, a page at a time.
-    async fn fill_from_database(&self, filter: &RevokedFilter, now: i64) -> Result<(), StoreError> {
+    /// Inserts every unexpired revoked id in the database into `filter`, a page at a time;
+    /// returns how many.
+    async fn fill_from_database(
+        &self,
+        filter: &RevokedFilter,
+        now: i64,
+    ) -> Result<u64, StoreError> {
         let mut after = String::new();
+        let mut count = 0;
         loop {
             let page = self
                 .inner
@@ -176,17 +193,23 @@ impl CachedStore {
             for jti in &page {
                 filter.insert(jti);
             }
+            count += page.len() as u64;
             match page.last() {
                 Some(last) if page.len() as i64 == REBUILD_PAGE => after.clone_from(last),
-                _ => return Ok(()),
+                _ => return Ok(count),
             }
         }
     }
 
     /// Whether the filter has filled up enough to be worth rebuilding (its revocations
-    /// that expired since it was built are then left out).
+    /// that expired since it was built are then left out): it sends too many lookups to the
+    /// database, and it learnt at least half as many ids since it was built as it was built
+    /// with, so a rebuild may leave much out. When the database itself holds more unexpired
+    /// revocations than the filter is made for, rebuilding would not help, and this keeps a
+    /// flood of revocations from making every node read them all every few minutes.
     fn revoked_filter_is_stale(&self, now: i64) -> bool {
         now - self.built_at.load(Ordering::SeqCst) >= REBUILD_AT_MOST_EVERY
+            && self.learnt.load(Ordering::SeqCst) >= self.loaded.load(Ordering::SeqCst) / 2
             && self.filters().current.false_positive_rate() > REBUILD_ABOVE_FALSE_POSITIVES
     }
 
@@ -208,6 +231,7 @@ impl CachedStore {
                 self.tokens.remove(key);
             }
             ChangeKind::Jti => {
+                self.learnt.fetch_add(1, Ordering::SeqCst);
                 let filters = self.filters();
                 filters.current.insert(key);
                 if let Some(next) = &filters.next {
@@ -660,5 +684,33 @@ mod tests {
             );
         }
         assert!(!cache.is_jti_revoked("j10").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_filled_filter_is_rebuilt_by_the_purge_at_most_every_five_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        db.revoke_jti("live", "c1", 9_000, 1_000).await.unwrap();
+        let cache = CachedStore::with_revocation_filter(db, 1 << 12);
+        cache.warm(1_000).await.unwrap();
+        // Revocations of tokens that have expired since (their rows are purged).
+        for i in 0..2_000 {
+            cache.apply(&Change {
+                seq: i + 1,
+                kind: ChangeKind::Jti,
+                key: format!("gone-{i}"),
+            });
+        }
+        assert!(cache.revocation_filter_false_positive_rate() > 0.5);
+        cache.purge_expired(1_200).await.unwrap();
+        assert!(
+            cache.revocation_filter_false_positive_rate() > 0.5,
+            "not again within five minutes of the last build"
+        );
+        cache.purge_expired(1_300).await.unwrap();
+        assert!(cache.revocation_filter_false_positive_rate() < 0.001);
+        assert!(cache.is_jti_revoked("live").await.unwrap());
+        assert!(!cache.is_jti_revoked("gone-7").await.unwrap());
     }
 }
