@@ -498,6 +498,27 @@ mod tests {
     }
 
     #[test]
+    fn change_retention_comes_from_the_file_and_is_checked() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.change_retention, DEFAULT_CHANGE_RETENTION);
+        let file = FileConfig {
+            change_retention: Some(120),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(Overrides::default(), file)
+                .unwrap()
+                .change_retention,
+            120
+        );
+        let file = FileConfig {
+            change_retention: Some(0),
+            ..Default::default()
+        };
+        assert!(resolve(Overrides::default(), file).is_err());
+    }
+
+    #[test]
     fn key_file_sits_beside_the_database() {
         assert_eq!(
             default_key_file("sqlite://./data/t.db").unwrap(),
