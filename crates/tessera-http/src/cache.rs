@@ -17,7 +17,7 @@
 //! database when it has filled up enough to send more than 1 % of lookups there (at most once
 //! every five minutes), or after the node lost track of the feed ([`CachedStore::resync`]).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -70,6 +70,9 @@ pub struct CachedStore {
     loaded: AtomicU64,
     /// Ids learnt from the feed (or this node's revocations) since.
     learnt: AtomicU64,
+    /// Set while the filter may lack revocations (the node lost track of the feed and is
+    /// reloading): every lookup goes to the database meanwhile.
+    filter_incomplete: AtomicBool,
     grants: Cache<String, Arc<GrantRecord>>,
     envs: Cache<String, Option<Arc<EnvRecord>>>,
     /// Trusted issuers by (environment, issuer).
@@ -102,6 +105,7 @@ impl CachedStore {
             built_at: AtomicI64::new(0),
             loaded: AtomicU64::new(0),
             learnt: AtomicU64::new(0),
+            filter_incomplete: AtomicBool::new(false),
             grants: Cache::new(20_000),
             envs: Cache::new(1_000),
             trust: Cache::new(10_000),
@@ -123,6 +127,7 @@ impl CachedStore {
     /// lost track of the change feed (its position fell behind the feed's retention), so
     /// that nothing it missed is answered from memory.
     pub async fn resync(&self, now: i64) -> Result<(), StoreError> {
+        self.filter_incomplete.store(true, Ordering::SeqCst);
         self.clear();
         self.rebuild_revoked(now).await
     }
@@ -173,6 +178,7 @@ impl CachedStore {
         self.built_at.store(now, Ordering::SeqCst);
         self.loaded.store(loaded, Ordering::SeqCst);
         self.learnt.store(0, Ordering::SeqCst);
+        self.filter_incomplete.store(false, Ordering::SeqCst);
         Ok(())
     }
 
@@ -385,7 +391,9 @@ impl TokenStore for CachedStore {
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        if !self.filters().current.may_contain(jti) {
+        if !self.filter_incomplete.load(Ordering::SeqCst)
+            && !self.filters().current.may_contain(jti)
+        {
             return Ok(false);
         }
         if let Some(answer) = self.confirmed.get(jti) {
