@@ -14,8 +14,9 @@
 //! memory does not grow with the revocation rate or the tokens' lifetime. A miss means "not
 //! revoked"; a hit is confirmed in the database, and the answer kept in a bounded cache. The
 //! filter is filled from the database at start and from the feed after, and rebuilt from the
-//! database when it has filled up enough to send more than 1 % of lookups there (at most once
-//! every five minutes), or after the node lost track of the feed ([`CachedStore::resync`]).
+//! database (a page at a time) when it has filled up enough to send more than 1 % of lookups
+//! there and a rebuild may leave much out (at most once every five minutes), or after the node
+//! lost track of the feed ([`CachedStore::resync`]; lookups go to the database until then).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
