@@ -1,5 +1,6 @@
 //! The cache's view of other nodes' writes: two nodes (two `CachedStore`s, each over a
-//! connection of its own) over one SQLite file, one of them polling the change feed only when
+//! connection of its own) over one database (SQLite, and PostgreSQL when
+//! `TESSERA_TEST_POSTGRES_URL` names a server), one of them polling the change feed only when
 //! the test says so.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -8,9 +9,11 @@ use std::sync::Arc;
 use tessera_core::clock::SystemClock;
 use tessera_core::config::Config;
 use tessera_core::keys::Sealer;
-use tessera_core::store::{ChangeFeed, Maintenance, TokenStore, TrustStore};
+use tessera_core::store::{ChangeFeed, Store, TokenStore, TrustStore};
 use tessera_http::cache::CachedStore;
 use tessera_http::{AppState, HttpConfig};
+use tessera_store_postgres::testing::TestDatabase;
+use tessera_store_postgres::{PgOptions, PgStore};
 use tessera_store_sqlite::{SqliteStore, CHANGE_RETENTION_SECS};
 
 struct Db {
@@ -109,15 +112,13 @@ async fn revocations_learnt_from_the_feed_are_honoured_with_the_default_filter()
 }
 
 /// A node that stops polling for longer than the feed keeps entries misses them: it must see
-/// that (the feed's horizon passed its position), drop its caches and reload.
-#[tokio::test]
-async fn a_node_that_fell_behind_the_feed_retention_reloads_and_honours_what_it_missed() {
-    let db = db();
-    let other = connect(&db).await;
+/// that (the feed's horizon passed its position), drop its caches and reload. `node` and
+/// `other` are two connections to one database.
+async fn a_node_that_fell_behind_reloads(node: Arc<dyn Store>, other: Arc<dyn Store>) {
     let state = AppState::start(
         Config::new("http://127.0.0.1:1"),
         HttpConfig::default(),
-        connect(&db).await,
+        node,
         Sealer::from_secret(b"feed-test-secret-0123456789").unwrap(),
         Arc::new(SystemClock),
     )
@@ -134,6 +135,9 @@ async fn a_node_that_fell_behind_the_feed_retention_reloads_and_honours_what_it_
         .await
         .unwrap();
     other.ensure_env("prod", now).await.unwrap();
+    // The other node polls (on PostgreSQL, that gives the entries their positions), then
+    // purges.
+    other.latest_change().await.unwrap();
     other
         .purge_expired(now + CHANGE_RETENTION_SECS + 1)
         .await
@@ -155,4 +159,25 @@ async fn a_node_that_fell_behind_the_feed_retention_reloads_and_honours_what_it_
         .unwrap();
     state.sync_once().await.unwrap();
     assert!(node.is_jti_revoked("later").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_node_that_fell_behind_the_feed_retention_reloads_and_honours_what_it_missed() {
+    let db = db();
+    a_node_that_fell_behind_reloads(connect(&db).await, connect(&db).await).await;
+}
+
+#[tokio::test]
+async fn a_node_that_fell_behind_the_feed_retention_reloads_on_postgres() {
+    let Some(db) = TestDatabase::create("cache_fell_behind").await else {
+        return;
+    };
+    let pg = || async {
+        let options = PgOptions {
+            max_connections: 4,
+            token_writers: 1,
+        };
+        Arc::new(PgStore::connect(&db.url, options).await.unwrap()) as Arc<dyn Store>
+    };
+    a_node_that_fell_behind_reloads(pg().await, pg().await).await;
 }
