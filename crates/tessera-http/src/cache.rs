@@ -10,16 +10,17 @@
 //! Environments and trusted issuers (both in the feed) are cached the same way, hits and
 //! misses. Nothing single-use is ever answered from here ([`ReplayStore`] passes through).
 //!
-//! Every client id is also held in a set (loaded at start, grown by every client change,
-//! made here or brought by the feed), so an id never registered is known to be unknown
-//! without a database read: an unknown client costs what a known one does, and timing tells
-//! nobody which ids exist. A client created elsewhere is known here at the next feed poll,
-//! like every other change. The `/sdk/token` clients (`sdk:<env>`), which any node creates on
-//! first use and reads back, are always looked up.
+//! Revoked JWT ids are kept in a [`RevokedFilter`] of fixed size (4 MiB), not a list: its
+//! memory does not grow with the revocation rate or the tokens' lifetime. A miss means "not
+//! revoked"; a hit is confirmed in the database, and the answer kept in a bounded cache. The
+//! filter is filled from the database at start and from the feed after, and rebuilt from the
+//! database (a page at a time) when it has filled up enough to send more than 1 % of lookups
+//! there and a rebuild may leave much out (at most once every five minutes), or after the node
+//! lost track of the feed ([`CachedStore::resync`]; lookups go to the database until then).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
@@ -33,12 +34,47 @@ use tessera_core::store::{
     TokenStore, TrustStore, UserStore,
 };
 
+use crate::revoked::{self, RevokedFilter};
+
+/// Above this estimated share of lookups that the filter sends to the database for nothing,
+/// the purge rebuilds it from the database.
+const REBUILD_ABOVE_FALSE_POSITIVES: f64 = 0.01;
+/// Fewest seconds between two such rebuilds (each reads every unexpired revocation).
+const REBUILD_AT_MOST_EVERY: i64 = 300;
+/// Revoked ids read from the database at a time when the filter is built (a few in unit
+/// tests, so that they cross pages).
+const REBUILD_PAGE: i64 = if cfg!(test) { 3 } else { 10_000 };
+
+/// The filter of revoked JWT ids, and the one being built while the database is read.
+struct Filters {
+    current: Arc<RevokedFilter>,
+    /// While a rebuild reads the database, revocations learnt meanwhile go here too.
+    next: Option<Arc<RevokedFilter>>,
+}
+
 /// A caching layer over a store.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     clients: Cache<String, Option<Arc<ClientRecord>>>,
     tokens: Cache<String, Arc<TokenRecord>>,
-    revoked_jtis: RwLock<HashSet<String>>,
+    /// Every revoked JWT id this node knows of (the database is the truth).
+    revoked: RwLock<Filters>,
+    /// The database's answers for ids the filter may contain, so that an id looked up often
+    /// costs one read.
+    confirmed: Cache<String, bool>,
+    /// Bits of the revoked-id filter.
+    filter_bits: usize,
+    /// Serialises rebuilds of the filter.
+    rebuilding: tokio::sync::Mutex<()>,
+    /// When the filter was last built from the database (Unix seconds).
+    built_at: AtomicI64,
+    /// Ids read from the database when the filter was last built.
+    loaded: AtomicU64,
+    /// Ids learnt from the feed (or this node's revocations) since.
+    learnt: AtomicU64,
+    /// Set while the filter may lack revocations (the node lost track of the feed and is
+    /// reloading): every lookup goes to the database meanwhile.
+    filter_incomplete: AtomicBool,
     grants: Cache<String, Arc<GrantRecord>>,
     envs: Cache<String, Option<Arc<EnvRecord>>>,
     /// Trusted issuers by (environment, issuer).
@@ -57,11 +93,26 @@ pub struct CachedStore {
 impl CachedStore {
     /// Wraps a store; call [`CachedStore::warm`] before serving.
     pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self::with_revocation_filter(inner, revoked::DEFAULT_BITS)
+    }
+
+    /// Wraps a store, with a revoked-id filter of `bits` bits (see [`RevokedFilter::new`]).
+    pub fn with_revocation_filter(inner: Arc<dyn Store>, bits: usize) -> Self {
         Self {
             inner,
             clients: Cache::new(10_000),
             tokens: Cache::new(20_000),
-            revoked_jtis: RwLock::new(HashSet::new()),
+            revoked: RwLock::new(Filters {
+                current: Arc::new(RevokedFilter::new(bits)),
+                next: None,
+            }),
+            confirmed: Cache::new(10_000),
+            filter_bits: bits,
+            rebuilding: tokio::sync::Mutex::new(()),
+            built_at: AtomicI64::new(0),
+            loaded: AtomicU64::new(0),
+            learnt: AtomicU64::new(0),
+            filter_incomplete: AtomicBool::new(false),
             grants: Cache::new(20_000),
             envs: Cache::new(1_000),
             trust: Cache::new(10_000),
@@ -76,12 +127,9 @@ impl CachedStore {
         &self.inner
     }
 
-    /// Loads the revoked JWT ids that are still unexpired.
+    /// Loads the revoked JWT ids that are still unexpired, and every client id.
     pub async fn warm(&self, now: i64) -> Result<(), StoreError> {
-        let jtis = self.inner.revoked_jtis(now).await?;
-        if let Ok(mut set) = self.revoked_jtis.write() {
-            *set = jtis.into_iter().collect();
-        }
+        self.rebuild_revoked(now).await?;
         self.load_client_ids().await
     }
 
@@ -109,6 +157,102 @@ impl CachedStore {
                 .is_ok_and(|ids| !ids.contains(client_id))
     }
 
+    /// Drops every cache and reloads the revoked JWT ids from the database: for a node that
+    /// lost track of the change feed (its position fell behind the feed's retention), so
+    /// that nothing it missed is answered from memory.
+    pub async fn resync(&self, now: i64) -> Result<(), StoreError> {
+        self.filter_incomplete.store(true, Ordering::SeqCst);
+        self.clear();
+        self.rebuild_revoked(now).await
+    }
+
+    /// The bytes the revoked-id filter holds (fixed when the cache is made).
+    pub fn revocation_filter_memory(&self) -> usize {
+        self.filters().current.memory()
+    }
+
+    /// The estimated share of lookups of unrevoked ids that the filter cannot rule out (and
+    /// so sends to the database), at its current fill.
+    pub fn revocation_filter_false_positive_rate(&self) -> f64 {
+        self.filters().current.false_positive_rate()
+    }
+
+    fn filters(&self) -> RwLockReadGuard<'_, Filters> {
+        // Nothing panics while holding the lock; a poisoned one still holds a whole filter.
+        self.revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn filters_mut(&self) -> RwLockWriteGuard<'_, Filters> {
+        self.revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Builds a new filter from the unexpired revocations in the database and puts it in
+    /// place. Revocations learnt while the database is read go into both filters, so none
+    /// is lost: one committed before the read is in it, one after is inserted meanwhile or
+    /// comes with a later feed poll.
+    async fn rebuild_revoked(&self, now: i64) -> Result<(), StoreError> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        let next = Arc::new(RevokedFilter::new(self.filter_bits));
+        self.filters_mut().next = Some(next.clone());
+        let loaded = match self.fill_from_database(&next, now).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.filters_mut().next = None;
+                return Err(e);
+            }
+        };
+        let mut filters = self.filters_mut();
+        filters.current = next;
+        filters.next = None;
+        drop(filters);
+        self.built_at.store(now, Ordering::SeqCst);
+        self.loaded.store(loaded, Ordering::SeqCst);
+        self.learnt.store(0, Ordering::SeqCst);
+        self.filter_incomplete.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Inserts every unexpired revoked id in the database into `filter`, a page at a time;
+    /// returns how many.
+    async fn fill_from_database(
+        &self,
+        filter: &RevokedFilter,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut after = String::new();
+        let mut count = 0;
+        loop {
+            let page = self
+                .inner
+                .revoked_jtis_after(now, &after, REBUILD_PAGE)
+                .await?;
+            for jti in &page {
+                filter.insert(jti);
+            }
+            count += page.len() as u64;
+            match page.last() {
+                Some(last) if page.len() as i64 == REBUILD_PAGE => after.clone_from(last),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    /// Whether the filter has filled up enough to be worth rebuilding (its revocations
+    /// that expired since it was built are then left out): it sends too many lookups to the
+    /// database, and it learnt at least half as many ids since it was built as it was built
+    /// with, so a rebuild may leave much out. When the database itself holds more unexpired
+    /// revocations than the filter is made for, rebuilding would not help, and this keeps a
+    /// flood of revocations from making every node read them all every few minutes.
+    fn revoked_filter_is_stale(&self, now: i64) -> bool {
+        now - self.built_at.load(Ordering::SeqCst) >= REBUILD_AT_MOST_EVERY
+            && self.learnt.load(Ordering::SeqCst) >= self.loaded.load(Ordering::SeqCst) / 2
+            && self.filters().current.false_positive_rate() > REBUILD_ABOVE_FALSE_POSITIVES
+    }
+
     /// Applies one change-feed entry; returns whether the signing keys changed.
     pub fn apply(&self, change: &Change) -> bool {
         self.forget(change.kind, &change.key);
@@ -131,9 +275,14 @@ impl CachedStore {
                 self.tokens.remove(key);
             }
             ChangeKind::Jti => {
-                if let Ok(mut set) = self.revoked_jtis.write() {
-                    set.insert(key.to_owned());
+                self.learnt.fetch_add(1, Ordering::SeqCst);
+                let filters = self.filters();
+                filters.current.insert(key);
+                if let Some(next) = &filters.next {
+                    next.insert(key);
                 }
+                drop(filters);
+                self.confirmed.remove(key);
             }
             ChangeKind::Grant => {
                 self.grants.remove(key);
@@ -158,6 +307,7 @@ impl CachedStore {
         self.grants.clear();
         self.envs.clear();
         self.trust.clear();
+        self.confirmed.clear();
     }
 }
 
@@ -286,15 +436,34 @@ impl TokenStore for CachedStore {
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let cached = self.revoked_jtis.read().map(|set| set.contains(jti)).ok();
-        match cached {
-            Some(revoked) => Ok(revoked),
-            None => self.inner.is_jti_revoked(jti).await,
+        if !self.filter_incomplete.load(Ordering::SeqCst)
+            && !self.filters().current.may_contain(jti)
+        {
+            return Ok(false);
         }
+        if let Some(answer) = self.confirmed.get(jti) {
+            return Ok(answer);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let revoked = self.inner.is_jti_revoked(jti).await?;
+        // Our ids are short; a revocation applied meanwhile bumped the generation.
+        if jti.len() <= 128 && generation == self.generation.load(Ordering::SeqCst) {
+            self.confirmed.insert(jti.to_owned(), revoked);
+        }
+        Ok(revoked)
     }
 
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
         self.inner.revoked_jtis(now).await
+    }
+
+    async fn revoked_jtis_after(
+        &self,
+        now: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.revoked_jtis_after(now, after, limit).await
     }
 }
 
@@ -425,6 +594,9 @@ impl ChangeFeed for CachedStore {
         self.load_client_ids().await?;
         self.inner.changes_since(seq, limit).await
     }
+    async fn feed_horizon(&self) -> Result<i64, StoreError> {
+        self.inner.feed_horizon().await
+    }
 }
 
 #[async_trait]
@@ -434,8 +606,8 @@ impl Maintenance for CachedStore {
     }
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError> {
         let report = self.inner.purge_expired(now).await?;
-        if report.revoked_jtis > 0 {
-            self.warm(now).await?;
+        if self.revoked_filter_is_stale(now) {
+            self.rebuild_revoked(now).await?;
         }
         Ok(report)
     }
@@ -638,5 +810,54 @@ mod tests {
             id_of(cached.get_client(&sdk.client_id).await.unwrap()),
             Some(sdk.client_id.clone())
         );
+    }
+
+    #[tokio::test]
+    async fn the_filter_is_filled_from_every_page_of_revocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        for i in 0..10 {
+            db.revoke_jti(&format!("j{i}"), "c1", 5_000, 1_000)
+                .await
+                .unwrap();
+        }
+        let cache = CachedStore::new(db);
+        cache.warm(2_000).await.unwrap();
+        for i in 0..10 {
+            assert!(
+                cache.is_jti_revoked(&format!("j{i}")).await.unwrap(),
+                "j{i}"
+            );
+        }
+        assert!(!cache.is_jti_revoked("j10").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_filled_filter_is_rebuilt_by_the_purge_at_most_every_five_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        db.revoke_jti("live", "c1", 9_000, 1_000).await.unwrap();
+        let cache = CachedStore::with_revocation_filter(db, 1 << 12);
+        cache.warm(1_000).await.unwrap();
+        // Revocations of tokens that have expired since (their rows are purged).
+        for i in 0..2_000 {
+            cache.apply(&Change {
+                seq: i + 1,
+                kind: ChangeKind::Jti,
+                key: format!("gone-{i}"),
+            });
+        }
+        assert!(cache.revocation_filter_false_positive_rate() > 0.5);
+        cache.purge_expired(1_200).await.unwrap();
+        assert!(
+            cache.revocation_filter_false_positive_rate() > 0.5,
+            "not again within five minutes of the last build"
+        );
+        cache.purge_expired(1_300).await.unwrap();
+        assert!(cache.revocation_filter_false_positive_rate() < 0.001);
+        assert!(cache.is_jti_revoked("live").await.unwrap());
+        assert!(!cache.is_jti_revoked("gone-7").await.unwrap());
     }
 }

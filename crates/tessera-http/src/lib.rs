@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pages;
 pub mod pending;
 pub mod remote_keys;
+pub mod revoked;
 pub mod router;
 pub mod routes;
 pub mod state;

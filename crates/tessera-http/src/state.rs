@@ -299,6 +299,12 @@ impl AppState {
         loop {
             let from = self.0.feed_seq.load(Ordering::SeqCst);
             let changes = self.0.store.changes_since(from, 1000).await?;
+            // Read after the poll: a horizon past `from` means entries after `from` may have
+            // been purged before the poll read them (`ChangeFeed::feed_horizon`).
+            let horizon = self.0.store.feed_horizon().await?;
+            if horizon > from {
+                return self.resync(from, horizon).await;
+            }
             let mut keys_changed = false;
             for c in &changes {
                 keys_changed |= self.0.store.apply(c);
@@ -311,6 +317,24 @@ impl AppState {
                 return Ok(());
             }
         }
+    }
+
+    /// For a node whose feed position fell behind the feed's retention (it stopped polling for
+    /// longer than entries are kept): drops every cache, reloads the revoked JWT ids and the
+    /// signing keys, and carries on from the feed's newest position.
+    async fn resync(&self, from: i64, horizon: i64) -> Result<(), StartError> {
+        // The position first: whatever changes from here on is polled again.
+        let latest = self.0.store.latest_change().await?;
+        self.0.store.resync(self.now()).await?;
+        self.reload_keys().await?;
+        self.0.feed_seq.fetch_max(latest, Ordering::SeqCst);
+        tracing::warn!(
+            position = from,
+            horizon,
+            latest,
+            "this node fell behind the change feed's retention; caches dropped and reloaded"
+        );
+        Ok(())
     }
 
     /// Runs the background loop until the returned handle is aborted.

@@ -100,4 +100,11 @@ impl ChangeFeed for PgStore {
             })
             .collect()
     }
+
+    async fn feed_horizon(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT seq FROM change_feed_horizon")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
 }

@@ -47,8 +47,9 @@ use writer::InsertJob;
 const PURGE_BATCH: i64 = 1000;
 /// Most tokens one group commit writes.
 const MAX_GROUP: usize = 512;
-/// How long change-feed entries are kept: far longer than any node's poll interval.
-const CHANGE_RETENTION_SECS: i64 = 3600;
+/// How long change-feed entries are kept unless configured otherwise
+/// ([`PgStore::with_change_retention`]): far longer than any node's poll interval.
+pub const CHANGE_RETENTION_SECS: i64 = 3600;
 
 /// Whether a database URL names PostgreSQL (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
@@ -88,6 +89,8 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: PgPool,
     writer: mpsc::Sender<InsertJob>,
+    /// Seconds a change-feed entry is kept before the purge may delete it.
+    change_retention: i64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -120,7 +123,11 @@ impl PgStore {
         for _ in 0..options.token_writers.max(1) {
             tokio::spawn(writer::group_commit(pool.clone(), rx.clone()));
         }
-        Ok(Self { pool, writer: tx })
+        Ok(Self {
+            pool,
+            writer: tx,
+            change_retention: CHANGE_RETENTION_SECS,
+        })
     }
 
     /// Applies the migrations that have not run yet. sqlx's migrator holds a PostgreSQL
@@ -131,6 +138,14 @@ impl PgStore {
             .run(pool)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+
+    /// Sets how long change-feed entries are kept (at least one second). A node that stops
+    /// polling for longer than this finds the feed's horizon past its position and reloads its
+    /// caches ([`tessera_core::store::ChangeFeed::feed_horizon`]).
+    pub fn with_change_retention(mut self, secs: i64) -> Self {
+        self.change_retention = secs.max(1);
+        self
     }
 
     /// Closes the pool, waiting for in-flight statements.

@@ -61,10 +61,14 @@ impl KeyStore for SqliteStore {
 #[async_trait]
 impl ChangeFeed for SqliteStore {
     async fn latest_change(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend)
+        // The feed may have been purged whole: the horizon keeps the last position given.
+        sqlx::query_scalar(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM changes), 0), \
+             (SELECT seq FROM change_feed_horizon))",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)
     }
 
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
@@ -86,5 +90,12 @@ impl ChangeFeed for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn feed_horizon(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT seq FROM change_feed_horizon")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
     }
 }

@@ -33,8 +33,9 @@ use writer::{group_commit, InsertJob};
 const PURGE_BATCH: i64 = 1000;
 /// Most tokens one group commit writes.
 const MAX_GROUP: usize = 512;
-/// How long change-feed entries are kept: far longer than any node's poll interval.
-const CHANGE_RETENTION_SECS: i64 = 3600;
+/// How long change-feed entries are kept unless configured otherwise
+/// ([`SqliteStore::with_change_retention`]): far longer than any node's poll interval.
+pub const CHANGE_RETENTION_SECS: i64 = 3600;
 
 fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
@@ -50,6 +51,8 @@ fn backend(e: sqlx::Error) -> StoreError {
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: mpsc::Sender<InsertJob>,
+    /// Seconds a change-feed entry is kept before the purge may delete it.
+    change_retention: i64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -78,7 +81,19 @@ impl SqliteStore {
         let writer_conn = opts_for_writer(url)?.connect().await.map_err(backend)?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(group_commit(writer_conn, rx));
-        Ok(Self { pool, writer: tx })
+        Ok(Self {
+            pool,
+            writer: tx,
+            change_retention: CHANGE_RETENTION_SECS,
+        })
+    }
+
+    /// Sets how long change-feed entries are kept (at least one second). A node that stops
+    /// polling for longer than this finds the feed's horizon past its position and reloads its
+    /// caches ([`tessera_core::store::ChangeFeed::feed_horizon`]).
+    pub fn with_change_retention(mut self, secs: i64) -> Self {
+        self.change_retention = secs.max(1);
+        self
     }
 
     /// Closes the pool, waiting for in-flight statements.

@@ -6,7 +6,7 @@ use tessera_core::model::PurgeReport;
 use tessera_core::opaque;
 use tessera_core::store::{Maintenance, StoreError};
 
-use crate::{backend, SqliteStore, CHANGE_RETENTION_SECS, PURGE_BATCH};
+use crate::{backend, SqliteStore, PURGE_BATCH};
 
 #[async_trait]
 impl Maintenance for SqliteStore {
@@ -35,13 +35,7 @@ impl Maintenance for SqliteStore {
             used_jtis: self
                 .purge("used_jtis", "key", int("expires_at <=", now))
                 .await?,
-            changes: self
-                .purge(
-                    "changes",
-                    "seq",
-                    int("created_at <=", now - CHANGE_RETENTION_SECS),
-                )
-                .await?,
+            changes: self.purge_changes(now - self.change_retention).await?,
             // A retired key's `retires_at` is set; a NULL never compares <= cutoff.
             keys: self
                 .purge("signing_keys", "kid", int("retires_at <=", now))
@@ -73,6 +67,29 @@ enum Cutoff {
 }
 
 impl SqliteStore {
+    /// Purges the change-feed entries created at or before `cutoff`, as a prefix of the feed:
+    /// first raises the feed's horizon to the newest of them (so a reader that checks the
+    /// horizon after polling knows whether it may have missed something), then deletes every
+    /// entry at or below it.
+    async fn purge_changes(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM changes WHERE created_at <= ?")
+                .bind(cutoff)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+        let Some(newest) = newest else {
+            return Ok(0);
+        };
+        sqlx::query("UPDATE change_feed_horizon SET seq = MAX(seq, ?)")
+            .bind(newest)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        self.purge("changes", "seq", ("seq <=", Cutoff::Int(newest)))
+            .await
+    }
+
     /// Deletes the rows of `table` for which `condition ?` holds with the cutoff, a batch at
     /// a time (so no lock is held long), until a batch comes back short. The names are this
     /// module's constants, never input.

@@ -97,6 +97,25 @@ impl TokenStore for SqliteStore {
             .await
             .map_err(backend)
     }
+
+    async fn revoked_jtis_after(
+        &self,
+        now: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        // A range of the primary key: each page costs what it returns.
+        sqlx::query_scalar(
+            "SELECT jti FROM revoked_jtis WHERE jti > ? AND expires_at > ? \
+             ORDER BY jti LIMIT ?",
+        )
+        .bind(after)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
 }
 
 #[async_trait]

@@ -26,6 +26,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: u64 = 10;
 pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
 /// Smallest request head limit (the HTTP/1 parser's least buffer).
 const MIN_MAX_HEADER_SIZE: usize = 8 * 1024;
+/// Default seconds a change-feed entry is kept.
+pub const DEFAULT_CHANGE_RETENTION: i64 = 3600;
 
 /// The config file (`--config tessera.toml`). Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +101,8 @@ pub struct FileConfig {
     pub max_header_size: Option<usize>,
     /// Bearer token that reads `/metrics` on the public listener.
     pub metrics_token: Option<String>,
+    /// Seconds a change-feed entry is kept before the purge deletes it.
+    pub change_retention: Option<i64>,
 }
 
 /// Loads the config file, if one is named.
@@ -148,6 +152,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// Largest request line and headers, bytes.
     pub max_header_size: usize,
+    /// Seconds a change-feed entry is kept.
+    pub change_retention: i64,
     secret_file: Option<PathBuf>,
 }
 
@@ -337,7 +343,14 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         (None, None) => None,
         _ => bail!("a TLS certificate and its key go together (tls_cert_file and tls_key_file)"),
     };
+    let change_retention = env("TESSERA_CHANGE_RETENTION")?
+        .or(file.change_retention)
+        .unwrap_or(DEFAULT_CHANGE_RETENTION);
+    if change_retention < 1 {
+        bail!("change_retention must be at least 1 second");
+    }
     Ok(Settings {
+        change_retention,
         ops_listen: o.ops_listen.or(file.ops_listen),
         tls,
         max_connections,
@@ -568,6 +581,24 @@ mod tests {
         ] {
             assert!(resolve(Overrides::default(), file).is_err());
         }
+    fn change_retention_comes_from_the_file_and_is_checked() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.change_retention, DEFAULT_CHANGE_RETENTION);
+        let file = FileConfig {
+            change_retention: Some(120),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(Overrides::default(), file)
+                .unwrap()
+                .change_retention,
+            120
+        );
+        let file = FileConfig {
+            change_retention: Some(0),
+            ..Default::default()
+        };
+        assert!(resolve(Overrides::default(), file).is_err());
     }
 
     #[test]

@@ -126,6 +126,15 @@ pub trait TokenStore: Send + Sync {
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Every revoked `jti` that has not expired by `now` (to warm a cache).
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError>;
+    /// The revoked `jti`s that have not expired by `now` and sort after `after` (`""`: from
+    /// the first), in order, at most `limit`: to fill a cache a page at a time, holding no
+    /// more than a page in memory.
+    async fn revoked_jtis_after(
+        &self,
+        now: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Signing keys.
@@ -150,6 +159,13 @@ pub trait ChangeFeed: Send + Sync {
     async fn latest_change(&self) -> Result<i64, StoreError>;
     /// Entries after `seq`, oldest first, at most `limit`.
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError>;
+    /// The highest position whose entry may have been purged (0 while none was): every entry
+    /// after it is still in the feed. A reader that polled [`ChangeFeed::changes_since`] from
+    /// a position below the horizon (read after that poll) may have missed entries, and must
+    /// drop what it cached. # Contract: never goes back; raised before any entry at or below
+    /// it is deleted; [`ChangeFeed::latest_change`] is never below it, so a purge never
+    /// makes positions go back.
+    async fn feed_horizon(&self) -> Result<i64, StoreError>;
 }
 
 /// Housekeeping.

@@ -244,6 +244,31 @@ pub async fn revoked_jtis_are_idempotent_and_expire(s: &dyn Store) {
     assert_eq!(live, vec!["j1".to_owned()]);
 }
 
+pub async fn revoked_jtis_are_listed_a_page_at_a_time(s: &dyn Store) {
+    for i in 0..25 {
+        let expires_at = if i % 5 == 0 { 1_500 } else { 5_000 };
+        s.revoke_jti(&format!("p{i:02}"), "c1", expires_at, 1_000)
+            .await
+            .unwrap();
+    }
+    let mut pages = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = s.revoked_jtis_after(2_000, &after, 7).await.unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        after = last.clone();
+        pages.push(page);
+    }
+    assert_eq!(pages.len(), 3, "20 unexpired ids in pages of 7");
+    let all: Vec<String> = pages.concat();
+    let expected: Vec<String> = (0..25)
+        .filter(|i| i % 5 != 0)
+        .map(|i| format!("p{i:02}"))
+        .collect();
+    assert_eq!(all, expected, "every unexpired id once, in order");
+}
+
 pub async fn keys_round_trip_and_retire(s: &dyn Store) {
     let k = KeyRecord {
         kid: "k1".into(),
@@ -302,6 +327,44 @@ pub async fn every_shared_write_appears_in_the_change_feed(s: &dyn Store) {
     assert_eq!(changes[2].key, t.token_id);
     assert_eq!(s.changes_since(start, 2).await.unwrap().len(), 2);
     assert_eq!(s.latest_change().await.unwrap(), changes[4].seq);
+}
+
+/// The feed is purged as a prefix, behind a horizon that readers can check (the default
+/// retention of one hour is assumed).
+pub async fn the_feed_horizon_follows_the_purge(s: &dyn Store) {
+    let start = s.latest_change().await.unwrap();
+    let h0 = s.feed_horizon().await.unwrap();
+    assert!(h0 <= start);
+    s.revoke_jti("old1", "c1", 99_000, 1_000).await.unwrap();
+    s.revoke_jti("old2", "c1", 99_000, 1_000).await.unwrap();
+    let old_end = s.latest_change().await.unwrap();
+    s.revoke_jti("new", "c1", 99_000, 50_000).await.unwrap();
+    let end = s.latest_change().await.unwrap();
+    assert_eq!(end, old_end + 1);
+    // Nothing is older than the retention yet.
+    assert_eq!(s.purge_expired(1_000).await.unwrap().changes, 0);
+    assert_eq!(s.feed_horizon().await.unwrap(), h0);
+    // The two old entries (and any before them) go; the horizon says so.
+    assert!(s.purge_expired(5_000).await.unwrap().changes >= 2);
+    assert_eq!(s.feed_horizon().await.unwrap(), old_end);
+    let rest = s.changes_since(start, 100).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!((rest[0].seq, rest[0].key.as_str()), (end, "new"));
+    // With everything purged, the position is kept and new entries follow it.
+    s.purge_expired(60_000).await.unwrap();
+    assert_eq!(s.feed_horizon().await.unwrap(), end);
+    assert_eq!(s.latest_change().await.unwrap(), end);
+    assert!(s.changes_since(start, 100).await.unwrap().is_empty());
+    s.revoke_jti("later", "c1", 99_000, 60_000).await.unwrap();
+    let later = s.changes_since(end, 100).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert!(later[0].seq > end);
+    assert_eq!(s.latest_change().await.unwrap(), later[0].seq);
+    assert_eq!(
+        s.feed_horizon().await.unwrap(),
+        end,
+        "the horizon never goes back"
+    );
 }
 
 pub async fn purge_removes_only_what_expired(s: &dyn Store) {
@@ -1103,9 +1166,11 @@ macro_rules! conformance_tests {
             tokens_are_found_by_id_and_revoked_only_by_their_client,
             concurrent_token_inserts_are_all_stored,
             revoked_jtis_are_idempotent_and_expire,
+            revoked_jtis_are_listed_a_page_at_a_time,
             keys_round_trip_and_retire,
             every_shared_write_appears_in_the_change_feed,
             purge_removes_only_what_expired,
+            the_feed_horizon_follows_the_purge,
             an_assertion_id_is_used_once_until_it_is_purged,
             a_use_is_seen_without_using_and_only_once_made,
             client_keys_are_replaced_and_the_change_is_logged,

@@ -111,7 +111,8 @@ pub async fn open_store(settings: &Settings) -> Result<Database> {
         };
         let store = PgStore::connect(url, options)
             .await
-            .with_context(|| format!("opening database {}", redact(url)))?;
+            .with_context(|| format!("opening database {}", redact(url)))?
+            .with_change_retention(settings.change_retention);
         return Ok(Database::Postgres(Arc::new(store)));
     }
     if !url.starts_with("sqlite:") {
@@ -122,7 +123,8 @@ pub async fn open_store(settings: &Settings) -> Result<Database> {
     }
     let store = SqliteStore::connect(url)
         .await
-        .with_context(|| format!("opening database {}", redact(url)))?;
+        .with_context(|| format!("opening database {}", redact(url)))?
+        .with_change_retention(settings.change_retention);
     Ok(Database::Sqlite(Arc::new(store)))
 }
 

@@ -22,6 +22,7 @@ mod code_flow;
 mod cors;
 mod discovery;
 mod errors;
+mod feed_retention;
 mod fuzz;
 mod http_edges;
 mod introspection;

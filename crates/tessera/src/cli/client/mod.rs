@@ -188,6 +188,11 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             registration.apply(&mut client, settings)?;
             store.ensure_env(&client.env, now()).await?;
             store.insert_client(&client).await?;
+            // A running server answers an id it has not heard of from memory (so an unknown
+            // id costs what a known one does) and learns of new clients through the change
+            // feed: give every node two polls to hear of this one before its credentials are
+            // shown, so that they work at once wherever they are used.
+            tokio::time::sleep(2 * tessera_http::state::SYNC_INTERVAL).await;
             if json {
                 print_json(&json!({
                     "client_id": client.client_id,
