@@ -8,11 +8,19 @@
 //! from its creation but signs only from `activates_at` (creation plus a lead time longer than
 //! the JWKS cache lifetime), and a superseded key stays published until every token it signed
 //! has expired (`retires_at`).
+//!
+//! Every key is stored with the fingerprint of the secret that sealed it
+//! ([`Sealer::fingerprint`]). Whatever writes keys (a rotation, automatic or by `tessera keys
+//! rotate`, and `tessera keys reseal`) first opens every stored key with the secret it holds
+//! and refuses if one does not open or names another secret, so no command run with the wrong
+//! secret can leave a database that no server starts from.
 
 mod rotation;
 mod sealing;
 
-pub use rotation::{ensure_key, reseal, retirements, rotate, rotate_if_due, KeyRotationError};
+pub use rotation::{
+    check_sealed_by, ensure_key, reseal, retirements, rotate, rotate_if_due, KeyRotationError,
+};
 pub use sealing::Sealer;
 
 use std::sync::Arc;
@@ -218,6 +226,7 @@ pub fn generate_key(
         created_at: now,
         activates_at,
         retires_at: None,
+        sealed_by: Some(sealer.fingerprint().to_owned()),
     })
 }
 

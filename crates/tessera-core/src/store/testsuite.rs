@@ -209,6 +209,34 @@ pub async fn concurrent_token_inserts_are_all_stored(s: &dyn Store) {
     }
 }
 
+/// Runs two futures at once, so the core needs no futures dependency.
+async fn futures_join2<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    (ra.unwrap(), rb.unwrap())
+}
+
 /// A tiny join_all, so the core needs no futures dependency.
 async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
@@ -253,21 +281,130 @@ pub async fn keys_round_trip_and_retire(s: &dyn Store) {
         created_at: 1_000,
         activates_at: 1_000,
         retires_at: None,
+        sealed_by: Some("fp-a".into()),
     };
-    s.insert_key(&k).await.unwrap();
+    assert!(s.insert_key(&k).await.unwrap());
     s.retire_key("k1", 9_000).await.unwrap();
-    s.reseal_keys(&[("k1".to_owned(), vec![9, 9])])
+    assert!(s
+        .reseal_keys(&[("k1".to_owned(), vec![9, 9])], "fp-b", 9_100)
         .await
-        .unwrap();
+        .unwrap());
     let keys = s.list_keys().await.unwrap();
     assert_eq!(
         keys,
         vec![KeyRecord {
             retires_at: Some(9_000),
             private_sealed: vec![9, 9],
+            sealed_by: Some("fp-b".into()),
             ..k
         }]
     );
+}
+
+fn sealed_key(kid: &str, sealed_by: Option<&str>) -> KeyRecord {
+    KeyRecord {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        private_sealed: kid.as_bytes().to_vec(),
+        public_jwk: "{}".into(),
+        created_at: 1_000,
+        activates_at: 1_000,
+        retires_at: None,
+        sealed_by: sealed_by.map(str::to_owned),
+    }
+}
+
+/// A key is stored only while every stored key names the same sealing secret (keys from
+/// before fingerprints were recorded do not count); a re-sealing covers every stored key or
+/// changes nothing, and is announced on the change feed.
+pub async fn keys_are_stored_only_under_the_secret_of_the_stored_keys(s: &dyn Store) {
+    assert!(s.insert_key(&sealed_key("legacy", None)).await.unwrap());
+    assert!(s.insert_key(&sealed_key("a1", Some("fp-a"))).await.unwrap());
+    let before = s.latest_change().await.unwrap();
+    assert!(
+        !s.insert_key(&sealed_key("b1", Some("fp-b"))).await.unwrap(),
+        "a key sealed under another secret than the stored ones is refused"
+    );
+    assert_eq!(s.changes_since(before, 10).await.unwrap(), vec![]);
+    assert!(s.insert_key(&sealed_key("a2", Some("fp-a"))).await.unwrap());
+    let kids = |keys: Vec<KeyRecord>| keys.into_iter().map(|k| k.kid).collect::<Vec<_>>();
+    let mut stored = kids(s.list_keys().await.unwrap());
+    stored.sort();
+    assert_eq!(stored, ["a1", "a2", "legacy"]);
+
+    // A re-sealing that misses a stored key changes nothing.
+    let partial = [("legacy".to_owned(), vec![1]), ("a1".to_owned(), vec![2])];
+    assert!(!s.reseal_keys(&partial, "fp-b", 2_000).await.unwrap());
+    assert!(s
+        .list_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.sealed_by.as_deref() != Some("fp-b") && k.private_sealed == k.kid.as_bytes()));
+
+    let before = s.latest_change().await.unwrap();
+    let all = [
+        ("legacy".to_owned(), vec![1]),
+        ("a1".to_owned(), vec![2]),
+        ("a2".to_owned(), vec![3]),
+    ];
+    assert!(s.reseal_keys(&all, "fp-b", 2_000).await.unwrap());
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert!(
+        changes.iter().any(|c| c.kind == ChangeKind::Keys),
+        "running servers learn of the re-sealing: {changes:?}"
+    );
+    assert!(s
+        .list_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.sealed_by.as_deref() == Some("fp-b")));
+    assert!(
+        !s.insert_key(&sealed_key("a3", Some("fp-a"))).await.unwrap(),
+        "the old secret can no longer add keys"
+    );
+    assert!(s.insert_key(&sealed_key("b2", Some("fp-b"))).await.unwrap());
+}
+
+/// Keys added under the old secret while the keys are re-sealed under a new one: whatever the
+/// order, no key is left sealed under the old secret once the re-sealing succeeded.
+pub async fn concurrent_key_inserts_and_a_reseal_leave_no_key_under_the_old_secret(s: &dyn Store) {
+    assert!(s
+        .insert_key(&sealed_key("first", Some("old")))
+        .await
+        .unwrap());
+    let reseal = async {
+        for _ in 0..100 {
+            let keys = s.list_keys().await.unwrap();
+            let sealed: Vec<(String, Vec<u8>)> =
+                keys.iter().map(|k| (k.kid.clone(), vec![7])).collect();
+            if s.reseal_keys(&sealed, "new", 2_000).await.unwrap() {
+                return true;
+            }
+        }
+        false
+    };
+    let inserts = futures_join_all((0..30).map(|i| async move {
+        s.insert_key(&sealed_key(&format!("k{i}"), Some("old")))
+            .await
+    }));
+    let (resealed, inserted) = futures_join2(reseal, inserts).await;
+    assert!(resealed, "the re-sealing went through");
+    assert!(inserted.iter().all(Result::is_ok));
+    let keys = s.list_keys().await.unwrap();
+    let under_old: Vec<&str> = keys
+        .iter()
+        .filter(|k| k.sealed_by.as_deref() != Some("new"))
+        .map(|k| k.kid.as_str())
+        .collect();
+    assert_eq!(
+        under_old,
+        Vec::<&str>::new(),
+        "keys left under the old secret"
+    );
+    let accepted = inserted.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(keys.len(), accepted + 1);
 }
 
 pub async fn every_shared_write_appears_in_the_change_feed(s: &dyn Store) {
@@ -954,6 +1091,8 @@ macro_rules! conformance_tests {
             concurrent_token_inserts_are_all_stored,
             revoked_jtis_are_idempotent_and_expire,
             keys_round_trip_and_retire,
+            keys_are_stored_only_under_the_secret_of_the_stored_keys,
+            concurrent_key_inserts_and_a_reseal_leave_no_key_under_the_old_secret,
             every_shared_write_appears_in_the_change_feed,
             purge_removes_only_what_expired,
             an_assertion_id_is_used_once_until_it_is_purged,

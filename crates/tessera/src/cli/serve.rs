@@ -64,7 +64,7 @@ fn init_logging(json: bool) {
 pub async fn run(settings: Settings) -> Result<()> {
     init_logging(settings.json_logs);
     let store = open_store(&settings).await?;
-    let sealer = settings.sealer()?;
+    let sealer = settings.sealer_for(store.as_ref()).await?;
     let state = tessera_http::AppState::start(
         settings.core.clone(),
         settings.http.clone(),

@@ -23,6 +23,7 @@ mod errors;
 mod fuzz;
 mod introspection;
 mod jwt_bearer;
+mod key_safety;
 mod load;
 mod logs;
 mod multinode;
