@@ -1073,6 +1073,82 @@ pub async fn deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_c
     assert!(s.get_env("default").await.unwrap().is_some());
 }
 
+/// `env delete` racing `client create --env` (which ensures the environment, then inserts the
+/// client), many pairs at once: whatever wins, no client is left in a missing environment, and
+/// a client whose insert succeeded is stored.
+pub async fn env_deletions_racing_client_creations_leave_no_client_in_a_missing_env(s: &dyn Store) {
+    const PAIRS: usize = 150;
+    let create = |env: String| async move {
+        s.ensure_env(&env, 1_000).await?;
+        let c = ClientRecord {
+            env,
+            ..client(&SecretHash::of("s1"))
+        };
+        s.insert_client(&c).await.map(|()| c.client_id)
+    };
+    // Each pair: the environment exists (made by an earlier command), then one command
+    // creates a client in it while another deletes it.
+    let pair = |i: usize| async move {
+        let env = format!("race-{i}");
+        s.ensure_env(&env, 1_000).await.unwrap();
+        futures_join2(create(env.clone()), s.delete_env(&env, 1_100)).await
+    };
+    let (created, deleted): (Vec<_>, Vec<_>) = futures_join_all((0..PAIRS).map(pair))
+        .await
+        .into_iter()
+        .unzip();
+    let outcomes = format!(
+        "{} clients created, {} environments deleted, {} deletions refused",
+        created.iter().filter(|r| r.is_ok()).count(),
+        deleted
+            .iter()
+            .filter(|r| matches!(r, Ok(EnvDeletion::Deleted)))
+            .count(),
+        deleted
+            .iter()
+            .filter(|r| matches!(r, Ok(EnvDeletion::InUse(_))))
+            .count(),
+    );
+    assert!(
+        deleted.iter().all(Result::is_ok),
+        "a deletion failed rather than waiting: {outcomes}"
+    );
+    assert!(
+        deleted
+            .iter()
+            .any(|r| matches!(r, Ok(EnvDeletion::Deleted))),
+        "the race was run: {outcomes}"
+    );
+    let clients = s.list_clients().await.unwrap();
+    let mut orphans = Vec::new();
+    for c in &clients {
+        if s.get_env(&c.env).await.unwrap().is_none() {
+            orphans.push(c.env.clone());
+        }
+    }
+    assert_eq!(
+        orphans,
+        Vec::<String>::new(),
+        "clients in a deleted environment"
+    );
+    for id in created.iter().flatten() {
+        assert!(
+            clients.iter().any(|c| &c.client_id == id),
+            "an acknowledged client is stored"
+        );
+    }
+    for (i, d) in deleted.iter().enumerate() {
+        if let Ok(EnvDeletion::Deleted) = d {
+            let env = format!("race-{i}");
+            let has_clients = clients.iter().any(|c| c.env == env);
+            assert!(
+                !has_clients || s.get_env(&env).await.unwrap().is_some(),
+                "a deleted environment has no clients"
+            );
+        }
+    }
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store.
 ///
 /// - `conformance_tests!(make)`: `make` is an async expression yielding something that
@@ -1117,6 +1193,7 @@ macro_rules! conformance_tests {
             trust_registrations_round_trip_per_env,
             clients_and_tokens_keep_their_env_and_single_use,
             deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_clients,
+            env_deletions_racing_client_creations_leave_no_client_in_a_missing_env,
         );
     };
     ($make:expr) => {
