@@ -308,6 +308,41 @@ mod tests {
     }
 
     #[test]
+    fn the_fingerprint_names_the_secret_without_revealing_it() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let fp = sealer().fingerprint().to_owned();
+        assert_eq!(fp.len(), 32);
+        assert_eq!(Sealer::from_secret(secret).unwrap().fingerprint(), fp);
+        let other = Sealer::from_secret(b"another-secret-of-enough-length").unwrap();
+        assert_ne!(other.fingerprint(), fp);
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!hex.contains(&fp) && !fp.contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn only_the_secret_that_sealed_the_stored_keys_passes_the_check() {
+        let s = sealer();
+        let other = Sealer::from_secret(b"another-secret-of-enough-length").unwrap();
+        let key = generate_key(SigningAlg::Es256, &s, 0, 0).unwrap();
+        assert_eq!(key.sealed_by.as_deref(), Some(s.fingerprint()));
+        assert!(check_sealed_by(std::slice::from_ref(&key), &s).is_ok());
+        assert!(matches!(
+            check_sealed_by(std::slice::from_ref(&key), &other),
+            Err(KeyRotationError::SealedElsewhere)
+        ));
+        // A key from before fingerprints were recorded must still open.
+        let legacy = KeyRecord {
+            sealed_by: None,
+            ..key
+        };
+        assert!(check_sealed_by(std::slice::from_ref(&legacy), &s).is_ok());
+        assert!(matches!(
+            check_sealed_by(&[legacy], &other),
+            Err(KeyRotationError::Key(KeyError::Unseal(_)))
+        ));
+    }
+
+    #[test]
     fn both_algorithms_sign_and_verify() {
         for alg in [SigningAlg::Es256, SigningAlg::EdDsa] {
             let rec = generate_key(alg, &sealer(), 100, 100).unwrap();
