@@ -105,6 +105,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                         "created_at": k.created_at,
                         "activates_at": k.activates_at,
                         "retires_at": k.retires_at,
+                        "sealed_by": k.sealed_by,
                         "state": if k.retires_at.is_some_and(|r| r <= t) { "retired" }
                             else if k.activates_at > t { "pending" }
                             else if k.retires_at.is_some() { "superseded" }

@@ -198,6 +198,25 @@ async fn keys_reseal_while_a_server_rotates_automatically_leaves_keys_the_new_se
         ])
         .await;
     let resealed = out["resealed"].as_u64().unwrap();
+    let listed = s
+        .cli_output_with(
+            &["keys", "list", "--json"],
+            &[("TESSERA_SECRET", new_secret)],
+        )
+        .await;
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let fingerprints: std::collections::BTreeSet<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["sealed_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fingerprints.len(),
+        1,
+        "every key names the new secret: {listed}"
+    );
+    assert!(!listed.to_string().contains(new_secret));
     let sr = &s;
     wait_until(
         Duration::from_secs(10),
