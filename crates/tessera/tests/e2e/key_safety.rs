@@ -309,3 +309,71 @@ async fn a_rotation_lead_time_shorter_than_the_jwks_cache_lifetime_is_refused() 
     s.cli(&["keys", "rotate", "--lead-time", "10"]).await;
     restart_and_check(&mut s, &[]).await;
 }
+
+/// The same over PostgreSQL with two nodes rotating automatically: `keys reseal` reaches both
+/// through the change feed, neither seals a key under the old secret, and both start again
+/// with the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_reseal_under_two_rotating_nodes_on_postgres_leaves_keys_the_new_secret_opens() {
+    let Some(db) = tessera_store_postgres::testing::TestDatabase::create("key_safety_reseal").await
+    else {
+        return;
+    };
+    let env = [
+        ("TESSERA_DATABASE_URL", db.url.as_str()),
+        ("TESSERA_DATABASE_POOL_SIZE", "4"),
+        ("TESSERA_KEY_ROTATION_INTERVAL", "3"),
+        ("TESSERA_KEY_ROTATION_LEAD_TIME", "2"),
+        ("TESSERA_PURGE_INTERVAL", "1"),
+    ];
+    let mut a = Server::start_with(&env).await;
+    let mut b = Server::start_with(&env).await;
+    let new_secret = "the-sealing-secret-after-the-reseal-on-postgres";
+    let file = a.dir_path().join("new-secret");
+    std::fs::write(&file, format!("{new_secret}\n")).unwrap();
+    let out = a
+        .cli_json(&[
+            "keys",
+            "reseal",
+            "--new-secret-file",
+            file.to_str().unwrap(),
+            "--json",
+        ])
+        .await;
+    let resealed = out["resealed"].as_u64().unwrap();
+    for node in [&a, &b] {
+        wait_until(
+            Duration::from_secs(10),
+            "each node refuses to rotate under its old secret",
+            || async move { node.logs().contains("automatic key rotation refused") },
+        )
+        .await;
+        assert!(node
+            .logs()
+            .contains("no longer open with this server's sealing secret"));
+    }
+    let listed = a
+        .cli_output_with(
+            &["keys", "list", "--json"],
+            &[("TESSERA_SECRET", new_secret)],
+        )
+        .await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        listed.as_array().unwrap().len() as u64,
+        resealed,
+        "no key was made under the old secret: {listed}"
+    );
+    restart_and_check(&mut a, &[("TESSERA_SECRET", new_secret)]).await;
+    restart_and_check(&mut b, &[("TESSERA_SECRET", new_secret)]).await;
+    let ar = &a;
+    let want = resealed + 1;
+    wait_until(
+        Duration::from_secs(10),
+        "the restarted nodes rotate",
+        || async move { kids(ar).await.len() as u64 >= want },
+    )
+    .await;
+    restart_and_check(&mut b, &[]).await;
+}
