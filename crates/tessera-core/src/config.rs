@@ -56,6 +56,14 @@ impl Config {
         }
     }
 
+    /// How long verifiers may cache the JWKS, seconds: the `max-age` of its `Cache-Control`,
+    /// half the rotation lead time and at most 300 s. A new key must be published at least
+    /// this long before it signs (RFC 7517 §5 leaves caching to HTTP; a verifier honouring
+    /// the header then knows every key before it meets a token signed by it).
+    pub fn jwks_max_age(&self) -> i64 {
+        (self.key_rotation_lead_time / 2).clamp(0, 300)
+    }
+
     /// The URL of an endpoint path under the issuer.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)

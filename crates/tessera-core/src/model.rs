@@ -300,6 +300,9 @@ pub struct KeyRecord {
     pub activates_at: i64,
     /// After when it is no longer published, once superseded.
     pub retires_at: Option<i64>,
+    /// The fingerprint of the sealing secret `private_sealed` is sealed under
+    /// ([`crate::keys::Sealer::fingerprint`]); `None` for keys sealed before it was recorded.
+    pub sealed_by: Option<String>,
 }
 
 /// What a change-feed entry is about.

@@ -570,7 +570,7 @@ impl ReplayStore for CachedStore {
 
 #[async_trait]
 impl KeyStore for CachedStore {
-    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+    async fn insert_key(&self, key: &KeyRecord) -> Result<bool, StoreError> {
         self.inner.insert_key(key).await
     }
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -579,8 +579,13 @@ impl KeyStore for CachedStore {
     async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError> {
         self.inner.retire_key(kid, retires_at).await
     }
-    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        self.inner.reseal_keys(sealed).await
+    async fn reseal_keys(
+        &self,
+        sealed: &[(String, Vec<u8>)],
+        sealed_by: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.reseal_keys(sealed, sealed_by, now).await
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tessera_core::clock::Clock;
 use tessera_core::config::Config;
 use tessera_core::cx::{verified_tokens, Cx, VerifiedTokens};
-use tessera_core::keys::{self, KeyRotationError, KeySet, Sealer};
+use tessera_core::keys::{self, KeyError, KeyRotationError, KeySet, Sealer};
 use tessera_core::store::{ChangeFeed, KeyStore, Maintenance, Store, StoreError};
 
 use crate::cache::CachedStore;
@@ -269,7 +269,22 @@ impl AppState {
     /// Reloads the signing keys from storage.
     pub async fn reload_keys(&self) -> Result<(), StartError> {
         let records = self.0.store.list_keys().await?;
-        let set = KeySet::load(&records, &self.0.sealer).map_err(KeyRotationError::from)?;
+        let set = match KeySet::load(&records, &self.0.sealer) {
+            Ok(set) => set,
+            Err(e @ KeyError::Unseal(_)) => {
+                // Re-sealed under a new secret (`tessera keys reseal`), or a key sealed under
+                // one: this server keeps the keys it holds and, as its secret no longer
+                // matches theirs, makes none (`keys::rotate_if_due` refuses).
+                tracing::error!(
+                    error = %e,
+                    "the stored signing keys no longer open with this server's sealing \
+                     secret (re-sealed by `tessera keys reseal`?): keeping the keys already \
+                     loaded and rotating none; restart this server with the current secret"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(KeyRotationError::from(e).into()),
+        };
         if let Ok(mut k) = self.0.keys.write() {
             *k = Arc::new(set);
         }
@@ -357,7 +372,7 @@ impl AppState {
                 }
                 if n.is_multiple_of(purge_every) {
                     if let Err(e) = state.rotate_keys_if_due().await {
-                        tracing::warn!(error = %e, "automatic key rotation failed");
+                        tracing::warn!(error = %e, "automatic key rotation refused or failed");
                     }
                     match state.0.store.purge_expired(state.now()).await {
                         Ok(r) => tracing::debug!(?r, "purged expired rows"),

@@ -6,14 +6,23 @@ use sqlx::Row;
 use tessera_core::model::{Change, ChangeKind, KeyRecord};
 use tessera_core::store::{ChangeFeed, KeyStore, StoreError};
 
-use crate::{backend, rows, PgStore};
+use crate::{backend, log_change, rows, PgStore};
 
 #[async_trait]
 impl KeyStore for PgStore {
-    async fn insert_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
-        let insert = sqlx::query(
+    async fn insert_key(&self, k: &KeyRecord) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // The lock `reseal_keys` also takes (it conflicts with itself, not with readers), so
+        // no re-sealing commits between the check and the insert.
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let n = sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_sealed, public_jwk, created_at, \
-             activates_at, retires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             activates_at, retires_at, sealed_by) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+             WHERE NOT EXISTS (SELECT 1 FROM signing_keys \
+                               WHERE sealed_by IS NOT NULL AND sealed_by IS DISTINCT FROM $8)",
         )
         .bind(&k.kid)
         .bind(&k.alg)
@@ -21,10 +30,18 @@ impl KeyStore for PgStore {
         .bind(&k.public_jwk)
         .bind(k.created_at)
         .bind(k.activates_at)
-        .bind(k.retires_at);
-        self.logged(insert, ChangeKind::Keys, "", k.created_at)
-            .await
-            .map(|_| ())
+        .bind(k.retires_at)
+        .bind(&k.sealed_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        log_change(&mut tx, ChangeKind::Keys, "", k.created_at).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -35,17 +52,41 @@ impl KeyStore for PgStore {
         rows.iter().map(rows::key).collect()
     }
 
-    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    async fn reseal_keys(
+        &self,
+        sealed: &[(String, Vec<u8>)],
+        sealed_by: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let mut updated = 0;
         for (kid, private_sealed) in sealed {
-            sqlx::query("UPDATE signing_keys SET private_sealed = $1 WHERE kid = $2")
-                .bind(private_sealed)
-                .bind(kid)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+            updated += sqlx::query(
+                "UPDATE signing_keys SET private_sealed = $1, sealed_by = $2 WHERE kid = $3",
+            )
+            .bind(private_sealed)
+            .bind(sealed_by)
+            .bind(kid)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
         }
-        tx.commit().await.map_err(backend)
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if u64::try_from(stored).unwrap_or(u64::MAX) != updated {
+            // A key was added since the caller read them: it would stay under the old secret.
+            return Ok(false);
+        }
+        log_change(&mut tx, ChangeKind::Keys, "", now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError> {

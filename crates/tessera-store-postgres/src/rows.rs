@@ -158,6 +158,7 @@ pub(crate) fn key(row: &PgRow) -> Result<KeyRecord, StoreError> {
         created_at: get(row, "created_at")?,
         activates_at: get(row, "activates_at")?,
         retires_at: get(row, "retires_at")?,
+        sealed_by: get(row, "sealed_by")?,
     })
 }
 

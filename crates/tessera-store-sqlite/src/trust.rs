@@ -70,6 +70,11 @@ impl TrustStore for SqliteStore {
         }
         let sdk_client = sdk_client_id(name);
         let mut tx = self.pool.begin().await.map_err(backend)?;
+        // A write first, so that this transaction holds SQLite's write lock before it reads:
+        // a concurrent `client create` then waits for it (and its client is refused if the
+        // environment went) rather than this deletion failing on a stale read. Rolled back with
+        // the rest when nothing is deleted.
+        log_change(&mut tx, ChangeKind::Env, name, now).await?;
         let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM envs WHERE name = ?")
             .bind(name)
             .fetch_one(&mut *tx)
@@ -104,7 +109,6 @@ impl TrustStore for SqliteStore {
         }
         log_change(&mut tx, ChangeKind::Trust, name, now).await?;
         log_change(&mut tx, ChangeKind::Client, &sdk_client, now).await?;
-        log_change(&mut tx, ChangeKind::Env, name, now).await?;
         tx.commit().await.map_err(backend)?;
         Ok(EnvDeletion::Deleted)
     }

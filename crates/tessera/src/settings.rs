@@ -3,7 +3,7 @@
 //! Owns [`FileConfig`] (the TOML file's keys, each also an environment variable
 //! `TESSERA_<KEY>`), the resolution order, and the sealing secret: `TESSERA_SECRET`, else the
 //! file named by `secret_file`, else (SQLite only) a key file beside the database, created with
-//! mode 0600 on first use.
+//! mode 0600 on first use, and never for a database that already has signing keys.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -219,6 +219,13 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     if let Some(v) = env("TESSERA_KEY_ROTATION_INTERVAL")?.or(file.key_rotation_interval) {
         core.key_rotation_interval = v;
     }
+    if core.key_rotation_lead_time < core.jwks_max_age() {
+        bail!(
+            "key_rotation_lead_time must be at least the {} s the JWKS may be cached (its \
+             Cache-Control max-age), and not negative",
+            core.jwks_max_age()
+        );
+    }
     if core.key_rotation_interval > 0 && core.key_rotation_interval <= core.key_rotation_lead_time {
         bail!("key_rotation_interval must be longer than key_rotation_lead_time");
     }
@@ -407,8 +414,33 @@ fn check_issuer(issuer: &str, allow_insecure: bool) -> Result<()> {
 }
 
 impl Settings {
-    /// The sealing key for signing keys at rest.
+    /// The sealing key for signing keys at rest. Never creates the default key file (see
+    /// [`Settings::sealer_for`]).
     pub fn sealer(&self) -> Result<Sealer> {
+        self.sealer_inner(false)
+    }
+
+    /// The sealing key for a process that opened `store` and may write keys to it: the
+    /// default key file is created only for a database that has no signing keys yet. A new
+    /// secret for a database whose keys were sealed under another one would open none of them
+    /// and seal new keys no server can open.
+    pub async fn sealer_for(&self, store: &dyn tessera_core::store::Store) -> Result<Sealer> {
+        let has_keys = !store.list_keys().await?.is_empty();
+        if has_keys && env::<String>("TESSERA_SECRET")?.is_none() && self.secret_file.is_none() {
+            let path = default_key_file(&self.database_url)?;
+            if !path.exists() {
+                bail!(
+                    "the database already has signing keys, sealed under a secret this command \
+                     was not given, and {} does not exist (it is not created for a database \
+                     with keys): set TESSERA_SECRET or --secret-file to the servers' secret",
+                    path.display()
+                );
+            }
+        }
+        self.sealer_inner(!has_keys)
+    }
+
+    fn sealer_inner(&self, may_create: bool) -> Result<Sealer> {
         if let Some(secret) = env::<String>("TESSERA_SECRET")? {
             return Ok(Sealer::from_secret(secret.as_bytes())?);
         }
@@ -416,7 +448,7 @@ impl Settings {
             Some(p) => p.clone(),
             None => default_key_file(&self.database_url)?,
         };
-        if !path.exists() && self.secret_file.is_none() {
+        if may_create && !path.exists() && self.secret_file.is_none() {
             create_key_file(&path)?;
         }
         let bytes = std::fs::read(&path)
@@ -581,6 +613,9 @@ mod tests {
         ] {
             assert!(resolve(Overrides::default(), file).is_err());
         }
+    }
+
+    #[test]
     fn change_retention_comes_from_the_file_and_is_checked() {
         let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
         assert_eq!(defaults.change_retention, DEFAULT_CHANGE_RETENTION);

@@ -8,11 +8,19 @@
 //! from its creation but signs only from `activates_at` (creation plus a lead time longer than
 //! the JWKS cache lifetime), and a superseded key stays published until every token it signed
 //! has expired (`retires_at`).
+//!
+//! Every key is stored with the fingerprint of the secret that sealed it
+//! ([`Sealer::fingerprint`]). Whatever writes keys (a rotation, automatic or by `tessera keys
+//! rotate`, and `tessera keys reseal`) first opens every stored key with the secret it holds
+//! and refuses if one does not open or names another secret, so no command run with the wrong
+//! secret can leave a database that no server starts from.
 
 mod rotation;
 mod sealing;
 
-pub use rotation::{ensure_key, reseal, retirements, rotate, rotate_if_due, KeyRotationError};
+pub use rotation::{
+    check_sealed_by, ensure_key, reseal, retirements, rotate, rotate_if_due, KeyRotationError,
+};
 pub use sealing::Sealer;
 
 use std::sync::Arc;
@@ -218,6 +226,7 @@ pub fn generate_key(
         created_at: now,
         activates_at,
         retires_at: None,
+        sealed_by: Some(sealer.fingerprint().to_owned()),
     })
 }
 
@@ -296,6 +305,41 @@ mod tests {
         assert!(s.open("kid2", &sealed).is_err());
         let other = Sealer::from_secret(b"another-secret-of-enough-length").unwrap();
         assert!(other.open("kid1", &sealed).is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_names_the_secret_without_revealing_it() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let fp = sealer().fingerprint().to_owned();
+        assert_eq!(fp.len(), 32);
+        assert_eq!(Sealer::from_secret(secret).unwrap().fingerprint(), fp);
+        let other = Sealer::from_secret(b"another-secret-of-enough-length").unwrap();
+        assert_ne!(other.fingerprint(), fp);
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!hex.contains(&fp) && !fp.contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn only_the_secret_that_sealed_the_stored_keys_passes_the_check() {
+        let s = sealer();
+        let other = Sealer::from_secret(b"another-secret-of-enough-length").unwrap();
+        let key = generate_key(SigningAlg::Es256, &s, 0, 0).unwrap();
+        assert_eq!(key.sealed_by.as_deref(), Some(s.fingerprint()));
+        assert!(check_sealed_by(std::slice::from_ref(&key), &s).is_ok());
+        assert!(matches!(
+            check_sealed_by(std::slice::from_ref(&key), &other),
+            Err(KeyRotationError::SealedElsewhere)
+        ));
+        // A key from before fingerprints were recorded must still open.
+        let legacy = KeyRecord {
+            sealed_by: None,
+            ..key
+        };
+        assert!(check_sealed_by(std::slice::from_ref(&legacy), &s).is_ok());
+        assert!(matches!(
+            check_sealed_by(&[legacy], &other),
+            Err(KeyRotationError::Key(KeyError::Unseal(_)))
+        ));
     }
 
     #[test]

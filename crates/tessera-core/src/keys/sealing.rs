@@ -1,5 +1,7 @@
 //! Sealing private keys at rest: AES-256-GCM under a key derived with HKDF-SHA256 from the
-//! operator's secret, each sealed key bound to its `kid`.
+//! operator's secret, each sealed key bound to its `kid`; and the fingerprint of that secret
+//! stored beside every sealed key, so that a process can tell, before it writes a key, whether
+//! the stored keys were sealed under the secret it holds.
 
 use ring::aead;
 use ring::hkdf;
@@ -12,11 +14,19 @@ use crate::secret::random_bytes;
 pub struct Sealer {
     key: aead::LessSafeKey,
     mac: ring::hmac::Key,
+    fingerprint: String,
 }
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Sealer(<redacted>)")
+    }
+}
+
+struct Len16;
+impl hkdf::KeyType for Len16 {
+    fn len(&self) -> usize {
+        16
     }
 }
 
@@ -49,10 +59,24 @@ impl Sealer {
         prk.expand(&[b"hmac-sha256"], Len32)
             .and_then(|okm| okm.fill(&mut mac_bytes))
             .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
+        // A third HKDF output: one-way, and independent of the sealing and MAC keys, so it
+        // can be stored in the clear without telling anything about them or the secret.
+        let mut fp = [0u8; 16];
+        prk.expand(&[b"fingerprint"], Len16)
+            .and_then(|okm| okm.fill(&mut fp))
+            .map_err(|_| KeyError::Invalid("sealing secret".into()))?;
         Ok(Self {
             key: aead::LessSafeKey::new(unbound),
             mac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &mac_bytes),
+            fingerprint: fp.iter().map(|b| format!("{b:02x}")).collect(),
         })
+    }
+
+    /// The fingerprint of the sealing secret (32 hex digits, derived with HKDF-SHA256 and
+    /// never the secret): stored with every key sealed by this sealer, and equal for every
+    /// process holding the same secret.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// An HMAC-SHA256 tag of `data` under a key derived from the same secret (every node

@@ -140,16 +140,29 @@ pub trait TokenStore: Send + Sync {
 /// Signing keys.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Adds a key. # Contract: logs a `Keys` change.
-    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
+    /// Adds a key, unless a stored key is sealed under another secret than `key.sealed_by`
+    /// (a process holding a secret that is no longer current must not store a key no other
+    /// process can open). # Contract: the check and the insert are atomic with respect to
+    /// every other `insert_key` and `reseal_keys`; keys whose `sealed_by` is unknown (`None`)
+    /// do not count; returns whether the key was added (`false`: nothing written); logs a
+    /// `Keys` change when it was.
+    async fn insert_key(&self, key: &KeyRecord) -> Result<bool, StoreError>;
     /// Every key, oldest first.
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     /// Sets when a superseded key stops being published. # Contract: logs a `Keys` change.
     async fn retire_key(&self, kid: &str, retires_at: i64) -> Result<(), StoreError>;
     /// Replaces the sealed private halves of keys (after the sealing secret changed), all in
-    /// one transaction. # Contract: all or nothing; logs nothing (running servers keep the
-    /// keys they unsealed and must be restarted with the new secret).
-    async fn reseal_keys(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
+    /// one transaction, recording `sealed_by` (the new secret's fingerprint) for each.
+    /// # Contract: all or nothing, atomic with respect to `insert_key`; returns `false` and
+    /// changes nothing unless `sealed` names every stored key (one was added meanwhile: the
+    /// caller reads the keys again); logs a `Keys` change, so that running servers learn that
+    /// the keys are now sealed under another secret.
+    async fn reseal_keys(
+        &self,
+        sealed: &[(String, Vec<u8>)],
+        sealed_by: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The change feed.

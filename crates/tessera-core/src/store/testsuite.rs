@@ -209,6 +209,34 @@ pub async fn concurrent_token_inserts_are_all_stored(s: &dyn Store) {
     }
 }
 
+/// Runs two futures at once, so the core needs no futures dependency.
+async fn futures_join2<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    (ra.unwrap(), rb.unwrap())
+}
+
 /// A tiny join_all, so the core needs no futures dependency.
 async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
@@ -278,21 +306,130 @@ pub async fn keys_round_trip_and_retire(s: &dyn Store) {
         created_at: 1_000,
         activates_at: 1_000,
         retires_at: None,
+        sealed_by: Some("fp-a".into()),
     };
-    s.insert_key(&k).await.unwrap();
+    assert!(s.insert_key(&k).await.unwrap());
     s.retire_key("k1", 9_000).await.unwrap();
-    s.reseal_keys(&[("k1".to_owned(), vec![9, 9])])
+    assert!(s
+        .reseal_keys(&[("k1".to_owned(), vec![9, 9])], "fp-b", 9_100)
         .await
-        .unwrap();
+        .unwrap());
     let keys = s.list_keys().await.unwrap();
     assert_eq!(
         keys,
         vec![KeyRecord {
             retires_at: Some(9_000),
             private_sealed: vec![9, 9],
+            sealed_by: Some("fp-b".into()),
             ..k
         }]
     );
+}
+
+fn sealed_key(kid: &str, sealed_by: Option<&str>) -> KeyRecord {
+    KeyRecord {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        private_sealed: kid.as_bytes().to_vec(),
+        public_jwk: "{}".into(),
+        created_at: 1_000,
+        activates_at: 1_000,
+        retires_at: None,
+        sealed_by: sealed_by.map(str::to_owned),
+    }
+}
+
+/// A key is stored only while every stored key names the same sealing secret (keys from
+/// before fingerprints were recorded do not count); a re-sealing covers every stored key or
+/// changes nothing, and is announced on the change feed.
+pub async fn keys_are_stored_only_under_the_secret_of_the_stored_keys(s: &dyn Store) {
+    assert!(s.insert_key(&sealed_key("legacy", None)).await.unwrap());
+    assert!(s.insert_key(&sealed_key("a1", Some("fp-a"))).await.unwrap());
+    let before = s.latest_change().await.unwrap();
+    assert!(
+        !s.insert_key(&sealed_key("b1", Some("fp-b"))).await.unwrap(),
+        "a key sealed under another secret than the stored ones is refused"
+    );
+    assert_eq!(s.changes_since(before, 10).await.unwrap(), vec![]);
+    assert!(s.insert_key(&sealed_key("a2", Some("fp-a"))).await.unwrap());
+    let kids = |keys: Vec<KeyRecord>| keys.into_iter().map(|k| k.kid).collect::<Vec<_>>();
+    let mut stored = kids(s.list_keys().await.unwrap());
+    stored.sort();
+    assert_eq!(stored, ["a1", "a2", "legacy"]);
+
+    // A re-sealing that misses a stored key changes nothing.
+    let partial = [("legacy".to_owned(), vec![1]), ("a1".to_owned(), vec![2])];
+    assert!(!s.reseal_keys(&partial, "fp-b", 2_000).await.unwrap());
+    assert!(s
+        .list_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.sealed_by.as_deref() != Some("fp-b") && k.private_sealed == k.kid.as_bytes()));
+
+    let before = s.latest_change().await.unwrap();
+    let all = [
+        ("legacy".to_owned(), vec![1]),
+        ("a1".to_owned(), vec![2]),
+        ("a2".to_owned(), vec![3]),
+    ];
+    assert!(s.reseal_keys(&all, "fp-b", 2_000).await.unwrap());
+    let changes = s.changes_since(before, 10).await.unwrap();
+    assert!(
+        changes.iter().any(|c| c.kind == ChangeKind::Keys),
+        "running servers learn of the re-sealing: {changes:?}"
+    );
+    assert!(s
+        .list_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.sealed_by.as_deref() == Some("fp-b")));
+    assert!(
+        !s.insert_key(&sealed_key("a3", Some("fp-a"))).await.unwrap(),
+        "the old secret can no longer add keys"
+    );
+    assert!(s.insert_key(&sealed_key("b2", Some("fp-b"))).await.unwrap());
+}
+
+/// Keys added under the old secret while the keys are re-sealed under a new one: whatever the
+/// order, no key is left sealed under the old secret once the re-sealing succeeded.
+pub async fn concurrent_key_inserts_and_a_reseal_leave_no_key_under_the_old_secret(s: &dyn Store) {
+    assert!(s
+        .insert_key(&sealed_key("first", Some("old")))
+        .await
+        .unwrap());
+    let reseal = async {
+        for _ in 0..100 {
+            let keys = s.list_keys().await.unwrap();
+            let sealed: Vec<(String, Vec<u8>)> =
+                keys.iter().map(|k| (k.kid.clone(), vec![7])).collect();
+            if s.reseal_keys(&sealed, "new", 2_000).await.unwrap() {
+                return true;
+            }
+        }
+        false
+    };
+    let inserts = futures_join_all((0..30).map(|i| async move {
+        s.insert_key(&sealed_key(&format!("k{i}"), Some("old")))
+            .await
+    }));
+    let (resealed, inserted) = futures_join2(reseal, inserts).await;
+    assert!(resealed, "the re-sealing went through");
+    assert!(inserted.iter().all(Result::is_ok));
+    let keys = s.list_keys().await.unwrap();
+    let under_old: Vec<&str> = keys
+        .iter()
+        .filter(|k| k.sealed_by.as_deref() != Some("new"))
+        .map(|k| k.kid.as_str())
+        .collect();
+    assert_eq!(
+        under_old,
+        Vec::<&str>::new(),
+        "keys left under the old secret"
+    );
+    let accepted = inserted.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(keys.len(), accepted + 1);
 }
 
 pub async fn every_shared_write_appears_in_the_change_feed(s: &dyn Store) {
@@ -1149,6 +1286,82 @@ pub async fn key_sets_breaking_the_registration_rules_are_refused(s: &dyn Store)
     assert_eq!(stored.keys, ten, "unchanged");
 }
 
+/// `env delete` racing `client create --env` (which ensures the environment, then inserts the
+/// client), many pairs at once: whatever wins, no client is left in a missing environment, and
+/// a client whose insert succeeded is stored.
+pub async fn env_deletions_racing_client_creations_leave_no_client_in_a_missing_env(s: &dyn Store) {
+    const PAIRS: usize = 150;
+    let create = |env: String| async move {
+        s.ensure_env(&env, 1_000).await?;
+        let c = ClientRecord {
+            env,
+            ..client(&SecretHash::of("s1"))
+        };
+        s.insert_client(&c).await.map(|()| c.client_id)
+    };
+    // Each pair: the environment exists (made by an earlier command), then one command
+    // creates a client in it while another deletes it.
+    let pair = |i: usize| async move {
+        let env = format!("race-{i}");
+        s.ensure_env(&env, 1_000).await.unwrap();
+        futures_join2(create(env.clone()), s.delete_env(&env, 1_100)).await
+    };
+    let (created, deleted): (Vec<_>, Vec<_>) = futures_join_all((0..PAIRS).map(pair))
+        .await
+        .into_iter()
+        .unzip();
+    let outcomes = format!(
+        "{} clients created, {} environments deleted, {} deletions refused",
+        created.iter().filter(|r| r.is_ok()).count(),
+        deleted
+            .iter()
+            .filter(|r| matches!(r, Ok(EnvDeletion::Deleted)))
+            .count(),
+        deleted
+            .iter()
+            .filter(|r| matches!(r, Ok(EnvDeletion::InUse(_))))
+            .count(),
+    );
+    assert!(
+        deleted.iter().all(Result::is_ok),
+        "a deletion failed rather than waiting: {outcomes}"
+    );
+    assert!(
+        deleted
+            .iter()
+            .any(|r| matches!(r, Ok(EnvDeletion::Deleted))),
+        "the race was run: {outcomes}"
+    );
+    let clients = s.list_clients().await.unwrap();
+    let mut orphans = Vec::new();
+    for c in &clients {
+        if s.get_env(&c.env).await.unwrap().is_none() {
+            orphans.push(c.env.clone());
+        }
+    }
+    assert_eq!(
+        orphans,
+        Vec::<String>::new(),
+        "clients in a deleted environment"
+    );
+    for id in created.iter().flatten() {
+        assert!(
+            clients.iter().any(|c| &c.client_id == id),
+            "an acknowledged client is stored"
+        );
+    }
+    for (i, d) in deleted.iter().enumerate() {
+        if let Ok(EnvDeletion::Deleted) = d {
+            let env = format!("race-{i}");
+            let has_clients = clients.iter().any(|c| c.env == env);
+            assert!(
+                !has_clients || s.get_env(&env).await.unwrap().is_some(),
+                "a deleted environment has no clients"
+            );
+        }
+    }
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store.
 ///
 /// - `conformance_tests!(make)`: `make` is an async expression yielding something that
@@ -1168,6 +1381,8 @@ macro_rules! conformance_tests {
             revoked_jtis_are_idempotent_and_expire,
             revoked_jtis_are_listed_a_page_at_a_time,
             keys_round_trip_and_retire,
+            keys_are_stored_only_under_the_secret_of_the_stored_keys,
+            concurrent_key_inserts_and_a_reseal_leave_no_key_under_the_old_secret,
             every_shared_write_appears_in_the_change_feed,
             purge_removes_only_what_expired,
             the_feed_horizon_follows_the_purge,
@@ -1196,6 +1411,7 @@ macro_rules! conformance_tests {
             clients_and_tokens_keep_their_env_and_single_use,
             deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_clients,
             key_sets_breaking_the_registration_rules_are_refused,
+            env_deletions_racing_client_creations_leave_no_client_in_a_missing_env,
         );
     };
     ($make:expr) => {

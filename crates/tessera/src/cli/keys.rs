@@ -1,4 +1,10 @@
 //! `tessera keys ...`: signing keys.
+//!
+//! The commands that write keys (`rotate`, `reseal`) first open every stored key with the
+//! sealing secret they were given and refuse, writing nothing, when one does not open
+//! (`keys::check_sealed_by`): a wrong `TESSERA_SECRET` or a missing `--secret-file` must not
+//! leave a database no server can start from. No command creates a key file for a database
+//! that already has keys.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -12,9 +18,12 @@ use crate::settings::Settings;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make a new signing key: published in the JWKS at once, signing after the lead time;
-    /// older keys stay published until every token they signed has expired.
+    /// older keys stay published until every token they signed has expired. Refused when
+    /// the stored keys do not open with this command's sealing secret.
     Rotate {
-        /// Seconds before the new key signs [default: key_rotation_lead_time, 600].
+        /// Seconds before the new key signs [default: key_rotation_lead_time, 600]; at least
+        /// the JWKS cache lifetime (its Cache-Control max-age: half key_rotation_lead_time,
+        /// at most 300).
         #[arg(long)]
         lead_time: Option<i64>,
         /// Print JSON.
@@ -45,18 +54,12 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
     match cmd {
         Command::Rotate { lead_time, json } => {
-            let sealer = settings.sealer()?;
+            let sealer = settings.sealer_for(store.as_ref()).await?;
             let t = now();
             let lead = lead_time.unwrap_or(settings.core.key_rotation_lead_time);
-            let key = keys::rotate(
-                store.as_ref(),
-                &sealer,
-                settings.core.signing_alg,
-                t,
-                lead,
-                settings.core.max_access_token_ttl,
-            )
-            .await?;
+            let key = keys::rotate(store.as_ref(), &sealer, &settings.core, t, lead)
+                .await
+                .context("no key was made")?;
             let out = json!({"kid": key.kid, "alg": key.alg, "activates_at": key.activates_at});
             if json {
                 print_json(&out);
@@ -75,13 +78,17 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                 format!("reading the new secret from {}", new_secret_file.display())
             })?;
             let new = Sealer::from_secret(text.trim().as_bytes())?;
-            let n = keys::reseal(store.as_ref(), &settings.sealer()?, &new).await?;
+            let old = settings.sealer_for(store.as_ref()).await?;
+            let n = keys::reseal(store.as_ref(), &old, &new, now())
+                .await
+                .context("no key was re-sealed")?;
             if json {
                 print_json(&json!({"resealed": n}));
             } else {
                 println!(
                     "re-sealed {n} keys; restart every server with the new secret (the old one \
-                     no longer opens them)"
+                     no longer opens them; until then running servers keep their keys and make \
+                     none)"
                 );
             }
         }
@@ -98,6 +105,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                         "created_at": k.created_at,
                         "activates_at": k.activates_at,
                         "retires_at": k.retires_at,
+                        "sealed_by": k.sealed_by,
                         "state": if k.retires_at.is_some_and(|r| r <= t) { "retired" }
                             else if k.activates_at > t { "pending" }
                             else if k.retires_at.is_some() { "superseded" }

@@ -74,7 +74,7 @@ pub async fn run(settings: Settings) -> Result<()> {
              or another user has its prepared form (cannot sign in; delete and create again)"
         );
     }
-    let sealer = settings.sealer()?;
+    let sealer = settings.sealer_for(store.as_ref()).await?;
     let state = tessera_http::AppState::start(
         settings.core.clone(),
         settings.http.clone(),

@@ -27,6 +27,7 @@ mod fuzz;
 mod http_edges;
 mod introspection;
 mod jwt_bearer;
+mod key_safety;
 mod load;
 mod logs;
 mod multinode;

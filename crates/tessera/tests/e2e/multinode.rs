@@ -154,7 +154,7 @@ async fn changes_through_one_node_or_the_cli_reach_every_node_within_a_second() 
         .as_array()
         .unwrap()
         .len();
-    a.cli(&["keys", "rotate", "--lead-time", "60"]).await;
+    a.cli(&["keys", "rotate", "--lead-time", "300"]).await;
     for node in &cl.nodes {
         wait_until(FEED_DEADLINE, "the new key is published", || async {
             node.get_json("/.well-known/jwks.json").await["keys"]

@@ -208,10 +208,11 @@ async fn deleted_client_is_refused_and_its_tokens_go_inactive_within_a_second() 
 /// A new signing key is published at once and signs only after its lead time (verifiers
 /// that cache the JWKS must see it first); tokens signed by the old key stay valid. The lead
 /// time is 2 s so that, with the change reaching the server within 1 s, there is always a
-/// moment when the JWKS shows both keys while the old one still signs.
+/// moment when the JWKS shows both keys while the old one still signs; the configured lead
+/// time of 4 s has the JWKS cached for 2 s, so a 2 s lead time is allowed.
 #[tokio::test]
 async fn key_rotation_publishes_the_new_key_first_and_signs_with_it_after_the_lead_time() {
-    let s = Server::start().await;
+    let s = Server::start_with(&[("TESSERA_KEY_ROTATION_LEAD_TIME", "4")]).await;
     let c = s.create_client(&[]).await;
     let keys = s.cli_json(&["keys", "list", "--json"]).await;
     assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");

@@ -531,6 +531,36 @@ impl Server {
         }
     }
 
+    /// Stops the server if it runs (SIGTERM) and starts `tessera serve` again on the same port
+    /// and database, with `env` overriding its environment from now on (for the CLI too).
+    /// Returns the logs if it does not become ready.
+    pub async fn restart_with(&mut self, env: &[(&str, &str)]) -> Result<(), String> {
+        if self.child.is_some() {
+            self.stop().await;
+        }
+        for (k, v) in env {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let append = |path: PathBuf| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("log file")
+        };
+        let child = self
+            .command()
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(append(self.stdout_path()))
+            .stderr(append(self.stderr_path()))
+            .spawn()
+            .expect("spawn tessera serve");
+        self.child = Some(child);
+        self.wait_ready().await
+    }
+
     /// Kills the server with SIGKILL (no chance to finish anything) and waits for it to die.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
