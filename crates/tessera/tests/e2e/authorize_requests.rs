@@ -138,7 +138,9 @@ async fn unknown_parameters_are_bounded_in_number_and_size() {
             assert!(!p.contains_key("code"));
         }
     };
-    let long = "x".repeat(60 * 1024);
+    // Far over the bounds, yet within the request-head limit (a 60 KB query is refused
+    // before it reaches the endpoint, with 431).
+    let long = "x".repeat(8 * 1024);
     refused(vec![("productId".into(), long)]).await;
     let many: Vec<(String, String)> = (0..17).map(|i| (format!("p{i}"), "v".into())).collect();
     refused(many).await;
