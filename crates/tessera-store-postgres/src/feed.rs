@@ -29,14 +29,14 @@ impl KeyStore for PgStore {
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY activates_at, created_at")
-            .fetch_all(&self.pool)
+            .fetch_all(self.live()?)
             .await
             .map_err(backend)?;
         rows.iter().map(rows::key).collect()
     }
 
     async fn reseal_keys(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         for (kid, private_sealed) in sealed {
             sqlx::query("UPDATE signing_keys SET private_sealed = $1 WHERE kid = $2")
                 .bind(private_sealed)
@@ -63,7 +63,7 @@ impl PgStore {
     /// see `publish_changes()` in the migration. Returns how many it published.
     pub async fn publish_changes(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT publish_changes()")
-            .fetch_one(&self.pool)
+            .fetch_one(self.live()?)
             .await
             .map_err(backend)
     }
@@ -74,7 +74,7 @@ impl ChangeFeed for PgStore {
     async fn latest_change(&self) -> Result<i64, StoreError> {
         self.publish_changes().await?;
         sqlx::query_scalar("SELECT seq FROM change_feed_head")
-            .fetch_one(&self.pool)
+            .fetch_one(self.live()?)
             .await
             .map_err(backend)
     }
@@ -85,7 +85,7 @@ impl ChangeFeed for PgStore {
             sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
                 .bind(seq)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.live()?)
                 .await
                 .map_err(backend)?;
         rows.iter()

@@ -12,7 +12,7 @@ use crate::{backend, PgStore, CHANGE_RETENTION_SECS, PURGE_BATCH};
 impl Maintenance for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(self.live()?)
             .await
             .map(|_| ())
             .map_err(backend)
@@ -97,7 +97,7 @@ impl PgStore {
             };
             let n = query
                 .bind(PURGE_BATCH)
-                .execute(&self.pool)
+                .execute(self.live()?)
                 .await
                 .map_err(backend)?
                 .rows_affected();
@@ -112,7 +112,7 @@ impl PgStore {
             // many rows as it gains keeps its size. VACUUM takes no lock that blocks reads or
             // writes; a table another node is vacuuming is skipped.
             let vacuum = format!("VACUUM (SKIP_LOCKED) {table}");
-            if let Err(e) = sqlx::raw_sql(&vacuum).execute(&self.pool).await {
+            if let Err(e) = sqlx::raw_sql(&vacuum).execute(self.live()?).await {
                 tracing::warn!(error = %e, table, "vacuum after purge failed");
             }
         }

@@ -31,11 +31,38 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The database cannot be reached (down, restarting, or no connection to be had): the
+    /// request may succeed if retried later. Backends answer this at once while they know the
+    /// database is down, rather than make every request wait for a connection.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether this, or an error it was the cause of, says the database cannot be reached.
+    pub fn is_unavailable_cause(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if matches!(
+                e.downcast_ref::<StoreError>(),
+                Some(StoreError::Unavailable(_))
+            ) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
 }
 
 impl From<StoreError> for crate::error::OAuthError {
     fn from(e: StoreError) -> Self {
-        crate::error::OAuthError::server_error(e)
+        let unavailable = matches!(e, StoreError::Unavailable(_));
+        let mut err = crate::error::OAuthError::server_error(e);
+        if unavailable {
+            err.description = "the service is temporarily unavailable; retry later".into();
+        }
+        err
     }
 }
 

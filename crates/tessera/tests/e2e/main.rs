@@ -27,6 +27,7 @@ mod load;
 mod logs;
 mod multinode;
 mod oidc_client;
+mod outage;
 mod private_key_jwt;
 mod rotation;
 mod sdk_token;
