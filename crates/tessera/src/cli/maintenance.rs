@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{now, open_or_create_store, open_store, print_json};
 use crate::settings::Settings;
 
 /// Flags of `purge`.
@@ -54,7 +54,7 @@ pub struct MigrateArgs {
 
 /// Applies migrations (opening the store does) and exits.
 pub async fn migrate(args: MigrateArgs, settings: &Settings) -> Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_or_create_store(settings).await?;
     store.close().await;
     if args.json {
         print_json(&json!({"migrated": true}));

@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use tessera_core::clock::SystemClock;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{open_store, redact};
+use crate::cli::{open_or_create_store, redact};
 use crate::settings::Settings;
 
 /// Flags of `serve`.
@@ -63,7 +63,7 @@ fn init_logging(json: bool) {
 /// Runs the server until SIGTERM or SIGINT; in-flight requests finish first.
 pub async fn run(settings: Settings) -> Result<()> {
     init_logging(settings.json_logs);
-    let store = open_store(&settings).await?;
+    let store = open_or_create_store(&settings).await?;
     let sealer = settings.sealer()?;
     let state = tessera_http::AppState::start(
         settings.core.clone(),

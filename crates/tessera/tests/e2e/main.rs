@@ -18,6 +18,7 @@ mod cli;
 mod client_credentials;
 mod code_flow;
 mod cors;
+mod database_files;
 mod discovery;
 mod errors;
 mod fuzz;
