@@ -171,6 +171,18 @@ pub trait Maintenance: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Deletes what has expired by `now`, in small batches.
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError>;
+    /// The issuer the database is served under, if one was recorded.
+    async fn recorded_issuer(&self) -> Result<Option<String>, StoreError>;
+    /// Records the issuer the database is served under. # Contract: with `replace` false,
+    /// records `issuer` only if none is recorded yet (atomic: of servers starting at once, one
+    /// records and the others read its issuer) and returns the issuer on record afterwards;
+    /// with `replace` true, replaces the recorded one and returns `issuer`.
+    async fn record_issuer(
+        &self,
+        issuer: &str,
+        replace: bool,
+        now: i64,
+    ) -> Result<String, StoreError>;
 }
 
 /// One-time use of assertion ids (`jti`), shared by every node.

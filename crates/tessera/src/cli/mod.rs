@@ -158,6 +158,27 @@ async fn open(settings: &Settings, create: bool) -> Result<Database> {
     Ok(Database::Sqlite(Arc::new(store)))
 }
 
+/// Records the issuer a database is served under the first time it is served, and refuses to
+/// serve it under another: every token, code and session in it was issued under that issuer,
+/// and two servers with different issuers over one database would each find the other's
+/// tokens inactive. `tessera migrate --set-issuer` changes it deliberately.
+pub async fn check_issuer(store: &Database, issuer: &str) -> Result<()> {
+    let recorded = store
+        .record_issuer(issuer, false, now())
+        .await
+        .context("recording the issuer the database is served under")?;
+    if recorded != issuer {
+        anyhow::bail!(
+            "this database is served under the issuer {recorded}, and this server is \
+             configured with {issuer}: set issuer (TESSERA_ISSUER, serve --issuer) to \
+             {recorded}, or, to move the database to the new issuer deliberately, run \
+             `tessera migrate --set-issuer {issuer}` first (tokens issued under the old \
+             issuer are then no longer accepted)"
+        );
+    }
+    Ok(())
+}
+
 /// The current time.
 pub fn now() -> i64 {
     SystemClock.now()

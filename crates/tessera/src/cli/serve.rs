@@ -91,6 +91,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     for _ in 1..workers {
         listeners.push(bind(local).with_context(|| format!("binding {local}"))?);
     }
+    crate::cli::check_issuer(&store, &settings.core.issuer).await?;
     tracing::info!(
         listen = %local,
         issuer = %settings.core.issuer,

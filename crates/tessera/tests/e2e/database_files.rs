@@ -198,3 +198,117 @@ async fn the_database_wal_shm_and_key_files_are_0600_under_umask_022() {
     );
     assert_eq!(mode(&dir.path().join("tessera.db")), 0o600);
 }
+
+/// `tessera serve` in `dir` on `port`, with the issuer `http://127.0.0.1:PORT` (the database
+/// and the key file are the defaults, `./tessera.db` and `./tessera.key`).
+fn spawn_serve(dir: &Path, port: u16) -> std::process::Child {
+    let listen = format!("127.0.0.1:{port}");
+    let issuer = format!("http://{listen}");
+    tessera(
+        dir,
+        &[
+            ("TESSERA_LISTEN", listen.as_str()),
+            ("TESSERA_ISSUER", issuer.as_str()),
+        ],
+    )
+    .arg("serve")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn tessera serve")
+}
+
+async fn ready(port: u16) -> bool {
+    let http = http_client();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(res) = http
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await
+        {
+            if res.status().is_success() {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Waits (at most 20 s) for a process to exit; kills it if it does not.
+fn exited(mut child: std::process::Child) -> Option<Output> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().ok();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[tokio::test]
+async fn a_database_served_under_one_issuer_refuses_another_until_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = spawn_serve(dir.path(), port_a);
+    assert!(ready(port_a).await, "the first server did not start");
+
+    // A second server on the same file with another issuer is refused, with both issuers in
+    // the message, while the first goes on.
+    let b = spawn_serve(dir.path(), port_b);
+    let out = exited(b).expect("a server with another issuer kept running");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "served under the issuer http://127.0.0.1:{port_a}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("http://127.0.0.1:{port_b}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--set-issuer"), "{stderr}");
+    assert!(ready(port_a).await);
+    let _ = a.kill();
+    let _ = a.wait();
+
+    // Restarted with its own issuer, the first server is accepted.
+    let mut again = spawn_serve(dir.path(), port_a);
+    assert!(
+        ready(port_a).await,
+        "the first server could not start again"
+    );
+    let _ = again.kill();
+    let _ = again.wait();
+
+    // A deliberate change: then the new issuer is served, and the old one refused.
+    let new_issuer = format!("http://127.0.0.1:{port_b}");
+    let out = run(
+        dir.path(),
+        &[],
+        &["migrate", "--set-issuer", &new_issuer, "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["issuer"], new_issuer.as_str());
+    let mut b = spawn_serve(dir.path(), port_b);
+    assert!(
+        ready(port_b).await,
+        "the server with the new issuer did not start"
+    );
+    let _ = b.kill();
+    let _ = b.wait();
+    let old = exited(spawn_serve(dir.path(), port_a)).expect("the old issuer was served");
+    assert!(!old.status.success());
+}
