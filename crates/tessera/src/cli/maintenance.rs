@@ -51,8 +51,8 @@ pub struct MigrateArgs {
     #[arg(long)]
     json: bool,
     /// Record ISSUER as the issuer the database is served under, replacing the one recorded
-    /// by the first server (servers configured with another issuer are refused). Tokens
-    /// issued under the old issuer are then no longer accepted.
+    /// by the first server (servers configured with another issuer are refused). JWTs issued
+    /// under the old issuer are then no longer accepted.
     #[arg(long, value_name = "ISSUER")]
     set_issuer: Option<String>,
 }

@@ -172,7 +172,7 @@ pub async fn check_issuer(store: &Database, issuer: &str) -> Result<()> {
             "this database is served under the issuer {recorded}, and this server is \
              configured with {issuer}: set issuer (TESSERA_ISSUER, serve --issuer) to \
              {recorded}, or, to move the database to the new issuer deliberately, run \
-             `tessera migrate --set-issuer {issuer}` first (tokens issued under the old \
+             `tessera migrate --set-issuer {issuer}` first (JWTs issued under the old \
              issuer are then no longer accepted)"
         );
     }
