@@ -15,7 +15,7 @@ use tessera_core::store::{Maintenance, StoreError};
 use crate::state::AppState;
 
 /// Longest the readiness check waits for the database.
-pub const READY_TIMEOUT: Duration = Duration::from_millis(800);
+pub const READY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Liveness.
 pub async fn alive() -> impl IntoResponse {
