@@ -50,7 +50,25 @@ fn backend(e: sqlx::Error) -> StoreError {
             return StoreError::Conflict;
         }
     }
+    if is_unavailable(&e) {
+        return StoreError::Unavailable(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
+}
+
+/// Whether a failure means the database could not be had rather than that a statement was
+/// wrong: still locked by another process after the busy timeout (`SQLITE_BUSY`,
+/// `SQLITE_LOCKED` and their extended codes), or no connection in time. The request may
+/// succeed if retried (503).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+        _ => false,
+    }
 }
 
 /// Storage over one SQLite file.
@@ -223,5 +241,46 @@ impl SqliteStore {
         log_change(&mut tx, kind, key, now).await?;
         tx.commit().await.map_err(backend)?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sqlx::Connection as _;
+
+    #[tokio::test]
+    async fn a_database_locked_by_another_process_is_unavailable_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        // Another process holds the write lock...
+        let mut holder = opts_for_writer(&url).unwrap().connect().await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        // ...and a writer that gives up at once gets SQLITE_BUSY.
+        let mut writer = opts_for_writer(&url)
+            .unwrap()
+            .busy_timeout(Duration::ZERO)
+            .connect()
+            .await
+            .unwrap();
+        let err = sqlx::query("INSERT INTO changes (kind, key, created_at) VALUES ('keys', '', 0)")
+            .execute(&mut writer)
+            .await
+            .unwrap_err();
+        assert!(matches!(backend(err), StoreError::Unavailable(_)));
+        // A wrong statement is not an outage.
+        let err = sqlx::query("SELECT * FROM no_such_table")
+            .execute(&mut writer)
+            .await
+            .unwrap_err();
+        assert!(matches!(backend(err), StoreError::Backend(_)));
+        writer.close().await.unwrap();
+        holder.close().await.unwrap();
+        store.close().await;
     }
 }
