@@ -616,6 +616,17 @@ impl Maintenance for CachedStore {
         }
         Ok(report)
     }
+    async fn recorded_issuer(&self) -> Result<Option<String>, StoreError> {
+        self.inner.recorded_issuer().await
+    }
+    async fn record_issuer(
+        &self,
+        issuer: &str,
+        replace: bool,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        self.inner.record_issuer(issuer, replace, now).await
+    }
 }
 
 #[async_trait]

@@ -4,10 +4,21 @@
 //! `invalid_client` with `WWW-Authenticate: Basic` when Basic was tried; RFC 6750 §3.1 for
 //! `invalid_token` and `insufficient_scope`). A `server_error` sends a fixed text and logs its
 //! cause. Every response carries `Cache-Control: no-store` and `Pragma: no-cache`.
+//!
+//! A request that failed because the database cannot be reached
+//! ([`StoreError::Unavailable`]) is answered 503 with `Retry-After` (RFC 9110 §10.2.3; RFC
+//! 7009 §2.2.1 asks the same of a revocation endpoint), keeping its RFC 6749 code
+//! (`server_error`; the token endpoint has no `temporarily_unavailable`, which RFC 6749
+//! §4.1.2.1 defines for the authorization endpoint only). It is not logged per request: the
+//! store logs once when the database goes away and once when it is back.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tessera_core::store::StoreError;
 use tessera_core::{ErrorCode, OAuthError};
+
+/// What `Retry-After` says while the database cannot be reached, seconds.
+pub const UNAVAILABLE_RETRY_AFTER: &str = "2";
 
 /// The code of an error response, left in the response extensions for the metrics layer.
 #[derive(Debug, Clone, Copy)]
@@ -38,9 +49,22 @@ pub fn json_no_store(status: StatusCode, body: String) -> Response {
     res
 }
 
+/// Whether an error comes from a database that cannot be reached.
+pub fn is_unavailable(err: &OAuthError) -> bool {
+    err.source
+        .as_deref()
+        .is_some_and(|cause| StoreError::is_unavailable_cause(cause))
+}
+
 /// The response for a protocol error.
 pub fn error_response(err: OAuthError) -> Response {
-    if err.code == ErrorCode::ServerError {
+    let unavailable = is_unavailable(&err);
+    if unavailable {
+        tracing::debug!(
+            error = err.code.as_str(),
+            "refused: the database is unavailable"
+        );
+    } else if err.code == ErrorCode::ServerError {
         match &err.source {
             Some(cause) => tracing::error!(error = %cause, "request failed"),
             None => tracing::error!("request failed"),
@@ -54,8 +78,19 @@ pub fn error_response(err: OAuthError) -> Response {
         "error_description": err.description,
     })
     .to_string();
-    let mut res = json_no_store(status_of(err.code), body);
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        status_of(err.code)
+    };
+    let mut res = json_no_store(status, body);
     let h = res.headers_mut();
+    if unavailable || err.code == ErrorCode::TemporarilyUnavailable {
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER),
+        );
+    }
     match err.code {
         ErrorCode::InvalidClient if err.basic_auth_attempted => {
             h.insert(
@@ -91,5 +126,33 @@ impl From<OAuthError> for HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         error_response(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_outage_is_503_with_retry_after_in_the_rfc_shape() {
+        let err: OAuthError = StoreError::Unavailable("connection refused".into()).into();
+        let res = error_response(err);
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER))
+        );
+        assert_eq!(
+            res.extensions().get::<ErrorLabel>().map(|l| l.0),
+            Some(ErrorCode::ServerError)
+        );
+    }
+
+    #[test]
+    fn other_storage_failures_stay_500() {
+        let err: OAuthError = StoreError::Corrupt("bad row".into()).into();
+        let res = error_response(err);
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -23,6 +23,11 @@ use crate::throttle::Throttle;
 
 /// How often the change feed is polled.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
+/// How long caches are kept while the database cannot be reached. While it is down nobody can
+/// change it, so they stay true and let JWT issuance and introspection go on; but a node cut
+/// off from a database that other nodes still reach would miss their revocations, so past
+/// this the caches are dropped (the change feed, kept an hour, catches up on return).
+pub const STALE_CACHE_LIMIT: Duration = Duration::from_secs(30);
 /// How often expired rows are purged, unless configured otherwise.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -362,13 +367,33 @@ impl AppState {
                 ((state.0.http.purge_interval.as_millis() / SYNC_INTERVAL.as_millis()) as u64)
                     .max(1);
             let mut n: u64 = 0;
+            let mut outage_since: Option<std::time::Instant> = None;
+            let mut cleared = false;
             loop {
                 tick.tick().await;
                 n = n.wrapping_add(1);
-                if let Err(e) = state.sync_once().await {
-                    // A node that cannot read the feed cannot trust its caches either.
-                    tracing::warn!(error = %e, "change feed poll failed; caches cleared");
-                    state.0.store.clear();
+                match state.sync_once().await {
+                    Ok(()) => outage_since = None,
+                    // The database is down: nobody can change it, so the caches stay true and
+                    // keep serving what needs no database (see STALE_CACHE_LIMIT); the store
+                    // logs the outage once.
+                    Err(StartError::Store(StoreError::Unavailable(_))) => {
+                        let since = *outage_since.get_or_insert_with(std::time::Instant::now);
+                        if !cleared && since.elapsed() > STALE_CACHE_LIMIT {
+                            tracing::warn!("no database for too long; caches cleared");
+                            state.0.store.clear();
+                            cleared = true;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        // A node that cannot read the feed cannot trust its caches either.
+                        tracing::warn!(error = %e, "change feed poll failed; caches cleared");
+                        state.0.store.clear();
+                    }
+                }
+                if outage_since.is_none() {
+                    cleared = false;
                 }
                 if n.is_multiple_of(purge_every) {
                     if let Err(e) = state.rotate_keys_if_due().await {

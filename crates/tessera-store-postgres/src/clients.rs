@@ -48,7 +48,7 @@ impl ClientStore for PgStore {
     async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1")
             .bind(client_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::client(&r)).transpose()
@@ -56,7 +56,7 @@ impl ClientStore for PgStore {
 
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id")
-            .fetch_all(&self.pool)
+            .fetch_all(self.live()?)
             .await
             .map_err(backend)?;
         rows.iter().map(rows::client).collect()

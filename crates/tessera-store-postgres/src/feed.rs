@@ -11,7 +11,7 @@ use crate::{backend, log_change, rows, PgStore};
 #[async_trait]
 impl KeyStore for PgStore {
     async fn insert_key(&self, k: &KeyRecord) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         // The lock `reseal_keys` also takes (it conflicts with itself, not with readers), so
         // no re-sealing commits between the check and the insert.
         sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
@@ -46,7 +46,7 @@ impl KeyStore for PgStore {
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY activates_at, created_at")
-            .fetch_all(&self.pool)
+            .fetch_all(self.live()?)
             .await
             .map_err(backend)?;
         rows.iter().map(rows::key).collect()
@@ -58,7 +58,7 @@ impl KeyStore for PgStore {
         sealed_by: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await
@@ -104,7 +104,7 @@ impl PgStore {
     /// see `publish_changes()` in the migration. Returns how many it published.
     pub async fn publish_changes(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT publish_changes()")
-            .fetch_one(&self.pool)
+            .fetch_one(self.live()?)
             .await
             .map_err(backend)
     }
@@ -115,7 +115,7 @@ impl ChangeFeed for PgStore {
     async fn latest_change(&self) -> Result<i64, StoreError> {
         self.publish_changes().await?;
         sqlx::query_scalar("SELECT seq FROM change_feed_head")
-            .fetch_one(&self.pool)
+            .fetch_one(self.live()?)
             .await
             .map_err(backend)
     }
@@ -126,7 +126,7 @@ impl ChangeFeed for PgStore {
             sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
                 .bind(seq)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.live()?)
                 .await
                 .map_err(backend)?;
         rows.iter()
@@ -144,7 +144,7 @@ impl ChangeFeed for PgStore {
 
     async fn feed_horizon(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT seq FROM change_feed_horizon")
-            .fetch_one(&self.pool)
+            .fetch_one(self.live()?)
             .await
             .map_err(backend)
     }

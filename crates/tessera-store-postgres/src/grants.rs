@@ -51,7 +51,7 @@ impl GrantStore for PgStore {
         .bind(&c.extra)
         .bind(c.issued_at)
         .bind(c.expires_at)
-        .execute(&self.pool)
+        .execute(self.live()?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -65,7 +65,7 @@ impl GrantStore for PgStore {
         )
         .bind(now)
         .bind(code_hash.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.live()?)
         .await
         .map_err(backend)?;
         if let Some(row) = spent {
@@ -73,7 +73,7 @@ impl GrantStore for PgStore {
         }
         let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
             .bind(code_hash.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         Ok(match row {
@@ -87,7 +87,7 @@ impl GrantStore for PgStore {
         g: &GrantRecord,
         refresh: Option<&RefreshRecord>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
              token_epoch, created_at, refresh_expires_at, expires_at, revoked_at) \
@@ -116,14 +116,14 @@ impl GrantStore for PgStore {
     async fn get_grant(&self, grant_id: &str) -> Result<Option<GrantRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM grants WHERE grant_id = $1")
             .bind(grant_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::grant(&r)).transpose()
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let n = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
         )
@@ -143,7 +143,7 @@ impl GrantStore for PgStore {
     async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_id = $1")
             .bind(token_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::refresh(&r)).transpose()
@@ -156,7 +156,7 @@ impl GrantStore for PgStore {
         successor_sealed: Option<&[u8]>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let n = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1, successor_sealed = $2 \
              WHERE token_id = $3 AND used_at IS NULL",

@@ -17,11 +17,15 @@
 //!   every node.
 //! - **Purges** delete in batches of keys taken with `FOR UPDATE SKIP LOCKED`, so nodes that
 //!   purge at once never wait on each other and no statement holds many locks for long.
+//! - **Outages** are noticed by a watcher task (see `outage.rs`): while the database cannot
+//!   be reached every call fails at once with [`StoreError::Unavailable`] instead of waiting
+//!   for a connection, and the outage and the recovery are logged once each.
 
 mod clients;
 mod feed;
 mod grants;
 mod maintenance;
+mod outage;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -62,8 +66,15 @@ fn backend(e: sqlx::Error) -> StoreError {
             return StoreError::Conflict;
         }
     }
+    if outage::is_unavailable(&e) {
+        return StoreError::Unavailable(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
 }
+
+/// Longest a statement waits for a pooled connection. Past it the database counts as
+/// unavailable for that request (503): a wait this long means it is down or overwhelmed.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How to connect.
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +102,7 @@ pub struct PgStore {
     writer: mpsc::Sender<InsertJob>,
     /// Seconds a change-feed entry is kept before the purge may delete it.
     change_retention: i64,
+    outage: Arc<outage::Outage>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -104,30 +116,71 @@ impl PgStore {
     /// several nodes start at once). Must be called inside a Tokio runtime (it starts the
     /// token writers).
     pub async fn connect(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        Self::open(url, options, true).await
+    }
+
+    /// Like [`PgStore::connect`], but refuses a database that has no Tessera schema yet
+    /// (for the management commands: only `serve` and `migrate` start a new database).
+    pub async fn connect_existing(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        Self::open(url, options, false).await
+    }
+
+    async fn open(url: &str, options: PgOptions, create: bool) -> Result<Self, StoreError> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(backend)?
             .application_name("tessera");
+        let outage = Arc::new(outage::Outage::new());
+        let seen = outage.clone();
         let pool = PgPoolOptions::new()
             .min_connections(1)
             .max_connections(options.max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // A broken connection fails its one statement and is dropped; a check before
-            // every checkout would cost every statement a second round trip.
+            // every checkout would cost every statement a second round trip. Connections
+            // opened before an outage was noticed are dropped instead of tried.
             .test_before_acquire(false)
-            .connect_with(connect)
+            .before_acquire(move |_conn, meta| {
+                let keep = !seen.predates_outage(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
+            .connect_with(connect.clone())
             .await
             .map_err(backend)?;
+        if !create && !Self::has_schema(&pool).await? {
+            pool.close().await;
+            return Err(StoreError::Backend(
+                "the database has no Tessera schema yet: run `tessera migrate` (or `tessera \
+                 serve`) against it first, or check the database URL"
+                    .into(),
+            ));
+        }
         Self::migrate(&pool).await?;
         let (tx, rx) = mpsc::channel(4096);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..options.token_writers.max(1) {
             tokio::spawn(writer::group_commit(pool.clone(), rx.clone()));
         }
+        tokio::spawn(outage::watch(Arc::downgrade(&outage), connect));
         Ok(Self {
             pool,
             writer: tx,
+            outage,
             change_retention: CHANGE_RETENTION_SECS,
         })
+    }
+
+    /// Whether the database has been migrated at least once.
+    async fn has_schema(pool: &PgPool) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await
+            .map_err(backend)
+    }
+
+    /// The pool, or `Unavailable` at once while the database is known to be down.
+    fn live(&self) -> Result<&PgPool, StoreError> {
+        self.outage.check()?;
+        Ok(&self.pool)
     }
 
     /// Applies the migrations that have not run yet. sqlx's migrator holds a PostgreSQL
@@ -188,7 +241,7 @@ impl PgStore {
         key: &str,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let n = query
             .execute(&mut *tx)
             .await

@@ -12,10 +12,42 @@ use crate::{backend, PgStore, PURGE_BATCH};
 impl Maintenance for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(self.live()?)
             .await
             .map(|_| ())
             .map_err(backend)
+    }
+
+    async fn recorded_issuer(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM metadata WHERE name = 'issuer'")
+            .fetch_optional(self.live()?)
+            .await
+            .map_err(backend)
+    }
+
+    async fn record_issuer(
+        &self,
+        issuer: &str,
+        replace: bool,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let on_conflict = if replace {
+            "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+        } else {
+            "DO NOTHING"
+        };
+        sqlx::query(&format!(
+            "INSERT INTO metadata (name, value, updated_at) VALUES ('issuer', $1, $2) \
+             ON CONFLICT (name) {on_conflict}"
+        ))
+        .bind(issuer)
+        .bind(now)
+        .execute(self.live()?)
+        .await
+        .map_err(backend)?;
+        self.recorded_issuer()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the recorded issuer vanished".into()))
     }
 
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError> {
@@ -75,7 +107,7 @@ impl PgStore {
         let newest: Option<i64> =
             sqlx::query_scalar("SELECT MAX(seq) FROM changes WHERE created_at <= $1")
                 .bind(cutoff)
-                .fetch_one(&self.pool)
+                .fetch_one(self.live()?)
                 .await
                 .map_err(backend)?;
         let Some(newest) = newest else {
@@ -83,7 +115,7 @@ impl PgStore {
         };
         sqlx::query("UPDATE change_feed_horizon SET seq = GREATEST(seq, $1)")
             .bind(newest)
-            .execute(&self.pool)
+            .execute(self.live()?)
             .await
             .map_err(backend)?;
         self.purge("changes", "id", ("seq <=", Cutoff::Int(newest)))
@@ -114,7 +146,7 @@ impl PgStore {
             };
             let n = query
                 .bind(PURGE_BATCH)
-                .execute(&self.pool)
+                .execute(self.live()?)
                 .await
                 .map_err(backend)?
                 .rows_affected();
@@ -129,7 +161,7 @@ impl PgStore {
             // many rows as it gains keeps its size. VACUUM takes no lock that blocks reads or
             // writes; a table another node is vacuuming is skipped.
             let vacuum = format!("VACUUM (SKIP_LOCKED) {table}");
-            if let Err(e) = sqlx::raw_sql(&vacuum).execute(&self.pool).await {
+            if let Err(e) = sqlx::raw_sql(&vacuum).execute(self.live()?).await {
                 tracing::warn!(error = %e, table, "vacuum after purge failed");
             }
         }

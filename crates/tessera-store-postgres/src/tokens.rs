@@ -12,6 +12,7 @@ use crate::{backend, log_change, rows, PgStore};
 #[async_trait]
 impl TokenStore for PgStore {
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.outage.check()?;
         let (done, wait) = oneshot::channel();
         self.writer
             .send(InsertJob {
@@ -22,7 +23,8 @@ impl TokenStore for PgStore {
             .map_err(|_| StoreError::Backend("token writer stopped".into()))?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Backend(e.into())),
+            Ok(Err((e, true))) => Err(StoreError::Unavailable(e.into())),
+            Ok(Err((e, false))) => Err(StoreError::Backend(e.into())),
             Err(_) => Err(StoreError::Backend("token writer stopped".into())),
         }
     }
@@ -30,7 +32,7 @@ impl TokenStore for PgStore {
     async fn get_token(&self, token_id: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM access_tokens WHERE token_id = $1")
             .bind(token_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::token(&r)).transpose()
@@ -42,7 +44,7 @@ impl TokenStore for PgStore {
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let n = sqlx::query(
             "UPDATE access_tokens SET revoked_at = $1 \
              WHERE token_id = $2 AND client_id = $3 AND revoked_at IS NULL",
@@ -84,7 +86,7 @@ impl TokenStore for PgStore {
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = $1)")
             .bind(jti)
-            .fetch_one(&self.pool)
+            .fetch_one(self.live()?)
             .await
             .map_err(backend)
     }
@@ -92,7 +94,7 @@ impl TokenStore for PgStore {
     async fn revoked_jtis(&self, now: i64) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar("SELECT jti FROM revoked_jtis WHERE expires_at > $1")
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(self.live()?)
             .await
             .map_err(backend)
     }
@@ -111,7 +113,7 @@ impl TokenStore for PgStore {
         .bind(after)
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.live()?)
         .await
         .map_err(backend)
     }
@@ -127,7 +129,7 @@ impl ReplayStore for PgStore {
         )
         .bind(key)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(self.live()?)
         .await
         .map_err(backend)?
         .rows_affected();
@@ -137,7 +139,7 @@ impl ReplayStore for PgStore {
     async fn was_used(&self, key: &str) -> Result<bool, StoreError> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM used_jtis WHERE key = $1)")
             .bind(key)
-            .fetch_one(&self.pool)
+            .fetch_one(self.live()?)
             .await
             .map_err(backend)
     }

@@ -12,7 +12,7 @@ use crate::{backend, log_change, rows, PgStore};
 #[async_trait]
 impl TrustStore for PgStore {
     async fn ensure_env(&self, name: &str, now: i64) -> Result<EnvRecord, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let created = sqlx::query(
             "INSERT INTO envs (name, single_use_tokens, created_at) VALUES ($1, FALSE, $2) \
              ON CONFLICT (name) DO NOTHING",
@@ -38,7 +38,7 @@ impl TrustStore for PgStore {
     async fn get_env(&self, name: &str) -> Result<Option<EnvRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM envs WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::env(&r)).transpose()
@@ -46,7 +46,7 @@ impl TrustStore for PgStore {
 
     async fn list_envs(&self) -> Result<Vec<EnvRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM envs ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.live()?)
             .await
             .map_err(backend)?;
         rows.iter().map(rows::env).collect()
@@ -69,7 +69,7 @@ impl TrustStore for PgStore {
             return Err(StoreError::Conflict);
         }
         let sdk_client = sdk_client_id(name);
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let exists: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM (SELECT 1 FROM envs WHERE name = $1 FOR UPDATE) e",
         )
@@ -137,7 +137,7 @@ impl TrustStore for PgStore {
         let row = sqlx::query("SELECT * FROM trusted_issuers WHERE env = $1 AND issuer = $2")
             .bind(env)
             .bind(issuer)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::trust(&r)).transpose()
@@ -148,12 +148,12 @@ impl TrustStore for PgStore {
             Some(env) => {
                 sqlx::query("SELECT * FROM trusted_issuers WHERE env = $1 ORDER BY created_at, id")
                     .bind(env)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.live()?)
                     .await
             }
             None => {
                 sqlx::query("SELECT * FROM trusted_issuers ORDER BY created_at, id")
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.live()?)
                     .await
             }
         }
@@ -163,7 +163,7 @@ impl TrustStore for PgStore {
 
     async fn set_trust_keys(&self, id: &str, keys: &str, now: i64) -> Result<bool, StoreError> {
         tessera_core::store::check_keys(keys)?;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let env: Option<String> =
             sqlx::query_scalar("UPDATE trusted_issuers SET keys = $1 WHERE id = $2 RETURNING env")
                 .bind(keys)
@@ -179,7 +179,7 @@ impl TrustStore for PgStore {
     }
 
     async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let env: Option<String> =
             sqlx::query_scalar("DELETE FROM trusted_issuers WHERE id = $1 RETURNING env")
                 .bind(id)

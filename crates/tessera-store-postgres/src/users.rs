@@ -22,7 +22,7 @@ impl UserStore for PgStore {
         .bind(u.name.as_deref())
         .bind(u.created_at)
         .bind(u.updated_at)
-        .execute(&self.pool)
+        .execute(self.live()?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -31,7 +31,7 @@ impl UserStore for PgStore {
     async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM users WHERE user_id = $1")
             .bind(user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::user(&r)).transpose()
@@ -40,7 +40,7 @@ impl UserStore for PgStore {
     async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM users WHERE username = $1")
             .bind(username)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::user(&r)).transpose()
@@ -48,7 +48,7 @@ impl UserStore for PgStore {
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, user_id")
-            .fetch_all(&self.pool)
+            .fetch_all(self.live()?)
             .await
             .map_err(backend)?;
         rows.iter().map(rows::user).collect()
@@ -58,7 +58,7 @@ impl UserStore for PgStore {
         let n = sqlx::query("UPDATE users SET username = $1 WHERE user_id = $2")
             .bind(username)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(self.live()?)
             .await
             .map_err(backend)?
             .rows_affected();
@@ -66,7 +66,7 @@ impl UserStore for PgStore {
     }
 
     async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let grants: Vec<String> = sqlx::query_scalar(
             "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
              RETURNING grant_id",
@@ -96,7 +96,7 @@ impl UserStore for PgStore {
         password_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
         let n =
             sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE user_id = $3")
                 .bind(password_hash)
@@ -124,7 +124,7 @@ impl UserStore for PgStore {
         .bind(&s.user_id)
         .bind(s.auth_time)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(self.live()?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -133,7 +133,7 @@ impl UserStore for PgStore {
     async fn get_session(&self, hash: &SecretHash) -> Result<Option<SessionRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM sessions WHERE session_hash = $1")
             .bind(hash.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         row.map(|r| rows::session(&r)).transpose()
@@ -142,7 +142,7 @@ impl UserStore for PgStore {
     async fn delete_session(&self, hash: &SecretHash) -> Result<bool, StoreError> {
         let n = sqlx::query("DELETE FROM sessions WHERE session_hash = $1")
             .bind(hash.as_str())
-            .execute(&self.pool)
+            .execute(self.live()?)
             .await
             .map_err(backend)?
             .rows_affected();
@@ -157,7 +157,7 @@ impl UserStore for PgStore {
         sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
             .bind(user_id)
             .bind(client_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.live()?)
             .await
             .map_err(backend)
     }
@@ -178,7 +178,7 @@ impl UserStore for PgStore {
         .bind(client_id)
         .bind(scope)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.live()?)
         .await
         .map_err(backend)?;
         Ok(())

@@ -11,9 +11,12 @@ use tessera_core::model::TokenRecord;
 
 use crate::MAX_GROUP;
 
+/// Why a batch failed: the error's text, and whether it means the database was unreachable.
+pub(crate) type WriteFailure = (String, bool);
+
 pub(crate) struct InsertJob {
     pub(crate) token: TokenRecord,
-    pub(crate) done: oneshot::Sender<Result<(), String>>,
+    pub(crate) done: oneshot::Sender<Result<(), WriteFailure>>,
 }
 
 /// One writer. Several share the queue: a writer takes what is waiting, releases the queue and
@@ -36,7 +39,7 @@ pub(crate) async fn group_commit(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Inse
         };
         let result = insert_tokens(&pool, &batch)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| (e.to_string(), crate::outage::is_unavailable(&e)));
         for job in batch {
             let _ = job.done.send(result.clone());
         }

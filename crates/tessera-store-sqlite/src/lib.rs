@@ -6,6 +6,13 @@
 //! into one transaction, so one fsync covers many tokens while each caller still waits for its
 //! own row to be durable. Several processes (the server and the management CLI) may open the
 //! same file; they meet through SQLite's locking and a busy timeout.
+//!
+//! The database holds password hashes and e-mail addresses, so its file is created with mode
+//! 0600 whatever the process umask, and an existing one readable by others is tightened on open
+//! (SQLite gives the `-wal` and `-shm` files the mode of the database file). Only
+//! [`SqliteStore::connect`] creates a missing file; [`SqliteStore::open_existing`], for the
+//! management commands, refuses one, so a command run in the wrong directory cannot quietly
+//! start an empty database.
 
 mod clients;
 mod grants;
@@ -17,6 +24,7 @@ mod trust;
 mod users;
 mod writer;
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -43,7 +51,25 @@ fn backend(e: sqlx::Error) -> StoreError {
             return StoreError::Conflict;
         }
     }
+    if is_unavailable(&e) {
+        return StoreError::Unavailable(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
+}
+
+/// Whether a failure means the database could not be had rather than that a statement was
+/// wrong: still locked by another process after the busy timeout (`SQLITE_BUSY`,
+/// `SQLITE_LOCKED` and their extended codes), or no connection in time. The request may
+/// succeed if retried (503).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+        _ => false,
+    }
 }
 
 /// Storage over one SQLite file.
@@ -65,7 +91,20 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at a `sqlite://PATH` URL and applies the
     /// migrations. Must be called inside a Tokio runtime (it starts the group-commit writer).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let opts = opts_for_writer(url)?;
+        Self::open(url, true).await
+    }
+
+    /// Opens the database at a `sqlite://PATH` URL only if its file exists (an error naming
+    /// the path otherwise), and applies the migrations.
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
+        if let Some(path) = database_file(url)? {
+            prepare_file(&path, create)?;
+        }
+        let opts = opts_for_writer(url)?.create_if_missing(create);
         let pool = SqlitePoolOptions::new()
             .min_connections(1)
             .max_connections(4)
@@ -78,7 +117,11 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         // The writer holds a connection of its own, so a batch costs one round trip to the
         // SQLite thread and no pool checkout.
-        let writer_conn = opts_for_writer(url)?.connect().await.map_err(backend)?;
+        let writer_conn = opts_for_writer(url)?
+            .create_if_missing(create)
+            .connect()
+            .await
+            .map_err(backend)?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(group_commit(writer_conn, rx));
         Ok(Self {
@@ -100,6 +143,67 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file a `sqlite:` URL names, or `None` for an in-memory database.
+pub fn database_file(url: &str) -> Result<Option<PathBuf>, StoreError> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let opts = SqliteConnectOptions::from_str(url).map_err(backend)?;
+    Ok(Some(opts.get_filename().to_path_buf()))
+}
+
+/// Makes sure the database file exists with mode 0600 before SQLite opens it: creates it
+/// (empty, which SQLite takes as a new database) when `create`, refuses a missing one
+/// otherwise, and takes group and other access away from an existing one and its `-wal` and
+/// `-shm` files.
+fn prepare_file(path: &Path, create: bool) -> Result<(), StoreError> {
+    if !path.exists() {
+        if !create {
+            return Err(StoreError::Backend(
+                format!("no database at {}", path.display()).into(),
+            ));
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(path) {
+            Ok(_) => tracing::info!(path = %path.display(), "created the database file"),
+            // Another process made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::Backend(Box::new(e))),
+        }
+    }
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700)) {
+                Ok(()) => tracing::warn!(
+                    path = %file.display(),
+                    "the database file could be read by other users; made it 0600"
+                ),
+                Err(e) => tracing::warn!(
+                    path = %file.display(),
+                    error = %e,
+                    "the database file can be read by other users, and chmod failed"
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn opts_for_writer(url: &str) -> Result<SqliteConnectOptions, StoreError> {
@@ -152,5 +256,46 @@ impl SqliteStore {
         log_change(&mut tx, kind, key, now).await?;
         tx.commit().await.map_err(backend)?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sqlx::Connection as _;
+
+    #[tokio::test]
+    async fn a_database_locked_by_another_process_is_unavailable_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        // Another process holds the write lock...
+        let mut holder = opts_for_writer(&url).unwrap().connect().await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        // ...and a writer that gives up at once gets SQLITE_BUSY.
+        let mut writer = opts_for_writer(&url)
+            .unwrap()
+            .busy_timeout(Duration::ZERO)
+            .connect()
+            .await
+            .unwrap();
+        let err = sqlx::query("INSERT INTO changes (kind, key, created_at) VALUES ('keys', '', 0)")
+            .execute(&mut writer)
+            .await
+            .unwrap_err();
+        assert!(matches!(backend(err), StoreError::Unavailable(_)));
+        // A wrong statement is not an outage.
+        let err = sqlx::query("SELECT * FROM no_such_table")
+            .execute(&mut writer)
+            .await
+            .unwrap_err();
+        assert!(matches!(backend(err), StoreError::Backend(_)));
+        writer.close().await.unwrap();
+        holder.close().await.unwrap();
+        store.close().await;
     }
 }

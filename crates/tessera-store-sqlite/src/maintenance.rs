@@ -18,6 +18,38 @@ impl Maintenance for SqliteStore {
             .map_err(backend)
     }
 
+    async fn recorded_issuer(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM metadata WHERE name = 'issuer'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn record_issuer(
+        &self,
+        issuer: &str,
+        replace: bool,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let on_conflict = if replace {
+            "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+        } else {
+            "DO NOTHING"
+        };
+        sqlx::query(&format!(
+            "INSERT INTO metadata (name, value, updated_at) VALUES ('issuer', ?, ?) \
+             ON CONFLICT (name) {on_conflict}"
+        ))
+        .bind(issuer)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        self.recorded_issuer()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the recorded issuer vanished".into()))
+    }
+
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError> {
         let int = |col: &'static str, v: i64| (col, Cutoff::Int(v));
         Ok(PurgeReport {

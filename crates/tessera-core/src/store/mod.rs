@@ -35,6 +35,28 @@ pub enum StoreError {
     /// caller should have checked it first.
     #[error("invalid record: {0}")]
     Invalid(String),
+    /// The database cannot be reached (down, restarting, or no connection to be had): the
+    /// request may succeed if retried later. Backends answer this at once while they know the
+    /// database is down, rather than make every request wait for a connection.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether this, or an error it was the cause of, says the database cannot be reached.
+    pub fn is_unavailable_cause(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if matches!(
+                e.downcast_ref::<StoreError>(),
+                Some(StoreError::Unavailable(_))
+            ) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
 }
 
 /// Checks a key set about to be stored (a client's `jwks`, a trust registration's `keys`)
@@ -50,7 +72,12 @@ pub fn check_keys(stored: &str) -> Result<(), StoreError> {
 
 impl From<StoreError> for crate::error::OAuthError {
     fn from(e: StoreError) -> Self {
-        crate::error::OAuthError::server_error(e)
+        let unavailable = matches!(e, StoreError::Unavailable(_));
+        let mut err = crate::error::OAuthError::server_error(e);
+        if unavailable {
+            err.description = "the service is temporarily unavailable; retry later".into();
+        }
+        err
     }
 }
 
@@ -188,6 +215,18 @@ pub trait Maintenance: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Deletes what has expired by `now`, in small batches.
     async fn purge_expired(&self, now: i64) -> Result<PurgeReport, StoreError>;
+    /// The issuer the database is served under, if one was recorded.
+    async fn recorded_issuer(&self) -> Result<Option<String>, StoreError>;
+    /// Records the issuer the database is served under. # Contract: with `replace` false,
+    /// records `issuer` only if none is recorded yet (atomic: of servers starting at once, one
+    /// records and the others read its issuer) and returns the issuer on record afterwards;
+    /// with `replace` true, replaces the recorded one and returns `issuer`.
+    async fn record_issuer(
+        &self,
+        issuer: &str,
+        replace: bool,
+        now: i64,
+    ) -> Result<String, StoreError>;
 }
 
 /// One-time use of assertion ids (`jti`), shared by every node.

@@ -1369,6 +1369,28 @@ pub async fn env_deletions_racing_client_creations_leave_no_client_in_a_missing_
 /// - `conformance_tests!(optional |test| make)`: `make` may use `test` (the test's name, a
 ///   `&str`) and yields an `Option` of such a thing; `None` skips the test (for a backend
 ///   that needs a server the environment may not have).
+pub async fn the_served_issuer_is_recorded_once_and_replaced_only_on_request(s: &dyn Store) {
+    assert_eq!(s.recorded_issuer().await.unwrap(), None);
+    // Servers starting at once with different issuers: one is recorded, and all see that one.
+    let racing = ["https://a.example.com", "https://b.example.com"];
+    let seen: Vec<String> =
+        futures_join_all(racing.iter().map(|i| s.record_issuer(i, false, 1_000)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    let first = seen[0].clone();
+    assert!(racing.contains(&first.as_str()), "{seen:?}");
+    assert_eq!(seen[1], first);
+    // A later server with another issuer does not replace it: the one on record is returned.
+    let other = "https://other.example.com";
+    assert_eq!(s.record_issuer(other, false, 1_001).await.unwrap(), first);
+    assert_eq!(s.recorded_issuer().await.unwrap(), Some(first));
+    // A deliberate change replaces it.
+    assert_eq!(s.record_issuer(other, true, 1_002).await.unwrap(), other);
+    assert_eq!(s.recorded_issuer().await.unwrap().as_deref(), Some(other));
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     (optional |$test:ident| $make:expr) => {
@@ -1412,6 +1434,7 @@ macro_rules! conformance_tests {
             deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_clients,
             key_sets_breaking_the_registration_rules_are_refused,
             env_deletions_racing_client_creations_leave_no_client_in_a_missing_env,
+            the_served_issuer_is_recorded_once_and_replaced_only_on_request,
         );
     };
     ($make:expr) => {

@@ -374,6 +374,19 @@ async fn flow(
 }
 
 fn server_error(pg: &Page<'_>, e: &OAuthError) -> Response {
+    if crate::error::is_unavailable(e) {
+        // RFC 6749 §4.1.2.1: the server cannot handle the request for now.
+        let mut res = pg.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            Some("temporarily_unavailable"),
+        );
+        res.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static(crate::error::UNAVAILABLE_RETRY_AFTER),
+        );
+        return res;
+    }
     match &e.source {
         Some(cause) => tracing::error!(error = %cause, "authorization request failed"),
         None => tracing::error!(error = %e, "authorization request failed"),

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{now, open_or_create_store, open_store, print_json};
 use crate::settings::Settings;
 
 /// Flags of `purge`.
@@ -50,14 +50,36 @@ pub struct MigrateArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Record ISSUER as the issuer the database is served under, replacing the one recorded
+    /// by the first server (servers configured with another issuer are refused). JWTs issued
+    /// under the old issuer are then no longer accepted.
+    #[arg(long, value_name = "ISSUER")]
+    set_issuer: Option<String>,
 }
 
-/// Applies migrations (opening the store does) and exits.
+/// Applies migrations (opening the store does), records a new issuer if asked, and exits.
 pub async fn migrate(args: MigrateArgs, settings: &Settings) -> Result<()> {
-    let store = open_store(settings).await?;
+    let store = open_or_create_store(settings).await?;
+    let issuer = match args.set_issuer.as_deref().map(str::trim) {
+        Some("") => anyhow::bail!("--set-issuer needs an issuer URL"),
+        Some(new) => {
+            let old = store.recorded_issuer().await?;
+            store.record_issuer(new, true, now()).await?;
+            if !args.json {
+                match &old {
+                    Some(old) if old != new => {
+                        println!("the database's issuer is now {new} (it was {old})")
+                    }
+                    _ => println!("the database's issuer is now {new}"),
+                }
+            }
+            Some(new.to_owned())
+        }
+        None => store.recorded_issuer().await?,
+    };
     store.close().await;
     if args.json {
-        print_json(&json!({"migrated": true}));
+        print_json(&json!({"migrated": true, "issuer": issuer}));
     } else {
         println!("database schema is up to date");
     }

@@ -101,18 +101,34 @@ impl AsRef<dyn Store> for Database {
 }
 
 /// Opens the configured database, applying its migrations: the one place that picks the
-/// backend, for `serve` and every management command.
+/// backend, for every management command. A database that does not exist yet (no SQLite
+/// file, or a PostgreSQL database never migrated) is refused with the path or URL it was
+/// looked for at: a command run in the wrong directory must not answer from a new, empty
+/// database. Only `serve` and `migrate` create one ([`open_or_create_store`]).
 pub async fn open_store(settings: &Settings) -> Result<Database> {
+    open(settings, false).await
+}
+
+/// Opens the configured database, creating it (and its schema) if it does not exist yet:
+/// for `serve` and `migrate`.
+pub async fn open_or_create_store(settings: &Settings) -> Result<Database> {
+    open(settings, true).await
+}
+
+async fn open(settings: &Settings, create: bool) -> Result<Database> {
     let url = &settings.database_url;
     if tessera_store_postgres::is_postgres_url(url) {
         let options = PgOptions {
             max_connections: settings.database_pool_size,
             ..PgOptions::default()
         };
-        let store = PgStore::connect(url, options)
-            .await
-            .with_context(|| format!("opening database {}", redact(url)))?
-            .with_change_retention(settings.change_retention);
+        let store = if create {
+            PgStore::connect(url, options).await
+        } else {
+            PgStore::connect_existing(url, options).await
+        }
+        .with_context(|| format!("opening database {}", redact(url)))?
+        .with_change_retention(settings.change_retention);
         return Ok(Database::Postgres(Arc::new(store)));
     }
     if !url.starts_with("sqlite:") {
@@ -121,11 +137,49 @@ pub async fn open_store(settings: &Settings) -> Result<Database> {
             redact(url)
         );
     }
-    let store = SqliteStore::connect(url)
-        .await
-        .with_context(|| format!("opening database {}", redact(url)))?
-        .with_change_retention(settings.change_retention);
+    if !create {
+        let file = tessera_store_sqlite::database_file(url)
+            .with_context(|| format!("reading the database URL {}", redact(url)))?;
+        if let Some(file) = file.filter(|f| !f.exists()) {
+            let shown = std::path::absolute(&file).unwrap_or(file);
+            anyhow::bail!(
+                "no database at {} (database URL {}): run this command where the server's \
+                 database is, or point --database-url (TESSERA_DATABASE_URL) at it; only \
+                 `tessera serve` and `tessera migrate` create a new database",
+                shown.display(),
+                redact(url)
+            );
+        }
+    }
+    let store = if create {
+        SqliteStore::connect(url).await
+    } else {
+        SqliteStore::open_existing(url).await
+    }
+    .with_context(|| format!("opening database {}", redact(url)))?
+    .with_change_retention(settings.change_retention);
     Ok(Database::Sqlite(Arc::new(store)))
+}
+
+/// Records the issuer a database is served under the first time it is served, and refuses to
+/// serve it under another: every token, code and session in it was issued under that issuer,
+/// and two servers with different issuers over one database would each find the other's
+/// tokens inactive. `tessera migrate --set-issuer` changes it deliberately.
+pub async fn check_issuer(store: &Database, issuer: &str) -> Result<()> {
+    let recorded = store
+        .record_issuer(issuer, false, now())
+        .await
+        .context("recording the issuer the database is served under")?;
+    if recorded != issuer {
+        anyhow::bail!(
+            "this database is served under the issuer {recorded}, and this server is \
+             configured with {issuer}: set issuer (TESSERA_ISSUER, serve --issuer) to \
+             {recorded}, or, to move the database to the new issuer deliberately, run \
+             `tessera migrate --set-issuer {issuer}` first (JWTs issued under the old \
+             issuer are then no longer accepted)"
+        );
+    }
+    Ok(())
 }
 
 /// The current time.

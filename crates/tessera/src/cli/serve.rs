@@ -18,7 +18,7 @@ use tessera_core::clock::SystemClock;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::connections::{self, Connections};
-use crate::cli::{open_store, redact};
+use crate::cli::{open_or_create_store, redact};
 use crate::settings::Settings;
 
 /// Flags of `serve`.
@@ -66,7 +66,7 @@ fn init_logging(json: bool) {
 /// Runs the server until SIGTERM or SIGINT; in-flight requests finish first.
 pub async fn run(settings: Settings) -> Result<()> {
     init_logging(settings.json_logs);
-    let store = open_store(&settings).await?;
+    let store = open_or_create_store(&settings).await?;
     for user_id in tessera_core::username::prepare_stored(store.as_dyn().as_ref()).await? {
         tracing::warn!(
             %user_id,
@@ -111,6 +111,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         header_read_timeout: settings.header_read_timeout,
         max_header_size: settings.max_header_size,
     };
+    crate::cli::check_issuer(&store, &settings.core.issuer).await?;
     tracing::info!(
         listen = %local,
         issuer = %settings.core.issuer,

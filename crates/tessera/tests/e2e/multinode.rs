@@ -172,9 +172,11 @@ async fn nodes_starting_at_once_on_an_empty_database_make_one_signing_key() {
     let Some(db) = TestDatabase::create("multinode_first_key").await else {
         return;
     };
+    // One issuer, as behind a load balancer (a database is served under one issuer).
     let env = [
         ("TESSERA_DATABASE_URL", db.url.as_str()),
         ("TESSERA_DATABASE_POOL_SIZE", "4"),
+        ("TESSERA_ISSUER", "http://127.0.0.1:9"),
     ];
     let nodes = futures_util::future::join_all((0..3).map(|_| Server::start_with(&env))).await;
     let keys = nodes[0].cli_json(&["keys", "list", "--json"]).await;
