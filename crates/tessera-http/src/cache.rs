@@ -21,6 +21,7 @@ use tessera_core::model::{
     KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use tessera_core::secret::SecretHash;
+use tessera_core::store::{Attempt, ThrottleStore};
 use tessera_core::store::{
     ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore, Store, StoreError,
     TokenStore, TrustStore, UserStore,
@@ -342,6 +343,23 @@ impl ReplayStore for CachedStore {
     async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
         // Never cached: the answer must come from the one place every node shares.
         self.inner.use_once(key, expires_at).await
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for CachedStore {
+    // Never cached: a budget is shared by every node, so only the database can count it.
+    async fn take_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        window: i64,
+        now: i64,
+    ) -> Result<Attempt, StoreError> {
+        self.inner.take_attempt(key, limit, window, now).await
+    }
+    async fn return_attempt(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        self.inner.return_attempt(key, now).await
     }
 }
 

@@ -25,6 +25,7 @@ mod maintenance;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle;
 mod tokens;
 mod trust;
 mod users;

@@ -30,4 +30,5 @@ mod oidc_client;
 mod private_key_jwt;
 mod rotation;
 mod sdk_token;
+mod throttling;
 mod tls;
