@@ -153,13 +153,9 @@ pub async fn sign_in(
     let user_key = budget_key("user", &[username]);
     let entries = device_entries(state, headers);
     let device = device_nonce_for(state, &entries, &user_key);
+    // The user's (or device's) budget first: against one user, the usual target, a spent
+    // budget is then refused before anything is written.
     let mut budgets = Vec::with_capacity(2);
-    if let Some(ip) = ip {
-        budgets.push((
-            budget_key("signin-address", &[&ip.to_string()]),
-            http.login_failures_per_address,
-        ));
-    }
     match &device {
         Some(nonce) => budgets.push((
             budget_key("signin-device", &[&user_key, nonce]),
@@ -169,6 +165,12 @@ pub async fn sign_in(
             budget_key("signin-user", &[&user_key]),
             http.login_failures_per_user,
         )),
+    }
+    if let Some(ip) = ip {
+        budgets.push((
+            budget_key("signin-address", &[&ip.to_string()]),
+            http.login_failures_per_address,
+        ));
     }
     let store = state.store();
     let window = http.login_lockout_window;
