@@ -8,6 +8,7 @@ tokens. Prints the server's peak and settled RSS, how the sign-ins were answered
 endpoint's p50/p99 before and during the burst (and their ratio).
 
     bench/signin-burst.py [--tessera target/release/tessera] [--burst 400] [--no-limits]
+                          [--set TESSERA_PASSWORD_CHECKS_CONCURRENT=1 ...]
 
 --no-limits turns the per-address and per-user budgets off, so every sign-in reaches the
 password-check budget (the concurrency cap and its queue) rather than being refused first.
@@ -72,6 +73,8 @@ def main():
     ap.add_argument("--tessera", default="target/release/tessera")
     ap.add_argument("--burst", type=int, default=400)
     ap.add_argument("--no-limits", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="TESSERA_X=V",
+                    help="a server setting for this run (repeatable)")
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="tessera-signin-burst-")
@@ -87,6 +90,9 @@ def main():
     )
     if args.no_limits:
         env.update(TESSERA_LOGIN_FAILURES_PER_ADDRESS="0", TESSERA_LOGIN_FAILURES_PER_USER="0")
+    for kv in args.set:
+        k, _, v = kv.partition("=")
+        env[k] = v
 
     def cli(*a, stdin=None):
         out = subprocess.run([args.tessera, *a], env=env, input=stdin, capture_output=True, text=True, check=True)
