@@ -385,6 +385,8 @@ pub struct PurgeReport {
     pub grants: u64,
     /// Expired refresh tokens of grants that live on.
     pub refresh_tokens: u64,
+    /// Throttle budgets whose window has ended.
+    pub throttle: u64,
 }
 
 /// A person who signs in to Tessera.

@@ -29,6 +29,7 @@ use tessera_core::model::{
     KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use tessera_core::secret::SecretHash;
+use tessera_core::store::{Attempt, ThrottleStore};
 use tessera_core::store::{
     ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore, Store, StoreError,
     TokenStore, TrustStore, UserStore,
@@ -565,6 +566,23 @@ impl ReplayStore for CachedStore {
     async fn was_used(&self, key: &str) -> Result<bool, StoreError> {
         // Never cached either: another node may have used it a moment ago.
         self.inner.was_used(key).await
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for CachedStore {
+    // Never cached: a budget is shared by every node, so only the database can count it.
+    async fn take_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        window: i64,
+        now: i64,
+    ) -> Result<Attempt, StoreError> {
+        self.inner.take_attempt(key, limit, window, now).await
+    }
+    async fn return_attempt(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        self.inner.return_attempt(key, now).await
     }
 }
 

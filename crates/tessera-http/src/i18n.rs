@@ -145,6 +145,10 @@ const EN: &[(&str, &str)] = &[
         "login_locked",
         "Too many failed sign-ins. Wait a few minutes and try again.",
     ),
+    (
+        "login_busy",
+        "Too many sign-ins at this moment. Wait a second and try again.",
+    ),
     ("consent_title", "Allow access?"),
     ("consent_lead", "{client} wants to:"),
     ("signed_in_as", "Signed in as {user}."),
@@ -171,6 +175,10 @@ const JA: &[(&str, &str)] = &[
     (
         "login_locked",
         "サインインの失敗が多すぎます。数分待ってからもう一度お試しください。",
+    ),
+    (
+        "login_busy",
+        "現在サインインが混み合っています。少し待ってからもう一度お試しください。",
     ),
     ("consent_title", "アクセスを許可しますか？"),
     ("consent_lead", "{client} が次のことを求めています:"),

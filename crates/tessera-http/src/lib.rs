@@ -2,7 +2,8 @@
 //!
 //! - [`router::app`] builds the axum router (tests call it with `oneshot`).
 //! - [`state`]: shared state and background work; [`cache`]: caches kept true by the change
-//!   feed; [`throttle`]: failed-authentication limits.
+//!   feed; [`throttle`]: sign-in and client-authentication budgets and the password-check
+//!   budget; [`signin`]: password sign-in with device cookies.
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses.
 //! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
 //! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus.
@@ -19,6 +20,7 @@ pub mod remote_keys;
 pub mod revoked;
 pub mod router;
 pub mod routes;
+pub mod signin;
 pub mod state;
 pub mod throttle;
 

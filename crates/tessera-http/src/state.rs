@@ -1,11 +1,10 @@
 //! The server's shared state and its background work.
 //!
 //! Owns [`AppState`]: configuration, the cached store, the loaded signing keys, metrics and
-//! the throttle, handed to every route; and the background loop that polls the change feed
+//! the password-check budget, handed to every route; and the background loop that polls the change feed
 //! (every 250 ms, so a change made by the CLI or another node is honoured within a second) and
 //! purges expired rows.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,7 +18,7 @@ use tessera_core::store::{ChangeFeed, KeyStore, Maintenance, Store, StoreError};
 use crate::cache::CachedStore;
 use crate::metrics::Metrics;
 use crate::pages::{Cookies, Pages};
-use crate::throttle::Throttle;
+use crate::throttle::PasswordChecks;
 
 /// How often the change feed is polled.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
@@ -41,7 +40,8 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
-    /// Failed client authentications allowed per address per minute (0: no limit).
+    /// Failed client authentications allowed per client id per address per minute before
+    /// further failures are answered `429` (0: no limit). Valid credentials are never refused.
     pub auth_failures_per_minute: u32,
     /// Reverse proxies whose `X-Forwarded-For` is believed: for a request from one of these,
     /// the client's address is the last one the header names.
@@ -50,7 +50,8 @@ pub struct HttpConfig {
     pub purge_interval: Duration,
     /// A directory whose files replace the built-in page templates and stylesheet.
     pub templates_dir: Option<std::path::PathBuf>,
-    /// Failed sign-ins allowed per username per lockout window (0: no limit).
+    /// Failed sign-ins allowed per username per lockout window from browsers without a
+    /// device cookie for that user (0: no limit).
     pub login_failures_per_user: u32,
     /// Failed sign-ins allowed per client address per lockout window (0: no limit).
     pub login_failures_per_address: u32,
@@ -59,6 +60,16 @@ pub struct HttpConfig {
     /// The hash of the bearer token that reads `/metrics` on the public listener (none: not
     /// served there).
     pub metrics_token: Option<tessera_core::secret::SecretHash>,
+    /// Failed sign-ins allowed per lockout window from one browser holding a device cookie
+    /// for the user (0: no limit).
+    pub login_failures_per_device: u32,
+    /// How long a device cookie lasts, seconds.
+    pub device_cookie_ttl: i64,
+    /// Password checks (Argon2, 19 MiB each) that run at once.
+    pub password_checks_concurrent: usize,
+    /// Password checks that may wait for one of those; past them, sign-ins are answered
+    /// `503` with `Retry-After` at once.
+    pub password_checks_queued: usize,
 }
 
 impl Default for HttpConfig {
@@ -75,6 +86,12 @@ impl Default for HttpConfig {
             login_failures_per_address: 20,
             login_lockout_window: 300,
             metrics_token: None,
+            login_failures_per_device: 10,
+            device_cookie_ttl: 365 * 86_400,
+            password_checks_concurrent: std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(2),
+            password_checks_queued: 32,
         }
     }
 }
@@ -104,9 +121,7 @@ struct Inner {
     metrics: Metrics,
     clock: Arc<dyn Clock>,
     feed_seq: AtomicI64,
-    throttle: Throttle,
-    login_by_user: Throttle<String>,
-    login_by_address: Throttle,
+    password_checks: PasswordChecks,
     pages: Pages,
     cookies: Cookies,
 }
@@ -155,10 +170,8 @@ impl AppState {
             KeySet::load(&store.list_keys().await?, &sealer).map_err(KeyRotationError::from)?;
         let cached = CachedStore::new(store);
         cached.warm(now).await?;
-        let throttle = Throttle::new(http.auth_failures_per_minute, 60);
-        let login_by_user = Throttle::new(http.login_failures_per_user, http.login_lockout_window);
-        let login_by_address =
-            Throttle::new(http.login_failures_per_address, http.login_lockout_window);
+        let password_checks =
+            PasswordChecks::new(http.password_checks_concurrent, http.password_checks_queued);
         let pages = Pages::new(http.templates_dir.clone());
         let cookies = Cookies::new(&config.issuer);
         Ok(Self(Arc::new(Inner {
@@ -172,9 +185,7 @@ impl AppState {
             metrics: Metrics::new()?,
             clock,
             feed_seq: AtomicI64::new(seq),
-            throttle,
-            login_by_user,
-            login_by_address,
+            password_checks,
             pages,
             cookies,
         })))
@@ -241,34 +252,9 @@ impl AppState {
         &self.0.sealer
     }
 
-    /// Whether sign-in for this username, or from this address, is locked out.
-    pub fn login_locked(&self, username: &str, ip: Option<IpAddr>) -> bool {
-        let now = self.now();
-        self.0.login_by_user.blocked(&username.to_owned(), now)
-            || ip.is_some_and(|ip| self.0.login_by_address.blocked(&ip, now))
-    }
-
-    /// Records a failed sign-in.
-    pub fn login_failed(&self, username: &str, ip: Option<IpAddr>) {
-        let now = self.now();
-        // Usernames are bounded so a flood of long names cannot grow memory much.
-        let key: String = username.chars().take(128).collect();
-        self.0.login_by_user.fail(key, now);
-        if let Some(ip) = ip {
-            self.0.login_by_address.fail(ip, now);
-        }
-    }
-
-    /// Whether failed authentications from this address are over the limit.
-    pub fn throttled(&self, ip: Option<IpAddr>) -> bool {
-        ip.is_some_and(|ip| self.0.throttle.blocked(&ip, self.now()))
-    }
-
-    /// Records a failed authentication from this address.
-    pub fn auth_failed(&self, ip: Option<IpAddr>) {
-        if let Some(ip) = ip {
-            self.0.throttle.fail(ip, self.now());
-        }
+    /// The budget of password checks.
+    pub fn password_checks(&self) -> &PasswordChecks {
+        &self.0.password_checks
     }
 
     /// Reloads the signing keys from storage.

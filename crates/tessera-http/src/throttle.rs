@@ -1,83 +1,226 @@
-//! Throttling of failed client authentication (SECURITY row 25, RFC 6819 §4.3.2).
+//! Throttling of sign-in and client authentication (RFC 6819 §4.3.2 and §5.1.4.2.3; OWASP's
+//! Authentication Cheat Sheet, "Device Cookies"), and the budget of password checks.
 //!
-//! Owns [`Throttle`]: per key (a client address; for sign-in pages also a username), failed
-//! authentications are counted in a fixed window; past the limit the key is refused until
-//! the window ends. Client authentication counts by address rather than by client id, which
-//! keeps an attacker from locking a real client out by guessing at its id.
+//! Owns the budget keys, [`client_auth_failed`], [`Reservation`] and [`PasswordChecks`]. Every
+//! budget lives in the shared store ([`ThrottleStore`]), so every node counts against the same
+//! numbers, and an attempt is taken from a budget in one atomic statement *before* the work it
+//! pays for, so parallel requests cannot all slip under a limit read beforehand. Budgets leave
+//! the store only when their window ends (the purge), never because many others are tracked.
+//!
+//! - **Client authentication** is checked first, always: a client secret has 256 random bits
+//!   and a failure costs one SHA-256, so a throttle adds nothing against guessing, and valid
+//!   credentials are never refused. A failure takes an attempt from the budget of that client
+//!   id *at that address*; past the limit, failures are answered `429 slow_down` with
+//!   `Retry-After` instead of `401`, which tells a client retrying with a stale secret to back
+//!   off and touches no other client behind the same address.
+//! - **Sign-in** takes an attempt from the address's budget and from either the browser's
+//!   device budget (it holds a device cookie from an earlier sign-in as that user, see
+//!   [`crate::signin`]) or the budget that every unknown browser shares for the username,
+//!   before the password is checked; a sign-in that succeeds gives its attempts back.
 
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-/// Most addresses tracked at once; past this, expired windows are dropped first.
-const MAX_TRACKED: usize = 50_000;
+use tessera_core::secret::SecretHash;
+use tessera_core::store::{Attempt, StoreError, ThrottleStore};
+use tokio::sync::Semaphore;
 
-/// Failed-authentication counters.
-pub struct Throttle<K = IpAddr> {
-    limit: u32,
-    window: i64,
-    seen: Mutex<HashMap<K, (i64, u32)>>,
+use crate::state::AppState;
+
+/// The window of the client-authentication budget, seconds.
+pub const CLIENT_AUTH_WINDOW: i64 = 60;
+
+/// The store key of a budget: a kind and the SHA-256 of its parts, so a key has a fixed
+/// length whatever was presented (a username of any length, a client id) and the table holds
+/// no username or address in clear.
+pub fn budget_key(kind: &str, parts: &[&str]) -> String {
+    let mut joined = String::new();
+    for p in parts {
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+        joined.push_str(&p.len().to_string());
+        joined.push(':');
+        joined.push_str(p);
+    }
+    format!("{kind}:{}", SecretHash::of(&joined).as_str())
 }
 
-impl<K: Hash + Eq> Throttle<K> {
-    /// At most `limit` failures per `window` seconds from one address (0 disables).
-    pub fn new(limit: u32, window: i64) -> Self {
-        Self {
-            limit,
-            window,
-            seen: Mutex::new(HashMap::new()),
-        }
+/// Counts a failed client authentication by `client_id` from `ip`. Returns the second the
+/// budget of that client at that address refills when it was already spent: the caller
+/// answers `429` until then instead of `401`.
+pub async fn client_auth_failed(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    client_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let limit = state.http().auth_failures_per_minute;
+    let Some(ip) = ip.filter(|_| limit > 0) else {
+        return Ok(None);
+    };
+    let key = budget_key("client", &[&ip.to_string(), client_id]);
+    let now = state.now();
+    match state
+        .store()
+        .take_attempt(&key, limit, CLIENT_AUTH_WINDOW, now)
+        .await?
+    {
+        Attempt::Taken(_) => Ok(None),
+        Attempt::Refused { until } => Ok(Some(until)),
     }
+}
 
-    /// Whether the address is currently blocked.
-    pub fn blocked(&self, ip: &K, now: i64) -> bool {
-        if self.limit == 0 {
-            return false;
-        }
-        let Ok(seen) = self.seen.lock() else {
-            return false;
-        };
-        matches!(seen.get(ip), Some((start, n)) if now < start + self.window && *n >= self.limit)
-    }
+/// Attempts taken from several budgets at once, for one sign-in.
+#[derive(Debug, Default)]
+pub struct Reservation {
+    keys: Vec<String>,
+}
 
-    /// Records one failure.
-    pub fn fail(&self, ip: K, now: i64) {
-        if self.limit == 0 {
-            return;
-        }
-        let Ok(mut seen) = self.seen.lock() else {
-            return;
-        };
-        if seen.len() >= MAX_TRACKED {
-            let window = self.window;
-            seen.retain(|_, (start, _)| now < *start + window);
-            if seen.len() >= MAX_TRACKED {
-                seen.clear();
+impl Reservation {
+    /// Takes one attempt from each `(key, limit)` budget (a limit of 0 is no budget), in
+    /// order. When one is spent, gives back those already taken and returns the second the
+    /// spent one refills.
+    pub async fn take(
+        store: &dyn ThrottleStore,
+        budgets: &[(String, u32)],
+        window: i64,
+        now: i64,
+    ) -> Result<Result<Self, i64>, StoreError> {
+        let mut taken = Self::default();
+        for (key, limit) in budgets.iter().filter(|(_, l)| *l > 0) {
+            match store.take_attempt(key, *limit, window, now).await {
+                Ok(Attempt::Taken(_)) => taken.keys.push(key.clone()),
+                Ok(Attempt::Refused { until }) => {
+                    taken.give_back(store, now).await?;
+                    return Ok(Err(until));
+                }
+                Err(e) => {
+                    // Best effort: the error is what the caller needs to hear.
+                    let _ = taken.give_back(store, now).await;
+                    return Err(e);
+                }
             }
         }
-        let entry = seen.entry(ip).or_insert((now, 0));
-        if now >= entry.0 + self.window {
-            *entry = (now, 0);
+        Ok(Ok(taken))
+    }
+
+    /// Gives every attempt back: what it paid for was not a failure (or never ran).
+    pub async fn give_back(self, store: &dyn ThrottleStore, now: i64) -> Result<(), StoreError> {
+        for key in &self.keys {
+            store.return_attempt(key, now).await?;
         }
-        entry.1 = entry.1.saturating_add(1);
+        Ok(())
+    }
+}
+
+/// The budget of password checks: at most `concurrent` Argon2 checks run at once (each
+/// works in 19 MiB and a core), at most `queued` more wait for one to finish, and the rest
+/// are refused at once, so a burst of sign-ins costs bounded memory and leaves the cores to
+/// the other endpoints.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    running: Arc<Semaphore>,
+    admitted: Arc<AtomicUsize>,
+    max_admitted: usize,
+}
+
+/// Decrements the admitted count when the request is done (or dropped).
+struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl PasswordChecks {
+    /// `concurrent` checks at once (at least 1), `queued` more waiting.
+    pub fn new(concurrent: usize, queued: usize) -> Self {
+        let concurrent = concurrent.max(1);
+        tessera_core::password::keep_buffers(concurrent);
+        Self {
+            running: Arc::new(Semaphore::new(concurrent)),
+            admitted: Arc::new(AtomicUsize::new(0)),
+            max_admitted: concurrent.saturating_add(queued),
+        }
+    }
+
+    /// Runs `check` on a blocking thread when a slot is free; `None` at once when every slot
+    /// and every place in the queue is taken. A check that started runs to its end even if
+    /// the request is dropped, and holds its slot until then.
+    pub async fn run(&self, check: impl FnOnce() -> bool + Send + 'static) -> Option<bool> {
+        let before = self.admitted.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(self.admitted.clone());
+        if before >= self.max_admitted {
+            return None;
+        }
+        let permit = self.running.clone().acquire_owned().await.ok()?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            check()
+        })
+        .await
+        .ok();
+        drop(admitted);
+        result
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
 
     #[test]
-    fn blocks_after_the_limit_and_forgets_after_the_window() {
-        let t = Throttle::new(3, 60);
-        let ip: IpAddr = "127.0.0.2".parse().unwrap();
-        for _ in 0..3 {
-            assert!(!t.blocked(&ip, 100));
-            t.fail(ip, 100);
+    fn keys_are_fixed_length_hashes_of_every_part() {
+        let long = "a".repeat(10_000);
+        let k = budget_key("signin-user", &[&long]);
+        assert_eq!(k.len(), budget_key("signin-user", &["a"]).len());
+        assert!(!k.contains("aaaa"));
+        // A name and its first 128 characters are different budgets.
+        assert_ne!(k, budget_key("signin-user", &[&long[..128]]));
+        assert_ne!(
+            budget_key("client", &["ab", "c"]),
+            budget_key("client", &["a", "bc"])
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_running_and_queued_checks_the_rest_are_refused_and_the_queued_one_runs() {
+        let checks = Arc::new(PasswordChecks::new(1, 1));
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        // The first check holds the only slot until released.
+        let first = {
+            let checks = checks.clone();
+            tokio::spawn(async move {
+                checks
+                    .run(move || {
+                        started_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        false
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        // The second waits in the queue.
+        let second = {
+            let checks = checks.clone();
+            tokio::spawn(async move { checks.run(|| true).await })
+        };
+        while checks.admitted.load(Ordering::Acquire) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(t.blocked(&ip, 100));
-        assert!(!t.blocked(&"127.0.0.3".parse().unwrap(), 100));
-        assert!(!t.blocked(&ip, 160));
+        // The third finds slot and queue full: refused at once, without running.
+        assert_eq!(checks.run(|| unreachable!()).await, None);
+        assert!(!second.is_finished());
+        release_tx.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Some(false));
+        assert_eq!(second.await.unwrap(), Some(true), "the queued check ran");
+        // All done: there is room again.
+        assert_eq!(checks.run(|| true).await, Some(true));
     }
 }

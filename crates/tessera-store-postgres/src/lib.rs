@@ -29,6 +29,7 @@ mod outage;
 mod rows;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod throttle;
 mod tokens;
 mod trust;
 mod users;

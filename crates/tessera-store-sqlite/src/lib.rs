@@ -19,6 +19,7 @@ mod grants;
 mod keys;
 mod maintenance;
 mod rows;
+mod throttle;
 mod tokens;
 mod trust;
 mod users;

@@ -88,6 +88,9 @@ impl Maintenance for SqliteStore {
             grants: self
                 .purge("grants", "grant_id", int("expires_at <=", now))
                 .await?,
+            throttle: self
+                .purge("throttle", "key", int("expires_at <=", now))
+                .await?,
         })
     }
 }

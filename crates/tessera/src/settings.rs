@@ -89,6 +89,14 @@ pub struct FileConfig {
     pub login_failures_per_address: Option<u32>,
     /// The sign-in lockout window, seconds.
     pub login_lockout_window: Option<i64>,
+    /// Failed sign-ins allowed per lockout window from a browser with a device cookie.
+    pub login_failures_per_device: Option<u32>,
+    /// How long a device cookie lasts, seconds.
+    pub device_cookie_ttl: Option<i64>,
+    /// Password checks that run at once.
+    pub password_checks_concurrent: Option<usize>,
+    /// Password checks that may wait for one of those.
+    pub password_checks_queued: Option<usize>,
     /// Longest a JWT assertion may be valid for, seconds.
     pub assertion_max_lifetime: Option<i64>,
     /// Clock leeway for assertions, seconds.
@@ -310,6 +318,25 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
             bail!("login_lockout_window must be at least 1 second");
         }
         http.login_lockout_window = v;
+    }
+    if let Some(v) = env("TESSERA_LOGIN_FAILURES_PER_DEVICE")?.or(file.login_failures_per_device) {
+        http.login_failures_per_device = v;
+    }
+    if let Some(v) = env("TESSERA_DEVICE_COOKIE_TTL")?.or(file.device_cookie_ttl) {
+        if v < 1 {
+            bail!("device_cookie_ttl must be at least 1 second");
+        }
+        http.device_cookie_ttl = v;
+    }
+    if let Some(v) = env("TESSERA_PASSWORD_CHECKS_CONCURRENT")?.or(file.password_checks_concurrent)
+    {
+        if v < 1 {
+            bail!("password_checks_concurrent must be at least 1");
+        }
+        http.password_checks_concurrent = v;
+    }
+    if let Some(v) = env("TESSERA_PASSWORD_CHECKS_QUEUED")?.or(file.password_checks_queued) {
+        http.password_checks_queued = v;
     }
     let proxies = match env::<String>("TESSERA_TRUSTED_PROXIES")? {
         Some(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),

@@ -2,7 +2,7 @@
 //!
 //! Owns the contract between the protocol core and a database: one trait per aggregate
 //! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`UserStore`], [`GrantStore`],
-//! [`TrustStore`], [`ReplayStore`],
+//! [`TrustStore`], [`ReplayStore`], [`ThrottleStore`],
 //! [`ChangeFeed`], [`Maintenance`]) under the
 //! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
 //! conformance suite runs the same tests against every implementation.
@@ -242,6 +242,42 @@ pub trait ReplayStore: Send + Sync {
     async fn was_used(&self, key: &str) -> Result<bool, StoreError>;
 }
 
+/// What [`ThrottleStore::take_attempt`] answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// An attempt was taken: it is the `n`th of the window.
+    Taken(u32),
+    /// The budget is spent until this second (the end of the window).
+    Refused {
+        /// When the window ends.
+        until: i64,
+    },
+}
+
+/// Attempt budgets of the sign-in and client-authentication throttles, shared by every node
+/// (RFC 6819 §4.3.2, OWASP's Authentication Cheat Sheet). A budget is a key (a hash the
+/// caller derives: an address, a username, a device cookie, a client at an address) holding
+/// `limit` attempts per fixed window of `window` seconds that starts with its first attempt.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// Takes one attempt from the budget of `key` (`limit` at least 1). # Contract: atomic
+    /// across every node: of any number of concurrent calls on a budget with `r` attempts
+    /// left, exactly `r` get `Taken`; the others get `Refused` with the window's end and
+    /// change nothing. Once the window has ended (`now >= until`) the budget is full again.
+    /// Rows are purged after their window ends.
+    async fn take_attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        window: i64,
+        now: i64,
+    ) -> Result<Attempt, StoreError>;
+    /// Gives back one attempt taken in the current window (it turned out not to be a
+    /// failure). # Contract: never takes a budget below zero; does nothing once the window
+    /// has ended or for a key never taken.
+    async fn return_attempt(&self, key: &str, now: i64) -> Result<(), StoreError>;
+}
+
 /// Users, their browser sessions and the consents they gave.
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -377,6 +413,7 @@ pub trait Store:
     + GrantStore
     + TrustStore
     + ReplayStore
+    + ThrottleStore
     + ChangeFeed
     + Maintenance
 {
@@ -390,6 +427,7 @@ impl<
             + GrantStore
             + TrustStore
             + ReplayStore
+            + ThrottleStore
             + ChangeFeed
             + Maintenance,
     > Store for T

@@ -548,6 +548,106 @@ pub async fn concurrent_uses_of_one_assertion_id_have_one_winner(s: &dyn Store) 
     assert!(results.iter().all(Result::is_ok));
 }
 
+pub async fn a_throttle_budget_holds_limit_attempts_per_window(s: &dyn Store) {
+    use crate::store::Attempt;
+    for n in 1..=3 {
+        assert_eq!(
+            s.take_attempt("k1", 3, 60, 1_000).await.unwrap(),
+            Attempt::Taken(n)
+        );
+    }
+    // Spent: refused until the window's end, and a refusal does not move that end.
+    assert_eq!(
+        s.take_attempt("k1", 3, 60, 1_030).await.unwrap(),
+        Attempt::Refused { until: 1_060 }
+    );
+    assert_eq!(
+        s.take_attempt("k1", 3, 60, 1_059).await.unwrap(),
+        Attempt::Refused { until: 1_060 }
+    );
+    // Another key has a budget of its own.
+    assert_eq!(
+        s.take_attempt("k2", 3, 60, 1_030).await.unwrap(),
+        Attempt::Taken(1)
+    );
+    // A returned attempt can be taken again; returns never go below zero.
+    s.return_attempt("k1", 1_040).await.unwrap();
+    assert_eq!(
+        s.take_attempt("k1", 3, 60, 1_041).await.unwrap(),
+        Attempt::Taken(3)
+    );
+    for _ in 0..5 {
+        s.return_attempt("k2", 1_042).await.unwrap();
+    }
+    s.return_attempt("never-taken", 1_042).await.unwrap();
+    assert_eq!(
+        s.take_attempt("k2", 3, 60, 1_043).await.unwrap(),
+        Attempt::Taken(1)
+    );
+    // The window ends: the budget is full again, with a new window.
+    assert_eq!(
+        s.take_attempt("k1", 3, 60, 1_060).await.unwrap(),
+        Attempt::Taken(1)
+    );
+    assert_eq!(
+        s.take_attempt("k1", 3, 60, 1_061).await.unwrap(),
+        Attempt::Taken(2)
+    );
+}
+
+pub async fn concurrent_attempts_take_exactly_the_budget(s: &dyn Store) {
+    use crate::store::Attempt;
+    let results =
+        futures_join_all((0..40).map(|_| s.take_attempt("signin:race", 5, 300, 1_000))).await;
+    let taken: Vec<u32> = results
+        .iter()
+        .filter_map(|r| match r.as_ref().unwrap() {
+            Attempt::Taken(n) => Some(*n),
+            Attempt::Refused { until } => {
+                assert_eq!(*until, 1_300);
+                None
+            }
+        })
+        .collect();
+    let mut sorted = taken.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![1, 2, 3, 4, 5]);
+}
+
+pub async fn a_spent_budget_stays_spent_however_many_others_are_tracked(s: &dyn Store) {
+    use crate::store::Attempt;
+    for _ in 0..2 {
+        s.take_attempt("blocked", 2, 300, 1_000).await.unwrap();
+    }
+    // Many other budgets, some already ended: nothing but the end of a window frees one.
+    for i in 0..600 {
+        s.take_attempt(
+            &format!("other:{i}"),
+            2,
+            if i % 2 == 0 { 10 } else { 300 },
+            1_000,
+        )
+        .await
+        .unwrap();
+    }
+    let r = s.purge_expired(1_100).await.unwrap();
+    assert_eq!(r.throttle, 300);
+    assert_eq!(
+        s.take_attempt("blocked", 2, 300, 1_100).await.unwrap(),
+        Attempt::Refused { until: 1_300 }
+    );
+    assert_eq!(
+        s.take_attempt("other:1", 2, 300, 1_100).await.unwrap(),
+        Attempt::Taken(2)
+    );
+    let r = s.purge_expired(1_300).await.unwrap();
+    assert_eq!(r.throttle, 301);
+    assert_eq!(
+        s.take_attempt("blocked", 2, 300, 1_300).await.unwrap(),
+        Attempt::Taken(1)
+    );
+}
+
 /// A user named `name`.
 pub fn user(name: &str) -> UserRecord {
     UserRecord {
@@ -1435,6 +1535,9 @@ macro_rules! conformance_tests {
             key_sets_breaking_the_registration_rules_are_refused,
             env_deletions_racing_client_creations_leave_no_client_in_a_missing_env,
             the_served_issuer_is_recorded_once_and_replaced_only_on_request,
+            a_throttle_budget_holds_limit_attempts_per_window,
+            concurrent_attempts_take_exactly_the_budget,
+            a_spent_budget_stays_spent_however_many_others_are_tracked,
         );
     };
     ($make:expr) => {

@@ -10,10 +10,8 @@
 //! can ever be read as something the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames
 //! are prepared (RFC 8265, [`tessera_core::username`]) before they are looked up.
 //!
-//! Sign-in failures show one message whatever
-//! was wrong, take the same time for an unknown user (a dummy Argon2 check), and are counted
-//! per username and per address; past the limit the form is refused for a while, even with
-//! the right password.
+//! Sign-in failures show one message whatever was wrong and take the same time for an unknown
+//! user (a dummy Argon2 check); the throttling and the password check are [`crate::signin`]'s.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -26,14 +24,15 @@ use tessera_core::endpoint::authorize::{self, AuthorizeError, AuthorizeRequest, 
 use tessera_core::model::{SessionRecord, UserRecord};
 use tessera_core::params::Params;
 use tessera_core::scope::ScopeSet;
-use tessera_core::secret::{self, SecretHash};
+use tessera_core::secret::SecretHash;
 use tessera_core::username;
-use tessera_core::{password, OAuthError};
+use tessera_core::OAuthError;
 
 use crate::extract::client_address;
 use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token, origin_of};
 use crate::pending;
+use crate::signin::{self, SignIn};
 use crate::state::AppState;
 
 /// Form fields of our own pages, never part of the authorization request: a request that
@@ -274,18 +273,13 @@ async fn flow(
     if let Some(sub) = submitted {
         match sub {
             Submitted::Login { username, password } => {
-                if state.login_locked(&username, ip) {
-                    return login_page(
-                        &pg,
-                        &req,
-                        &params,
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "login_locked",
-                        &username,
-                    );
-                }
-                match sign_in(&cx, &username, &password).await {
-                    Ok(Some((user, cookie_value, rec))) => {
+                match signin::sign_in(state, &cx, &parts.headers, ip, &username, &password).await {
+                    Ok(SignIn::SignedIn {
+                        user,
+                        session_cookie,
+                        session: rec,
+                        device_cookie,
+                    }) => {
                         // A new sign-in replaces the browser's previous session, if any.
                         if let Some(old) = pages::cookie(&parts.headers, state.cookies().session())
                         {
@@ -296,16 +290,16 @@ async fn flow(
                         tracing::info!(user_id = %user.user_id, client_id = %req.client.client_id, "user signed in");
                         if let Some(v) = state.cookies().set(
                             state.cookies().session(),
-                            &cookie_value,
+                            &session_cookie,
                             state.config().session_ttl,
                         ) {
                             pg.set_cookies.push(v);
                         }
-                        session = Some((rec, user));
+                        pg.set_cookies.extend(device_cookie);
+                        session = Some((rec, *user));
                         just_signed_in = true;
                     }
-                    Ok(None) => {
-                        state.login_failed(&username, ip);
+                    Ok(SignIn::Failed) => {
                         return login_page(
                             &pg,
                             &req,
@@ -314,6 +308,28 @@ async fn flow(
                             "login_failed",
                             &username,
                         );
+                    }
+                    Ok(SignIn::Locked { retry_after }) => {
+                        let res = login_page(
+                            &pg,
+                            &req,
+                            &params,
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "login_locked",
+                            &username,
+                        );
+                        return with_retry_after(res, retry_after);
+                    }
+                    Ok(SignIn::Busy) => {
+                        let res = login_page(
+                            &pg,
+                            &req,
+                            &params,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "login_busy",
+                            &username,
+                        );
+                        return with_retry_after(res, 1);
                     }
                     Err(e) => return server_error(&pg, &e),
                 }
@@ -416,38 +432,12 @@ async fn current_session(
     Ok(cx.store.get_user(&s.user_id).await?.map(|u| (s, u)))
 }
 
-/// Checks a password (on a blocking thread: Argon2 takes tens of milliseconds) and, when it
-/// matches, starts a session.
-async fn sign_in(
-    cx: &Cx<'_>,
-    username: &str,
-    password: &str,
-) -> Result<Option<(UserRecord, String, SessionRecord)>, OAuthError> {
-    let user = if username.is_empty() || username.len() > 256 {
-        None
-    } else {
-        cx.store.find_user(username).await?
-    };
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let presented = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => password::verify(&presented, &hash),
-        None => password::verify_unknown_user(&presented),
-    })
-    .await
-    .map_err(OAuthError::server_error)?;
-    let Some(user) = user.filter(|_| ok) else {
-        return Ok(None);
-    };
-    let cookie = secret::generate("");
-    let rec = SessionRecord {
-        session_hash: cookie.hash(),
-        user_id: user.user_id.clone(),
-        auth_time: cx.now,
-        expires_at: cx.now + cx.config.session_ttl,
-    };
-    cx.store.insert_session(&rec).await?;
-    Ok(Some((user, cookie.expose().to_owned(), rec)))
+/// Adds `Retry-After: seconds` to a response.
+fn with_retry_after(mut res: Response, seconds: i64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }
 
 async fn remember_consent(

@@ -7,18 +7,16 @@ use tessera_core::endpoint::introspect;
 
 use crate::error::json_no_store;
 use crate::extract::OAuthRequest;
-use crate::routes::{refuse_if_throttled, respond};
+use crate::routes::{presented_client_id, respond};
 use crate::state::AppState;
 
 /// Handles an introspection request.
 pub async fn handle(State(state): State<AppState>, req: OAuthRequest) -> Response {
-    if let Some(refused) = refuse_if_throttled(&state, req.peer) {
-        return refused;
-    }
     let keys = state.keys();
     let cx = state.cx(&keys);
     let result = introspect::handle(&cx, req.basic.as_ref(), &req.params).await;
-    respond(&state, req.peer, result, |r| {
+    respond(&state, req.peer, &presented_client_id(&req), result, |r| {
         json_no_store(StatusCode::OK, r.to_json())
     })
+    .await
 }

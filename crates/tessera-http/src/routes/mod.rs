@@ -18,35 +18,76 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tessera_core::{ErrorCode, OAuthError};
 
-use crate::error::error_response;
-use crate::state::AppState;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
-/// For endpoints where a client authenticates (SECURITY row 25): the answer to an address
-/// that failed too often, if this one did.
-pub fn refuse_if_throttled(state: &AppState, peer: Option<IpAddr>) -> Option<Response> {
-    state.throttled(peer).then(|| {
-        error_response(OAuthError::slow_down(
-            "too many failed client authentications from this address; retry later",
-        ))
-    })
+use crate::error::error_response;
+use crate::extract::OAuthRequest;
+use crate::state::AppState;
+use crate::throttle;
+
+/// The client id a request presents, for the client-authentication budget: from
+/// `Authorization: Basic`, else the `client_id` parameter, else the `iss` of a
+/// `client_assertion` (read without verifying: it only names the budget). Empty when none.
+pub fn presented_client_id(req: &OAuthRequest) -> String {
+    if let Some(b) = &req.basic {
+        return b.client_id.clone();
+    }
+    if let Ok(Some(id)) = req.params.get("client_id") {
+        return id.to_owned();
+    }
+    req.params
+        .get("client_assertion")
+        .ok()
+        .flatten()
+        .and_then(|jwt| jwt.split('.').nth(1))
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|claims| claims.get("iss")?.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
-/// Turns an endpoint's result into a response, counting a failed client authentication
-/// against the caller's address.
-pub fn respond<T>(
+/// `429 slow_down` with `Retry-After`, for a budget spent until `until`.
+pub fn too_many(state: &AppState, until: i64, description: &'static str) -> Response {
+    let mut res = error_response(OAuthError::slow_down(description));
+    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let wait = (until - state.now()).max(1);
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+/// Turns an endpoint's result into a response. A failed client authentication is counted
+/// against the budget of the presented client id at the caller's address
+/// ([`throttle::client_auth_failed`]); once that is spent, further failures get
+/// `429 slow_down` instead of `401`. A success is never refused.
+pub async fn respond<T>(
     state: &AppState,
     peer: Option<IpAddr>,
+    client_id: &str,
     result: Result<T, OAuthError>,
     ok: impl FnOnce(T) -> Response,
 ) -> Response {
     match result {
         Ok(v) => ok(v),
-        Err(e) => {
-            if e.code == ErrorCode::InvalidClient {
-                state.auth_failed(peer);
+        Err(e) if e.code == ErrorCode::InvalidClient => {
+            match throttle::client_auth_failed(state, peer, client_id).await {
+                Ok(Some(until)) => too_many(
+                    state,
+                    until,
+                    "too many failed authentications by this client from this address; \
+                     retry later",
+                ),
+                Ok(None) => error_response(e),
+                Err(store) => {
+                    // The answer is the authentication's, whatever the counter did.
+                    tracing::warn!(error = %store, "counting a failed client authentication failed");
+                    error_response(e)
+                }
             }
-            error_response(e)
         }
+        Err(e) => error_response(e),
     }
 }
 

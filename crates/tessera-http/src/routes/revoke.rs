@@ -6,18 +6,16 @@ use axum::response::{IntoResponse, Response};
 use tessera_core::endpoint::revoke;
 
 use crate::extract::OAuthRequest;
-use crate::routes::{refuse_if_throttled, respond};
+use crate::routes::{presented_client_id, respond};
 use crate::state::AppState;
 
 /// Handles a revocation request: 200 with an empty body on success (RFC 7009 §2.2).
 pub async fn handle(State(state): State<AppState>, req: OAuthRequest) -> Response {
-    if let Some(refused) = refuse_if_throttled(&state, req.peer) {
-        return refused;
-    }
     let keys = state.keys();
     let cx = state.cx(&keys);
     let result = revoke::handle(&cx, req.basic.as_ref(), &req.params).await;
-    respond(&state, req.peer, result, |()| {
+    respond(&state, req.peer, &presented_client_id(&req), result, |()| {
         (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
     })
+    .await
 }

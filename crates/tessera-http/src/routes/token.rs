@@ -9,21 +9,19 @@ use tessera_core::endpoint::token;
 
 use crate::error::json_no_store;
 use crate::extract::OAuthRequest;
-use crate::routes::{refuse_if_throttled, respond};
+use crate::routes::{presented_client_id, respond};
 use crate::state::AppState;
 
 /// Handles a token request.
 pub async fn handle(State(state): State<AppState>, req: OAuthRequest) -> Response {
     let started = Instant::now();
-    if let Some(refused) = refuse_if_throttled(&state, req.peer) {
-        return refused;
-    }
     let grant = token::grant_label(req.params.get("grant_type").ok().flatten());
     let keys = state.keys();
     let cx = state.cx(&keys);
     let result = token::handle(&cx, req.basic.as_ref(), &req.params).await;
     state.metrics().grant(grant, result.is_ok(), started);
-    respond(&state, req.peer, result, |r| {
+    respond(&state, req.peer, &presented_client_id(&req), result, |r| {
         json_no_store(StatusCode::OK, r.to_json())
     })
+    .await
 }

@@ -22,13 +22,14 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
         "tokens": r.tokens, "revoked_jtis": r.revoked_jtis, "used_jtis": r.used_jtis,
         "changes": r.changes, "keys": r.keys, "codes": r.codes, "sessions": r.sessions,
         "grants": r.grants, "refresh_tokens": r.refresh_tokens,
+        "throttle_budgets": r.throttle,
     });
     if args.json {
         print_json(&out);
     } else {
         println!(
             "purged {} tokens, {} revocation records, {} replay records, {} change-feed entries, \
-             {} keys, {} codes, {} sessions, {} grants, {} refresh tokens",
+             {} keys, {} codes, {} sessions, {} grants, {} refresh tokens, {} throttle budgets",
             r.tokens,
             r.revoked_jtis,
             r.used_jtis,
@@ -37,7 +38,8 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
             r.codes,
             r.sessions,
             r.grants,
-            r.refresh_tokens
+            r.refresh_tokens,
+            r.throttle
         );
     }
     store.close().await;

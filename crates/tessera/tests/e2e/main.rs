@@ -38,6 +38,7 @@ mod outage;
 mod private_key_jwt;
 mod rotation;
 mod sdk_token;
+mod throttling;
 mod tls;
 mod token_rules;
 mod usernames;

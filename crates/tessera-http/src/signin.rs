@@ -1,0 +1,226 @@
+//! Signing in with a username and password: the throttle, the device cookie and the check.
+//!
+//! Owns [`sign_in`] and the device cookie. OWASP's *device cookies* (Authentication Cheat
+//! Sheet): a browser that signed in as a user gets a cookie signed with the server's secret
+//! that names that user (by the hash of the username) with a random nonce. A later sign-in
+//! attempt for that user from that browser is paid from the browser's own budget
+//! (`login_failures_per_device`); an attempt from any other browser is paid from the budget
+//! that unknown browsers share for that username (`login_failures_per_user`). Every attempt is
+//! also paid from the address's budget (`login_failures_per_address`). So an attacker who
+//! guesses at someone's password, from anywhere, locks out only unknown browsers for that
+//! username, and the user keeps signing in from a browser they used before.
+//!
+//! The attempts are taken before the password is checked and given back when it matched
+//! (see [`crate::throttle`]); the check itself waits for a slot of
+//! [`crate::throttle::PasswordChecks`].
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, HeaderValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+use tessera_core::cx::Cx;
+use tessera_core::model::{SessionRecord, UserRecord};
+use tessera_core::secret::{self, random_bytes};
+use tessera_core::{password, OAuthError};
+
+use crate::pages;
+use crate::state::AppState;
+use crate::throttle::{budget_key, Reservation};
+
+/// Most device entries one browser keeps (one per user it signed in as, newest first).
+const MAX_DEVICE_ENTRIES: usize = 2;
+/// Bytes of the device cookie's MAC that are kept (128 bits).
+const DEVICE_MAC_LEN: usize = 16;
+
+/// What a sign-in attempt came to.
+pub enum SignIn {
+    /// The password matched: a session was started.
+    SignedIn {
+        /// The user.
+        user: Box<UserRecord>,
+        /// The session cookie's value.
+        session_cookie: String,
+        /// The session.
+        session: SessionRecord,
+        /// The device cookie to set.
+        device_cookie: Option<HeaderValue>,
+    },
+    /// The username or password was wrong.
+    Failed,
+    /// A budget this attempt would be paid from is spent: refused unchecked until `until`.
+    Locked {
+        /// Seconds until the budget refills.
+        retry_after: i64,
+    },
+    /// Every password-check slot and queue place is taken: refused unchecked.
+    Busy,
+}
+
+/// The device cookie's name.
+fn device_cookie_name(state: &AppState) -> &'static str {
+    if state.cookies().session().starts_with("__Host-") {
+        "__Host-tessera_device"
+    } else {
+        "tessera_device"
+    }
+}
+
+/// The MAC of one device entry: binds the nonce to the user.
+fn device_mac(state: &AppState, user_key: &str, nonce: &str) -> [u8; DEVICE_MAC_LEN] {
+    let tag = state
+        .sealer()
+        .mac(format!("device:{user_key}:{nonce}").as_bytes());
+    let mut out = [0u8; DEVICE_MAC_LEN];
+    for (o, t) in out.iter_mut().zip(tag) {
+        *o = t;
+    }
+    out
+}
+
+/// The entries of the browser's device cookie: `nonce.mac`, `~`-separated.
+fn device_entries(state: &AppState, headers: &HeaderMap) -> Vec<String> {
+    pages::cookie(headers, device_cookie_name(state))
+        .map(|v| {
+            v.split('~')
+                .filter(|e| !e.is_empty())
+                .take(MAX_DEVICE_ENTRIES)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The nonce of the browser's device entry for this user, if its MAC verifies.
+fn device_nonce_for(state: &AppState, entries: &[String], user_key: &str) -> Option<String> {
+    entries.iter().find_map(|e| {
+        let (nonce, mac) = e.split_once('.')?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        let expected = device_mac(state, user_key, nonce);
+        bool::from(expected.as_slice().ct_eq(&mac)).then(|| nonce.to_owned())
+    })
+}
+
+/// The device cookie after a sign-in as this user: this user's entry first (kept when the
+/// browser already had one), then the others it had.
+fn device_cookie_after(
+    state: &AppState,
+    entries: &[String],
+    user_key: &str,
+    known: Option<&str>,
+) -> Option<HeaderValue> {
+    let entry = match known {
+        Some(nonce) => {
+            let mac = device_mac(state, user_key, nonce);
+            format!("{nonce}.{}", URL_SAFE_NO_PAD.encode(mac))
+        }
+        None => {
+            let nonce = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
+            let mac = device_mac(state, user_key, &nonce);
+            format!("{nonce}.{}", URL_SAFE_NO_PAD.encode(mac))
+        }
+    };
+    let mut all = vec![entry.clone()];
+    all.extend(
+        entries
+            .iter()
+            .filter(|e| **e != entry)
+            .take(MAX_DEVICE_ENTRIES - 1)
+            .cloned(),
+    );
+    state.cookies().set(
+        device_cookie_name(state),
+        &all.join("~"),
+        state.http().device_cookie_ttl,
+    )
+}
+
+/// One sign-in attempt from the login form: takes the attempt from the budgets it is paid
+/// from, checks the password in a password-check slot, and on success starts a session and
+/// gives the attempts back.
+pub async fn sign_in(
+    state: &AppState,
+    cx: &Cx<'_>,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+    username: &str,
+    password: &str,
+) -> Result<SignIn, OAuthError> {
+    let http = state.http();
+    let now = cx.now;
+    // One key for counting and checking: the hash of the whole name, however long.
+    let user_key = budget_key("user", &[username]);
+    let entries = device_entries(state, headers);
+    let device = device_nonce_for(state, &entries, &user_key);
+    // The user's (or device's) budget first: against one user, the usual target, a spent
+    // budget is then refused before anything is written.
+    let mut budgets = Vec::with_capacity(2);
+    match &device {
+        Some(nonce) => budgets.push((
+            budget_key("signin-device", &[&user_key, nonce]),
+            http.login_failures_per_device,
+        )),
+        None => budgets.push((
+            budget_key("signin-user", &[&user_key]),
+            http.login_failures_per_user,
+        )),
+    }
+    if let Some(ip) = ip {
+        budgets.push((
+            budget_key("signin-address", &[&ip.to_string()]),
+            http.login_failures_per_address,
+        ));
+    }
+    let store = state.store();
+    let window = http.login_lockout_window;
+    let reservation = match Reservation::take(store, &budgets, window, now).await? {
+        Ok(r) => r,
+        Err(until) => {
+            return Ok(SignIn::Locked {
+                retry_after: (until - now).max(1),
+            })
+        }
+    };
+    let user = if username.is_empty() || username.len() > 256 {
+        None
+    } else {
+        cx.store.find_user(username).await?
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let presented = password.to_owned();
+    let checked = state
+        .password_checks()
+        .run(move || match stored {
+            Some(hash) => password::verify(&presented, &hash),
+            None => password::verify_unknown_user(&presented),
+        })
+        .await;
+    let ok = match checked {
+        Some(ok) => ok,
+        None => {
+            // Not checked: not a failure either.
+            reservation.give_back(store, now).await?;
+            return Ok(SignIn::Busy);
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        return Ok(SignIn::Failed);
+    };
+    reservation.give_back(store, now).await?;
+    let cookie = secret::generate("");
+    let rec = SessionRecord {
+        session_hash: cookie.hash(),
+        user_id: user.user_id.clone(),
+        auth_time: now,
+        expires_at: now + cx.config.session_ttl,
+    };
+    cx.store.insert_session(&rec).await?;
+    let device_cookie = device_cookie_after(state, &entries, &user_key, device.as_deref());
+    Ok(SignIn::SignedIn {
+        user: Box::new(user),
+        session_cookie: cookie.expose().to_owned(),
+        session: rec,
+        device_cookie,
+    })
+}
