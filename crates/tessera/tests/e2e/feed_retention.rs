@@ -69,6 +69,13 @@ async fn a_node_stopped_past_the_feed_retention_honours_the_revocation_it_missed
         || async { !b.is_active(&client, &token).await },
     )
     .await;
+    // The line is written once the reload is done, which may be just after the first answer.
+    wait_until(
+        Duration::from_secs(2),
+        "the resumed node logs the reload",
+        || async { b.logs().contains("fell behind the change feed's retention") },
+    )
+    .await;
     let logs = b.logs();
     assert_eq!(
         logs.matches("fell behind the change feed's retention")

@@ -325,6 +325,8 @@ async fn keys_reseal_under_two_rotating_nodes_on_postgres_leaves_keys_the_new_se
         ("TESSERA_KEY_ROTATION_INTERVAL", "3"),
         ("TESSERA_KEY_ROTATION_LEAD_TIME", "2"),
         ("TESSERA_PURGE_INTERVAL", "1"),
+        // Two nodes of one deployment: one issuer.
+        ("TESSERA_ISSUER", "http://127.0.0.1:9"),
     ];
     let mut a = Server::start_with(&env).await;
     let mut b = Server::start_with(&env).await;

@@ -214,7 +214,12 @@ async fn usernames_stored_before_are_moved_to_their_prepared_form_at_start() {
         assert_eq!(q.execute(&mut conn).await.unwrap().rows_affected(), 1);
     }
     conn.close().await.unwrap();
-    let server = Server::start_with(&[("TESSERA_DATABASE_URL", &url)]).await;
+    // The same database, so the same issuer it was served under.
+    let server = Server::start_with(&[
+        ("TESSERA_DATABASE_URL", &url),
+        ("TESSERA_ISSUER", old.issuer()),
+    ])
+    .await;
     let users: Value = server.cli_json(&["user", "list", "--json"]).await;
     let mut names: Vec<&str> = users
         .as_array()
