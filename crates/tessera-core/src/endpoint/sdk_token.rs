@@ -119,9 +119,16 @@ async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> 
     };
     match cx.store.insert_client(&client).await {
         Ok(()) => Ok(client),
-        // Made at the same moment by another request or node, with the same registration
-        // (a cache here may not know it yet, so it is not read back).
-        Err(StoreError::Conflict) => Ok(client),
+        // Made at the same moment by another request or node: that one's record, with its
+        // own random token epoch, is the one stored, and tokens are only good under the
+        // stored epoch, so it is read back (a conflicting insert makes the cache forget the
+        // id, so the read reaches the database).
+        // Gone again already: the environment was deleted meanwhile.
+        Err(StoreError::Conflict) => cx
+            .store
+            .get_client(&id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_request("unknown env")),
         Err(e) => Err(e.into()),
     }
 }
