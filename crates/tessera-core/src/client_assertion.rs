@@ -255,7 +255,7 @@ impl ClientKeys {
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
         let single = keys.len() == 1;
-        let verified = keys
+        let candidates: Vec<&Key> = keys
             .iter()
             .filter(|k| k.algs.contains(&alg))
             .filter(|k| match (&header.kid, &k.kid) {
@@ -265,8 +265,22 @@ impl ClientKeys {
                 (None, _) => single,
             })
             .take(MAX_KEYS)
-            .any(|k| jsonwebtoken::decode::<serde_json::Value>(jws, &k.key, &validation).is_ok());
-        if verified {
+            .collect();
+        let check = |k: &Key| jsonwebtoken::decode::<serde_json::Value>(jws, &k.key, &validation);
+        if candidates.is_empty() {
+            // No key to try (a kid naming none): one check with a stand-in key all the same,
+            // so that a kid no key has costs what a wrong signature does, for known and
+            // unknown clients alike (see [`refuse_unknown`]).
+            if let Some(stand_in) = stand_in_keys(jws)
+                .decoding_keys()
+                .ok()
+                .and_then(|mut k| k.pop())
+            {
+                let _ = check(&stand_in);
+            }
+            return Err(SignatureError::Signature);
+        }
+        if candidates.into_iter().any(|k| check(k).is_ok()) {
             Ok(())
         } else {
             Err(SignatureError::Signature)
