@@ -5,7 +5,8 @@
 //! (2048-bit) or EdDSA (Ed25519) on request. `sign` prints a fresh JWT signed with such a key:
 //! a new random `jti`, `iat` now and `exp` after `--ttl`, and in its header the key's RFC 7638
 //! thumbprint as `kid`, the one `trust add --public-key` registers the public key with (so
-//! that, with several keys registered, the JWT names its own). Neither touches the database.
+//! that, with several keys registered, the JWT names its own; `--kid` names another, as a
+//! JWKS registration has it). Neither touches the database.
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,10 @@ pub enum Command {
         /// "quoted") is taken as JSON, anything else as a string.
         #[arg(long = "claim")]
         claims: Vec<String>,
+        /// The header's `kid`: by default the key's RFC 7638 thumbprint, which
+        /// `--public-key` registers a PEM key with; give the one of a JWKS registration.
+        #[arg(long)]
+        kid: Option<String>,
     },
 }
 
@@ -105,6 +110,7 @@ pub fn run(cmd: Command) -> Result<()> {
             aud,
             ttl,
             claims,
+            kid,
         } => {
             if ttl < 1 {
                 bail!("--ttl must be at least 1 second");
@@ -140,9 +146,11 @@ pub fn run(cmd: Command) -> Result<()> {
             body.insert("jti".into(), jti.into());
             let mut header = Header::new(alg);
             // The key's RFC 7638 thumbprint, the kid its public key was registered with.
-            header.kid = public_pem(&pem, alg)
-                .and_then(|public| tessera_core::client_assertion::pem_jwk(&public).ok())
-                .and_then(|jwk| jwk.common.key_id);
+            header.kid = kid.or_else(|| {
+                public_pem(&pem, alg)
+                    .and_then(|public| tessera_core::client_assertion::pem_jwk(&public).ok())
+                    .and_then(|jwk| jwk.common.key_id)
+            });
             let token = jsonwebtoken::encode(&header, &Value::Object(body), &encoding)
                 .context("signing")?;
             println!("{token}");

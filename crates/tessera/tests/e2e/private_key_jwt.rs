@@ -1392,6 +1392,27 @@ async fn several_pem_keys_get_their_thumbprint_as_kid_and_jwt_sign_names_it() {
         )
         .unwrap();
         assert_eq!(header["kid"], kid.as_str(), "{header}");
+        let named = s
+            .cli(&[
+                "jwt",
+                "sign",
+                "--key",
+                arg(private),
+                "--iss",
+                "vendor",
+                "--sub",
+                "u1",
+                "--kid",
+                "from-a-jwks",
+            ])
+            .await;
+        let named: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(named.trim().split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(named["kid"], "from-a-jwks");
         let s = &s;
         wait_until(FEED_DEADLINE, "the JWT of each key is accepted", || {
             let body = json!({"jwt": jwt});
