@@ -1178,6 +1178,38 @@ mod tests {
     }
 
     #[test]
+    fn a_pem_key_registered_with_its_thumbprint_verifies_its_signatures() {
+        use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+        const P256_SPKI_PREFIX: [u8; 26] = [
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        let rng = ring::rand::SystemRandom::new();
+        for _ in 0..50 {
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .unwrap();
+            let spki = [&P256_SPKI_PREFIX[..], pair.public_key().as_ref()].concat();
+            let pem = format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                base64::engine::general_purpose::STANDARD.encode(spki)
+            );
+            let mut keys = ClientKeys::default();
+            let kid = keys.add_pem(&pem).unwrap();
+            let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+            for header in [
+                serde_json::json!({"alg": "ES256"}),
+                serde_json::json!({"alg": "ES256", "kid": kid}),
+            ] {
+                let jws = signed(&key, header);
+                assert_eq!(keys.verify_signature(&jws), Ok(()), "{pem}");
+            }
+        }
+    }
+
+    #[test]
     fn nothing_verifies_against_the_stand_in_keys_and_they_match_the_algorithm() {
         let (key, _) = es256(Some("k1"));
         let jws = signed(&key, serde_json::json!({"alg": "ES256", "kid": "k1"}));
