@@ -20,6 +20,13 @@
 //! than one key must give each a distinct `kid`, and an assertion checked against more than
 //! one key must name its key with `kid` (RFC 7515 §4.1.4): only that key is tried. A JWS
 //! header with `crit` (RFC 7515 §4.1.11) is refused: Tessera understands no extension.
+//! A PEM key is registered as a JWK whose `kid` is its RFC 7638 thumbprint ([`pem_jwk`]), so
+//! several PEM keys can be registered together (as in a key rotation).
+//!
+//! An assertion naming an unknown client, or a client without keys, or a `kid` naming no
+//! key, costs one signature check all the same, against a stand-in key of the kind its `alg`
+//! needs, and an unknown client gets the refusal a forged signature gets
+//! ([`refuse_unknown`]): neither the answer nor its time tells registered client ids apart.
 //!
 //! `client_secret_jwt` is not offered: it needs the client secret itself on the server,
 //! and Tessera keeps only hashes of secrets.
@@ -732,7 +739,7 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
 
 /// The refusal of an assertion naming a client that does not exist (or has no usable key),
 /// after the same work as for a known client: the assertion's signature is checked against a
-/// stand-in key of the kind its `alg` needs ([`stand_in_keys`]), which nothing verifies
+/// stand-in key of the kind its `alg` needs (`stand_in_keys`), which nothing verifies
 /// against, so neither the time taken nor the answer tells registered client ids from others
 /// (the secret path does the same with a stand-in hash, see [`crate::password`]).
 pub async fn refuse_unknown(cx: &Cx<'_>, assertion: &str) -> OAuthError {
