@@ -5,7 +5,8 @@
 //! the request's `env` (none = [`DEFAULT_ENV`]) and must exist; the JWT's `aud` is optional
 //! (seed 000's JWTs name none) and checked when present; `jti`, `exp` and the signature are
 //! always required, and a JWT already used is refused. The token is issued to the
-//! environment's SDK client ([`sdk_client_id`], made on first use) and lives 5 minutes, or
+//! environment's SDK client ([`sdk_client_id`], made on first use; when requests or nodes
+//! make it at the same moment, every one issues under the one stored) and lives 5 minutes, or
 //! 10 minutes when it is single-use (seed 000's hosted case: invalid once used, or 10 minutes
 //! after issue). Its scope is the trust registration's.
 
