@@ -20,6 +20,13 @@
 //! than one key must give each a distinct `kid`, and an assertion checked against more than
 //! one key must name its key with `kid` (RFC 7515 §4.1.4): only that key is tried. A JWS
 //! header with `crit` (RFC 7515 §4.1.11) is refused: Tessera understands no extension.
+//! A PEM key is registered as a JWK whose `kid` is its RFC 7638 thumbprint ([`pem_jwk`]), so
+//! several PEM keys can be registered together (as in a key rotation).
+//!
+//! An assertion naming an unknown client, or a client without keys, or a `kid` naming no
+//! key, costs one signature check all the same, against a stand-in key of the kind its `alg`
+//! needs, and an unknown client gets the refusal a forged signature gets
+//! ([`refuse_unknown`]): neither the answer nor its time tells registered client ids apart.
 //!
 //! `client_secret_jwt` is not offered: it needs the client secret itself on the server,
 //! and Tessera keeps only hashes of secrets.
@@ -130,8 +137,8 @@ impl ClientKeys {
 
     /// The rules of a registration, for a client or a trusted issuer: at most [`MAX_KEYS`]
     /// keys, RSA ones of [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits, and, with more than one
-    /// key, a distinct `kid` on each (an assertion must then name its key, and a PEM file
-    /// has no `kid`: give several keys as a JWKS).
+    /// key, a distinct `kid` on each (an assertion must then name its key; a PEM key gets
+    /// its RFC 7638 thumbprint as `kid` when it is registered, see [`ClientKeys::add_pem`]).
     pub fn check_registration(&self) -> Result<(), String> {
         let count = self.keys.len() + self.pems.len();
         if count > MAX_KEYS {
@@ -148,8 +155,8 @@ impl ClientKeys {
         if count > 1 {
             if !self.pems.is_empty() {
                 return Err(
-                    "with more than one key, each needs a kid: give them as a JWKS file, not \
-                     PEM files"
+                    "with more than one key, each needs a kid: register the PEM files again \
+                     (each then gets its thumbprint as kid) or give a JWKS file"
                         .into(),
                 );
             }
@@ -160,7 +167,9 @@ impl ClientKeys {
                         return Err("with more than one key, each needs a kid".into())
                     }
                     Some(kid) if kids.contains(&kid) => {
-                        return Err(format!("two keys have the kid '{kid}'"))
+                        return Err(format!(
+                            "two keys have the kid '{kid}' (the same PEM key given twice?)"
+                        ))
                     }
                     Some(kid) => kids.push(kid),
                 }
@@ -206,12 +215,25 @@ impl ClientKeys {
         }
     }
 
-    /// Adds a PEM public key.
-    pub fn add_pem(&mut self, pem: &str) -> Result<(), String> {
+    /// Adds a PEM public key, as a JWK whose `kid` is its RFC 7638 thumbprint
+    /// ([`pem_jwk`]): a PEM file carries no `kid`, and with more than one key each needs
+    /// one. Returns the `kid`.
+    pub fn add_pem(&mut self, pem: &str) -> Result<String, String> {
         pem_key(pem)?;
         check_key_size(pem_rsa_bits(pem))?;
-        self.pems.push(pem.to_owned());
-        Ok(())
+        let jwk = pem_jwk(pem)?;
+        let kid = jwk.common.key_id.clone().unwrap_or_default();
+        self.keys.push(jwk);
+        Ok(kid)
+    }
+
+    /// The `kid`s of the keys, in order (`None` for a key without one).
+    pub fn kids(&self) -> Vec<Option<String>> {
+        self.keys
+            .iter()
+            .map(|k| k.common.key_id.clone())
+            .chain(self.pems.iter().map(|_| None))
+            .collect()
     }
 
     /// Verifies the signature of a compact JWS with one of these keys: an algorithm from
@@ -240,7 +262,7 @@ impl ClientKeys {
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
         let single = keys.len() == 1;
-        let verified = keys
+        let candidates: Vec<&Key> = keys
             .iter()
             .filter(|k| k.algs.contains(&alg))
             .filter(|k| match (&header.kid, &k.kid) {
@@ -250,8 +272,22 @@ impl ClientKeys {
                 (None, _) => single,
             })
             .take(MAX_KEYS)
-            .any(|k| jsonwebtoken::decode::<serde_json::Value>(jws, &k.key, &validation).is_ok());
-        if verified {
+            .collect();
+        let check = |k: &Key| jsonwebtoken::decode::<serde_json::Value>(jws, &k.key, &validation);
+        if candidates.is_empty() {
+            // No key to try (a kid naming none): one check with a stand-in key all the same,
+            // so that a kid no key has costs what a wrong signature does, for known and
+            // unknown clients alike (see [`refuse_unknown`]).
+            if let Some(stand_in) = stand_in_keys(jws)
+                .decoding_keys()
+                .ok()
+                .and_then(|mut k| k.pop())
+            {
+                let _ = check(&stand_in);
+            }
+            return Err(SignatureError::Signature);
+        }
+        if candidates.into_iter().any(|k| check(k).is_ok()) {
             Ok(())
         } else {
             Err(SignatureError::Signature)
@@ -351,6 +387,142 @@ fn pem_rsa_bits(pem: &str) -> Option<usize> {
         .decode(body)
         .unwrap_or_default();
     Some(der_rsa_modulus(&der).map(integer_bits).unwrap_or(0))
+}
+
+/// The JWK of a PEM public key (SubjectPublicKeyInfo of an EC P-256 or P-384, RSA or
+/// Ed25519 key, or a PKCS#1 RSA public key), with its RFC 7638 thumbprint as `kid`.
+pub fn pem_jwk(pem: &str) -> Result<Jwk, String> {
+    const NOT_READABLE: &str = "not a PEM EC (P-256, P-384), RSA or Ed25519 public key";
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----") && !l.contains(':'))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| NOT_READABLE.to_owned())?;
+    let mut members = der_public_jwk(&der).ok_or(NOT_READABLE)?;
+    let kid = jwk_thumbprint(&members).ok_or(NOT_READABLE)?;
+    members.insert("kid".into(), kid.into());
+    serde_json::from_value(serde_json::Value::Object(members)).map_err(|_| NOT_READABLE.into())
+}
+
+/// The RFC 7638 thumbprint of a JWK's members: SHA-256 over the JSON object of the key
+/// type's required members, in lexicographic order and without whitespace (§3.2), in
+/// base64url without padding (§3.1). `None` for a key type without required members here.
+pub fn jwk_thumbprint(members: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let required: &[&str] = match members.get("kty")?.as_str()? {
+        "EC" => &["crv", "kty", "x", "y"],
+        "RSA" => &["e", "kty", "n"],
+        "OKP" => &["crv", "kty", "x"],
+        _ => return None,
+    };
+    let mut canonical = String::from("{");
+    for (i, name) in required.iter().enumerate() {
+        let value = members.get(*name)?.as_str()?;
+        if i > 0 {
+            canonical.push(',');
+        }
+        // The members' values are base64url or names: no character needs escaping, and
+        // serde_json writes them as RFC 7638 §3.3 asks anyway.
+        canonical.push_str(&serde_json::to_string(name).ok()?);
+        canonical.push(':');
+        canonical.push_str(&serde_json::to_string(value).ok()?);
+    }
+    canonical.push('}');
+    let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+    Some(URL_SAFE_NO_PAD.encode(digest.as_ref()))
+}
+
+/// The JWK members (`kty` and the key's public parameters) of a SubjectPublicKeyInfo
+/// (RFC 5280 §4.1.2.7) or a PKCS#1 RSAPublicKey (RFC 8017 §A.1.1).
+fn der_public_jwk(der: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+    const BIT_STRING: u8 = 0x03;
+    const OID: u8 = 0x06;
+    const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+    const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+    let b64 = |bytes: &[u8]| serde_json::Value::String(URL_SAFE_NO_PAD.encode(bytes));
+    // An RSA integer without the leading zero DER adds to keep it positive (RFC 7518 §6.3.1).
+    let unsigned =
+        |bytes: &'_ [u8]| -> Vec<u8> { bytes.iter().copied().skip_while(|b| *b == 0).collect() };
+    let rsa = |key: &[u8]| -> Option<serde_json::Map<String, serde_json::Value>> {
+        let (tag, seq, _) = der_element(key)?;
+        if tag != SEQUENCE {
+            return None;
+        }
+        let (tag, n, rest) = der_element(seq)?;
+        let (tag_e, e, _) = der_element(rest)?;
+        if tag != INTEGER || tag_e != INTEGER {
+            return None;
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("kty".into(), "RSA".into());
+        m.insert("n".into(), b64(&unsigned(n)));
+        m.insert("e".into(), b64(&unsigned(e)));
+        Some(m)
+    };
+    let (tag, outer, _) = der_element(der)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, algorithm, after) = der_element(outer)?;
+    if tag == INTEGER {
+        return rsa(der);
+    }
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, oid, params) = der_element(algorithm)?;
+    if tag != OID {
+        return None;
+    }
+    let (tag, bits, _) = der_element(after)?;
+    if tag != BIT_STRING {
+        return None;
+    }
+    // The first byte of a BIT STRING counts its unused bits: none in a key.
+    let key = match bits.split_first()? {
+        (0, key) => key,
+        _ => return None,
+    };
+    let mut m = serde_json::Map::new();
+    if oid == RSA_ENCRYPTION {
+        return rsa(key);
+    } else if oid == EC_PUBLIC_KEY {
+        let (tag, curve, _) = der_element(params)?;
+        let (crv, size) = match (tag, curve) {
+            (OID, c) if c == P256 => ("P-256", 32),
+            (OID, c) if c == P384 => ("P-384", 48),
+            _ => return None,
+        };
+        // An uncompressed point: 0x04, x, y (SEC 1 §2.3.3).
+        let (&4, point) = key.split_first()? else {
+            return None;
+        };
+        if point.len() != 2 * size {
+            return None;
+        }
+        let (x, y) = point.split_at(size);
+        m.insert("kty".into(), "EC".into());
+        m.insert("crv".into(), crv.into());
+        m.insert("x".into(), b64(x));
+        m.insert("y".into(), b64(y));
+    } else if oid == ED25519 {
+        if key.len() != 32 {
+            return None;
+        }
+        m.insert("kty".into(), "OKP".into());
+        m.insert("crv".into(), "Ed25519".into());
+        m.insert("x".into(), b64(key));
+    } else {
+        return None;
+    }
+    Some(m)
 }
 
 /// One DER element: its tag, its contents and what follows it.
@@ -537,40 +709,17 @@ pub fn asserted_client_id(assertion: &str) -> Result<String, OAuthError> {
 
 /// Verifies a client assertion of `client`.
 pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Result<(), OAuthError> {
-    let stored = client
+    let keys = client
         .jwks
         .as_deref()
-        .ok_or_else(|| failed("client authentication failed"))?;
-    let keys = ClientKeys::parse(stored).map_err(|_| failed("client authentication failed"))?;
-    match keys.verify_signature_in(cx, assertion).await {
-        Ok(()) => {}
-        Err(SignatureError::Malformed) => {
-            return Err(failed("the client assertion is not a well-formed JWT"))
-        }
-        Err(SignatureError::Algorithm) => {
-            return Err(failed("the client assertion's algorithm is not accepted"))
-        }
-        Err(SignatureError::Keys | SignatureError::Signature) => {
-            return Err(failed("the client assertion's signature does not verify"))
-        }
-        Err(SignatureError::KidRequired) => {
-            return Err(failed(
-                "the client has more than one key: the client assertion must name its key \
-                 with kid",
-            ))
-        }
-        Err(SignatureError::CritMalformed) => {
-            return Err(failed(
-                "the client assertion's crit header is malformed (RFC 7515 §4.1.11)",
-            ))
-        }
-        Err(SignatureError::CritUnsupported) => {
-            return Err(failed(
-                "the client assertion's crit header names an extension this server does not \
-                 understand (RFC 7515 §4.1.11)",
-            ))
-        }
-    }
+        .and_then(|stored| ClientKeys::parse(stored).ok());
+    let Some(keys) = keys else {
+        // A client without usable keys is refused as an unknown one is.
+        return Err(refuse_unknown(cx, assertion).await);
+    };
+    keys.verify_signature_in(cx, assertion)
+        .await
+        .map_err(signature_refusal)?;
     let claims: Claims = decode_part(assertion.split('.').nth(1))?;
     check_claims(cx.config, cx.now, &client.client_id, &claims)?;
     let (Some(jti), Some(exp)) = (claims.jti.as_deref(), claims.exp) else {
@@ -586,6 +735,86 @@ pub async fn verify(cx: &Cx<'_>, client: &ClientRecord, assertion: &str) -> Resu
         return Err(failed("the client assertion was already used"));
     }
     Ok(())
+}
+
+/// The refusal of an assertion naming a client that does not exist (or has no usable key),
+/// after the same work as for a known client: the assertion's signature is checked against a
+/// stand-in key of the kind its `alg` needs (`stand_in_keys`), which nothing verifies
+/// against, so neither the time taken nor the answer tells registered client ids from others
+/// (the secret path does the same with a stand-in hash, see [`crate::password`]).
+pub async fn refuse_unknown(cx: &Cx<'_>, assertion: &str) -> OAuthError {
+    match stand_in_keys(assertion)
+        .verify_signature_in(cx, assertion)
+        .await
+    {
+        Ok(()) => signature_refusal(SignatureError::Signature),
+        Err(e) => signature_refusal(e),
+    }
+}
+
+/// The `invalid_client` refusal of a signature check that failed.
+fn signature_refusal(e: SignatureError) -> OAuthError {
+    match e {
+        SignatureError::Malformed => failed("the client assertion is not a well-formed JWT"),
+        SignatureError::Algorithm => failed("the client assertion's algorithm is not accepted"),
+        SignatureError::Keys | SignatureError::Signature => {
+            failed("the client assertion's signature does not verify")
+        }
+        SignatureError::KidRequired => failed(
+            "the client has more than one key: the client assertion must name its key with kid",
+        ),
+        SignatureError::CritMalformed => {
+            failed("the client assertion's crit header is malformed (RFC 7515 §4.1.11)")
+        }
+        SignatureError::CritUnsupported => failed(
+            "the client assertion's crit header names an extension this server does not \
+             understand (RFC 7515 §4.1.11)",
+        ),
+    }
+}
+
+/// Stand-in public keys, one of each kind an assertion may be signed with. Their private
+/// halves were thrown away when they were made: nothing verifies against them.
+const STAND_IN_P256: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEIqo/HjNSOddIsmdsVqffZ2vaP1oL
+gxvHA/Gl0CmH62KdSwmPB+x9s8cCTiCCiAkktLlCY2oh2xfezLy7ifIYKg==
+-----END PUBLIC KEY-----
+";
+const STAND_IN_P384: &str = "-----BEGIN PUBLIC KEY-----
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEjzOg4RRrIb0gAEjPVY5n+TWavmN4sJyZ
+rWP1mh0fbcF7Eyd4ZaCQ9Yq74I4Stiedb+LYwS+odeDpcyZMbbO423+uPhI0Y8wC
+oObyLMezcNdiEPpzGQtodMiOrk6E6gJ2
+-----END PUBLIC KEY-----
+";
+const STAND_IN_RSA: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAxv3ZjJ66GxYtnc//XTD3
+9EFgGQjjYNTBI4j7/nL5Si8SIvLfM8cwtBKkF54WvXjVnqG0WUS1iUFtg3J55zJr
+0JcW1dFuL5NQPnXgYQxp2ZJdv9J2utpafexrhLGfO6AxyzJJvExJvzKUk1OelLNU
+FkQT09w7qcxcwISL7uuC1ioU64e0z6acNJ69LmMEgjxqAmx2Xfa1KvJNkfmcfjlW
+CkXQifMxBxHDzGelX/32fwgQA0idJCs5Bkg0cyBJZOO873FDYufunLvWQLqOwmH9
+UR3s0pDDNY7qK9WLsDlmRdGNhUDDofAweea5etMu3QgUVw6i8cItSd5lK5kpSV6k
+awIDAQAB
+-----END PUBLIC KEY-----
+";
+const STAND_IN_ED25519: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAlyekL6g/44rQRkHRQU4yhuhL7qP1CIiPmvuttqNLRnY=
+-----END PUBLIC KEY-----
+";
+
+/// One stand-in key of the kind the assertion's `alg` needs (any, when the header cannot be
+/// read: the check then fails before a key is used, as it does for a known client).
+fn stand_in_keys(assertion: &str) -> ClientKeys {
+    let alg = read_header(assertion.split('.').next()).map(|h| h.alg);
+    let pem = match alg.as_deref() {
+        Ok("ES384") => STAND_IN_P384,
+        Ok("RS256" | "PS256") => STAND_IN_RSA,
+        Ok("EdDSA") => STAND_IN_ED25519,
+        _ => STAND_IN_P256,
+    };
+    ClientKeys {
+        keys: Vec::new(),
+        pems: vec![pem.to_owned()],
+    }
 }
 
 /// The claim rules of RFC 7523 §3, at time `now`.
@@ -909,6 +1138,106 @@ mod tests {
     }
 
     /// A big-endian modulus of exactly `bits` bits (not a real key: only its size matters).
+    #[test]
+    fn a_pem_key_gets_its_rfc_7638_thumbprint_as_kid() {
+        // RFC 7638 §3.1: this RSA key's thumbprint.
+        let n = URL_SAFE_NO_PAD
+            .decode(
+                "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6t\
+                 Soc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v\
+                 -65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08\
+                 qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8aw\
+                 apJzKnqDKgw",
+            )
+            .unwrap();
+        let key = der(
+            0x30,
+            &[der(0x02, &[vec![0], n].concat()), der(0x02, &[1, 0, 1])].concat(),
+        );
+        let rsa_oid = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+        let alg = der(0x30, &[der(0x06, &rsa_oid), vec![0x05, 0x00]].concat());
+        let spki = der(0x30, &[alg, der(0x03, &[vec![0], key].concat())].concat());
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(spki)
+        );
+        let mut keys = ClientKeys::default();
+        assert_eq!(
+            keys.add_pem(&pem).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        // EC and Ed25519 keys too; two PEM keys make a valid registration, the same one twice
+        // does not.
+        let ec = keys.add_pem(STAND_IN_P256).unwrap();
+        let ed = keys.add_pem(STAND_IN_ED25519).unwrap();
+        let p384 = pem_jwk(STAND_IN_P384).unwrap();
+        assert!(
+            matches!(&p384.algorithm, AlgorithmParameters::EllipticCurve(ec)
+            if ec.curve == EllipticCurve::P384)
+        );
+        assert_eq!(ec.len(), 43);
+        assert_ne!(ec, ed);
+        assert_eq!(keys.kids().len(), 3);
+        keys.check_registration().unwrap();
+        keys.add_pem(STAND_IN_ED25519).unwrap();
+        assert!(keys.check_registration().unwrap_err().contains("two keys"));
+        assert!(pem_jwk("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err());
+    }
+
+    #[test]
+    fn a_pem_key_registered_with_its_thumbprint_verifies_its_signatures() {
+        use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+        const P256_SPKI_PREFIX: [u8; 26] = [
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        let rng = ring::rand::SystemRandom::new();
+        for _ in 0..50 {
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .unwrap();
+            let spki = [&P256_SPKI_PREFIX[..], pair.public_key().as_ref()].concat();
+            let pem = format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                base64::engine::general_purpose::STANDARD.encode(spki)
+            );
+            let mut keys = ClientKeys::default();
+            let kid = keys.add_pem(&pem).unwrap();
+            let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+            for header in [
+                serde_json::json!({"alg": "ES256"}),
+                serde_json::json!({"alg": "ES256", "kid": kid}),
+            ] {
+                let jws = signed(&key, header);
+                assert_eq!(keys.verify_signature(&jws), Ok(()), "{pem}");
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_verifies_against_the_stand_in_keys_and_they_match_the_algorithm() {
+        let (key, _) = es256(Some("k1"));
+        let jws = signed(&key, serde_json::json!({"alg": "ES256", "kid": "k1"}));
+        assert_eq!(
+            stand_in_keys(&jws).verify_signature(&jws),
+            Err(SignatureError::Signature)
+        );
+        for (alg, pem) in [
+            ("ES256", STAND_IN_P256),
+            ("ES384", STAND_IN_P384),
+            ("RS256", STAND_IN_RSA),
+            ("PS256", STAND_IN_RSA),
+            ("EdDSA", STAND_IN_ED25519),
+        ] {
+            let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}"}}"#));
+            let keys = stand_in_keys(&format!("{header}.e30.AAAA"));
+            assert_eq!(keys.pems, vec![pem.to_owned()], "{alg}");
+            assert!(ClientKeys::parse(&keys.to_stored()).is_ok(), "{alg}");
+        }
+    }
+
     fn modulus(bits: usize) -> Vec<u8> {
         let mut n = vec![0x80];
         n.resize(bits / 8, 0x35);
@@ -989,10 +1318,15 @@ mod tests {
             .check_registration()
             .unwrap_err();
         assert!(e.contains("two keys have the kid 'a'"), "{e}");
+        // A PEM key gets a kid (its thumbprint): it goes with other keys.
         let mut with_pem = ClientKeys::from_jwks(&jwks(vec![ec("a")])).unwrap();
         with_pem.add_pem(&rsa_pem(2048)).unwrap();
-        let e = with_pem.check_registration().unwrap_err();
-        assert!(e.contains("JWKS"), "{e}");
+        with_pem.check_registration().unwrap();
+        // One stored as a bare PEM (without a kid) does not.
+        let mut bare_pem = ClientKeys::from_jwks(&jwks(vec![ec("a")])).unwrap();
+        bare_pem.pems.push(rsa_pem(2048));
+        let e = bare_pem.check_registration().unwrap_err();
+        assert!(e.contains("PEM"), "{e}");
     }
 
     #[test]

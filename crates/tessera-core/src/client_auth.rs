@@ -120,11 +120,9 @@ pub async fn authenticate(
                 "client_id differs from the client assertion's subject",
             ));
         }
-        let client = cx
-            .store
-            .get_client(&id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
+        let Some(client) = cx.store.get_client(&id).await? else {
+            return Err(client_assertion::refuse_unknown(cx, assertion).await);
+        };
         client_assertion::verify(cx, &client, assertion).await?;
         return Ok((client, AuthMethod::PrivateKeyJwt));
     }

@@ -5,7 +5,8 @@
 //! the request's `env` (none = [`DEFAULT_ENV`]) and must exist; the JWT's `aud` is optional
 //! (seed 000's JWTs name none) and checked when present; `jti`, `exp` and the signature are
 //! always required, and a JWT already used is refused. The token is issued to the
-//! environment's SDK client ([`sdk_client_id`], made on first use) and lives 5 minutes, or
+//! environment's SDK client ([`sdk_client_id`], made on first use; when requests or nodes
+//! make it at the same moment, every one issues under the one stored) and lives 5 minutes, or
 //! 10 minutes when it is single-use (seed 000's hosted case: invalid once used, or 10 minutes
 //! after issue). Its scope is the trust registration's.
 
@@ -119,9 +120,16 @@ async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> 
     };
     match cx.store.insert_client(&client).await {
         Ok(()) => Ok(client),
-        // Made at the same moment by another request or node, with the same registration
-        // (a cache here may not know it yet, so it is not read back).
-        Err(StoreError::Conflict) => Ok(client),
+        // Made at the same moment by another request or node: that one's record, with its
+        // own random token epoch, is the one stored, and tokens are only good under the
+        // stored epoch, so it is read back (a conflicting insert makes the cache forget the
+        // id, so the read reaches the database).
+        // Gone again already: the environment was deleted meanwhile.
+        Err(StoreError::Conflict) => cx
+            .store
+            .get_client(&id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_request("unknown env")),
         Err(e) => Err(e.into()),
     }
 }

@@ -4,8 +4,12 @@
 //! share. Past the cap, a new connection is served by closing the oldest connection that has
 //! no request in flight (one that has not finished sending its headers, or an idle keep-alive
 //! one): idle connections, however many a client opens, never keep a health probe or another
-//! client out, and no request that was received is dropped. Only when every held connection is
-//! answering a request is the new one closed at once.
+//! client out, and no request that was received is dropped. When every held connection is
+//! answering a request (clients sending their bodies slowly, say), a new connection goes to
+//! a small reserve of [`HEALTH_RESERVE`] connections beyond the cap, which answer only the
+//! health probes (`GET /health/alive`, `GET /health/ready`; anything else gets `503` with
+//! `Retry-After` and the connection closes): a load balancer's probe still answers while the
+//! cap is held. Only when the reserve too is busy is the new connection closed at once.
 //!
 //! The cap stays below the process's file-descriptor limit (`RLIMIT_NOFILE`, raised to its
 //! hard limit at start), with room kept for the database connections, the operational
@@ -17,11 +21,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// File descriptors always kept apart from client connections (listeners, database files,
-/// standard streams, the operational listener's connections), besides the database pool.
+/// standard streams, the operational listener's connections, the health probes' reserve),
+/// besides the database pool.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
 /// The cap of the operational listener (`ops_listen`): within [`RESERVED_DESCRIPTORS`].
 pub const OPS_CONNECTIONS: usize = 32;
+
+/// Connections kept beyond the cap for health probes alone: within [`RESERVED_DESCRIPTORS`]
+/// (with [`OPS_CONNECTIONS`]).
+pub const HEALTH_RESERVE: usize = 8;
 
 /// The connections a server holds.
 pub struct Connections {
@@ -34,6 +43,31 @@ struct Open {
     next_id: u64,
     /// By acceptance order: the first entries are the oldest.
     slots: BTreeMap<u64, Arc<Slot>>,
+    /// The reserve's connections, by acceptance order.
+    reserve: BTreeMap<u64, Arc<Slot>>,
+}
+
+impl Open {
+    /// Makes room in `which` (the held connections or the reserve) by asking its oldest
+    /// idle connection to close; `false` when every one is busy.
+    fn evict_oldest_idle(&mut self, reserve: bool) -> bool {
+        let slots = if reserve {
+            &mut self.reserve
+        } else {
+            &mut self.slots
+        };
+        let Some(id) = slots
+            .iter()
+            .find(|(_, slot)| slot.idle())
+            .map(|(id, _)| *id)
+        else {
+            return false;
+        };
+        if let Some(slot) = slots.remove(&id) {
+            slot.close.notify_one();
+        }
+        true
+    }
 }
 
 /// One connection's place: how many of its requests are being answered, and the signal that
@@ -78,11 +112,18 @@ pub struct Held {
     id: u64,
     /// The connection's slot.
     pub slot: Arc<Slot>,
+    /// Whether the connection is one of the reserve's, for health probes only.
+    pub reserve: bool,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.owner.lock().slots.remove(&self.id);
+        let mut open = self.owner.lock();
+        if self.reserve {
+            open.reserve.remove(&self.id);
+        } else {
+            open.slots.remove(&self.id);
+        }
     }
 }
 
@@ -100,10 +141,11 @@ impl Connections {
         self.cap
     }
 
-    /// Connections held now.
+    /// Connections held now, under the cap and in the reserve.
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().slots.len()
+    fn len(&self) -> (usize, usize) {
+        let open = self.lock();
+        (open.slots.len(), open.reserve.len())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
@@ -111,27 +153,28 @@ impl Connections {
     }
 
     /// A place for a new connection: at the cap, the oldest idle connection is asked to close
-    /// and gives up its place. `None` when every held connection is busy.
+    /// and gives up its place. When every held connection is busy, a place in the reserve
+    /// (health probes only; its oldest idle connection makes room the same way). `None` when
+    /// the reserve is busy too.
     pub fn admit(self: &Arc<Self>) -> Option<Held> {
         let mut open = self.lock();
-        if open.slots.len() >= self.cap {
-            let oldest_idle = open
-                .slots
-                .iter()
-                .find(|(_, slot)| slot.idle())
-                .map(|(id, _)| *id)?;
-            if let Some(slot) = open.slots.remove(&oldest_idle) {
-                slot.close.notify_one();
-            }
+        let reserve = open.slots.len() >= self.cap && !open.evict_oldest_idle(false);
+        if reserve && open.reserve.len() >= HEALTH_RESERVE && !open.evict_oldest_idle(true) {
+            return None;
         }
         let id = open.next_id;
         open.next_id += 1;
         let slot = Arc::new(Slot::default());
-        open.slots.insert(id, Arc::clone(&slot));
+        if reserve {
+            open.reserve.insert(id, Arc::clone(&slot));
+        } else {
+            open.slots.insert(id, Arc::clone(&slot));
+        }
         Some(Held {
             owner: Arc::clone(self),
             id,
             slot,
+            reserve,
         })
     }
 }
@@ -205,24 +248,59 @@ mod tests {
         let busy = first.slot.request();
         // The oldest is busy: the second, the oldest idle one, is asked to close.
         let fourth = conns.admit().unwrap();
-        assert_eq!(conns.len(), 3);
+        assert_eq!(conns.len(), (3, 0));
         tokio::time::timeout(
             std::time::Duration::from_secs(1),
             second.slot.asked_to_close(),
         )
         .await
         .expect("the second connection is asked to close");
-        // Every held connection busy: no room.
+        // Every held connection busy: a place in the reserve, for health probes.
         let _b3 = third.slot.request();
         let _b4 = fourth.slot.request();
-        assert!(conns.admit().is_none());
+        let probe = conns.admit().unwrap();
+        assert!(probe.reserve);
+        assert!(!fourth.reserve);
+        assert_eq!(conns.len(), (3, 1));
+        drop(probe);
         // A request finished: that connection can make room again.
         drop(busy);
         let fifth = conns.admit().unwrap();
-        assert_eq!(conns.len(), 3);
+        assert!(!fifth.reserve);
+        assert_eq!(conns.len(), (3, 0));
         drop(second);
-        assert_eq!(conns.len(), 3, "an evicted place is not freed twice");
+        assert_eq!(conns.len(), (3, 0), "an evicted place is not freed twice");
         drop((first, third, fourth, fifth));
-        assert_eq!(conns.len(), 0);
+        assert_eq!(conns.len(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn with_every_connection_busy_the_reserve_takes_health_probes_and_makes_room() {
+        let conns = Connections::new(1);
+        let held = conns.admit().unwrap();
+        let _busy = held.slot.request();
+        let reserve: Vec<Held> = (0..HEALTH_RESERVE)
+            .map(|_| conns.admit().unwrap())
+            .collect();
+        assert!(reserve.iter().all(|h| h.reserve));
+        assert_eq!(conns.len(), (1, HEALTH_RESERVE));
+        // The reserve full and idle: its oldest gives way.
+        let next = conns.admit().unwrap();
+        assert!(next.reserve);
+        let oldest = reserve.first().unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            oldest.slot.asked_to_close(),
+        )
+        .await
+        .expect("the reserve's oldest idle connection is asked to close");
+        // The reserve full and busy: no room at all.
+        let _busy_reserve: Vec<InFlight> = reserve
+            .iter()
+            .skip(1)
+            .chain(std::iter::once(&next))
+            .map(|h| h.slot.request())
+            .collect();
+        assert!(conns.admit().is_none());
     }
 }

@@ -3,7 +3,10 @@
 //! `keygen` writes a key pair as PEM files (`private.pem`, PKCS#8, mode 0600; `public.pem`,
 //! SubjectPublicKeyInfo, for `tessera trust add --public-key`): ES256 by default, RS256
 //! (2048-bit) or EdDSA (Ed25519) on request. `sign` prints a fresh JWT signed with such a key:
-//! a new random `jti`, `iat` now and `exp` after `--ttl`. Neither touches the database.
+//! a new random `jti`, `iat` now and `exp` after `--ttl`, and in its header the key's RFC 7638
+//! thumbprint as `kid`, the one `trust add --public-key` registers the public key with (so
+//! that, with several keys registered, the JWT names its own; `--kid` names another, as a
+//! JWKS registration has it). Neither touches the database.
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +66,10 @@ pub enum Command {
         /// "quoted") is taken as JSON, anything else as a string.
         #[arg(long = "claim")]
         claims: Vec<String>,
+        /// The header's `kid`: by default the key's RFC 7638 thumbprint, which
+        /// `--public-key` registers a PEM key with; give the one of a JWKS registration.
+        #[arg(long)]
+        kid: Option<String>,
     },
 }
 
@@ -103,6 +110,7 @@ pub fn run(cmd: Command) -> Result<()> {
             aud,
             ttl,
             claims,
+            kid,
         } => {
             if ttl < 1 {
                 bail!("--ttl must be at least 1 second");
@@ -136,7 +144,14 @@ pub fn run(cmd: Command) -> Result<()> {
             body.insert("exp".into(), exp.into());
             let jti = URL_SAFE_NO_PAD.encode(tessera_core::secret::random_bytes::<16>());
             body.insert("jti".into(), jti.into());
-            let token = jsonwebtoken::encode(&Header::new(alg), &Value::Object(body), &encoding)
+            let mut header = Header::new(alg);
+            // The key's RFC 7638 thumbprint, the kid its public key was registered with.
+            header.kid = kid.or_else(|| {
+                public_pem(&pem, alg)
+                    .and_then(|public| tessera_core::client_assertion::pem_jwk(&public).ok())
+                    .and_then(|jwk| jwk.common.key_id)
+            });
+            let token = jsonwebtoken::encode(&header, &Value::Object(body), &encoding)
                 .context("signing")?;
             println!("{token}");
             Ok(())
@@ -155,6 +170,40 @@ fn signing_key(pem: &[u8]) -> Option<(Algorithm, EncodingKey)> {
     EncodingKey::from_rsa_pem(pem)
         .ok()
         .map(|k| (Algorithm::RS256, k))
+}
+
+/// The public key (SubjectPublicKeyInfo PEM) of a PEM private key of `alg`.
+fn public_pem(private: &[u8], alg: Algorithm) -> Option<String> {
+    if alg == Algorithm::RS256 {
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding};
+        let text = std::str::from_utf8(private).ok()?;
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(text)
+            .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(text))
+            .ok()?;
+        return key.to_public_key().to_public_key_pem(LineEnding::LF).ok();
+    }
+    let body: String = std::str::from_utf8(private)
+        .ok()?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = STANDARD.decode(body).ok()?;
+    match alg {
+        Algorithm::ES256 => {
+            let rng = SystemRandom::new();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
+                    .ok()?;
+            Some(spki(P256_SPKI_PREFIX, pair.public_key().as_ref()))
+        }
+        Algorithm::EdDSA => {
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).ok()?;
+            Some(spki(ED25519_SPKI_PREFIX, pair.public_key().as_ref()))
+        }
+        _ => None,
+    }
 }
 
 fn pem(label: &str, der: &[u8]) -> String {

@@ -248,7 +248,7 @@ async fn serve_listener(
                 tracing::warn!(
                     refused = refused.0,
                     cap = conns.cap(),
-                    "connections refused: every connection is answering a request"
+                    "connections refused: every connection, the health probes' reserve included, is answering a request"
                 );
                 refused = (0, Some(tokio::time::Instant::now()));
             }
@@ -306,15 +306,21 @@ async fn serve_connection<I>(
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
     let slot = Arc::clone(&held.slot);
+    let reserve = held.reserve;
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
             // In flight until the response body has been written and dropped.
             let in_flight = slot.request();
+            let refused = reserve && !is_health_probe(&req);
             let response = app.clone().oneshot(req);
             async move {
-                let response = response.await?;
+                let response = if refused {
+                    reserve_refusal()
+                } else {
+                    response.await?
+                };
                 Ok::<_, std::convert::Infallible>(response.map(move |body| {
                     body.map_frame(move |frame| {
                         let _ = &in_flight;
@@ -325,6 +331,8 @@ async fn serve_connection<I>(
         });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
+        // A connection of the health probes' reserve answers one request.
+        .keep_alive(!reserve)
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_size)
         .max_header_size(limits.max_header_size)
@@ -349,6 +357,32 @@ async fn serve_connection<I>(
         conn.as_mut().graceful_shutdown();
         closing = true;
     }
+}
+
+/// Whether a request is a health probe, which a connection of the reserve
+/// ([`connections::HEALTH_RESERVE`]) answers.
+fn is_health_probe<B>(req: &hyper::Request<B>) -> bool {
+    matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
+        && req.uri().path().starts_with("/health/")
+}
+
+/// The answer to anything but a health probe on a connection of the reserve: every
+/// connection under the cap is answering a request.
+fn reserve_refusal() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = serde_json::json!({
+        "error": "temporarily_unavailable",
+        "error_description": "the server is at its connection limit; try again shortly",
+    });
+    (
+        hyper::StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (hyper::header::RETRY_AFTER, "1"),
+            (hyper::header::CONNECTION, "close"),
+        ],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// The listening socket, bound once and shared by the serving threads. Without

@@ -16,7 +16,7 @@ use tessera_core::scope::ScopeSet;
 use tessera_core::secret;
 use tessera_core::store::{Store, StoreError};
 
-use crate::cli::client::registration::KeyFiles;
+use crate::cli::client::registration::{kids_line, stored_kids, KeyFiles};
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
 
@@ -158,6 +158,10 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                     "trusted {} in environment {} (id {})",
                     record.issuer, record.env, record.id
                 );
+                let kids = kids_line(&record.keys);
+                if !kids.is_empty() {
+                    println!("key ids (kid): {kids}");
+                }
             }
         }
         Command::List { env, json } => {
@@ -186,13 +190,19 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                     "give the issuer's public keys: --public-key PEM (repeatable) or --jwks-file F"
                 );
             }
-            if !store.set_trust_keys(&id, &keys.load()?, now()).await? {
+            let stored = keys.load()?;
+            if !store.set_trust_keys(&id, &stored, now()).await? {
                 bail!("no trust registration '{id}'");
             }
             if json {
-                print_json(&json!({"id": id, "keys_replaced": true}));
+                print_json(&json!({
+                    "id": id,
+                    "keys_replaced": true,
+                    "kids": stored_kids(&stored),
+                }));
             } else {
                 println!("replaced the public keys of trust registration {id}");
+                println!("key ids (kid): {}", kids_line(&stored));
             }
         }
         Command::Remove { id, json } => {
@@ -227,7 +237,7 @@ fn check_jwks_url(url: &str) -> Result<()> {
     }
 }
 
-/// A registration as shown to operators (public keys are public; only counted here).
+/// A registration as shown to operators (public keys are public; counted, with their `kid`s).
 fn describe(t: &TrustRecord) -> serde_json::Value {
     let keys = serde_json::from_str::<ClientKeys>(&t.keys)
         .map(|k| k.keys.len() + k.pems.len())
@@ -241,6 +251,7 @@ fn describe(t: &TrustRecord) -> serde_json::Value {
         "scope": t.scopes.to_string(),
         "keys": keys,
         "jwks_url": t.jwks_uri,
+        "kids": stored_kids(&t.keys),
         "created_at": t.created_at,
     })
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::jwt_bearer::{
     claims, exchange, grant_client, jti, sign, trust, vendor_key, VendorKey, ISSUER,
 };
-use crate::support::{decode_jwt, unix_now, Server};
+use crate::support::{decode_jwt, unix_now, wait_until, Server};
 
 /// Posts a JSON body to `/sdk/token`; returns the status and the JSON answer.
 async fn sdk_token(server: &Server, jwt: &str) -> (StatusCode, Value) {
@@ -214,10 +214,15 @@ async fn a_crit_header_is_refused_by_every_assertion_check() {
             (status, res.json::<Value>().await.unwrap())
         }
     };
-    // Control: the same header without crit passes everywhere.
+    // Control: the same header without crit passes everywhere (once the server knows the
+    // new client, within a second).
     let plain = json!({"alg": "ES256", "typ": "JWT"});
-    let (status, body) = authenticate(client_assertion(&plain)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_until(
+        std::time::Duration::from_secs(2),
+        "the server knows the private_key_jwt client",
+        || async { authenticate(client_assertion(&plain)).await.0 == StatusCode::OK },
+    )
+    .await;
     let (status, body) = exchange(
         &server,
         &client,
@@ -479,7 +484,10 @@ async fn key_registration_is_bounded_in_number_and_size_and_several_keys_need_ki
         (&["--jwks-file", &rsa_8192], "8192 bits: 2048 to 4096"),
         (&["--jwks-file", &missing_kid], "each needs a kid"),
         (&["--jwks-file", &same_kid], "two keys have the kid 'a'"),
-        (&["--public-key", &pem_a, "--public-key", &pem_b], "JWKS"),
+        (
+            &["--public-key", &pem_a, "--public-key", &pem_a],
+            "the same PEM key given twice",
+        ),
     ];
     for (args, why) in refused {
         for command in [client(args), issuer(args)] {
@@ -487,6 +495,14 @@ async fn key_registration_is_bounded_in_number_and_size_and_several_keys_need_ki
             let stderr = cli_refused(&server, &command).await;
             assert!(stderr.contains(why), "{command:?}: {stderr}");
         }
+    }
+    // Two PEM keys each get their thumbprint as kid, so they go together.
+    for command in [
+        client(&["--public-key", &pem_a, "--public-key", &pem_b, "--json"]),
+        issuer(&["--public-key", &pem_a, "--public-key", &pem_b, "--json"]),
+    ] {
+        let v = server.cli_json(&strs(&command)).await;
+        assert_eq!(v["kids"].as_array().map(Vec::len), Some(2), "{v}");
     }
     // Ten keys, and an RSA key of 4096 bits, are accepted; so is set-keys within the limit
     // and not beyond it.

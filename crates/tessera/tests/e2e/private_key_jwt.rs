@@ -1273,3 +1273,197 @@ async fn discovery_lists_private_key_jwt_and_its_algorithms() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Unknown clients and several PEM keys
+
+#[tokio::test]
+async fn an_unknown_client_is_refused_as_a_known_one_with_a_forged_signature() {
+    let s = Server::start().await;
+    let dir = key_dir();
+    let token_ep = token_endpoint(&s);
+    let secret_client = s.create_client(&[]).await;
+    let mut keys = vec![p256("k1"), p384("k1"), ed25519("k1")];
+    keys.extend(openssl_rsa(dir.path(), "k1", Algorithm::RS256));
+    for key in &keys {
+        let jwks = write(dir.path(), "client.jwks", &key.jwks());
+        let id = register(&s, &["--jwks-file", arg(&jwks)], key, Some("k1")).await;
+        // The same kind of key, not the client's: a forged signature.
+        let forger = match key.alg {
+            Algorithm::ES256 => p256("k1"),
+            Algorithm::ES384 => p384("k1"),
+            Algorithm::EdDSA => ed25519("k1"),
+            _ => openssl_rsa(dir.path(), "k1", key.alg).unwrap(),
+        };
+        let known = with_assertion(
+            &s,
+            Endpoint::Token,
+            &sign(&forger, Some("k1"), &claims(&id, &*token_ep)),
+            &[],
+        )
+        .await;
+        assert_invalid_client(&known, "a forged signature of a known client");
+        for other in ["no-such-client", secret_client.id.as_str()] {
+            let unknown = with_assertion(
+                &s,
+                Endpoint::Token,
+                &sign(&forger, Some("k1"), &claims(other, &*token_ep)),
+                &[],
+            )
+            .await;
+            assert_invalid_client(&unknown, other);
+            assert_eq!(
+                unknown.body, known.body,
+                "{:?}: the refusal of {other} tells it from a known client's",
+                key.alg
+            );
+        }
+    }
+}
+
+/// `jwt keygen --alg ALG` into `dir`; returns the private and public key paths.
+async fn keygen(s: &Server, dir: &Path, alg: &str) -> (PathBuf, PathBuf) {
+    s.cli(&["jwt", "keygen", "--out", arg(dir), "--alg", alg])
+        .await;
+    (dir.join("private.pem"), dir.join("public.pem"))
+}
+
+#[tokio::test]
+async fn several_pem_keys_get_their_thumbprint_as_kid_and_jwt_sign_names_it() {
+    let s = Server::start().await;
+    let dir = key_dir();
+    let (old_dir, new_dir) = (dir.path().join("old"), dir.path().join("new"));
+    let (old_private, old_public) = keygen(&s, &old_dir, "ES256").await;
+    let (new_private, new_public) = keygen(&s, &new_dir, "EdDSA").await;
+
+    // A trusted issuer: the old PEM alone, then the rotation's old and new PEMs together.
+    let added = s
+        .cli_json(&[
+            "trust",
+            "add",
+            "--issuer",
+            "vendor",
+            "--public-key",
+            arg(&old_public),
+            "--scope",
+            "sdk",
+            "--json",
+        ])
+        .await;
+    let old_kid = added["kids"][0].as_str().unwrap().to_owned();
+    assert_eq!(old_kid.len(), 43, "a base64url SHA-256 thumbprint: {added}");
+    let id = added["id"].as_str().unwrap().to_owned();
+    let both = s
+        .cli_json(&[
+            "trust",
+            "set-keys",
+            &id,
+            "--public-key",
+            arg(&old_public),
+            "--public-key",
+            arg(&new_public),
+            "--json",
+        ])
+        .await;
+    let new_kid = both["kids"][1].as_str().unwrap().to_owned();
+    assert_eq!(both["kids"][0], old_kid.as_str(), "{both}");
+    assert_ne!(old_kid, new_kid);
+
+    // `jwt sign` names the key's thumbprint; both keys' JWTs are accepted meanwhile.
+    for (private, kid) in [(&old_private, &old_kid), (&new_private, &new_kid)] {
+        let jwt = s
+            .cli(&[
+                "jwt",
+                "sign",
+                "--key",
+                arg(private),
+                "--iss",
+                "vendor",
+                "--sub",
+                "u1",
+            ])
+            .await
+            .trim()
+            .to_owned();
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["kid"], kid.as_str(), "{header}");
+        let named = s
+            .cli(&[
+                "jwt",
+                "sign",
+                "--key",
+                arg(private),
+                "--iss",
+                "vendor",
+                "--sub",
+                "u1",
+                "--kid",
+                "from-a-jwks",
+            ])
+            .await;
+        let named: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(named.trim().split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(named["kid"], "from-a-jwks");
+        let s = &s;
+        wait_until(FEED_DEADLINE, "the JWT of each key is accepted", || {
+            let body = json!({"jwt": jwt});
+            async move {
+                let res = s
+                    .http
+                    .post(s.url("/sdk/token"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                res.status() == StatusCode::OK
+            }
+        })
+        .await;
+    }
+
+    // A private_key_jwt client with two PEM keys: an assertion names its key by thumbprint.
+    let old = p256("unused");
+    let new = ed25519("unused");
+    let old_pem = write(dir.path(), "client-old.pem", &old.pem);
+    let new_pem = write(dir.path(), "client-new.pem", &new.pem);
+    let out = create_output(
+        &s,
+        &["--public-key", arg(&old_pem), "--public-key", arg(&new_pem)],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let client = created["client_id"].as_str().unwrap().to_owned();
+    let kids: Vec<String> = created["kids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kids.len(), 2, "{created}");
+    let shown = s.cli_json(&["client", "show", &client, "--json"]).await;
+    assert_eq!(shown["kids"], created["kids"]);
+    for (key, kid) in [(&new, &kids[1]), (&old, &kids[0])] {
+        wait_accepted(&s, &client, key, Some(kid.as_str()), Duration::from_secs(2)).await;
+    }
+    // The same PEM given twice is refused: two keys with one kid.
+    let out = create_output(
+        &s,
+        &["--public-key", arg(&old_pem), "--public-key", arg(&old_pem)],
+    )
+    .await;
+    assert!(!out.status.success());
+}

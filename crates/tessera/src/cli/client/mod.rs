@@ -194,10 +194,16 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             // shown, so that they work at once wherever they are used.
             tokio::time::sleep(2 * tessera_http::state::SYNC_INTERVAL).await;
             if json {
-                print_json(&json!({
-                    "client_id": client.client_id,
-                    "client_secret": secret.as_ref().map(|s| s.expose()),
-                }));
+                let mut out = serde_json::Map::new();
+                out.insert("client_id".into(), json!(client.client_id));
+                out.insert(
+                    "client_secret".into(),
+                    json!(secret.as_ref().map(|s| s.expose())),
+                );
+                if let Some(stored) = &client.jwks {
+                    out.insert("kids".into(), json!(registration::stored_kids(stored)));
+                }
+                print_json(&serde_json::Value::Object(out));
             } else {
                 println!("client_id:     {}", client.client_id);
                 match &secret {
@@ -207,6 +213,9 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                     }
                     None if client.public => println!("public client: no secret"),
                     None => println!("private_key_jwt client: authenticates with signed JWTs"),
+                }
+                if let Some(stored) = &client.jwks {
+                    println!("key ids (kid): {}", registration::kids_line(stored));
                 }
             }
         }
@@ -273,13 +282,17 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             if client.jwks.is_none() {
                 bail!("client '{client_id}' does not use private_key_jwt");
             }
-            store
-                .set_client_keys(&client_id, &keys.load()?, now())
-                .await?;
+            let stored = keys.load()?;
+            store.set_client_keys(&client_id, &stored, now()).await?;
             if json {
-                print_json(&json!({"client_id": client_id, "keys_replaced": true}));
+                print_json(&json!({
+                    "client_id": client_id,
+                    "keys_replaced": true,
+                    "kids": registration::stored_kids(&stored),
+                }));
             } else {
                 println!("replaced the public keys of client {client_id}");
+                println!("key ids (kid): {}", registration::kids_line(&stored));
             }
         }
         Command::RevokeTokens { client_id, json } => {
@@ -375,5 +388,6 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "allow_plain_pkce": c.user_flow.allow_plain_pkce,
         "post_logout_redirect_uris": c.user_flow.post_logout_redirect_uris,
         "skip_consent": c.user_flow.skip_consent,
+        "kids": c.jwks.as_deref().map(registration::stored_kids),
     })
 }

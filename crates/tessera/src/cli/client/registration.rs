@@ -181,16 +181,18 @@ fn check(client: &ClientRecord) -> Result<()> {
 }
 
 /// The public keys of a `private_key_jwt` client (or of a trusted issuer), from files: at
-/// most ten, RSA ones of 2048 to 4096 bits; several keys go in a JWKS, each with its own
-/// `kid`, which assertions then name ([`ClientKeys::check_registration`]).
+/// most ten, RSA ones of 2048 to 4096 bits; with several, each has its own `kid`, which
+/// assertions then name ([`ClientKeys::check_registration`]). A PEM key gets its RFC 7638
+/// thumbprint as `kid` ([`ClientKeys::add_pem`]), the one `tessera jwt sign` puts in its
+/// header; the commands print the `kid`s.
 #[derive(Debug, clap::Args)]
 pub struct KeyFiles {
     /// For private_key_jwt: a JWKS file with the client's public keys (at most 10; with
     /// several, each with its own kid).
     #[arg(long)]
     pub jwks_file: Option<std::path::PathBuf>,
-    /// For private_key_jwt: a PEM public key file (one key alone; several keys go in a
-    /// JWKS file).
+    /// For private_key_jwt: a PEM public key file (repeatable, with --jwks-file or not);
+    /// its kid is its RFC 7638 thumbprint.
     #[arg(long = "public-key")]
     pub public_keys: Vec<std::path::PathBuf>,
 }
@@ -205,6 +207,23 @@ impl KeyFiles {
     pub fn load(&self) -> Result<String> {
         load_keys(self.jwks_file.as_deref(), &self.public_keys)
     }
+}
+
+/// The `kid`s of a stored key set, in order (`null` for a key without one): a PEM key's is
+/// its RFC 7638 thumbprint, which its signer puts in the JWS header.
+pub fn stored_kids(stored: &str) -> Vec<Option<String>> {
+    serde_json::from_str::<ClientKeys>(stored)
+        .map(|k| k.kids())
+        .unwrap_or_default()
+}
+
+/// The `kid`s of a stored key set on one line, for the commands' text output.
+pub fn kids_line(stored: &str) -> String {
+    stored_kids(stored)
+        .into_iter()
+        .map(|k| k.unwrap_or_else(|| "(none)".into()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Reads a client's public keys from a JWKS file and/or PEM files, checking each.
