@@ -51,6 +51,13 @@ fn backend(e: sqlx::Error) -> StoreError {
         if d.is_unique_violation() {
             return StoreError::Conflict;
         }
+        // A row naming one that is not there (a client in an environment deleted meanwhile;
+        // on SQLite the triggers of migration 0006 raise these): the caller's record is
+        // invalid, not the database broken.
+        if d.is_foreign_key_violation() || d.message().starts_with("FOREIGN KEY constraint failed")
+        {
+            return StoreError::Invalid(d.message().to_owned());
+        }
     }
     if is_unavailable(&e) {
         return StoreError::Unavailable(Box::new(e));

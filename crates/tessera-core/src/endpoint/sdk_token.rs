@@ -130,6 +130,8 @@ async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> 
             .get_client(&id)
             .await?
             .ok_or_else(|| OAuthError::invalid_request("unknown env")),
+        // The environment was deleted between its lookup and this insert.
+        Err(StoreError::Invalid(_)) => Err(OAuthError::invalid_request("unknown env")),
         Err(e) => Err(e.into()),
     }
 }

@@ -31,8 +31,9 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
-    /// A record breaks a rule the core sets for what is stored (see [`check_keys`]); the
-    /// caller should have checked it first.
+    /// A record breaks a rule the core sets for what is stored (see [`check_keys`]; the
+    /// caller should have checked it first), or names a record that is not there, such as a
+    /// client's environment deleted meanwhile.
     #[error("invalid record: {0}")]
     Invalid(String),
     /// The database cannot be reached (down, restarting, or no connection to be had): the

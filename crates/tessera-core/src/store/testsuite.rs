@@ -1386,6 +1386,20 @@ pub async fn key_sets_breaking_the_registration_rules_are_refused(s: &dyn Store)
     assert_eq!(stored.keys, ten, "unchanged");
 }
 
+/// A client naming an environment that does not exist is refused as an invalid record (not a
+/// database failure), so that a caller racing `env delete` can say what happened.
+pub async fn a_client_in_a_missing_env_is_an_invalid_record(s: &dyn Store) {
+    let c = ClientRecord {
+        env: "never-made".into(),
+        ..client(&SecretHash::of("s1"))
+    };
+    assert!(
+        matches!(s.insert_client(&c).await, Err(StoreError::Invalid(_))),
+        "a client in a missing environment"
+    );
+    assert!(s.get_client(&c.client_id).await.unwrap().is_none());
+}
+
 /// `env delete` racing `client create --env` (which ensures the environment, then inserts the
 /// client), many pairs at once: whatever wins, no client is left in a missing environment, and
 /// a client whose insert succeeded is stored.
@@ -1534,6 +1548,7 @@ macro_rules! conformance_tests {
             deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_clients,
             key_sets_breaking_the_registration_rules_are_refused,
             env_deletions_racing_client_creations_leave_no_client_in_a_missing_env,
+            a_client_in_a_missing_env_is_an_invalid_record,
             the_served_issuer_is_recorded_once_and_replaced_only_on_request,
             a_throttle_budget_holds_limit_attempts_per_window,
             concurrent_attempts_take_exactly_the_budget,
