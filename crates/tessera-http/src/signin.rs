@@ -150,7 +150,7 @@ pub async fn sign_in(
     let http = state.http();
     let now = cx.now;
     // One key for counting and checking: the hash of the whole name, however long.
-    let user_key = budget_key("user", &[username]);
+    let user_key = budget_key(state.sealer(), "user", &[username]);
     let entries = device_entries(state, headers);
     let device = device_nonce_for(state, &entries, &user_key);
     // The user's (or device's) budget first: against one user, the usual target, a spent
@@ -158,17 +158,17 @@ pub async fn sign_in(
     let mut budgets = Vec::with_capacity(2);
     match &device {
         Some(nonce) => budgets.push((
-            budget_key("signin-device", &[&user_key, nonce]),
+            budget_key(state.sealer(), "signin-device", &[&user_key, nonce]),
             http.login_failures_per_device,
         )),
         None => budgets.push((
-            budget_key("signin-user", &[&user_key]),
+            budget_key(state.sealer(), "signin-user", &[&user_key]),
             http.login_failures_per_user,
         )),
     }
     if let Some(ip) = ip {
         budgets.push((
-            budget_key("signin-address", &[&ip.to_string()]),
+            budget_key(state.sealer(), "signin-address", &[&ip.to_string()]),
             http.login_failures_per_address,
         ));
     }

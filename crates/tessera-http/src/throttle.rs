@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tessera_core::secret::SecretHash;
+use tessera_core::keys::Sealer;
 use tessera_core::store::{Attempt, StoreError, ThrottleStore};
 use tokio::sync::Semaphore;
 
@@ -31,18 +31,25 @@ use crate::state::AppState;
 /// The window of the client-authentication budget, seconds.
 pub const CLIENT_AUTH_WINDOW: i64 = 60;
 
-/// The store key of a budget: a kind and the SHA-256 of its parts, so a key has a fixed
-/// length whatever was presented (a username of any length, a client id) and the table holds
-/// no username or address in clear.
-pub fn budget_key(kind: &str, parts: &[&str]) -> String {
-    let mut joined = String::new();
+/// The store key of a budget: a kind and a MAC, under the server's secret, of its parts, so a
+/// key has a fixed length whatever was presented (a username of any length, a client id), and
+/// the table holds no username or address, not even as a plain hash that could be reversed by
+/// trying every IPv4 address. Every node sharing the secret derives the same keys.
+pub fn budget_key(sealer: &Sealer, kind: &str, parts: &[&str]) -> String {
+    // Domain-separated from the server's other MACs (CSRF tokens, cookies).
+    let mut joined = String::from("tessera/throttle-budget\0");
     for p in parts {
         // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
         joined.push_str(&p.len().to_string());
         joined.push(':');
         joined.push_str(p);
     }
-    format!("{kind}:{}", SecretHash::of(&joined).as_str())
+    let tag: String = sealer
+        .mac(joined.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{kind}:{tag}")
 }
 
 /// Counts a failed client authentication by `client_id` from `ip`. Returns the second the
@@ -57,7 +64,7 @@ pub async fn client_auth_failed(
     let Some(ip) = ip.filter(|_| limit > 0) else {
         return Ok(None);
     };
-    let key = budget_key("client", &[&ip.to_string(), client_id]);
+    let key = budget_key(state.sealer(), "client", &[&ip.to_string(), client_id]);
     let now = state.now();
     match state
         .store()
@@ -172,17 +179,30 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn keys_are_fixed_length_hashes_of_every_part() {
+    fn keys_are_fixed_length_macs_of_every_part() {
+        let sealer = Sealer::from_secret(b"a throttle test secret").unwrap();
+        let key = |kind: &str, parts: &[&str]| budget_key(&sealer, kind, parts);
         let long = "a".repeat(10_000);
-        let k = budget_key("signin-user", &[&long]);
-        assert_eq!(k.len(), budget_key("signin-user", &["a"]).len());
+        let k = key("signin-user", &[&long]);
+        assert_eq!(k.len(), key("signin-user", &["a"]).len());
         assert!(!k.contains("aaaa"));
         // A name and its first 128 characters are different budgets.
-        assert_ne!(k, budget_key("signin-user", &[&long[..128]]));
-        assert_ne!(
-            budget_key("client", &["ab", "c"]),
-            budget_key("client", &["a", "bc"])
+        assert_ne!(k, key("signin-user", &[&long[..128]]));
+        assert_ne!(key("client", &["ab", "c"]), key("client", &["a", "bc"]));
+        // The same for every node holding the secret; unrelated to an unkeyed hash of the
+        // address, and different under another secret.
+        let again = Sealer::from_secret(b"a throttle test secret").unwrap();
+        assert_eq!(
+            key("signin-address", &["192.0.2.7"]),
+            budget_key(&again, "signin-address", &["192.0.2.7"])
         );
+        let other = Sealer::from_secret(b"another throttle test secret").unwrap();
+        assert_ne!(
+            key("signin-address", &["192.0.2.7"]),
+            budget_key(&other, "signin-address", &["192.0.2.7"])
+        );
+        let unkeyed = tessera_core::secret::SecretHash::of("9:192.0.2.7");
+        assert!(!key("signin-address", &["192.0.2.7"]).contains(unkeyed.as_str()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
