@@ -378,29 +378,25 @@ fn pem_rsa_bits(pem: &str) -> Option<usize> {
     if DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
         return None;
     }
+    let der = pem_der(pem).unwrap_or_default();
+    Some(der_rsa_modulus(&der).map(integer_bits).unwrap_or(0))
+}
+
+/// The DER bytes of a PEM block: its base64 body, without the armour lines and headers.
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
     let body: String = pem
         .lines()
         .map(str::trim)
         .filter(|l| !l.starts_with("-----") && !l.contains(':'))
         .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap_or_default();
-    Some(der_rsa_modulus(&der).map(integer_bits).unwrap_or(0))
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
 /// The JWK of a PEM public key (SubjectPublicKeyInfo of an EC P-256 or P-384, RSA or
 /// Ed25519 key, or a PKCS#1 RSA public key), with its RFC 7638 thumbprint as `kid`.
 pub fn pem_jwk(pem: &str) -> Result<Jwk, String> {
     const NOT_READABLE: &str = "not a PEM EC (P-256, P-384), RSA or Ed25519 public key";
-    let body: String = pem
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with("-----") && !l.contains(':'))
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| NOT_READABLE.to_owned())?;
+    let der = pem_der(pem).ok_or(NOT_READABLE)?;
     let mut members = der_public_jwk(&der).ok_or(NOT_READABLE)?;
     let kid = jwk_thumbprint(&members).ok_or(NOT_READABLE)?;
     members.insert("kid".into(), kid.into());
