@@ -22,6 +22,16 @@ use crate::secret::SecretHash;
 /// The grant type this module handles.
 pub const GRANT_TYPE: &str = grant_types::AUTHORIZATION_CODE;
 
+/// This grant's row in [`crate::grant::GRANTS`].
+pub const GRANT: crate::grant::Grant = crate::grant::Grant {
+    grant_type: GRANT_TYPE,
+    label: "authorization_code",
+    handle: |cx, client, params| Box::pin(handle(cx, client, params)),
+    needs_redirect_uri: true,
+    public_clients: true,
+    acts_for_user: true,
+};
+
 /// Exchanges a code for tokens.
 pub async fn handle(
     cx: &Cx<'_>,

@@ -16,6 +16,16 @@ use crate::scope::ScopeSet;
 /// The grant type this module handles.
 pub const GRANT_TYPE: &str = grant_types::CLIENT_CREDENTIALS;
 
+/// This grant's row in [`crate::grant::GRANTS`].
+pub const GRANT: crate::grant::Grant = crate::grant::Grant {
+    grant_type: GRANT_TYPE,
+    label: "client_credentials",
+    handle: |cx, client, params| Box::pin(handle(cx, client, params)),
+    needs_redirect_uri: false,
+    public_clients: false,
+    acts_for_user: false,
+};
+
 /// Issues an access token to an authenticated client.
 pub async fn handle(
     cx: &Cx<'_>,

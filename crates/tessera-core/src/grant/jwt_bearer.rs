@@ -41,6 +41,16 @@ use crate::scope::ScopeSet;
 /// The grant type this module handles.
 pub const GRANT_TYPE: &str = grant_types::JWT_BEARER;
 
+/// This grant's row in [`crate::grant::GRANTS`].
+pub const GRANT: crate::grant::Grant = crate::grant::Grant {
+    grant_type: GRANT_TYPE,
+    label: "jwt_bearer",
+    handle: |cx, client, params| Box::pin(handle(cx, client, params)),
+    needs_redirect_uri: false,
+    public_clients: false,
+    acts_for_user: true,
+};
+
 /// Largest carried claim: bytes of its value serialized as JSON.
 pub const MAX_CARRIED_CLAIM_BYTES: usize = 1024;
 /// Largest total of the carried claims: bytes of their names and JSON values together.

@@ -1,7 +1,9 @@
 //! Grants at the token endpoint.
 //!
-//! Owns [`TokenResponse`] (RFC 6749 §5.1) and one module per grant type. The token endpoint
-//! dispatches to them with one exhaustive `match` (see [`crate::endpoint::token`]).
+//! Owns [`TokenResponse`] (RFC 6749 §5.1), one module per grant type, and [`GRANTS`], the one
+//! table of grant types: the token endpoint dispatches through it, and discovery, metrics
+//! labels and client registration read it. Adding a grant type is one new module here and
+//! one row in [`GRANTS`].
 
 pub mod authorization_code;
 pub mod client_credentials;
@@ -9,9 +11,54 @@ pub mod jwt_bearer;
 pub mod refresh_token;
 mod user_tokens;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde::Serialize;
 
+use crate::cx::Cx;
+use crate::error::OAuthError;
+use crate::model::ClientRecord;
+use crate::params::Params;
 use crate::secret::Secret;
+
+/// What a grant's handler returns: a future, boxed so that the table can hold handlers of
+/// every grant side by side.
+pub type GrantFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<TokenResponse, OAuthError>> + Send + 'a>>;
+
+/// Handles a token request of one grant type for a client already authenticated.
+pub type GrantHandler = for<'a, 'b> fn(&'a Cx<'b>, &'a ClientRecord, &'a Params) -> GrantFuture<'a>;
+
+/// One row of the grant table.
+pub struct Grant {
+    /// The `grant_type` value (RFC 6749 §4; an absolute URI for extension grants, §4.5).
+    pub grant_type: &'static str,
+    /// A short name for metrics labels and logs.
+    pub label: &'static str,
+    /// The handler the token endpoint dispatches to.
+    pub handle: GrantHandler,
+    /// A client registered for it must register redirect URIs (the grant starts at the
+    /// authorization endpoint, RFC 6749 §3.1.2).
+    pub needs_redirect_uri: bool,
+    /// Public clients (RFC 6749 §2.1) may be registered for it.
+    pub public_clients: bool,
+    /// The tokens it issues act for a user (refresh tokens and ID tokens may follow).
+    pub acts_for_user: bool,
+}
+
+/// Every grant type Tessera offers at the token endpoint, in the order discovery lists them.
+pub static GRANTS: &[Grant] = &[
+    client_credentials::GRANT,
+    authorization_code::GRANT,
+    refresh_token::GRANT,
+    jwt_bearer::GRANT,
+];
+
+/// The row of a grant type, if Tessera offers it.
+pub fn find(grant_type: &str) -> Option<&'static Grant> {
+    GRANTS.iter().find(|g| g.grant_type == grant_type)
+}
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug)]

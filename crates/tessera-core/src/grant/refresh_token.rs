@@ -22,6 +22,16 @@ use crate::secret::{Secret, SecretHash};
 /// The grant type this module handles.
 pub const GRANT_TYPE: &str = grant_types::REFRESH_TOKEN;
 
+/// This grant's row in [`crate::grant::GRANTS`].
+pub const GRANT: crate::grant::Grant = crate::grant::Grant {
+    grant_type: GRANT_TYPE,
+    label: "refresh_token",
+    handle: |cx, client, params| Box::pin(handle(cx, client, params)),
+    needs_redirect_uri: false,
+    public_clients: true,
+    acts_for_user: true,
+};
+
 fn invalid() -> OAuthError {
     OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")
 }
