@@ -53,8 +53,7 @@ impl AuthMethod {
 /// Parses an `Authorization` header value of scheme Basic. RFC 6749 §2.3.1: id and secret are
 /// form-urlencoded before base64 encoding.
 pub fn parse_basic(value: &[u8]) -> Result<BasicCredentials, OAuthError> {
-    let bad =
-        || OAuthError::invalid_client("malformed HTTP Basic credentials").with_basic_auth(true);
+    let bad = || OAuthError::invalid_client("malformed HTTP Basic credentials");
     let value = std::str::from_utf8(value).map_err(|_| bad())?;
     let (scheme, rest) = value.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -93,7 +92,6 @@ pub async fn authenticate(
     basic: Option<&BasicCredentials>,
     params: &Params,
 ) -> Result<(ClientRecord, AuthMethod), OAuthError> {
-    let basic_tried = basic.is_some();
     let body_id = params.get("client_id")?;
     let body_secret = params.get("client_secret")?;
     let assertion_type = params.get("client_assertion_type")?;
@@ -153,8 +151,7 @@ pub async fn authenticate(
             return Err(OAuthError::invalid_client("client authentication is required"))
         }
     };
-    let failed =
-        || OAuthError::invalid_client("client authentication failed").with_basic_auth(basic_tried);
+    let failed = || OAuthError::invalid_client("client authentication failed");
     let client = cx.store.get_client(client_id).await?;
     // Hash before looking at the result so an unknown client costs the same as a wrong secret.
     let presented = secret.map(SecretHash::of);
@@ -219,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_basic_is_invalid_client_with_basic_flag() {
+    fn malformed_basic_is_invalid_client() {
         for bad in [
             &b"Basic !!!"[..],
             b"Bearer abc",
@@ -228,7 +225,6 @@ mod tests {
         ] {
             let e = parse_basic(bad).unwrap_err();
             assert_eq!(e.code, crate::error::ErrorCode::InvalidClient);
-            assert!(e.basic_auth_attempted);
         }
     }
 

@@ -96,8 +96,6 @@ pub struct OAuthError {
     pub description: Cow<'static, str>,
     /// The internal cause, for logs only.
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    /// Whether the client tried HTTP Basic authentication (for `WWW-Authenticate`).
-    pub basic_auth_attempted: bool,
 }
 
 impl fmt::Display for OAuthError {
@@ -132,7 +130,6 @@ impl OAuthError {
             code,
             description: description.into(),
             source: None,
-            basic_auth_attempted: false,
         }
     }
 
@@ -158,14 +155,7 @@ impl OAuthError {
             code: ErrorCode::ServerError,
             description: Cow::Borrowed("the server encountered an unexpected condition"),
             source: Some(Box::new(source)),
-            basic_auth_attempted: false,
         }
-    }
-
-    /// Marks that the client tried HTTP Basic authentication.
-    pub fn with_basic_auth(mut self, attempted: bool) -> Self {
-        self.basic_auth_attempted = attempted;
-        self
     }
 }
 

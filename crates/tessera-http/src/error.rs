@@ -92,12 +92,6 @@ pub fn error_response(err: OAuthError) -> Response {
         );
     }
     match err.code {
-        ErrorCode::InvalidClient if err.basic_auth_attempted => {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"tessera\", charset=\"UTF-8\""),
-            );
-        }
         ErrorCode::InvalidToken => {
             h.insert(
                 header::WWW_AUTHENTICATE,
@@ -113,19 +107,52 @@ pub fn error_response(err: OAuthError) -> Response {
     res
 }
 
+/// The response to a request whose client authentication may have failed: as
+/// [`error_response`], and an `invalid_client` answer to a client that tried HTTP Basic
+/// authentication is 401 with `WWW-Authenticate: Basic` (RFC 6749 §5.2).
+pub fn client_error_response(err: OAuthError, basic_attempted: bool) -> Response {
+    let challenge = basic_attempted && err.code == ErrorCode::InvalidClient;
+    let mut res = error_response(err);
+    if challenge {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"tessera\", charset=\"UTF-8\""),
+        );
+    }
+    res
+}
+
 /// Lets handlers return `Result<_, HttpError>` with `?`.
 #[derive(Debug)]
-pub struct HttpError(pub OAuthError);
+pub struct HttpError {
+    /// The protocol error.
+    pub error: OAuthError,
+    /// Whether the request tried HTTP Basic client authentication.
+    pub basic_attempted: bool,
+}
+
+impl HttpError {
+    /// An error of a request that tried HTTP Basic client authentication.
+    pub fn basic(error: OAuthError) -> Self {
+        Self {
+            error,
+            basic_attempted: true,
+        }
+    }
+}
 
 impl From<OAuthError> for HttpError {
-    fn from(e: OAuthError) -> Self {
-        Self(e)
+    fn from(error: OAuthError) -> Self {
+        Self {
+            error,
+            basic_attempted: false,
+        }
     }
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        error_response(self.0)
+        client_error_response(self.error, self.basic_attempted)
     }
 }
 
@@ -154,5 +181,19 @@ mod tests {
         let res = error_response(err);
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(res.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn only_a_client_that_tried_basic_is_challenged() {
+        let basic = client_error_response(OAuthError::invalid_client("bad secret"), true);
+        assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+        let challenge = basic.headers().get(header::WWW_AUTHENTICATE).unwrap();
+        assert!(challenge.to_str().unwrap().starts_with("Basic "));
+        let post = client_error_response(OAuthError::invalid_client("bad secret"), false);
+        assert_eq!(post.status(), StatusCode::UNAUTHORIZED);
+        assert!(post.headers().get(header::WWW_AUTHENTICATE).is_none());
+        // Another error of a request that tried Basic is not a challenge.
+        let grant = client_error_response(OAuthError::invalid_grant("used code"), true);
+        assert!(grant.headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 }

@@ -42,7 +42,7 @@ impl FromRequest<AppState> for OAuthRequest {
         }
         let basic = match parts.headers.get(header::AUTHORIZATION) {
             Some(v) if client_auth::is_basic(v.as_bytes()) => {
-                Some(client_auth::parse_basic(v.as_bytes())?)
+                Some(client_auth::parse_basic(v.as_bytes()).map_err(HttpError::basic)?)
             }
             _ => None,
         };

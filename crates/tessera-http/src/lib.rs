@@ -1,23 +1,24 @@
 //! Tessera's HTTP layer: the only crate that knows HTTP.
 //!
 //! - [`router::app`] builds the axum router (tests call it with `oneshot`).
-//! - [`state`]: shared state and background work; [`cache`]: caches kept true by the change
-//!   feed; [`throttle`]: sign-in and client-authentication budgets and the password-check
-//!   budget; [`signin`]: password sign-in with device cookies.
-//! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses.
+//! - [`state`]: shared state (a `tessera-node` node and what HTTP needs beside it);
+//!   [`throttle`]: sign-in and client-authentication budgets; [`password_checks`]: the
+//!   budget of Argon2 checks; [`signin`]: password sign-in with device cookies.
+//! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses;
+//!   [`response`]: the JSON bodies of token and introspection responses.
 //! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
 //! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus.
 #![warn(missing_docs)]
 
-pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod i18n;
 pub mod metrics;
 pub mod pages;
+pub mod password_checks;
 pub mod pending;
 pub mod remote_keys;
-pub mod revoked;
+pub mod response;
 pub mod router;
 pub mod routes;
 pub mod signin;

@@ -10,21 +10,18 @@
 //! route (or `unmatched`), the method one of RFC 9110 §9's (or `other`), the status and the
 //! error code the server's own, the grant type one of those the server knows (or `other`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
-use tessera_core::secret::SecretHash;
-use tessera_core::{ErrorCode, OAuthError};
-
 use crate::error::ErrorLabel;
-use crate::state::AppState;
 
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -112,7 +109,7 @@ impl Metrics {
 }
 
 /// Middleware: counts and times every request by its route (never by its raw URL).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let endpoint = req
         .extensions()
@@ -121,7 +118,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
     let res = next.run(req).await;
-    let m = state.metrics();
     let status = res.status();
     m.requests
         .with_label_values(&[endpoint.as_str(), method, status.as_str()])
@@ -159,45 +155,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::TRACE => "TRACE",
         _ => "other",
     }
-}
-
-/// `GET /metrics` on the public listener: only with `Authorization: Bearer <metrics_token>`
-/// (RFC 6750 §2.1), compared in constant time. The router serves it there only when a token is
-/// configured; without one, the metrics are read on the operational listener.
-pub async fn render_with_token(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        })
-        .map(|(_, token)| token.trim());
-    let allowed = match (&state.http().metrics_token, presented) {
-        (Some(expected), Some(presented)) => SecretHash::of(presented).ct_eq(expected),
-        _ => false,
-    };
-    if !allowed {
-        return crate::error::error_response(OAuthError::new(
-            ErrorCode::InvalidToken,
-            "the metrics need the configured bearer token",
-        ));
-    }
-    render(State(state)).await.into_response()
-}
-
-/// `GET /metrics`.
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics().render(),
-    )
 }
 
 #[cfg(test)]

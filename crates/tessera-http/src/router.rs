@@ -28,7 +28,7 @@ use crate::state::AppState;
 pub fn app(state: AppState) -> Router {
     let mut routes = oauth_routes(&state).merge(health_routes());
     if state.http().metrics_token.is_some() {
-        routes = routes.route("/metrics", get(crate::metrics::render_with_token));
+        routes = routes.route("/metrics", get(routes::metrics::render_with_token));
     }
     finish(routes, state)
 }
@@ -81,7 +81,7 @@ fn oauth_routes(state: &AppState) -> Router<AppState> {
 }
 
 fn ops_routes() -> Router<AppState> {
-    health_routes().route("/metrics", get(crate::metrics::render))
+    health_routes().route("/metrics", get(routes::metrics::render))
 }
 
 fn health_routes() -> Router<AppState> {
@@ -101,7 +101,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
         ));
     }
     app.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
+        state.metrics_handle(),
         crate::metrics::track,
     ))
     .layer(TimeoutLayer::with_status_code(

@@ -12,7 +12,7 @@
 //!
 //! The attempts are taken before the password is checked and given back when it matched
 //! (see [`crate::throttle`]); the check itself waits for a slot of
-//! [`crate::throttle::PasswordChecks`].
+//! [`crate::password_checks::PasswordChecks`].
 
 use std::net::IpAddr;
 

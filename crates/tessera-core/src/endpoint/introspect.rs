@@ -57,13 +57,6 @@ struct Details {
     claims: serde_json::Map<String, serde_json::Value>,
 }
 
-impl IntrospectionResponse {
-    /// The JSON body.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| r#"{"active":false}"#.to_owned())
-    }
-}
-
 /// Handles an introspection request.
 pub async fn handle(
     cx: &Cx<'_>,

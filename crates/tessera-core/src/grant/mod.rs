@@ -14,8 +14,6 @@ mod user_tokens;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::Serialize;
-
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::model::ClientRecord;
@@ -88,33 +86,5 @@ impl TokenResponse {
             refresh_token: None,
             id_token: None,
         }
-    }
-}
-
-#[derive(Serialize)]
-struct Wire<'a> {
-    access_token: &'a str,
-    token_type: &'a str,
-    expires_in: i64,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    scope: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id_token: Option<&'a str>,
-}
-
-impl TokenResponse {
-    /// The JSON body.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(&Wire {
-            access_token: self.access_token.expose(),
-            token_type: self.token_type,
-            expires_in: self.expires_in,
-            scope: &self.scope,
-            refresh_token: self.refresh_token.as_ref().map(Secret::expose),
-            id_token: self.id_token.as_deref(),
-        })
-        .unwrap_or_default()
     }
 }

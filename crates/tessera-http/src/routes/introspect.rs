@@ -7,7 +7,7 @@ use tessera_core::endpoint::introspect;
 
 use crate::error::json_no_store;
 use crate::extract::OAuthRequest;
-use crate::routes::{presented_client_id, respond};
+use crate::routes::respond;
 use crate::state::AppState;
 
 /// Handles an introspection request.
@@ -15,8 +15,8 @@ pub async fn handle(State(state): State<AppState>, req: OAuthRequest) -> Respons
     let keys = state.keys();
     let cx = state.cx(&keys);
     let result = introspect::handle(&cx, req.basic.as_ref(), &req.params).await;
-    respond(&state, req.peer, &presented_client_id(&req), result, |r| {
-        json_no_store(StatusCode::OK, r.to_json())
+    respond(&state, &req, result, |r| {
+        json_no_store(StatusCode::OK, crate::response::introspection_json(&r))
     })
     .await
 }

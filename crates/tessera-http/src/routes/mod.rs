@@ -7,12 +7,11 @@ pub mod health;
 pub mod introspect;
 pub mod jwks;
 pub mod logout;
+pub mod metrics;
 pub mod revoke;
 pub mod sdk;
 pub mod token;
 pub mod userinfo;
-
-use std::net::IpAddr;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +20,7 @@ use tessera_core::{ErrorCode, OAuthError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::error::error_response;
+use crate::error::{client_error_response, error_response};
 use crate::extract::OAuthRequest;
 use crate::state::AppState;
 use crate::throttle;
@@ -64,26 +63,27 @@ pub fn too_many(state: &AppState, until: i64, description: &'static str) -> Resp
 /// `429 slow_down` instead of `401`. A success is never refused.
 pub async fn respond<T>(
     state: &AppState,
-    peer: Option<IpAddr>,
-    client_id: &str,
+    req: &OAuthRequest,
     result: Result<T, OAuthError>,
     ok: impl FnOnce(T) -> Response,
 ) -> Response {
+    let basic = req.basic.is_some();
     match result {
         Ok(v) => ok(v),
         Err(e) if e.code == ErrorCode::InvalidClient => {
-            match throttle::client_auth_failed(state, peer, client_id).await {
+            let client_id = presented_client_id(req);
+            match throttle::client_auth_failed(state, req.peer, &client_id).await {
                 Ok(Some(until)) => too_many(
                     state,
                     until,
                     "too many failed authentications by this client from this address; \
                      retry later",
                 ),
-                Ok(None) => error_response(e),
+                Ok(None) => client_error_response(e, basic),
                 Err(store) => {
                     // The answer is the authentication's, whatever the counter did.
                     tracing::warn!(error = %store, "counting a failed client authentication failed");
-                    error_response(e)
+                    client_error_response(e, basic)
                 }
             }
         }

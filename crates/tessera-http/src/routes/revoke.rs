@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use tessera_core::endpoint::revoke;
 
 use crate::extract::OAuthRequest;
-use crate::routes::{presented_client_id, respond};
+use crate::routes::respond;
 use crate::state::AppState;
 
 /// Handles a revocation request: 200 with an empty body on success (RFC 7009 §2.2).
@@ -14,7 +14,7 @@ pub async fn handle(State(state): State<AppState>, req: OAuthRequest) -> Respons
     let keys = state.keys();
     let cx = state.cx(&keys);
     let result = revoke::handle(&cx, req.basic.as_ref(), &req.params).await;
-    respond(&state, req.peer, &presented_client_id(&req), result, |()| {
+    respond(&state, &req, result, |()| {
         (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
     })
     .await

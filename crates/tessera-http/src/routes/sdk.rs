@@ -37,7 +37,7 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let result = exchange(&state, parts, body, &mut env).await;
     state.metrics().grant("sdk_token", result.is_ok(), started);
     match result {
-        Ok(r) => json_no_store(StatusCode::OK, r.to_json()),
+        Ok(r) => json_no_store(StatusCode::OK, crate::response::token_json(&r)),
         Err(e) if e.code == ErrorCode::InvalidGrant => {
             let client = sdk_client_id(env.as_deref().unwrap_or(DEFAULT_ENV));
             match client_auth_failed(&state, peer, &client).await {

@@ -9,7 +9,7 @@ use tessera_core::endpoint::token;
 
 use crate::error::json_no_store;
 use crate::extract::OAuthRequest;
-use crate::routes::{presented_client_id, respond};
+use crate::routes::respond;
 use crate::state::AppState;
 
 /// Handles a token request.
@@ -20,8 +20,8 @@ pub async fn handle(State(state): State<AppState>, req: OAuthRequest) -> Respons
     let cx = state.cx(&keys);
     let result = token::handle(&cx, req.basic.as_ref(), &req.params).await;
     state.metrics().grant(grant, result.is_ok(), started);
-    respond(&state, req.peer, &presented_client_id(&req), result, |r| {
-        json_no_store(StatusCode::OK, r.to_json())
+    respond(&state, &req, result, |r| {
+        json_no_store(StatusCode::OK, crate::response::token_json(&r))
     })
     .await
 }

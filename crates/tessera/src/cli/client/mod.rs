@@ -192,7 +192,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             // id costs what a known one does) and learns of new clients through the change
             // feed: give every node two polls to hear of this one before its credentials are
             // shown, so that they work at once wherever they are used.
-            tokio::time::sleep(2 * tessera_http::state::SYNC_INTERVAL).await;
+            tokio::time::sleep(2 * tessera_node::SYNC_INTERVAL).await;
             if json {
                 let mut out = serde_json::Map::new();
                 out.insert("client_id".into(), json!(client.client_id));

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tessera_http::cache::CachedStore;
+use tessera_node::cache::CachedStore;
 use tessera_store_sqlite::SqliteStore;
 
 struct Fresh {

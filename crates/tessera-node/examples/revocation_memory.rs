@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tessera_core::model::{Change, ChangeKind};
 use tessera_core::store::TokenStore;
-use tessera_http::cache::CachedStore;
+use tessera_node::cache::CachedStore;
 use tessera_store_sqlite::SqliteStore;
 
 /// The process's resident memory, bytes (Linux).

@@ -10,8 +10,8 @@ use tessera_core::clock::SystemClock;
 use tessera_core::config::Config;
 use tessera_core::keys::Sealer;
 use tessera_core::store::{ChangeFeed, Store, TokenStore, TrustStore};
-use tessera_http::cache::CachedStore;
-use tessera_http::{AppState, HttpConfig};
+use tessera_node::cache::CachedStore;
+use tessera_node::{Node, PURGE_INTERVAL};
 use tessera_store_postgres::testing::TestDatabase;
 use tessera_store_postgres::{PgOptions, PgStore};
 use tessera_store_sqlite::{SqliteStore, CHANGE_RETENTION_SECS};
@@ -115,12 +115,12 @@ async fn revocations_learnt_from_the_feed_are_honoured_with_the_default_filter()
 /// that (the feed's horizon passed its position), drop its caches and reload. `node` and
 /// `other` are two connections to one database.
 async fn a_node_that_fell_behind_reloads(node: Arc<dyn Store>, other: Arc<dyn Store>) {
-    let state = AppState::start(
+    let state = Node::start(
         Config::new("http://127.0.0.1:1"),
-        HttpConfig::default(),
         node,
         Sealer::from_secret(b"feed-test-secret-0123456789").unwrap(),
         Arc::new(SystemClock),
+        PURGE_INTERVAL,
     )
     .await
     .unwrap();
