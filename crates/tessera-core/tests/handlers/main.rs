@@ -3,7 +3,9 @@
 //! module must give (an error code, or the fields of a success). Time-dependent rules (code,
 //! token, session and refresh expiry, assertion lifetimes) are checked by moving the clock,
 //! never by waiting. One test binary, one module per grant or endpoint.
+// Table rows are tuples spelled out where the table is written.
 #![allow(
+    clippy::type_complexity,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
