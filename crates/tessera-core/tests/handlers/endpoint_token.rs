@@ -121,3 +121,122 @@ fn every_grant_of_the_table_is_dispatched_to_its_module() {
         );
     }
 }
+
+/// A client assertion (RFC 7523 §2.2) of `client_id` made now, with edits.
+fn client_assertion(
+    w: &World,
+    signer: &Signer,
+    client_id: &str,
+    edits: &[(&str, Option<serde_json::Value>)],
+) -> String {
+    let claims = serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": format!("{ISSUER}/oauth2/token"),
+        "exp": w.now() + 60,
+        "iat": w.now(),
+        "jti": tessera_core::secret::generate_id(),
+    });
+    signer.sign(&crate::grant_jwt_bearer::edited(claims, edits))
+}
+
+#[test]
+fn private_key_jwt_authenticates_a_client_once_per_assertion_while_it_is_valid() {
+    use serde_json::json;
+    let w = World::new();
+    let signer = Signer::new(&w.sealer);
+    let c = w.client(|c| {
+        c.secret_hash = None;
+        c.jwks = Some(signer.stored());
+    });
+    let stranger = Signer::new(&w.sealer);
+    let request = |assertion: &str| {
+        let params = World::raw(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                tessera_core::client_assertion::ASSERTION_TYPE,
+            ),
+            ("client_assertion", assertion),
+        ]);
+        run(tessera_core::endpoint::token::handle(
+            &w.cx(),
+            None,
+            &params,
+        ))
+    };
+    let now = w.now();
+    let rows: Vec<(&str, String, Result<(), &str>)> = vec![
+        ("as made", client_assertion(&w, &signer, &c.id, &[]), Ok(())),
+        (
+            "aud: the issuer",
+            client_assertion(&w, &signer, &c.id, &[("aud", Some(json!(ISSUER)))]),
+            Ok(()),
+        ),
+        (
+            "aud: another server",
+            client_assertion(
+                &w,
+                &signer,
+                &c.id,
+                &[("aud", Some(json!("https://x.example")))],
+            ),
+            Err("aud"),
+        ),
+        (
+            "iss differs from sub",
+            client_assertion(&w, &signer, &c.id, &[("iss", Some(json!("someone")))]),
+            Err("iss and sub"),
+        ),
+        (
+            "expired",
+            client_assertion(&w, &signer, &c.id, &[("exp", Some(json!(now - 61)))]),
+            Err("expired"),
+        ),
+        (
+            "no jti",
+            client_assertion(&w, &signer, &c.id, &[("jti", None)]),
+            Err("jti"),
+        ),
+        (
+            "signed by another key",
+            client_assertion(&w, &stranger, &c.id, &[]),
+            Err("signature"),
+        ),
+        (
+            "an unknown client",
+            client_assertion(&w, &signer, "no-such-client", &[]),
+            Err("signature"),
+        ),
+    ];
+    for (case, assertion, expect) in rows {
+        match expect {
+            Ok(()) => {
+                let r = request(&assertion).unwrap_or_else(|e| panic!("{case}: {e}"));
+                assert_eq!(payload(&at(&r))["client_id"], c.id.as_str(), "{case}");
+            }
+            Err(why) => refused(case, request(&assertion), ErrorCode::InvalidClient, why),
+        }
+    }
+    // RFC 7523 §3 item 7: once.
+    let once = client_assertion(&w, &signer, &c.id, &[]);
+    assert!(request(&once).is_ok());
+    refused(
+        "replayed",
+        request(&once),
+        ErrorCode::InvalidClient,
+        "already used",
+    );
+    // Valid for a minute and a minute of leeway, by the clock.
+    let late = client_assertion(&w, &signer, &c.id, &[]);
+    let in_time = client_assertion(&w, &signer, &c.id, &[]);
+    w.advance(119);
+    assert!(request(&in_time).is_ok());
+    w.advance(1);
+    refused(
+        "after exp and leeway",
+        request(&late),
+        ErrorCode::InvalidClient,
+        "expired",
+    );
+}
