@@ -4,11 +4,13 @@
 //! for clients registered for it, `redirect_uri` repeated when the authorization request
 //! named it, and loopback redirect ports that are real ports.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::browser_support::*;
-use crate::support::{Creds, Server};
+use crate::support::{wait_until, Creds, Server};
 
 async fn json(res: reqwest::Response) -> (StatusCode, Value) {
     let status = res.status();
@@ -263,7 +265,14 @@ async fn a_client_taken_off_the_code_flow_may_not_refresh() {
             "client_credentials",
         ])
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The server learns of the change through its change feed: wait until it lets the
+    // client use client credentials (a refresh meanwhile would rotate the token).
+    wait_until(
+        Duration::from_secs(3),
+        "the server knows the client's new grant types",
+        || async { server.token_status(&client).await == StatusCode::OK },
+    )
+    .await;
     let (status, body) = json(refresh(&server, &client, &rt).await).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -282,7 +291,13 @@ async fn a_client_taken_off_the_code_flow_may_not_refresh() {
             "authorization_code",
         ])
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Wait until the server knows the change: client credentials are refused again.
+    wait_until(
+        Duration::from_secs(3),
+        "the server lets the client refresh again",
+        || async { server.token_status(&client).await == StatusCode::BAD_REQUEST },
+    )
+    .await;
     let (status, body) = json(refresh(&server, &client, &rt).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
