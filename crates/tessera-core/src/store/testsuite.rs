@@ -1736,6 +1736,121 @@ pub async fn updates_leave_keys_and_env_and_deletion_leaves_tokens(s: &dyn Store
     assert_eq!(s.get_token(&t.token_id).await.unwrap(), Some(t));
 }
 
+/// A second record under a taken key is a conflict and leaves the first as it was (a grant
+/// whose refresh token is taken is not stored either: one transaction); a session or consent
+/// of a user who is not there, or a registration in an environment that is not, is an
+/// invalid record.
+pub async fn taken_keys_conflict_and_missing_owners_are_invalid(s: &dyn Store) {
+    let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Conflict));
+    let c = code("code-1", "u1", 9_000);
+    s.insert_code(&c).await.unwrap();
+    let other = CodeRecord {
+        scope: "other".into(),
+        ..c.clone()
+    };
+    assert!(conflict(s.insert_code(&other).await), "a second code");
+    assert_eq!(
+        s.use_code(&c.code_hash, 1_010).await.unwrap(),
+        CodeUse::Fresh(c)
+    );
+
+    let first = refresh("g1", 9_000);
+    s.insert_grant(&grant("g1", "u1", 9_000), Some(&first))
+        .await
+        .unwrap();
+    assert!(
+        conflict(s.insert_grant(&grant("g1", "u2", 9_000), None).await),
+        "a second grant"
+    );
+    assert_eq!(s.get_grant("g1").await.unwrap().unwrap().user_id, "u1");
+    let taken = RefreshRecord {
+        grant_id: "g2".into(),
+        ..first.clone()
+    };
+    assert!(
+        conflict(
+            s.insert_grant(&grant("g2", "u1", 9_000), Some(&taken))
+                .await
+        ),
+        "a grant whose refresh token is taken"
+    );
+    assert_eq!(s.get_grant("g2").await.unwrap(), None);
+    assert_eq!(
+        s.get_refresh_token(&first.token_id).await.unwrap(),
+        Some(first.clone())
+    );
+    let successor = refresh("g1", 9_000);
+    s.insert_grant(&grant("g3", "u1", 9_000), Some(&successor))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            s.rotate_refresh_token(&first.token_id, &successor, None, 2_000)
+                .await,
+            Err(StoreError::Conflict)
+        ),
+        "a rotation to a taken successor"
+    );
+    assert_eq!(
+        s.get_refresh_token(&first.token_id).await.unwrap(),
+        Some(first),
+        "not used"
+    );
+
+    assert!(s.insert_key(&sealed_key("k1", Some("fp"))).await.unwrap());
+    let twin = KeyRecord {
+        alg: "RS256".into(),
+        ..sealed_key("k1", Some("fp"))
+    };
+    assert!(matches!(
+        s.insert_key(&twin).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.list_keys().await.unwrap()[0].alg, "ES256");
+
+    let (_, t) = token("c1", 10_000);
+    s.insert_token(&t).await.unwrap();
+    let twin = TokenRecord {
+        subject: "someone-else".into(),
+        ..t.clone()
+    };
+    assert!(s.insert_token(&twin).await.is_err(), "a second token");
+    assert_eq!(s.get_token(&t.token_id).await.unwrap(), Some(t));
+
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    let sess = SessionRecord {
+        session_hash: SecretHash::of("cookie"),
+        user_id: u.user_id.clone(),
+        auth_time: 1_000,
+        expires_at: 5_000,
+    };
+    s.insert_session(&sess).await.unwrap();
+    assert!(conflict(s.insert_session(&sess).await), "a second session");
+    let orphan = SessionRecord {
+        session_hash: SecretHash::of("orphan"),
+        user_id: "nobody".into(),
+        ..sess
+    };
+    assert!(matches!(
+        s.insert_session(&orphan).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.get_session(&orphan.session_hash).await.unwrap(), None);
+    assert!(matches!(
+        s.put_consent("nobody", "c1", "openid", 1_000).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.get_consent("nobody", "c1").await.unwrap(), None);
+    let before = s.latest_change().await.unwrap();
+    assert!(matches!(
+        s.insert_trust(&trust("no-such-env", "https://iss.example"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.changes_since(before, 10).await.unwrap(), vec![]);
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store.
 ///
 /// - `conformance_tests!(make)`: `make` is an async expression yielding something that
@@ -1820,6 +1935,7 @@ macro_rules! conformance_tests {
             users_are_unique_by_id_and_their_sessions_are_their_own,
             missing_refresh_tokens_rotate_nothing_and_users_keep_their_own_grants,
             updates_leave_keys_and_env_and_deletion_leaves_tokens,
+            taken_keys_conflict_and_missing_owners_are_invalid,
         );
     };
     ($make:expr) => {
