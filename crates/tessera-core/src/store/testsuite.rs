@@ -1851,6 +1851,35 @@ pub async fn taken_keys_conflict_and_missing_owners_are_invalid(s: &dyn Store) {
     assert_eq!(s.changes_since(before, 10).await.unwrap(), vec![]);
 }
 
+/// What is refused changes nothing, so it is not on the feed: an environment's deletion
+/// refused or of a missing one, a re-sealing that misses a key, a key under another secret.
+pub async fn refused_writes_are_not_logged(s: &dyn Store) {
+    s.ensure_env("busy", 1_000).await.unwrap();
+    let c = ClientRecord {
+        env: "busy".into(),
+        ..client(&SecretHash::of("s1"))
+    };
+    s.insert_client(&c).await.unwrap();
+    assert!(s.insert_key(&sealed_key("k1", Some("fp-a"))).await.unwrap());
+    let before = s.latest_change().await.unwrap();
+    assert_eq!(
+        s.delete_env("busy", 1_100).await.unwrap(),
+        EnvDeletion::InUse(1)
+    );
+    assert_eq!(
+        s.delete_env("nowhere", 1_100).await.unwrap(),
+        EnvDeletion::NotFound
+    );
+    assert!(!s.reseal_keys(&[], "fp-b", 1_100).await.unwrap());
+    assert!(!s.insert_key(&sealed_key("k2", Some("fp-b"))).await.unwrap());
+    assert_eq!(s.changes_since(before, 10).await.unwrap(), vec![]);
+    assert_eq!(s.latest_change().await.unwrap(), before);
+    assert_eq!(
+        s.list_keys().await.unwrap()[0].sealed_by.as_deref(),
+        Some("fp-a")
+    );
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store.
 ///
 /// - `conformance_tests!(make)`: `make` is an async expression yielding something that
@@ -1936,6 +1965,7 @@ macro_rules! conformance_tests {
             missing_refresh_tokens_rotate_nothing_and_users_keep_their_own_grants,
             updates_leave_keys_and_env_and_deletion_leaves_tokens,
             taken_keys_conflict_and_missing_owners_are_invalid,
+            refused_writes_are_not_logged,
         );
     };
     ($make:expr) => {
