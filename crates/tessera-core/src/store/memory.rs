@@ -13,6 +13,25 @@
 //! expiries. The one setting is how long change-feed entries are kept
 //! ([`MemoryStore::with_change_retention`]).
 //!
+//! ```
+//! use tessera_core::clock::{Clock, FixedClock};
+//! use tessera_core::store::memory::MemoryStore;
+//! use tessera_core::store::{Maintenance, ReplayStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let clock = FixedClock::new(1_000);
+//! let store = MemoryStore::new();
+//! assert!(store.use_once("client:jti", clock.now() + 60).await?);
+//! assert!(!store.use_once("client:jti", clock.now() + 60).await?);
+//! clock.advance(60);
+//! assert_eq!(store.purge_expired(clock.now()).await?.used_jtis, 1);
+//! # Ok::<(), tessera_core::store::StoreError>(())
+//! # })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Each call takes the mutex once, does all its work, and releases it before returning; no
 //! call waits on anything, so each is atomic with respect to every other, as the contracts'
 //! "atomic across every node" require.

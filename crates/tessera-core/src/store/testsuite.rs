@@ -1476,6 +1476,410 @@ pub async fn env_deletions_racing_client_creations_leave_no_client_in_a_missing_
     }
 }
 
+/// A fresh store's feed is empty, at position 0, with nothing purged.
+pub async fn an_empty_feed_starts_at_zero(s: &dyn Store) {
+    assert_eq!(s.latest_change().await.unwrap(), 0);
+    assert_eq!(s.feed_horizon().await.unwrap(), 0);
+    assert_eq!(s.changes_since(0, 10).await.unwrap(), vec![]);
+    s.revoke_jti("j1", "c1", 5_000, 1_000).await.unwrap();
+    let changes = s.changes_since(0, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert!(changes[0].seq > 0);
+    assert_eq!(s.latest_change().await.unwrap(), changes[0].seq);
+}
+
+/// The writes of keys and client epochs other nodes cache are on the feed; a revocation that
+/// changed nothing is not.
+pub async fn key_and_epoch_writes_are_logged_and_no_ops_are_not(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    let (_, t) = token(&c.client_id, 10_000);
+    s.insert_token(&t).await.unwrap();
+    let before = s.latest_change().await.unwrap();
+    assert!(s.insert_key(&sealed_key("k1", Some("fp"))).await.unwrap());
+    s.retire_key("k1", 9_000).await.unwrap();
+    assert!(s.revoke_client_tokens(&c.client_id, 1_100).await.unwrap());
+    assert!(s
+        .revoke_token(&t.token_id, &c.client_id, 1_200)
+        .await
+        .unwrap());
+    let logged: Vec<(ChangeKind, String)> = s
+        .changes_since(before, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.kind, c.key))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            (ChangeKind::Keys, String::new()),
+            (ChangeKind::Keys, String::new()),
+            (ChangeKind::Client, c.client_id.clone()),
+            (ChangeKind::Token, t.token_id.clone()),
+        ]
+    );
+    let before = s.latest_change().await.unwrap();
+    assert!(!s
+        .revoke_token(&t.token_id, &c.client_id, 1_300)
+        .await
+        .unwrap());
+    assert!(!s.revoke_token("nope", &c.client_id, 1_300).await.unwrap());
+    assert!(!s.revoke_grant("nope", 1_300).await.unwrap());
+    assert!(!s
+        .set_trust_keys("nope", "{\"keys\":[]}", 1_300)
+        .await
+        .unwrap());
+    assert!(!s.delete_trust("nope", 1_300).await.unwrap());
+    assert_eq!(s.ensure_env("default", 1_300).await.unwrap().created_at, 0);
+    assert_eq!(
+        s.changes_since(before, 10).await.unwrap(),
+        vec![],
+        "nothing changed, nothing logged"
+    );
+}
+
+/// Every list is oldest first (keys: by activation), whatever the order of insertion.
+pub async fn lists_are_oldest_first(s: &dyn Store) {
+    let mut clients = Vec::new();
+    let mut users = Vec::new();
+    let mut trusts = Vec::new();
+    for (i, at) in [3_000, 1_000, 2_000].into_iter().enumerate() {
+        let c = ClientRecord {
+            created_at: at,
+            ..client(&SecretHash::of("s1"))
+        };
+        s.insert_client(&c).await.unwrap();
+        clients.push(c);
+        let u = UserRecord {
+            created_at: at,
+            ..user(&format!("user{i}"))
+        };
+        s.insert_user(&u).await.unwrap();
+        users.push(u);
+        let t = TrustRecord {
+            created_at: at,
+            ..trust("default", &format!("https://iss{i}.example"))
+        };
+        s.insert_trust(&t).await.unwrap();
+        trusts.push(t);
+        let k = KeyRecord {
+            activates_at: at,
+            created_at: at,
+            ..sealed_key(&format!("k{i}"), None)
+        };
+        assert!(s.insert_key(&k).await.unwrap());
+    }
+    let by_age = |ids: Vec<String>| vec![ids[1].clone(), ids[2].clone(), ids[0].clone()];
+    let listed: Vec<String> = s
+        .list_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(
+        listed,
+        by_age(clients.into_iter().map(|c| c.client_id).collect())
+    );
+    let listed: Vec<String> = s
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.user_id)
+        .collect();
+    assert_eq!(
+        listed,
+        by_age(users.into_iter().map(|u| u.user_id).collect())
+    );
+    let listed: Vec<String> = s
+        .list_trust(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(listed, by_age(trusts.into_iter().map(|t| t.id).collect()));
+    let listed: Vec<String> = s
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(listed, ["k1", "k2", "k0"]);
+}
+
+/// A retired key is purged once its retirement has passed; a key not retired stays.
+pub async fn purge_removes_retired_keys(s: &dyn Store) {
+    for kid in ["old", "later", "current"] {
+        assert!(s.insert_key(&sealed_key(kid, Some("fp"))).await.unwrap());
+    }
+    s.retire_key("old", 1_500).await.unwrap();
+    s.retire_key("later", 5_000).await.unwrap();
+    assert_eq!(s.purge_expired(2_000).await.unwrap().keys, 1);
+    let mut left: Vec<String> = s
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["current", "later"]);
+    assert_eq!(s.purge_expired(5_000).await.unwrap().keys, 1);
+    assert_eq!(s.list_keys().await.unwrap().len(), 1);
+}
+
+/// A user's id is unique as well as their username; a password change ends only that user's
+/// sessions, and an expired session is still found (the caller checks its expiry).
+pub async fn users_are_unique_by_id_and_their_sessions_are_their_own(s: &dyn Store) {
+    let alice = user("alice");
+    s.insert_user(&alice).await.unwrap();
+    let same_id = UserRecord {
+        username: "someone-else".into(),
+        ..alice.clone()
+    };
+    assert!(matches!(
+        s.insert_user(&same_id).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.find_user("someone-else").await.unwrap(), None);
+    let bob = user("bob");
+    s.insert_user(&bob).await.unwrap();
+    let session = |cookie: &str, u: &UserRecord| SessionRecord {
+        session_hash: SecretHash::of(cookie),
+        user_id: u.user_id.clone(),
+        auth_time: 1_000,
+        expires_at: 1_500,
+    };
+    s.insert_session(&session("a", &alice)).await.unwrap();
+    s.insert_session(&session("b", &bob)).await.unwrap();
+    assert!(s
+        .set_password(&alice.user_id, "$argon2id$new", 2_000)
+        .await
+        .unwrap());
+    assert_eq!(s.get_session(&SecretHash::of("a")).await.unwrap(), None);
+    assert_eq!(
+        s.get_session(&SecretHash::of("b")).await.unwrap(),
+        Some(session("b", &bob)),
+        "another user's session stays, expired or not"
+    );
+    assert!(s.rename_user(&bob.user_id, "bob").await.unwrap());
+    assert_eq!(
+        s.find_user("bob").await.unwrap().map(|u| u.user_id),
+        Some(bob.user_id)
+    );
+}
+
+/// A rotation of a refresh token that is not there stores nothing; a user's grants of
+/// another user stay when a user is deleted.
+pub async fn missing_refresh_tokens_rotate_nothing_and_users_keep_their_own_grants(s: &dyn Store) {
+    let successor = refresh("g1", 9_000);
+    assert!(!s
+        .rotate_refresh_token("nope", &successor, None, 2_000)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.get_refresh_token(&successor.token_id).await.unwrap(),
+        None
+    );
+    let alice = user("alice");
+    let bob = user("bob");
+    s.insert_user(&alice).await.unwrap();
+    s.insert_user(&bob).await.unwrap();
+    s.insert_grant(&grant("ga", &alice.user_id, 9_000), None)
+        .await
+        .unwrap();
+    s.insert_grant(&grant("gb", &bob.user_id, 9_000), None)
+        .await
+        .unwrap();
+    s.put_consent(&bob.user_id, "c1", "openid", 1_000)
+        .await
+        .unwrap();
+    assert!(s.delete_user(&alice.user_id, 2_000).await.unwrap());
+    assert_eq!(s.get_grant("gb").await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(
+        s.get_consent(&bob.user_id, "c1").await.unwrap().as_deref(),
+        Some("openid")
+    );
+}
+
+/// A client's update leaves its keys, environment and public flag alone and replaces its
+/// redirect URIs; a deleted client's tokens stay stored until they expire (they are no
+/// longer active: their client is gone).
+pub async fn updates_leave_keys_and_env_and_deletion_leaves_tokens(s: &dyn Store) {
+    s.ensure_env("other", 1_000).await.unwrap();
+    let c = ClientRecord {
+        jwks: Some("{\"keys\":[]}".into()),
+        ..client(&SecretHash::of("s1"))
+    };
+    s.insert_client(&c).await.unwrap();
+    let changed = ClientRecord {
+        redirect_uris: vec!["https://new.example/cb".into()],
+        jwks: None,
+        env: "other".into(),
+        public: true,
+        ..c.clone()
+    };
+    assert!(s.update_client(&changed, 1_100).await.unwrap());
+    let got = s.get_client(&c.client_id).await.unwrap().unwrap();
+    assert_eq!(got.redirect_uris, changed.redirect_uris);
+    assert_eq!(
+        (got.jwks, got.env, got.public),
+        (c.jwks.clone(), c.env.clone(), c.public)
+    );
+    let (_, t) = token(&c.client_id, 10_000);
+    s.insert_token(&t).await.unwrap();
+    assert!(s.delete_client(&c.client_id, 1_200).await.unwrap());
+    assert_eq!(s.get_token(&t.token_id).await.unwrap(), Some(t));
+}
+
+/// A second record under a taken key is a conflict and leaves the first as it was (a grant
+/// whose refresh token is taken is not stored either: one transaction); a session or consent
+/// of a user who is not there, or a registration in an environment that is not, is an
+/// invalid record.
+pub async fn taken_keys_conflict_and_missing_owners_are_invalid(s: &dyn Store) {
+    let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Conflict));
+    let c = code("code-1", "u1", 9_000);
+    s.insert_code(&c).await.unwrap();
+    let other = CodeRecord {
+        scope: "other".into(),
+        ..c.clone()
+    };
+    assert!(conflict(s.insert_code(&other).await), "a second code");
+    assert_eq!(
+        s.use_code(&c.code_hash, 1_010).await.unwrap(),
+        CodeUse::Fresh(c)
+    );
+
+    let first = refresh("g1", 9_000);
+    s.insert_grant(&grant("g1", "u1", 9_000), Some(&first))
+        .await
+        .unwrap();
+    assert!(
+        conflict(s.insert_grant(&grant("g1", "u2", 9_000), None).await),
+        "a second grant"
+    );
+    assert_eq!(s.get_grant("g1").await.unwrap().unwrap().user_id, "u1");
+    let taken = RefreshRecord {
+        grant_id: "g2".into(),
+        ..first.clone()
+    };
+    assert!(
+        conflict(
+            s.insert_grant(&grant("g2", "u1", 9_000), Some(&taken))
+                .await
+        ),
+        "a grant whose refresh token is taken"
+    );
+    assert_eq!(s.get_grant("g2").await.unwrap(), None);
+    assert_eq!(
+        s.get_refresh_token(&first.token_id).await.unwrap(),
+        Some(first.clone())
+    );
+    let successor = refresh("g1", 9_000);
+    s.insert_grant(&grant("g3", "u1", 9_000), Some(&successor))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            s.rotate_refresh_token(&first.token_id, &successor, None, 2_000)
+                .await,
+            Err(StoreError::Conflict)
+        ),
+        "a rotation to a taken successor"
+    );
+    assert_eq!(
+        s.get_refresh_token(&first.token_id).await.unwrap(),
+        Some(first),
+        "not used"
+    );
+
+    assert!(s.insert_key(&sealed_key("k1", Some("fp"))).await.unwrap());
+    let twin = KeyRecord {
+        alg: "RS256".into(),
+        ..sealed_key("k1", Some("fp"))
+    };
+    assert!(matches!(
+        s.insert_key(&twin).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.list_keys().await.unwrap()[0].alg, "ES256");
+
+    let (_, t) = token("c1", 10_000);
+    s.insert_token(&t).await.unwrap();
+    let twin = TokenRecord {
+        subject: "someone-else".into(),
+        ..t.clone()
+    };
+    assert!(s.insert_token(&twin).await.is_err(), "a second token");
+    assert_eq!(s.get_token(&t.token_id).await.unwrap(), Some(t));
+
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    let sess = SessionRecord {
+        session_hash: SecretHash::of("cookie"),
+        user_id: u.user_id.clone(),
+        auth_time: 1_000,
+        expires_at: 5_000,
+    };
+    s.insert_session(&sess).await.unwrap();
+    assert!(conflict(s.insert_session(&sess).await), "a second session");
+    let orphan = SessionRecord {
+        session_hash: SecretHash::of("orphan"),
+        user_id: "nobody".into(),
+        ..sess
+    };
+    assert!(matches!(
+        s.insert_session(&orphan).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.get_session(&orphan.session_hash).await.unwrap(), None);
+    assert!(matches!(
+        s.put_consent("nobody", "c1", "openid", 1_000).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.get_consent("nobody", "c1").await.unwrap(), None);
+    let before = s.latest_change().await.unwrap();
+    assert!(matches!(
+        s.insert_trust(&trust("no-such-env", "https://iss.example"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.changes_since(before, 10).await.unwrap(), vec![]);
+}
+
+/// What is refused changes nothing, so it is not on the feed: an environment's deletion
+/// refused or of a missing one, a re-sealing that misses a key, a key under another secret.
+pub async fn refused_writes_are_not_logged(s: &dyn Store) {
+    s.ensure_env("busy", 1_000).await.unwrap();
+    let c = ClientRecord {
+        env: "busy".into(),
+        ..client(&SecretHash::of("s1"))
+    };
+    s.insert_client(&c).await.unwrap();
+    assert!(s.insert_key(&sealed_key("k1", Some("fp-a"))).await.unwrap());
+    let before = s.latest_change().await.unwrap();
+    assert_eq!(
+        s.delete_env("busy", 1_100).await.unwrap(),
+        EnvDeletion::InUse(1)
+    );
+    assert_eq!(
+        s.delete_env("nowhere", 1_100).await.unwrap(),
+        EnvDeletion::NotFound
+    );
+    assert!(!s.reseal_keys(&[], "fp-b", 1_100).await.unwrap());
+    assert!(!s.insert_key(&sealed_key("k2", Some("fp-b"))).await.unwrap());
+    assert_eq!(s.changes_since(before, 10).await.unwrap(), vec![]);
+    assert_eq!(s.latest_change().await.unwrap(), before);
+    assert_eq!(
+        s.list_keys().await.unwrap()[0].sealed_by.as_deref(),
+        Some("fp-a")
+    );
+}
+
 /// Generates one `#[tokio::test]` per conformance test, each on a fresh store.
 ///
 /// - `conformance_tests!(make)`: `make` is an async expression yielding something that
@@ -1553,6 +1957,15 @@ macro_rules! conformance_tests {
             a_throttle_budget_holds_limit_attempts_per_window,
             concurrent_attempts_take_exactly_the_budget,
             a_spent_budget_stays_spent_however_many_others_are_tracked,
+            an_empty_feed_starts_at_zero,
+            key_and_epoch_writes_are_logged_and_no_ops_are_not,
+            lists_are_oldest_first,
+            purge_removes_retired_keys,
+            users_are_unique_by_id_and_their_sessions_are_their_own,
+            missing_refresh_tokens_rotate_nothing_and_users_keep_their_own_grants,
+            updates_leave_keys_and_env_and_deletion_leaves_tokens,
+            taken_keys_conflict_and_missing_owners_are_invalid,
+            refused_writes_are_not_logged,
         );
     };
     ($make:expr) => {
