@@ -9,20 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::scope::ScopeSet;
 use crate::secret::SecretHash;
 
-/// The grant type names Tessera knows.
-pub mod grant_types {
-    /// RFC 6749 §4.4.
-    pub const CLIENT_CREDENTIALS: &str = "client_credentials";
-    /// RFC 6749 §4.1.
-    pub const AUTHORIZATION_CODE: &str = "authorization_code";
-    /// RFC 6749 §6.
-    pub const REFRESH_TOKEN: &str = "refresh_token";
-    /// RFC 7523 §2.1.
-    pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-    /// RFC 6749 §4.3: never offered (RFC 9700 §2.4).
-    pub const PASSWORD: &str = "password";
-}
-
 /// How a client's access tokens look on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenFormat {

@@ -13,11 +13,10 @@
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::jwt_bearer::{verify_assertion, AudienceRule};
+use crate::grant::types;
 use crate::grant::TokenResponse;
 use crate::issue::{issue_access_token_with, Extras};
-use crate::model::{
-    grant_types, sdk_client_id, valid_env_name, ClientRecord, TokenFormat, DEFAULT_ENV,
-};
+use crate::model::{sdk_client_id, valid_env_name, ClientRecord, TokenFormat, DEFAULT_ENV};
 use crate::resource::Audience;
 use crate::scope::ScopeSet;
 use crate::store::StoreError;
@@ -99,7 +98,7 @@ async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> 
         secret_hash: None,
         old_secret_hash: None,
         old_secret_expires_at: None,
-        grant_types: vec![grant_types::JWT_BEARER.to_owned()],
+        grant_types: vec![types::JWT_BEARER.to_owned()],
         redirect_uris: Vec::new(),
         scopes: ScopeSet::default(),
         audiences: Vec::new(),

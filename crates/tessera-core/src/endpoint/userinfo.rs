@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value};
 
+use super::{path, EndpointId};
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::id_token::user_claims;
@@ -20,7 +21,7 @@ use crate::scope::ScopeSet;
 pub fn audience_allows_userinfo(cx: &Cx<'_>, aud: &Audience) -> bool {
     let config = cx.config;
     aud.contains(&config.issuer)
-        || aud.contains(&config.endpoint("/userinfo"))
+        || aud.contains(&config.endpoint(path(EndpointId::Userinfo)))
         || aud.contains(&config.default_audience)
 }
 

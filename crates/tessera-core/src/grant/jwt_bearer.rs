@@ -30,16 +30,18 @@ use serde_json::{Map, Value};
 
 use crate::client_assertion::{ClientKeys, SignatureError};
 use crate::cx::Cx;
+use crate::endpoint::{self, EndpointId};
 use crate::error::OAuthError;
+use crate::grant::types;
 use crate::grant::TokenResponse;
 use crate::issue::{issue_access_token_with, Extras};
-use crate::model::{grant_types, ClientRecord, TrustRecord};
+use crate::model::{ClientRecord, TrustRecord};
 use crate::params::Params;
 use crate::resource;
 use crate::scope::ScopeSet;
 
 /// The grant type this module handles.
-pub const GRANT_TYPE: &str = grant_types::JWT_BEARER;
+pub const GRANT_TYPE: &str = types::JWT_BEARER;
 
 /// This grant's row in [`crate::grant::GRANTS`].
 pub const GRANT: crate::grant::Grant = crate::grant::Grant {
@@ -172,9 +174,9 @@ pub async fn verify_assertion(
         leeway: cx.config.assertion_leeway,
         max_lifetime: cx.config.assertion_max_lifetime,
         audiences: [
-            cx.config.endpoint("/oauth2/token"),
+            cx.config.endpoint(endpoint::path(EndpointId::Token)),
             cx.config.issuer.clone(),
-            cx.config.endpoint("/sdk/token"),
+            cx.config.endpoint(endpoint::path(EndpointId::SdkToken)),
         ],
         audience,
     };
