@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod cx;
 pub mod endpoint;
+pub mod environment;
 pub mod error;
 pub mod grant;
 pub mod id_token;

@@ -159,30 +159,12 @@ impl Default for UserFlowSettings {
     }
 }
 
-/// The name of the environment that exists from the start and cannot be deleted.
-pub const DEFAULT_ENV: &str = "default";
-
-/// Whether a string is an acceptable environment name: 1 to 64 of `a-z`, `0-9`, `-`, `_`.
-pub fn valid_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-/// The client id under which `/sdk/token` issues the tokens of an environment. It has no
-/// secret and no keys, so nothing can authenticate as it; deleting it revokes those tokens.
-pub fn sdk_client_id(env: &str) -> String {
-    format!("sdk:{env}")
-}
-
-/// A named deployment environment (seed 000's デプロイ環境): trust registrations and clients
+/// A named deployment environment: trust registrations and clients
 /// belong to one, tokens carry the one they were issued in, and a token of one environment
 /// is not valid in another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvRecord {
-    /// The name (see [`valid_env_name`]).
+    /// The name (see [`crate::environment::valid_env_name`]).
     pub name: String,
     /// Whether every access token issued in this environment is single-use.
     pub single_use_tokens: bool,

@@ -8,7 +8,7 @@
 //!   an allowed algorithm (never `none`, never an HMAC keyed with a public key;
 //!   [`crate::client_assertion::ClientKeys::verify_signature`]);
 //! - `aud` must name the token endpoint or the issuer (§3 item 3; optional at `/sdk/token`,
-//!   whose seed names no audience, but checked when present);
+//!   whose JWTs name no audience, but checked when present; [`crate::endpoint::sdk_token::SDK_TOKEN`]);
 //! - `exp` is required and at most `assertion_max_lifetime` ahead; `nbf` and `iat` are
 //!   honoured with `assertion_leeway`; a stale `iat` is refused (§3 items 4 to 6);
 //! - `jti` is required and accepted once per issuer until the assertion would have expired,
