@@ -182,7 +182,7 @@ pub struct TrustRecord {
     pub env: String,
     /// The `iss` its assertions carry; unique within the environment.
     pub issuer: String,
-    /// Its public keys, in the stored form of [`crate::client_assertion::ClientKeys`] (empty
+    /// Its public keys, in the stored form of [`crate::client_keys::ClientKeys`] (empty
     /// when they come from `jwks_uri` only).
     pub keys: String,
     /// Where its current JWKS is published, fetched (and cached) by the server.
@@ -231,7 +231,7 @@ pub struct TokenRecord {
     /// Granted scope, space-delimited.
     pub scope: String,
     /// Audience.
-    pub audience: crate::resource::Audience,
+    pub audience: crate::audience::Audience,
     /// Issue time.
     pub issued_at: i64,
     /// Expiry time.

@@ -352,7 +352,11 @@ fn read_file(
             i += 1;
             continue;
         }
-        let mut base = if t == "crate" { Vec::new() } else { here.clone() };
+        let mut base = if t == "crate" {
+            Vec::new()
+        } else {
+            here.clone()
+        };
         let mut j = i;
         while toks.get(j).map(String::as_str) == Some("super")
             && toks.get(j + 1).map(String::as_str) == Some("::")
@@ -569,7 +573,9 @@ fn no_import_cycle_between_the_project_files() {
         for scc in cycles(&edges) {
             let stems: Vec<String> = scc.iter().map(|m| m.join("::")).collect();
             let allowed = ALLOWED.iter().any(|(c, files)| {
-                c == name && files.len() == stems.len() && files.iter().all(|f| stems.contains(&(*f).to_owned()))
+                c == name
+                    && files.len() == stems.len()
+                    && files.iter().all(|f| stems.contains(&(*f).to_owned()))
             });
             let cycle = one_cycle(scc[0], &scc, &edges);
             let shown: Vec<&str> = cycle.iter().map(|m| krate.name(m)).collect();
@@ -586,7 +592,11 @@ fn no_import_cycle_between_the_project_files() {
             }
         }
     }
-    assert!(failures.is_empty(), "import cycles:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "import cycles:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! the endpoint table ([`crate::endpoint::ENDPOINTS`], each row's first path under its metadata
 //! key) and `grant_types_supported` from the grant table ([`crate::grant::GRANTS`]).
 
-use crate::client_assertion;
+use crate::client_keys;
 use crate::config::Config;
 use crate::endpoint::ENDPOINTS;
 use crate::grant::GRANTS;
@@ -56,9 +56,9 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
-        "introspection_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
-        "revocation_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
+        "token_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
         "access_token_signing_alg_values_supported": algs,
         "service_documentation": "https://github.com/tessera-auth/tessera#readme",
     });

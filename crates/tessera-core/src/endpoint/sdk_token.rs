@@ -23,6 +23,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::EndpointId;
+use crate::audience::Audience;
 use crate::cx::Cx;
 use crate::environment::{valid_env_name, DEFAULT_ENV};
 use crate::error::OAuthError;
@@ -31,7 +32,6 @@ use crate::grant::types;
 use crate::grant::TokenResponse;
 use crate::issue::{issue_access_token_with, Extras};
 use crate::model::{ClientRecord, RefreshPolicy, TokenFormat, UserFlowSettings};
-use crate::resource::Audience;
 use crate::scope::ScopeSet;
 use crate::store::StoreError;
 

@@ -10,11 +10,11 @@
 use serde_json::{Map, Value};
 
 use super::{path, EndpointId};
+use crate::audience::Audience;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::id_token::user_claims;
 use crate::inspect::{consume, look};
-use crate::resource::Audience;
 use crate::scope::ScopeSet;
 
 /// Whether a token of audience `aud` is meant for the UserInfo endpoint.

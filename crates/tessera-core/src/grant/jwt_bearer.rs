@@ -28,7 +28,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::client_assertion::{ClientKeys, SignatureError};
+use crate::client_keys::{ClientKeys, SignatureError};
 use crate::cx::Cx;
 use crate::endpoint::{self, EndpointId};
 use crate::error::OAuthError;

@@ -62,11 +62,11 @@ impl StoreError {
 
 /// Checks a key set about to be stored (a client's `jwks`, a trust registration's `keys`)
 /// against the rules of a registration
-/// ([`crate::client_assertion::ClientKeys::check_registration`]: at most ten keys, RSA ones
+/// ([`crate::client_keys::ClientKeys::check_registration`]: at most ten keys, RSA ones
 /// of 2048 to 4096 bits, a distinct `kid` on each of several). Every implementation calls it
 /// before it writes keys, so that no way into storage bypasses those rules.
 pub fn check_keys(stored: &str) -> Result<(), StoreError> {
-    let keys: crate::client_assertion::ClientKeys = serde_json::from_str(stored)
+    let keys: crate::client_keys::ClientKeys = serde_json::from_str(stored)
         .map_err(|e| StoreError::Invalid(format!("not a key set: {e}")))?;
     keys.check_registration().map_err(StoreError::Invalid)
 }
