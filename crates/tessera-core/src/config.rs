@@ -1,10 +1,9 @@
 //! Protocol settings.
 //!
 //! Owns [`Config`]: the settings the protocol core obeys (issuer, token lifetimes, key
-//! rotation, assertion limits), typed and validated once at start. Where they come from
-//! (flags, environment, file) is the binary's business.
-
-use crate::keys::SigningAlg;
+//! rotation, assertion limits), typed and validated once at start, and [`SigningAlg`], the
+//! algorithm of the signing keys it names. Where they come from (flags, environment, file) is
+//! the binary's business. A leaf: settings name values, not the machinery that uses them.
 
 /// Settings of the protocol core.
 #[derive(Debug, Clone)]
@@ -69,3 +68,36 @@ impl Config {
         format!("{}{}", self.issuer, path)
     }
 }
+
+/// A supported JWS signing algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl SigningAlg {
+    /// The JWS `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Parses a JWS `alg` name (case-insensitive for configuration convenience).
+    pub fn parse(s: &str) -> Result<Self, UnsupportedAlg> {
+        match s.to_ascii_uppercase().as_str() {
+            "ES256" => Ok(SigningAlg::Es256),
+            "EDDSA" | "ED25519" => Ok(SigningAlg::EdDsa),
+            _ => Err(UnsupportedAlg(s.to_owned())),
+        }
+    }
+}
+
+/// A signing algorithm Tessera does not offer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported signing algorithm '{0}' (use ES256 or EdDSA)")]
+pub struct UnsupportedAlg(pub String);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 
-use crate::client_assertion::SignatureError;
+use crate::client_keys::SignatureError;
 use crate::config::Config;
 use crate::jwt::AccessClaims;
 use crate::keys::{KeySet, Sealer};
@@ -35,7 +35,7 @@ pub trait RemoteKeys: Send + Sync {
     async fn jwks(&self, uri: &str, refresh: bool) -> Result<String, String>;
 
     /// Runs a signature check of an assertion from another party
-    /// ([`crate::client_assertion::ClientKeys::verify_signature`]): CPU work that anyone can
+    /// ([`crate::client_keys::ClientKeys::verify_signature`]): CPU work that anyone can
     /// ask for by sending a forged assertion, which the HTTP layer runs off its serving
     /// threads, a few at a time, so that it cannot starve other requests. By default, here.
     async fn check_signature(&self, check: SignatureCheck) -> Result<(), SignatureError> {

@@ -73,7 +73,7 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
 ];
 
 fn default_env() -> String {
-    crate::model::DEFAULT_ENV.to_owned()
+    crate::environment::DEFAULT_ENV.to_owned()
 }
 
 impl AccessClaims {

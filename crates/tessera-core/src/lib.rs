@@ -14,12 +14,15 @@
 //! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context.
 #![warn(missing_docs)]
 
+pub mod audience;
 pub mod client_assertion;
 pub mod client_auth;
+pub mod client_keys;
 pub mod clock;
 pub mod config;
 pub mod cx;
 pub mod endpoint;
+pub mod environment;
 pub mod error;
 pub mod grant;
 pub mod id_token;

@@ -9,20 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::scope::ScopeSet;
 use crate::secret::SecretHash;
 
-/// The grant type names Tessera knows.
-pub mod grant_types {
-    /// RFC 6749 §4.4.
-    pub const CLIENT_CREDENTIALS: &str = "client_credentials";
-    /// RFC 6749 §4.1.
-    pub const AUTHORIZATION_CODE: &str = "authorization_code";
-    /// RFC 6749 §6.
-    pub const REFRESH_TOKEN: &str = "refresh_token";
-    /// RFC 7523 §2.1.
-    pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-    /// RFC 6749 §4.3: never offered (RFC 9700 §2.4).
-    pub const PASSWORD: &str = "password";
-}
-
 /// How a client's access tokens look on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenFormat {
@@ -173,30 +159,12 @@ impl Default for UserFlowSettings {
     }
 }
 
-/// The name of the environment that exists from the start and cannot be deleted.
-pub const DEFAULT_ENV: &str = "default";
-
-/// Whether a string is an acceptable environment name: 1 to 64 of `a-z`, `0-9`, `-`, `_`.
-pub fn valid_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-/// The client id under which `/sdk/token` issues the tokens of an environment. It has no
-/// secret and no keys, so nothing can authenticate as it; deleting it revokes those tokens.
-pub fn sdk_client_id(env: &str) -> String {
-    format!("sdk:{env}")
-}
-
-/// A named deployment environment (seed 000's デプロイ環境): trust registrations and clients
+/// A named deployment environment: trust registrations and clients
 /// belong to one, tokens carry the one they were issued in, and a token of one environment
 /// is not valid in another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvRecord {
-    /// The name (see [`valid_env_name`]).
+    /// The name (see [`crate::environment::valid_env_name`]).
     pub name: String,
     /// Whether every access token issued in this environment is single-use.
     pub single_use_tokens: bool,
@@ -214,7 +182,7 @@ pub struct TrustRecord {
     pub env: String,
     /// The `iss` its assertions carry; unique within the environment.
     pub issuer: String,
-    /// Its public keys, in the stored form of [`crate::client_assertion::ClientKeys`] (empty
+    /// Its public keys, in the stored form of [`crate::client_keys::ClientKeys`] (empty
     /// when they come from `jwks_uri` only).
     pub keys: String,
     /// Where its current JWKS is published, fetched (and cached) by the server.
@@ -263,7 +231,7 @@ pub struct TokenRecord {
     /// Granted scope, space-delimited.
     pub scope: String,
     /// Audience.
-    pub audience: crate::resource::Audience,
+    pub audience: crate::audience::Audience,
     /// Issue time.
     pub issued_at: i64,
     /// Expiry time.

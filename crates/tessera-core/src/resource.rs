@@ -1,79 +1,17 @@
 //! Audiences of access tokens: resource indicators (RFC 8707).
 //!
-//! Owns [`Audience`] and [`resolve`]: a token request may name the APIs it wants a token for,
+//! Owns [`resolve`]: a token request may name the APIs it wants a token for,
 //! with `resource` (RFC 8707 §2, repeatable) or `audience` (space-delimited, as Hydra and Auth0
 //! accept); each must be one the client was registered for, else `invalid_target`. A request
 //! that names none gets the client's registered audiences, or the server's default audience
 //! (the issuer unless configured) for a client registered with none. The result is the
 //! token's `aud` (RFC 9068 §3, RFC 9700 §2.3: audience-restricted tokens).
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
+pub use crate::audience::Audience;
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::model::ClientRecord;
 use crate::params::Params;
-
-/// One or more audience values. On the wire a single value is a string and several are an
-/// array (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Audience(Vec<String>);
-
-impl Audience {
-    /// An audience of one value.
-    pub fn one(value: impl Into<String>) -> Self {
-        Self(vec![value.into()])
-    }
-
-    /// The values.
-    pub fn values(&self) -> &[String] {
-        &self.0
-    }
-
-    /// Whether `value` is one of the values.
-    pub fn contains(&self, value: &str) -> bool {
-        self.0.iter().any(|v| v == value)
-    }
-
-    /// The stored form: values joined by spaces (a URI has no space).
-    pub fn to_stored(&self) -> String {
-        self.0.join(" ")
-    }
-
-    /// Reads the stored form back.
-    pub fn from_stored(s: &str) -> Self {
-        Self(
-            s.split(' ')
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        )
-    }
-}
-
-impl Serialize for Audience {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.as_slice() {
-            [one] => s.serialize_str(one),
-            many => many.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Audience {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(match Wire::deserialize(d)? {
-            Wire::One(s) => Self(vec![s]),
-            Wire::Many(v) => Self(v),
-        })
-    }
-}
 
 /// The audience of a token for this request and client.
 pub fn resolve(
@@ -89,7 +27,7 @@ pub fn resolve(
         return Ok(if client.audiences.is_empty() {
             Audience::one(config.default_audience.clone())
         } else {
-            Audience(client.audiences.clone())
+            Audience::many(client.audiences.clone())
         });
     }
     let mut out: Vec<String> = Vec::with_capacity(asked.len());
@@ -112,7 +50,7 @@ pub fn resolve(
             out.push(r);
         }
     }
-    Ok(Audience(out))
+    Ok(Audience::many(out))
 }
 
 #[cfg(test)]

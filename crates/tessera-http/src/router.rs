@@ -1,21 +1,24 @@
 //! The router.
 //!
-//! Owns which URL goes to which route, and the layers around them: CORS only on the endpoints
-//! a browser client may call (token, `/sdk/token`, introspection, revocation, JWKS,
-//! discovery; never on operational endpoints), a request timeout, and per-endpoint metrics.
-//! The body limit is enforced by the body extractor.
+//! Owns which handler serves each endpoint, and the layers around them. The paths, methods and
+//! CORS flags are the core's endpoint table ([`tessera_core::endpoint::ENDPOINTS`]): a route
+//! for every path of every row, CORS only on the rows a browser client may call (never on a
+//! page, never on operational endpoints), a request timeout, and per-endpoint metrics. The
+//! body limit is enforced by the body extractor.
 //!
 //! The health probes are on whichever listener the operational endpoints use, so that load
 //! balancers reach them. `/metrics` is not public: on a separate operational listener it is
 //! served as is; on the public one only with the configured bearer token, and not at all
 //! without one.
 
-use axum::http::{header, HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
+
+use tessera_core::endpoint::{Endpoint, EndpointId, Method, ENDPOINTS};
 
 use crate::routes::{
     self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, sdk, token,
@@ -43,41 +46,73 @@ pub fn ops_app(state: AppState) -> Router {
     finish(ops_routes(), state)
 }
 
+/// Every path of every row of the endpoint table ([`ENDPOINTS`]), with the row's methods;
+/// the rows a browser may call get the CORS layer, pages never do.
 fn oauth_routes(state: &AppState) -> Router<AppState> {
-    let api = Router::new()
-        .route(
-            "/oauth2/token",
-            post(token::handle).fallback(routes::post_only),
-        )
-        .route(
-            "/oauth2/introspect",
-            post(introspect::handle).fallback(routes::post_only),
-        )
-        .route(
-            "/oauth2/revoke",
-            post(revoke::handle).fallback(routes::post_only),
-        )
-        .route("/sdk/token", post(sdk::handle).fallback(routes::post_only))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(discovery::handle),
-        )
-        .route("/.well-known/openid-configuration", get(discovery::handle))
-        .route("/.well-known/jwks.json", get(jwks::handle))
-        .route("/userinfo", get(userinfo::handle).post(userinfo::handle));
+    let mut api = Router::new();
+    let mut pages = Router::new();
+    for endpoint in ENDPOINTS {
+        let Some(route) = method_router(endpoint) else {
+            // Unreachable while every row has a handler (see the test below).
+            tracing::error!(endpoint = ?endpoint.id, "an endpoint of the table has no handler");
+            continue;
+        };
+        for path in endpoint.paths {
+            if endpoint.cors && !endpoint.page {
+                api = api.route(path, route.clone());
+            } else {
+                pages = pages.route(path, route.clone());
+            }
+        }
+    }
     let api = match cors_layer(&state.http().cors_allowed_origins) {
         Some(cors) => api.layer(cors),
         None => api,
     };
-    // Pages for people: never CORS.
-    let pages = Router::new()
-        .route(
-            "/oauth2/authorize",
-            get(authorize::get).post(authorize::post),
-        )
-        .route("/oauth2/logout", get(logout::get).post(logout::post))
-        .route("/assets/tessera.css", get(assets::css));
     api.merge(pages)
+}
+
+/// The handlers of a row: one per method it takes. An endpoint that takes only `POST`
+/// answers any other method with `405` in the JSON error shape (RFC 6749 §3.2).
+fn method_router(endpoint: &Endpoint) -> Option<MethodRouter<AppState>> {
+    let mut route = MethodRouter::new();
+    for method in endpoint.methods {
+        route = route.merge(handler(endpoint.id, *method)?);
+    }
+    if endpoint.methods == [Method::Post] {
+        route = route.fallback(routes::post_only);
+    }
+    Some(route)
+}
+
+/// The handler of an endpoint for one method, if it takes that method.
+fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
+    use Method::{Get, Post};
+    Some(match (id, method) {
+        (EndpointId::Token, Post) => post(token::handle),
+        (EndpointId::Introspect, Post) => post(introspect::handle),
+        (EndpointId::Revoke, Post) => post(revoke::handle),
+        (EndpointId::SdkToken, Post) => post(sdk::handle),
+        (EndpointId::Discovery, Get) => get(discovery::handle),
+        (EndpointId::Jwks, Get) => get(jwks::handle),
+        (EndpointId::Userinfo, Get) => get(userinfo::handle),
+        (EndpointId::Userinfo, Post) => post(userinfo::handle),
+        (EndpointId::Authorize, Get) => get(authorize::get),
+        (EndpointId::Authorize, Post) => post(authorize::post),
+        (EndpointId::Logout, Get) => get(logout::get),
+        (EndpointId::Logout, Post) => post(logout::post),
+        (EndpointId::Stylesheet, Get) => get(assets::css),
+        (
+            EndpointId::Token
+            | EndpointId::Introspect
+            | EndpointId::Revoke
+            | EndpointId::SdkToken
+            | EndpointId::Discovery
+            | EndpointId::Jwks
+            | EndpointId::Stylesheet,
+            _,
+        ) => return None,
+    })
 }
 
 fn ops_routes() -> Router<AppState> {
@@ -122,8 +157,29 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(list))
-            .allow_methods([Method::GET, Method::POST])
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
             .max_age(std::time::Duration::from_secs(600)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_of_every_endpoint_has_a_handler_and_no_other_does() {
+        for endpoint in ENDPOINTS {
+            for method in [Method::Get, Method::Post] {
+                assert_eq!(
+                    handler(endpoint.id, method).is_some(),
+                    endpoint.methods.contains(&method),
+                    "{:?} {}",
+                    endpoint.id,
+                    method.as_str()
+                );
+            }
+            assert!(method_router(endpoint).is_some(), "{:?}", endpoint.id);
+        }
+    }
 }

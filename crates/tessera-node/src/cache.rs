@@ -512,7 +512,7 @@ impl TrustStore for CachedStore {
         self.forget(ChangeKind::Trust, name);
         self.forget(
             ChangeKind::Client,
-            &tessera_core::model::sdk_client_id(name),
+            &tessera_core::endpoint::sdk_token::sdk_client_id(name),
         );
         r
     }
@@ -836,7 +836,7 @@ mod tests {
         let cached = CachedStore::new(db.clone());
         cached.warm(1_000).await.unwrap();
         let sdk = ClientRecord {
-            client_id: tessera_core::model::sdk_client_id("default"),
+            client_id: tessera_core::endpoint::sdk_token::sdk_client_id("default"),
             ..client(&SecretHash::of("s"))
         };
         db.insert_client(&sdk).await.unwrap();

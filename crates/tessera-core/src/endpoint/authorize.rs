@@ -25,7 +25,8 @@ use serde_json::{Map, Value};
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
-use crate::model::{grant_types, ClientRecord, CodeRecord, SessionRecord};
+use crate::grant::types;
+use crate::model::{ClientRecord, CodeRecord, SessionRecord};
 use crate::params::Params;
 use crate::pkce;
 use crate::redirect_uri;
@@ -217,7 +218,7 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
             "request objects are not supported",
         )));
     }
-    if !client.allows_grant(grant_types::AUTHORIZATION_CODE) {
+    if !client.allows_grant(types::AUTHORIZATION_CODE) {
         return Err(fail(OAuthError::unauthorized_client(
             "this client may not use the authorization code flow",
         )));

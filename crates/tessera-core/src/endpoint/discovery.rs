@@ -1,11 +1,15 @@
 //! Authorization server metadata (RFC 8414) and OpenID Provider metadata.
 //!
 //! Owns the discovery document. It names only endpoints and values that exist; the issuer is
-//! byte-for-byte the `iss` of every token (RFC 8414 §3.3).
+//! byte-for-byte the `iss` of every token (RFC 8414 §3.3). The URLs of the endpoints come from
+//! the endpoint table ([`crate::endpoint::ENDPOINTS`], each row's first path under its metadata
+//! key) and `grant_types_supported` from the grant table ([`crate::grant::GRANTS`]).
 
-use crate::client_assertion;
+use crate::client_keys;
 use crate::config::Config;
-use crate::model::grant_types;
+use crate::endpoint::ENDPOINTS;
+use crate::grant::GRANTS;
+use crate::keys::KeySet;
 
 /// Client authentication methods of the token, introspection and revocation endpoints.
 const AUTH_METHODS: &[&str] = &[
@@ -21,7 +25,6 @@ const TOKEN_AUTH_METHODS: &[&str] = &[
     "private_key_jwt",
     "none",
 ];
-use crate::keys::KeySet;
 
 /// The metadata document.
 pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
@@ -29,18 +32,10 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
     if !algs.contains(&config.signing_alg.as_str()) {
         algs.push(config.signing_alg.as_str());
     }
-    serde_json::json!({
+    let grant_types: Vec<&str> = GRANTS.iter().map(|g| g.grant_type).collect();
+    let mut doc = serde_json::json!({
         "issuer": config.issuer,
-        "token_endpoint": config.endpoint("/oauth2/token"),
-        "introspection_endpoint": config.endpoint("/oauth2/introspect"),
-        "revocation_endpoint": config.endpoint("/oauth2/revoke"),
-        "jwks_uri": config.endpoint("/.well-known/jwks.json"),
-        "authorization_endpoint": config.endpoint("/oauth2/authorize"),
-        "userinfo_endpoint": config.endpoint("/userinfo"),
-        "end_session_endpoint": config.endpoint("/oauth2/logout"),
-        "grant_types_supported": [
-            "client_credentials", "authorization_code", "refresh_token", grant_types::JWT_BEARER
-        ],
+        "grant_types_supported": grant_types,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
@@ -61,10 +56,71 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "token_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
-        "introspection_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
-        "revocation_endpoint_auth_signing_alg_values_supported": client_assertion::ALGORITHMS,
+        "token_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
         "access_token_signing_alg_values_supported": algs,
         "service_documentation": "https://github.com/tessera-auth/tessera#readme",
-    })
+    });
+    if let Some(doc) = doc.as_object_mut() {
+        for endpoint in ENDPOINTS {
+            if let Some(key) = endpoint.metadata_key {
+                doc.insert(key.to_owned(), config.endpoint(endpoint.path()).into());
+            }
+        }
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate_key, Sealer, SigningAlg};
+
+    fn document() -> serde_json::Value {
+        let sealer = Sealer::from_secret(b"discovery test secret").unwrap();
+        let config = Config::new("https://issuer.example/");
+        let key = generate_key(SigningAlg::Es256, &sealer, 0, 0).unwrap();
+        let keys = KeySet::load(&[key], &sealer).unwrap();
+        metadata(&config, &keys)
+    }
+
+    #[test]
+    fn every_named_endpoint_and_every_grant_comes_from_its_table() {
+        let doc = document();
+        let named: Vec<_> = ENDPOINTS
+            .iter()
+            .filter(|e| e.metadata_key.is_some())
+            .collect();
+        assert_eq!(named.len(), 7);
+        for e in named {
+            let key = e.metadata_key.unwrap();
+            assert_eq!(
+                doc[key],
+                format!("https://issuer.example{}", e.path()),
+                "{key}"
+            );
+        }
+        assert_eq!(doc["token_endpoint"], "https://issuer.example/oauth2/token");
+        assert_eq!(
+            doc["jwks_uri"],
+            "https://issuer.example/.well-known/jwks.json"
+        );
+        let grants: Vec<&str> = doc["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            grants,
+            [
+                "client_credentials",
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ]
+        );
+        assert!(doc.get("sdk_token_endpoint").is_none());
+    }
 }

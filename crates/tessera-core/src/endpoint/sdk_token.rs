@@ -1,68 +1,197 @@
-//! `POST /sdk/token`: seed 000's exchange of a vendor-signed JWT for an access token.
+//! `POST /sdk/token`: the exchange of a vendor-signed JWT for a short-lived access token, for
+//! SDKs that hold no client credentials.
 //!
-//! Owns the endpoint's rules over the JWT-bearer checks of
-//! [`crate::grant::jwt_bearer::verify_assertion`]: no client credentials; the environment is
-//! the request's `env` (none = [`DEFAULT_ENV`]) and must exist; the JWT's `aud` is optional
-//! (seed 000's JWTs name none) and checked when present; `jti`, `exp` and the signature are
-//! always required, and a JWT already used is refused. The token is issued to the
-//! environment's SDK client ([`sdk_client_id`], made on first use; when requests or nodes
-//! make it at the same moment, every one issues under the one stored) and lives 5 minutes, or
-//! 10 minutes when it is single-use (seed 000's hosted case: invalid once used, or 10 minutes
-//! after issue). Its scope is the trust registration's.
+//! Owns every rule of the endpoint, gathered here. It is a JWT-bearer exchange (the checks of
+//! [`crate::grant::jwt_bearer::verify_assertion`], RFC 7523 §3) that differs from the grant at
+//! the token endpoint in four things, kept as data in one [`Exchange`], [`SDK_TOKEN`]:
+//! - its path: its own row of the endpoint table ([`EndpointId::SdkToken`]);
+//! - its body: a JSON object (`{"jwt": "...", "env": "..."}`, [`JsonBody`]) instead of a form,
+//!   with no client credentials; the environment is the request's `env` (none =
+//!   [`DEFAULT_ENV`]) and must exist;
+//! - its lifetime: 5 minutes, or 10 minutes when the environment's tokens are single-use
+//!   (invalid once used, or 10 minutes after issue) ([`Lifetime`]);
+//! - its audience rule: the JWT's `aud` is optional (the vendors' JWTs name none) and checked
+//!   when present ([`AudienceRule::Optional`]); `jti`, `exp` and the signature are always
+//!   required, and a JWT already used is refused.
+//!
+//! The token is issued to the environment's SDK client ([`sdk_client_id`], made on first use;
+//! when requests or nodes make it at the same moment, every one issues under the one stored).
+//! Its scope is the trust registration's, and the response names none.
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use super::EndpointId;
+use crate::audience::Audience;
 use crate::cx::Cx;
+use crate::environment::{valid_env_name, DEFAULT_ENV};
 use crate::error::OAuthError;
 use crate::grant::jwt_bearer::{verify_assertion, AudienceRule};
+use crate::grant::types;
 use crate::grant::TokenResponse;
 use crate::issue::{issue_access_token_with, Extras};
-use crate::model::{
-    grant_types, sdk_client_id, valid_env_name, ClientRecord, TokenFormat, DEFAULT_ENV,
-};
-use crate::resource::Audience;
+use crate::model::{ClientRecord, RefreshPolicy, TokenFormat, UserFlowSettings};
 use crate::scope::ScopeSet;
 use crate::store::StoreError;
 
-/// Lifetime of the tokens of `/sdk/token`, seconds (seed 000: 5 minutes).
+/// A JWT-bearer exchange with rules of its own: what sets `/sdk/token` apart from the grant at
+/// the token endpoint.
+#[derive(Debug)]
+pub struct Exchange {
+    /// Where it is served: its row of the endpoint table ([`super::ENDPOINTS`]).
+    pub endpoint: EndpointId,
+    /// A short name for metrics labels and logs.
+    pub label: &'static str,
+    /// The shape of its request body.
+    pub body: JsonBody,
+    /// How long its tokens live.
+    pub lifetime: Lifetime,
+    /// Whether its assertions must name an audience.
+    pub audience: AudienceRule,
+}
+
+/// A request body that is a JSON object: the assertion and the environment under the names
+/// given; other members are ignored, a member given twice is refused.
+#[derive(Debug)]
+pub struct JsonBody {
+    /// The media type the body must be sent as.
+    pub media_type: &'static str,
+    /// The member holding the assertion, a string.
+    pub assertion: &'static str,
+    /// The member naming the environment, a string or absent (or `null`): the default one.
+    pub env: &'static str,
+}
+
+/// Lifetimes of an exchange's tokens, seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetime {
+    /// Of its tokens.
+    pub ttl: i64,
+    /// Of its tokens in an environment whose tokens are single-use.
+    pub single_use_ttl: i64,
+}
+
+/// Lifetime of the tokens of `/sdk/token`, seconds: 5 minutes.
 pub const TTL: i64 = 300;
-/// Lifetime of single-use tokens of `/sdk/token`, seconds (seed 000's hosted case).
+/// Lifetime of single-use tokens of `/sdk/token`, seconds: 10 minutes.
 pub const SINGLE_USE_TTL: i64 = 600;
 
+/// `/sdk/token`.
+pub const SDK_TOKEN: Exchange = Exchange {
+    endpoint: EndpointId::SdkToken,
+    label: "sdk_token",
+    body: JsonBody {
+        media_type: "application/json",
+        assertion: "jwt",
+        env: "env",
+    },
+    lifetime: Lifetime {
+        ttl: TTL,
+        single_use_ttl: SINGLE_USE_TTL,
+    },
+    audience: AudienceRule::Optional,
+};
+
+/// The client id under which `/sdk/token` issues the tokens of an environment. It has no
+/// secret and no keys, so nothing can authenticate as it; deleting it revokes those tokens.
+pub fn sdk_client_id(env: &str) -> String {
+    format!("sdk:{env}")
+}
+
 /// A request: the JWT and the environment.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdkTokenRequest {
     /// The vendor-signed JWT naming the end user.
     pub jwt: String,
     /// The deployment environment; none = the default one.
-    #[serde(default)]
     pub env: Option<String>,
 }
 
 impl SdkTokenRequest {
-    /// Parses the JSON body; anything else is `invalid_request`.
+    /// Parses the JSON body of `/sdk/token`; anything else is `invalid_request`.
     pub fn from_json(body: &[u8]) -> Result<Self, OAuthError> {
-        serde_json::from_slice(body).map_err(|_| {
-            OAuthError::invalid_request(
-                "the body must be a JSON object with a string \"jwt\" and an optional string \"env\"",
-            )
+        SDK_TOKEN.body.parse(body)
+    }
+
+    /// The environment it names, or the default one.
+    pub fn env(&self) -> &str {
+        self.env.as_deref().unwrap_or(DEFAULT_ENV)
+    }
+}
+
+impl JsonBody {
+    /// Parses a body of this shape; anything else is `invalid_request`.
+    pub fn parse(&self, body: &[u8]) -> Result<SdkTokenRequest, OAuthError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let parsed = self.deserialize(&mut de).and_then(|r| de.end().map(|()| r));
+        parsed.map_err(|_| {
+            OAuthError::invalid_request(format!(
+                "the body must be a JSON object with a string \"{}\" and an optional string \
+                 \"{}\"",
+                self.assertion, self.env
+            ))
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &JsonBody {
+    type Value = SdkTokenRequest;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &JsonBody {
+    type Value = SdkTokenRequest;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut jwt: Option<String> = None;
+        let mut env: Option<Option<String>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.assertion {
+                if jwt.is_some() {
+                    return Err(de::Error::duplicate_field("assertion"));
+                }
+                jwt = Some(map.next_value()?);
+            } else if key == self.env {
+                if env.is_some() {
+                    return Err(de::Error::duplicate_field("env"));
+                }
+                env = Some(map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        let jwt = jwt.ok_or_else(|| de::Error::missing_field("assertion"))?;
+        Ok(SdkTokenRequest {
+            jwt,
+            env: env.flatten(),
         })
     }
 }
 
 /// Handles an `/sdk/token` request.
 pub async fn handle(cx: &Cx<'_>, req: &SdkTokenRequest) -> Result<TokenResponse, OAuthError> {
-    let env = req.env.as_deref().unwrap_or(DEFAULT_ENV);
+    let exchange = &SDK_TOKEN;
+    let env = req.env();
     if !valid_env_name(env) || cx.store.get_env(env).await?.is_none() {
         return Err(OAuthError::invalid_request("unknown env"));
     }
     if req.jwt.is_empty() {
         return Err(OAuthError::invalid_request("jwt is required"));
     }
-    let verified = verify_assertion(cx, env, &req.jwt, AudienceRule::Optional).await?;
-    let client = sdk_client(cx, env).await?;
+    let verified = verify_assertion(cx, env, &req.jwt, exchange.audience).await?;
+    let client = sdk_client(cx, env, exchange.lifetime).await?;
     let extras = Extras {
         claims: verified.claims,
-        ttl: Some(TTL),
-        single_use_ttl: Some(SINGLE_USE_TTL),
+        ttl: Some(exchange.lifetime.ttl),
+        single_use_ttl: Some(exchange.lifetime.single_use_ttl),
         grant: None,
     };
     let token = issue_access_token_with(
@@ -87,7 +216,11 @@ fn random_epoch() -> i64 {
 }
 
 /// The environment's SDK client, registered on first use.
-async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> {
+async fn sdk_client(
+    cx: &Cx<'_>,
+    env: &str,
+    lifetime: Lifetime,
+) -> Result<ClientRecord, OAuthError> {
     let id = sdk_client_id(env);
     if let Some(c) = cx.store.get_client(&id).await? {
         return Ok(c);
@@ -99,22 +232,22 @@ async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> 
         secret_hash: None,
         old_secret_hash: None,
         old_secret_expires_at: None,
-        grant_types: vec![grant_types::JWT_BEARER.to_owned()],
+        grant_types: vec![types::JWT_BEARER.to_owned()],
         redirect_uris: Vec::new(),
         scopes: ScopeSet::default(),
         audiences: Vec::new(),
         public: false,
         jwks: None,
         access_token_format: TokenFormat::Jwt,
-        access_token_ttl: TTL,
+        access_token_ttl: lifetime.ttl,
         // The id is the same every time the client is made; a random first epoch keeps the
         // tokens of a deleted one (with its environment, say) from coming back to life.
         token_epoch: random_epoch(),
         env: env.to_owned(),
         single_use_tokens: false,
         created_at: cx.now,
-        user_flow: crate::model::UserFlowSettings {
-            refresh_tokens: crate::model::RefreshPolicy::Never,
+        user_flow: UserFlowSettings {
+            refresh_tokens: RefreshPolicy::Never,
             ..Default::default()
         },
     };
@@ -133,5 +266,58 @@ async fn sdk_client(cx: &Cx<'_>, env: &str) -> Result<ClientRecord, OAuthError> 
         // The environment was deleted between its lookup and this insert.
         Err(StoreError::Invalid(_)) => Err(OAuthError::invalid_request("unknown env")),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    #[test]
+    fn the_body_is_a_json_object_with_a_string_jwt_and_an_optional_string_env() {
+        let ok = |text: &str| SdkTokenRequest::from_json(text.as_bytes());
+        assert_eq!(
+            ok(r#"{"jwt": "a.b.c"}"#).unwrap(),
+            SdkTokenRequest {
+                jwt: "a.b.c".into(),
+                env: None
+            }
+        );
+        let with_env = ok(r#"{"env": "staging", "other": [1, {"x": 2}], "jwt": "j"}"#).unwrap();
+        assert_eq!(with_env.env(), "staging");
+        assert_eq!(with_env.jwt, "j");
+        assert_eq!(
+            ok(r#"{"jwt": "j", "env": null}"#).unwrap().env(),
+            DEFAULT_ENV
+        );
+        for bad in [
+            "",
+            "{not json",
+            "{}",
+            r#"{"jwt": 5}"#,
+            r#"{"jwt": "x", "env": 3}"#,
+            r#"{"jwt": null}"#,
+            "[1]",
+            r#"["x"]"#,
+            r#""x""#,
+            r#"{"jwt": "x", "jwt": "y"}"#,
+            r#"{"jwt": "x", "env": "a", "env": "b"}"#,
+            r#"{"jwt": "x"} {}"#,
+        ] {
+            let e = ok(bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{bad}");
+            assert!(e.description.contains("\"jwt\""), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_exchange_is_served_at_its_own_row_and_differs_from_the_grant_in_data_only() {
+        assert_eq!(crate::endpoint::path(SDK_TOKEN.endpoint), "/sdk/token");
+        assert_eq!(SDK_TOKEN.audience, AudienceRule::Optional);
+        assert_eq!(SDK_TOKEN.lifetime.ttl, 300);
+        assert_eq!(SDK_TOKEN.lifetime.single_use_ttl, 600);
+        assert_eq!(SDK_TOKEN.body.media_type, "application/json");
+        assert_eq!(sdk_client_id("staging"), "sdk:staging");
     }
 }

@@ -6,8 +6,8 @@
 use crate::client_auth::{self, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
+use crate::grant::types;
 use crate::grant::{self, TokenResponse};
-use crate::model::grant_types;
 use crate::params::Params;
 
 /// Handles a token request whose body was parsed into `params`.
@@ -23,7 +23,7 @@ pub async fn handle(
     match grant::find(grant_type) {
         Some(grant) => (grant.handle)(cx, &client, params).await,
         // RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used.
-        None if grant_type == grant_types::PASSWORD => Err(OAuthError::unsupported_grant_type(
+        None if grant_type == types::PASSWORD => Err(OAuthError::unsupported_grant_type(
             "the password grant is not offered (RFC 9700 §2.4)",
         )),
         None => Err(OAuthError::unsupported_grant_type(

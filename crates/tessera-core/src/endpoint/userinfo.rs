@@ -9,18 +9,19 @@
 
 use serde_json::{Map, Value};
 
+use super::{path, EndpointId};
+use crate::audience::Audience;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::id_token::user_claims;
 use crate::inspect::{consume, look};
-use crate::resource::Audience;
 use crate::scope::ScopeSet;
 
 /// Whether a token of audience `aud` is meant for the UserInfo endpoint.
 pub fn audience_allows_userinfo(cx: &Cx<'_>, aud: &Audience) -> bool {
     let config = cx.config;
     aud.contains(&config.issuer)
-        || aud.contains(&config.endpoint("/userinfo"))
+        || aud.contains(&config.endpoint(path(EndpointId::Userinfo)))
         || aud.contains(&config.default_audience)
 }
 

@@ -7,11 +7,10 @@
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
+use crate::grant::types;
 use crate::grant::user_tokens::{narrowed_scope, respond};
 use crate::grant::TokenResponse;
-use crate::model::{
-    grant_types, ClientRecord, CodeRecord, CodeUse, GrantRecord, RefreshPolicy, RefreshRecord,
-};
+use crate::model::{ClientRecord, CodeRecord, CodeUse, GrantRecord, RefreshPolicy, RefreshRecord};
 use crate::opaque;
 use crate::params::Params;
 use crate::pkce;
@@ -20,7 +19,7 @@ use crate::scope::ScopeSet;
 use crate::secret::SecretHash;
 
 /// The grant type this module handles.
-pub const GRANT_TYPE: &str = grant_types::AUTHORIZATION_CODE;
+pub const GRANT_TYPE: &str = types::AUTHORIZATION_CODE;
 
 /// This grant's row in [`crate::grant::GRANTS`].
 pub const GRANT: crate::grant::Grant = crate::grant::Grant {

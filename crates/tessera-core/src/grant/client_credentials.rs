@@ -6,15 +6,16 @@
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
+use crate::grant::types;
 use crate::grant::TokenResponse;
 use crate::issue::issue_access_token;
-use crate::model::{grant_types, ClientRecord};
+use crate::model::ClientRecord;
 use crate::params::Params;
 use crate::resource;
 use crate::scope::ScopeSet;
 
 /// The grant type this module handles.
-pub const GRANT_TYPE: &str = grant_types::CLIENT_CREDENTIALS;
+pub const GRANT_TYPE: &str = types::CLIENT_CREDENTIALS;
 
 /// This grant's row in [`crate::grant::GRANTS`].
 pub const GRANT: crate::grant::Grant = crate::grant::Grant {

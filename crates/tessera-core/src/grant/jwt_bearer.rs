@@ -8,7 +8,7 @@
 //!   an allowed algorithm (never `none`, never an HMAC keyed with a public key;
 //!   [`crate::client_assertion::ClientKeys::verify_signature`]);
 //! - `aud` must name the token endpoint or the issuer (§3 item 3; optional at `/sdk/token`,
-//!   whose seed names no audience, but checked when present);
+//!   whose JWTs name no audience, but checked when present; [`crate::endpoint::sdk_token::SDK_TOKEN`]);
 //! - `exp` is required and at most `assertion_max_lifetime` ahead; `nbf` and `iat` are
 //!   honoured with `assertion_leeway`; a stale `iat` is refused (§3 items 4 to 6);
 //! - `jti` is required and accepted once per issuer until the assertion would have expired,
@@ -28,18 +28,20 @@
 
 use serde_json::{Map, Value};
 
-use crate::client_assertion::{ClientKeys, SignatureError};
+use crate::client_keys::{ClientKeys, SignatureError};
 use crate::cx::Cx;
+use crate::endpoint::{self, EndpointId};
 use crate::error::OAuthError;
+use crate::grant::types;
 use crate::grant::TokenResponse;
 use crate::issue::{issue_access_token_with, Extras};
-use crate::model::{grant_types, ClientRecord, TrustRecord};
+use crate::model::{ClientRecord, TrustRecord};
 use crate::params::Params;
 use crate::resource;
 use crate::scope::ScopeSet;
 
 /// The grant type this module handles.
-pub const GRANT_TYPE: &str = grant_types::JWT_BEARER;
+pub const GRANT_TYPE: &str = types::JWT_BEARER;
 
 /// This grant's row in [`crate::grant::GRANTS`].
 pub const GRANT: crate::grant::Grant = crate::grant::Grant {
@@ -172,9 +174,9 @@ pub async fn verify_assertion(
         leeway: cx.config.assertion_leeway,
         max_lifetime: cx.config.assertion_max_lifetime,
         audiences: [
-            cx.config.endpoint("/oauth2/token"),
+            cx.config.endpoint(endpoint::path(EndpointId::Token)),
             cx.config.issuer.clone(),
-            cx.config.endpoint("/sdk/token"),
+            cx.config.endpoint(endpoint::path(EndpointId::SdkToken)),
         ],
         audience,
     };

@@ -9,6 +9,7 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod jwt_bearer;
 pub mod refresh_token;
+pub mod types;
 mod user_tokens;
 
 use std::future::Future;

@@ -10,9 +10,10 @@
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
+use crate::grant::types;
 use crate::grant::user_tokens::{narrowed_scope, respond};
 use crate::grant::TokenResponse;
-use crate::model::{grant_types, ClientRecord, GrantRecord, RefreshPolicy, RefreshRecord};
+use crate::model::{ClientRecord, GrantRecord, RefreshPolicy, RefreshRecord};
 use crate::opaque;
 use crate::params::Params;
 use crate::resource;
@@ -20,7 +21,7 @@ use crate::scope::ScopeSet;
 use crate::secret::{Secret, SecretHash};
 
 /// The grant type this module handles.
-pub const GRANT_TYPE: &str = grant_types::REFRESH_TOKEN;
+pub const GRANT_TYPE: &str = types::REFRESH_TOKEN;
 
 /// This grant's row in [`crate::grant::GRANTS`].
 pub const GRANT: crate::grant::Grant = crate::grant::Grant {
@@ -118,7 +119,7 @@ pub async fn handle(
 /// policy is not `never`. A client registered for neither (client credentials or JWT bearer
 /// only, or taken off the code flow since) may not refresh, whatever tokens it still holds.
 pub fn may_refresh(client: &ClientRecord) -> bool {
-    (client.allows_grant(GRANT_TYPE) || client.allows_grant(grant_types::AUTHORIZATION_CODE))
+    (client.allows_grant(GRANT_TYPE) || client.allows_grant(types::AUTHORIZATION_CODE))
         && client.user_flow.refresh_tokens != RefreshPolicy::Never
 }
 

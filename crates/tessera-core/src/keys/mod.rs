@@ -30,6 +30,7 @@ use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 
+pub use crate::config::{SigningAlg, UnsupportedAlg};
 use crate::model::KeyRecord;
 use crate::secret::generate_id;
 
@@ -43,39 +44,11 @@ pub enum KeyError {
     #[error("invalid key material for {0}")]
     Invalid(String),
     /// The algorithm is not supported.
-    #[error("unsupported signing algorithm '{0}' (use ES256 or EdDSA)")]
-    UnsupportedAlg(String),
+    #[error(transparent)]
+    UnsupportedAlg(#[from] UnsupportedAlg),
     /// There is no key that may sign now.
     #[error("no active signing key")]
     NoActiveKey,
-}
-
-/// A supported JWS signing algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigningAlg {
-    /// ECDSA P-256 with SHA-256.
-    Es256,
-    /// Ed25519.
-    EdDsa,
-}
-
-impl SigningAlg {
-    /// The JWS `alg` name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlg::Es256 => "ES256",
-            SigningAlg::EdDsa => "EdDSA",
-        }
-    }
-
-    /// Parses a JWS `alg` name (case-insensitive for configuration convenience).
-    pub fn parse(s: &str) -> Result<Self, KeyError> {
-        match s.to_ascii_uppercase().as_str() {
-            "ES256" => Ok(SigningAlg::Es256),
-            "EDDSA" | "ED25519" => Ok(SigningAlg::EdDsa),
-            _ => Err(KeyError::UnsupportedAlg(s.to_owned())),
-        }
-    }
 }
 
 enum Pair {

@@ -62,11 +62,11 @@ impl StoreError {
 
 /// Checks a key set about to be stored (a client's `jwks`, a trust registration's `keys`)
 /// against the rules of a registration
-/// ([`crate::client_assertion::ClientKeys::check_registration`]: at most ten keys, RSA ones
+/// ([`crate::client_keys::ClientKeys::check_registration`]: at most ten keys, RSA ones
 /// of 2048 to 4096 bits, a distinct `kid` on each of several). Every implementation calls it
 /// before it writes keys, so that no way into storage bypasses those rules.
 pub fn check_keys(stored: &str) -> Result<(), StoreError> {
-    let keys: crate::client_assertion::ClientKeys = serde_json::from_str(stored)
+    let keys: crate::client_keys::ClientKeys = serde_json::from_str(stored)
         .map_err(|e| StoreError::Invalid(format!("not a key set: {e}")))?;
     keys.check_registration().map_err(StoreError::Invalid)
 }
@@ -363,7 +363,7 @@ pub trait GrantStore: Send + Sync {
 
 /// Deployment environments and the trusted issuers of JWT assertions (RFC 7523 §3).
 ///
-/// The environment named [`crate::model::DEFAULT_ENV`] exists from the start (the schema
+/// The environment named [`crate::environment::DEFAULT_ENV`] exists from the start (the schema
 /// creates it) and is never deleted.
 #[async_trait]
 pub trait TrustStore: Send + Sync {
@@ -384,7 +384,7 @@ pub trait TrustStore: Send + Sync {
         now: i64,
     ) -> Result<bool, StoreError>;
     /// Deletes an environment with its trust registrations and its `/sdk/token` client
-    /// ([`crate::model::sdk_client_id`]), all in one transaction. # Contract: refuses
+    /// ([`crate::endpoint::sdk_token::sdk_client_id`]), all in one transaction. # Contract: refuses
     /// ([`EnvDeletion::InUse`]) while any other client is registered in it; logs `Env`,
     /// `Trust` and `Client` (the SDK client's id) changes when it deleted.
     async fn delete_env(&self, name: &str, now: i64) -> Result<EnvDeletion, StoreError>;

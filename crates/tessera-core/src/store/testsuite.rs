@@ -1238,7 +1238,7 @@ pub async fn deleting_an_env_cascades_to_trust_and_its_sdk_client_but_not_past_c
     s.ensure_env("staging", 1_000).await.unwrap();
     s.insert_trust(&trust("staging", "iss")).await.unwrap();
     let sdk = ClientRecord {
-        client_id: crate::model::sdk_client_id("staging"),
+        client_id: crate::endpoint::sdk_token::sdk_client_id("staging"),
         env: "staging".into(),
         ..client(&SecretHash::of("x"))
     };

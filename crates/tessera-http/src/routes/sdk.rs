@@ -1,16 +1,16 @@
-//! `POST /sdk/token` (seed 000): a vendor-signed JWT exchanged for a 5-minute access token.
+//! `POST /sdk/token`: a vendor-signed JWT exchanged for a short-lived access token.
 //!
-//! Owns the wire form: a JSON body `{"jwt": "...", "env": "..."}` sent with
-//! `Content-Type: application/json` (required: a page of another origin can send a body
-//! without a preflight only as `text/plain`, a form or multipart, so requiring JSON keeps
-//! visitors' browsers from being made to post here; anything else is 400 `invalid_request`,
-//! the token endpoint's answer to a missing or mismatched `Content-Type`), no client
-//! credentials, and the token endpoint's response and error shapes. The rules are the core's
-//! ([`tessera_core::endpoint::sdk_token`]). Every assertion is checked; a failed exchange is
-//! counted against the budget of that environment's SDK client at the caller's address, like
-//! failed client authentication ([`crate::throttle::client_auth_failed`]): once it is spent,
-//! further failures get `429 slow_down` with `Retry-After`, and a valid assertion is still
-//! exchanged.
+//! Owns the wire form only; the rules, the body's shape included, are the core's
+//! ([`tessera_core::endpoint::sdk_token`], [`SDK_TOKEN`]). The body must be sent with the
+//! media type of the body's shape (`Content-Type: application/json`: a page of another origin
+//! can send a body without a preflight only as `text/plain`, a form or multipart, so requiring
+//! JSON keeps visitors' browsers from being made to post here; anything else is 400
+//! `invalid_request`, the token endpoint's answer to a missing or mismatched `Content-Type`);
+//! the answers have the token endpoint's response and error shapes. Every assertion is
+//! checked; a failed exchange is counted against the budget of that environment's SDK client
+//! at the caller's address, like failed client authentication
+//! ([`crate::throttle::client_auth_failed`]): once it is spent, further failures get
+//! `429 slow_down` with `Retry-After`, and a valid assertion is still exchanged.
 
 use std::time::Instant;
 
@@ -18,8 +18,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::Response;
-use tessera_core::endpoint::sdk_token::{self, SdkTokenRequest};
-use tessera_core::model::{sdk_client_id, DEFAULT_ENV};
+use tessera_core::endpoint::sdk_token::{self, sdk_client_id, SDK_TOKEN};
+use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::{ErrorCode, OAuthError};
 
 use crate::error::{error_response, json_no_store};
@@ -35,7 +35,9 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let peer = client_address(&parts, &state.http().trusted_proxies);
     let mut env = None;
     let result = exchange(&state, parts, body, &mut env).await;
-    state.metrics().grant("sdk_token", result.is_ok(), started);
+    state
+        .metrics()
+        .grant(SDK_TOKEN.label, result.is_ok(), started);
     match result {
         Ok(r) => json_no_store(StatusCode::OK, crate::response::token_json(&r)),
         Err(e) if e.code == ErrorCode::InvalidGrant => {
@@ -63,21 +65,23 @@ async fn exchange(
     body: Body,
     env: &mut Option<String>,
 ) -> Result<tessera_core::grant::TokenResponse, OAuthError> {
+    let shape = &SDK_TOKEN.body;
     let json_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
             let essence = v.split(';').next().unwrap_or_default().trim();
-            essence.eq_ignore_ascii_case("application/json")
+            essence.eq_ignore_ascii_case(shape.media_type)
         });
     if json_type != Some(true) {
-        return Err(OAuthError::invalid_request(
-            "the body must be JSON (Content-Type: application/json)",
-        ));
+        return Err(OAuthError::invalid_request(format!(
+            "the body must be JSON (Content-Type: {})",
+            shape.media_type
+        )));
     }
     let bytes = read_body(body, state.http().body_limit).await?;
-    let request = SdkTokenRequest::from_json(&bytes)?;
+    let request = shape.parse(&bytes)?;
     env.clone_from(&request.env);
     let keys = state.keys();
     let cx = state.cx(&keys);

@@ -8,7 +8,8 @@
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::model::{valid_env_name, EnvDeletion, EnvRecord, DEFAULT_ENV};
+use tessera_core::environment::{valid_env_name, DEFAULT_ENV};
+use tessera_core::model::{EnvDeletion, EnvRecord};
 use tessera_core::store::Store;
 
 use crate::cli::{now, open_store, print_json};

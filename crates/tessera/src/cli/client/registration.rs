@@ -4,7 +4,8 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use tessera_core::client_assertion::ClientKeys;
-use tessera_core::model::{grant_types, ClientRecord, RefreshPolicy, TokenFormat};
+use tessera_core::grant::types as grant_types;
+use tessera_core::model::{ClientRecord, RefreshPolicy, TokenFormat};
 use tessera_core::redirect_uri;
 use tessera_core::scope::ScopeSet;
 
