@@ -15,6 +15,13 @@ pub fn valid_env_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// The client id under which `/sdk/token` issues the tokens of an environment
+/// ([`crate::endpoint::sdk_token`]). It has no secret and no keys, so nothing can
+/// authenticate as it; deleting it (as deleting the environment does) revokes those tokens.
+pub fn sdk_client_id(env: &str) -> String {
+    format!("sdk:{env}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use tessera_core::endpoint::sdk_token::sdk_client_id;
+use tessera_core::environment::sdk_client_id;
 use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::model::{ChangeKind, EnvDeletion, EnvRecord, TrustRecord};
 use tessera_core::store::{StoreError, TrustStore};

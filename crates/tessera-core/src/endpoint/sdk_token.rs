@@ -93,11 +93,7 @@ pub const SDK_TOKEN: Exchange = Exchange {
     audience: AudienceRule::Optional,
 };
 
-/// The client id under which `/sdk/token` issues the tokens of an environment. It has no
-/// secret and no keys, so nothing can authenticate as it; deleting it revokes those tokens.
-pub fn sdk_client_id(env: &str) -> String {
-    format!("sdk:{env}")
-}
+pub use crate::environment::sdk_client_id;
 
 /// A request: the JWT and the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]

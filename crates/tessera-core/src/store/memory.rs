@@ -44,10 +44,10 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 
+use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
-    sdk_client_id, Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, EnvDeletion, EnvRecord,
-    GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
-    UserRecord, DEFAULT_ENV,
+    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, EnvDeletion, EnvRecord, GrantRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{

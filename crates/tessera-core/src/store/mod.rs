@@ -384,7 +384,7 @@ pub trait TrustStore: Send + Sync {
         now: i64,
     ) -> Result<bool, StoreError>;
     /// Deletes an environment with its trust registrations and its `/sdk/token` client
-    /// ([`crate::endpoint::sdk_token::sdk_client_id`]), all in one transaction. # Contract: refuses
+    /// ([`crate::environment::sdk_client_id`]), all in one transaction. # Contract: refuses
     /// ([`EnvDeletion::InUse`]) while any other client is registered in it; logs `Env`,
     /// `Trust` and `Client` (the SDK client's id) changes when it deleted.
     async fn delete_env(&self, name: &str, now: i64) -> Result<EnvDeletion, StoreError>;

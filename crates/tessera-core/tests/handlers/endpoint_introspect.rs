@@ -197,7 +197,7 @@ fn carried_claims_are_part_of_the_answer() {
         .token(
             &c,
             &[
-                ("grant_type", tessera_core::model::grant_types::JWT_BEARER),
+                ("grant_type", tessera_core::grant::types::JWT_BEARER),
                 ("assertion", &assertion),
             ],
         )

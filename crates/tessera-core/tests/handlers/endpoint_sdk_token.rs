@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 use tessera_core::endpoint::sdk_token::{handle, SdkTokenRequest, SINGLE_USE_TTL, TTL};
+use tessera_core::environment::sdk_client_id;
 use tessera_core::error::ErrorCode;
 use tessera_core::grant::TokenResponse;
-use tessera_core::model::sdk_client_id;
 use tessera_core::store::{ClientStore, TrustStore};
 use tessera_core::OAuthError;
 

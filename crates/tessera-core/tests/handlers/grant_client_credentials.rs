@@ -2,7 +2,8 @@
 //! the token gets, and how long it lives.
 
 use tessera_core::error::ErrorCode;
-use tessera_core::model::{grant_types, TokenFormat};
+use tessera_core::grant::types as grant_types;
+use tessera_core::model::TokenFormat;
 use tessera_core::secret::SecretHash;
 
 use crate::support::*;

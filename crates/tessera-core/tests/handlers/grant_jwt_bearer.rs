@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use tessera_core::error::ErrorCode;
-use tessera_core::model::grant_types;
+use tessera_core::grant::types as grant_types;
 
 use crate::support::*;
 

@@ -3,7 +3,8 @@
 //! lifetime, the grace period for a repeated refresh, and what ends a family.
 
 use tessera_core::error::ErrorCode;
-use tessera_core::model::{grant_types, RefreshPolicy};
+use tessera_core::grant::types as grant_types;
+use tessera_core::model::RefreshPolicy;
 use tessera_core::store::ClientStore;
 
 use crate::support::*;

@@ -24,13 +24,14 @@ use tessera_core::config::Config;
 use tessera_core::cx::{verified_tokens, Cx, RemoteKeys, VerifiedTokens};
 use tessera_core::endpoint::authorize::{self, AuthorizeError, AuthorizeRequest};
 use tessera_core::endpoint::{introspect, revoke, token};
+use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::error::{ErrorCode, OAuthError};
+use tessera_core::grant::types as grant_types;
 use tessera_core::grant::TokenResponse;
 use tessera_core::inspect::{self, ActiveToken};
 use tessera_core::keys::{self, KeySet, Sealer, SigningAlg};
 use tessera_core::model::{
-    grant_types, ClientRecord, SessionRecord, TokenFormat, TrustRecord, UserFlowSettings,
-    UserRecord, DEFAULT_ENV,
+    ClientRecord, SessionRecord, TokenFormat, TrustRecord, UserFlowSettings, UserRecord,
 };
 use tessera_core::params::Params;
 use tessera_core::scope::ScopeSet;
