@@ -41,7 +41,7 @@ pub async fn update(
     let Some(once) = patch.single_use_tokens else {
         return Err(AdminError::invalid(
             "single_use_tokens",
-            "nothing to set (single_use_tokens)",
+            "single_use_tokens: nothing to set (give true or false)",
         ));
     };
     if !store.set_env_single_use(name, once, now).await? {

@@ -57,7 +57,7 @@ impl PublicKeys {
         if keys.keys.is_empty() && keys.pems.is_empty() {
             return Err(AdminError::invalid(
                 "keys",
-                "keys: give a JWKS or at least one PEM public key",
+                "private_key_jwt needs public keys: a JWKS or at least one PEM public key",
             ));
         }
         keys.check_registration()

@@ -58,7 +58,7 @@ pub async fn add(store: &dyn Store, spec: TrustSpec, now: i64) -> AdminResult<Tr
     if !spec.keys.given() && spec.jwks_url.is_none() {
         return Err(AdminError::invalid(
             "keys",
-            "keys: give the issuer's public keys (a PEM key, a JWKS) or its jwks_url",
+            "give the issuer's public keys (PEM keys, a JWKS) or its jwks_url",
         ));
     }
     if let Some(url) = &spec.jwks_url {
@@ -75,7 +75,7 @@ pub async fn add(store: &dyn Store, spec: TrustSpec, now: i64) -> AdminResult<Tr
         if REGISTERED_CLAIMS.contains(&c.as_str()) {
             return Err(AdminError::invalid(
                 "claims",
-                format!("claim {c}: Tessera sets this claim itself; it cannot be carried"),
+                format!("claims: {c} is a claim Tessera sets itself; it cannot be carried"),
             ));
         }
     }
@@ -124,7 +124,7 @@ pub async fn set_keys(
     if !keys.given() {
         return Err(AdminError::invalid(
             "keys",
-            "keys: give the issuer's public keys (a PEM key or a JWKS)",
+            "give the issuer's public keys (PEM keys or a JWKS)",
         ));
     }
     let stored = keys.load()?;
