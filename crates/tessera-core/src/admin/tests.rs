@@ -13,7 +13,7 @@ use crate::model::{grant_types, GrantRecord, RefreshRecord, TokenFormat, DEFAULT
 use crate::params::Params;
 use crate::secret::SecretHash;
 use crate::store::memory::MemoryStore;
-use crate::store::Store;
+use crate::store::{ClientStore, GrantStore, KeyStore, TrustStore, UserStore};
 
 const NOW: i64 = 1_700_000_000;
 const REDIRECT: &str = "https://app.example/cb";
