@@ -12,8 +12,11 @@
 //! - [`secret`], [`scope`]: secrets (generation, hashing, constant-time comparison), scopes.
 //! - [`model`], [`store`]: stored records and the storage traits each database implements.
 //! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context.
+//! - [`admin`]: the application layer: managing clients, users, trusted issuers,
+//!   environments, signing keys and tokens, every rule checked once, for the CLI and any API.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod audience;
 pub mod client_assertion;
 pub mod client_auth;

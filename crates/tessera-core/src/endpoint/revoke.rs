@@ -12,7 +12,7 @@ use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::refresh_token;
 use crate::inspect::look;
-use crate::model::TokenFormat;
+use crate::model::{ClientRecord, TokenFormat};
 use crate::params::Params;
 
 /// Handles a revocation request; `Ok(())` is HTTP 200 with an empty body.
@@ -24,19 +24,49 @@ pub async fn handle(
     params.reject_duplicates()?;
     let (caller, _method) = client_auth::authenticate(cx, basic, params).await?;
     let token = params.require("token")?;
+    revoke_value(cx, token, Some(&caller)).await?;
+    Ok(())
+}
+
+/// Revokes the token `token` by these rules, when `owner` is given only if it was issued to
+/// that client (`None`: whoever it was issued to, for an operator). Returns whether something
+/// was revoked: `false` for a token unknown, invalid, not active, already revoked, or another
+/// client's.
+pub async fn revoke_value(
+    cx: &Cx<'_>,
+    token: &str,
+    owner: Option<&ClientRecord>,
+) -> Result<bool, OAuthError> {
     if token.starts_with(crate::opaque::REFRESH_PREFIX) {
-        if let Some(rec) = refresh_token::find(cx, &caller, token).await? {
-            cx.store.revoke_grant(&rec.grant_id, cx.now).await?;
-        }
-        return Ok(());
+        let issued_to;
+        let owner = match owner {
+            Some(c) => c,
+            None => {
+                let Some(id) = crate::opaque::refresh_selector(token) else {
+                    return Ok(false);
+                };
+                let Some(rec) = cx.store.get_refresh_token(id).await? else {
+                    return Ok(false);
+                };
+                let Some(client) = cx.store.get_client(&rec.client_id).await? else {
+                    return Ok(false);
+                };
+                issued_to = client;
+                &issued_to
+            }
+        };
+        return match refresh_token::find(cx, owner, token).await? {
+            Some(rec) => Ok(cx.store.revoke_grant(&rec.grant_id, cx.now).await?),
+            None => Ok(false),
+        };
     }
     // RFC 7009 §2.1: an unknown token_type_hint is ignored, as the server searches anyway.
     let Some(t) = look(cx, token, None).await? else {
-        return Ok(());
+        return Ok(false);
     };
     // RFC 7009 §2.1: the server verifies that the token was issued to the requesting client.
-    if t.client_id != caller.client_id {
-        return Ok(());
+    if owner.is_some_and(|c| t.client_id != c.client_id) {
+        return Ok(false);
     }
     match (t.format, &t.token_id) {
         (TokenFormat::Opaque, Some(id)) => {
@@ -48,5 +78,5 @@ pub async fn handle(
                 .await?
         }
     }
-    Ok(())
+    Ok(true)
 }

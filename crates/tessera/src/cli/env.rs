@@ -3,15 +3,19 @@
 //! An environment is created on first use (`trust add --env`, `client create --env`, or
 //! `env create`); `default` always exists. Deleting one removes its trust registrations and
 //! its `/sdk/token` client (which revokes that client's tokens), and is refused while other
-//! clients are registered in it: delete or re-create those first.
+//! clients are registered in it: delete or re-create those first. A thin caller of
+//! [`tessera_core::admin::envs`], where the rules live.
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::environment::{valid_env_name, DEFAULT_ENV};
-use tessera_core::model::{EnvDeletion, EnvRecord};
+use tessera_core::admin::envs::{self, EnvPatch};
+use tessera_core::admin::AdminError;
+use tessera_core::environment::DEFAULT_ENV;
+use tessera_core::model::EnvRecord;
 use tessera_core::store::Store;
 
+use crate::cli::client::registration::flagged;
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
 
@@ -66,10 +70,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
 async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
     match cmd {
         Command::Create { name, json } => {
-            if !valid_env_name(&name) {
-                bail!("an environment name is 1 to 64 of a-z, 0-9, '-' and '_'");
-            }
-            let env = store.ensure_env(&name, now()).await?;
+            let env = envs::create(store, &name, now()).await?;
             show(&env, json);
         }
         Command::Set {
@@ -77,19 +78,14 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             single_use_tokens,
             json,
         } => {
-            let Some(once) = single_use_tokens else {
-                bail!("nothing to set (--single-use-tokens [true|false])");
-            };
-            if !store.set_env_single_use(&name, once, now()).await? {
-                bail!("no environment '{name}'");
-            }
-            match store.get_env(&name).await? {
-                Some(env) => show(&env, json),
-                None => bail!("no environment '{name}'"),
-            }
+            let patch = EnvPatch { single_use_tokens };
+            let env = envs::update(store, &name, patch, now())
+                .await
+                .map_err(flagged)?;
+            show(&env, json);
         }
         Command::List { json } => {
-            let envs = store.list_envs().await?;
+            let envs = envs::list(store).await?;
             if json {
                 print_json(&serde_json::Value::Array(
                     envs.iter().map(describe).collect(),
@@ -106,16 +102,12 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             }
         }
         Command::Delete { name, json } => {
-            if name == DEFAULT_ENV {
-                bail!("the default environment cannot be deleted");
-            }
-            match store.delete_env(&name, now()).await? {
-                EnvDeletion::Deleted => {}
-                EnvDeletion::NotFound => bail!("no environment '{name}'"),
-                EnvDeletion::InUse(n) => bail!(
-                    "environment '{name}' still has {n} client(s); delete them first \
-                     (`tessera client list --json` shows each client's env)"
-                ),
+            match envs::delete(store, &name, now()).await {
+                Ok(()) => {}
+                Err(AdminError::Conflict(m)) if name != DEFAULT_ENV => {
+                    bail!("{m} (`tessera client list --json` shows each client's env)")
+                }
+                Err(e) => return Err(e.into()),
             }
             if json {
                 print_json(&json!({"env": name, "deleted": true}));

@@ -4,12 +4,13 @@
 //! sealing secret they were given and refuse, writing nothing, when one does not open
 //! (`keys::check_sealed_by`): a wrong `TESSERA_SECRET` or a missing `--secret-file` must not
 //! leave a database no server can start from. No command creates a key file for a database
-//! that already has keys.
+//! that already has keys. A thin caller of [`tessera_core::admin::keys`].
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::keys::{self, Sealer};
+use tessera_core::admin;
+use tessera_core::keys::Sealer;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
@@ -56,10 +57,10 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
         Command::Rotate { lead_time, json } => {
             let sealer = settings.sealer_for(store.as_ref()).await?;
             let t = now();
-            let lead = lead_time.unwrap_or(settings.core.key_rotation_lead_time);
-            let key = keys::rotate(store.as_ref(), &sealer, &settings.core, t, lead)
+            let key = admin::keys::rotate(store.as_ref(), &sealer, &settings.core, lead_time, t)
                 .await
                 .context("no key was made")?;
+            let lead = key.activates_at - t;
             let out = json!({"kid": key.kid, "alg": key.alg, "activates_at": key.activates_at});
             if json {
                 print_json(&out);
@@ -79,7 +80,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             })?;
             let new = Sealer::from_secret(text.trim().as_bytes())?;
             let old = settings.sealer_for(store.as_ref()).await?;
-            let n = keys::reseal(store.as_ref(), &old, &new, now())
+            let n = admin::keys::reseal(store.as_ref(), &old, &new, now())
                 .await
                 .context("no key was re-sealed")?;
             if json {
@@ -93,12 +94,10 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             }
         }
         Command::List { json } => {
-            let t = now();
-            let list: Vec<serde_json::Value> = store
-                .list_keys()
+            let list: Vec<serde_json::Value> = admin::keys::list(store.as_ref(), now())
                 .await?
                 .iter()
-                .map(|k| {
+                .map(|(k, state)| {
                     json!({
                         "kid": k.kid,
                         "alg": k.alg,
@@ -106,10 +105,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                         "activates_at": k.activates_at,
                         "retires_at": k.retires_at,
                         "sealed_by": k.sealed_by,
-                        "state": if k.retires_at.is_some_and(|r| r <= t) { "retired" }
-                            else if k.activates_at > t { "pending" }
-                            else if k.retires_at.is_some() { "superseded" }
-                            else { "active" },
+                        "state": state.as_str(),
                     })
                 })
                 .collect();

@@ -1,14 +1,15 @@
 //! `tessera token ...`: look at or revoke one token by its value, as an operator (no client
 //! credentials): for incident response and debugging. An operator's look never consumes a
-//! single-use token: it reports whether the token is still unused and leaves it so.
+//! single-use token: it reports whether the token is still unused and leaves it so. Revoking
+//! takes access tokens of both formats and refresh tokens (which revoke their whole grant),
+//! by the revocation endpoint's rule ([`tessera_core::admin::tokens`]).
 
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
+use tessera_core::admin::tokens;
 use tessera_core::cx::{verified_tokens, Cx};
-use tessera_core::inspect::look;
 use tessera_core::keys::KeySet;
-use tessera_core::model::TokenFormat;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
@@ -27,7 +28,7 @@ pub enum Command {
     },
     /// Revoke a token, whoever it was issued to.
     Revoke {
-        /// The access token.
+        /// The access or refresh token.
         token: String,
         /// Print JSON.
         #[arg(long)]
@@ -52,7 +53,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     };
     let result = match cmd {
         Command::Introspect { token, json } => {
-            let out = match look(&cx, &token, None).await? {
+            let out = match tokens::inspect(&cx, &token).await? {
                 Some(t) => json!({
                     "active": true, "client_id": t.client_id, "sub": t.sub, "scope": t.scope,
                     "aud": t.aud, "iat": t.iat, "exp": t.exp, "jti": t.jti,
@@ -69,22 +70,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             Ok(())
         }
         Command::Revoke { token, json } => {
-            let revoked = match look(&cx, &token, None).await? {
-                Some(t) => {
-                    match (t.format, &t.token_id) {
-                        (TokenFormat::Opaque, Some(id)) => {
-                            store.revoke_token(id, &t.client_id, cx.now).await?;
-                        }
-                        _ => {
-                            store
-                                .revoke_jti(&t.jti, &t.client_id, t.exp, cx.now)
-                                .await?
-                        }
-                    }
-                    true
-                }
-                None => false,
-            };
+            let revoked = tokens::revoke(&cx, &token).await?;
             if json {
                 print_json(&json!({"revoked": revoked}));
             } else if revoked {

@@ -3,21 +3,20 @@
 //!
 //! A registration names an issuer (`iss`), its public keys (PEM files, a JWKS file, and/or a
 //! JWKS URL the server fetches), the claim that names the end user (`sub` unless told), the
-//! claims carried into access tokens, and the scopes its assertions may obtain. Its environment is created on first use.
-//! A running server honours a change within a second.
+//! claims carried into access tokens, and the scopes its assertions may obtain. Its
+//! environment is created on first use. A running server honours a change within a second.
+//! A thin caller of [`tessera_core::admin::trust`], where the rules live.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::client_assertion::ClientKeys;
-use tessera_core::environment::{valid_env_name, DEFAULT_ENV};
-use tessera_core::jwt::REGISTERED_CLAIMS;
+use tessera_core::admin::public_keys;
+use tessera_core::admin::trust::{self, TrustSpec};
+use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::model::TrustRecord;
-use tessera_core::scope::ScopeSet;
-use tessera_core::secret;
-use tessera_core::store::{Store, StoreError};
+use tessera_core::store::Store;
 
-use crate::cli::client::registration::{kids_line, stored_kids, KeyFiles};
+use crate::cli::client::registration::{flagged, kids_line, KeyFiles};
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
 
@@ -104,54 +103,16 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             scope,
             json,
         } => {
-            if !valid_env_name(&env) {
-                bail!("--env must be 1 to 64 of a-z, 0-9, '-' and '_'");
-            }
-            if issuer.is_empty() || issuer.len() > 256 {
-                bail!("--issuer must be 1 to 256 characters");
-            }
-            if !keys.given() && jwks_url.is_none() {
-                bail!(
-                    "give the issuer's public key: --public-key PEM (repeatable), --jwks-file F \
-                     or --jwks-url URL"
-                );
-            }
-            if let Some(url) = &jwks_url {
-                check_jwks_url(url)?;
-            }
-            if subject_claim.is_empty() {
-                bail!("--subject-claim must not be empty");
-            }
-            for c in &claims {
-                if REGISTERED_CLAIMS.contains(&c.as_str()) {
-                    bail!("--claim {c}: Tessera sets this claim itself; it cannot be carried");
-                }
-            }
-            let record = TrustRecord {
-                id: secret::generate_id(),
-                env,
+            let spec = TrustSpec {
                 issuer,
-                keys: if keys.given() {
-                    keys.load()?
-                } else {
-                    ClientKeys::default().to_stored()
-                },
-                jwks_uri: jwks_url,
-                subject_claim,
+                keys: keys.read()?,
+                jwks_url,
+                subject_claim: Some(subject_claim),
                 claims,
-                scopes: ScopeSet::parse(&scope).map_err(|e| anyhow::anyhow!("{e}"))?,
-                created_at: now(),
+                env: Some(env),
+                scope,
             };
-            store.ensure_env(&record.env, now()).await?;
-            match store.insert_trust(&record).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict) => bail!(
-                    "environment '{}' already trusts issuer '{}': remove it first",
-                    record.env,
-                    record.issuer
-                ),
-                Err(e) => return Err(e.into()),
-            }
+            let record = trust::add(store, spec, now()).await.map_err(flagged)?;
             if json {
                 print_json(&describe(&record));
             } else {
@@ -166,7 +127,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             }
         }
         Command::List { env, json } => {
-            let list = store.list_trust(env.as_deref()).await?;
+            let list = trust::list(store, env.as_deref()).await?;
             if json {
                 print_json(&serde_json::Value::Array(
                     list.iter().map(describe).collect(),
@@ -186,20 +147,14 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             }
         }
         Command::SetKeys { id, keys, json } => {
-            if !keys.given() {
-                bail!(
-                    "give the issuer's public keys: --public-key PEM (repeatable) or --jwks-file F"
-                );
-            }
-            let stored = keys.load()?;
-            if !store.set_trust_keys(&id, &stored, now()).await? {
-                bail!("no trust registration '{id}'");
-            }
+            let stored = trust::set_keys(store, &id, &keys.read()?, now())
+                .await
+                .map_err(flagged)?;
             if json {
                 print_json(&json!({
                     "id": id,
                     "keys_replaced": true,
-                    "kids": stored_kids(&stored),
+                    "kids": public_keys::kids(&stored),
                 }));
             } else {
                 println!("replaced the public keys of trust registration {id}");
@@ -207,9 +162,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             }
         }
         Command::Remove { id, json } => {
-            if !store.delete_trust(&id, now()).await? {
-                bail!("no trust registration '{id}'");
-            }
+            trust::remove(store, &id, now()).await?;
             if json {
                 print_json(&json!({"id": id, "removed": true}));
             } else {
@@ -220,29 +173,9 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
-/// A JWKS URL must be https, or plain http on a loopback address (development).
-fn check_jwks_url(url: &str) -> Result<()> {
-    if url.starts_with("https://") && url.len() > "https://".len() {
-        return Ok(());
-    }
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| {
-            url.strip_prefix(p)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-        });
-    if loopback {
-        Ok(())
-    } else {
-        bail!("--jwks-url must be an https URL (plain http only on a loopback address)")
-    }
-}
-
 /// A registration as shown to operators (public keys are public; counted, with their `kid`s).
 fn describe(t: &TrustRecord) -> serde_json::Value {
-    let keys = serde_json::from_str::<ClientKeys>(&t.keys)
-        .map(|k| k.keys.len() + k.pems.len())
-        .unwrap_or(0);
+    let keys = public_keys::count(&t.keys);
     json!({
         "id": t.id,
         "env": t.env,
@@ -252,7 +185,7 @@ fn describe(t: &TrustRecord) -> serde_json::Value {
         "scope": t.scopes.to_string(),
         "keys": keys,
         "jwks_url": t.jwks_uri,
-        "kids": stored_kids(&t.keys),
+        "kids": public_keys::kids(&t.keys),
         "created_at": t.created_at,
     })
 }

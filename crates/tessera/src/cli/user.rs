@@ -1,22 +1,22 @@
 //! `tessera user ...`: the people who sign in on Tessera's pages.
 //!
-//! Passwords are read from standard input (never from a flag, which would leave them in the
-//! shell history and the process list) and stored only as Argon2id hashes. Usernames are
-//! prepared (RFC 8265 `UsernameCaseMapped`, [`tessera_core::username`]) when a user is
-//! created and when one is looked up, so `Alice` and `ａｌｉｃｅ` name the user `alice`; a new
-//! username with an invisible or bidirectional control character, mixing Latin with Cyrillic
-//! or Greek letters, or looking like an existing one is refused.
+//! A thin caller of [`tessera_core::admin::users`], where the rules live. Passwords are read
+//! from standard input (never from a flag, which would leave them in the shell history and
+//! the process list) and stored only as Argon2id hashes. Usernames are prepared (RFC 8265
+//! `UsernameCaseMapped`, [`tessera_core::username`]) when a user is created and when one is
+//! looked up, so `Alice` and `ａｌｉｃｅ` name the user `alice`; a new username with an
+//! invisible or bidirectional control character, mixing Latin with Cyrillic or Greek
+//! letters, or looking like an existing one is refused.
 
 use std::io::Read;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
+use tessera_core::admin::users::{self, UserSpec};
 use tessera_core::model::UserRecord;
 use tessera_core::password;
-use tessera_core::secret;
-use tessera_core::store::{StoreError, UserStore};
-use tessera_core::username;
+use tessera_core::store::UserStore;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
@@ -77,6 +77,8 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     result
 }
 
+/// Reads a password from standard input (one trailing line break dropped); the application
+/// layer checks it ([`users::check_password`]).
 fn read_password() -> Result<String> {
     let mut text = String::new();
     std::io::stdin()
@@ -85,48 +87,7 @@ fn read_password() -> Result<String> {
         .context("reading the password from standard input")?;
     let pw = text.strip_suffix('\n').unwrap_or(&text);
     let pw = pw.strip_suffix('\r').unwrap_or(pw);
-    if pw.chars().count() < password::MIN_LENGTH {
-        bail!(
-            "the password must be at least {} characters",
-            password::MIN_LENGTH
-        );
-    }
-    if pw.len() > password::MAX_LENGTH {
-        bail!(
-            "the password must be at most {} bytes",
-            password::MAX_LENGTH
-        );
-    }
     Ok(pw.to_owned())
-}
-
-/// A new username, prepared, or why it is refused.
-async fn new_username(store: &dyn UserStore, typed: &str) -> Result<String> {
-    let prepared = username::prepare(typed).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let users = store.list_users().await?;
-    username::check_new(
-        &prepared,
-        users
-            .iter()
-            .map(|u| u.username.as_str())
-            .filter(|u| *u != prepared),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(prepared)
-}
-
-/// The user named `typed`: stored exactly so (every username created now is stored
-/// prepared; one stored before and left as it was, say `Alice` beside `alice`, is named by
-/// the operator as stored), else by its prepared form.
-async fn find(store: &dyn UserStore, typed: &str) -> Result<UserRecord> {
-    if let Some(u) = store.find_user(typed).await? {
-        return Ok(u);
-    }
-    let found = match username::prepare(typed) {
-        Ok(prepared) => store.find_user(&prepared).await?,
-        Err(_) => None,
-    };
-    found.with_context(|| format!("no user named '{}'", typed.escape_default()))
 }
 
 fn describe(u: &UserRecord) -> serde_json::Value {
@@ -148,33 +109,24 @@ async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
             json,
             ..
         } => {
-            let username = new_username(store, &username).await?;
-            if let Some(name) = &name {
-                username::check_display_name(name)?;
-            }
-            let pw = read_password()?;
-            let t = now();
-            let user = UserRecord {
-                user_id: secret::generate_id(),
-                username: username.clone(),
-                password_hash: password::hash(&pw)?,
+            // Refuse a bad name before waiting on standard input.
+            users::new_username(store, &username).await?;
+            let password = read_password()?;
+            let spec = UserSpec {
+                username,
+                password,
                 email,
                 name,
-                created_at: t,
-                updated_at: t,
             };
-            match store.insert_user(&user).await {
-                Err(StoreError::Conflict) => bail!("a user named '{username}' already exists"),
-                r => r?,
-            }
+            let user = users::create(store, spec, now()).await?;
             if json {
                 print_json(&describe(&user));
             } else {
-                println!("created user {username} (sub {})", user.user_id);
+                println!("created user {} (sub {})", user.username, user.user_id);
             }
         }
         Command::List { json } => {
-            let users = store.list_users().await?;
+            let users = users::list(store).await?;
             if json {
                 print_json(&json!(users.iter().map(describe).collect::<Vec<_>>()));
             } else {
@@ -189,9 +141,7 @@ async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
             }
         }
         Command::Delete { username, json } => {
-            let user = find(store, &username).await?;
-            store.delete_user(&user.user_id, now()).await?;
-            let username = user.username;
+            let username = users::delete(store, &username, now()).await?.username;
             if json {
                 print_json(&json!({"username": username, "deleted": true}));
             } else {
@@ -199,12 +149,12 @@ async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
             }
         }
         Command::SetPassword { username, json, .. } => {
-            let user = find(store, &username).await?;
-            let pw = read_password()?;
-            store
-                .set_password(&user.user_id, &password::hash(&pw)?, now())
-                .await?;
-            let username = user.username;
+            // Refuse an unknown user before waiting on standard input.
+            users::find(store, &username).await?;
+            let password = read_password()?;
+            let username = users::set_password(store, &username, &password, now())
+                .await?
+                .username;
             if json {
                 print_json(&json!({"username": username, "password_changed": true}));
             } else {

@@ -325,3 +325,54 @@ async fn an_operator_revokes_one_token_or_all_of_a_clients_tokens_from_the_cli()
         .status
         .success());
 }
+
+/// A new grant by the code flow: its access and refresh tokens.
+async fn code_flow_tokens(
+    s: &Server,
+    client: &crate::support::Creds,
+    b: &mut crate::browser_support::Browser,
+) -> (String, String) {
+    use crate::browser_support::{authorize_path, exchange, VERIFIER};
+    let code = b.code(&authorize_path(client, "openid", ""), "alice").await;
+    let res = exchange(s, client, &code, Some(VERIFIER)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let t: Value = res.json().await.unwrap();
+    (
+        t["access_token"].as_str().unwrap().to_owned(),
+        t["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_refresh_token_revoked_from_the_cli_no_longer_refreshes() {
+    use crate::browser_support::{refresh, setup, Browser};
+
+    let (s, client) = setup(&["--refresh-tokens", "always"]).await;
+    let mut b = Browser::new(&s);
+    let (at, rt) = code_flow_tokens(&s, &client, &mut b).await;
+    let (other_at, other_rt) = code_flow_tokens(&s, &client, &mut b).await;
+    let out = s.cli_json(&["token", "revoke", &rt, "--json"]).await;
+    assert_eq!(out["revoked"], true);
+    // The whole grant goes with its refresh token, the access token issued with it included
+    // (RFC 7009 §2.1); waiting on introspection, not on a refresh, which would use the token.
+    wait_until(
+        FEED_DEADLINE,
+        "the grant's access token inactive",
+        || async { !s.is_active(&client, &at).await },
+    )
+    .await;
+    let res = refresh(&s, &client, &rt).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert_eq!(
+        body["error_description"], "the refresh token is invalid, expired or revoked",
+        "refused as revoked, not as a reused token: {body}"
+    );
+    let again = s.cli_json(&["token", "revoke", &rt, "--json"]).await;
+    assert_eq!(again["revoked"], false, "nothing left to revoke");
+    // Another grant of the same user and client is untouched.
+    assert!(s.is_active(&client, &other_at).await);
+    let res = refresh(&s, &client, &other_rt).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}

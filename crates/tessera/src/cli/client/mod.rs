@@ -1,26 +1,23 @@
 //! `tessera client ...`: register, inspect, change, rotate and delete clients.
 //!
-//! A client secret is generated here (256 random bits), printed once, and stored only as its
-//! hash; it cannot be shown again (seed 004).
+//! A thin caller of [`tessera_core::admin::clients`], where every rule of a registration
+//! lives: this module turns flags into its input and prints its answers. A client secret
+//! (256 random bits) is printed once; only its hash is stored, and it cannot be shown again.
 
 pub(crate) mod registration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
-use tessera_core::environment::{valid_env_name, DEFAULT_ENV};
-use tessera_core::grant::types as grant_types;
-use tessera_core::model::{ClientRecord, TokenFormat};
-use tessera_core::scope::ScopeSet;
-use tessera_core::secret;
+use tessera_core::admin::clients::{self, AuthMethod, ClientPatch, ClientSpec, Created};
+use tessera_core::admin::public_keys;
+use tessera_core::environment::DEFAULT_ENV;
+use tessera_core::model::ClientRecord;
 use tessera_core::store::Store;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
-use registration::{KeyFiles, Registration};
-
-/// Prefix of generated client secrets (recognisable by secret scanners; adds no entropy).
-const SECRET_PREFIX: &str = "tcs_";
+use registration::{flagged, KeyFiles, Registration};
 
 /// Client subcommands.
 #[derive(Debug, Subcommand)]
@@ -127,6 +124,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
 }
 
 async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Result<()> {
+    let config = &settings.core;
     match cmd {
         Command::Create {
             name,
@@ -137,59 +135,17 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             keys,
             json,
         } => {
-            tessera_core::username::check_display_name(&name)?;
-            let public = public || token_endpoint_auth_method == "none";
-            let jwks = match token_endpoint_auth_method.as_str() {
-                "client_secret_basic" | "client_secret_post" | "none" => {
-                    if keys.given() {
-                        bail!("--jwks-file and --public-key go with --token-endpoint-auth-method private_key_jwt");
-                    }
-                    None
-                }
-                "private_key_jwt" => {
-                    if public {
-                        bail!("a private_key_jwt client is not public");
-                    }
-                    Some(keys.load()?)
-                }
-                other => bail!(
-                    "unsupported --token-endpoint-auth-method '{other}' (client_secret_basic, \
-                     private_key_jwt or none; client_secret_jwt would need the secret kept in \
-                     clear, and Tessera keeps only hashes)"
-                ),
-            };
-            if !valid_env_name(&env) {
-                bail!("--env must be 1 to 64 of a-z, 0-9, '-' and '_'");
-            }
-            let secret = (!public && jwks.is_none()).then(|| secret::generate(SECRET_PREFIX));
-            let mut client = ClientRecord {
-                client_id: secret::generate_id(),
+            let spec = ClientSpec {
                 name,
-                secret_hash: secret.as_ref().map(|s| s.hash()),
-                old_secret_hash: None,
-                old_secret_expires_at: None,
-                // A public client cannot use client credentials (RFC 6749 §4.4).
-                grant_types: vec![if public {
-                    grant_types::AUTHORIZATION_CODE.to_owned()
-                } else {
-                    grant_types::CLIENT_CREDENTIALS.to_owned()
-                }],
-                redirect_uris: Vec::new(),
-                scopes: ScopeSet::default(),
-                audiences: Vec::new(),
+                env: Some(env),
                 public,
-                jwks,
-                access_token_format: TokenFormat::Jwt,
-                access_token_ttl: settings.core.default_access_token_ttl,
-                token_epoch: 0,
-                env,
-                single_use_tokens: false,
-                created_at: now(),
-                user_flow: Default::default(),
+                token_endpoint_auth_method: Some(token_endpoint_auth_method),
+                keys: keys.read()?,
+                settings: registration.settings(),
             };
-            registration.apply(&mut client, settings)?;
-            store.ensure_env(&client.env, now()).await?;
-            store.insert_client(&client).await?;
+            let Created { client, secret } = clients::create(store, config, spec, now())
+                .await
+                .map_err(flagged)?;
             // A running server answers an id it has not heard of from memory (so an unknown
             // id costs what a known one does) and learns of new clients through the change
             // feed: give every node two polls to hear of this one before its credentials are
@@ -203,7 +159,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                     json!(secret.as_ref().map(|s| s.expose())),
                 );
                 if let Some(stored) = &client.jwks {
-                    out.insert("kids".into(), json!(registration::stored_kids(stored)));
+                    out.insert("kids".into(), json!(public_keys::kids(stored)));
                 }
                 print_json(&serde_json::Value::Object(out));
             } else {
@@ -227,13 +183,13 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             registration,
             json,
         } => {
-            let mut client = existing(store, &client_id).await?;
-            if let Some(name) = name {
-                tessera_core::username::check_display_name(&name)?;
-                client.name = name;
-            }
-            registration.apply(&mut client, settings)?;
-            store.update_client(&client, now()).await?;
+            let patch = ClientPatch {
+                name,
+                settings: registration.settings(),
+            };
+            let client = clients::update(store, config, &client_id, patch, now())
+                .await
+                .map_err(flagged)?;
             if json {
                 print_json(&describe(&client));
             } else {
@@ -245,31 +201,16 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             keep_old_secret_for,
             json,
         } => {
-            if keep_old_secret_for.is_some_and(|s| s < 1) {
-                bail!("--keep-old-secret-for must be at least 1 second");
-            }
-            let client = existing(store, &client_id).await?;
-            if client.public {
-                bail!("client '{client_id}' is public and has no secret");
-            }
-            if client.jwks.is_some() {
-                bail!("client '{client_id}' uses private_key_jwt: replace its keys with `client set-keys`");
-            }
-            if client.secret_hash.is_none() {
-                bail!("client '{client_id}' has no secret (an environment's /sdk/token client)");
-            }
-            let secret = secret::generate(SECRET_PREFIX);
-            let t = now();
-            let keep_until = keep_old_secret_for.map(|s| t + s);
-            store
-                .rotate_client_secret(&client_id, &secret.hash(), keep_until, t)
-                .await?;
+            let rotated = clients::rotate_secret(store, &client_id, keep_old_secret_for, now())
+                .await
+                .map_err(flagged)?;
+            let secret = rotated.secret;
             if json {
                 print_json(&json!({"client_id": client_id, "client_secret": secret.expose()}));
             } else {
                 println!("client_id:     {client_id}");
                 println!("client_secret: {}", secret.expose());
-                match keep_until {
+                match rotated.old_valid_until {
                     Some(u) => println!("the old secret stays valid until {u} (Unix time)"),
                     None => println!("the old secret no longer works; earlier tokens are revoked"),
                 }
@@ -280,17 +221,14 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             keys,
             json,
         } => {
-            let client = existing(store, &client_id).await?;
-            if client.jwks.is_none() {
-                bail!("client '{client_id}' does not use private_key_jwt");
-            }
-            let stored = keys.load()?;
-            store.set_client_keys(&client_id, &stored, now()).await?;
+            let stored = clients::set_keys(store, &client_id, &keys.read()?, now())
+                .await
+                .map_err(flagged)?;
             if json {
                 print_json(&json!({
                     "client_id": client_id,
                     "keys_replaced": true,
-                    "kids": registration::stored_kids(&stored),
+                    "kids": public_keys::kids(&stored),
                 }));
             } else {
                 println!("replaced the public keys of client {client_id}");
@@ -298,9 +236,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             }
         }
         Command::RevokeTokens { client_id, json } => {
-            if !store.revoke_client_tokens(&client_id, now()).await? {
-                bail!("no client '{client_id}'");
-            }
+            clients::revoke_tokens(store, &client_id, now()).await?;
             if json {
                 print_json(&json!({"client_id": client_id, "tokens_revoked": true}));
             } else {
@@ -308,7 +244,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             }
         }
         Command::List { json } => {
-            let clients = store.list_clients().await?;
+            let clients = clients::list(store).await?;
             if json {
                 print_json(&serde_json::Value::Array(
                     clients.iter().map(describe).collect(),
@@ -326,7 +262,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             }
         }
         Command::Show { client_id, json } => {
-            let c = existing(store, &client_id).await?;
+            let c = clients::get(store, &client_id).await?;
             if json {
                 print_json(&describe(&c));
             } else {
@@ -334,9 +270,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             }
         }
         Command::Delete { client_id, json } => {
-            if !store.delete_client(&client_id, now()).await? {
-                bail!("no client '{client_id}'");
-            }
+            clients::delete(store, &client_id, now()).await?;
             if json {
                 print_json(&json!({"client_id": client_id, "deleted": true}));
             } else {
@@ -345,23 +279,6 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
         }
     }
     Ok(())
-}
-
-async fn existing(store: &dyn Store, client_id: &str) -> Result<ClientRecord> {
-    match store.get_client(client_id).await? {
-        Some(c) => Ok(c),
-        None => bail!("no client '{client_id}'"),
-    }
-}
-
-fn auth_method(c: &ClientRecord) -> &'static str {
-    if c.public {
-        "none"
-    } else if c.jwks.is_some() {
-        "private_key_jwt"
-    } else {
-        "client_secret_basic"
-    }
 }
 
 /// A client as shown to operators: never its secret hash.
@@ -374,7 +291,7 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "redirect_uris": c.redirect_uris,
         "scope": c.scopes.to_string(),
         "audiences": c.audiences,
-        "token_endpoint_auth_method": auth_method(c),
+        "token_endpoint_auth_method": AuthMethod::of(c).as_str(),
         "access_token_format": c.access_token_format.as_str(),
         "access_token_ttl": c.access_token_ttl,
         "env": c.env,
@@ -390,6 +307,6 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "allow_plain_pkce": c.user_flow.allow_plain_pkce,
         "post_logout_redirect_uris": c.user_flow.post_logout_redirect_uris,
         "skip_consent": c.user_flow.skip_consent,
-        "kids": c.jwks.as_deref().map(registration::stored_kids),
+        "kids": c.jwks.as_deref().map(public_keys::kids),
     })
 }
