@@ -11,6 +11,8 @@
 //! - [`jwt`], [`keys`]: RFC 9068 JWTs and the signing keys behind them.
 //! - [`secret`], [`scope`]: secrets (generation, hashing, constant-time comparison), scopes.
 //! - [`model`], [`store`]: stored records and the storage traits each database implements.
+//! - [`signin`], [`session`], [`consent`]: signing a user in behind one interface (a password
+//!   form is one implementation), their browser sessions, and the consent they gave.
 //! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context.
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ pub mod client_assertion;
 pub mod client_auth;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod cx;
 pub mod endpoint;
 pub mod error;
@@ -36,6 +39,8 @@ pub mod redirect_uri;
 pub mod resource;
 pub mod scope;
 pub mod secret;
+pub mod session;
+pub mod signin;
 pub mod store;
 pub mod username;
 
