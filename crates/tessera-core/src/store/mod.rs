@@ -435,5 +435,7 @@ impl<
 {
 }
 
+#[cfg(feature = "memory")]
+pub mod memory;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
