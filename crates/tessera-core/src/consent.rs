@@ -66,3 +66,88 @@ pub async fn remember<S: UserStore + ?Sized>(
     let merged = merge(previous.as_deref(), scope);
     store.put_consent(user_id, client_id, &merged, now).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretHash;
+    use crate::store::memory::MemoryStore;
+    use crate::store::testsuite;
+
+    fn scopes(s: &str) -> ScopeSet {
+        ScopeSet::parse(s).unwrap()
+    }
+
+    #[test]
+    fn merging_keeps_what_was_given_and_adds_what_is_new() {
+        assert_eq!(merge(None, &scopes("openid profile")), "openid profile");
+        assert_eq!(
+            merge(Some("openid  profile"), &scopes("profile email")),
+            "openid profile email"
+        );
+        assert_eq!(
+            merge(Some("openid email"), &scopes("openid")),
+            "openid email"
+        );
+        assert_eq!(merge(Some(""), &scopes("")), "");
+    }
+
+    #[test]
+    fn consent_covers_a_request_only_for_every_scope_it_asks() {
+        let given = scopes("openid profile");
+        assert!(covers(Some(&given), &scopes("openid")));
+        assert!(covers(Some(&given), &scopes("profile openid")));
+        assert!(covers(Some(&given), &scopes("")));
+        assert!(!covers(Some(&given), &scopes("openid email")));
+        assert!(!covers(None, &scopes("openid")));
+        assert!(!covers(None, &scopes("")));
+    }
+
+    #[test]
+    fn consent_is_remembered_only_where_the_redirect_uri_names_the_client() {
+        let mut c = testsuite::client(&SecretHash::of("s"));
+        assert!(remembered_for(&c, "http://127.0.0.1:5000/cb"));
+        c.public = true;
+        assert!(remembered_for(&c, "https://app.example.com/cb"));
+        assert!(!remembered_for(&c, "http://127.0.0.1:5000/cb"));
+        assert!(!remembered_for(&c, "com.example.app:/cb"));
+    }
+
+    #[tokio::test]
+    async fn remembered_consent_grows_per_user_and_client() {
+        let store = MemoryStore::new();
+        for id in ["u1", "u2"] {
+            store
+                .insert_user(&crate::model::UserRecord {
+                    user_id: id.into(),
+                    username: id.into(),
+                    password_hash: String::new(),
+                    email: None,
+                    name: None,
+                    created_at: 1,
+                    updated_at: 1,
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(granted(&store, "u1", "c1").await.unwrap(), None);
+        remember(&store, "u1", "c1", &scopes("openid profile"), 10)
+            .await
+            .unwrap();
+        remember(&store, "u1", "c1", &scopes("email openid"), 20)
+            .await
+            .unwrap();
+        let got = granted(&store, "u1", "c1").await.unwrap();
+        assert_eq!(got, Some(scopes("openid profile email")));
+        assert!(covers(got.as_ref(), &scopes("email profile")));
+        // Another client, another user: nothing given.
+        assert_eq!(granted(&store, "u1", "c2").await.unwrap(), None);
+        assert_eq!(granted(&store, "u2", "c1").await.unwrap(), None);
+        // A record that is not a scope string counts as none.
+        store
+            .put_consent("u2", "c1", "bad\"scope", 30)
+            .await
+            .unwrap();
+        assert_eq!(granted(&store, "u2", "c1").await.unwrap(), None);
+    }
+}

@@ -91,3 +91,129 @@ pub fn must_sign_in(
     });
     !recent || (prompt_login && !just_signed_in)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    const NOW: i64 = 1_700_000_000;
+    const TTL: i64 = 3600;
+
+    fn user(id: &str) -> UserRecord {
+        UserRecord {
+            user_id: id.into(),
+            username: id.into(),
+            password_hash: String::new(),
+            email: None,
+            name: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    async fn store_with(u: &UserRecord) -> MemoryStore {
+        let store = MemoryStore::new();
+        store.insert_user(u).await.unwrap();
+        store
+    }
+
+    fn identity(u: &UserRecord, auth_time: i64) -> Identity {
+        Identity {
+            user: u.clone(),
+            auth_time,
+            amr: vec!["pwd".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_lasts_its_ttl_and_is_stored_only_as_a_hash() {
+        let u = user("u1");
+        let store = store_with(&u).await;
+        let s = start(&store, &identity(&u, NOW - 5), TTL, NOW, None)
+            .await
+            .unwrap();
+        assert_eq!(s.record.session_hash, SecretHash::of(s.value.expose()));
+        assert_eq!(s.record.auth_time, NOW - 5);
+        assert_eq!(s.record.expires_at, NOW + TTL);
+        let stored = store.get_session(&s.record.session_hash).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(&s.record));
+        let value = Some(s.value.expose());
+        let live = current(&store, value, NOW + TTL - 1).await.unwrap();
+        assert_eq!(live, Some((s.record.clone(), u.clone())));
+        // Expired at its last second, and never for an unknown or absent value.
+        assert_eq!(current(&store, value, NOW + TTL).await.unwrap(), None);
+        assert_eq!(current(&store, Some("other"), NOW).await.unwrap(), None);
+        assert_eq!(current(&store, None, NOW).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_replaces_the_previous_session_and_end_ends_one() {
+        let u = user("u1");
+        let store = store_with(&u).await;
+        let first = start(&store, &identity(&u, NOW), TTL, NOW, None)
+            .await
+            .unwrap();
+        let old = first.value.expose();
+        let second = start(&store, &identity(&u, NOW + 10), TTL, NOW + 10, Some(old))
+            .await
+            .unwrap();
+        assert_eq!(current(&store, Some(old), NOW + 10).await.unwrap(), None);
+        let new = second.value.expose();
+        assert!(current(&store, Some(new), NOW + 10)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(end(&store, new).await.unwrap());
+        assert!(!end(&store, new).await.unwrap());
+        assert_eq!(current(&store, Some(new), NOW + 10).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_session_whose_user_is_gone_is_none() {
+        let u = user("u1");
+        let store = store_with(&u).await;
+        let s = start(&store, &identity(&u, NOW), TTL, NOW, None)
+            .await
+            .unwrap();
+        assert!(store.delete_user("u1", NOW).await.unwrap());
+        assert_eq!(
+            current(&store, Some(s.value.expose()), NOW).await.unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn max_age_and_prompt_login_decide_whether_to_sign_in_again() {
+        let s = SessionRecord {
+            session_hash: SecretHash::of("v"),
+            user_id: "u1".into(),
+            auth_time: NOW - 100,
+            expires_at: NOW + 100,
+        };
+        let expired = SessionRecord {
+            expires_at: NOW,
+            ..s.clone()
+        };
+        // (session, max_age, prompt=login, just signed in) → must sign in
+        let table: &[(Option<&SessionRecord>, Option<i64>, bool, bool, bool)] = &[
+            (None, None, false, false, true),
+            (None, None, false, true, true),
+            (Some(&s), None, false, false, false),
+            (Some(&expired), None, false, false, true),
+            (Some(&s), Some(100), false, false, false),
+            (Some(&s), Some(99), false, false, true),
+            (Some(&s), Some(0), false, false, true),
+            (Some(&s), None, true, false, true),
+            (Some(&s), None, true, true, false),
+            (Some(&expired), None, true, true, true),
+        ];
+        for (i, (session, max_age, login, just, want)) in table.iter().enumerate() {
+            assert_eq!(
+                must_sign_in(*session, *max_age, *login, *just, NOW),
+                *want,
+                "row {i}"
+            );
+        }
+    }
+}

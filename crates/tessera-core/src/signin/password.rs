@@ -122,3 +122,116 @@ impl<R: CheckRunner + ?Sized> SignInMethod for PasswordSignIn<'_, R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::model::UserRecord;
+    use crate::store::memory::MemoryStore;
+
+    const NOW: i64 = 1_700_000_000;
+
+    /// Counts the checks it runs; refuses every one when `refuse`.
+    #[derive(Default)]
+    struct Counting {
+        ran: AtomicUsize,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl CheckRunner for Counting {
+        async fn run(&self, check: PasswordCheck) -> Option<bool> {
+            if self.refuse {
+                return None;
+            }
+            self.ran.fetch_add(1, Ordering::SeqCst);
+            Some(check())
+        }
+    }
+
+    async fn store_with_alice() -> MemoryStore {
+        let store = MemoryStore::new();
+        store
+            .insert_user(&UserRecord {
+                user_id: "u-alice".into(),
+                username: "alice".into(),
+                password_hash: password::hash("correct horse").unwrap(),
+                email: None,
+                name: None,
+                created_at: 1,
+                updated_at: 1,
+            })
+            .await
+            .unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn the_right_password_signs_in_with_the_username_prepared() {
+        let store = store_with_alice().await;
+        let runner = Counting::default();
+        // Typed in another case and width: prepared (RFC 8265) before it is looked up.
+        let form = PasswordForm::new("ＡＬＩＣＥ", "correct horse");
+        assert_eq!(form.username(), "alice");
+        let id = PasswordSignIn::new(&runner)
+            .sign_in(&store, &form, NOW)
+            .await
+            .unwrap();
+        assert_eq!(id.user.user_id, "u-alice");
+        assert_eq!(id.auth_time, NOW);
+        assert_eq!(id.amr, vec!["pwd".to_owned()]);
+        assert_eq!(runner.ran.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_and_an_unknown_user_get_one_answer_for_the_same_work() {
+        let store = store_with_alice().await;
+        let runner = Counting::default();
+        let method = PasswordSignIn::new(&runner);
+        for (name, pw) in [
+            ("alice", "correct horsE"),
+            ("alice", ""),
+            ("bob", "correct horse"),
+            ("", "correct horse"),
+            (&"a".repeat(300), "correct horse"),
+        ] {
+            let got = method
+                .sign_in(&store, &PasswordForm::new(name, pw), NOW)
+                .await;
+            assert!(matches!(got, Err(SignInError::Rejected)), "{name:?}");
+        }
+        // Every attempt, known user or not, cost one Argon2 check.
+        assert_eq!(runner.ran.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_check_that_cannot_run_is_busy_not_a_failure() {
+        let store = store_with_alice().await;
+        let runner = Counting {
+            refuse: true,
+            ..Counting::default()
+        };
+        let got = PasswordSignIn::new(&runner)
+            .sign_in(&store, &PasswordForm::new("alice", "correct horse"), NOW)
+            .await;
+        assert!(matches!(got, Err(SignInError::Busy)));
+        // Run here, the same attempt succeeds.
+        assert!(PasswordSignIn::new(&RunHere)
+            .sign_in(&store, &PasswordForm::new("alice", "correct horse"), NOW)
+            .await
+            .is_ok());
+    }
+
+    #[test]
+    fn the_form_never_shows_its_password() {
+        let form = PasswordForm::new("alice", "hunter2-secret");
+        assert!(!format!("{form:?}").contains("hunter2"));
+        // A name with no prepared form is kept as typed.
+        assert_eq!(
+            PasswordForm::new("a\u{200B}b", "x").username(),
+            "a\u{200B}b"
+        );
+    }
+}
