@@ -196,7 +196,8 @@ mod tests {
             ..s.clone()
         };
         // (session, max_age, prompt=login, just signed in) → must sign in
-        let table: &[(Option<&SessionRecord>, Option<i64>, bool, bool, bool)] = &[
+        type Row<'a> = (Option<&'a SessionRecord>, Option<i64>, bool, bool, bool);
+        let table: &[Row<'_>] = &[
             (None, None, false, false, true),
             (None, None, false, true, true),
             (Some(&s), None, false, false, false),

@@ -1,6 +1,7 @@
 //! [`authorize::proceed`], the authorization endpoint's step after each page, against the
 //! in-memory store with a fixed `now`: when the user is asked to sign in or to consent, when
 //! consent is remembered (and merged), and when a code is issued.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use tessera_core::config::Config;
 use tessera_core::cx::{verified_tokens, Cx, VerifiedTokens};
