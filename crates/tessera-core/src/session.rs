@@ -2,7 +2,7 @@
 //! whether it is recent enough for a request.
 //!
 //! Owns the rules of a [`SessionRecord`]: a session is started from an
-//! [`Identity`](crate::signin::Identity) whatever method produced it, lasts
+//! [`Identity`] whatever method produced it, lasts
 //! [`Config::session_ttl`](crate::config::Config::session_ttl) seconds, and is known to the
 //! browser only by a random value whose hash is stored ([`crate::secret`]); a sign-in
 //! replaces the browser's previous session. [`must_sign_in`] is the rule of OpenID Connect

@@ -3,15 +3,16 @@
 //! Owns the browser side of the flow: parsing the forms, the cookies, the sealed request in
 //! progress and rendering. The rules are the core's: the request and the next step in
 //! [`tessera_core::endpoint::authorize`] ([`authorize::proceed`]), the live session in
-//! [`tessera_core::session`], consent in [`tessera_core::consent`]. `GET` takes the authorization request in the query;
-//! one that names a field of the pages' own forms is refused. The pages post back to the same
-//! URL with exactly their own fields: the request in progress as one sealed handle bound to the
-//! browser ([`crate::pending`]), a CSRF token, and what the user did (`_action=login` with
-//! `username`/`password`, or `_action=consent` with `decision=allow|deny`). A post with a
-//! repeated or unknown field is refused (400), so no parameter of the authorization request
-//! can ever be read as something the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames
-//! are prepared (RFC 8265) before they are looked up
-//! ([`tessera_core::signin::password::PasswordForm`]).
+//! [`tessera_core::session`], consent in [`tessera_core::consent`].
+//!
+//! `GET` takes the authorization request in the query; one that names a field of the pages'
+//! own forms is refused. The pages post back to the same URL with exactly their own fields:
+//! the request in progress as one sealed handle bound to the browser ([`crate::pending`]), a
+//! CSRF token, and what the user did (`_action=login` with `username`/`password`, or
+//! `_action=consent` with `decision=allow|deny`). A post with a repeated or unknown field is
+//! refused (400), so no parameter of the authorization request can ever be read as something
+//! the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames are prepared (RFC 8265) before
+//! they are looked up ([`tessera_core::signin::password::PasswordForm`]).
 //!
 //! Sign-in failures show one message whatever was wrong and take the same time for an unknown
 //! user (a dummy Argon2 check, [`tessera_core::signin::password`]); the throttling and the
