@@ -280,7 +280,7 @@ async fn flow(
                     session: started,
                     device_cookie,
                 }) => {
-                    tracing::info!(user_id = %identity.user.user_id, client_id = %req.client.client_id, "user signed in");
+                    tracing::info!(user_id = %identity.user.user_id, client_id = %req.client.client_id, amr = ?identity.amr, "user signed in");
                     if let Some(v) = state.cookies().set(
                         state.cookies().session(),
                         started.value.expose(),
