@@ -11,6 +11,8 @@
 //! - [`jwt`], [`keys`]: RFC 9068 JWTs and the signing keys behind them.
 //! - [`secret`], [`scope`]: secrets (generation, hashing, constant-time comparison), scopes.
 //! - [`model`], [`store`]: stored records and the storage traits each database implements.
+//! - [`signin`], [`session`], [`consent`]: signing a user in behind one interface (a password
+//!   form is one implementation), their browser sessions, and the consent they gave.
 //! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context.
 //! - [`admin`]: the application layer: managing clients, users, trusted issuers,
 //!   environments, signing keys and tokens, every rule checked once, for the CLI and any API.
@@ -23,6 +25,7 @@ pub mod client_auth;
 pub mod client_keys;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod cx;
 pub mod endpoint;
 pub mod environment;
@@ -42,6 +45,8 @@ pub mod redirect_uri;
 pub mod resource;
 pub mod scope;
 pub mod secret;
+pub mod session;
+pub mod signin;
 pub mod store;
 pub mod username;
 

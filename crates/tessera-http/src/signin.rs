@@ -1,4 +1,5 @@
-//! Signing in with a username and password: the throttle, the device cookie and the check.
+//! Signing in with a username and password: the throttle and the device cookie around the
+//! core's sign-in.
 //!
 //! Owns [`sign_in`] and the device cookie. OWASP's *device cookies* (Authentication Cheat
 //! Sheet): a browser that signed in as a user gets a cookie signed with the server's secret
@@ -11,8 +12,9 @@
 //! username, and the user keeps signing in from a browser they used before.
 //!
 //! The attempts are taken before the password is checked and given back when it matched
-//! (see [`crate::throttle`]); the check itself waits for a slot of
-//! [`crate::password_checks::PasswordChecks`].
+//! (see [`crate::throttle`]). Finding the user, checking the password and starting the
+//! session are the core's ([`tessera_core::signin`], [`tessera_core::session`]); the check
+//! itself waits for a slot of [`crate::password_checks::PasswordChecks`].
 
 use std::net::IpAddr;
 
@@ -21,12 +23,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 use tessera_core::cx::Cx;
-use tessera_core::model::{SessionRecord, UserRecord};
-use tessera_core::secret::{self, random_bytes};
-use tessera_core::{password, OAuthError};
+use tessera_core::secret::random_bytes;
+use tessera_core::session::{self, Started};
+use tessera_core::signin::password::{CheckRunner, PasswordCheck, PasswordForm, PasswordSignIn};
+use tessera_core::signin::{Identity, SignInError, SignInMethod};
+use tessera_core::OAuthError;
 
 use crate::pages;
 use crate::state::AppState;
+use crate::password_checks::PasswordChecks;
 use crate::throttle::{budget_key, Reservation};
 
 /// Most device entries one browser keeps (one per user it signed in as, newest first).
@@ -38,12 +43,10 @@ const DEVICE_MAC_LEN: usize = 16;
 pub enum SignIn {
     /// The password matched: a session was started.
     SignedIn {
-        /// The user.
-        user: Box<UserRecord>,
-        /// The session cookie's value.
-        session_cookie: String,
-        /// The session.
-        session: SessionRecord,
+        /// Who signed in.
+        identity: Box<Identity>,
+        /// The session started (its value goes in the session cookie).
+        session: Started,
         /// The device cookie to set.
         device_cookie: Option<HeaderValue>,
     },
@@ -137,20 +140,21 @@ fn device_cookie_after(
 }
 
 /// One sign-in attempt from the login form: takes the attempt from the budgets it is paid
-/// from, checks the password in a password-check slot, and on success starts a session and
-/// gives the attempts back.
+/// from, signs in with the core's password method
+/// ([`tessera_core::signin::password::PasswordSignIn`]) whose checks run in a password-check
+/// slot, and on success starts a session (replacing the browser's previous one,
+/// [`tessera_core::session::start`]) and gives the attempts back.
 pub async fn sign_in(
     state: &AppState,
     cx: &Cx<'_>,
     headers: &HeaderMap,
     ip: Option<IpAddr>,
-    username: &str,
-    password: &str,
+    form: &PasswordForm,
 ) -> Result<SignIn, OAuthError> {
     let http = state.http();
     let now = cx.now;
     // One key for counting and checking: the hash of the whole name, however long.
-    let user_key = budget_key(state.sealer(), "user", &[username]);
+    let user_key = budget_key(state.sealer(), "user", &[form.username()]);
     let entries = device_entries(state, headers);
     let device = device_nonce_for(state, &entries, &user_key);
     // The user's (or device's) budget first: against one user, the usual target, a spent
@@ -182,45 +186,40 @@ pub async fn sign_in(
             })
         }
     };
-    let user = if username.is_empty() || username.len() > 256 {
-        None
-    } else {
-        cx.store.find_user(username).await?
-    };
-    let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let presented = password.to_owned();
-    let checked = state
-        .password_checks()
-        .run(move || match stored {
-            Some(hash) => password::verify(&presented, &hash),
-            None => password::verify_unknown_user(&presented),
-        })
-        .await;
-    let ok = match checked {
-        Some(ok) => ok,
-        None => {
+    let identity = match PasswordSignIn::new(state.password_checks())
+        .sign_in(cx.store, form, now)
+        .await
+    {
+        Ok(identity) => identity,
+        Err(SignInError::Rejected) => return Ok(SignIn::Failed),
+        Err(SignInError::Busy) => {
             // Not checked: not a failure either.
             reservation.give_back(store, now).await?;
             return Ok(SignIn::Busy);
         }
-    };
-    let Some(user) = user.filter(|_| ok) else {
-        return Ok(SignIn::Failed);
+        Err(SignInError::Store(e)) => return Err(e.into()),
     };
     reservation.give_back(store, now).await?;
-    let cookie = secret::generate("");
-    let rec = SessionRecord {
-        session_hash: cookie.hash(),
-        user_id: user.user_id.clone(),
-        auth_time: now,
-        expires_at: now + cx.config.session_ttl,
-    };
-    cx.store.insert_session(&rec).await?;
+    let started = session::start(
+        cx.store,
+        &identity,
+        cx.config.session_ttl,
+        now,
+        pages::cookie(headers, state.cookies().session()),
+    )
+    .await?;
     let device_cookie = device_cookie_after(state, &entries, &user_key, device.as_deref());
     Ok(SignIn::SignedIn {
-        user: Box::new(user),
-        session_cookie: cookie.expose().to_owned(),
-        session: rec,
+        identity: Box::new(identity),
+        session: started,
         device_cookie,
     })
+}
+
+/// The server's password-check slots run the core's password checks.
+#[async_trait::async_trait]
+impl CheckRunner for PasswordChecks {
+    async fn run(&self, check: PasswordCheck) -> Option<bool> {
+        PasswordChecks::run(self, check).await
+    }
 }

@@ -5,7 +5,9 @@
 //! redirect URI is shown on a page and never redirected to, RFC 6749 §4.1.2.1; every later
 //! error goes back to the client with `state` and `iss`); [`next_step`] decides whether the
 //! user must sign in, must consent, or gets a code; [`issue_code`] stores the code (hashed)
-//! and builds the success redirect (RFC 9207 `iss`).
+//! and builds the success redirect (RFC 9207 `iss`); [`proceed`] takes a request one step on
+//! from what the user did on a page (sign-in, consent), using [`crate::session`] for whether
+//! the sign-in is recent enough and [`crate::consent`] for what consent covers.
 //!
 //! **Consent is remembered only for a client whose identity the redirect URI assures**
 //! ([`remembers_consent`]): a confidential client (it authenticates to redeem the code) or a
@@ -23,6 +25,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::consent;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::types;
@@ -32,6 +35,7 @@ use crate::pkce;
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret::{self, generate_id};
+use crate::session;
 
 /// Parameters this endpoint understands; any other is kept on the grant as extra.
 const KNOWN: &[&str] = &[
@@ -348,9 +352,6 @@ pub fn next_step(
     just_signed_in: bool,
     just_consented: bool,
 ) -> Result<Step, AuthorizeError> {
-    let signed_in = session.is_some_and(|s| {
-        s.expires_at > cx.now && req.max_age.is_none_or(|max| cx.now - s.auth_time <= max)
-    });
     let fail = |err: OAuthError| {
         AuthorizeError::Redirect(error_redirect(
             cx,
@@ -359,7 +360,13 @@ pub fn next_step(
             &err,
         ))
     };
-    if !signed_in || (req.prompt.login && !just_signed_in) {
+    if session::must_sign_in(
+        session,
+        req.max_age,
+        req.prompt.login,
+        just_signed_in,
+        cx.now,
+    ) {
         if req.prompt.none {
             return Err(fail(OAuthError::login_required(
                 "the user is not signed in",
@@ -368,7 +375,7 @@ pub fn next_step(
         return Ok(Step::Login);
     }
     let identified = remembers_consent(req);
-    let covered = identified && consented.is_some_and(|c| req.scope.check_within(c).is_ok());
+    let covered = identified && consent::covers(consented, &req.scope);
     let skip = identified && req.client.user_flow.skip_consent;
     let needs_consent = !skip && !just_consented && (req.prompt.consent || !covered);
     if needs_consent {
@@ -386,7 +393,7 @@ pub fn next_step(
 /// asking: not for a public client answered at a loopback or private-use-scheme redirect URI
 /// (RFC 8252 §8.6; see the module documentation).
 pub fn remembers_consent(req: &AuthorizeRequest) -> bool {
-    !req.client.public || req.redirect_uri.starts_with("https://")
+    consent::remembered_for(&req.client, &req.redirect_uri)
 }
 
 /// Stores a code for the signed-in user and returns the success redirect.
@@ -435,4 +442,82 @@ pub fn denied(cx: &Cx<'_>, req: &AuthorizeRequest) -> String {
         req.state.as_deref(),
         &OAuthError::access_denied("the user denied the request"),
     )
+}
+
+/// What the user did on one of the flow's pages during this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Nothing: the authorization request itself, or a page shown again.
+    Nothing,
+    /// Signed in (a session was started by this request).
+    SignedIn,
+    /// Answered the consent page.
+    Consent {
+        /// Whether they allowed the request.
+        allow: bool,
+    },
+}
+
+/// Where the flow goes after [`proceed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Show the sign-in page.
+    Login,
+    /// Show the consent page to the signed-in user.
+    Consent,
+    /// Send the browser back to the client: a code, or an error for the client.
+    Redirect(String),
+}
+
+/// Takes a checked request one step on, for the browser's live `session` (if any) and what
+/// the user did in this request: a refusal of consent goes back to the client as
+/// `access_denied`; consent given is remembered when [`remembers_consent`] allows, merged with
+/// earlier consent ([`consent::remember`]); then [`next_step`] decides, and a code is issued
+/// when nothing is left to ask. Consent answered without a session changes nothing (the user
+/// is asked to sign in).
+pub async fn proceed(
+    cx: &Cx<'_>,
+    req: &AuthorizeRequest,
+    session: Option<&SessionRecord>,
+    answer: Answer,
+) -> Result<Next, OAuthError> {
+    let mut just_consented = false;
+    if let (Answer::Consent { allow }, Some(s)) = (answer, session) {
+        if !allow {
+            return Ok(Next::Redirect(denied(cx, req)));
+        }
+        if remembers_consent(req) {
+            consent::remember(
+                cx.store,
+                &s.user_id,
+                &req.client.client_id,
+                &req.scope,
+                cx.now,
+            )
+            .await?;
+        }
+        just_consented = true;
+    }
+    // Consent given in this very request needs no second read.
+    let consented = match session {
+        Some(s) if !just_consented => {
+            consent::granted(cx.store, &s.user_id, &req.client.client_id).await?
+        }
+        _ => None,
+    };
+    let step = next_step(
+        cx,
+        req,
+        session,
+        consented.as_ref(),
+        answer == Answer::SignedIn,
+        just_consented,
+    );
+    match (step, session) {
+        (Err(AuthorizeError::Redirect(url)), _) => Ok(Next::Redirect(url)),
+        (Err(AuthorizeError::Page(e)), _) => Err(e),
+        (Ok(Step::Issue), Some(s)) => Ok(Next::Redirect(issue_code(cx, req, s).await?)),
+        (Ok(Step::Consent), Some(_)) => Ok(Next::Consent),
+        (Ok(_), _) => Ok(Next::Login),
+    }
 }

@@ -1,17 +1,22 @@
 //! `GET|POST /oauth2/authorize`: the sign-in and consent pages of the authorization code flow.
 //!
-//! Owns the browser side of the flow; the rules are in
-//! [`tessera_core::endpoint::authorize`]. `GET` takes the authorization request in the query;
-//! one that names a field of the pages' own forms is refused. The pages post back to the same
-//! URL with exactly their own fields: the request in progress as one sealed handle bound to the
-//! browser ([`crate::pending`]), a CSRF token, and what the user did (`_action=login` with
-//! `username`/`password`, or `_action=consent` with `decision=allow|deny`). A post with a
-//! repeated or unknown field is refused (400), so no parameter of the authorization request
-//! can ever be read as something the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames
-//! are prepared (RFC 8265, [`tessera_core::username`]) before they are looked up.
+//! Owns the browser side of the flow: parsing the forms, the cookies, the sealed request in
+//! progress and rendering. The rules are the core's: the request and the next step in
+//! [`tessera_core::endpoint::authorize`] ([`authorize::proceed`]), the live session in
+//! [`tessera_core::session`], consent in [`tessera_core::consent`].
+//!
+//! `GET` takes the authorization request in the query; one that names a field of the pages'
+//! own forms is refused. The pages post back to the same URL with exactly their own fields:
+//! the request in progress as one sealed handle bound to the browser ([`crate::pending`]), a
+//! CSRF token, and what the user did (`_action=login` with `username`/`password`, or
+//! `_action=consent` with `decision=allow|deny`). A post with a repeated or unknown field is
+//! refused (400), so no parameter of the authorization request can ever be read as something
+//! the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames are prepared (RFC 8265) before
+//! they are looked up ([`tessera_core::signin::password::PasswordForm`]).
 //!
 //! Sign-in failures show one message whatever was wrong and take the same time for an unknown
-//! user (a dummy Argon2 check); the throttling and the password check are [`crate::signin`]'s.
+//! user (a dummy Argon2 check, [`tessera_core::signin::password`]); the throttling and the
+//! device cookie are [`crate::signin`]'s.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -19,12 +24,11 @@ use axum::http::{header, request::Parts, HeaderValue, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use serde::Serialize;
-use tessera_core::cx::Cx;
-use tessera_core::endpoint::authorize::{self, AuthorizeError, AuthorizeRequest, Step};
-use tessera_core::model::{SessionRecord, UserRecord};
+use tessera_core::endpoint::authorize::{self, Answer, AuthorizeError, AuthorizeRequest, Next};
+use tessera_core::model::UserRecord;
 use tessera_core::params::Params;
-use tessera_core::scope::ScopeSet;
-use tessera_core::secret::SecretHash;
+use tessera_core::session;
+use tessera_core::signin::password::PasswordForm;
 use tessera_core::username;
 use tessera_core::OAuthError;
 
@@ -54,7 +58,7 @@ const CONSENT_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "decision"
 
 /// What the user did on one of our pages.
 enum Submitted {
-    Login { username: String, password: String },
+    Login(PasswordForm),
     Consent { allow: bool },
 }
 
@@ -152,10 +156,10 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     let field = |name: &str| all.get(name).ok().flatten();
     let (submitted, expected) = match field("_action") {
         Some("login") => (
-            Submitted::Login {
-                username: sign_in_name(field("username").unwrap_or_default()),
-                password: field("password").unwrap_or_default().to_owned(),
-            },
+            Submitted::Login(PasswordForm::new(
+                field("username").unwrap_or_default(),
+                field("password").unwrap_or_default(),
+            )),
             LOGIN_FIELDS,
         ),
         Some("consent") => {
@@ -209,12 +213,6 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     flow(&state, &parts, params, Some(submitted)).await
 }
 
-/// The username to sign in as: its prepared form (RFC 8265, as users are created), or as
-/// typed when it has none (only a username stored before usernames were prepared can match).
-fn sign_in_name(typed: &str) -> String {
-    username::prepare(typed).unwrap_or_else(|_| typed.to_owned())
-}
-
 fn accept_language(parts: &Parts) -> Option<&str> {
     parts
         .headers
@@ -264,128 +262,58 @@ async fn flow(
         Err(AuthorizeError::Redirect(url)) => return pg.redirect(&url),
     };
     let ip = client_address(parts, &state.http().trusted_proxies);
-    let mut session = match current_session(&cx, state, parts).await {
+    let session_cookie = pages::cookie(&parts.headers, state.cookies().session());
+    let mut session = match session::current(cx.store, session_cookie, cx.now).await {
         Ok(s) => s,
-        Err(e) => return server_error(&pg, &e),
+        Err(e) => return server_error(&pg, &e.into()),
     };
-    let (mut just_signed_in, mut just_consented) = (false, false);
     // A submitted form passed its CSRF check in `post`.
-    if let Some(sub) = submitted {
-        match sub {
-            Submitted::Login { username, password } => {
-                match signin::sign_in(state, &cx, &parts.headers, ip, &username, &password).await {
-                    Ok(SignIn::SignedIn {
-                        user,
-                        session_cookie,
-                        session: rec,
-                        device_cookie,
-                    }) => {
-                        // A new sign-in replaces the browser's previous session, if any.
-                        if let Some(old) = pages::cookie(&parts.headers, state.cookies().session())
-                        {
-                            if let Err(e) = cx.store.delete_session(&SecretHash::of(old)).await {
-                                return server_error(&pg, &e.into());
-                            }
-                        }
-                        tracing::info!(user_id = %user.user_id, client_id = %req.client.client_id, "user signed in");
-                        if let Some(v) = state.cookies().set(
-                            state.cookies().session(),
-                            &session_cookie,
-                            state.config().session_ttl,
-                        ) {
-                            pg.set_cookies.push(v);
-                        }
-                        pg.set_cookies.extend(device_cookie);
-                        session = Some((rec, *user));
-                        just_signed_in = true;
+    let answer = match submitted {
+        None => Answer::Nothing,
+        Some(Submitted::Consent { allow }) => Answer::Consent { allow },
+        Some(Submitted::Login(form)) => {
+            let refused =
+                |status, key| login_page(&pg, &req, &params, status, key, form.username());
+            match signin::sign_in(state, &cx, &parts.headers, ip, &form).await {
+                Ok(SignIn::SignedIn {
+                    identity,
+                    session: started,
+                    device_cookie,
+                }) => {
+                    tracing::info!(user_id = %identity.user.user_id, client_id = %req.client.client_id, amr = ?identity.amr, "user signed in");
+                    if let Some(v) = state.cookies().set(
+                        state.cookies().session(),
+                        started.value.expose(),
+                        state.config().session_ttl,
+                    ) {
+                        pg.set_cookies.push(v);
                     }
-                    Ok(SignIn::Failed) => {
-                        return login_page(
-                            &pg,
-                            &req,
-                            &params,
-                            StatusCode::UNAUTHORIZED,
-                            "login_failed",
-                            &username,
-                        );
-                    }
-                    Ok(SignIn::Locked { retry_after }) => {
-                        let res = login_page(
-                            &pg,
-                            &req,
-                            &params,
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "login_locked",
-                            &username,
-                        );
-                        return with_retry_after(res, retry_after);
-                    }
-                    Ok(SignIn::Busy) => {
-                        let res = login_page(
-                            &pg,
-                            &req,
-                            &params,
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "login_busy",
-                            &username,
-                        );
-                        return with_retry_after(res, 1);
-                    }
-                    Err(e) => return server_error(&pg, &e),
+                    pg.set_cookies.extend(device_cookie);
+                    session = Some((started.record, identity.user));
+                    Answer::SignedIn
                 }
-            }
-            Submitted::Consent { allow } => {
-                if let Some((s, _)) = &session {
-                    if !allow {
-                        return pg.redirect(&authorize::denied(&cx, &req));
-                    }
-                    if let Err(e) = remember_consent(&cx, &req, &s.user_id).await {
-                        return server_error(&pg, &e);
-                    }
-                    just_consented = true;
+                Ok(SignIn::Failed) => return refused(StatusCode::UNAUTHORIZED, "login_failed"),
+                Ok(SignIn::Locked { retry_after }) => {
+                    let res = refused(StatusCode::TOO_MANY_REQUESTS, "login_locked");
+                    return with_retry_after(res, retry_after);
                 }
+                Ok(SignIn::Busy) => {
+                    let res = refused(StatusCode::SERVICE_UNAVAILABLE, "login_busy");
+                    return with_retry_after(res, 1);
+                }
+                Err(e) => return server_error(&pg, &e),
             }
         }
-    }
-    // Consent given in this very request needs no second read.
-    let consented = match &session {
-        Some((s, _)) if !just_consented => match cx
-            .store
-            .get_consent(&s.user_id, &req.client.client_id)
-            .await
-        {
-            Ok(c) => c.and_then(|c| ScopeSet::parse(&c).ok()),
-            Err(e) => return server_error(&pg, &e.into()),
-        },
-        _ => None,
     };
-    let step = authorize::next_step(
-        &cx,
-        &req,
-        session.as_ref().map(|(s, _)| s),
-        consented.as_ref(),
-        just_signed_in,
-        just_consented,
-    );
-    match step {
-        Err(AuthorizeError::Redirect(url)) => pg.redirect(&url),
-        Err(AuthorizeError::Page(e)) => pg.error(
-            StatusCode::BAD_REQUEST,
-            &e.description,
-            Some(e.code.as_str()),
-        ),
-        Ok(Step::Login) => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
-        Ok(Step::Consent) => match &session {
+    let signed_in = session.as_ref().map(|(s, _)| s);
+    match authorize::proceed(&cx, &req, signed_in, answer).await {
+        Ok(Next::Redirect(url)) => pg.redirect(&url),
+        Ok(Next::Consent) => match &session {
             Some((_, user)) => consent_page(&pg, &req, &params, user),
             None => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
         },
-        Ok(Step::Issue) => match &session {
-            Some((s, _)) => match authorize::issue_code(&cx, &req, s).await {
-                Ok(url) => pg.redirect(&url),
-                Err(e) => server_error(&pg, &e),
-            },
-            None => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
-        },
+        Ok(Next::Login) => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
+        Err(e) => server_error(&pg, &e),
     }
 }
 
@@ -414,60 +342,12 @@ fn server_error(pg: &Page<'_>, e: &OAuthError) -> Response {
     )
 }
 
-/// The signed-in user of this browser, if the session is valid.
-async fn current_session(
-    cx: &Cx<'_>,
-    state: &AppState,
-    parts: &Parts,
-) -> Result<Option<(SessionRecord, UserRecord)>, OAuthError> {
-    let Some(value) = pages::cookie(&parts.headers, state.cookies().session()) else {
-        return Ok(None);
-    };
-    let Some(s) = cx.store.get_session(&SecretHash::of(value)).await? else {
-        return Ok(None);
-    };
-    if s.expires_at <= cx.now {
-        return Ok(None);
-    }
-    Ok(cx.store.get_user(&s.user_id).await?.map(|u| (s, u)))
-}
-
 /// Adds `Retry-After: seconds` to a response.
 fn with_retry_after(mut res: Response, seconds: i64) -> Response {
     if let Ok(v) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     res
-}
-
-async fn remember_consent(
-    cx: &Cx<'_>,
-    req: &AuthorizeRequest,
-    user_id: &str,
-) -> Result<(), OAuthError> {
-    if !authorize::remembers_consent(req) {
-        return Ok(());
-    }
-    let mut scopes: Vec<String> = cx
-        .store
-        .get_consent(user_id, &req.client.client_id)
-        .await?
-        .map(|s| {
-            s.split(' ')
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    for s in req.scope.iter() {
-        if !scopes.iter().any(|x| x == s) {
-            scopes.push(s.to_owned());
-        }
-    }
-    cx.store
-        .put_consent(user_id, &req.client.client_id, &scopes.join(" "), cx.now)
-        .await?;
-    Ok(())
 }
 
 /// The request's parameters to seal into the next form's handle. Once the user has signed

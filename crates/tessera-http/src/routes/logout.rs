@@ -15,7 +15,7 @@ use minijinja::context;
 use tessera_core::endpoint::authorize::redirect_with;
 use tessera_core::id_token::verify_hint;
 use tessera_core::params::Params;
-use tessera_core::secret::SecretHash;
+use tessera_core::session;
 
 use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token};
@@ -114,7 +114,7 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
         );
     }
     if let Some(value) = pages::cookie(&parts.headers, state.cookies().session()) {
-        if let Err(e) = cx.store.delete_session(&SecretHash::of(value)).await {
+        if let Err(e) = session::end(cx.store, value).await {
             tracing::error!(error = %e, "could not end a session");
         }
     }
