@@ -78,7 +78,9 @@ pub fn is_live(session: &SessionRecord, now: i64) -> bool {
 /// Whether the user must sign in (again) for a request (OpenID Connect Core §3.1.2.1): when
 /// there is no live session, when its sign-in is older than the request's `max_age` seconds,
 /// or when the request says `prompt=login` and the user has not signed in during this very
-/// request (`just_signed_in`), so that `prompt=login` is not asked twice.
+/// request (`just_signed_in`), so that `prompt=login` is not asked twice. `max_age=0` is
+/// `prompt=login` (OpenID Connect Core §3.1.2.1, as corrected by its errata set 2): a sign-in
+/// in the same second as the request is not enough unless it was made for this request.
 pub fn must_sign_in(
     session: Option<&SessionRecord>,
     max_age: Option<i64>,
@@ -89,6 +91,7 @@ pub fn must_sign_in(
     let recent = session.is_some_and(|s| {
         is_live(s, now) && max_age.is_none_or(|max| now.saturating_sub(s.auth_time) <= max)
     });
+    let prompt_login = prompt_login || max_age == Some(0);
     !recent || (prompt_login && !just_signed_in)
 }
 
@@ -195,6 +198,10 @@ mod tests {
             expires_at: NOW,
             ..s.clone()
         };
+        let fresh = SessionRecord {
+            auth_time: NOW,
+            ..s.clone()
+        };
         // (session, max_age, prompt=login, just signed in) → must sign in
         type Row<'a> = (Option<&'a SessionRecord>, Option<i64>, bool, bool, bool);
         let table: &[Row<'_>] = &[
@@ -205,6 +212,11 @@ mod tests {
             (Some(&s), Some(100), false, false, false),
             (Some(&s), Some(99), false, false, true),
             (Some(&s), Some(0), false, false, true),
+            // max_age=0 is prompt=login: a session signed in this very second is not enough,
+            // a sign-in made for this request is.
+            (Some(&fresh), Some(0), false, false, true),
+            (Some(&fresh), Some(0), false, true, false),
+            (Some(&fresh), Some(1), false, false, false),
             (Some(&s), None, true, false, true),
             (Some(&s), None, true, true, false),
             (Some(&expired), None, true, true, true),

@@ -469,6 +469,9 @@ fn max_age_asks_for_a_new_sign_in_once_the_sign_in_is_older() {
         step(&w, &aged("0"), Some(&s), consent, (true, false)),
         Ok(Step::Issue)
     );
+    // max_age=0 is prompt=login (OpenID Connect Core §3.1.2.1, errata set 2): a sign-in of
+    // this same second, made for another request, is not enough.
+    assert_eq!(step(&w, &aged("0"), Some(&s), consent, no), Ok(Step::Login));
     w.advance(1);
     assert_eq!(step(&w, &aged("0"), Some(&s), consent, no), Ok(Step::Login));
     assert_eq!(
