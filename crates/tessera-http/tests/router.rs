@@ -303,7 +303,7 @@ fn an_old_secret_kept_for_an_overlap_works_until_the_overlap_ends() {
     // The running state learns of the rotation through the change feed: wait until the new
     // secret is accepted (the poll runs every 250 ms).
     let new_creds = (h.opaque.0.clone(), new.expose().to_owned());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while form(
         &h,
         "/oauth2/token",

@@ -103,6 +103,9 @@ async fn slow_jwks_server(
                     }
                 }
                 counted.fetch_add(1, Ordering::SeqCst);
+                // A slow issuer on purpose: the concurrent assertions must arrive while the
+                // fetch is in flight, for single flight to be what keeps the count at one;
+                // the server shows no event for "every assertion is waiting on the fetch".
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
                 let response = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\

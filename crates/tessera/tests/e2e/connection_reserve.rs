@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
-use crate::support::{raw_exchange, raw_status, wait_until, Server};
+use crate::support::{raw_exchange, raw_status, unread_by_server, wait_until, Server};
 
 /// A token request whose body is announced but never sent: the connection stays busy.
 const SLOW_BODY: &[u8] = b"POST /oauth2/token HTTP/1.1\r\nHost: tessera\r\n\
@@ -26,8 +26,27 @@ async fn with_every_connection_busy_a_health_probe_still_answers() {
         stream.write_all(SLOW_BODY).await.unwrap();
         held.push(stream);
     }
-    // Let the server read both requests' headers: both connections are then answering.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait until the server has read both requests' headers (nothing of them is left unread
+    // in its end of either connection): both connections are then answering. A probe sent
+    // before that would find them idle and take the place of one of them.
+    let port = server.port();
+    let clients: Vec<u16> = held
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
+    wait_until(
+        Duration::from_secs(20),
+        "the server read both held requests' headers",
+        || {
+            let clients = clients.clone();
+            async move {
+                clients
+                    .iter()
+                    .all(|c| unread_by_server(port, *c) == Some(0))
+            }
+        },
+    )
+    .await;
 
     for path in ["/health/alive", "/health/ready"] {
         let request = format!("GET {path} HTTP/1.1\r\nHost: tessera\r\nConnection: close\r\n\r\n");

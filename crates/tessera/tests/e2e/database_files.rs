@@ -165,7 +165,7 @@ async fn the_database_wal_shm_and_key_files_are_0600_under_umask_022() {
         if started.elapsed() > Duration::from_secs(20) {
             break false;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     // The WAL and shared-memory files exist while the server runs.
     let files = [
@@ -232,7 +232,7 @@ async fn ready(port: u16) -> bool {
                 return true;
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
 }
@@ -244,7 +244,7 @@ fn exited(mut child: std::process::Child) -> Option<Output> {
         if let Ok(Some(_)) = child.try_wait() {
             return child.wait_with_output().ok();
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
     let _ = child.wait();

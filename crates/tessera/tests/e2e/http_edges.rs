@@ -237,8 +237,15 @@ async fn idle_connections_past_the_descriptor_limit_keep_no_probe_out() {
     for _ in 0..400 {
         idle.push(TcpStream::connect(&s.addr).await.unwrap());
     }
-    // Let the server accept what it will.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait until the server has accepted every one of them (closing the oldest idle ones
+    // to make room): nothing is left in its listener's accept queue.
+    let port: u16 = s.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    crate::support::wait_until(
+        Duration::from_secs(20),
+        "the server accepted the idle connections",
+        || async move { crate::support::accept_queue(port) == 0 },
+    )
+    .await;
     let probe = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))

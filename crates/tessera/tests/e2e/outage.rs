@@ -1,6 +1,6 @@
 //! A PostgreSQL crash under load: two nodes over a PostgreSQL server of the test's own,
 //! stopped with `pg_ctl stop -m immediate` while token requests and introspections run, and
-//! started again five seconds later.
+//! started again once both nodes have shown how they behave without it.
 //!
 //! While it is down, what needs the database fails at once with 503, `Retry-After` and the
 //! RFC 6749 error shape; JWT issuance and introspection answered from the caches go on;
@@ -214,6 +214,9 @@ async fn record(
     body
 }
 
+/// What each worker asks for, in turn.
+const KINDS: [&str; 4] = ["jwt", "opaque", "introspect-jwt", "introspect-opaque"];
+
 fn count(logs: &str, text: &str) -> usize {
     logs.lines().filter(|l| l.contains(text)).count()
 }
@@ -287,18 +290,56 @@ async fn a_postgres_crash_under_load_fails_fast_and_recovers() {
         }
     }
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The crash comes once every kind of request has been answered on both nodes.
+    wait_until(
+        Duration::from_secs(20),
+        "the load answered on both nodes",
+        || async {
+            let seen = seen.lock().unwrap();
+            KINDS.iter().all(|what| {
+                (0..2).all(|node| {
+                    seen.iter()
+                        .any(|s| s.what == *what && s.node == node && s.status == 200)
+                })
+            })
+        },
+    )
+    .await;
     let crashed = Instant::now();
     pg.crash();
     // While it is down, each node's readiness probe answers 503 within a second (the probe's
     // own timeout); the first probes may still find a connection that has not failed yet.
+    // The database stays down until every node has shown each behaviour asserted below for
+    // the outage: readiness 503, and, a second after the crash, answers from the caches and
+    // opaque tokens refused.
     let probe = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let mut ready_down = [false, false];
-    while crashed.elapsed() < Duration::from_secs(5) {
+    let outage_shown = || {
+        let known = crashed + Duration::from_secs(1);
+        let seen = seen.lock().unwrap();
+        let during: Vec<&Seen> = seen.iter().filter(|s| s.started > known).collect();
+        (0..2).all(|node| {
+            let shown = |what: &str, status: u16| {
+                during
+                    .iter()
+                    .any(|s| s.what == what && s.node == node && s.status == status)
+            };
+            shown("opaque", 503)
+                && ["jwt", "introspect-jwt", "introspect-opaque"]
+                    .iter()
+                    .all(|what| shown(what, 200))
+        })
+    };
+    while ready_down != [true, true] || !outage_shown() {
+        assert!(
+            crashed.elapsed() < Duration::from_secs(30),
+            "30 s after the crash, the outage's behaviour was still not shown on both nodes \
+             (readiness said 503 while the database was down: {ready_down:?})"
+        );
         for (i, n) in nodes.iter().enumerate() {
             let res = probe
                 .get(n.url("/health/ready"))
@@ -315,13 +356,8 @@ async fn a_postgres_crash_under_load_fails_fast_and_recovers() {
                 );
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(
-        ready_down,
-        [true, true],
-        "readiness never said 503 while the database was down"
-    );
     let restarted = Instant::now();
     pg.pg_ctl_start();
     let back = Instant::now();
@@ -353,7 +389,23 @@ async fn a_postgres_crash_under_load_fails_fast_and_recovers() {
         )
         .await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The load goes on until every worker's kind of request has been answered again on
+    // both nodes since the database came back.
+    wait_until(
+        Duration::from_secs(20),
+        "the load answered again on both nodes",
+        || async {
+            let seen = seen.lock().unwrap();
+            KINDS.iter().all(|what| {
+                (0..2).all(|node| {
+                    seen.iter().any(|s| {
+                        s.what == *what && s.node == node && s.status == 200 && s.started > back
+                    })
+                })
+            })
+        },
+    )
+    .await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for w in workers {
         w.await.unwrap();

@@ -4,6 +4,11 @@
 //! free loopback port, JSON logs at debug level, and is stopped with SIGTERM when dropped.
 //! The CLI runs with the same environment, so it opens the same database, and the running
 //! server learns of its changes through the change feed (polled every 250 ms).
+//!
+//! Tests wait on events, not on the clock: [`wait_until`] polls a condition with a deadline,
+//! and [`unread_by_server`] and [`accept_queue`] read the kernel's view of a connection
+//! (Linux's `/proc/net/tcp`) where nothing else shows that the server has read a request or
+//! accepted its connections.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -96,6 +101,59 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// One IPv4 TCP socket as Linux lists it in `/proc/net/tcp`.
+struct TcpSocket {
+    local_port: u16,
+    remote_port: u16,
+    listening: bool,
+    /// For a listening socket, the connections waiting to be accepted; otherwise the bytes
+    /// received and not yet read by the socket's owner.
+    rx_queue: usize,
+}
+
+/// Every IPv4 TCP socket of this network namespace (`/proc/net/tcp`, see proc(5)).
+fn tcp_sockets() -> Vec<TcpSocket> {
+    let table = std::fs::read_to_string("/proc/net/tcp")
+        .expect("/proc/net/tcp (Linux) shows the kernel's view of a connection");
+    let port = |addr: &str| {
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (_, rx) = f.get(4)?.split_once(':')?;
+            Some(TcpSocket {
+                local_port: port(f.get(1)?)?,
+                remote_port: port(f.get(2)?)?,
+                // State 0A is TCP_LISTEN.
+                listening: *f.get(3)? == "0A",
+                rx_queue: usize::from_str_radix(rx, 16).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The bytes a client on local port `client_port` sent to a server on `server_port` that the
+/// server has not read yet; `None` while the server's end of that connection does not exist.
+pub fn unread_by_server(server_port: u16, client_port: u16) -> Option<usize> {
+    tcp_sockets()
+        .into_iter()
+        .find(|s| !s.listening && s.local_port == server_port && s.remote_port == client_port)
+        .map(|s| s.rx_queue)
+}
+
+/// How many connections to `port` wait for the server to accept them.
+pub fn accept_queue(port: u16) -> usize {
+    tcp_sockets()
+        .into_iter()
+        .filter(|s| s.listening && s.local_port == port)
+        .map(|s| s.rx_queue)
+        .sum()
 }
 
 impl Server {
@@ -268,6 +326,13 @@ impl Server {
             .trim_start_matches("http://")
             .trim_start_matches("https://")
             .to_owned()
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        let addr = self.addr();
+        let (_, port) = addr.rsplit_once(':').expect("host:port");
+        port.parse().expect("a port number")
     }
 
     /// The URL of a path.
