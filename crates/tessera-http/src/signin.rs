@@ -30,8 +30,8 @@ use tessera_core::signin::{Identity, SignInError, SignInMethod};
 use tessera_core::OAuthError;
 
 use crate::pages;
-use crate::state::AppState;
 use crate::password_checks::PasswordChecks;
+use crate::state::AppState;
 use crate::throttle::{budget_key, Reservation};
 
 /// Most device entries one browser keeps (one per user it signed in as, newest first).

@@ -35,7 +35,7 @@ tessera_core::conformance_tests!(fresh().await);
 mod postgres {
     use std::sync::Arc;
 
-    use tessera_http::cache::CachedStore;
+    use tessera_node::cache::CachedStore;
     use tessera_store_postgres::testing::TestDatabase;
     use tessera_store_postgres::{PgOptions, PgStore};
 
