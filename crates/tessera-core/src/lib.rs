@@ -3,14 +3,19 @@
 //! A map of the crate:
 //! - [`error`]: [`OAuthError`], the one protocol error (RFC 6749 §5.2).
 //! - [`params`]: request parameters parsed once at the edge, duplicates refused.
-//! - [`client_auth`]: who is calling (RFC 6749 §2.3).
-//! - [`endpoint`]: one module per endpoint (token, introspection, revocation, discovery).
-//! - [`grant`]: one module per grant type, dispatched by the token endpoint (client
-//!   credentials; JWT bearer, RFC 7523, from issuers trusted per deployment environment).
+//! - [`client_auth`]: who is calling (RFC 6749 §2.3); [`client_assertion`] and
+//!   [`client_keys`]: `private_key_jwt` and the registered keys and signature checks behind it.
+//! - [`endpoint`]: one module per endpoint and [`endpoint::ENDPOINTS`], the one table of
+//!   Tessera's URLs, read by discovery and the HTTP router.
+//! - [`grant`]: one module per grant type and [`grant::GRANTS`], the one table of grant
+//!   types, through which the token endpoint dispatches (client credentials; authorization
+//!   code; refresh token; JWT bearer, RFC 7523, from issuers trusted per deployment
+//!   environment).
 //! - [`issue`], [`inspect`]: minting access tokens and deciding whether one is active.
 //! - [`jwt`], [`keys`]: RFC 9068 JWTs and the signing keys behind them.
 //! - [`secret`], [`scope`]: secrets (generation, hashing, constant-time comparison), scopes.
-//! - [`model`], [`store`]: stored records and the storage traits each database implements.
+//! - [`model`], [`store`]: stored records (a leaf) and the storage traits each database
+//!   implements; [`audience`], [`environment`]: audiences of tokens, environment names.
 //! - [`signin`], [`session`], [`consent`]: signing a user in behind one interface (a password
 //!   form is one implementation), their browser sessions, and the consent they gave.
 //! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context.

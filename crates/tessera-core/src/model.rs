@@ -1,8 +1,11 @@
 //! The records Tessera stores.
 //!
 //! Owns the shapes of stored rows ([`ClientRecord`], [`TokenRecord`], [`KeyRecord`],
-//! [`EnvRecord`], [`TrustRecord`], [`Change`]) and the small enums they use. Storage crates map these to tables; nothing here
-//! knows SQL.
+//! [`EnvRecord`], [`TrustRecord`], [`Change`]) and the small enums they use. Storage crates
+//! map these to tables; nothing here knows SQL. A leaf: it imports only values that import
+//! nothing themselves (scopes, secret hashes, audiences); the rules about the records are the
+//! modules that use them (grant types in [`crate::grant::types`], environment names in
+//! [`crate::environment`], the `/sdk/token` client in [`crate::endpoint::sdk_token`]).
 
 use serde::{Deserialize, Serialize};
 

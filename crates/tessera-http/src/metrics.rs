@@ -8,7 +8,9 @@
 //! is a time series kept for the life of the process, so a client able to invent values could
 //! grow the server's memory and the exposition without bound. The endpoint is the matched
 //! route (or `unmatched`), the method one of RFC 9110 §9's (or `other`), the status and the
-//! error code the server's own, the grant type one of those the server knows (or `other`).
+//! error code the server's own, the grant type a label of the grant table
+//! ([`tessera_core::grant::GRANTS`], through [`tessera_core::endpoint::token::grant_label`]) or
+//! `/sdk/token`'s ([`tessera_core::endpoint::sdk_token::SDK_TOKEN`]), or `other`.
 
 use std::sync::Arc;
 use std::time::Instant;
