@@ -34,6 +34,7 @@ pub use crate::client_keys::{
 };
 use crate::config::Config;
 use crate::cx::Cx;
+use crate::endpoint::{self, EndpointId};
 use crate::error::OAuthError;
 use crate::model::ClientRecord;
 
@@ -170,7 +171,7 @@ fn check_claims(config: &Config, now: i64, id: &str, c: &Claims) -> Result<(), O
             "the client assertion's iss and sub must both be the client_id",
         ));
     }
-    let token_endpoint = config.endpoint("/oauth2/token");
+    let token_endpoint = config.endpoint(endpoint::path(EndpointId::Token));
     let aud_ok = c
         .aud
         .as_ref()

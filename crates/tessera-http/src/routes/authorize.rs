@@ -25,6 +25,7 @@ use axum::response::Response;
 use minijinja::context;
 use serde::Serialize;
 use tessera_core::endpoint::authorize::{self, Answer, AuthorizeError, AuthorizeRequest, Next};
+use tessera_core::endpoint::{self, EndpointId};
 use tessera_core::model::UserRecord;
 use tessera_core::params::Params;
 use tessera_core::session;
@@ -407,7 +408,7 @@ fn login_page(
             lang => pg.lang.tag(),
             t,
             assets => "/assets",
-            action => "/oauth2/authorize",
+            action => endpoint::path(EndpointId::Authorize),
             hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             error,
@@ -446,7 +447,7 @@ fn consent_page(
             lang => pg.lang.tag(),
             t,
             assets => "/assets",
-            action => "/oauth2/authorize",
+            action => endpoint::path(EndpointId::Authorize),
             hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             scopes,

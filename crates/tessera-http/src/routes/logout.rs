@@ -13,6 +13,7 @@ use axum::http::{header, request::Parts, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use tessera_core::endpoint::authorize::redirect_with;
+use tessera_core::endpoint::{self, EndpointId};
 use tessera_core::id_token::verify_hint;
 use tessera_core::params::Params;
 use tessera_core::session;
@@ -92,7 +93,7 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
             .cloned()
             .collect();
         let ctx = context! {
-            lang => lang.tag(), t, assets => "/assets", action => "/oauth2/logout",
+            lang => lang.tag(), t, assets => "/assets", action => endpoint::path(EndpointId::Logout),
             hidden, csrf => csrf_token(state.sealer(), &cookie_value),
         };
         let targets: Vec<String> = back.iter().filter_map(|b| pages::origin_of(b)).collect();
