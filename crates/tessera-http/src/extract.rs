@@ -2,7 +2,7 @@
 //!
 //! Owns [`OAuthRequest`], the extractor of the token, introspection and revocation endpoints:
 //! it reads the body within the size limit, checks that `Content-Type` is present and matches
-//! the body (form, JSON or multipart, as seed 001's product accepts), refuses parameters in the
+//! the body (form, JSON or multipart, as API platforms' token endpoints accept), refuses parameters in the
 //! query string (RFC 6749 §2.3.1: credentials never in the URL), and parses an
 //! `Authorization: Basic` header. Every failure is an RFC 6749 error, never a panic.
 

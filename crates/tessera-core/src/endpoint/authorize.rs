@@ -107,7 +107,7 @@ pub struct AuthorizeRequest {
     pub max_age: Option<i64>,
     /// `ui_locales`, as given.
     pub ui_locales: Option<String>,
-    /// Parameters Tessera does not know (seed 003's `productId`), kept on the grant.
+    /// Parameters Tessera does not know (such as a `productId`), kept on the grant.
     pub extra: Map<String, Value>,
 }
 

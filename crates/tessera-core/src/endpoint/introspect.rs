@@ -1,7 +1,7 @@
 //! Token introspection (RFC 7662).
 //!
 //! Owns the introspection answer. The caller must authenticate as a confidential client
-//! (RFC 7662 §2.1, SECURITY row 34); an inactive token gets only `{"active": false}` (§2.2).
+//! (RFC 7662 §2.1); an inactive token gets only `{"active": false}` (§2.2).
 //! A token of another deployment environment than the caller's is inactive for it (and is
 //! not consumed if single-use). Claims carried from a JWT assertion are part of the answer.
 //! A refresh token is active only for the client it was issued to, while it is unused,

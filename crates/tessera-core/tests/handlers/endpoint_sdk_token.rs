@@ -20,7 +20,7 @@ fn sdk(w: &World, jwt: &str, env: Option<&str>) -> Result<TokenResponse, OAuthEr
     run(handle(&w.cx(), &req))
 }
 
-/// Claims of seed 000's JWTs: no `aud`.
+/// Claims of an SDK vendor's JWTs: no `aud`.
 fn sdk_claims(w: &World) -> Value {
     edited(claims(w), &[("aud", None)])
 }

@@ -1,5 +1,5 @@
 //! The client credentials grant, as a real OAuth client library and as raw HTTP in the four
-//! request styles of seed 001.
+//! request styles of the API platforms Tessera stands in for.
 
 use std::collections::HashSet;
 

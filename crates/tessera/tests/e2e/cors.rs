@@ -1,4 +1,4 @@
-//! CORS (SECURITY row 29): allowed origins may call the token, introspection, revocation,
+//! CORS: allowed origins may call the token, introspection, revocation,
 //! discovery and JWKS endpoints from a browser; other origins and operational endpoints get
 //! no CORS headers.
 

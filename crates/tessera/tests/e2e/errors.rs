@@ -437,7 +437,7 @@ async fn the_body_limit_is_64_kib_exactly() {
     );
 }
 
-/// SECURITY rows 18-20 for the JSON extension: the same rules as for forms, so a repeated
+/// RFC 6749 §3.1 and §3.2 for the JSON extension: the same rules as for forms, so a repeated
 /// JSON member (which a JSON parser would silently collapse to its last value) is refused.
 #[tokio::test]
 async fn a_member_repeated_in_a_json_body_is_an_invalid_request() {

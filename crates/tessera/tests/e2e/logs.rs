@@ -1,4 +1,4 @@
-//! SECURITY row 40: no token or secret in the logs, even at debug level.
+//! No token or secret in the logs, even at debug level.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};

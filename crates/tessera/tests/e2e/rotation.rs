@@ -1,5 +1,5 @@
 //! Secret rotation, client deletion and signing-key rotation, done by the CLI while the
-//! server runs (seed 001: "the old client secret stops working after the update, and access
+//! server runs (as API platforms document it: "the old client secret stops working after the update, and access
 //! tokens generated before expire with it").
 
 use std::time::Duration;

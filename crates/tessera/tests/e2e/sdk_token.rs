@@ -27,7 +27,7 @@ async fn sdk_token(server: &Server, body: &Value) -> (StatusCode, Value) {
     )
 }
 
-/// Claims as seed 000's vendor writes them: no audience.
+/// Claims as an SDK vendor's backend writes them: no audience.
 fn seed_claims(server: &Server) -> Value {
     let mut c = claims(server);
     c.as_object_mut().unwrap().remove("aud");
