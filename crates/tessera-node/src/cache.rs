@@ -25,8 +25,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
 use tessera_core::model::{
-    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord, GrantRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
+    GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
+    UserRecord,
 };
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{Attempt, ThrottleStore};

@@ -34,7 +34,6 @@ pub(crate) async fn revoke_user_grants_in(
     Ok(u64::try_from(grants.len()).unwrap_or(u64::MAX))
 }
 
-
 async fn insert_refresh(tx: &mut Tx<'_>, r: &RefreshRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_id, token_hash, grant_id, client_id, scope, \
@@ -166,11 +165,12 @@ impl GrantStore for SqliteStore {
     }
 
     async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM grants WHERE user_id = ? ORDER BY created_at, grant_id")
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows =
+            sqlx::query("SELECT * FROM grants WHERE user_id = ? ORDER BY created_at, grant_id")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
         rows.iter().map(rows::grant).collect()
     }
 

@@ -4,8 +4,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use tessera_core::model::{
-    ClientRecord, CodeRecord, ConsentRecord, EnvRecord, GrantRecord, KeyRecord, RefreshRecord, SessionRecord,
-    TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
+    ClientRecord, CodeRecord, ConsentRecord, EnvRecord, GrantRecord, KeyRecord, RefreshRecord,
+    SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
 };
 use tessera_core::resource::Audience;
 use tessera_core::scope::ScopeSet;

@@ -46,8 +46,9 @@ use async_trait::async_trait;
 
 use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
-    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord, GrantRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
+    GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
+    UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{
@@ -230,7 +231,7 @@ impl State {
         for g in self.grants.values_mut() {
             if g.user_id == user_id
                 && g.revoked_at.is_none()
-                && client_id.is_none_or(|c| g.client_id == c)
+                && (client_id.is_none() || client_id == Some(g.client_id.as_str()))
             {
                 g.revoked_at = Some(now);
                 revoked.push(g.grant_id.clone());

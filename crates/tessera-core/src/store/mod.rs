@@ -14,8 +14,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    Change, ClientRecord, CodeRecord, ConsentRecord, CodeUse, EnvDeletion, EnvRecord, GrantRecord, KeyRecord,
-    PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    Change, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord, GrantRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
