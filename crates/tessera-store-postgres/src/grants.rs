@@ -19,7 +19,8 @@ pub(crate) async fn revoke_user_grants_in(
     now: i64,
 ) -> Result<u64, StoreError> {
     let grants: Vec<String> = sqlx::query_scalar(
-        "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND ($3::text IS NULL OR client_id = $4) RETURNING grant_id",
+        "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+         AND ($3::text IS NULL OR client_id = $4) RETURNING grant_id",
     )
     .bind(now)
     .bind(user_id)

@@ -19,7 +19,8 @@ pub(crate) async fn revoke_user_grants_in(
     now: i64,
 ) -> Result<u64, StoreError> {
     let grants: Vec<String> = sqlx::query_scalar(
-        "UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR client_id = ?) RETURNING grant_id",
+        "UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL \
+         AND (? IS NULL OR client_id = ?) RETURNING grant_id",
     )
     .bind(now)
     .bind(user_id)
