@@ -379,6 +379,19 @@ pub struct UserRecord {
     pub updated_at: i64,
 }
 
+/// The scope a user consented to for a client (OpenID Connect Core §3.1.2.4), and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// Who consented.
+    pub user_id: String,
+    /// The client they consented to.
+    pub client_id: String,
+    /// The scope consented to (space-separated, RFC 6749 §3.3).
+    pub scope: String,
+    /// When it was last recorded (a consent that widens the scope replaces it).
+    pub granted_at: i64,
+}
+
 /// A signed-in browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {

@@ -25,8 +25,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
 use tessera_core::model::{
-    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, EnvDeletion, EnvRecord, GrantRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
+    GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
+    UserRecord,
 };
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{Attempt, ThrottleStore};
@@ -295,6 +296,13 @@ impl CachedStore {
             // Keyed by environment; registrations change rarely, so all are dropped.
             ChangeKind::Trust => self.trust.clear(),
         }
+    }
+
+    /// Drops every cached grant, after a write here revoked grants of a user: cheaper than
+    /// looking up which ones (the feed names each, for the other nodes).
+    fn forget_grants(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.grants.clear();
     }
 
     /// Forgets every cached entry (after the node lost track of the feed).
@@ -666,9 +674,7 @@ impl UserStore for CachedStore {
     }
     async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
         let r = self.inner.delete_user(user_id, now).await;
-        // The user's grants were revoked: drop every cached grant rather than look them up.
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.grants.clear();
+        self.forget_grants();
         r
     }
     async fn set_password(
@@ -703,6 +709,19 @@ impl UserStore for CachedStore {
         now: i64,
     ) -> Result<(), StoreError> {
         self.inner.put_consent(user_id, client_id, scope, now).await
+    }
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        self.inner.list_consents(user_id).await
+    }
+    async fn delete_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self.inner.delete_consent(user_id, client_id, now).await;
+        self.forget_grants();
+        r
     }
 }
 
@@ -739,6 +758,19 @@ impl GrantStore for CachedStore {
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<bool, StoreError> {
         let r = self.inner.revoke_grant(grant_id, now).await;
         self.forget(ChangeKind::Grant, grant_id);
+        r
+    }
+    async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        self.inner.list_user_grants(user_id).await
+    }
+    async fn revoke_user_grants(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let r = self.inner.revoke_user_grants(user_id, client_id, now).await;
+        self.forget_grants();
         r
     }
     async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError> {

@@ -10,6 +10,31 @@ use crate::{backend, log_change, rows, PgStore};
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
+/// Revokes the live grants of `user_id` (to `client_id` only, if given) inside `tx`, logging a
+/// `Grant` change for each; returns how many.
+pub(crate) async fn revoke_user_grants_in(
+    tx: &mut Tx<'_>,
+    user_id: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let grants: Vec<String> = sqlx::query_scalar(
+        "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
+         AND ($3::text IS NULL OR client_id = $4) RETURNING grant_id",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(client_id)
+    .bind(client_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(backend)?;
+    for grant_id in &grants {
+        log_change(tx, ChangeKind::Grant, grant_id, now).await?;
+    }
+    Ok(u64::try_from(grants.len()).unwrap_or(u64::MAX))
+}
+
 async fn insert_refresh(tx: &mut Tx<'_>, r: &RefreshRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_id, token_hash, grant_id, client_id, scope, \
@@ -138,6 +163,28 @@ impl GrantStore for PgStore {
         }
         tx.commit().await.map_err(backend)?;
         Ok(n > 0)
+    }
+
+    async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM grants WHERE user_id = $1 ORDER BY created_at, grant_id")
+                .bind(user_id)
+                .fetch_all(self.live()?)
+                .await
+                .map_err(backend)?;
+        rows.iter().map(rows::grant).collect()
+    }
+
+    async fn revoke_user_grants(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.live()?.begin().await.map_err(backend)?;
+        let n = revoke_user_grants_in(&mut tx, user_id, client_id, now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
     }
 
     async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError> {

@@ -4,8 +4,8 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use tessera_core::model::{
-    ClientRecord, CodeRecord, EnvRecord, GrantRecord, KeyRecord, RefreshRecord, SessionRecord,
-    TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
+    ClientRecord, CodeRecord, ConsentRecord, EnvRecord, GrantRecord, KeyRecord, RefreshRecord,
+    SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
 };
 use tessera_core::resource::Audience;
 use tessera_core::scope::ScopeSet;
@@ -96,6 +96,15 @@ pub(crate) fn code(row: &PgRow) -> Result<CodeRecord, StoreError> {
         extra: get(row, "extra")?,
         issued_at: get(row, "issued_at")?,
         expires_at: get(row, "expires_at")?,
+    })
+}
+
+pub(crate) fn consent(row: &PgRow) -> Result<ConsentRecord, StoreError> {
+    Ok(ConsentRecord {
+        user_id: get(row, "user_id")?,
+        client_id: get(row, "client_id")?,
+        scope: get(row, "scope")?,
+        granted_at: get(row, "granted_at")?,
     })
 }
 

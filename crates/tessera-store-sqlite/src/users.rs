@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 
-use tessera_core::model::{ChangeKind, SessionRecord, UserRecord};
+use tessera_core::model::{ChangeKind, ConsentRecord, SessionRecord, UserRecord};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{StoreError, UserStore};
 
+use crate::grants::revoke_user_grants_in;
 use crate::{backend, log_change, rows, SqliteStore};
 
 #[async_trait]
@@ -181,5 +182,33 @@ impl UserStore for SqliteStore {
         .await
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM consents WHERE user_id = ? ORDER BY client_id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(rows::consent).collect()
+    }
+
+    async fn delete_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let n = sqlx::query("DELETE FROM consents WHERE user_id = ? AND client_id = ?")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        revoke_user_grants_in(&mut tx, user_id, Some(client_id), now).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n > 0)
     }
 }

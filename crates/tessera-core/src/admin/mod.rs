@@ -14,6 +14,8 @@
 //!   `private_key_jwt` keys, revoking every token of a client, deletion.
 //! - [`public_keys`]: the public keys of a `private_key_jwt` client or a trusted issuer.
 //! - [`users`]: usernames (RFC 8265), passwords, deletion.
+//! - [`grants`]: a user's consents and grants: listing them, revoking a consent (with its
+//!   grants' tokens) or every token of a user.
 //! - [`trust`]: trusted issuers of JWT assertions (RFC 7523).
 //! - [`envs`]: deployment environments.
 //! - [`keys`]: the server's signing keys (rotation, re-sealing, their state).
@@ -21,6 +23,7 @@
 
 pub mod clients;
 pub mod envs;
+pub mod grants;
 pub mod keys;
 pub mod public_keys;
 pub mod tokens;
@@ -48,7 +51,8 @@ pub enum AdminError {
     /// The record named does not exist (an API answers 404).
     #[error("no {kind} '{id}'")]
     NotFound {
-        /// What was looked for: `client`, `user`, `trust registration`, `environment`.
+        /// What was looked for: `client`, `user`, `consent`, `trust registration`,
+        /// `environment`.
         kind: &'static str,
         /// How it was named.
         id: String,

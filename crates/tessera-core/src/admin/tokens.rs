@@ -8,7 +8,8 @@
 //! is marked revoked, and a refresh token revokes its whole grant, the access tokens issued
 //! under it included. Every token of a client is revoked with
 //! [`super::clients::revoke_tokens`]; every token of a user with
-//! [`super::users::delete`] (the store has no way to revoke a user's grants and keep the user).
+//! [`super::grants::revoke_tokens`] (the user stays), and every token a user's consent to one
+//! client let it obtain with [`super::grants::revoke_consent`].
 
 use super::{AdminError, AdminResult};
 use crate::cx::Cx;

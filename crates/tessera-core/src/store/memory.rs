@@ -46,8 +46,9 @@ use async_trait::async_trait;
 
 use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
-    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, EnvDeletion, EnvRecord, GrantRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
+    GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
+    UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{
@@ -177,8 +178,8 @@ struct State {
     users: BTreeMap<String, UserRecord>,
     /// Keyed by the session cookie's hash.
     sessions: HashMap<String, SessionRecord>,
-    /// Keyed by (user id, client id): the scope consented to.
-    consents: BTreeMap<(String, String), String>,
+    /// Keyed by (user id, client id): the scope consented to, and when.
+    consents: BTreeMap<(String, String), (String, i64)>,
     /// Keyed by the code's hash.
     codes: HashMap<String, StoredCode>,
     grants: BTreeMap<String, GrantRecord>,
@@ -221,6 +222,25 @@ impl State {
         };
         self.log(ChangeKind::Client, client_id, now);
         found
+    }
+
+    /// Revokes the live grants of `user_id` (to `client_id` only, if given), logging a
+    /// `Grant` change for each; returns how many.
+    fn revoke_user_grants(&mut self, user_id: &str, client_id: Option<&str>, now: i64) -> u64 {
+        let mut revoked = Vec::new();
+        for g in self.grants.values_mut() {
+            if g.user_id == user_id
+                && g.revoked_at.is_none()
+                && (client_id.is_none() || client_id == Some(g.client_id.as_str()))
+            {
+                g.revoked_at = Some(now);
+                revoked.push(g.grant_id.clone());
+            }
+        }
+        for grant_id in &revoked {
+            self.log(ChangeKind::Grant, grant_id, now);
+        }
+        u64::try_from(revoked.len()).unwrap_or(u64::MAX)
     }
 
     fn insert_refresh(&mut self, r: &RefreshRecord) {
@@ -774,7 +794,7 @@ impl UserStore for MemoryStore {
             .await
             .consents
             .get(&(user_id.to_owned(), client_id.to_owned()))
-            .cloned())
+            .map(|(scope, _)| scope.clone()))
     }
 
     async fn put_consent(
@@ -782,15 +802,49 @@ impl UserStore for MemoryStore {
         user_id: &str,
         client_id: &str,
         scope: &str,
-        _now: i64,
+        now: i64,
     ) -> Result<(), StoreError> {
         let mut s = self.state().await;
         if !s.users.contains_key(user_id) {
             return Err(missing("the consent's user does not exist"));
         }
-        s.consents
-            .insert((user_id.to_owned(), client_id.to_owned()), scope.to_owned());
+        s.consents.insert(
+            (user_id.to_owned(), client_id.to_owned()),
+            (scope.to_owned(), now),
+        );
         Ok(())
+    }
+
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        // Keyed by (user, client): one user's consents are a range, by client id.
+        Ok(self
+            .state()
+            .await
+            .consents
+            .iter()
+            .filter(|((u, _), _)| u == user_id)
+            .map(|((u, c), (scope, at))| ConsentRecord {
+                user_id: u.clone(),
+                client_id: c.clone(),
+                scope: scope.clone(),
+                granted_at: *at,
+            })
+            .collect())
+    }
+
+    async fn delete_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        let found = s
+            .consents
+            .remove(&(user_id.to_owned(), client_id.to_owned()))
+            .is_some();
+        s.revoke_user_grants(user_id, Some(client_id), now);
+        Ok(found)
     }
 }
 
@@ -858,6 +912,31 @@ impl GrantStore for MemoryStore {
             s.log(ChangeKind::Grant, grant_id, now);
         }
         Ok(revoked)
+    }
+
+    async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        let mut grants: Vec<GrantRecord> = self
+            .state()
+            .await
+            .grants
+            .values()
+            .filter(|g| g.user_id == user_id)
+            .cloned()
+            .collect();
+        grants.sort_by(|a, b| (a.created_at, &a.grant_id).cmp(&(b.created_at, &b.grant_id)));
+        Ok(grants)
+    }
+
+    async fn revoke_user_grants(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .state()
+            .await
+            .revoke_user_grants(user_id, client_id, now))
     }
 
     async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError> {

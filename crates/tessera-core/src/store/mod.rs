@@ -14,8 +14,8 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    Change, ClientRecord, CodeRecord, CodeUse, EnvDeletion, EnvRecord, GrantRecord, KeyRecord,
-    PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    Change, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord, GrantRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -324,6 +324,19 @@ pub trait UserStore: Send + Sync {
         scope: &str,
         now: i64,
     ) -> Result<(), StoreError>;
+    /// Every consent of a user, by client id. # Contract: empty for an unknown user.
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<ConsentRecord>, StoreError>;
+    /// Forgets the consent of a user to a client and revokes every grant of that user to
+    /// that client, in one transaction, so that their tokens stop working at once and the
+    /// next authorization request asks for consent again. # Contract: returns whether a
+    /// consent was there; revokes the grants even when none was; logs a `Grant` change for
+    /// each grant it revoked (as [`GrantStore::revoke_grant`] does).
+    async fn delete_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Authorization codes, user grants (token families) and refresh tokens.
@@ -346,6 +359,20 @@ pub trait GrantStore: Send + Sync {
     /// Revokes a grant and with it every token of the family. # Contract: returns whether a
     /// row changed; logs a `Grant` change when it did; idempotent.
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Every grant of a user not yet purged, live and revoked (an operator sees what was
+    /// revoked and when until the purge takes it), oldest first (by creation, then id).
+    /// # Contract: empty for an unknown user.
+    async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Revokes every live grant of a user, or only those to `client_id`, and with them every
+    /// token of their families, in one transaction. # Contract: returns how many grants it
+    /// revoked; logs a `Grant` change for each (as [`GrantStore::revoke_grant`] does);
+    /// idempotent (a second call revokes nothing and returns 0).
+    async fn revoke_user_grants(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError>;
     /// The refresh token with this id, used or not.
     async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError>;
     /// Rotates a refresh token: marks `token_id` used (keeping `successor_sealed` on it) and

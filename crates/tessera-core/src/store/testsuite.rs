@@ -12,8 +12,8 @@
 )]
 
 use crate::model::{
-    ChangeKind, ClientRecord, CodeRecord, CodeUse, EnvDeletion, GrantRecord, KeyRecord,
-    RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
+    ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, GrantRecord,
+    KeyRecord, RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
     UserFlowSettings, UserRecord,
 };
 use crate::scope::ScopeSet;
@@ -906,6 +906,170 @@ pub async fn grants_are_revoked_once_and_logged(s: &dyn Store) {
     assert_eq!(
         (changes[0].kind, changes[0].key.as_str()),
         (ChangeKind::Grant, "g1")
+    );
+}
+
+/// A grant of `user_id` for `client_id`, created at `created_at`.
+fn grant_to(grant_id: &str, user_id: &str, client_id: &str, created_at: i64) -> GrantRecord {
+    GrantRecord {
+        client_id: client_id.into(),
+        created_at,
+        ..grant(grant_id, user_id, 9_000)
+    }
+}
+
+/// The `Grant` changes logged after `start`, by key.
+async fn grant_changes_since(s: &dyn Store, start: i64) -> Vec<String> {
+    let mut keys: Vec<String> = s
+        .changes_since(start, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.kind == ChangeKind::Grant)
+        .map(|c| c.key)
+        .collect();
+    keys.sort();
+    keys
+}
+
+pub async fn a_users_consents_are_listed_by_client(s: &dyn Store) {
+    let alice = user("alice");
+    let bob = user("bob");
+    s.insert_user(&alice).await.unwrap();
+    s.insert_user(&bob).await.unwrap();
+    assert_eq!(s.list_consents(&alice.user_id).await.unwrap(), vec![]);
+    s.put_consent(&alice.user_id, "c2", "openid", 1_000)
+        .await
+        .unwrap();
+    s.put_consent(&alice.user_id, "c1", "openid", 1_001)
+        .await
+        .unwrap();
+    // A replaced consent keeps one row, with the new scope and time.
+    s.put_consent(&alice.user_id, "c1", "openid email", 1_002)
+        .await
+        .unwrap();
+    s.put_consent(&bob.user_id, "c1", "profile", 1_003)
+        .await
+        .unwrap();
+    let consent = |client_id: &str, scope: &str, granted_at| ConsentRecord {
+        user_id: alice.user_id.clone(),
+        client_id: client_id.into(),
+        scope: scope.into(),
+        granted_at,
+    };
+    assert_eq!(
+        s.list_consents(&alice.user_id).await.unwrap(),
+        vec![
+            consent("c1", "openid email", 1_002),
+            consent("c2", "openid", 1_000)
+        ]
+    );
+    assert_eq!(s.list_consents(&bob.user_id).await.unwrap().len(), 1);
+    assert_eq!(s.list_consents("nobody").await.unwrap(), vec![]);
+}
+
+pub async fn a_users_grants_are_listed_oldest_first_live_and_revoked(s: &dyn Store) {
+    let newer = grant_to("g-a", "u1", "c2", 1_500);
+    let older = grant_to("g-b", "u1", "c1", 1_100);
+    let same_time = grant_to("g-c", "u1", "c1", 1_500);
+    for g in [
+        &newer,
+        &older,
+        &same_time,
+        &grant_to("g-d", "u2", "c1", 1_000),
+    ] {
+        s.insert_grant(g, None).await.unwrap();
+    }
+    assert!(s.revoke_grant("g-b", 2_000).await.unwrap());
+    let listed = s.list_user_grants("u1").await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|g| g.grant_id.as_str()).collect();
+    assert_eq!(ids, ["g-b", "g-a", "g-c"]);
+    assert_eq!(listed[0].revoked_at, Some(2_000));
+    assert_eq!(listed[1], newer);
+    assert_eq!(s.list_user_grants("nobody").await.unwrap(), vec![]);
+}
+
+pub async fn revoking_a_users_grants_counts_and_logs_each(s: &dyn Store) {
+    for g in [
+        grant_to("g1", "u1", "c1", 1_000),
+        grant_to("g2", "u1", "c2", 1_001),
+        grant_to("g3", "u1", "c1", 1_002),
+        grant_to("g4", "u2", "c1", 1_003),
+    ] {
+        s.insert_grant(&g, None).await.unwrap();
+    }
+    assert!(s.revoke_grant("g3", 1_500).await.unwrap());
+    // Read once first, so that a cache in front holds the live grants.
+    for id in ["g1", "g2", "g4"] {
+        assert_eq!(s.get_grant(id).await.unwrap().unwrap().revoked_at, None);
+    }
+    let start = s.latest_change().await.unwrap();
+    // One client: only its live grant; the one revoked before keeps its time.
+    assert_eq!(
+        s.revoke_user_grants("u1", Some("c1"), 2_000).await.unwrap(),
+        1
+    );
+    assert_eq!(grant_changes_since(s, start).await, ["g1"]);
+    let revoked_at =
+        |id: &'static str| async move { s.get_grant(id).await.unwrap().unwrap().revoked_at };
+    assert_eq!(revoked_at("g1").await, Some(2_000));
+    assert_eq!(revoked_at("g2").await, None);
+    assert_eq!(revoked_at("g3").await, Some(1_500));
+    // Every client: what is left of the user's.
+    let start = s.latest_change().await.unwrap();
+    assert_eq!(s.revoke_user_grants("u1", None, 2_100).await.unwrap(), 1);
+    assert_eq!(grant_changes_since(s, start).await, ["g2"]);
+    assert_eq!(revoked_at("g2").await, Some(2_100));
+    // Idempotent, and nobody else's.
+    let start = s.latest_change().await.unwrap();
+    assert_eq!(s.revoke_user_grants("u1", None, 2_200).await.unwrap(), 0);
+    assert_eq!(
+        s.revoke_user_grants("nobody", None, 2_200).await.unwrap(),
+        0
+    );
+    assert_eq!(s.latest_change().await.unwrap(), start);
+    assert_eq!(revoked_at("g4").await, None);
+}
+
+pub async fn deleting_a_consent_revokes_that_clients_grants(s: &dyn Store) {
+    let u = user("alice");
+    s.insert_user(&u).await.unwrap();
+    let uid = u.user_id.as_str();
+    s.put_consent(uid, "c1", "openid", 1_000).await.unwrap();
+    s.put_consent(uid, "c2", "openid", 1_000).await.unwrap();
+    for g in [
+        grant_to("g1", uid, "c1", 1_000),
+        grant_to("g2", uid, "c2", 1_000),
+    ] {
+        s.insert_grant(&g, None).await.unwrap();
+    }
+    // Read once first, so that a cache in front holds the live grants.
+    assert_eq!(s.get_grant("g1").await.unwrap().unwrap().revoked_at, None);
+    let start = s.latest_change().await.unwrap();
+    assert!(s.delete_consent(uid, "c1", 2_000).await.unwrap());
+    assert_eq!(s.get_consent(uid, "c1").await.unwrap(), None);
+    assert_eq!(
+        s.get_consent(uid, "c2").await.unwrap().as_deref(),
+        Some("openid")
+    );
+    assert_eq!(
+        s.get_grant("g1").await.unwrap().unwrap().revoked_at,
+        Some(2_000)
+    );
+    assert_eq!(s.get_grant("g2").await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(grant_changes_since(s, start).await, ["g1"]);
+    // Gone: nothing to forget, nothing left to revoke.
+    let start = s.latest_change().await.unwrap();
+    assert!(!s.delete_consent(uid, "c1", 2_100).await.unwrap());
+    assert_eq!(s.latest_change().await.unwrap(), start);
+    // A grant without a consent (one given before consents were recorded) is revoked too.
+    s.insert_grant(&grant_to("g3", uid, "c3", 1_000), None)
+        .await
+        .unwrap();
+    assert!(!s.delete_consent(uid, "c3", 2_200).await.unwrap());
+    assert_eq!(
+        s.get_grant("g3").await.unwrap().unwrap().revoked_at,
+        Some(2_200)
     );
 }
 
@@ -1940,6 +2104,10 @@ macro_rules! conformance_tests {
             a_code_is_spent_once,
             concurrent_uses_of_one_code_have_one_winner,
             grants_are_revoked_once_and_logged,
+            a_users_consents_are_listed_by_client,
+            a_users_grants_are_listed_oldest_first_live_and_revoked,
+            revoking_a_users_grants_counts_and_logs_each,
+            deleting_a_consent_revokes_that_clients_grants,
             a_refresh_token_rotates_once,
             concurrent_rotations_of_one_refresh_token_have_one_winner,
             purge_removes_expired_user_flow_records,

@@ -6,17 +6,19 @@
 //! `UsernameCaseMapped`, [`tessera_core::username`]) when a user is created and when one is
 //! looked up, so `Alice` and `ａｌｉｃｅ` name the user `alice`; a new username with an
 //! invisible or bidirectional control character, mixing Latin with Cyrillic or Greek
-//! letters, or looking like an existing one is refused.
+//! letters, or looking like an existing one is refused. A user's consents and grants are
+//! listed and revoked through [`tessera_core::admin::grants`].
 
 use std::io::Read;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
+use tessera_core::admin::grants;
 use tessera_core::admin::users::{self, UserSpec};
 use tessera_core::model::UserRecord;
 use tessera_core::password;
-use tessera_core::store::UserStore;
+use tessera_core::store::Store;
 
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
@@ -67,6 +69,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List a user's consents (client, scope, since when) and grants (live and revoked).
+    Consents {
+        /// Username.
+        username: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a user's consent to a client: the next authorization request asks again, and
+    /// every token the client obtained for the user stops working at once.
+    RevokeConsent {
+        /// Username.
+        username: String,
+        /// The client.
+        client_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke every access and refresh token issued for a user (the user and their consents
+    /// stay).
+    RevokeTokens {
+        /// Username.
+        username: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a user subcommand.
@@ -100,7 +130,7 @@ fn describe(u: &UserRecord) -> serde_json::Value {
     })
 }
 
-async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
+async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
     match cmd {
         Command::Create {
             username,
@@ -159,6 +189,52 @@ async fn dispatch(cmd: Command, store: &dyn UserStore) -> Result<()> {
                 print_json(&json!({"username": username, "password_changed": true}));
             } else {
                 println!("changed the password of {username}; their sessions have ended");
+            }
+        }
+        Command::Consents { username, json } => {
+            let listed = grants::list(store, &username).await?;
+            if json {
+                print_json(&json!(listed));
+            } else {
+                for c in &listed.consents {
+                    println!(
+                        "consent  {}  {}  since {}",
+                        c.client_id, c.scope, c.granted_at
+                    );
+                }
+                for g in &listed.grants {
+                    let state = match g.revoked_at {
+                        Some(at) => format!("revoked {at}"),
+                        None => "live".to_owned(),
+                    };
+                    println!(
+                        "grant    {}  {}  {}  created {}  {state}",
+                        g.client_id, g.scope, g.grant_id, g.created_at
+                    );
+                }
+            }
+        }
+        Command::RevokeConsent {
+            username,
+            client_id,
+            json,
+        } => {
+            let done = grants::revoke_consent(store, &username, &client_id, now()).await?;
+            if json {
+                print_json(&json!(done));
+            } else {
+                println!(
+                    "revoked the consent of {} to {}; {} grant(s) and their tokens revoked",
+                    done.username, done.client_id, done.grants_revoked
+                );
+            }
+        }
+        Command::RevokeTokens { username, json } => {
+            let (user, n) = grants::revoke_tokens(store, &username, now()).await?;
+            if json {
+                print_json(&json!({"username": user.username, "grants_revoked": n}));
+            } else {
+                println!("revoked {n} grant(s) of {} and their tokens", user.username);
             }
         }
     }

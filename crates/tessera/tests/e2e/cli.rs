@@ -376,3 +376,76 @@ async fn a_refresh_token_revoked_from_the_cli_no_longer_refreshes() {
     let res = refresh(&s, &client, &other_rt).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn revoking_a_consent_from_the_cli_ends_its_tokens_and_asks_again() {
+    use crate::browser_support::{authorize_path, refresh, setup, Browser};
+
+    let (s, client) = setup(&["--refresh-tokens", "always"]).await;
+    let mut b = Browser::new(&s);
+    let (at, rt) = code_flow_tokens(&s, &client, &mut b).await;
+    let listed = s.cli_json(&["user", "consents", "alice", "--json"]).await;
+    assert_eq!(listed["username"], "alice");
+    let consents = listed["consents"].as_array().unwrap();
+    assert_eq!(consents.len(), 1, "{listed}");
+    assert_eq!(consents[0]["client_id"], client.id.as_str());
+    assert_eq!(consents[0]["scope"], "openid");
+    assert!(consents[0]["granted_at"].is_i64(), "{listed}");
+    let grants = listed["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), 1, "{listed}");
+    assert_eq!(grants[0]["client_id"], client.id.as_str());
+    assert_eq!(grants[0]["revoked_at"], Value::Null);
+    let text = s.cli(&["user", "consents", "alice"]).await;
+    assert!(text.contains(&client.id) && text.contains("live"), "{text}");
+    assert!(s.is_active(&client, &at).await);
+
+    let out = s
+        .cli_json(&["user", "revoke-consent", "alice", &client.id, "--json"])
+        .await;
+    assert_eq!(out["consent_removed"], true, "{out}");
+    assert_eq!(out["grants_revoked"], 1, "{out}");
+    // The running server learns it from the change feed; waiting on introspection, not on a
+    // refresh, which would use the token.
+    wait_until(
+        FEED_DEADLINE,
+        "the consent's access token inactive",
+        || async { !s.is_active(&client, &at).await },
+    )
+    .await;
+    let res = refresh(&s, &client, &rt).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    // Still signed in, but asked for consent again.
+    let page = b.get(&authorize_path(&client, "openid", "")).await;
+    assert!(page.is_consent(), "{}", page.body);
+    let listed = s.cli_json(&["user", "consents", "alice", "--json"]).await;
+    assert_eq!(listed["consents"], serde_json::json!([]), "{listed}");
+    assert!(listed["grants"][0]["revoked_at"].is_i64(), "{listed}");
+    // Nothing left to revoke for that client: refused.
+    let again = s
+        .cli_output(&["user", "revoke-consent", "alice", &client.id])
+        .await;
+    assert!(!again.status.success());
+
+    // Every token of the user, consents kept.
+    let (at, rt) = code_flow_tokens(&s, &client, &mut b).await;
+    let out = s
+        .cli_json(&["user", "revoke-tokens", "alice", "--json"])
+        .await;
+    assert_eq!(out["grants_revoked"], 1, "{out}");
+    wait_until(
+        FEED_DEADLINE,
+        "the user's access token inactive",
+        || async { !s.is_active(&client, &at).await },
+    )
+    .await;
+    assert_eq!(
+        refresh(&s, &client, &rt).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let listed = s.cli_json(&["user", "consents", "alice", "--json"]).await;
+    assert_eq!(listed["consents"].as_array().unwrap().len(), 1, "{listed}");
+    let unknown = s.cli_output(&["user", "revoke-tokens", "nobody"]).await;
+    assert!(!unknown.status.success());
+}
