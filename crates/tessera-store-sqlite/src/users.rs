@@ -2,12 +2,12 @@
 
 use async_trait::async_trait;
 
-use tessera_core::model::{ChangeKind, ConsentRecord, SessionRecord, UserRecord};
+use tessera_core::model::{ConsentRecord, SessionRecord, UserRecord};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{StoreError, UserStore};
 
 use crate::grants::revoke_user_grants_in;
-use crate::{backend, log_change, rows, SqliteStore};
+use crate::{backend, rows, SqliteStore};
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -68,18 +68,7 @@ impl UserStore for SqliteStore {
 
     async fn delete_user(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let grants: Vec<String> = sqlx::query_scalar(
-            "UPDATE grants SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL \
-             RETURNING grant_id",
-        )
-        .bind(now)
-        .bind(user_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(backend)?;
-        for grant_id in &grants {
-            log_change(&mut tx, ChangeKind::Grant, grant_id, now).await?;
-        }
+        revoke_user_grants_in(&mut tx, user_id, None, now).await?;
         // Sessions and consents go with the user (ON DELETE CASCADE).
         let n = sqlx::query("DELETE FROM users WHERE user_id = ?")
             .bind(user_id)
