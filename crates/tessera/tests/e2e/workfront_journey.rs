@@ -1,0 +1,114 @@
+//! The whole journey of a Workfront custom OAuth2 app, in a real headless Chromium, against a
+//! server started with `docs/dialects/workfront.toml`: the user follows the app's link to
+//! `/integrations/oauth2/authorize`, signs in, consents, and the browser lands on the app's
+//! redirect URL with `code`, `domain`, `lane` and `state`; the app exchanges the code with
+//! HTTP Basic and a JSON body, refreshes in both body styles, and calls the API with the
+//! access token in a `sessionID` header (`/userinfo` stands in for Workfront's API).
+//!
+//! Without Chromium the test says so and passes, except under CI (`CI` set).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fantoccini::Locator;
+use reqwest::StatusCode;
+
+use crate::browser::{browser_available, landing, Driver};
+use crate::browser_support::PASSWORD;
+use crate::product_examples::{
+    assert_workfront_tokens, start_product, userinfo_with_session_id, workfront_app,
+    workfront_authorize, workfront_exchange_json, workfront_refresh_form, workfront_refresh_json,
+    WF_AUTHORIZE,
+};
+
+#[tokio::test]
+async fn chromium_workfront_journey_from_the_link_to_a_session_id() {
+    if !browser_available() {
+        return;
+    }
+    let (redirect, landed) = landing().await;
+    let server = start_product("workfront").await;
+    let sub = server.create_user("alice", PASSWORD).await;
+    let app = workfront_app(&server, &redirect).await;
+    let link = server.url(&format!(
+        "{}&state=wf-state-1",
+        workfront_authorize(&app, &redirect)
+    ));
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = driver.session(profile.path(), "en").await;
+    c.goto(&link).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .expect("the sign-in page")
+        .send_keys("alice")
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let allow = c
+        .wait()
+        .for_element(Locator::XPath("//button[normalize-space()='Allow']"))
+        .await
+        .expect("the consent page");
+    // The sign-in form posted back to Workfront's path, and the consent page names the app.
+    let here = c.current_url().await.unwrap();
+    assert_eq!(here.path(), WF_AUTHORIZE, "{here}");
+    assert!(c.source().await.unwrap().contains("My Workfront app"));
+    allow.click().await.unwrap();
+    let target = tokio::time::timeout(Duration::from_secs(20), landed)
+        .await
+        .expect("the browser lands on the redirect URL")
+        .unwrap();
+    let url = c.current_url().await.unwrap();
+    assert!(url.as_str().starts_with(&redirect), "{url}");
+    c.close().await.unwrap();
+    let query: BTreeMap<String, String> = reqwest::Url::parse(&format!("http://x{target}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(query["domain"], "myorganization", "{query:?}");
+    assert_eq!(query["lane"], "my", "{query:?}");
+    assert_eq!(query["state"], "wf-state-1", "{query:?}");
+    let code = &query["code"];
+    assert!(code.len() >= 43, "{code}");
+
+    let (status, tokens) = workfront_exchange_json(&server, &app, code, &redirect).await;
+    assert_workfront_tokens(status, &tokens);
+    let (status, me) =
+        userinfo_with_session_id(&server, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["sub"], sub);
+
+    let (status, renewed) =
+        workfront_refresh_json(&server, &app, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_workfront_tokens(status, &renewed);
+    let (status, again) = workfront_refresh_form(
+        &server,
+        &app,
+        renewed["refresh_token"].as_str().unwrap(),
+        &redirect,
+    )
+    .await;
+    assert_workfront_tokens(status, &again);
+    let (status, me) =
+        userinfo_with_session_id(&server, again["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["sub"], sub);
+    // Hostile: a refresh token already used is refused (and revokes the family).
+    let (status, _) =
+        workfront_refresh_json(&server, &app, renewed["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
