@@ -1,9 +1,13 @@
 //! Protocol settings.
 //!
 //! Owns [`Config`]: the settings the protocol core obeys (issuer, token lifetimes, key
-//! rotation, assertion limits), typed and validated once at start, and [`SigningAlg`], the
+//! rotation, assertion limits, the dialects served), typed and validated once at start, and [`SigningAlg`], the
 //! algorithm of the signing keys it names. Where they come from (flags, environment, file) is
 //! the binary's business. A leaf: settings name values, not the machinery that uses them.
+
+use std::sync::Arc;
+
+use crate::dialect::Dialects;
 
 /// Settings of the protocol core.
 #[derive(Debug, Clone)]
@@ -34,6 +38,8 @@ pub struct Config {
     pub assertion_max_lifetime: i64,
     /// Clock leeway for an assertion's `exp`, `nbf` and `iat`, seconds (RFC 7519 §4.1.4).
     pub assertion_leeway: i64,
+    /// The dialects served ([`crate::dialect`]); the presets as they ship unless configured.
+    pub dialects: Arc<Dialects>,
 }
 
 impl Config {
@@ -52,6 +58,7 @@ impl Config {
             session_ttl: 12 * 3600,
             assertion_max_lifetime: 3600,
             assertion_leeway: 60,
+            dialects: Arc::new(Dialects::presets()),
         }
     }
 

@@ -5,7 +5,9 @@
 //! 256 random bits, stored (durably, before the caller answers) only as its hash. Every token
 //! carries the client's deployment environment, and is single-use when the client or its
 //! environment says so ([`crate::inspect`] consumes it). Claims carried from an assertion
-//! ([`Extras`]) never replace a registered claim ([`jwt::REGISTERED_CLAIMS`]).
+//! ([`Extras`]) never replace a registered claim ([`jwt::REGISTERED_CLAIMS`]). A token issued
+//! through a dialect with an `access_token_ttl` lives that long (capped by the server's
+//! maximum) unless the grant sets a lifetime of its own.
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
@@ -81,7 +83,9 @@ pub async fn issue_access_token_with(
             .get_env(&client.env)
             .await?
             .is_some_and(|e| e.single_use_tokens);
-    let ttl = match (single_use, extras.single_use_ttl, extras.ttl) {
+    // A lifetime the grant sets wins; else the dialect's the request came through.
+    let ttl_override = extras.ttl.or(cx.dialect.and_then(|d| d.access_token_ttl));
+    let ttl = match (single_use, extras.single_use_ttl, ttl_override) {
         (true, Some(t), _) | (_, _, Some(t)) => t,
         _ => client.access_token_ttl,
     }

@@ -150,6 +150,7 @@ impl Node {
             sealer: &self.0.sealer,
             remote_keys,
             now: self.now(),
+            dialect: None,
         }
     }
 

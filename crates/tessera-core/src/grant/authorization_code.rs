@@ -3,7 +3,9 @@
 //! Owns the exchange of a code: spent atomically (a second use is refused and revokes every
 //! token issued from the code, RFC 6749 §4.1.2), bound to the client, the redirect URI and the
 //! PKCE challenge it was issued with; then a new user grant (token family) is stored, with a
-//! refresh token when the client's policy gives one, and the tokens are issued.
+//! refresh token when the client's policy gives one (through a dialect, the dialect's refresh
+//! rules, [`crate::dialect`]), and the tokens are issued, the access token carrying the
+//! authorization-request parameters the code's dialect kept ([`crate::dialect::carried_claims`]).
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
@@ -94,8 +96,21 @@ pub async fn handle(
     let scope = narrowed_scope(asked_scope, &granted)?;
     let audience = resource::resolve(params, client, cx.config)?;
     let flow = &client.user_flow;
-    let refresh_end = rec.auth_time.saturating_add(flow.refresh_token_ttl);
-    let wants_refresh = match flow.refresh_tokens {
+    // Through a dialect, its refresh rules: its absolute lifetime and its policy, except
+    // that a client whose policy is `never` gets no refresh token whatever the dialect says.
+    let refresh_ttl = cx
+        .dialect
+        .and_then(|d| d.refresh_token_ttl)
+        .unwrap_or(flow.refresh_token_ttl);
+    let policy = match (
+        flow.refresh_tokens,
+        cx.dialect.and_then(|d| d.refresh_tokens),
+    ) {
+        (RefreshPolicy::Never, _) | (_, None) => flow.refresh_tokens,
+        (_, Some(dialect)) => dialect,
+    };
+    let refresh_end = rec.auth_time.saturating_add(refresh_ttl);
+    let wants_refresh = match policy {
         RefreshPolicy::Always => true,
         RefreshPolicy::OfflineAccess => granted.contains("offline_access"),
         RefreshPolicy::Never => false,
@@ -146,6 +161,7 @@ pub async fn handle(
         audience,
         refresh.map(|(v, _)| v),
         rec.nonce.as_deref(),
+        crate::dialect::carried_claims(&rec.extra),
     )
     .await
 }

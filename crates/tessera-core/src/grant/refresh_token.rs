@@ -61,12 +61,18 @@ pub async fn handle(
         return Err(invalid());
     }
     let flow = &client.user_flow;
-    let exp = if flow.refresh_token_idle_ttl > 0 {
-        grant
+    // The absolute lifetime of the dialect the request came through, counted from the
+    // sign-in, caps the family's as well.
+    let family_end = match cx.dialect.and_then(|d| d.refresh_token_ttl) {
+        Some(ttl) => grant
             .refresh_expires_at
-            .min(cx.now.saturating_add(flow.refresh_token_idle_ttl))
+            .min(grant.auth_time.saturating_add(ttl)),
+        None => grant.refresh_expires_at,
+    };
+    let exp = if flow.refresh_token_idle_ttl > 0 {
+        family_end.min(cx.now.saturating_add(flow.refresh_token_idle_ttl))
     } else {
-        grant.refresh_expires_at
+        family_end
     };
     if exp <= cx.now {
         return Err(invalid());
@@ -109,7 +115,17 @@ pub async fn handle(
             .ok_or_else(invalid)?;
         return reuse(cx, client, &grant, &now_used, params, asked_scope).await;
     }
-    respond(cx, client, &grant, &scope, audience, Some(value), None).await
+    respond(
+        cx,
+        client,
+        &grant,
+        &scope,
+        audience,
+        Some(value),
+        None,
+        Default::default(),
+    )
+    .await
 }
 
 /// Whether `client` is registered for the refresh token grant (RFC 6749 §5.2
@@ -168,7 +184,17 @@ async fn reuse(
                 let granted = ScopeSet::parse(&rec.scope)?;
                 let scope = narrowed_scope(asked_scope, &granted)?;
                 let audience = resource::resolve(params, client, cx.config)?;
-                return respond(cx, client, grant, &scope, audience, Some(successor), None).await;
+                return respond(
+                    cx,
+                    client,
+                    grant,
+                    &scope,
+                    audience,
+                    Some(successor),
+                    None,
+                    Default::default(),
+                )
+                .await;
             }
         }
     }

@@ -7,13 +7,15 @@ use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::TokenResponse;
 use crate::id_token::{self, IdTokenFor};
-use crate::issue::{issue_access_token, UserGrant};
+use crate::issue::{issue_access_token_with, Extras, UserGrant};
 use crate::model::{ClientRecord, GrantRecord};
 use crate::resource::Audience;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 
-/// Issues the tokens of one exchange under `grant`.
+/// Issues the tokens of one exchange under `grant`, the access token with the claims
+/// `carried` from the authorization request (registered claims are dropped by
+/// [`crate::issue`]).
 pub(crate) async fn respond(
     cx: &Cx<'_>,
     client: &ClientRecord,
@@ -22,6 +24,7 @@ pub(crate) async fn respond(
     audience: Audience,
     refresh_token: Option<Secret>,
     nonce: Option<&str>,
+    carried: serde_json::Map<String, serde_json::Value>,
 ) -> Result<TokenResponse, OAuthError> {
     // The user must still exist: deleting a user revokes their grants, but say so plainly.
     let user = cx
@@ -29,16 +32,20 @@ pub(crate) async fn respond(
         .get_user(&grant.user_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the user of this grant no longer exists"))?;
-    let access = issue_access_token(
+    let access = issue_access_token_with(
         cx,
         client,
         &grant.user_id,
         scope,
         audience,
-        Some(UserGrant {
-            grant_id: &grant.grant_id,
-            auth_time: grant.auth_time,
-        }),
+        Extras {
+            grant: Some(UserGrant {
+                grant_id: &grant.grant_id,
+                auth_time: grant.auth_time,
+            }),
+            claims: carried,
+            ..Extras::default()
+        },
     )
     .await?;
     let id_token = if scope.contains("openid") {
@@ -59,6 +66,7 @@ pub(crate) async fn respond(
     let mut response = TokenResponse::access_only(access);
     response.refresh_token = refresh_token;
     response.id_token = id_token;
+    response.user = Some(grant.user_id.clone());
     Ok(response)
 }
 

@@ -222,6 +222,7 @@ impl World {
             sealer: &self.sealer,
             remote_keys: Some(&self.remote),
             now: self.clock.now(),
+            dialect: None,
         }
     }
 

@@ -50,6 +50,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
         sealer: &sealer,
         remote_keys: None,
         now: now(),
+        dialect: None,
     };
     let result = match cmd {
         Command::Introspect { token, json } => {
