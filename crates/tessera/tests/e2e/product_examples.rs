@@ -485,23 +485,26 @@ async fn workato_data_centres_and_the_custom_domain_issue_under_their_own_urls()
     let server = start_product("workato").await;
     let profile = server.create_client(&[]).await;
     let api = server.create_client(&[]).await;
-    for host in [
-        "apim.eu.workato.com",
-        "apim.jp.workato.com",
-        "apim.sg.workato.com",
-        "api.boltcompany.com",
+    // The custom domain serves the `boltcompany` environment alone.
+    let bolt = server.create_client(&["--env", "boltcompany"]).await;
+    let bolt_api = server.create_client(&["--env", "boltcompany"]).await;
+    for (host, client, caller) in [
+        ("apim.eu.workato.com", &profile, &api),
+        ("apim.jp.workato.com", &profile, &api),
+        ("apim.sg.workato.com", &profile, &api),
+        ("api.boltcompany.com", &bolt, &bolt_api),
         // The Host header is case-insensitive.
-        "API.BoltCompany.com",
+        ("API.BoltCompany.com", &bolt, &bolt_api),
     ] {
         let url = format!("https://{}", host.to_ascii_lowercase());
-        for (style, head, body) in workato_requests(&profile, host) {
+        for (style, head, body) in workato_requests(client, host) {
             let (status, answer) = raw(&server, &head, &body).await;
             assert_eq!(status, StatusCode::OK, "{host} {style}: {answer}");
             let token = answer["access_token"].as_str().unwrap();
             assert_eq!(decode_jwt(token).claims["iss"], url, "{host} {style}");
             // One JWKS: a token of any host is good on the main one.
-            let info = introspect(&server, &api, token).await;
-            assert_eq!(info["active"], true, "{host}");
+            let info = introspect(&server, caller, token).await;
+            assert_eq!(info["active"], true, "{host}: {info}");
             assert_eq!(info["iss"], url, "{host}");
         }
         // Discovery, asked on that host, names that host's token endpoint.
@@ -517,11 +520,18 @@ async fn workato_data_centres_and_the_custom_domain_issue_under_their_own_urls()
         assert_eq!(meta["issuer"], url);
         assert_eq!(meta["token_endpoint"], format!("{url}/oauth2/token"));
     }
+    // Hostile: a client of another environment at the custom domain is an unknown client
+    // there, in every style.
+    for (style, head, body) in workato_requests(&profile, "api.boltcompany.com") {
+        let (status, answer) = raw(&server, &head, &body).await;
+        assert_error(status, &answer, StatusCode::UNAUTHORIZED, "invalid_client");
+        let _ = style;
+    }
     // Hostile: a Host that is not configured is never reflected.
     for host in [
         "apim.evil.example",
         "apim.workato.com.evil.example",
-        "api.boltcompany.com:8443",
+        "apim.eu.workato.com:8443",
     ] {
         for (style, head, body) in workato_requests(&profile, host) {
             let (status, answer) = raw(&server, &head, &body).await;
