@@ -7,7 +7,8 @@
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses;
 //!   [`response`]: the JSON bodies of token and introspection responses.
 //! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
-//! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus.
+//! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus; [`through`]: the dialect a
+//!   request came through.
 #![warn(missing_docs)]
 
 pub mod error;
@@ -24,6 +25,7 @@ pub mod routes;
 pub mod signin;
 pub mod state;
 pub mod throttle;
+pub mod through;
 
 pub use router::{app, oauth_app, ops_app};
 pub use state::{AppState, HttpConfig, StartError};

@@ -13,18 +13,19 @@
 
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post, MethodRouter};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use tessera_core::endpoint::{Endpoint, EndpointId, Method, ENDPOINTS};
+use tessera_core::endpoint::{self, Endpoint, EndpointId, Method, ENDPOINTS};
 
 use crate::routes::{
     self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, sdk, token,
     userinfo,
 };
 use crate::state::AppState;
+use crate::through::Through;
 
 /// Builds the application: the OAuth endpoints and the health probes on one router, and
 /// `/metrics` behind its bearer token when one is configured.
@@ -46,23 +47,38 @@ pub fn ops_app(state: AppState) -> Router {
     finish(ops_routes(), state)
 }
 
-/// Every path of every row of the endpoint table ([`ENDPOINTS`]), with the row's methods;
-/// the rows a browser may call get the CORS layer, pages never do.
+/// Every path of every row of the endpoint table ([`ENDPOINTS`]), with the row's methods,
+/// and every extra path of every enabled dialect, with the methods of the row of the
+/// endpoint it serves ([`tessera_core::dialect`]); each route knows the dialect it is
+/// reached through ([`Through`]: a dialect path's own, or on the table's paths the dialect
+/// with `standard_paths`). The rows a browser may call get the CORS layer, pages never do.
 fn oauth_routes(state: &AppState) -> Router<AppState> {
     let mut api = Router::new();
     let mut pages = Router::new();
-    for endpoint in ENDPOINTS {
+    let dialects = state.config().dialects.clone();
+    let standard = Through(dialects.on_standard_paths().cloned());
+    let mut add = |endpoint: &Endpoint, path: &str, through: Through| {
         let Some(route) = method_router(endpoint) else {
             // Unreachable while every row has a handler (see the test below).
             tracing::error!(endpoint = ?endpoint.id, "an endpoint of the table has no handler");
-            continue;
+            return;
         };
+        let route = route.layer(Extension(through));
+        if endpoint.cors && !endpoint.page {
+            api = std::mem::take(&mut api).route(path, route);
+        } else {
+            pages = std::mem::take(&mut pages).route(path, route);
+        }
+    };
+    for endpoint in ENDPOINTS {
         for path in endpoint.paths {
-            if endpoint.cors && !endpoint.page {
-                api = api.route(path, route.clone());
-            } else {
-                pages = pages.route(path, route.clone());
-            }
+            add(endpoint, path, standard.clone());
+        }
+    }
+    for (dialect, id, path) in dialects.routes() {
+        // Every endpoint a dialect may name has a row (the dialect's validation names them).
+        if let Some(endpoint) = endpoint::find(id) {
+            add(endpoint, path, Through(Some(dialect.clone())));
         }
     }
     let api = match cors_layer(&state.http().cors_allowed_origins) {

@@ -111,6 +111,10 @@ pub struct FileConfig {
     pub metrics_token: Option<String>,
     /// Seconds a change-feed entry is kept before the purge deletes it.
     pub change_retention: Option<i64>,
+    /// Dialects switched on or changed (`[dialects.NAME]`, see `tessera_core::dialect`);
+    /// only in the file.
+    pub dialects:
+        Option<std::collections::BTreeMap<String, tessera_core::dialect::DialectOverrides>>,
 }
 
 /// Loads the config file, if one is named.
@@ -274,6 +278,11 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
             "assertion_max_lifetime must be at least 1 second and assertion_leeway between 0 \
              and 600 seconds"
         );
+    }
+    if let Some(changes) = &file.dialects {
+        let dialects = tessera_core::dialect::Dialects::resolve(changes)
+            .map_err(|e| anyhow::anyhow!("config file: {e}"))?;
+        core.dialects = std::sync::Arc::new(dialects);
     }
     let mut http = HttpConfig::default();
     if let Some(v) = env::<String>("TESSERA_CORS_ALLOWED_ORIGINS")? {

@@ -10,7 +10,7 @@
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::types;
-use crate::grant::user_tokens::{narrowed_scope, respond};
+use crate::grant::user_tokens::{narrowed_scope, respond, FromCode};
 use crate::grant::TokenResponse;
 use crate::model::{ClientRecord, CodeRecord, CodeUse, GrantRecord, RefreshPolicy, RefreshRecord};
 use crate::opaque;
@@ -160,8 +160,10 @@ pub async fn handle(
         &scope,
         audience,
         refresh.map(|(v, _)| v),
-        rec.nonce.as_deref(),
-        crate::dialect::carried_claims(&rec.extra),
+        FromCode {
+            nonce: rec.nonce.as_deref(),
+            carried: crate::dialect::carried_claims(&rec.extra),
+        },
     )
     .await
 }

@@ -11,7 +11,7 @@
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::types;
-use crate::grant::user_tokens::{narrowed_scope, respond};
+use crate::grant::user_tokens::{narrowed_scope, respond, FromCode};
 use crate::grant::TokenResponse;
 use crate::model::{ClientRecord, GrantRecord, RefreshPolicy, RefreshRecord};
 use crate::opaque;
@@ -122,8 +122,7 @@ pub async fn handle(
         &scope,
         audience,
         Some(value),
-        None,
-        Default::default(),
+        FromCode::default(),
     )
     .await
 }
@@ -191,8 +190,7 @@ async fn reuse(
                     &scope,
                     audience,
                     Some(successor),
-                    None,
-                    Default::default(),
+                    FromCode::default(),
                 )
                 .await;
             }

@@ -13,9 +13,17 @@ use crate::resource::Audience;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 
-/// Issues the tokens of one exchange under `grant`, the access token with the claims
-/// `carried` from the authorization request (registered claims are dropped by
-/// [`crate::issue`]).
+/// What a code exchange adds to the tokens (nothing, for a refresh).
+#[derive(Debug, Default)]
+pub(crate) struct FromCode<'a> {
+    /// The OpenID Connect `nonce` of the authorization request, for the ID token.
+    pub nonce: Option<&'a str>,
+    /// Authorization-request parameters the code's dialect carries, as claims (registered
+    /// claims are dropped by [`crate::issue`]).
+    pub carried: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Issues the tokens of one exchange under `grant`.
 pub(crate) async fn respond(
     cx: &Cx<'_>,
     client: &ClientRecord,
@@ -23,9 +31,9 @@ pub(crate) async fn respond(
     scope: &ScopeSet,
     audience: Audience,
     refresh_token: Option<Secret>,
-    nonce: Option<&str>,
-    carried: serde_json::Map<String, serde_json::Value>,
+    from_code: FromCode<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let FromCode { nonce, carried } = from_code;
     // The user must still exist: deleting a user revokes their grants, but say so plainly.
     let user = cx
         .store

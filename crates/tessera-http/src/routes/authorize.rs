@@ -39,6 +39,7 @@ use crate::pages::{self, csrf_ok, csrf_token, origin_of};
 use crate::pending;
 use crate::signin::{self, SignIn};
 use crate::state::AppState;
+use crate::through::Through;
 
 /// Form fields of our own pages, never part of the authorization request: a request that
 /// names one is refused.
@@ -69,6 +70,11 @@ struct Page<'a> {
     lang: Lang,
     csrf_cookie: String,
     set_cookies: Vec<HeaderValue>,
+    /// Where the forms post: the path the flow started on (the standard path or one of the
+    /// dialect's).
+    action: String,
+    /// The name of the dialect the flow goes through, sealed into the forms.
+    dialect: Option<String>,
 }
 
 impl Page<'_> {
@@ -105,8 +111,8 @@ struct ScopeLine {
     text: String,
 }
 
-/// `GET /oauth2/authorize`.
-pub async fn get(State(state): State<AppState>, req: Request) -> Response {
+/// `GET /oauth2/authorize` (and a dialect's `authorize` paths).
+pub async fn get(State(state): State<AppState>, through: Through, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let query = parts.uri.query().unwrap_or("");
     let params = match Params::from_form(query.as_bytes()) {
@@ -126,7 +132,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
             )),
         );
     }
-    flow(&state, &parts, params, None).await
+    flow(&state, &parts, params, through, None).await
 }
 
 /// `POST /oauth2/authorize`: a form of our own pages.
@@ -201,17 +207,25 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     }
     // The request in progress comes only from the handle this browser was given.
     let csrf_cookie = pages::cookie(&parts.headers, state.cookies().csrf());
-    let params = match csrf_cookie.zip(field(pending::FIELD)) {
+    let opened = match csrf_cookie.zip(field(pending::FIELD)) {
         Some((cookie, handle)) if csrf_ok(state.sealer(), Some(cookie), field("_csrf")) => {
             pending::open(state.sealer(), cookie, handle, state.now())
         }
         _ => None,
     };
-    let Some(params) = params else {
+    let Some(opened) = opened else {
         let pg = page(&state, &parts, None);
         return pg.error(StatusCode::FORBIDDEN, &pg.lang.text("form_expired"), None);
     };
-    flow(&state, &parts, params, Some(submitted)).await
+    // The flow keeps the dialect it started through, sealed in the handle, whatever path the
+    // form was posted to.
+    let through = Through(
+        opened
+            .dialect
+            .as_deref()
+            .and_then(|name| state.config().dialects.get(name).cloned()),
+    );
+    flow(&state, &parts, opened.params, through, Some(submitted)).await
 }
 
 fn accept_language(parts: &Parts) -> Option<&str> {
@@ -230,6 +244,19 @@ fn page<'a>(state: &'a AppState, parts: &'a Parts, ui_locales: Option<&str>) -> 
         lang: Lang::choose(ui_locales, accept_language(parts)),
         csrf_cookie,
         set_cookies: set.into_iter().collect(),
+        action: action_path(state, parts),
+        dialect: None,
+    }
+}
+
+/// The path the forms post to: the one this request came to when it is a path of the
+/// authorization endpoint (the standard one or an enabled dialect's), else the standard one.
+fn action_path(state: &AppState, parts: &Parts) -> String {
+    let path = parts.uri.path();
+    let standard = endpoint::path(EndpointId::Authorize);
+    match state.config().dialects.by_path(path) {
+        Some((_, EndpointId::Authorize)) => path.to_owned(),
+        _ => standard.to_owned(),
     }
 }
 
@@ -245,12 +272,28 @@ async fn flow(
     state: &AppState,
     parts: &Parts,
     params: Params,
+    through: Through,
     submitted: Option<Submitted>,
 ) -> Response {
     let keys = state.keys();
-    let cx = state.cx(&keys);
+    let mut cx = state.cx(&keys);
+    cx.dialect = through.dialect();
     let ui_locales = params.get("ui_locales").ok().flatten().map(str::to_owned);
     let mut pg = page(state, parts, ui_locales.as_deref());
+    pg.dialect = through.dialect().map(|d| d.name.clone());
+    if let Some(d) = through.dialect() {
+        // A flow keeps the path it started on: the dialect's first authorize path when the
+        // form reached another one.
+        if !d
+            .paths
+            .iter()
+            .any(|(id, p)| *id == EndpointId::Authorize && *p == pg.action)
+        {
+            if let Some((_, p)) = d.paths.iter().find(|(id, _)| *id == EndpointId::Authorize) {
+                pg.action.clone_from(p);
+            }
+        }
+    }
     let req = match authorize::validate(&cx, &params).await {
         Ok(r) => r,
         Err(AuthorizeError::Page(e)) => {
@@ -377,6 +420,7 @@ fn hidden(
         pg.state.sealer(),
         &pg.csrf_cookie,
         &forwarded(params, signed_in),
+        pg.dialect.as_deref(),
         pg.state.now(),
     )?;
     Ok(vec![(pending::FIELD, handle)])
@@ -408,7 +452,7 @@ fn login_page(
             lang => pg.lang.tag(),
             t,
             assets => "/assets",
-            action => endpoint::path(EndpointId::Authorize),
+            action => pg.action.as_str(),
             hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             error,
@@ -447,7 +491,7 @@ fn consent_page(
             lang => pg.lang.tag(),
             t,
             assets => "/assets",
-            action => endpoint::path(EndpointId::Authorize),
+            action => pg.action.as_str(),
             hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             scopes,

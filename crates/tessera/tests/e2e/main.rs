@@ -22,6 +22,7 @@ mod code_flow;
 mod connection_reserve;
 mod cors;
 mod database_files;
+mod dialects_engine;
 mod discovery;
 mod errors;
 mod feed_retention;
