@@ -10,6 +10,7 @@ use base64::Engine as _;
 use ring::digest;
 use serde_json::{json, Map, Value};
 
+use crate::config::Config;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::keys::{KeySet, SigningAlg};
@@ -84,8 +85,15 @@ pub fn issue(cx: &Cx<'_>, t: &IdTokenFor<'_>) -> Result<String, OAuthError> {
     crate::jwt::encode_json(key, &Value::Object(claims)).map_err(OAuthError::server_error)
 }
 
-/// The `sub` and `aud` of an ID token we signed, whatever its expiry; `None` otherwise.
-pub fn verify_hint(keys: &KeySet, token: &str, issuer: &str, now: i64) -> Option<(String, String)> {
+/// The `sub` and `aud` of an ID token we signed, whatever its expiry, with an `iss` that is
+/// one of this server's names ([`Config::accepts_issuer`]: the main issuer or any configured
+/// host); `None` otherwise.
+pub fn verify_hint(
+    keys: &KeySet,
+    token: &str,
+    config: &Config,
+    now: i64,
+) -> Option<(String, String)> {
     let mut parts = token.splitn(3, '.');
     let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
@@ -99,7 +107,7 @@ pub fn verify_hint(keys: &KeySet, token: &str, issuer: &str, now: i64) -> Option
         return None;
     }
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
-    if claims.get("iss")?.as_str()? != issuer {
+    if !config.accepts_issuer(claims.get("iss")?.as_str()?) {
         return None;
     }
     Some((
