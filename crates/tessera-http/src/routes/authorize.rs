@@ -248,7 +248,7 @@ async fn flow(
     submitted: Option<Submitted>,
 ) -> Response {
     let keys = state.keys();
-    let cx = state.cx(&keys);
+    let cx = state.cx_for(&state.host(parts), &keys);
     let ui_locales = params.get("ui_locales").ok().flatten().map(str::to_owned);
     let mut pg = page(state, parts, ui_locales.as_deref());
     let req = match authorize::validate(&cx, &params).await {

@@ -50,7 +50,7 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
     );
     let t = lang.texts("", "");
     let keys = state.keys();
-    let cx = state.cx(&keys);
+    let cx = state.cx_for(&state.host(parts), &keys);
     let error = |message: &str| {
         state
             .pages()

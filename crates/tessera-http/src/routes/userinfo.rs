@@ -6,10 +6,11 @@ use axum::response::Response;
 use tessera_core::endpoint::userinfo;
 
 use crate::error::{error_response, json_no_store};
+use crate::host::Host;
 use crate::state::AppState;
 
 /// Answers a userinfo request.
-pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+pub async fn handle(State(state): State<AppState>, host: Host, req: Request) -> Response {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -22,7 +23,7 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
         .filter(|t| !t.is_empty())
         .map(str::to_owned);
     let keys = state.keys();
-    let cx = state.cx(&keys);
+    let cx = state.cx_for(&host, &keys);
     match userinfo::handle(&cx, bearer.as_deref()).await {
         Ok(claims) => json_no_store(
             StatusCode::OK,
