@@ -154,4 +154,49 @@ mod tests {
         assert_eq!(all.get("name"), Some(&json!("Alice")));
         assert_eq!(all.get("email"), Some(&json!("a@example.com")));
     }
+
+    #[test]
+    fn a_hint_issued_as_any_host_verifies_everywhere_and_nothing_else_does() {
+        use crate::config::Host;
+        use crate::keys::{generate_key, Sealer};
+        let sealer = Sealer::from_secret(b"0123456789abcdef0123456789abcdef").unwrap();
+        let keys = KeySet::load(
+            &[generate_key(SigningAlg::Es256, &sealer, 0, 0).unwrap()],
+            &sealer,
+        )
+        .unwrap();
+        let main = Config::new("https://auth.example.com").with_hosts(vec![Host::parse(
+            "https://api.customer.com",
+            Some("prod".into()),
+        )
+        .unwrap()]);
+        let custom = main.for_host(&main.hosts[0]);
+        let hint = |iss: &str| {
+            let claims = json!({"iss": iss, "sub": "u1", "aud": "c1", "exp": 1});
+            crate::jwt::encode_json(keys.signing_key(10).unwrap(), &claims).unwrap()
+        };
+        for iss in ["https://auth.example.com", "https://api.customer.com"] {
+            for config in [&main, &custom] {
+                assert_eq!(
+                    verify_hint(&keys, &hint(iss), config, 10),
+                    Some(("u1".into(), "c1".into())),
+                    "{iss} at {}",
+                    config.issuer
+                );
+            }
+        }
+        for other in ["https://evil.example", "https://api.customer.com/", ""] {
+            assert_eq!(
+                verify_hint(&keys, &hint(other), &custom, 10),
+                None,
+                "{other}"
+            );
+        }
+        // Without the host configured, its tokens are someone else's.
+        let alone = Config::new("https://auth.example.com");
+        assert_eq!(
+            verify_hint(&keys, &hint("https://api.customer.com"), &alone, 10),
+            None
+        );
+    }
 }
