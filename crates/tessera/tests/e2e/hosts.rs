@@ -23,6 +23,11 @@ const EU: &str = "https://eu.tessera.test";
 /// A server with two hosts besides its issuer (`http://127.0.0.1:PORT`), and the directory
 /// of its config file (kept while the server runs).
 async fn server() -> (Server, tempfile::TempDir) {
+    server_with(&[]).await
+}
+
+/// [`server`] with further environment variables.
+async fn server_with(extra: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tessera.toml");
     std::fs::write(
@@ -30,7 +35,9 @@ async fn server() -> (Server, tempfile::TempDir) {
         format!("[[hosts]]\nurl = \"{CUSTOM}\"\nenv = \"prod\"\n\n[[hosts]]\nurl = \"{EU}:443\"\n"),
     )
     .unwrap();
-    let server = Server::start_with(&[("TESSERA_CONFIG", path.to_str().unwrap())]).await;
+    let mut env = vec![("TESSERA_CONFIG", path.to_str().unwrap())];
+    env.extend_from_slice(extra);
+    let server = Server::start_with(&env).await;
     server.cli(&["env", "create", "prod"]).await;
     (server, dir)
 }
@@ -361,5 +368,28 @@ async fn sdk_token_on_a_bound_host_defaults_to_its_environment_and_refuses_anoth
     assert_eq!(
         decode_jwt(body["access_token"].as_str().unwrap()).claims["iss"],
         EU
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_host_decides() {
+    // The test client's address, 127.0.0.1, is the proxy.
+    let (server, _dir) = server_with(&[("TESSERA_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let meta_for = |forwarded: &'static str| {
+        let req = server
+            .http
+            .get(server.url("/.well-known/openid-configuration"))
+            .header("x-forwarded-host", forwarded);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(meta_for(host_of(EU)).await["issuer"], EU);
+    // The value the proxy added (the last) decides, not one the client wrote before it.
+    assert_eq!(
+        meta_for("eu.tessera.test, api.boltcompany.com").await["issuer"],
+        CUSTOM
+    );
+    assert_eq!(
+        meta_for("api.boltcompany.com, evil.example").await["issuer"],
+        server.issuer()
     );
 }
