@@ -3,8 +3,8 @@
 //! `docs/dialects/README.md` and [`tessera_core::config::Host`]).
 //!
 //! Owns [`Hosts`], the table built once at start (one prepared [`Config`] per host, its
-//! `issuer` that host's URL), and [`Host`], the extractor naming the entry a request is
-//! answered as. The request's host is its URI authority (HTTP/2 `:authority`, or an
+//! `issuer` that host's URL), and [`Host`], naming the entry a request is answered as (an
+//! extractor: `crate::state` implements it, with the state's table). The request's host is its URI authority (HTTP/2 `:authority`, or an
 //! absolute-form request line) or else its `Host` header (RFC 9110 §7.2); from a trusted
 //! reverse proxy (`trusted_proxies`), the last `X-Forwarded-Host` it added wins. It matches a
 //! host exactly, ignoring ASCII case (RFC 3986 §3.2.2), with the scheme's default port
@@ -14,15 +14,11 @@
 //! Resolution allocates nothing: with no host configured it reads no header, and otherwise it
 //! compares the header's bytes with the prepared authorities.
 
-use std::convert::Infallible;
 use std::net::IpAddr;
 
-use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Uri};
 use tessera_core::config::Config;
-
-use crate::state::AppState;
 
 /// The configured hosts, prepared once.
 #[derive(Debug, Default)]
@@ -142,14 +138,6 @@ pub fn request_authority<'a>(
         return Some(a.as_str());
     }
     headers.get(header::HOST).and_then(|v| v.to_str().ok())
-}
-
-impl FromRequestParts<AppState> for Host {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        Ok(state.host(parts))
-    }
 }
 
 #[cfg(test)]

@@ -124,6 +124,18 @@ struct Inner {
     cookies: Cookies,
 }
 
+/// The host a request was sent to, as a handler's argument ([`AppState::host`]).
+impl axum::extract::FromRequestParts<AppState> for Host {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(state.host(parts))
+    }
+}
+
 /// Everything a route needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
