@@ -118,6 +118,10 @@ pub async fn issue_access_token_with(
             Secret::new(jwt::encode(key, &claims).map_err(OAuthError::server_error)?)
         }
         TokenFormat::Opaque => {
+            // The issuer is kept with the token when it is a host's, for introspection.
+            if cx.config.issuer != cx.config.main_issuer() {
+                carried.insert("iss".into(), cx.config.issuer.clone().into());
+            }
             let (token, token_id) = opaque::mint(exp);
             cx.store
                 .insert_token(&TokenRecord {

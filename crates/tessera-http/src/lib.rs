@@ -4,6 +4,8 @@
 //! - [`state`]: shared state (a `tessera-node` node and what HTTP needs beside it);
 //!   [`throttle`]: sign-in and client-authentication budgets; [`password_checks`]: the
 //!   budget of Argon2 checks; [`signin`]: password sign-in with device cookies.
+//! - [`host`]: which public base URL (the issuer, a custom domain, a data centre) a request
+//!   is answered as.
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses;
 //!   [`response`]: the JSON bodies of token and introspection responses.
 //! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
@@ -13,6 +15,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod host;
 pub mod i18n;
 pub mod metrics;
 pub mod pages;

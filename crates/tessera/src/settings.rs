@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use tessera_core::config::Config;
+use tessera_core::config::{url_authority, Config, Host};
+use tessera_core::environment::valid_env_name;
 use tessera_core::keys::{Sealer, SigningAlg};
 use tessera_http::HttpConfig;
 
@@ -37,6 +38,9 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// Issuer identifier.
     pub issuer: Option<String>,
+    /// Further public base URLs (custom domains, data centres), each answering as an issuer
+    /// of its own (`[[hosts]]`; in the file only).
+    pub hosts: Option<Vec<HostEntry>>,
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`.
     pub database_url: Option<String>,
     /// Most database connections a process holds (PostgreSQL).
@@ -115,6 +119,16 @@ pub struct FileConfig {
     /// only in the file.
     pub dialects:
         Option<std::collections::BTreeMap<String, tessera_core::dialect::DialectOverrides>>,
+}
+
+/// One `[[hosts]]` entry: a public base URL besides the issuer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    /// Scheme, host and optional port (`https://api.example.com`).
+    pub url: String,
+    /// The deployment environment this host serves alone (need not exist yet).
+    pub env: Option<String>,
 }
 
 /// Loads the config file, if one is named.
@@ -222,6 +236,8 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         other => bail!("log format must be 'text' or 'json', not '{other}'"),
     };
     let mut core = Config::new(issuer);
+    let hosts = resolve_hosts(file.hosts.unwrap_or_default(), &core.issuer, allow_insecure)?;
+    core = core.with_hosts(hosts);
     if let Some(alg) = env::<String>("TESSERA_SIGNING_ALG")?.or(file.signing_alg) {
         core.signing_alg = SigningAlg::parse(&alg)?;
     }
@@ -449,6 +465,41 @@ fn check_issuer(issuer: &str, allow_insecure: bool) -> Result<()> {
     }
 }
 
+/// Checks the `[[hosts]]` entries: each an http(s) base URL (scheme, host, port; no path,
+/// query or fragment), https unless loopback or `allow_insecure_http` (as the issuer), named
+/// once, not the issuer's own host, with a valid environment name when bound to one.
+fn resolve_hosts(entries: Vec<HostEntry>, issuer: &str, allow_insecure: bool) -> Result<Vec<Host>> {
+    let issuer_authority = url_authority(issuer).to_ascii_lowercase();
+    let default_port = if issuer.starts_with("https://") {
+        ":443"
+    } else {
+        ":80"
+    };
+    let issuer_authority = issuer_authority
+        .strip_suffix(default_port)
+        .unwrap_or(&issuer_authority);
+    let mut hosts: Vec<Host> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let key = format!("hosts[{i}]");
+        if let Some(env) = &entry.env {
+            if !valid_env_name(env) {
+                bail!("{key}.env '{env}' is not a valid environment name");
+            }
+        }
+        let host = Host::parse(&entry.url, entry.env).with_context(|| format!("{key}.url"))?;
+        check_issuer(&host.url, allow_insecure).with_context(|| format!("{key}.url"))?;
+        let authority = host.authority();
+        if authority == issuer_authority || host.url == issuer {
+            bail!("{key}.url '{}' is the issuer's own host", host.url);
+        }
+        if hosts.iter().any(|h| h.authority() == authority) {
+            bail!("{key}.url '{}' is listed twice", host.url);
+        }
+        hosts.push(host);
+    }
+    Ok(hosts)
+}
+
 impl Settings {
     /// The sealing key for signing keys at rest. Never creates the default key file (see
     /// [`Settings::sealer_for`]).
@@ -670,6 +721,78 @@ mod tests {
             ..Default::default()
         };
         assert!(resolve(Overrides::default(), file).is_err());
+    }
+
+    fn hosts_from(toml_text: &str) -> Result<Settings> {
+        let file: FileConfig = toml::from_str(toml_text)?;
+        resolve(Overrides::default(), file)
+    }
+
+    #[test]
+    fn hosts_are_read_normalised_and_bound_to_environments() {
+        let s = hosts_from(
+            r#"
+            issuer = "https://auth.example.com"
+            [[hosts]]
+            url = "https://API.boltcompany.com/"
+            env = "prod"
+            [[hosts]]
+            url = "https://eu.example.com:443"
+            [[hosts]]
+            url = "http://localhost:9000"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.core.issuer, "https://auth.example.com");
+        let urls: Vec<&str> = s.core.hosts.iter().map(|h| h.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://api.boltcompany.com",
+                "https://eu.example.com",
+                "http://localhost:9000"
+            ]
+        );
+        assert_eq!(s.core.hosts[0].env.as_deref(), Some("prod"));
+        assert_eq!(s.core.hosts[1].env, None);
+        assert_eq!(s.core.issuers.len(), 4);
+        assert!(s.core.accepts_issuer("https://eu.example.com"));
+        let none = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert!(none.core.hosts.is_empty());
+        assert_eq!(none.core.issuers.len(), 1);
+    }
+
+    #[test]
+    fn bad_hosts_are_start_up_errors_naming_the_entry() {
+        let issuer = "issuer = \"https://auth.example.com\"\n";
+        for (entries, says) in [
+            ("[[hosts]]\nurl = \"api.example.com\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"https://api.example.com/oauth2\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"https://api.example.com?a=b\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"https://api.example.com#x\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"http://api.example.com\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"https://AUTH.example.com:443\"", "issuer's own host"),
+            ("[[hosts]]\nurl = \"http://auth.example.com\"", "hosts[0].url"),
+            (
+                "[[hosts]]\nurl = \"https://a.example.com\"\n[[hosts]]\nurl = \"https://A.example.com/\"",
+                "hosts[1].url",
+            ),
+            ("[[hosts]]\nurl = \"https://a.example.com\"\nenv = \"Bad Env\"", "hosts[0].env"),
+        ] {
+            let err = hosts_from(&format!("{issuer}{entries}")).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{entries}: {err:#}");
+        }
+        // An unknown key in an entry is refused by the parser.
+        assert!(hosts_from(&format!(
+            "{issuer}[[hosts]]\nurl = \"https://a.example.com\"\nenvironment = \"x\""
+        ))
+        .is_err());
+        // Plain http off loopback only with allow_insecure_http.
+        let s = hosts_from(&format!(
+            "{issuer}allow_insecure_http = true\n[[hosts]]\nurl = \"http://api.example.com\""
+        ))
+        .unwrap();
+        assert_eq!(s.core.hosts[0].url, "http://api.example.com");
     }
 
     #[test]

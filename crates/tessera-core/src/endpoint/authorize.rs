@@ -169,6 +169,7 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
         .get_client(client_id)
         .await
         .map_err(|e| AuthorizeError::Page(e.into()))?
+        .filter(|c| cx.config.serves_env(&c.env))
         .ok_or_else(|| page("unknown client"))?;
     let redirect_uri = match single("redirect_uri")? {
         Some(uri)

@@ -11,7 +11,8 @@
 //! - its body: a JSON object (`{"jwt": "...", "env": "..."}`, member names from the dialect,
 //!   [`JsonBody`]) instead of a form,
 //!   with no client credentials; the environment is the request's `env` (none =
-//!   [`DEFAULT_ENV`]) and must exist;
+//!   [`DEFAULT_ENV`], or, on a host bound to an environment, that one; there another `env` is
+//!   refused) and must exist;
 //! - its lifetime: 5 minutes, or 10 minutes when the environment's tokens are single-use
 //!   (invalid once used, or 10 minutes after issue) ([`Lifetime`]);
 //! - its audience rule: the JWT's `aud` is optional (the vendors' JWTs name none) and checked
@@ -209,7 +210,16 @@ impl<'de> Visitor<'de> for &JsonBody {
 /// ([`Exchange::through`]).
 pub async fn handle(cx: &Cx<'_>, req: &SdkTokenRequest) -> Result<TokenResponse, OAuthError> {
     let exchange = &Exchange::through(cx.dialect);
-    let env = req.env();
+    // A host bound to an environment serves that one: it is the default, another is refused.
+    let env = match (req.env.as_deref(), cx.config.host_env.as_deref()) {
+        (Some(asked), Some(bound)) if asked != bound => {
+            return Err(OAuthError::invalid_request(
+                "this host serves another environment",
+            ))
+        }
+        (None, Some(bound)) => bound,
+        _ => req.env(),
+    };
     if !valid_env_name(env) || cx.store.get_env(env).await?.is_none() {
         return Err(OAuthError::invalid_request("unknown env"));
     }

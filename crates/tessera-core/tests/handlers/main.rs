@@ -27,3 +27,4 @@ mod grant_authorization_code;
 mod grant_client_credentials;
 mod grant_jwt_bearer;
 mod grant_refresh_token;
+mod hosts;

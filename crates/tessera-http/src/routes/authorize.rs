@@ -276,7 +276,7 @@ async fn flow(
     submitted: Option<Submitted>,
 ) -> Response {
     let keys = state.keys();
-    let mut cx = state.cx(&keys);
+    let mut cx = state.cx_for(&state.host(parts), &keys);
     cx.dialect = through.dialect();
     let ui_locales = params.get("ui_locales").ok().flatten().map(str::to_owned);
     let mut pg = page(state, parts, ui_locales.as_deref());

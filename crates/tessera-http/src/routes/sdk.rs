@@ -26,6 +26,7 @@ use tessera_core::{ErrorCode, OAuthError};
 
 use crate::error::{error_response, json_no_store};
 use crate::extract::{client_address, read_body};
+use crate::host::Host;
 use crate::routes::too_many;
 use crate::state::AppState;
 use crate::throttle::client_auth_failed;
@@ -36,8 +37,9 @@ pub async fn handle(State(state): State<AppState>, through: Through, req: Reques
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let peer = client_address(&parts, &state.http().trusted_proxies);
+    let host = state.host(&parts);
     let mut env = None;
-    let result = exchange(&state, &through, parts, body, &mut env).await;
+    let result = exchange(&state, &through, host, parts, body, &mut env).await;
     state
         .metrics()
         .grant(SDK_TOKEN.label, result.is_ok(), started);
@@ -65,6 +67,7 @@ pub async fn handle(State(state): State<AppState>, through: Through, req: Reques
 async fn exchange(
     state: &AppState,
     through: &Through,
+    host: Host,
     parts: Parts,
     body: Body,
     env: &mut Option<String>,
@@ -87,9 +90,11 @@ async fn exchange(
     }
     let bytes = read_body(body, state.http().body_limit).await?;
     let request = shape.parse(&bytes)?;
-    env.clone_from(&request.env);
+    // A host bound to an environment answers for that one when the request names none.
+    let bound = state.config_for(host).host_env.as_ref();
+    *env = request.env.clone().or_else(|| bound.cloned());
     let keys = state.keys();
-    let mut cx = state.cx(&keys);
+    let mut cx = state.cx_for(&host, &keys);
     cx.dialect = through.dialect();
     sdk_token::handle(&cx, &request).await
 }

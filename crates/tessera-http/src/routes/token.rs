@@ -10,6 +10,7 @@ use tessera_core::endpoint::token;
 
 use crate::error::json_no_store;
 use crate::extract::OAuthRequest;
+use crate::host::Host;
 use crate::routes::respond;
 use crate::state::AppState;
 use crate::through::Through;
@@ -19,13 +20,14 @@ use crate::through::Through;
 pub async fn handle(
     State(state): State<AppState>,
     through: Through,
+    host: Host,
     headers: HeaderMap,
     req: OAuthRequest,
 ) -> Response {
     let started = Instant::now();
     let grant = token::grant_label(req.params.get("grant_type").ok().flatten());
     let keys = state.keys();
-    let mut cx = state.cx(&keys);
+    let mut cx = state.cx_for(&host, &keys);
     cx.dialect = through.dialect();
     let style = headers
         .get(header::CONTENT_TYPE)

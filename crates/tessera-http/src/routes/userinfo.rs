@@ -7,17 +7,23 @@ use axum::response::Response;
 use tessera_core::endpoint::userinfo;
 
 use crate::error::{error_response, json_no_store};
+use crate::host::Host;
 use crate::state::AppState;
 use crate::through::Through;
 
 /// Answers a userinfo request.
-pub async fn handle(State(state): State<AppState>, through: Through, req: Request) -> Response {
+pub async fn handle(
+    State(state): State<AppState>,
+    through: Through,
+    host: Host,
+    req: Request,
+) -> Response {
     let bearer = match crate::extract::access_token(req.headers(), &state.config().dialects) {
         Ok(t) => t,
         Err(e) => return error_response(e),
     };
     let keys = state.keys();
-    let mut cx = state.cx(&keys);
+    let mut cx = state.cx_for(&host, &keys);
     cx.dialect = through.dialect();
     match userinfo::handle(&cx, bearer.as_deref()).await {
         Ok(claims) => json_no_store(

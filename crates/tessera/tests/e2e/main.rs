@@ -27,6 +27,7 @@ mod discovery;
 mod errors;
 mod feed_retention;
 mod fuzz;
+mod hosts;
 mod http_edges;
 mod introspection;
 mod jwt_bearer;
