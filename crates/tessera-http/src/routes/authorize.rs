@@ -281,9 +281,14 @@ async fn flow(
     let ui_locales = params.get("ui_locales").ok().flatten().map(str::to_owned);
     let mut pg = page(state, parts, ui_locales.as_deref());
     pg.dialect = through.dialect().map(|d| d.name.clone());
-    if let Some(d) = through.dialect() {
-        // A flow keeps the path it started on: the dialect's first authorize path when the
-        // form reached another one.
+    // A flow keeps the path it started on: the dialect's first authorize path when the form
+    // reached another one. A dialect that applies on the standard paths also owns the
+    // standard authorize path, so a flow started there stays there.
+    let standard = endpoint::path(EndpointId::Authorize);
+    if let Some(d) = through
+        .dialect()
+        .filter(|d| !(d.standard_paths && pg.action == standard))
+    {
         if !d
             .paths
             .iter()
