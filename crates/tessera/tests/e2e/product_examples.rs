@@ -884,6 +884,17 @@ async fn vantage_no_offline_access_no_refresh_token() {
     )
     .await;
     assert!(tokens.get("refresh_token").is_none(), "{status}: {tokens}");
+    if status == StatusCode::OK {
+        assert!(
+            !tokens["scope"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("offline_access"),
+            "{tokens}"
+        );
+    } else {
+        assert_error(status, &tokens, StatusCode::BAD_REQUEST, "invalid_scope");
+    }
     // Hostile: a code without its verifier, or with another one, is refused.
     let p = authorize(
         &mut b,
@@ -1194,4 +1205,49 @@ async fn workfront_hostile_clients_and_tokens_are_refused() {
         .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.location().is_none());
+}
+
+#[tokio::test]
+async fn workfront_per_client_redirect_params_from_the_example_config() {
+    let mut server = start_product("workfront").await;
+    server.create_user("alice", PASSWORD).await;
+    let preview = workfront_app(&server, REDIRECT).await;
+    let other = workfront_app(&server, REDIRECT).await;
+    // The example config's commented-out section, switched on for one app.
+    let text = std::fs::read_to_string(product_config("workfront")).unwrap();
+    let commented =
+        "# [dialects.workfront.clients.\"CLIENT_ID\"]\n# redirect_params = { lane = \"preview\" }";
+    assert!(
+        text.contains(commented),
+        "workfront.toml shows a per-client change"
+    );
+    let enabled = text.replace(
+        commented,
+        &format!(
+            "[dialects.workfront.clients.\"{}\"]\nredirect_params = {{ lane = \"preview\" }}",
+            preview.id
+        ),
+    );
+    let path = server.dir_path().join("workfront-preview.toml");
+    std::fs::write(&path, enabled).unwrap();
+    server
+        .restart_with(&[("TESSERA_CONFIG", path.to_str().unwrap())])
+        .await
+        .expect("the server starts with the per-client section");
+    let mut b = Browser::new(&server);
+    let p = authorize(
+        &mut b,
+        &workfront_authorize(&preview, REDIRECT),
+        WF_AUTHORIZE,
+    )
+    .await;
+    assert_eq!(
+        (p["domain"].as_str(), p["lane"].as_str()),
+        ("myorganization", "preview")
+    );
+    let p = authorize(&mut b, &workfront_authorize(&other, REDIRECT), WF_AUTHORIZE).await;
+    assert_eq!(
+        (p["domain"].as_str(), p["lane"].as_str()),
+        ("myorganization", "my")
+    );
 }
