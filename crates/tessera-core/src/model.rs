@@ -475,6 +475,9 @@ pub struct GrantRecord {
     pub expires_at: i64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// Claims every access token of the family carries, a JSON object of strings: the
+    /// authorization-request parameters the code's dialect carries (`crate::dialect`).
+    pub claims: Option<String>,
 }
 
 /// A refresh token, stored only as its hash; found by the public id inside it.

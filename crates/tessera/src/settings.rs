@@ -803,4 +803,65 @@ mod tests {
         );
         assert!(default_key_file("postgres://x").is_err());
     }
+
+    #[test]
+    fn dialects_come_from_the_file_over_the_presets_and_bad_keys_are_named() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        let on: Vec<&str> = defaults
+            .core
+            .dialects
+            .enabled()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(on, ["anyflow"]);
+        let file: FileConfig = toml::from_str(
+            r#"
+[dialects.workfront]
+enabled = true
+paths = { authorize = ["/integrations/oauth2/authorize"], token = ["/integrations/oauth2/api/v1/token"] }
+standard_paths = false
+token_type = "sessionID"
+response_fields = ["wid"]
+token_headers = ["sessionID"]
+redirect_params = { domain = "myorganization", lane = "my" }
+code_ttl = 120
+access_token_ttl = 3600
+refresh_token_ttl = 2592000
+refresh_tokens = "offline_access"
+request_styles = ["form", "json"]
+carry_params = []
+
+[dialects.workfront.clients."CLIENT_ID"]
+redirect_params = { lane = "preview" }
+
+[dialects.anyflow]
+paths = { sdk_token = ["/sdk/token"] }
+sdk = { assertion = "jwt", env = "env", ttl = 300, single_use_ttl = 600, audience = "optional" }
+"#,
+        )
+        .unwrap();
+        let s = resolve(Overrides::default(), file).unwrap();
+        let wf = s.core.dialects.get("workfront").unwrap();
+        assert_eq!(wf.redirect_params_for("CLIENT_ID")[1].1, "preview");
+        assert!(s.core.dialects.by_path("/sdk/token").is_some());
+        for (text, key) in [
+            ("[dialects.workfrnt]\n", "dialects.workfrnt"),
+            (
+                "[dialects.workfront]\nrequest_styles = [\"xml\"]\n",
+                "dialects.workfront.request_styles",
+            ),
+            (
+                "[dialects.vantage]\n[dialects.workfront]\nstandard_paths = true\n",
+                "dialects.workfront.standard_paths",
+            ),
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let e = resolve(Overrides::default(), file).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let unknown = toml::from_str::<FileConfig>("[dialects.workfront]\ntoken_typ = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("token_typ"), "{unknown}");
+    }
 }

@@ -95,6 +95,7 @@ pub async fn handle(
     let granted = ScopeSet::parse(&rec.scope)?;
     let scope = narrowed_scope(asked_scope, &granted)?;
     let audience = resource::resolve(params, client, cx.config)?;
+    let carried = crate::dialect::carried_claims(&rec.extra);
     let flow = &client.user_flow;
     // Through a dialect, its refresh rules: its absolute lifetime and its policy, except
     // that a client whose policy is `never` gets no refresh token whatever the dialect says.
@@ -129,6 +130,9 @@ pub async fn handle(
         expires_at: (if wants_refresh { refresh_end } else { cx.now })
             .saturating_add(cx.config.max_access_token_ttl),
         revoked_at: None,
+        // Carried into every token of the family, refreshed ones included.
+        claims: (!carried.is_empty())
+            .then(|| serde_json::Value::Object(carried.clone()).to_string()),
     };
     let refresh = wants_refresh.then(|| {
         let exp = if flow.refresh_token_idle_ttl > 0 {
@@ -162,7 +166,7 @@ pub async fn handle(
         refresh.map(|(v, _)| v),
         FromCode {
             nonce: rec.nonce.as_deref(),
-            carried: crate::dialect::carried_claims(&rec.extra),
+            carried,
         },
     )
     .await

@@ -122,7 +122,7 @@ pub async fn handle(
         &scope,
         audience,
         Some(value),
-        FromCode::default(),
+        FromCode::refresh(&grant),
     )
     .await
 }
@@ -190,7 +190,7 @@ async fn reuse(
                     &scope,
                     audience,
                     Some(successor),
-                    FromCode::default(),
+                    FromCode::refresh(grant),
                 )
                 .await;
             }

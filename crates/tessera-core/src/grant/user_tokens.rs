@@ -13,7 +13,7 @@ use crate::resource::Audience;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 
-/// What a code exchange adds to the tokens (nothing, for a refresh).
+/// What the code of a grant adds to the tokens of an exchange.
 #[derive(Debug, Default)]
 pub(crate) struct FromCode<'a> {
     /// The OpenID Connect `nonce` of the authorization request, for the ID token.
@@ -21,6 +21,21 @@ pub(crate) struct FromCode<'a> {
     /// Authorization-request parameters the code's dialect carries, as claims (registered
     /// claims are dropped by [`crate::issue`]).
     pub carried: serde_json::Map<String, serde_json::Value>,
+}
+
+impl FromCode<'_> {
+    /// What a refresh under `grant` adds: the claims its code carried, no `nonce`.
+    pub fn refresh(grant: &GrantRecord) -> Self {
+        let carried = grant
+            .claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        Self {
+            nonce: None,
+            carried,
+        }
+    }
 }
 
 /// Issues the tokens of one exchange under `grant`.

@@ -694,6 +694,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         refresh_expires_at: exp,
         expires_at: exp,
         revoked_at: None,
+        claims: Some(r#"{"productId":"p-1"}"#.into()),
     }
 }
 
@@ -914,6 +915,7 @@ fn grant_to(grant_id: &str, user_id: &str, client_id: &str, created_at: i64) -> 
     GrantRecord {
         client_id: client_id.into(),
         created_at,
+        claims: None,
         ..grant(grant_id, user_id, 9_000)
     }
 }

@@ -220,7 +220,13 @@ fn vantage_carries_product_id_into_the_tokens_and_introspection() {
     ] {
         let c = w.code_client(|c| c.access_token_format = format);
         let alice = w.user(&format!("alice-{format:?}"));
-        let code = w.code_at(&c, &alice, w.now(), "read", &[("productId", "p-42")]);
+        let code = w.code_at(
+            &c,
+            &alice,
+            w.now(),
+            "read offline_access",
+            &[("productId", "p-42")],
+        );
         let r = w.exchange(&c, &code, &[]).unwrap();
         let seen = w.introspect(&c, &at(&r)).unwrap();
         assert_eq!(seen["active"], true);
@@ -228,6 +234,10 @@ fn vantage_carries_product_id_into_the_tokens_and_introspection() {
         if format == tessera_core::model::TokenFormat::Jwt {
             assert_eq!(payload(&at(&r))["productId"], "p-42");
         }
+        // Refreshed tokens of the same grant carry it too.
+        let refreshed = w.refresh(&c, &rt(&r), &[]).unwrap();
+        let seen = w.introspect(&c, &at(&refreshed)).unwrap();
+        assert_eq!(seen["productId"], "p-42", "{format:?} refreshed: {seen}");
     }
 }
 
@@ -255,6 +265,7 @@ fn no_other_claim_and_no_dialect_can_be_smuggled_through_authorization_parameter
     let r = w.exchange(&c, &code, &[]).unwrap();
     let claims = payload(&at(&r));
     assert_eq!(claims["sub"], alice.user_id.as_str());
+    assert_eq!(claims["iss"], ISSUER);
     assert_eq!(claims["productId"], "p-1");
     for name in [
         "role",

@@ -4,7 +4,7 @@
 //! are exchanged and refreshed in both body styles (JSON with HTTP Basic, or everything
 //! form-encoded), labelled `sessionID` with a `wid` stable across grants, the access token
 //! is accepted in a `sessionID` header, codes live 2 minutes; Vantage's standard-path flow
-//! gives day-long tokens and carries `productId` into introspection.
+//! gives day-long tokens and carries `productId` into introspection, refreshed tokens too.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -279,6 +279,15 @@ async fn vantage_on_the_standard_paths_gives_day_long_tokens_and_keeps_product_i
     let access = tokens["access_token"].as_str().unwrap();
     let seen = server.introspect(&client, access).await;
     assert_eq!(seen["active"], true);
+    assert_eq!(seen["productId"], "p-42", "{seen}");
+    // Refreshed tokens of the grant keep it (stored with the grant).
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let (status, refreshed) = json_body(refresh(&server, &client, rt).await).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_eq!(refreshed["expires_in"], 86_400);
+    let seen = server
+        .introspect(&client, refreshed["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(seen["productId"], "p-42", "{seen}");
     // Without offline_access, no refresh token.
     let code = b
