@@ -1,6 +1,6 @@
 //! Which public base URL a request was sent to: the main issuer, or one of the configured
-//! hosts (custom domains, data centres; `[[hosts]]` in the config file, see
-//! `docs/dialects/README.md` and [`tessera_core::config::Host`]).
+//! hosts (custom domains, data centres; `[[hosts]]` in the config file, see the README's
+//! configuration section and [`tessera_core::config::Host`]).
 //!
 //! Owns [`Hosts`], the table built once at start (one prepared [`Config`] per host, its
 //! `issuer` that host's URL), and [`Host`], naming the entry a request is answered as (an
