@@ -181,6 +181,12 @@ async fn tokens_of_one_host_verify_on_every_host_and_introspection_names_their_i
                 assert_eq!(info["iss"], iss, "{issued_at} at {asked_at}: {info}");
                 assert_eq!(info["client_id"], c.id.as_str());
             }
+            // The operator's look (the CLI, configured with the same hosts) names it too.
+            let info = server
+                .cli_json(&["token", "introspect", token, "--json"])
+                .await;
+            assert_eq!(info["active"], true, "{info}");
+            assert_eq!(info["iss"], iss, "{info}");
         }
     }
     // Revoking a token at another host than its own revokes it everywhere.
