@@ -3,8 +3,8 @@
 //! Owns [`Config`]: the settings the protocol core obeys (issuer, token lifetimes, key
 //! rotation, assertion limits, the dialects served), typed and validated once at start, [`Host`], a further public
 //! base URL (a custom domain, a data centre) that answers as its own issuer, and
-//! [`SigningAlg`], the algorithm of the signing keys it names. Where they come from (flags, environment, file) is
-//! the binary's business. A leaf: settings name values, not the machinery that uses them.
+//! [`SigningAlg`], the algorithm of the signing keys it names. Where they come from (flags,
+//! environment, file) is the binary's business. A leaf: settings name values, not the machinery that uses them.
 
 use std::sync::Arc;
 

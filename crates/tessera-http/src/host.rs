@@ -1,14 +1,14 @@
 //! Which public base URL a request was sent to: the main issuer, or one of the configured
-//! hosts (custom domains, data centres; `[[hosts]]` in the config file, see
-//! `docs/dialects/README.md` and [`tessera_core::config::Host`]).
+//! hosts (custom domains, data centres; `[[hosts]]` in the config file, see the README's
+//! configuration section and [`tessera_core::config::Host`]).
 //!
 //! Owns [`Hosts`], the table built once at start (one prepared [`Config`] per host, its
 //! `issuer` that host's URL), and [`Host`], naming the entry a request is answered as (an
-//! extractor: `crate::state` implements it, with the state's table). The request's host is its URI authority (HTTP/2 `:authority`, or an
-//! absolute-form request line) or else its `Host` header (RFC 9110 §7.2); from a trusted
-//! reverse proxy (`trusted_proxies`), the last `X-Forwarded-Host` it added wins. It matches a
-//! host exactly, ignoring ASCII case (RFC 3986 §3.2.2), with the scheme's default port
-//! optional (RFC 3986 §6.2.3). A request naming no configured host, whatever it names, is
+//! extractor: `crate::state` implements it, with the state's table). The request's host is
+//! its URI authority (HTTP/2 `:authority`, or an absolute-form request line) or else its
+//! `Host` header (RFC 9110 §7.2); from a trusted reverse proxy (`trusted_proxies`), the last
+//! `X-Forwarded-Host` it added wins. It matches a host exactly, ignoring ASCII case
+//! (RFC 3986 §3.2.2), with the scheme's default port optional (RFC 3986 §6.2.3). A request naming no configured host, whatever it names, is
 //! answered as the main issuer: a `Host` header is never reflected into a URL or a token.
 //!
 //! Resolution allocates nothing: with no host configured it reads no header, and otherwise it

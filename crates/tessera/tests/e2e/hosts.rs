@@ -181,6 +181,12 @@ async fn tokens_of_one_host_verify_on_every_host_and_introspection_names_their_i
                 assert_eq!(info["iss"], iss, "{issued_at} at {asked_at}: {info}");
                 assert_eq!(info["client_id"], c.id.as_str());
             }
+            // The operator's look (the CLI, configured with the same hosts) names it too.
+            let info = server
+                .cli_json(&["token", "introspect", token, "--json"])
+                .await;
+            assert_eq!(info["active"], true, "{info}");
+            assert_eq!(info["iss"], iss, "{info}");
         }
     }
     // Revoking a token at another host than its own revokes it everywhere.
@@ -392,4 +398,57 @@ async fn behind_a_trusted_proxy_the_forwarded_host_decides() {
         meta_for("api.boltcompany.com, evil.example").await["issuer"],
         server.issuer()
     );
+}
+
+#[tokio::test]
+async fn a_library_discovers_a_host_by_its_own_url_and_its_tokens_name_it() {
+    // `localhost` resolves to the loopback address the server listens on, so a client given
+    // `http://localhost:PORT` sends that as its `Host` itself.
+    let server = Server::start_with_config(&[], &|port| {
+        format!("[[hosts]]\nurl = \"http://localhost:{port}\"\n")
+    })
+    .await;
+    let base = format!("http://localhost:{}", server.port());
+    // OpenID Connect Discovery §4.3: the library refuses metadata whose issuer is not the URL
+    // it was asked at.
+    let metadata = openidconnect::core::CoreProviderMetadata::discover_async(
+        openidconnect::IssuerUrl::new(base.clone()).unwrap(),
+        &crate::support::http_client(),
+    )
+    .await
+    .expect("discovery at the host");
+    assert_eq!(metadata.issuer().as_str(), base);
+    assert_eq!(
+        metadata.token_endpoint().unwrap().as_str(),
+        format!("{base}/oauth2/token")
+    );
+    let client = server.create_client(&[]).await;
+    let res = server
+        .http
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(decode_jwt(&token).claims["iss"], base.as_str());
+    // The host's JWKS (the one JWKS) verifies it.
+    let jwks: Value = server
+        .http
+        .get(metadata.jwks_uri().as_str())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    crate::support::verify_es256(&jwks, &token).unwrap();
+    // The main issuer still answers as itself.
+    let main = server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(main["issuer"], server.issuer());
 }
