@@ -844,6 +844,8 @@ async fn vantage_code_pkce_and_refresh_as_printed() {
         assert_eq!(renewed["expires_in"], 86400);
         let at2 = renewed["access_token"].as_str().unwrap();
         assert_eq!(lifetime(at2), 86400);
+        // productId stays with the grant: refreshed tokens carry it too.
+        assert_eq!(decode_jwt(at2).claims["productId"], PRODUCT_ID);
         // Refreshing never extends it: only a new sign-in gives a new one.
         let rt2 = renewed["refresh_token"].as_str().expect("rotated");
         let second = introspect(&server, &client, rt2).await;
