@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use crate::model::UserRecord;
 use crate::store::{StoreError, UserStore};
 
+pub mod external;
 pub mod password;
 
 /// Who signed in, as a method of signing in vouches for it.
