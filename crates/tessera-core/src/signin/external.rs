@@ -112,7 +112,7 @@ pub async fn idp_for_email(
         .list_idps()
         .await?
         .into_iter()
-        .find(|p| p.email_domains.iter().any(|d| *d == domain)))
+        .find(|p| p.email_domains.contains(&domain)))
 }
 
 /// The lowercased domain of an e-mail address (after its last `@`), if it has one.
