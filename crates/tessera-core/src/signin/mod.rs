@@ -19,6 +19,7 @@ use crate::store::{StoreError, UserStore};
 
 pub mod external;
 pub mod password;
+pub mod upstream;
 
 /// Who signed in, as a method of signing in vouches for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
