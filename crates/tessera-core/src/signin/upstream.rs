@@ -196,6 +196,8 @@ pub struct StartOptions<'a> {
     pub login: bool,
     /// The address the user typed, as `login_hint` (OpenID Connect Core §3.1.2.1).
     pub login_hint: Option<&'a str>,
+    /// The local request's `max_age`, passed on: the provider's `auth_time` then satisfies it.
+    pub max_age: Option<i64>,
 }
 
 fn random_value() -> String {
@@ -235,6 +237,9 @@ pub fn start(
         .append_pair("code_challenge_method", crate::pkce::S256);
     if options.login {
         query.append_pair("prompt", "login");
+    }
+    if let Some(max_age) = options.max_age {
+        query.append_pair("max_age", &max_age.to_string());
     }
     if let Some(hint) = options.login_hint {
         query.append_pair("login_hint", hint);
@@ -753,12 +758,14 @@ mod tests {
         let options = StartOptions {
             login: true,
             login_hint: Some("alice@example.com"),
+            max_age: Some(60),
         };
         let s = start(&m, &idp(), REDIRECT, Vec::new(), &options, NOW);
         assert!(s
             .authorization_url
             .starts_with("https://idp.example/authorize?tenant=x&"));
         assert!(s.authorization_url.contains("&prompt=login"));
+        assert!(s.authorization_url.contains("&max_age=60"));
         assert!(s
             .authorization_url
             .contains("&login_hint=alice%40example.com"));
