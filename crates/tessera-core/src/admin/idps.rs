@@ -336,3 +336,309 @@ pub fn normalize_domain(input: &str) -> AdminResult<String> {
     }
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::IdpStore;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn sealer() -> Sealer {
+        Sealer::from_secret(b"0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    fn spec(name: &str) -> IdpSpec {
+        IdpSpec {
+            name: name.into(),
+            display_name: None,
+            issuer: "https://login.corp.example".into(),
+            client_id: "tessera".into(),
+            client_secret: Some(Secret::new("upstream-secret-value")),
+            email_domains: vec!["corp.example".into()],
+            link_by_email: false,
+        }
+    }
+
+    /// The field of an `Invalid`, or a description of what came instead.
+    fn invalid_field<T: std::fmt::Debug>(r: Result<T, AdminError>) -> String {
+        match r {
+            Err(AdminError::Invalid { field, .. }) => field.to_owned(),
+            other => format!("not Invalid: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_provider_rule_is_refused_with_its_field() {
+        let store = MemoryStore::new();
+        let s = sealer();
+        let cases: Vec<(&str, IdpSpec)> = vec![
+            ("name", spec("")),
+            ("name", spec("Corp")),
+            ("name", spec("corp idp")),
+            ("name", spec("corp.example")),
+            ("name", spec("corp/../x")),
+            ("name", spec("kørp")),
+            ("name", spec(&"a".repeat(65))),
+            (
+                "display_name",
+                IdpSpec {
+                    display_name: Some("  ".into()),
+                    ..spec("corp")
+                },
+            ),
+            (
+                "display_name",
+                IdpSpec {
+                    display_name: Some("Corp\u{202e}evil".into()),
+                    ..spec("corp")
+                },
+            ),
+            (
+                "display_name",
+                IdpSpec {
+                    display_name: Some("x".repeat(101)),
+                    ..spec("corp")
+                },
+            ),
+        ];
+        let issuers = [
+            "",
+            "login.corp.example",
+            "ftp://login.corp.example",
+            "http://login.corp.example",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example/",
+            "https://",
+            "https:///path",
+            "https://user@login.corp.example",
+            "https://login.corp.example?tenant=1",
+            "https://login.corp.example#frag",
+            "https://login corp.example",
+            "https://lögin.corp.example",
+        ];
+        let mut cases = cases;
+        for issuer in issuers {
+            cases.push((
+                "issuer",
+                IdpSpec {
+                    issuer: issuer.into(),
+                    ..spec("corp")
+                },
+            ));
+        }
+        cases.push((
+            "issuer",
+            IdpSpec {
+                issuer: format!("https://corp.example/{}", "a".repeat(300)),
+                ..spec("corp")
+            },
+        ));
+        cases.push((
+            "client_id",
+            IdpSpec {
+                client_id: String::new(),
+                ..spec("corp")
+            },
+        ));
+        cases.push((
+            "client_id",
+            IdpSpec {
+                client_id: "a\nb".into(),
+                ..spec("corp")
+            },
+        ));
+        cases.push((
+            "client_secret",
+            IdpSpec {
+                client_secret: None,
+                ..spec("corp")
+            },
+        ));
+        cases.push((
+            "client_secret",
+            IdpSpec {
+                client_secret: Some(Secret::new("")),
+                ..spec("corp")
+            },
+        ));
+        cases.push((
+            "client_secret",
+            IdpSpec {
+                client_secret: Some(Secret::new("x".repeat(MAX_CREDENTIAL_LEN + 1))),
+                ..spec("corp")
+            },
+        ));
+        for domain in [
+            "",
+            "corp",
+            "corp..example",
+            ".corp.example",
+            "corp.example.",
+            "-corp.example",
+            "corp-.example",
+            "corp_x.example",
+            "user@corp.example",
+            "*.corp.example",
+            "10.0.0.1",
+            "córp.example",
+            "corp.example/path",
+        ] {
+            cases.push((
+                "email_domains",
+                IdpSpec {
+                    email_domains: vec![domain.into()],
+                    ..spec("corp")
+                },
+            ));
+        }
+        cases.push((
+            "email_domains",
+            IdpSpec {
+                email_domains: vec!["corp.example".into(), "CORP.example".into()],
+                ..spec("corp")
+            },
+        ));
+        cases.push((
+            "email_domains",
+            IdpSpec {
+                email_domains: (0..=MAX_DOMAINS).map(|i| format!("d{i}.example")).collect(),
+                ..spec("corp")
+            },
+        ));
+        for (field, bad) in cases {
+            let shown = format!("{bad:?}");
+            assert_eq!(
+                invalid_field(add(&store, &s, bad, NOW).await),
+                field,
+                "{shown}"
+            );
+        }
+        // Nothing refused was stored.
+        assert!(store.list_idps().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_provider_is_added_with_its_secret_sealed_and_listed_without_it() {
+        let store = MemoryStore::new();
+        let s = sealer();
+        let view = add(
+            &store,
+            &s,
+            IdpSpec {
+                display_name: Some("Corp SSO".into()),
+                email_domains: vec![" Corp.Example ".into(), "eu.corp.example".into()],
+                link_by_email: true,
+                ..spec("corp")
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(view.name, "corp");
+        assert_eq!(view.display_name, "Corp SSO");
+        // Domains are stored lowercase.
+        assert_eq!(view.email_domains, ["corp.example", "eu.corp.example"]);
+        assert!(view.link_by_email);
+        assert_eq!(view.created_at, NOW);
+
+        let stored = store.get_idp("corp").await.unwrap().unwrap();
+        // Not in clear, and opened back to the secret given.
+        let plain = b"upstream-secret-value";
+        assert!(!stored
+            .client_secret_sealed
+            .windows(plain.len())
+            .any(|w| w == plain));
+        assert_eq!(
+            open_secret(&s, &stored).unwrap().expose(),
+            "upstream-secret-value"
+        );
+        // Another sealing secret cannot open it, nor can another provider's record pass it
+        // off as its own.
+        let other = Sealer::from_secret(b"another secret, also 32 bytes ..").unwrap();
+        assert!(open_secret(&other, &stored).is_err());
+        let renamed = IdpRecord {
+            name: "evil".into(),
+            ..stored.clone()
+        };
+        assert!(open_secret(&s, &renamed).is_err());
+
+        // Listed without the secret: the view has no field for it, and its JSON says nothing
+        // of it.
+        let listed = list(&store).await.unwrap();
+        assert_eq!(listed, vec![view]);
+        let json = serde_json::to_string(&listed).unwrap();
+        assert!(!json.contains("secret"), "{json}");
+
+        // Development issuers on loopback addresses, and a display name by default.
+        for (name, issuer) in [
+            ("dev1", "http://127.0.0.1:8080/realms/dev"),
+            ("dev2", "http://localhost"),
+            ("dev3", "http://[::1]:9000"),
+        ] {
+            let v = add(
+                &store,
+                &s,
+                IdpSpec {
+                    issuer: issuer.into(),
+                    email_domains: vec![],
+                    ..spec(name)
+                },
+                NOW,
+            )
+            .await
+            .unwrap();
+            assert_eq!(v.display_name, name);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_name_or_domain_is_a_conflict_and_removal_frees_them() {
+        let store = MemoryStore::new();
+        let s = sealer();
+        add(&store, &s, spec("corp"), NOW).await.unwrap();
+        let err = add(
+            &store,
+            &s,
+            IdpSpec {
+                email_domains: vec![],
+                ..spec("corp")
+            },
+            NOW,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, AdminError::Conflict(m) if m.contains("named 'corp'")),
+            "{err:?}"
+        );
+        // A domain is claimed in another case: still the same domain.
+        let err = add(
+            &store,
+            &s,
+            IdpSpec {
+                email_domains: vec!["other.example".into(), "CORP.EXAMPLE".into()],
+                ..spec("hostile")
+            },
+            NOW,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, AdminError::Conflict(m) if m.contains("corp.example") && m.contains("'corp'")),
+            "{err:?}"
+        );
+        assert!(store.get_idp("hostile").await.unwrap().is_none());
+
+        assert!(matches!(
+            remove(&store, "nope").await,
+            Err(AdminError::NotFound { .. })
+        ));
+        remove(&store, "corp").await.unwrap();
+        assert!(list(&store).await.unwrap().is_empty());
+        add(&store, &s, spec("hostile"), NOW).await.unwrap();
+    }
+}

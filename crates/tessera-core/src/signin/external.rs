@@ -245,3 +245,403 @@ fn random_name(idp: &IdpRecord) -> String {
     let id = secret::generate_id();
     format!("{}-{}", idp.name, id.get(..12).unwrap_or(&id))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::signin::password::{PasswordForm, PasswordSignIn, RunHere};
+    use crate::signin::SignInMethod;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{IdpStore, UserStore};
+
+    const NOW: i64 = 1_700_000_000;
+    const ISS: &str = "https://login.corp.example";
+
+    fn corp(link_by_email: bool, domains: &[&str]) -> IdpRecord {
+        IdpRecord {
+            name: "corp".into(),
+            display_name: "Corp".into(),
+            issuer: ISS.into(),
+            client_id: "tessera".into(),
+            client_secret_sealed: vec![1, 2, 3],
+            email_domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+            link_by_email,
+            created_at: 1,
+        }
+    }
+
+    fn claims(sub: &str, email: Option<&str>, verified: bool) -> ExternalClaims {
+        ExternalClaims {
+            issuer: ISS.into(),
+            subject: sub.into(),
+            email: email.map(str::to_owned),
+            email_verified: verified,
+            name: Some("Upstream Name".into()),
+            preferred_username: Some("admin".into()),
+        }
+    }
+
+    /// A store with the user `admin` (a password, the e-mail address admin@corp.example).
+    async fn store_with_admin() -> (MemoryStore, UserRecord) {
+        let store = MemoryStore::new();
+        let admin = UserRecord {
+            user_id: "u-admin".into(),
+            username: "admin".into(),
+            password_hash: crate::password::hash("admin password").unwrap(),
+            email: Some("Admin@Corp.Example".into()),
+            name: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.insert_user(&admin).await.unwrap();
+        (store, admin)
+    }
+
+    #[tokio::test]
+    async fn a_linked_identity_signs_in_to_its_user() {
+        let (store, admin) = store_with_admin().await;
+        store
+            .insert_external_identity(&ExternalIdentityRecord {
+                issuer: ISS.into(),
+                subject: "sub-admin".into(),
+                idp: "corp".into(),
+                user_id: admin.user_id.clone(),
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        // Whatever the upstream now says about the e-mail address: the link decides.
+        let user = resolve_user(
+            &store,
+            &corp(false, &[]),
+            &claims("sub-admin", Some("someone@else.example"), false),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(user, admin);
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+        // The same subject at another issuer is another identity.
+        let other = ExternalClaims {
+            issuer: "https://other.example".into(),
+            ..claims("sub-admin", None, false)
+        };
+        let user = resolve_user(&store, &corp(false, &[]), &other, NOW)
+            .await
+            .unwrap();
+        assert_ne!(user.user_id, admin.user_id);
+    }
+
+    #[tokio::test]
+    async fn a_first_sign_in_makes_a_user_without_a_password_named_by_a_verified_email() {
+        let (store, _) = store_with_admin().await;
+        let idp = corp(false, &[]);
+        let user = resolve_user(
+            &store,
+            &idp,
+            &claims("sub-1", Some("Jane.Doe@corp.example"), true),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(user.username, "jane.doe@corp.example");
+        assert_eq!(user.email.as_deref(), Some("Jane.Doe@corp.example"));
+        assert_eq!(user.name.as_deref(), Some("Upstream Name"));
+        assert_eq!(user.password_hash, crate::password::NO_PASSWORD);
+        assert_eq!(user.created_at, NOW);
+        let link = store
+            .find_external_identity(ISS, "sub-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (link.user_id.as_str(), link.idp.as_str()),
+            (user.user_id.as_str(), "corp")
+        );
+        // The second sign-in finds the same user.
+        let again = resolve_user(&store, &idp, &claims("sub-1", None, false), NOW + 5)
+            .await
+            .unwrap();
+        assert_eq!(again, user);
+
+        // The e-mail name is taken: numbered after the provider. An unverified address names
+        // nobody and is not stored.
+        let second = resolve_user(
+            &store,
+            &idp,
+            &claims("sub-2", Some("jane.doe@corp.example"), true),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(second.username, "corp-1");
+        let third = resolve_user(
+            &store,
+            &idp,
+            &claims("sub-3", Some("new@corp.example"), false),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(third.username, "corp-2");
+        assert_eq!(third.email, None);
+        // preferred_username never names a user ("admin" was asked for every time).
+        assert_eq!(
+            store.find_user("admin").await.unwrap().unwrap().user_id,
+            "u-admin"
+        );
+        assert_eq!(store.list_users().await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn the_password_form_never_signs_in_a_user_made_by_an_upstream() {
+        let (store, _) = store_with_admin().await;
+        let user = resolve_user(
+            &store,
+            &corp(false, &[]),
+            &claims("sub-1", Some("jane@corp.example"), true),
+            NOW,
+        )
+        .await
+        .unwrap();
+        let method = PasswordSignIn::new(&RunHere);
+        // Not with the marker stored in place of a hash, nor anything else.
+        for pw in [crate::password::NO_PASSWORD, "", "!", "none", "password"] {
+            let got = method
+                .sign_in(&store, &PasswordForm::new(&user.username, pw), NOW)
+                .await;
+            assert!(matches!(got, Err(SignInError::Rejected)), "{pw}: {got:?}");
+        }
+        // The admin still signs in with their password.
+        let id = method
+            .sign_in(&store, &PasswordForm::new("admin", "admin password"), NOW)
+            .await
+            .unwrap();
+        assert_eq!(id.user.user_id, "u-admin");
+    }
+
+    #[tokio::test]
+    async fn a_verified_email_links_to_its_user_only_when_the_operator_allowed_it() {
+        // Allowed, verified, in the provider's domain: linked to the existing user (the
+        // address compared without regard to ASCII case).
+        let (store, admin) = store_with_admin().await;
+        let user = resolve_user(
+            &store,
+            &corp(true, &["corp.example"]),
+            &claims("sub-a", Some("admin@corp.example"), true),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(user, admin);
+        assert_eq!(
+            store
+                .find_external_identity(ISS, "sub-a")
+                .await
+                .unwrap()
+                .unwrap()
+                .user_id,
+            admin.user_id
+        );
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+
+        // Not allowed for the provider: a new user, however verified the address.
+        let (store, admin) = store_with_admin().await;
+        let user = resolve_user(
+            &store,
+            &corp(false, &["corp.example"]),
+            &claims("sub-a", Some("admin@corp.example"), true),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_ne!(user.user_id, admin.user_id);
+    }
+
+    #[tokio::test]
+    async fn a_hostile_upstream_cannot_take_over_an_account_by_its_email() {
+        let idp = corp(true, &["corp.example"]);
+        // An unverified address equal to the admin's.
+        let (store, admin) = store_with_admin().await;
+        let user = resolve_user(
+            &store,
+            &idp,
+            &claims("attacker", Some("admin@corp.example"), false),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_ne!(user.user_id, admin.user_id);
+        assert_eq!(user.email, None);
+        assert_ne!(user.username, "admin");
+        let link = store
+            .find_external_identity(ISS, "attacker")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(link.user_id, user.user_id);
+
+        // A verified address outside the provider's domains: it does not speak for them.
+        let (store, admin) = store_with_admin().await;
+        let admin2 = UserRecord {
+            user_id: "u-ops".into(),
+            username: "ops".into(),
+            email: Some("ops@bank.example".into()),
+            ..admin.clone()
+        };
+        store.insert_user(&admin2).await.unwrap();
+        let user = resolve_user(
+            &store,
+            &idp,
+            &claims("attacker", Some("ops@bank.example"), true),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_ne!(user.user_id, admin2.user_id);
+
+        // Two users with the address: which one is not known, so neither.
+        let (store, admin) = store_with_admin().await;
+        let twin = UserRecord {
+            user_id: "u-twin".into(),
+            username: "twin".into(),
+            ..admin.clone()
+        };
+        store.insert_user(&twin).await.unwrap();
+        let user = resolve_user(
+            &store,
+            &idp,
+            &claims("attacker", Some("admin@corp.example"), true),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert!(user.user_id != admin.user_id && user.user_id != twin.user_id);
+
+        // Pre-hijacking: an account made through one upstream with an unverified address
+        // does not carry that address, so a later verified sign-in through a provider that
+        // links by e-mail does not land in the attacker's account.
+        let store = MemoryStore::new();
+        let lax = IdpRecord {
+            name: "lax".into(),
+            issuer: "https://lax.example".into(),
+            ..corp(false, &[])
+        };
+        let planted = resolve_user(
+            &store,
+            &lax,
+            &ExternalClaims {
+                issuer: "https://lax.example".into(),
+                ..claims("attacker", Some("victim@corp.example"), false)
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+        let victim = resolve_user(
+            &store,
+            &idp,
+            &claims("victim", Some("victim@corp.example"), true),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_ne!(victim.user_id, planted.user_id);
+        assert_eq!(victim.username, "victim@corp.example");
+
+        // An empty issuer or subject identifies nobody.
+        let (store, _) = store_with_admin().await;
+        for bad in [
+            claims("", Some("admin@corp.example"), true),
+            ExternalClaims {
+                issuer: String::new(),
+                ..claims("sub", Some("admin@corp.example"), true)
+            },
+        ] {
+            assert!(matches!(
+                resolve_user(&store, &idp, &bad, NOW).await,
+                Err(SignInError::Rejected)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_sign_ins_of_one_identity_make_one_user() {
+        let store = MemoryStore::new();
+        let idp = corp(false, &[]);
+        let c = claims("sub-race", Some("racer@corp.example"), true);
+        let results = futures_join_all((0..6).map(|_| resolve_user(&store, &idp, &c, NOW))).await;
+        let ids: Vec<String> = results.into_iter().map(|r| r.unwrap().user_id).collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        let users = store.list_users().await.unwrap();
+        assert_eq!(users.len(), 1, "{users:?}");
+        assert_eq!(users[0].user_id, ids[0]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_sign_ins_linking_by_email_make_one_link() {
+        let (store, admin) = store_with_admin().await;
+        let idp = corp(true, &[]);
+        let c = claims("sub-race", Some("admin@corp.example"), true);
+        let results = futures_join_all((0..4).map(|_| resolve_user(&store, &idp, &c, NOW))).await;
+        for r in results {
+            assert_eq!(r.unwrap().user_id, admin.user_id);
+        }
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_provider_is_found_by_the_domain_of_an_address() {
+        let store = MemoryStore::new();
+        store
+            .insert_idp(&corp(false, &["corp.example", "corp.example.org"]))
+            .await
+            .unwrap();
+        for (email, found) in [
+            ("jane@corp.example", true),
+            ("Jane@CORP.Example.ORG", true),
+            ("weird@name@corp.example", true),
+            ("jane@sub.corp.example", false),
+            ("jane@corp.example.evil", false),
+            ("corp.example", false),
+            ("@corp.example", false),
+            ("jane@", false),
+            ("", false),
+        ] {
+            let got = idp_for_email(&store, email).await.unwrap();
+            assert_eq!(
+                got.map(|p| p.name).as_deref(),
+                found.then_some("corp"),
+                "{email}"
+            );
+        }
+    }
+
+    /// A tiny join_all, so the core needs no futures dependency.
+    async fn futures_join_all<F: std::future::Future>(
+        futs: impl Iterator<Item = F>,
+    ) -> Vec<F::Output> {
+        let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
+        let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
+                if slot.is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => *slot = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        out.into_iter().map(Option::unwrap).collect()
+    }
+}

@@ -27,6 +27,7 @@ mod errors;
 mod feed_retention;
 mod fuzz;
 mod http_edges;
+mod idp_cli;
 mod introspection;
 mod jwt_bearer;
 mod key_safety;
