@@ -49,6 +49,20 @@ pub fn cookie_name(state: &AppState) -> &'static str {
     }
 }
 
+/// The value of the request cookie `name`, up to [`MAX_COOKIE_VALUE`] bytes (the sealed
+/// sign-in is longer than the values [`pages::cookie`] reads).
+fn long_cookie<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_COOKIE_VALUE)
+}
+
 /// One "Sign in with NAME" button of the sign-in page.
 #[derive(Debug, Clone, Serialize)]
 pub struct Button {
@@ -175,7 +189,7 @@ async fn answer(state: &AppState, parts: &Parts, lang: Lang) -> Response {
     };
     // The sign-in in progress, from this browser only.
     let csrf = pages::cookie(&parts.headers, state.cookies().csrf());
-    let sealed = pages::cookie(&parts.headers, cookie_name(state));
+    let sealed = long_cookie(&parts.headers, cookie_name(state));
     let Some(pending) = csrf
         .zip(sealed)
         .and_then(|(c, s)| upstream::open(state.sealer(), c, s, now))

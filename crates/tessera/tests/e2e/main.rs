@@ -41,6 +41,7 @@ mod private_key_jwt;
 mod rotation;
 mod sdk_first_use;
 mod sdk_token;
+mod sso;
 mod throttling;
 mod tls;
 mod token_rules;
