@@ -285,7 +285,7 @@ pub fn open(
 
 impl PendingSignIn {
     /// A key naming this sign-in, to accept its answer once
-    /// ([`crate::store::Store::use_once`]), and until when it must be remembered.
+    /// ([`crate::store::ReplayStore::use_once`]), and until when it must be remembered.
     pub fn once_key(&self) -> (String, i64) {
         let digest = ring::digest::digest(&ring::digest::SHA256, self.state.as_bytes());
         (

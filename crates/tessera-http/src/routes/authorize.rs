@@ -10,7 +10,7 @@
 //! the request in progress as one sealed handle bound to the browser ([`crate::pending`]), a
 //! CSRF token, and what the user did (`_action=login` with `username`/`password`, or
 //! `_action=consent` with `decision=allow|deny`, or `_action=sso` with `idp`, a provider to
-//! sign in through: [`super::sso`]). A post with a repeated or unknown field is
+//! sign in through: [`crate::sso`]). A post with a repeated or unknown field is
 //! refused (400), so no parameter of the authorization request can ever be read as something
 //! the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames are prepared (RFC 8265) before
 //! they are looked up ([`tessera_core::signin::password::PasswordForm`]).
@@ -45,8 +45,8 @@ use crate::extract::client_address;
 use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token, origin_of};
 use crate::pending;
-use crate::routes::sso::{self, Providers};
 use crate::signin::{self, SignIn};
+use crate::sso::{self, Providers};
 use crate::state::AppState;
 
 /// Form fields of our own pages, never part of the authorization request: a request that
