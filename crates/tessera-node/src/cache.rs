@@ -672,6 +672,9 @@ impl IdpStore for CachedStore {
     async fn delete_idp(&self, name: &str) -> Result<bool, StoreError> {
         self.inner.delete_idp(name).await
     }
+    async fn set_idp_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        self.inner.set_idp_secret(name, sealed).await
+    }
     async fn find_external_identity(
         &self,
         issuer: &str,

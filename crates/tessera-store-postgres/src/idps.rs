@@ -108,6 +108,18 @@ impl IdpStore for PgStore {
         Ok(n > 0)
     }
 
+    async fn set_idp_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        let n =
+            sqlx::query("UPDATE identity_providers SET client_secret_sealed = $1 WHERE name = $2")
+                .bind(sealed)
+                .bind(name)
+                .execute(self.live()?)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        Ok(n > 0)
+    }
+
     async fn find_external_identity(
         &self,
         issuer: &str,

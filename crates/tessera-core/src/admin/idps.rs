@@ -203,6 +203,39 @@ pub fn open_secret(sealer: &Sealer, idp: &IdpRecord) -> Result<Secret, KeyError>
         .map_err(|_| KeyError::Unseal(label))
 }
 
+/// Re-seals the client secret of every provider under `new` (after the sealing secret
+/// changed, with the signing keys: [`super::keys::reseal`]); returns how many it re-sealed.
+/// A secret that `new` already opens is left as it is, so a re-run after an interruption
+/// finishes the job; one that neither opens is an error naming the provider, and the others
+/// are still re-sealed.
+pub async fn reseal(store: &dyn Store, old: &Sealer, new: &Sealer) -> AdminResult<usize> {
+    let mut resealed = 0;
+    let mut unopened = Vec::new();
+    for idp in store.list_idps().await? {
+        if open_secret(new, &idp).is_ok() {
+            continue;
+        }
+        let Ok(secret) = open_secret(old, &idp) else {
+            unopened.push(idp.name);
+            continue;
+        };
+        let sealed = new
+            .seal(&seal_label(&idp.name), secret.expose().as_bytes())
+            .map_err(|e| AdminError::Internal(e.to_string()))?;
+        if store.set_idp_secret(&idp.name, &sealed).await? {
+            resealed += 1;
+        }
+    }
+    if !unopened.is_empty() {
+        return Err(AdminError::Conflict(format!(
+            "the client secret of identity provider(s) {} opens with neither the old nor the \
+             new sealing secret: add them again with `tessera idp remove` and `tessera idp add`",
+            unopened.join(", ")
+        )));
+    }
+    Ok(resealed)
+}
+
 /// Whether `name` is a valid provider name: 1 to 64 of `a-z`, `0-9`, `-` and `_`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -640,5 +673,54 @@ mod tests {
         remove(&store, "corp").await.unwrap();
         assert!(list(&store).await.unwrap().is_empty());
         add(&store, &s, spec("hostile"), NOW).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn secrets_are_resealed_under_a_new_sealing_secret_once() {
+        let store = MemoryStore::new();
+        let old = sealer();
+        let new = Sealer::from_secret(b"the new sealing secret, 32 bytes").unwrap();
+        add(&store, &old, spec("corp"), NOW).await.unwrap();
+        add(
+            &store,
+            &old,
+            IdpSpec {
+                email_domains: vec![],
+                client_secret: Some(Secret::new("second")),
+                ..spec("second")
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(reseal(&store, &old, &new).await.unwrap(), 2);
+        let corp = store.get_idp("corp").await.unwrap().unwrap();
+        assert_eq!(
+            open_secret(&new, &corp).unwrap().expose(),
+            "upstream-secret-value"
+        );
+        assert!(open_secret(&old, &corp).is_err());
+        // Again (an interrupted run finished): nothing left to do.
+        assert_eq!(reseal(&store, &old, &new).await.unwrap(), 0);
+        // A secret neither opens is named, and the rest is still done.
+        let stranger = Sealer::from_secret(b"a third secret, nobody's at all.").unwrap();
+        add(
+            &store,
+            &stranger,
+            IdpSpec {
+                email_domains: vec![],
+                ..spec("lost")
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+        let err = reseal(&store, &new, &old).await.unwrap_err();
+        assert!(
+            matches!(&err, AdminError::Conflict(m) if m.contains("lost")),
+            "{err:?}"
+        );
+        let corp = store.get_idp("corp").await.unwrap().unwrap();
+        assert!(open_secret(&old, &corp).is_ok());
     }
 }

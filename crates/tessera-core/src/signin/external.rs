@@ -31,6 +31,13 @@ use crate::username;
 /// federated sign-in; `ext` is not registered, so the upstream's own `amr` are not passed on).
 pub const AMR_EXTERNAL: &str = "ext";
 
+/// Longest `sub` taken (OpenID Connect Core §2: at most 255 ASCII characters); the longest
+/// `iss` is that of a provider ([`crate::admin::idps::MAX_ISSUER_LEN`]).
+pub const MAX_SUBJECT_LEN: usize = 255;
+/// Longest e-mail address (RFC 5321 §4.5.3.1.3, a path of 256 octets with its brackets) and
+/// display name kept from the upstream's claims; longer ones are dropped.
+const MAX_CLAIM_LEN: usize = 254;
+
 /// Most names `<idp>-<n>` tried for a new user before a random suffix is used.
 const NUMBERED_TRIES: u32 = 20;
 
@@ -61,7 +68,10 @@ pub async fn resolve_user(
     claims: &ExternalClaims,
     now: i64,
 ) -> Result<UserRecord, SignInError> {
-    if claims.issuer.is_empty() || claims.subject.is_empty() {
+    let bounded = |v: &str, max: usize| !v.is_empty() && v.len() <= max;
+    if !bounded(&claims.issuer, crate::admin::idps::MAX_ISSUER_LEN)
+        || !bounded(&claims.subject, MAX_SUBJECT_LEN)
+    {
         return Err(SignInError::Rejected);
     }
     if let Some(user) = linked_user(store, claims).await? {
@@ -187,12 +197,16 @@ async fn create_user(
         .email
         .as_deref()
         .map(str::trim)
-        .filter(|e| claims.email_verified && email_domain(e).is_some())
+        .filter(|e| claims.email_verified && e.len() <= MAX_CLAIM_LEN && email_domain(e).is_some())
         .map(str::to_owned);
     let name = claims
         .name
         .as_deref()
-        .filter(|n| !n.trim().is_empty() && username::check_display_name(n).is_ok())
+        .filter(|n| {
+            !n.trim().is_empty()
+                && n.len() <= MAX_CLAIM_LEN
+                && username::check_display_name(n).is_ok()
+        })
         .map(str::to_owned);
     let mut candidates: Vec<String> = Vec::new();
     if let Some(e) = &email {
@@ -520,6 +534,26 @@ mod tests {
         .unwrap();
         assert!(user.user_id != admin.user_id && user.user_id != twin.user_id);
 
+        // A huge name or address from the upstream is not kept.
+        let store = MemoryStore::new();
+        let user = resolve_user(
+            &store,
+            &idp,
+            &ExternalClaims {
+                name: Some("n".repeat(10_000)),
+                ..claims(
+                    "big",
+                    Some(&format!("{}@corp.example", "a".repeat(10_000))),
+                    true,
+                )
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!((user.name, user.email), (None, None));
+        assert_eq!(user.username, "corp-1");
+
         // Pre-hijacking: an account made through one upstream with an unverified address
         // does not carry that address, so a later verified sign-in through a provider that
         // links by e-mail does not land in the attacker's account.
@@ -551,12 +585,17 @@ mod tests {
         assert_ne!(victim.user_id, planted.user_id);
         assert_eq!(victim.username, "victim@corp.example");
 
-        // An empty issuer or subject identifies nobody.
+        // An empty or overlong issuer or subject identifies nobody.
         let (store, _) = store_with_admin().await;
         for bad in [
             claims("", Some("admin@corp.example"), true),
+            claims(&"s".repeat(256), Some("admin@corp.example"), true),
             ExternalClaims {
                 issuer: String::new(),
+                ..claims("sub", Some("admin@corp.example"), true)
+            },
+            ExternalClaims {
+                issuer: format!("https://{}", "i".repeat(250)),
                 ..claims("sub", Some("admin@corp.example"), true)
             },
         ] {

@@ -1006,6 +1006,17 @@ impl IdpStore for MemoryStore {
         Ok(self.state().await.idps.remove(name).is_some())
     }
 
+    async fn set_idp_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        Ok(match s.idps.get_mut(name) {
+            Some(p) => {
+                p.client_secret_sealed = sealed.to_vec();
+                true
+            }
+            None => false,
+        })
+    }
+
     async fn find_external_identity(
         &self,
         issuer: &str,

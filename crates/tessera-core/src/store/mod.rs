@@ -451,6 +451,9 @@ pub trait IdpStore: Send + Sync {
     /// Removes a provider and frees its domains. # Contract: returns whether it existed; the
     /// external identities first seen through it stay (their users keep their accounts).
     async fn delete_idp(&self, name: &str) -> Result<bool, StoreError>;
+    /// Replaces the sealed client secret of a provider (after the sealing secret changed).
+    /// # Contract: returns whether it existed; changes nothing else.
+    async fn set_idp_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError>;
     /// The link of the upstream identity (`issuer`, `subject`), if any.
     async fn find_external_identity(
         &self,

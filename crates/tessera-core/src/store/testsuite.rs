@@ -2139,6 +2139,18 @@ pub async fn identity_providers_round_trip_with_unique_names_and_domains(s: &dyn
     ));
     assert_eq!(s.get_idp("twice").await.unwrap(), None);
 
+    // The sealed secret is replaced, and nothing else.
+    assert!(s.set_idp_secret("corp", &[9, 9, 9]).await.unwrap());
+    assert!(!s.set_idp_secret("nope", &[9]).await.unwrap());
+    assert_eq!(
+        s.get_idp("corp").await.unwrap(),
+        Some(IdpRecord {
+            client_secret_sealed: vec![9, 9, 9],
+            ..corp.clone()
+        })
+    );
+    assert_eq!(s.get_idp("bare").await.unwrap(), Some(bare.clone()));
+
     // Deleting frees the name and the domains.
     assert!(s.delete_idp("corp").await.unwrap());
     assert!(!s.delete_idp("corp").await.unwrap());

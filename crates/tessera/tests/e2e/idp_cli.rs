@@ -143,6 +143,69 @@ async fn idp_add_reads_the_secret_from_stdin_stores_it_sealed_and_never_prints_i
     conn.close().await.unwrap();
 }
 
+/// The sealed client secret of provider `name`, opened with `secret`.
+async fn open_stored_secret(s: &Server, name: &str, secret: &str) -> Option<String> {
+    let url = format!("sqlite://{}", s.dir_path().join("tessera.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("SELECT client_secret_sealed FROM identity_providers WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    let record = tessera_core::model::IdpRecord {
+        name: name.into(),
+        display_name: String::new(),
+        issuer: String::new(),
+        client_id: String::new(),
+        client_secret_sealed: sealed,
+        email_domains: vec![],
+        link_by_email: false,
+        created_at: 0,
+    };
+    let sealer = tessera_core::keys::Sealer::from_secret(secret.as_bytes()).unwrap();
+    tessera_core::admin::idps::open_secret(&sealer, &record)
+        .ok()
+        .map(|s| s.expose().to_owned())
+}
+
+#[tokio::test]
+async fn keys_reseal_reseals_identity_provider_secrets_too() {
+    let s = Server::start().await;
+    let (ok, _, stderr) = add(
+        &s,
+        &add_args("corp", "https://login.corp.example", &[]),
+        SECRET,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        open_stored_secret(&s, "corp", SEALING_SECRET)
+            .await
+            .as_deref(),
+        Some(SECRET)
+    );
+    let new_secret = "the-sealing-secret-after-the-reseal";
+    let file = s.dir_path().join("new-secret");
+    std::fs::write(&file, format!("{new_secret}\n")).unwrap();
+    let out = s
+        .cli_json(&[
+            "keys",
+            "reseal",
+            "--new-secret-file",
+            file.to_str().unwrap(),
+            "--json",
+        ])
+        .await;
+    assert_eq!(out["resealed_idp_secrets"], 1);
+    assert_eq!(
+        open_stored_secret(&s, "corp", new_secret).await.as_deref(),
+        Some(SECRET)
+    );
+    assert_eq!(open_stored_secret(&s, "corp", SEALING_SECRET).await, None);
+}
+
 #[tokio::test]
 async fn idp_remove_removes_a_provider_and_frees_its_domains() {
     let s = Server::start().await;
