@@ -163,6 +163,8 @@ const EN: &[(&str, &str)] = &[
     ("logout_submit", "Sign out"),
     ("logged_out", "You are signed out."),
     ("sso_or", "Or"),
+    ("sso_continue_title", "Returning to the application"),
+    ("sso_continue", "Continue"),
     ("sso_with", "Sign in with {idp}"),
     (
         "sso_unavailable",
@@ -204,6 +206,8 @@ const JA: &[(&str, &str)] = &[
     ("logout_submit", "サインアウト"),
     ("logged_out", "サインアウトしました。"),
     ("sso_or", "または"),
+    ("sso_continue_title", "アプリケーションに戻ります"),
+    ("sso_continue", "続ける"),
     ("sso_with", "{idp} でサインイン"),
     (
         "sso_unavailable",

@@ -12,6 +12,13 @@
 //! A refusal by the provider (the user denied, OpenID Connect Core §3.1.2.6) goes back to
 //! the client as `access_denied` (RFC 6749 §4.1.2.1). Anything else that fails shows a page:
 //! no sign-in is made, and the client hears nothing it could mistake for one.
+//!
+//! The browser often arrives here from a form of the provider's pages (its sign-in or
+//! consent page) through the redirect that answered it, and browsers check every redirect of
+//! that navigation against the provider page's `form-action` (Content Security Policy
+//! Level 3, `form-action`), which names this server but not the client. So where the flow
+//! would redirect on to the client, the callback answers with a page that continues there
+//! itself ([`onward`]: `<meta http-equiv="refresh">` and a link), a navigation of its own.
 
 use axum::extract::{Request, State};
 use axum::http::{header, request::Parts, HeaderValue, StatusCode};
@@ -42,10 +49,37 @@ pub async fn callback(State(state): State<AppState>, req: Request) -> Response {
             .and_then(|v| v.to_str().ok()),
     );
     let mut res = answer(&state, &parts, lang).await;
+    if res.status() == StatusCode::SEE_OTHER {
+        if let Some(location) = res
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        {
+            res = onward(&state, lang, &location, &res);
+        }
+    }
     if let Some(clear) = state.cookies().clear(cookie_name(&state)) {
         res.headers_mut().append(header::SET_COOKIE, clear);
     }
     res
+}
+
+/// A page that takes the browser on to `location` by itself, with the cookies `redirect` set.
+fn onward(state: &AppState, lang: Lang, location: &str, redirect: &Response) -> Response {
+    let mut page = state.pages().page(
+        StatusCode::OK,
+        "continue.html",
+        minijinja::context! {
+            lang => lang.tag(), t => lang.texts("", ""), assets => "/assets", location,
+        },
+        &[],
+    );
+    for cookie in redirect.headers().get_all(header::SET_COOKIE) {
+        page.headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    page
 }
 
 fn failed(state: &AppState, lang: Lang, status: StatusCode, key: &str) -> Response {

@@ -150,11 +150,41 @@ fn field(page: &Page, name: &str) -> String {
         .1
 }
 
+/// Where the callback's page takes the browser on (its `<meta http-equiv="refresh">`, the
+/// same URL as its link).
+fn onward(page: &Page) -> String {
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let from = "content=\"0;url=";
+    let start = page
+        .body
+        .find(from)
+        .expect("a page that takes the browser on")
+        + from.len();
+    let end = start + page.body[start..].find('"').unwrap();
+    let url = page.body[start..end]
+        .replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    assert!(page.body.contains("<a href="), "and a link for people");
+    url
+}
+
 /// At the downstream (`d`): the authorization request, then the provider's button; returns
 /// the upstream authorization URL the browser is sent to.
 async fn press_button(d: &mut Browser, path: &str, idp: &str) -> String {
     let login = d.get(path).await;
     assert!(login.is_login(), "{}", login.body);
+    // The page's forms may lead to the provider (a browser checks the redirect that answers
+    // the button's form against the page's form-action).
+    let csp = login.headers["content-security-policy"].to_str().unwrap();
+    let form_action = csp.split(';').find(|d| d.contains("form-action")).unwrap();
+    assert!(
+        form_action.split(' ').count() > 2,
+        "the client's and the provider's origins: {form_action}"
+    );
     let fields = vec![
         ("_request".to_owned(), field(&login, "_request")),
         ("_csrf".to_owned(), field(&login, "_csrf")),
@@ -188,13 +218,15 @@ async fn scripted_sign_in(f: &Federation) -> String {
     let path = authorize_path(&f.client, "openid profile email", "");
     let to_upstream = press_button(&mut d, &path, IDP).await;
     let back = at_upstream(&mut u, &to_upstream, true).await;
-    let mut page = d.get(&back).await;
+    let page = d.get(&back).await;
     assert!(d.cookies.contains_key(SESSION), "signed in downstream");
-    if page.is_consent() {
-        page = d.consent(&page, true).await;
-    }
-    let p = page.redirect_params();
-    let res = exchange(&f.downstream, &f.client, &p["code"], Some(VERIFIER)).await;
+    let code = if page.is_consent() {
+        d.consent(&page, true).await.redirect_params()["code"].clone()
+    } else {
+        // Consent given before: on to the client at once.
+        query_of(&onward(&page))["code"].clone()
+    };
+    let res = exchange(&f.downstream, &f.client, &code, Some(VERIFIER)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let tokens: Value = res.json().await.unwrap();
     let id = decode_jwt(tokens["id_token"].as_str().unwrap());
@@ -368,6 +400,50 @@ async fn chromium_sends_an_address_of_a_configured_domain_straight_to_the_upstre
 }
 
 #[tokio::test]
+async fn chromium_denying_at_the_upstream_lands_at_the_client_with_access_denied() {
+    if !browser_available() {
+        return;
+    }
+    let (redirect, landed) = landing().await;
+    let f = federation(&redirect).await;
+    let driver = Driver::start().await;
+    let started = start(&f.downstream, &f.client, &redirect, &[]).await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = driver.session(profile.path(), "en").await;
+    c.goto(&started.url).await.unwrap();
+    click(&c, &format!("//button[normalize-space()='{BUTTON}']")).await;
+    let user = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .unwrap();
+    user.send_keys("alice").await.unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    click(&c, "//button[@class='primary']").await;
+    click(&c, "//button[normalize-space()='Deny']").await;
+    // The denial goes from the upstream's form through the downstream's callback to the
+    // client: the callback's page takes the browser on, past the upstream's form-action.
+    let target = tokio::time::timeout(Duration::from_secs(20), landed)
+        .await
+        .expect("the browser lands on the client's redirect URI")
+        .unwrap();
+    let query = query_of(&format!("http://x{target}"));
+    assert_eq!(query["error"], "access_denied", "{query:?}");
+    assert_eq!(query["state"], started.state.secret().as_str());
+    assert!(!query.contains_key("code"));
+    // Nobody was signed in downstream, and no user was made there.
+    let users = f.downstream.cli_json(&["user", "list", "--json"]).await;
+    assert_eq!(users.as_array().map(Vec::len), Some(0), "{users}");
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_upstreams_refusal_reaches_the_client_as_access_denied() {
     let f = federation(REDIRECT).await;
     let mut d = Browser::new(&f.downstream);
@@ -378,10 +454,11 @@ async fn the_upstreams_refusal_reaches_the_client_as_access_denied() {
     assert!(back.starts_with(&f.downstream.url("/oauth2/sso/callback")));
     assert_eq!(query_of(&back)["error"], "access_denied");
     let page = d.get(&back).await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    let p = page.redirect_params();
-    assert!(page.location().unwrap().starts_with(REDIRECT));
+    let to = onward(&page);
+    assert!(to.starts_with(REDIRECT), "{to}");
+    let p = query_of(&to);
     assert_eq!(p["error"], "access_denied");
+    assert_eq!(p["iss"], f.downstream.issuer());
     assert_eq!(p["state"], "st-123", "the client's own state");
     assert!(!p.contains_key("code"));
     assert!(!d.cookies.contains_key(SESSION), "nobody signed in");
@@ -395,6 +472,10 @@ async fn a_changed_state_and_a_replayed_answer_are_refused() {
     let path = authorize_path(&f.client, "openid profile email", "");
     // The authorization request sent upstream: code flow, S256, fresh state and nonce.
     let to_upstream = press_button(&mut d, &path, IDP).await;
+    let login = d.get(&path).await;
+    assert!(login.body.contains(BUTTON), "{}", login.body);
+    let csp = login.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains(f.upstream.issuer()), "{csp}");
     let q = query_of(&to_upstream);
     assert!(to_upstream.starts_with(&f.upstream.url("/oauth2/authorize")));
     assert_eq!(q["response_type"], "code");
