@@ -43,6 +43,8 @@ struct Federation {
     upstream: Server,
     downstream: Server,
     client: Creds,
+    /// The downstream's client secret at the upstream.
+    secret: String,
 }
 
 /// A Tessera whose issuer is `http://localhost:PORT`, with the user `alice`
@@ -130,6 +132,7 @@ async fn federation(redirect: &str) -> Federation {
         upstream,
         downstream,
         client,
+        secret: at_upstream.secret,
     }
 }
 
@@ -218,8 +221,12 @@ async fn scripted_sign_in(f: &Federation) -> String {
     let path = authorize_path(&f.client, "openid profile email", "");
     let to_upstream = press_button(&mut d, &path, IDP).await;
     let back = at_upstream(&mut u, &to_upstream, true).await;
+    let upstream_code = query_of(&back)["code"].clone();
     let page = d.get(&back).await;
     assert!(d.cookies.contains_key(SESSION), "signed in downstream");
+    // Neither the upstream's code nor the client secret sent with it reaches the logs.
+    let logs = f.downstream.logs();
+    assert!(!logs.contains(&upstream_code) && !logs.contains(&f.secret));
     let code = if page.is_consent() {
         d.consent(&page, true).await.redirect_params()["code"].clone()
     } else {
