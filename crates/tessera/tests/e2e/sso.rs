@@ -714,3 +714,60 @@ async fn an_answer_without_the_announced_iss_or_with_another_is_refused() {
         .await;
     assert!(page.is_consent(), "{} {}", page.status, page.body);
 }
+
+#[tokio::test]
+async fn the_provider_button_form_is_checked_like_the_sign_in_form() {
+    let f = federation(REDIRECT).await;
+    let path = authorize_path(&f.client, "openid profile email", "");
+    let mut d = Browser::new(&f.downstream);
+    let login = d.get(&path).await;
+    let fields = |idp: &str, csrf: &str, extra: Option<(&str, &str)>| {
+        let mut v = vec![
+            ("_request".to_owned(), field(&login, "_request")),
+            ("_csrf".to_owned(), csrf.to_owned()),
+            ("_action".to_owned(), "sso".to_owned()),
+            ("idp".to_owned(), idp.to_owned()),
+        ];
+        if let Some((k, val)) = extra {
+            v.push((k.to_owned(), val.to_owned()));
+        }
+        v
+    };
+    let csrf = field(&login, "_csrf");
+    // An unknown provider, a field of another form, a repeated idp, a missing CSRF token:
+    // refused, and nobody is sent anywhere.
+    for (case, form, status) in [
+        (
+            "unknown provider",
+            fields("nope", &csrf, None),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "a password smuggled along",
+            fields(IDP, &csrf, Some(("password", "x"))),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "two providers",
+            fields(IDP, &csrf, Some(("idp", "other"))),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "another browser's CSRF token",
+            fields(IDP, "AAAA", None),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let page = d.post("/oauth2/authorize", &form).await;
+        assert_eq!(page.status, status, "{case}: {}", page.body);
+        assert!(page.location().is_none(), "{case}");
+        assert!(!d.cookies.contains_key("tessera_sso"), "{case}");
+    }
+    // A request naming the form's own field is refused before any page.
+    let page = d.get(&format!("{path}&idp={IDP}")).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    // The genuine form sends the browser to the provider.
+    let page = d.post("/oauth2/authorize", &fields(IDP, &csrf, None)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(d.cookies.contains_key("tessera_sso"));
+}
