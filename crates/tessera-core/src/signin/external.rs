@@ -74,6 +74,11 @@ pub async fn resolve_user(
     {
         return Err(SignInError::Rejected);
     }
+    // The client checked `iss` against the provider (OpenID Connect Core §3.1.3.7 step 2);
+    // an identity of another issuer is not this provider's to link.
+    if claims.issuer != idp.issuer {
+        return Err(SignInError::Rejected);
+    }
     if let Some(user) = linked_user(store, claims).await? {
         return Ok(user);
     }
@@ -342,10 +347,18 @@ mod tests {
             issuer: "https://other.example".into(),
             ..claims("sub-admin", None, false)
         };
-        let user = resolve_user(&store, &corp(false, &[]), &other, NOW)
-            .await
-            .unwrap();
+        let other_idp = IdpRecord {
+            name: "other".into(),
+            issuer: "https://other.example".into(),
+            ..corp(false, &[])
+        };
+        let user = resolve_user(&store, &other_idp, &other, NOW).await.unwrap();
         assert_ne!(user.user_id, admin.user_id);
+        // Claims of one issuer are not linked through a provider of another.
+        assert!(matches!(
+            resolve_user(&store, &corp(false, &[]), &other, NOW).await,
+            Err(SignInError::Rejected)
+        ));
     }
 
     #[tokio::test]

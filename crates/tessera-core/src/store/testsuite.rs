@@ -2288,6 +2288,46 @@ pub async fn concurrent_links_of_one_identity_have_one_winner(s: &dyn Store) {
     );
 }
 
+/// The linking of upstream identities ([`crate::signin::external::resolve_user`]) over this
+/// store: concurrent first sign-ins of one identity make one user and one link, and a second
+/// identity with the same verified e-mail address gets its own user, not the first one's.
+pub async fn concurrent_first_sign_ins_through_an_upstream_make_one_user(s: &dyn Store) {
+    use crate::signin::external::{resolve_user, ExternalClaims};
+    let corp = IdpRecord {
+        link_by_email: false,
+        ..idp("corp", &["corp.example"])
+    };
+    s.insert_idp(&corp).await.unwrap();
+    let claims = ExternalClaims {
+        issuer: corp.issuer.clone(),
+        subject: "sub-race".into(),
+        email: Some("racer@corp.example".into()),
+        email_verified: true,
+        name: Some("Racer".into()),
+        preferred_username: None,
+    };
+    let results = futures_join_all((0..6).map(|_| resolve_user(s, &corp, &claims, 1_000))).await;
+    let ids: Vec<String> = results.into_iter().map(|r| r.unwrap().user_id).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let users = s.list_users().await.unwrap();
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0].username, "racer@corp.example");
+    assert_eq!(
+        s.find_external_identity(&corp.issuer, "sub-race")
+            .await
+            .unwrap()
+            .map(|l| l.user_id),
+        Some(ids[0].clone())
+    );
+    let other = ExternalClaims {
+        subject: "sub-other".into(),
+        ..claims
+    };
+    let second = resolve_user(s, &corp, &other, 1_001).await.unwrap();
+    assert_ne!(second.user_id, ids[0]);
+    assert_eq!(second.username, "corp-1");
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     (optional |$test:ident| $make:expr) => {
@@ -2353,6 +2393,7 @@ macro_rules! conformance_tests {
             concurrent_providers_claiming_one_domain_have_one_winner,
             external_identities_link_once_and_go_with_their_user,
             concurrent_links_of_one_identity_have_one_winner,
+            concurrent_first_sign_ins_through_an_upstream_make_one_user,
         );
     };
     ($make:expr) => {
