@@ -281,7 +281,6 @@ async fn flow(
     let cx = state.cx(&keys);
     let ui_locales = params.get("ui_locales").ok().flatten().map(str::to_owned);
     let mut pg = page(state, parts, ui_locales.as_deref());
-    pg.providers = sso::providers(state, pg.lang).await;
     let req = match authorize::validate(&cx, &params).await {
         Ok(r) => r,
         Err(AuthorizeError::Page(e)) => {
@@ -299,6 +298,10 @@ async fn flow(
         Ok(s) => s,
         Err(e) => return server_error(&pg, &e.into()),
     };
+    // The sign-in page may be shown: it offers the upstream providers.
+    if session.is_none() || req.prompt.login || req.max_age.is_some() {
+        pg.providers = sso::providers(state, pg.lang).await;
+    }
     // A submitted form passed its CSRF check in `post`.
     let answer = match submitted {
         None => Answer::Nothing,

@@ -771,3 +771,51 @@ async fn the_provider_button_form_is_checked_like_the_sign_in_form() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert!(d.cookies.contains_key("tessera_sso"));
 }
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_reached_leaves_the_sign_in_page_with_a_message() {
+    let downstream = Server::start().await;
+    // Nothing listens there.
+    let closed = format!("http://127.0.0.1:{}", crate::support::free_port());
+    add_idp(&downstream, "down", &closed, "c", "s").await;
+    let client = downstream
+        .create_client(&[
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "openid",
+        ])
+        .await;
+    let path = authorize_path(&client, "openid", "");
+    let mut d = Browser::new(&downstream);
+    // The button is offered all the same (its metadata is fetched when it is pressed).
+    let login = d.get(&path).await;
+    assert!(login.body.contains(BUTTON), "{}", login.body);
+    let fields = vec![
+        ("_request".to_owned(), field(&login, "_request")),
+        ("_csrf".to_owned(), field(&login, "_csrf")),
+        ("_action".to_owned(), "sso".to_owned()),
+        ("idp".to_owned(), "down".to_owned()),
+    ];
+    let page = d.post("/oauth2/authorize", &fields).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert!(page.is_login(), "the sign-in page again");
+    assert!(page.body.contains("cannot be reached"), "{}", page.body);
+    assert!(!d.cookies.contains_key("tessera_sso"));
+    // Typing an address of its domain says the same.
+    let page = d.sign_in(&login, "bob@example.com", "").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("cannot be reached"));
+}
