@@ -18,7 +18,7 @@
 //! that navigation against the provider page's `form-action` (Content Security Policy
 //! Level 3, `form-action`), which names this server but not the client. So where the flow
 //! would redirect on to the client, the callback answers with a page that continues there
-//! itself ([`onward`]: `<meta http-equiv="refresh">` and a link), a navigation of its own.
+//! itself (`<meta http-equiv="refresh">` and a link, `templates/continue.html`), a navigation of its own.
 
 use axum::extract::{Request, State};
 use axum::http::{header, request::Parts, HeaderValue, StatusCode};
