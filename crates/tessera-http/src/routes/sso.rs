@@ -18,7 +18,8 @@
 //! that navigation against the provider page's `form-action` (Content Security Policy
 //! Level 3, `form-action`), which names this server but not the client. So where the flow
 //! would redirect on to the client, the callback answers with a page that continues there
-//! itself (`<meta http-equiv="refresh">` and a link, `templates/continue.html`), a navigation of its own.
+//! itself (`<meta http-equiv="refresh">` and a link, `templates/continue.html`): a navigation
+//! of its own.
 
 use axum::extract::{Request, State};
 use axum::http::{header, request::Parts, HeaderValue, StatusCode};
