@@ -26,6 +26,7 @@ pub mod response;
 pub mod router;
 pub mod routes;
 pub mod signin;
+pub mod sso;
 pub mod state;
 pub mod throttle;
 pub mod through;

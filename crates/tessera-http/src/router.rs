@@ -21,7 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use tessera_core::endpoint::{self, Endpoint, EndpointId, Method, ENDPOINTS};
 
 use crate::routes::{
-    self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, sdk, token,
+    self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, sdk, sso, token,
     userinfo,
 };
 use crate::state::AppState;
@@ -118,6 +118,7 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
         (EndpointId::Logout, Get) => get(logout::get),
         (EndpointId::Logout, Post) => post(logout::post),
         (EndpointId::Stylesheet, Get) => get(assets::css),
+        (EndpointId::SsoCallback, Get) => get(sso::callback),
         (
             EndpointId::Token
             | EndpointId::Introspect
@@ -125,7 +126,8 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
             | EndpointId::SdkToken
             | EndpointId::Discovery
             | EndpointId::Jwks
-            | EndpointId::Stylesheet,
+            | EndpointId::Stylesheet
+            | EndpointId::SsoCallback,
             _,
         ) => return None,
     })

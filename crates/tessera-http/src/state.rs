@@ -231,6 +231,12 @@ impl AppState {
             .cx_with(self.config_for(*host), keys, Some(&self.0.remote_keys))
     }
 
+    /// The fetcher of remote documents (trusted issuers' and upstream providers' key sets,
+    /// upstream providers' metadata), with its cache.
+    pub fn remote_keys(&self) -> &crate::remote_keys::JwksFetcher {
+        &self.0.remote_keys
+    }
+
     /// The page templates.
     pub fn pages(&self) -> &Pages {
         &self.0.pages

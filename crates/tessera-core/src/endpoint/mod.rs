@@ -49,6 +49,9 @@ pub enum EndpointId {
     Logout,
     /// The stylesheet of the pages.
     Stylesheet,
+    /// Where an upstream OpenID provider sends the browser back after a sign-in there
+    /// (OpenID Connect Core §3.1.2.5; [`crate::signin::upstream`]); a page.
+    SsoCallback,
 }
 
 /// An HTTP method an endpoint takes.
@@ -187,6 +190,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
         cors: false,
         page: true,
     },
+    Endpoint {
+        id: EndpointId::SsoCallback,
+        paths: &["/oauth2/sso/callback"],
+        methods: GET,
+        metadata_key: None,
+        cors: false,
+        page: true,
+    },
 ];
 
 /// The row of an endpoint.
@@ -215,6 +226,7 @@ mod tests {
         EndpointId::Authorize,
         EndpointId::Logout,
         EndpointId::Stylesheet,
+        EndpointId::SsoCallback,
     ];
 
     #[test]

@@ -9,10 +9,15 @@
 //! own forms is refused. The pages post back to the same URL with exactly their own fields:
 //! the request in progress as one sealed handle bound to the browser ([`crate::pending`]), a
 //! CSRF token, and what the user did (`_action=login` with `username`/`password`, or
-//! `_action=consent` with `decision=allow|deny`). A post with a repeated or unknown field is
+//! `_action=consent` with `decision=allow|deny`, or `_action=sso` with `idp`, a provider to
+//! sign in through: [`crate::sso`]). A post with a repeated or unknown field is
 //! refused (400), so no parameter of the authorization request can ever be read as something
 //! the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames are prepared (RFC 8265) before
 //! they are looked up ([`tessera_core::signin::password::PasswordForm`]).
+//!
+//! A username whose e-mail domain is configured for an upstream provider is sent to that
+//! provider instead of having its password checked; after the provider's answer the flow
+//! continues here as after a password sign-in ([`continue_after_upstream_sign_in`]).
 //!
 //! Sign-in failures show one message whatever was wrong and take the same time for an unknown
 //! user (a dummy Argon2 check, [`tessera_core::signin::password`]); the throttling and the
@@ -26,10 +31,13 @@ use minijinja::context;
 use serde::Serialize;
 use tessera_core::endpoint::authorize::{self, Answer, AuthorizeError, AuthorizeRequest, Next};
 use tessera_core::endpoint::{self, EndpointId};
-use tessera_core::model::UserRecord;
+use tessera_core::model::{IdpRecord, UserRecord};
 use tessera_core::params::Params;
-use tessera_core::session;
+use tessera_core::session::{self, Started};
+use tessera_core::signin::external::idp_for_email;
 use tessera_core::signin::password::PasswordForm;
+use tessera_core::signin::upstream::StartOptions;
+use tessera_core::signin::Identity;
 use tessera_core::username;
 use tessera_core::OAuthError;
 
@@ -38,6 +46,7 @@ use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token, origin_of};
 use crate::pending;
 use crate::signin::{self, SignIn};
+use crate::sso::{self, Providers};
 use crate::state::AppState;
 use crate::through::Through;
 
@@ -50,6 +59,7 @@ const OWN_FIELDS: &[&str] = &[
     "username",
     "password",
     "decision",
+    "idp",
 ];
 
 /// The fields of the sign-in form (`templates/login.html`), each exactly once.
@@ -58,10 +68,21 @@ const LOGIN_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "username", 
 /// The fields of the consent form (`templates/consent.html`), each exactly once.
 const CONSENT_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "decision"];
 
+/// The fields of a provider's button on the sign-in form, each exactly once.
+const SSO_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "idp"];
+
 /// What the user did on one of our pages.
 enum Submitted {
     Login(PasswordForm),
-    Consent { allow: bool },
+    Consent {
+        allow: bool,
+    },
+    /// Sign in through this upstream provider.
+    Sso {
+        idp: String,
+    },
+    /// Signed in through an upstream provider ([`super::sso::callback`]).
+    Upstream(Box<(Identity, Started)>),
 }
 
 /// Per-request page context: the language, the CSRF cookie, and the cookies to set.
@@ -75,6 +96,8 @@ struct Page<'a> {
     action: String,
     /// The name of the dialect the flow goes through, sealed into the forms.
     dialect: Option<String>,
+    /// The upstream providers the sign-in page offers.
+    providers: Providers,
 }
 
 impl Page<'_> {
@@ -183,6 +206,12 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
             };
             (Submitted::Consent { allow }, CONSENT_FIELDS)
         }
+        Some("sso") => (
+            Submitted::Sso {
+                idp: field("idp").unwrap_or_default().to_owned(),
+            },
+            SSO_FIELDS,
+        ),
         _ => {
             return bad_request(
                 &state,
@@ -246,6 +275,7 @@ fn page<'a>(state: &'a AppState, parts: &'a Parts, ui_locales: Option<&str>) -> 
         set_cookies: set.into_iter().collect(),
         action: action_path(state, parts),
         dialect: None,
+        providers: Providers::default(),
     }
 }
 
@@ -316,11 +346,48 @@ async fn flow(
         Ok(s) => s,
         Err(e) => return server_error(&pg, &e.into()),
     };
+    // The sign-in page may be shown: it offers the upstream providers.
+    if session.is_none() || req.prompt.login || req.max_age.is_some() {
+        pg.providers = sso::providers(state, pg.lang).await;
+    }
     // A submitted form passed its CSRF check in `post`.
     let answer = match submitted {
         None => Answer::Nothing,
         Some(Submitted::Consent { allow }) => Answer::Consent { allow },
+        Some(Submitted::Sso { idp }) => {
+            return match cx.store.get_idp(&idp).await {
+                Ok(Some(idp)) => to_upstream(&mut pg, &req, &params, &idp, None).await,
+                Ok(None) => pg.error(
+                    StatusCode::BAD_REQUEST,
+                    "no such identity provider",
+                    Some("invalid_request"),
+                ),
+                Err(e) => server_error(&pg, &e.into()),
+            };
+        }
+        Some(Submitted::Upstream(done)) => {
+            let (identity, started) = *done;
+            tracing::info!(user_id = %identity.user.user_id, client_id = %req.client.client_id, amr = ?identity.amr, "user signed in");
+            if let Some(v) = state.cookies().set(
+                state.cookies().session(),
+                started.value.expose(),
+                state.config().session_ttl,
+            ) {
+                pg.set_cookies.push(v);
+            }
+            session = Some((started.record, identity.user));
+            Answer::SignedIn
+        }
         Some(Submitted::Login(form)) => {
+            // A user of a domain that signs in elsewhere is sent there.
+            match idp_for_email(cx.store, form.username()).await {
+                Ok(Some(idp)) => {
+                    let hint = Some(form.username());
+                    return to_upstream(&mut pg, &req, &params, &idp, hint).await;
+                }
+                Ok(None) => {}
+                Err(e) => return server_error(&pg, &e.into()),
+            }
             let refused =
                 |status, key| login_page(&pg, &req, &params, status, key, form.username());
             match signin::sign_in(state, &cx, &parts.headers, ip, &form).await {
@@ -363,6 +430,49 @@ async fn flow(
         },
         Ok(Next::Login) => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
         Err(e) => server_error(&pg, &e),
+    }
+}
+
+/// Continues the authorization request `params` after a sign-in through an upstream
+/// provider (`identity`, whose session `started`), as after a password sign-in, through the
+/// dialect the request started through.
+pub async fn continue_after_upstream_sign_in(
+    state: &AppState,
+    parts: &Parts,
+    params: Params,
+    through: Through,
+    identity: Identity,
+    started: Started,
+) -> Response {
+    let done = Submitted::Upstream(Box::new((identity, started)));
+    flow(state, parts, params, through, Some(done)).await
+}
+
+/// Sends the browser to `idp` to sign in (`login_hint`: what the user typed).
+async fn to_upstream(
+    pg: &mut Page<'_>,
+    req: &AuthorizeRequest,
+    params: &Params,
+    idp: &IdpRecord,
+    login_hint: Option<&str>,
+) -> Response {
+    let options = StartOptions {
+        login: req.prompt.login,
+        login_hint,
+        max_age: req.max_age,
+    };
+    let request = forwarded(params, false);
+    let dialect = pg.dialect.as_deref();
+    match sso::begin(pg.state, &pg.csrf_cookie, idp, request, dialect, &options).await {
+        Ok((url, cookie)) => {
+            pg.set_cookies.push(cookie);
+            pg.redirect(&url)
+        }
+        Err(e) => {
+            tracing::warn!(idp = %idp.name, error = %e, "an upstream provider cannot be used");
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            login_page(pg, req, params, status, "sso_unavailable", "")
+        }
     }
 }
 
@@ -450,6 +560,8 @@ fn login_page(
     let client_name = username::shown(&req.client.name);
     let t = pg.lang.texts(&client_name, "");
     let error = t.get(error_key).cloned();
+    let mut targets = targets(req);
+    targets.extend(pg.providers.origins.iter().cloned());
     pg.render(
         status,
         "login.html",
@@ -463,8 +575,9 @@ fn login_page(
             error,
             username,
             client_name,
+            providers => pg.providers.buttons,
         },
-        &targets(req),
+        &targets,
     )
 }
 

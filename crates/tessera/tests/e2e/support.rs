@@ -25,7 +25,7 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// The sealing secret of every test server (only has to be at least 16 bytes).
-const SEALING_SECRET: &str = "e2e-test-sealing-secret-not-for-production";
+pub const SEALING_SECRET: &str = "e2e-test-sealing-secret-not-for-production";
 
 /// The bearer token that reads `/metrics` on a test server's public listener.
 pub const METRICS_TOKEN: &str = "e2e-metrics-token";
