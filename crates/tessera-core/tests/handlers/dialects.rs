@@ -287,3 +287,31 @@ fn no_other_claim_and_no_dialect_can_be_smuggled_through_authorization_parameter
     let r = plain.exchange(&c, &code, &[]).unwrap();
     assert!(payload(&at(&r)).get("productId").is_none());
 }
+
+#[test]
+fn the_json_exchange_takes_its_lifetime_and_audience_rule_from_the_dialects_sdk_keys() {
+    use tessera_core::endpoint::sdk_token::{handle, SdkTokenRequest};
+    let w = World::through(
+        r#"{"anyflow": {"sdk": {"ttl": 60, "audience": "required"}}}"#,
+        "anyflow",
+    );
+    let signer = w.trust("default", |_, _| {});
+    let exchange = |claims: &serde_json::Value| {
+        let req = SdkTokenRequest {
+            jwt: signer.sign(claims),
+            env: None,
+        };
+        run(handle(&w.cx(), &req))
+    };
+    // With an audience: a one-minute token.
+    let r = exchange(&crate::grant_jwt_bearer::claims(&w)).unwrap();
+    assert_eq!(r.expires_in, 60);
+    assert_eq!(r.token_type, "bearer");
+    // Without one: refused, where the preset would accept it.
+    let no_aud =
+        crate::grant_jwt_bearer::edited(crate::grant_jwt_bearer::claims(&w), &[("aud", None)]);
+    assert_eq!(
+        code_of("an assertion without aud", exchange(&no_aud)),
+        ErrorCode::InvalidGrant
+    );
+}
