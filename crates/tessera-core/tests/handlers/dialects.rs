@@ -315,3 +315,29 @@ fn the_json_exchange_takes_its_lifetime_and_audience_rule_from_the_dialects_sdk_
         ErrorCode::InvalidGrant
     );
 }
+
+#[test]
+fn a_dialect_whose_policy_is_never_gives_and_takes_no_refresh_tokens() {
+    let mut w = World::new();
+    let c = w.code_client(|c| c.user_flow.refresh_tokens = RefreshPolicy::Always);
+    let alice = w.user("alice");
+    // Issued without a dialect.
+    let r = w.tokens(&c, &alice, "read");
+    let issued = rt(&r);
+    let never = World::through(r#"{"workfront": {"refresh_tokens": "never"}}"#, "workfront");
+    w.dialect = never.dialect.clone();
+    w.config.dialects = never.config.dialects.clone();
+    assert!(w
+        .tokens(&c, &alice, "read offline_access")
+        .refresh_token
+        .is_none());
+    refused(
+        "a refresh through a dialect that offers none",
+        w.refresh(&c, &issued, &[]),
+        ErrorCode::UnauthorizedClient,
+        "not offered",
+    );
+    // Elsewhere it still works.
+    w.dialect = None;
+    assert!(w.refresh(&c, &issued, &[]).is_ok());
+}
