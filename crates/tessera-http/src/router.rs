@@ -81,7 +81,10 @@ fn oauth_routes(state: &AppState) -> Router<AppState> {
             add(endpoint, path, Through(Some(dialect.clone())));
         }
     }
-    let api = match cors_layer(&state.http().cors_allowed_origins) {
+    let api = match cors_layer(
+        &state.http().cors_allowed_origins,
+        &dialects.token_headers(),
+    ) {
         Some(cors) => api.layer(cors),
         None => api,
     };
@@ -164,7 +167,9 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
     .with_state(state)
 }
 
-fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+/// CORS for the configured origins: `GET` and `POST`, with `Authorization`, `Content-Type`
+/// and the headers enabled dialects let carry an access token (`token_headers`).
+fn cors_layer(origins: &[String], token_headers: &[&str]) -> Option<CorsLayer> {
     let list: Vec<HeaderValue> = origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
@@ -176,7 +181,16 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(list))
             .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_headers(
+                [header::AUTHORIZATION, header::CONTENT_TYPE]
+                    .into_iter()
+                    .chain(
+                        token_headers
+                            .iter()
+                            .filter_map(|h| header::HeaderName::from_bytes(h.as_bytes()).ok()),
+                    )
+                    .collect::<Vec<_>>(),
+            )
             .max_age(std::time::Duration::from_secs(600)),
     )
 }

@@ -37,6 +37,10 @@ struct Server {
 /// A server whose config file sets the dialects `json` (the `[dialects]` table, as JSON),
 /// with one client-credentials client.
 fn server(json: &str) -> Server {
+    server_with(json, HttpConfig::default())
+}
+
+fn server_with(json: &str, http: HttpConfig) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -73,7 +77,7 @@ fn server(json: &str) -> Server {
     let state = rt
         .block_on(AppState::start(
             config,
-            HttpConfig::default(),
+            http,
             store,
             Sealer::from_secret(b"router-test-secret-0123456789").unwrap(),
             Arc::new(SystemClock),
@@ -288,4 +292,28 @@ fn a_session_id_header_carries_the_access_token_and_two_tokens_are_refused() {
         .as_str()
         .unwrap()
         .contains("bearer token is required"));
+}
+
+#[test]
+fn browsers_of_allowed_origins_may_send_the_dialects_token_header() {
+    let http = HttpConfig {
+        cors_allowed_origins: vec!["https://app.example.com".into()],
+        ..HttpConfig::default()
+    };
+    let s = server_with(BOTH, http);
+    let preflight = Request::options("/userinfo")
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "sessionid")
+        .body(Body::empty())
+        .unwrap();
+    let allowed = s.rt.block_on(async {
+        let res = s.router.clone().oneshot(preflight).await.unwrap();
+        res.headers()
+            .get("access-control-allow-headers")
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+            .unwrap_or_default()
+    });
+    assert!(allowed.contains("sessionid"), "{allowed}");
+    assert!(allowed.contains("authorization"), "{allowed}");
 }

@@ -48,6 +48,12 @@ pub async fn handle(
             "this client may not use the refresh_token grant",
         ));
     }
+    // A dialect that gives no refresh tokens takes none either.
+    if cx.dialect.and_then(|d| d.refresh_tokens) == Some(RefreshPolicy::Never) {
+        return Err(OAuthError::unauthorized_client(
+            "refresh tokens are not offered at this token endpoint",
+        ));
+    }
     let presented = params.require("refresh_token")?;
     let asked_scope = params.get("scope")?;
     let rec = find(cx, client, presented).await?.ok_or_else(invalid)?;

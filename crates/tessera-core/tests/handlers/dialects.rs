@@ -287,3 +287,57 @@ fn no_other_claim_and_no_dialect_can_be_smuggled_through_authorization_parameter
     let r = plain.exchange(&c, &code, &[]).unwrap();
     assert!(payload(&at(&r)).get("productId").is_none());
 }
+
+#[test]
+fn the_json_exchange_takes_its_lifetime_and_audience_rule_from_the_dialects_sdk_keys() {
+    use tessera_core::endpoint::sdk_token::{handle, SdkTokenRequest};
+    let w = World::through(
+        r#"{"anyflow": {"sdk": {"ttl": 60, "audience": "required"}}}"#,
+        "anyflow",
+    );
+    let signer = w.trust("default", |_, _| {});
+    let exchange = |claims: &serde_json::Value| {
+        let req = SdkTokenRequest {
+            jwt: signer.sign(claims),
+            env: None,
+        };
+        run(handle(&w.cx(), &req))
+    };
+    // With an audience: a one-minute token.
+    let r = exchange(&crate::grant_jwt_bearer::claims(&w)).unwrap();
+    assert_eq!(r.expires_in, 60);
+    assert_eq!(r.token_type, "bearer");
+    // Without one: refused, where the preset would accept it.
+    let no_aud =
+        crate::grant_jwt_bearer::edited(crate::grant_jwt_bearer::claims(&w), &[("aud", None)]);
+    assert_eq!(
+        code_of("an assertion without aud", exchange(&no_aud)),
+        ErrorCode::InvalidGrant
+    );
+}
+
+#[test]
+fn a_dialect_whose_policy_is_never_gives_and_takes_no_refresh_tokens() {
+    let mut w = World::new();
+    let c = w.code_client(|c| c.user_flow.refresh_tokens = RefreshPolicy::Always);
+    let alice = w.user("alice");
+    // Issued without a dialect.
+    let r = w.tokens(&c, &alice, "read");
+    let issued = rt(&r);
+    let never = World::through(r#"{"workfront": {"refresh_tokens": "never"}}"#, "workfront");
+    w.dialect = never.dialect.clone();
+    w.config.dialects = never.config.dialects.clone();
+    assert!(w
+        .tokens(&c, &alice, "read offline_access")
+        .refresh_token
+        .is_none());
+    refused(
+        "a refresh through a dialect that offers none",
+        w.refresh(&c, &issued, &[]),
+        ErrorCode::UnauthorizedClient,
+        "not offered",
+    );
+    // Elsewhere it still works.
+    w.dialect = None;
+    assert!(w.refresh(&c, &issued, &[]).is_ok());
+}

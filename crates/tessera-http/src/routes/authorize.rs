@@ -1,4 +1,5 @@
-//! `GET|POST /oauth2/authorize`: the sign-in and consent pages of the authorization code flow.
+//! `GET|POST /oauth2/authorize` (and the `authorize` paths of dialects): the sign-in and consent
+//! pages of the authorization code flow.
 //!
 //! Owns the browser side of the flow: parsing the forms, the cookies, the sealed request in
 //! progress and rendering. The rules are the core's: the request and the next step in
@@ -6,7 +7,9 @@
 //! [`tessera_core::session`], consent in [`tessera_core::consent`].
 //!
 //! `GET` takes the authorization request in the query; one that names a field of the pages'
-//! own forms is refused. The pages post back to the same URL with exactly their own fields:
+//! own forms is refused. The pages post back to the path the flow started on (a dialect's
+//! path keeps its flow there); the dialect the flow goes through is sealed in the request in
+//! progress, never read from a field. The forms carry exactly their own fields:
 //! the request in progress as one sealed handle bound to the browser ([`crate::pending`]), a
 //! CSRF token, and what the user did (`_action=login` with `username`/`password`, or
 //! `_action=consent` with `decision=allow|deny`, or `_action=sso` with `idp`, a provider to

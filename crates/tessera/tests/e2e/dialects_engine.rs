@@ -298,3 +298,52 @@ async fn vantage_on_the_standard_paths_gives_day_long_tokens_and_keeps_product_i
     assert!(tokens.get("refresh_token").is_none(), "{tokens}");
     assert!(tokens.get("productId").is_none());
 }
+
+#[tokio::test]
+async fn a_flow_keeps_its_dialect_whatever_path_or_field_its_forms_are_posted_with() {
+    let Setup { server, client, .. } = setup().await;
+    // Started on the standard path (Vantage's), its sign-in form posted to Workfront's path:
+    // the sealed flow stays Vantage's, so no Workfront parameters reach the redirect.
+    let mut b = Browser::new(&server);
+    let login = b.get(&authorize_path(&client, "openid read", "")).await;
+    assert!(login.is_login());
+    let mut fields = login.hidden();
+    fields.push(("username".into(), "alice".into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    // A field naming a dialect is not one of the form's: refused.
+    let mut smuggled = fields.clone();
+    smuggled.push(("dialect".into(), "workfront".into()));
+    let refused = b.post(AUTHORIZE, &smuggled).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    let consent = b.post(AUTHORIZE, &fields).await;
+    assert!(consent.is_consent(), "{}", consent.body);
+    let mut fields = consent.hidden();
+    fields.push(("decision".into(), "allow".into()));
+    let done = b.post(AUTHORIZE, &fields).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let p = done.redirect_params();
+    assert!(p.contains_key("code"));
+    assert!(
+        !p.contains_key("domain") && !p.contains_key("lane"),
+        "{p:?}"
+    );
+    // The other way round: a Workfront flow answered on the standard path keeps Workfront's
+    // parameters.
+    let mut b = Browser::new(&server);
+    let login = b.get(&workfront_authorize(&client)).await;
+    let mut fields = login.hidden();
+    fields.push(("username".into(), "alice".into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let next = b.post("/oauth2/authorize", &fields).await;
+    let next = if next.is_consent() {
+        let mut fields = next.hidden();
+        fields.push(("decision".into(), "allow".into()));
+        b.post("/oauth2/authorize", &fields).await
+    } else {
+        next
+    };
+    assert_eq!(next.status, StatusCode::SEE_OTHER, "{}", next.body);
+    let p = next.redirect_params();
+    assert_eq!(p["domain"], "myorganization");
+    assert_eq!(p["lane"], "my");
+}
