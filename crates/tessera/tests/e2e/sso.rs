@@ -272,6 +272,9 @@ async fn chromium_sign_in(
         .for_element(Locator::Css("input[name=username]"))
         .await
         .unwrap();
+    if !by_email {
+        crate::browser::save(&c, "login-sso-en.png").await;
+    }
     if by_email {
         user.send_keys("alice@example.com").await.unwrap();
         click(&c, "//button[@class='primary']").await;
