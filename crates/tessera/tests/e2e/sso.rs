@@ -301,6 +301,11 @@ async fn chromium_sign_in(
                 .map(String::as_str),
             Some("alice@example.com")
         );
+        // It fills in the upstream's username field.
+        assert_eq!(
+            upstream_user.prop("value").await.unwrap().as_deref(),
+            Some("alice@example.com")
+        );
     }
     upstream_user.clear().await.unwrap();
     upstream_user.send_keys("alice").await.unwrap();
@@ -769,6 +774,15 @@ async fn the_provider_button_form_is_checked_like_the_sign_in_form() {
     // A request naming the form's own field is refused before any page.
     let page = d.get(&format!("{path}&idp={IDP}")).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    // A login_hint fills in the username, as text, never as markup.
+    let page = d.get(&format!("{path}&login_hint=%22%3E%3Cb%3Ex")).await;
+    assert!(page.is_login());
+    assert!(!page.body.contains("\"><b>x"), "{}", page.body);
+    assert!(
+        page.body.contains("value=\"&quot;&gt;&lt;b&gt;x\""),
+        "{}",
+        page.body
+    );
     // The genuine form sends the browser to the provider.
     let page = d.post("/oauth2/authorize", &fields(IDP, &csrf, None)).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
