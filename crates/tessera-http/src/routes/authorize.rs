@@ -431,9 +431,23 @@ async fn flow(
             Some((_, user)) => consent_page(&pg, &req, &params, user),
             None => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
         },
-        Ok(Next::Login) => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
+        Ok(Next::Login) => {
+            let hint = login_hint(&params);
+            login_page(&pg, &req, &params, StatusCode::OK, "", hint)
+        }
         Err(e) => server_error(&pg, &e),
     }
+}
+
+/// The request's `login_hint` (OpenID Connect Core §3.1.2.1), to fill in the username, if it
+/// is a plausible one (as an upstream provider's sign-in passes on the address typed there).
+fn login_hint(params: &Params) -> &str {
+    params
+        .get("login_hint")
+        .ok()
+        .flatten()
+        .filter(|h| h.len() <= username::MAX_LEN && !h.chars().any(char::is_control))
+        .unwrap_or_default()
 }
 
 /// Continues the authorization request `params` after a sign-in through an upstream

@@ -136,7 +136,7 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-async fn save(c: &Client, name: &str) {
+pub async fn save(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     std::fs::write(screenshot_dir().join(name), png).expect("write screenshot");

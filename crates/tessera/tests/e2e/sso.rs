@@ -272,6 +272,9 @@ async fn chromium_sign_in(
         .for_element(Locator::Css("input[name=username]"))
         .await
         .unwrap();
+    if !by_email {
+        crate::browser::save(&c, "login-sso-en.png").await;
+    }
     if by_email {
         user.send_keys("alice@example.com").await.unwrap();
         click(&c, "//button[@class='primary']").await;
@@ -296,6 +299,11 @@ async fn chromium_sign_in(
             query_of(here.as_str())
                 .get("login_hint")
                 .map(String::as_str),
+            Some("alice@example.com")
+        );
+        // It fills in the upstream's username field.
+        assert_eq!(
+            upstream_user.prop("value").await.unwrap().as_deref(),
             Some("alice@example.com")
         );
     }
@@ -766,6 +774,15 @@ async fn the_provider_button_form_is_checked_like_the_sign_in_form() {
     // A request naming the form's own field is refused before any page.
     let page = d.get(&format!("{path}&idp={IDP}")).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    // A login_hint fills in the username, as text, never as markup.
+    let page = d.get(&format!("{path}&login_hint=%22%3E%3Cb%3Ex")).await;
+    assert!(page.is_login());
+    assert!(!page.body.contains("\"><b>x"), "{}", page.body);
+    assert!(
+        page.body.contains("value=\"&quot;&gt;&lt;b&gt;x\""),
+        "{}",
+        page.body
+    );
     // The genuine form sends the browser to the provider.
     let page = d.post("/oauth2/authorize", &fields(IDP, &csrf, None)).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
@@ -818,4 +835,74 @@ async fn a_provider_that_cannot_be_reached_leaves_the_sign_in_page_with_a_messag
         page.body
     );
     assert!(page.body.contains("cannot be reached"));
+}
+
+/// Two downstream nodes over one PostgreSQL database (skipped without
+/// `TESSERA_TEST_POSTGRES_URL`, as the multi-node tests are): a sign-in started on one node
+/// finishes on the other (the pending sign-in is sealed with the secret they share), and its
+/// answer is taken once across both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_started_on_one_node_finishes_on_another_and_only_once() {
+    use tessera_store_postgres::testing::TestDatabase;
+    let Some(db) = TestDatabase::create("sso_two_nodes").await else {
+        return;
+    };
+    let upstream = upstream_server().await;
+    let env = [
+        ("TESSERA_DATABASE_URL", db.url.as_str()),
+        ("TESSERA_DATABASE_POOL_SIZE", "6"),
+    ];
+    let a = Server::start_with(&env).await;
+    let issuer = a.issuer().to_owned();
+    let mut env_b = env.to_vec();
+    env_b.push(("TESSERA_ISSUER", &issuer));
+    let b = Server::start_with(&env_b).await;
+    let at_upstream_client = upstream
+        .create_client(&[
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            &a.url("/oauth2/sso/callback"),
+            "--scope",
+            "openid profile email",
+        ])
+        .await;
+    add_idp(
+        &a,
+        IDP,
+        upstream.issuer(),
+        &at_upstream_client.id,
+        &at_upstream_client.secret,
+    )
+    .await;
+    let client = a
+        .create_client(&[
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "openid profile email",
+        ])
+        .await;
+    b.wait_known(&client).await;
+    let mut on_a = Browser::new(&a);
+    let mut u = Browser::new(&upstream);
+    let path = authorize_path(&client, "openid profile email", "");
+    let to_upstream = press_button(&mut on_a, &path, IDP).await;
+    let back = at_upstream(&mut u, &to_upstream, true).await;
+    let back_path = back.trim_start_matches(issuer.as_str()).to_owned();
+    assert!(back_path.starts_with("/oauth2/sso/callback?"), "{back}");
+    // The answer reaches node B.
+    let mut on_b = Browser::new(&b);
+    on_b.cookies = on_a.cookies.clone();
+    let page = on_b.get(&back_path).await;
+    assert!(page.is_consent(), "{} {}", page.status, page.body);
+    assert!(on_b.cookies.contains_key(SESSION));
+    // The same answer, with the cookies as they were, replayed to node A: refused.
+    let mut replay = Browser::new(&a);
+    replay.cookies = on_a.cookies.clone();
+    let page = replay.get(&back_path).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(!replay.cookies.contains_key(SESSION));
 }
