@@ -470,6 +470,21 @@ async fn workato_content_type_must_match_the_payload() {
         let (status, answer) = raw(&server, &head, body).await;
         assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_request");
     }
+    // The multipart listing exactly as the document's page shows it: its delimiter lines are
+    // the boundary without the two hyphens RFC 2046 §5.1.1 puts before it, and it has no
+    // close delimiter, so it is no multipart body (a client such as Postman sends
+    // `workato_multipart`): refused in the RFC's shape, never a server error.
+    let listing = format!(
+        "----WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name=\"grant_type\"\r\n\r\nclient_credentials\r\n----WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\n{}\r\n----WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name=\"client_secret\"\r\n\r\n{}\r\n----WebKitFormBoundary7MA4YWxkTrZu0gW\r\n",
+        c.id, c.secret
+    );
+    let (status, answer) = raw(
+        &server,
+        "POST /oauth2/token HTTP/1.1\nHost: apim.workato.com\nContent-Type: multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+        &listing,
+    )
+    .await;
+    assert_error(status, &answer, StatusCode::BAD_REQUEST, "invalid_request");
     // No Content-Type at all.
     let (status, answer) = raw(
         &server,
