@@ -4,7 +4,9 @@
 //! MUST be supported, §2.3.1) or in the body (`client_secret_post`; the body may be a form, or
 //! JSON or multipart for products that use those), or none for a public client. Exactly one
 //! method per request (RFC 6749 §2.3); secrets are compared as hashes in constant time; an
-//! unknown client and a wrong secret get the same answer.
+//! unknown client and a wrong secret get the same answer. On a host bound to an environment
+//! ([`crate::config::Config::serves_env`]), a client of another environment is an unknown
+//! client, in answer and in cost.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -118,7 +120,8 @@ pub async fn authenticate(
                 "client_id differs from the client assertion's subject",
             ));
         }
-        let Some(client) = cx.store.get_client(&id).await? else {
+        let client = cx.store.get_client(&id).await?;
+        let Some(client) = client.filter(|c| cx.config.serves_env(&c.env)) else {
             return Err(client_assertion::refuse_unknown(cx, assertion).await);
         };
         client_assertion::verify(cx, &client, assertion).await?;
@@ -152,7 +155,12 @@ pub async fn authenticate(
         }
     };
     let failed = || OAuthError::invalid_client("client authentication failed");
-    let client = cx.store.get_client(client_id).await?;
+    // A client of an environment this host does not serve is unknown here.
+    let client = cx
+        .store
+        .get_client(client_id)
+        .await?
+        .filter(|c| cx.config.serves_env(&c.env));
     // Hash before looking at the result so an unknown client costs the same as a wrong secret.
     let presented = secret.map(SecretHash::of);
     let Some(client) = client else {

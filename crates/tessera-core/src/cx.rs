@@ -2,7 +2,7 @@
 //!
 //! Owns [`Cx`]: borrowed access to the configuration, the storage, the keys, the verified-token
 //! cache, the fetcher of remote key sets, and the current time (an input, never read from the
-//! system here). Owns [`RemoteKeys`], the one I/O the core asks for besides storage: fetching a
+//! system here), and the dialect the request came through. Owns [`RemoteKeys`], the one I/O the core asks for besides storage: fetching a
 //! trusted issuer's JWKS from its URL, which the HTTP layer implements (with, alongside, the
 //! place where signature checks of other parties' assertions run).
 
@@ -12,6 +12,7 @@ use quick_cache::sync::Cache;
 
 use crate::client_keys::SignatureError;
 use crate::config::Config;
+use crate::dialect::Dialect;
 use crate::jwt::AccessClaims;
 use crate::keys::{KeySet, Sealer};
 use crate::store::Store;
@@ -62,4 +63,7 @@ pub struct Cx<'a> {
     pub remote_keys: Option<&'a dyn RemoteKeys>,
     /// The current time, Unix seconds.
     pub now: i64,
+    /// The dialect the request came through ([`crate::dialect`]), if any: one of
+    /// `config.dialects`, chosen by the HTTP layer from the request's path.
+    pub dialect: Option<&'a Dialect>,
 }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use ring::digest;
 use serde_json::{json, Map, Value};
 
+use crate::config::Config;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::keys::{KeySet, SigningAlg};
@@ -84,8 +85,15 @@ pub fn issue(cx: &Cx<'_>, t: &IdTokenFor<'_>) -> Result<String, OAuthError> {
     crate::jwt::encode_json(key, &Value::Object(claims)).map_err(OAuthError::server_error)
 }
 
-/// The `sub` and `aud` of an ID token we signed, whatever its expiry; `None` otherwise.
-pub fn verify_hint(keys: &KeySet, token: &str, issuer: &str, now: i64) -> Option<(String, String)> {
+/// The `sub` and `aud` of an ID token we signed, whatever its expiry, with an `iss` that is
+/// one of this server's names ([`Config::accepts_issuer`]: the main issuer or any configured
+/// host); `None` otherwise.
+pub fn verify_hint(
+    keys: &KeySet,
+    token: &str,
+    config: &Config,
+    now: i64,
+) -> Option<(String, String)> {
     let mut parts = token.splitn(3, '.');
     let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
@@ -99,7 +107,7 @@ pub fn verify_hint(keys: &KeySet, token: &str, issuer: &str, now: i64) -> Option
         return None;
     }
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
-    if claims.get("iss")?.as_str()? != issuer {
+    if !config.accepts_issuer(claims.get("iss")?.as_str()?) {
         return None;
     }
     Some((
@@ -145,5 +153,50 @@ mod tests {
         );
         assert_eq!(all.get("name"), Some(&json!("Alice")));
         assert_eq!(all.get("email"), Some(&json!("a@example.com")));
+    }
+
+    #[test]
+    fn a_hint_issued_as_any_host_verifies_everywhere_and_nothing_else_does() {
+        use crate::config::Host;
+        use crate::keys::{generate_key, Sealer};
+        let sealer = Sealer::from_secret(b"0123456789abcdef0123456789abcdef").unwrap();
+        let keys = KeySet::load(
+            &[generate_key(SigningAlg::Es256, &sealer, 0, 0).unwrap()],
+            &sealer,
+        )
+        .unwrap();
+        let main = Config::new("https://auth.example.com").with_hosts(vec![Host::parse(
+            "https://api.customer.com",
+            Some("prod".into()),
+        )
+        .unwrap()]);
+        let custom = main.for_host(&main.hosts[0]);
+        let hint = |iss: &str| {
+            let claims = json!({"iss": iss, "sub": "u1", "aud": "c1", "exp": 1});
+            crate::jwt::encode_json(keys.signing_key(10).unwrap(), &claims).unwrap()
+        };
+        for iss in ["https://auth.example.com", "https://api.customer.com"] {
+            for config in [&main, &custom] {
+                assert_eq!(
+                    verify_hint(&keys, &hint(iss), config, 10),
+                    Some(("u1".into(), "c1".into())),
+                    "{iss} at {}",
+                    config.issuer
+                );
+            }
+        }
+        for other in ["https://evil.example", "https://api.customer.com/", ""] {
+            assert_eq!(
+                verify_hint(&keys, &hint(other), &custom, 10),
+                None,
+                "{other}"
+            );
+        }
+        // Without the host configured, its tokens are someone else's.
+        let alone = Config::new("https://auth.example.com");
+        assert_eq!(
+            verify_hint(&keys, &hint("https://api.customer.com"), &alone, 10),
+            None
+        );
     }
 }

@@ -38,6 +38,8 @@ pub struct ActiveToken {
     pub scope: String,
     /// Audience.
     pub aud: crate::resource::Audience,
+    /// The issuer it was issued as: the main issuer or the host it was asked at.
+    pub iss: String,
     /// Issued at.
     pub iat: i64,
     /// Expires at.
@@ -116,6 +118,7 @@ pub async fn look(
             sub: claims.sub.clone(),
             scope: claims.scope.clone(),
             aud: claims.aud.clone(),
+            iss: claims.iss.clone(),
             iat: claims.iat,
             exp: claims.exp,
             jti: claims.jti.clone(),
@@ -140,11 +143,23 @@ pub async fn look(
         if rec.revoked_at.is_some() || rec.expires_at <= cx.now {
             return Ok(None);
         }
+        let mut claims: serde_json::Map<String, serde_json::Value> = rec
+            .claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        // Stored among the claims only when it was not the main issuer (`issue`): no carried
+        // claim is ever named `iss` (`jwt::REGISTERED_CLAIMS`).
+        let iss = match claims.remove("iss") {
+            Some(serde_json::Value::String(iss)) => iss,
+            _ => cx.config.main_issuer().to_owned(),
+        };
         ActiveToken {
             client_id: rec.client_id,
             sub: rec.subject,
             scope: rec.scope,
             aud: rec.audience,
+            iss,
             iat: rec.issued_at,
             exp: rec.expires_at,
             jti: rec.jti,
@@ -153,11 +168,7 @@ pub async fn look(
             grant_id: rec.grant_id,
             auth_time: None,
             env: rec.env,
-            claims: rec
-                .claims
-                .as_deref()
-                .and_then(|c| serde_json::from_str(c).ok())
-                .unwrap_or_default(),
+            claims,
             single_use: rec.single_use,
         }
     };
@@ -193,7 +204,9 @@ pub fn verified_claims(cx: &Cx<'_>, token: &str) -> Option<Arc<AccessClaims>> {
     if let Some(claims) = cx.verified.get(&key) {
         return (claims.exp > cx.now).then_some(claims);
     }
-    let claims = Arc::new(jwt::verify(cx.keys, token, &cx.config.issuer, cx.now).ok()?);
+    let claims = Arc::new(
+        jwt::verify_for(cx.keys, token, |iss| cx.config.accepts_issuer(iss), cx.now).ok()?,
+    );
     cx.verified.insert(key, claims.clone());
     Some(claims)
 }

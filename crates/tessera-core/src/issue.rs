@@ -5,7 +5,9 @@
 //! 256 random bits, stored (durably, before the caller answers) only as its hash. Every token
 //! carries the client's deployment environment, and is single-use when the client or its
 //! environment says so ([`crate::inspect`] consumes it). Claims carried from an assertion
-//! ([`Extras`]) never replace a registered claim ([`jwt::REGISTERED_CLAIMS`]).
+//! ([`Extras`]) never replace a registered claim ([`jwt::REGISTERED_CLAIMS`]). A token issued
+//! through a dialect with an `access_token_ttl` lives that long (capped by the server's
+//! maximum) unless the grant sets a lifetime of its own.
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
@@ -81,7 +83,9 @@ pub async fn issue_access_token_with(
             .get_env(&client.env)
             .await?
             .is_some_and(|e| e.single_use_tokens);
-    let ttl = match (single_use, extras.single_use_ttl, extras.ttl) {
+    // A lifetime the grant sets wins; else the dialect's the request came through.
+    let ttl_override = extras.ttl.or(cx.dialect.and_then(|d| d.access_token_ttl));
+    let ttl = match (single_use, extras.single_use_ttl, ttl_override) {
         (true, Some(t), _) | (_, _, Some(t)) => t,
         _ => client.access_token_ttl,
     }
@@ -114,6 +118,10 @@ pub async fn issue_access_token_with(
             Secret::new(jwt::encode(key, &claims).map_err(OAuthError::server_error)?)
         }
         TokenFormat::Opaque => {
+            // The issuer is kept with the token when it is a host's, for introspection.
+            if cx.config.issuer != cx.config.main_issuer() {
+                carried.insert("iss".into(), cx.config.issuer.clone().into());
+            }
             let (token, token_id) = opaque::mint(exp);
             cx.store
                 .insert_token(&TokenRecord {

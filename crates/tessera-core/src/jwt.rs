@@ -168,6 +168,17 @@ pub fn verify(
     issuer: &str,
     now: i64,
 ) -> Result<AccessClaims, JwtError> {
+    verify_for(keys, token, |iss| iss == issuer, now)
+}
+
+/// [`verify`] for a server known by several issuer names (the main issuer and its hosts,
+/// [`crate::config::Config::accepts_issuer`]): `is_ours` says whether an `iss` is one of them.
+pub fn verify_for(
+    keys: &KeySet,
+    token: &str,
+    is_ours: impl Fn(&str) -> bool,
+    now: i64,
+) -> Result<AccessClaims, JwtError> {
     let mut parts = token.splitn(3, '.');
     let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(JwtError::Malformed);
@@ -196,7 +207,7 @@ pub fn verify(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(JwtError::Malformed)?;
-    if claims.iss != issuer {
+    if !is_ours(&claims.iss) {
         return Err(JwtError::Issuer);
     }
     if claims.exp <= now {

@@ -18,7 +18,8 @@
 //!   implements; [`audience`], [`environment`]: audiences of tokens, environment names.
 //! - [`signin`], [`session`], [`consent`]: signing a user in behind one interface (a password
 //!   form is one implementation), their browser sessions, and the consent they gave.
-//! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context.
+//! - [`config`], [`clock`], [`cx`]: settings, time as an input, and the handler context;
+//!   [`dialect`]: presets of endpoint behaviour for clients written against other products.
 //! - [`admin`]: the application layer: managing clients, users, trusted issuers,
 //!   environments, signing keys and tokens, every rule checked once, for the CLI and any API.
 #![warn(missing_docs)]
@@ -32,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod cx;
+pub mod dialect;
 pub mod endpoint;
 pub mod environment;
 pub mod error;

@@ -475,6 +475,9 @@ pub struct GrantRecord {
     pub expires_at: i64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// Claims every access token of the family carries, a JSON object of strings: the
+    /// authorization-request parameters the code's dialect carries (`crate::dialect`).
+    pub claims: Option<String>,
 }
 
 /// A refresh token, stored only as its hash; found by the public id inside it.
@@ -498,4 +501,48 @@ pub struct RefreshRecord {
     pub used_at: Option<i64>,
     /// The successor, sealed, kept only for a client with a grace period.
     pub successor_sealed: Option<Vec<u8>>,
+}
+
+/// An upstream OpenID provider users may sign in through (OpenID Connect Core §3.1: Tessera
+/// is then the relying party of the upstream, and the authorization server of its own
+/// clients).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpRecord {
+    /// Unique name, `[a-z0-9_-]{1,64}`; shown as "Sign in with NAME" unless a display name
+    /// is set.
+    pub name: String,
+    /// What the sign-in page shows (defaults to the name).
+    pub display_name: String,
+    /// The upstream issuer URL (its discovery document is at
+    /// `ISSUER/.well-known/openid-configuration`, OpenID Connect Discovery §4).
+    pub issuer: String,
+    /// Tessera's client id at the upstream.
+    pub client_id: String,
+    /// Tessera's client secret at the upstream, sealed with the
+    /// [`crate::keys::Sealer`]: it must be sent back out, so it cannot be hashed.
+    pub client_secret_sealed: Vec<u8>,
+    /// Lowercase e-mail domains whose users are sent to this provider; a domain belongs to
+    /// at most one provider.
+    pub email_domains: Vec<String>,
+    /// Whether a first sign-in may link to an existing user with the same, verified, e-mail
+    /// address.
+    pub link_by_email: bool,
+    /// When it was added.
+    pub created_at: i64,
+}
+
+/// A user's identity at an upstream provider (its `iss` and `sub`, OpenID Connect Core
+/// §5.7: the pair is the only stable identifier of an upstream user), linked to a local user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIdentityRecord {
+    /// The upstream `iss`.
+    pub issuer: String,
+    /// The upstream `sub`.
+    pub subject: String,
+    /// The name of the [`IdpRecord`] it was first seen through.
+    pub idp: String,
+    /// The local user.
+    pub user_id: String,
+    /// When it was linked.
+    pub created_at: i64,
 }

@@ -31,6 +31,16 @@ pub const MIN_LENGTH: usize = 8;
 /// Passwords longer than this are refused (hashing cost is bounded).
 pub const MAX_LENGTH: usize = 1024;
 
+/// The stored "hash" of a user who has no password (one made by a sign-in through an
+/// upstream provider): not a PHC string, so [`verify`] never accepts anything against it, and
+/// the password form does the work of an unknown user's check for it ([`has_password`]).
+pub const NO_PASSWORD: &str = "!none";
+
+/// Whether a stored hash is a password at all (not [`NO_PASSWORD`]).
+pub fn has_password(stored: &str) -> bool {
+    !stored.starts_with('!')
+}
+
 /// Hashes a password with a fresh random salt.
 pub fn hash(password: &str) -> Result<String, PasswordError> {
     let salt =

@@ -58,6 +58,7 @@ impl World {
             sealer: &self.sealer,
             remote_keys: None,
             now: NOW,
+            dialect: None,
         }
     }
 

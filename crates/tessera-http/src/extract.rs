@@ -86,6 +86,32 @@ pub fn client_address(
     Some(forwarded.unwrap_or(peer))
 }
 
+/// The access token a request carries: `Authorization: Bearer` (RFC 6750 §2.1), or one of
+/// the headers the enabled dialects name (`sessionID: <token>`). Two different tokens, or a
+/// header that is not text, is `invalid_request` (RFC 6750 §2: one method only).
+pub fn access_token(
+    headers: &axum::http::HeaderMap,
+    dialects: &tessera_core::dialect::Dialects,
+) -> Result<Option<String>, OAuthError> {
+    let text = |name: &str| -> Result<Vec<&str>, OAuthError> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| {
+                v.to_str().map_err(|_| {
+                    OAuthError::invalid_request(format!("the {name} header is not text"))
+                })
+            })
+            .collect()
+    };
+    let authorization = text(header::AUTHORIZATION.as_str())?;
+    let mut others = Vec::new();
+    for name in dialects.token_headers() {
+        others.extend(text(name)?);
+    }
+    tessera_core::dialect::access_token_from(&authorization, &others).map(|t| t.map(str::to_owned))
+}
+
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         OAuthError::invalid_request(format!(

@@ -162,6 +162,18 @@ const EN: &[(&str, &str)] = &[
     ("logout_title", "Sign out?"),
     ("logout_submit", "Sign out"),
     ("logged_out", "You are signed out."),
+    ("sso_or", "Or"),
+    ("sso_continue_title", "Returning to the application"),
+    ("sso_continue", "Continue"),
+    ("sso_with", "Sign in with {idp}"),
+    (
+        "sso_unavailable",
+        "The identity provider cannot be reached now. Try again shortly.",
+    ),
+    (
+        "sso_failed",
+        "Signing in with the identity provider did not succeed. Go back to the application and start again.",
+    ),
 ];
 
 const JA: &[(&str, &str)] = &[
@@ -193,6 +205,18 @@ const JA: &[(&str, &str)] = &[
     ("logout_title", "サインアウトしますか？"),
     ("logout_submit", "サインアウト"),
     ("logged_out", "サインアウトしました。"),
+    ("sso_or", "または"),
+    ("sso_continue_title", "アプリケーションに戻ります"),
+    ("sso_continue", "続ける"),
+    ("sso_with", "{idp} でサインイン"),
+    (
+        "sso_unavailable",
+        "現在 ID プロバイダーに接続できません。しばらくしてからもう一度お試しください。",
+    ),
+    (
+        "sso_failed",
+        "ID プロバイダーでのサインインに失敗しました。アプリケーションに戻って最初からやり直してください。",
+    ),
 ];
 
 #[cfg(test)]

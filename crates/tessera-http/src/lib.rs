@@ -4,14 +4,18 @@
 //! - [`state`]: shared state (a `tessera-node` node and what HTTP needs beside it);
 //!   [`throttle`]: sign-in and client-authentication budgets; [`password_checks`]: the
 //!   budget of Argon2 checks; [`signin`]: password sign-in with device cookies.
+//! - [`host`]: which public base URL (the issuer, a custom domain, a data centre) a request
+//!   is answered as.
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses;
 //!   [`response`]: the JSON bodies of token and introspection responses.
 //! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
-//! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus.
+//! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus; [`through`]: the dialect a
+//!   request came through.
 #![warn(missing_docs)]
 
 pub mod error;
 pub mod extract;
+pub mod host;
 pub mod i18n;
 pub mod metrics;
 pub mod pages;
@@ -22,8 +26,10 @@ pub mod response;
 pub mod router;
 pub mod routes;
 pub mod signin;
+pub mod sso;
 pub mod state;
 pub mod throttle;
+pub mod through;
 
 pub use router::{app, oauth_app, ops_app};
 pub use state::{AppState, HttpConfig, StartError};

@@ -29,6 +29,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("consent.html", include_str!("../templates/consent.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("logout.html", include_str!("../templates/logout.html")),
+    ("continue.html", include_str!("../templates/continue.html")),
     (
         "logged_out.html",
         include_str!("../templates/logged_out.html"),

@@ -5,7 +5,8 @@
 //! it: a smuggled `decision=allow` or `username`, a login CSRF of RFC 6749 §10.12 and RFC 9700
 //! §4.7). Instead each form carries one opaque handle, `_request`: the request's parameters
 //! and an expiry, sealed (AES-256-GCM, [`Sealer`]) under the server's secret and bound (as
-//! associated data) to the browser's CSRF cookie. So the handle is unreadable, cannot be
+//! associated data) to the browser's CSRF cookie. The handle also carries the dialect the
+//! flow started through, so that no form field can change it. So the handle is unreadable, cannot be
 //! altered, is useless in another browser, expires after [`TTL`] seconds, and works on every
 //! node sharing `TESSERA_SECRET`, with nothing stored.
 
@@ -26,23 +27,37 @@ pub const FIELD: &str = "_request";
 struct Pending {
     exp: i64,
     params: Vec<(String, String)>,
+    /// The dialect the flow started through ([`tessera_core::dialect`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dialect: Option<String>,
+}
+
+/// A request in progress, opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The authorization request's parameters.
+    pub params: Params,
+    /// The name of the dialect the flow started through, if any.
+    pub dialect: Option<String>,
 }
 
 fn binding(csrf_cookie: &str) -> String {
     format!("tessera/authorize-request/v1:{csrf_cookie}")
 }
 
-/// The handle of `params`, for the browser whose CSRF cookie is `csrf_cookie`, valid until
-/// `now + TTL`.
+/// The handle of `params` of a flow started through `dialect`, for the browser whose CSRF
+/// cookie is `csrf_cookie`, valid until `now + TTL`.
 pub fn seal(
     sealer: &Sealer,
     csrf_cookie: &str,
     params: &[(String, String)],
+    dialect: Option<&str>,
     now: i64,
 ) -> Result<String, OAuthError> {
     let plain = serde_json::to_vec(&Pending {
         exp: now + TTL,
         params: params.to_vec(),
+        dialect: dialect.map(str::to_owned),
     })
     .map_err(OAuthError::server_error)?;
     // The error would name the binding, which holds the cookie: say nothing of it.
@@ -52,16 +67,19 @@ pub fn seal(
     Ok(URL_SAFE_NO_PAD.encode(sealed))
 }
 
-/// The parameters sealed in `handle`, if it was made by a server sharing this secret for
-/// this browser's CSRF cookie and has not expired.
-pub fn open(sealer: &Sealer, csrf_cookie: &str, handle: &str, now: i64) -> Option<Params> {
+/// The parameters and dialect sealed in `handle`, if it was made by a server sharing this
+/// secret for this browser's CSRF cookie and has not expired.
+pub fn open(sealer: &Sealer, csrf_cookie: &str, handle: &str, now: i64) -> Option<Opened> {
     let sealed = URL_SAFE_NO_PAD.decode(handle).ok()?;
     let plain = sealer.open(&binding(csrf_cookie), &sealed).ok()?;
     let p: Pending = serde_json::from_slice(&plain).ok()?;
     if p.exp <= now {
         return None;
     }
-    Params::from_pairs(p.params).ok()
+    Some(Opened {
+        params: Params::from_pairs(p.params).ok()?,
+        dialect: p.dialect,
+    })
 }
 
 #[cfg(test)]
@@ -80,9 +98,18 @@ mod tests {
             ("state".into(), "s".into()),
         ])
         .unwrap_or_default();
-        let h = seal(&s, "cookie-a", params.pairs(), 1000).unwrap_or_default();
-        assert_eq!(open(&s, "cookie-a", &h, 1000), Some(params.clone()));
-        assert_eq!(open(&s, "cookie-a", &h, 1000 + TTL - 1), Some(params));
+        let h = seal(&s, "cookie-a", params.pairs(), Some("workfront"), 1000).unwrap_or_default();
+        let opened = Opened {
+            params: params.clone(),
+            dialect: Some("workfront".into()),
+        };
+        assert_eq!(open(&s, "cookie-a", &h, 1000), Some(opened.clone()));
+        assert_eq!(open(&s, "cookie-a", &h, 1000 + TTL - 1), Some(opened));
+        let plain = seal(&s, "cookie-a", params.pairs(), None, 1000).unwrap_or_default();
+        assert_eq!(
+            open(&s, "cookie-a", &plain, 1000).and_then(|o| o.dialect),
+            None
+        );
         assert_eq!(open(&s, "cookie-a", &h, 1000 + TTL), None, "expired");
         assert_eq!(open(&s, "cookie-b", &h, 1000), None, "another browser");
         let other = sealer(b"another secret of thirty-two by!");

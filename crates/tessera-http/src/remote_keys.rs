@@ -1,4 +1,6 @@
-//! Trusted issuers' JWKS, fetched by URL (RFC 7517 §5) for the JWT-bearer checks of the core.
+//! Trusted issuers' JWKS, fetched by URL (RFC 7517 §5) for the JWT-bearer checks of the core,
+//! and upstream OpenID providers' key sets and metadata for signing in through them
+//! ([`crate::sso`]).
 //!
 //! Owns [`JwksFetcher`], the server's [`RemoteKeys`]: a document is cached for
 //! [`FRESH_FOR`]; a refresh (the core asks for one when no cached key verifies a signature,
@@ -183,7 +185,7 @@ impl RemoteKeys for JwksFetcher {
         let text = match &result {
             Ok(t) => Some(Arc::from(t.as_str())),
             Err(e) => {
-                tracing::warn!(uri, error = %e, "fetching a trusted issuer's JWKS failed");
+                tracing::warn!(uri, error = %e, "fetching a remote key set or provider metadata failed");
                 stale
             }
         };

@@ -13,18 +13,19 @@
 
 use axum::http::{header, HeaderValue};
 use axum::routing::{get, post, MethodRouter};
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use tessera_core::endpoint::{Endpoint, EndpointId, Method, ENDPOINTS};
+use tessera_core::endpoint::{self, Endpoint, EndpointId, Method, ENDPOINTS};
 
 use crate::routes::{
-    self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, sdk, token,
+    self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, sdk, sso, token,
     userinfo,
 };
 use crate::state::AppState;
+use crate::through::Through;
 
 /// Builds the application: the OAuth endpoints and the health probes on one router, and
 /// `/metrics` behind its bearer token when one is configured.
@@ -46,26 +47,44 @@ pub fn ops_app(state: AppState) -> Router {
     finish(ops_routes(), state)
 }
 
-/// Every path of every row of the endpoint table ([`ENDPOINTS`]), with the row's methods;
-/// the rows a browser may call get the CORS layer, pages never do.
+/// Every path of every row of the endpoint table ([`ENDPOINTS`]), with the row's methods,
+/// and every extra path of every enabled dialect, with the methods of the row of the
+/// endpoint it serves ([`tessera_core::dialect`]); each route knows the dialect it is
+/// reached through ([`Through`]: a dialect path's own, or on the table's paths the dialect
+/// with `standard_paths`). The rows a browser may call get the CORS layer, pages never do.
 fn oauth_routes(state: &AppState) -> Router<AppState> {
     let mut api = Router::new();
     let mut pages = Router::new();
-    for endpoint in ENDPOINTS {
+    let dialects = state.config().dialects.clone();
+    let standard = Through(dialects.on_standard_paths().cloned());
+    let mut add = |endpoint: &Endpoint, path: &str, through: Through| {
         let Some(route) = method_router(endpoint) else {
             // Unreachable while every row has a handler (see the test below).
             tracing::error!(endpoint = ?endpoint.id, "an endpoint of the table has no handler");
-            continue;
+            return;
         };
+        let route = route.layer(Extension(through));
+        if endpoint.cors && !endpoint.page {
+            api = std::mem::take(&mut api).route(path, route);
+        } else {
+            pages = std::mem::take(&mut pages).route(path, route);
+        }
+    };
+    for endpoint in ENDPOINTS {
         for path in endpoint.paths {
-            if endpoint.cors && !endpoint.page {
-                api = api.route(path, route.clone());
-            } else {
-                pages = pages.route(path, route.clone());
-            }
+            add(endpoint, path, standard.clone());
         }
     }
-    let api = match cors_layer(&state.http().cors_allowed_origins) {
+    for (dialect, id, path) in dialects.routes() {
+        // Every endpoint a dialect may name has a row (the dialect's validation names them).
+        if let Some(endpoint) = endpoint::find(id) {
+            add(endpoint, path, Through(Some(dialect.clone())));
+        }
+    }
+    let api = match cors_layer(
+        &state.http().cors_allowed_origins,
+        &dialects.token_headers(),
+    ) {
         Some(cors) => api.layer(cors),
         None => api,
     };
@@ -102,6 +121,7 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
         (EndpointId::Logout, Get) => get(logout::get),
         (EndpointId::Logout, Post) => post(logout::post),
         (EndpointId::Stylesheet, Get) => get(assets::css),
+        (EndpointId::SsoCallback, Get) => get(sso::callback),
         (
             EndpointId::Token
             | EndpointId::Introspect
@@ -109,7 +129,8 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
             | EndpointId::SdkToken
             | EndpointId::Discovery
             | EndpointId::Jwks
-            | EndpointId::Stylesheet,
+            | EndpointId::Stylesheet
+            | EndpointId::SsoCallback,
             _,
         ) => return None,
     })
@@ -146,7 +167,9 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
     .with_state(state)
 }
 
-fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+/// CORS for the configured origins: `GET` and `POST`, with `Authorization`, `Content-Type`
+/// and the headers enabled dialects let carry an access token (`token_headers`).
+fn cors_layer(origins: &[String], token_headers: &[&str]) -> Option<CorsLayer> {
     let list: Vec<HeaderValue> = origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
@@ -158,7 +181,16 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(list))
             .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_headers(
+                [header::AUTHORIZATION, header::CONTENT_TYPE]
+                    .into_iter()
+                    .chain(
+                        token_headers
+                            .iter()
+                            .filter_map(|h| header::HeaderName::from_bytes(h.as_bytes()).ok()),
+                    )
+                    .collect::<Vec<_>>(),
+            )
             .max_age(std::time::Duration::from_secs(600)),
     )
 }

@@ -1,12 +1,15 @@
 //! The server's shared state.
 //!
 //! Owns [`AppState`]: a [`Node`] (settings, the cached store, the signing keys, the sealer,
-//! the background loop; see `tessera-node`) and what only HTTP needs beside it: HTTP
-//! settings, metrics, the fetcher of trusted issuers' key sets, the password-check budget,
-//! the page templates and cookie names. Handed to every route.
+//! the background loop; see `tessera-node`) and what only HTTP needs beside it: the
+//! configured hosts ([`crate::host`]), HTTP settings, metrics, the fetcher of trusted
+//! issuers' key sets, the password-check budget, the page templates and cookie names.
+//! Handed to every route.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use axum::http::request::Parts;
 
 use tessera_core::clock::Clock;
 use tessera_core::config::Config;
@@ -16,6 +19,7 @@ use tessera_core::store::{Store, StoreError};
 use tessera_node::cache::CachedStore;
 use tessera_node::{Node, NodeError, PURGE_INTERVAL};
 
+use crate::host::{Host, Hosts};
 use crate::metrics::Metrics;
 use crate::pages::{Cookies, Pages};
 use crate::password_checks::PasswordChecks;
@@ -111,12 +115,25 @@ impl From<NodeError> for StartError {
 
 struct Inner {
     node: Node,
+    hosts: Hosts,
     http: HttpConfig,
     remote_keys: crate::remote_keys::JwksFetcher,
     metrics: Arc<Metrics>,
     password_checks: PasswordChecks,
     pages: Pages,
     cookies: Cookies,
+}
+
+/// The host a request was sent to, as a handler's argument ([`AppState::host`]).
+impl axum::extract::FromRequestParts<AppState> for Host {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(state.host(parts))
+    }
 }
 
 /// Everything a route needs; cheap to clone.
@@ -138,8 +155,10 @@ impl AppState {
             PasswordChecks::new(http.password_checks_concurrent, http.password_checks_queued);
         let pages = Pages::new(http.templates_dir.clone());
         let cookies = Cookies::new(&node.config().issuer);
+        let hosts = Hosts::new(node.config());
         Ok(Self(Arc::new(Inner {
             node,
+            hosts,
             http,
             remote_keys: crate::remote_keys::JwksFetcher::new(),
             metrics: Arc::new(Metrics::new()?),
@@ -192,6 +211,30 @@ impl AppState {
     /// The handler context, borrowing `keys` (from [`AppState::keys`]).
     pub fn cx<'a>(&'a self, keys: &'a KeySet) -> Cx<'a> {
         self.0.node.cx(keys, Some(&self.0.remote_keys))
+    }
+
+    /// The host a request was sent to ([`crate::host`]): one of the configured hosts, else
+    /// the main issuer.
+    pub fn host(&self, parts: &Parts) -> Host {
+        self.0.hosts.of_request(parts, &self.0.http.trusted_proxies)
+    }
+
+    /// The protocol settings `host` answers with (its `issuer` that host's URL).
+    pub fn config_for(&self, host: Host) -> &Config {
+        self.0.hosts.config(host, self.0.node.config())
+    }
+
+    /// [`AppState::cx`] answering as `host`: what a request sent to that host is handled with.
+    pub fn cx_for<'a>(&'a self, host: &Host, keys: &'a KeySet) -> Cx<'a> {
+        self.0
+            .node
+            .cx_with(self.config_for(*host), keys, Some(&self.0.remote_keys))
+    }
+
+    /// The fetcher of remote documents (trusted issuers' and upstream providers' key sets,
+    /// upstream providers' metadata), with its cache.
+    pub fn remote_keys(&self) -> &crate::remote_keys::JwksFetcher {
+        &self.0.remote_keys
     }
 
     /// The page templates.

@@ -381,3 +381,46 @@ fn signing_keys_rotate_automatically_once_when_due() {
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     });
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Whatever a hostile page sends to the callback of an upstream sign-in (any query, any
+    /// cookies, a forged sign-in cookie among them): a 4xx page, never a 5xx, never a session.
+    #[test]
+    fn any_answer_at_the_sso_callback_is_refused_with_a_page(
+        query in prop_oneof![
+            "[ -~]{0,120}",
+            "(code|state|iss|error|error_description)=[A-Za-z0-9%_.-]{0,40}(&(code|state|iss|error)=[A-Za-z0-9%_.-]{0,40}){0,4}",
+        ],
+        cookie in prop_oneof![
+            Just(String::new()),
+            "tessera_csrf=[A-Za-z0-9_-]{1,40}; tessera_sso=[A-Za-z0-9_-]{0,400}",
+            "[ -~]{0,200}",
+        ],
+    ) {
+        thread_local! { static H: Harness = harness(); }
+        H.with(|h| {
+            let query = query.replace([' ', '#'], "+");
+            let mut req = Request::get(format!("/oauth2/sso/callback?{query}"));
+            if !cookie.is_empty() {
+                req = req.header("cookie", cookie.as_str());
+            }
+            let Ok(req) = req.body(Body::empty()) else {
+                return Ok(());
+            };
+            let res = h.rt.block_on(h.router.clone().oneshot(req)).unwrap();
+            prop_assert!(res.status().is_client_error(), "status {}", res.status());
+            let sets: Vec<_> = res
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+                .collect();
+            prop_assert!(sets.iter().all(|c| !c.starts_with("tessera_session=")), "{sets:?}");
+            // The sign-in in progress, if any, is removed.
+            prop_assert!(sets.iter().any(|c| c.starts_with("tessera_sso=;")), "{sets:?}");
+            Ok(())
+        })?;
+    }
+}

@@ -29,8 +29,9 @@ use tessera_core::model::{
     GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
     UserRecord,
 };
+use tessera_core::model::{ExternalIdentityRecord, IdpRecord};
 use tessera_core::secret::SecretHash;
-use tessera_core::store::{Attempt, ThrottleStore};
+use tessera_core::store::{Attempt, IdpStore, ThrottleStore};
 use tessera_core::store::{
     ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore, Store, StoreError,
     TokenStore, TrustStore, UserStore,
@@ -652,6 +653,40 @@ impl Maintenance for CachedStore {
         now: i64,
     ) -> Result<String, StoreError> {
         self.inner.record_issuer(issuer, replace, now).await
+    }
+}
+
+/// Providers and external identities are not cached: a sign-in through an upstream reads
+/// them from the database (a removed provider stops working at once on every node).
+#[async_trait]
+impl IdpStore for CachedStore {
+    async fn insert_idp(&self, idp: &IdpRecord) -> Result<(), StoreError> {
+        self.inner.insert_idp(idp).await
+    }
+    async fn get_idp(&self, name: &str) -> Result<Option<IdpRecord>, StoreError> {
+        self.inner.get_idp(name).await
+    }
+    async fn list_idps(&self) -> Result<Vec<IdpRecord>, StoreError> {
+        self.inner.list_idps().await
+    }
+    async fn delete_idp(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.delete_idp(name).await
+    }
+    async fn set_idp_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        self.inner.set_idp_secret(name, sealed).await
+    }
+    async fn find_external_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<ExternalIdentityRecord>, StoreError> {
+        self.inner.find_external_identity(issuer, subject).await
+    }
+    async fn insert_external_identity(
+        &self,
+        link: &ExternalIdentityRecord,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_external_identity(link).await
     }
 }
 

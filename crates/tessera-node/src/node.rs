@@ -142,14 +142,26 @@ impl Node {
     /// The handler context, borrowing `keys` (from [`Node::keys`]), with `remote_keys` as
     /// the fetcher of trusted issuers' key sets.
     pub fn cx<'a>(&'a self, keys: &'a KeySet, remote_keys: Option<&'a dyn RemoteKeys>) -> Cx<'a> {
+        self.cx_with(&self.0.config, keys, remote_keys)
+    }
+
+    /// [`Node::cx`] answering with `config` instead of the node's own: a host's configuration
+    /// (its `issuer` that host's URL), prepared once at start.
+    pub fn cx_with<'a>(
+        &'a self,
+        config: &'a Config,
+        keys: &'a KeySet,
+        remote_keys: Option<&'a dyn RemoteKeys>,
+    ) -> Cx<'a> {
         Cx {
-            config: &self.0.config,
+            config,
             store: &self.0.store,
             keys,
             verified: &self.0.verified,
             sealer: &self.0.sealer,
             remote_keys,
             now: self.now(),
+            dialect: None,
         }
     }
 

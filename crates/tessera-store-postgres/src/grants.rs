@@ -115,8 +115,8 @@ impl GrantStore for PgStore {
         let mut tx = self.live()?.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
-             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -129,6 +129,7 @@ impl GrantStore for PgStore {
         .bind(g.refresh_expires_at)
         .bind(g.expires_at)
         .bind(g.revoked_at)
+        .bind(g.claims.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;

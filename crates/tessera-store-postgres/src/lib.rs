@@ -24,6 +24,7 @@
 mod clients;
 mod feed;
 mod grants;
+mod idps;
 mod maintenance;
 mod outage;
 mod rows;

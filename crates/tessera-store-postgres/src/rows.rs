@@ -121,6 +121,7 @@ pub(crate) fn grant(row: &PgRow) -> Result<GrantRecord, StoreError> {
         refresh_expires_at: get(row, "refresh_expires_at")?,
         expires_at: get(row, "expires_at")?,
         revoked_at: get(row, "revoked_at")?,
+        claims: get(row, "claims")?,
     })
 }
 

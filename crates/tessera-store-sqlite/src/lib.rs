@@ -16,6 +16,7 @@
 
 mod clients;
 mod grants;
+mod idps;
 mod keys;
 mod maintenance;
 mod rows;

@@ -50,6 +50,9 @@ enum Command {
     /// Manage deployment environments.
     #[command(subcommand)]
     Env(cli::env::Command),
+    /// Manage the upstream OpenID providers users may sign in through.
+    #[command(subcommand)]
+    Idp(cli::idp::Command),
     /// Make a key pair and sign JWTs as a vendor backend would (to try the JWT-bearer flow).
     #[command(subcommand)]
     Jwt(cli::jwt::Command),

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use tessera_core::config::Config;
+use tessera_core::config::{url_authority, Config, Host};
+use tessera_core::environment::valid_env_name;
 use tessera_core::keys::{Sealer, SigningAlg};
 use tessera_http::HttpConfig;
 
@@ -37,6 +38,9 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// Issuer identifier.
     pub issuer: Option<String>,
+    /// Further public base URLs (custom domains, data centres), each answering as an issuer
+    /// of its own (`[[hosts]]`; in the file only).
+    pub hosts: Option<Vec<HostEntry>>,
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`.
     pub database_url: Option<String>,
     /// Most database connections a process holds (PostgreSQL).
@@ -111,6 +115,20 @@ pub struct FileConfig {
     pub metrics_token: Option<String>,
     /// Seconds a change-feed entry is kept before the purge deletes it.
     pub change_retention: Option<i64>,
+    /// Dialects switched on or changed (`[dialects.NAME]`, see `tessera_core::dialect`);
+    /// only in the file.
+    pub dialects:
+        Option<std::collections::BTreeMap<String, tessera_core::dialect::DialectOverrides>>,
+}
+
+/// One `[[hosts]]` entry: a public base URL besides the issuer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEntry {
+    /// Scheme, host and optional port (`https://api.example.com`).
+    pub url: String,
+    /// The deployment environment this host serves alone (need not exist yet).
+    pub env: Option<String>,
 }
 
 /// Loads the config file, if one is named.
@@ -218,6 +236,8 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         other => bail!("log format must be 'text' or 'json', not '{other}'"),
     };
     let mut core = Config::new(issuer);
+    let hosts = resolve_hosts(file.hosts.unwrap_or_default(), &core.issuer, allow_insecure)?;
+    core = core.with_hosts(hosts);
     if let Some(alg) = env::<String>("TESSERA_SIGNING_ALG")?.or(file.signing_alg) {
         core.signing_alg = SigningAlg::parse(&alg)?;
     }
@@ -274,6 +294,11 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
             "assertion_max_lifetime must be at least 1 second and assertion_leeway between 0 \
              and 600 seconds"
         );
+    }
+    if let Some(changes) = &file.dialects {
+        let dialects = tessera_core::dialect::Dialects::resolve(changes)
+            .map_err(|e| anyhow::anyhow!("config file: {e}"))?;
+        core.dialects = std::sync::Arc::new(dialects);
     }
     let mut http = HttpConfig::default();
     if let Some(v) = env::<String>("TESSERA_CORS_ALLOWED_ORIGINS")? {
@@ -438,6 +463,41 @@ fn check_issuer(issuer: &str, allow_insecure: bool) -> Result<()> {
              TESSERA_ALLOW_INSECURE_HTTP=true for development"
         )
     }
+}
+
+/// Checks the `[[hosts]]` entries: each an http(s) base URL (scheme, host, port; no path,
+/// query or fragment), https unless loopback or `allow_insecure_http` (as the issuer), named
+/// once, not the issuer's own host, with a valid environment name when bound to one.
+fn resolve_hosts(entries: Vec<HostEntry>, issuer: &str, allow_insecure: bool) -> Result<Vec<Host>> {
+    let issuer_authority = url_authority(issuer).to_ascii_lowercase();
+    let default_port = if issuer.starts_with("https://") {
+        ":443"
+    } else {
+        ":80"
+    };
+    let issuer_authority = issuer_authority
+        .strip_suffix(default_port)
+        .unwrap_or(&issuer_authority);
+    let mut hosts: Vec<Host> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let key = format!("hosts[{i}]");
+        if let Some(env) = &entry.env {
+            if !valid_env_name(env) {
+                bail!("{key}.env '{env}' is not a valid environment name");
+            }
+        }
+        let host = Host::parse(&entry.url, entry.env).with_context(|| format!("{key}.url"))?;
+        check_issuer(&host.url, allow_insecure).with_context(|| format!("{key}.url"))?;
+        let authority = host.authority();
+        if authority == issuer_authority || host.url == issuer {
+            bail!("{key}.url '{}' is the issuer's own host", host.url);
+        }
+        if hosts.iter().any(|h| h.authority() == authority) {
+            bail!("{key}.url '{}' is listed twice", host.url);
+        }
+        hosts.push(host);
+    }
+    Ok(hosts)
 }
 
 impl Settings {
@@ -663,6 +723,78 @@ mod tests {
         assert!(resolve(Overrides::default(), file).is_err());
     }
 
+    fn hosts_from(toml_text: &str) -> Result<Settings> {
+        let file: FileConfig = toml::from_str(toml_text)?;
+        resolve(Overrides::default(), file)
+    }
+
+    #[test]
+    fn hosts_are_read_normalised_and_bound_to_environments() {
+        let s = hosts_from(
+            r#"
+            issuer = "https://auth.example.com"
+            [[hosts]]
+            url = "https://API.boltcompany.com/"
+            env = "prod"
+            [[hosts]]
+            url = "https://eu.example.com:443"
+            [[hosts]]
+            url = "http://localhost:9000"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.core.issuer, "https://auth.example.com");
+        let urls: Vec<&str> = s.core.hosts.iter().map(|h| h.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://api.boltcompany.com",
+                "https://eu.example.com",
+                "http://localhost:9000"
+            ]
+        );
+        assert_eq!(s.core.hosts[0].env.as_deref(), Some("prod"));
+        assert_eq!(s.core.hosts[1].env, None);
+        assert_eq!(s.core.issuers.len(), 4);
+        assert!(s.core.accepts_issuer("https://eu.example.com"));
+        let none = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert!(none.core.hosts.is_empty());
+        assert_eq!(none.core.issuers.len(), 1);
+    }
+
+    #[test]
+    fn bad_hosts_are_start_up_errors_naming_the_entry() {
+        let issuer = "issuer = \"https://auth.example.com\"\n";
+        for (entries, says) in [
+            ("[[hosts]]\nurl = \"api.example.com\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"https://api.example.com/oauth2\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"https://api.example.com?a=b\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"https://api.example.com#x\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"http://api.example.com\"", "hosts[0].url"),
+            ("[[hosts]]\nurl = \"https://AUTH.example.com:443\"", "issuer's own host"),
+            ("[[hosts]]\nurl = \"http://auth.example.com\"", "hosts[0].url"),
+            (
+                "[[hosts]]\nurl = \"https://a.example.com\"\n[[hosts]]\nurl = \"https://A.example.com/\"",
+                "hosts[1].url",
+            ),
+            ("[[hosts]]\nurl = \"https://a.example.com\"\nenv = \"Bad Env\"", "hosts[0].env"),
+        ] {
+            let err = hosts_from(&format!("{issuer}{entries}")).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{entries}: {err:#}");
+        }
+        // An unknown key in an entry is refused by the parser.
+        assert!(hosts_from(&format!(
+            "{issuer}[[hosts]]\nurl = \"https://a.example.com\"\nenvironment = \"x\""
+        ))
+        .is_err());
+        // Plain http off loopback only with allow_insecure_http.
+        let s = hosts_from(&format!(
+            "{issuer}allow_insecure_http = true\n[[hosts]]\nurl = \"http://api.example.com\""
+        ))
+        .unwrap();
+        assert_eq!(s.core.hosts[0].url, "http://api.example.com");
+    }
+
     #[test]
     fn key_file_sits_beside_the_database() {
         assert_eq!(
@@ -670,5 +802,66 @@ mod tests {
             PathBuf::from("./data/t.key")
         );
         assert!(default_key_file("postgres://x").is_err());
+    }
+
+    #[test]
+    fn dialects_come_from_the_file_over_the_presets_and_bad_keys_are_named() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        let on: Vec<&str> = defaults
+            .core
+            .dialects
+            .enabled()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(on, ["anyflow"]);
+        let file: FileConfig = toml::from_str(
+            r#"
+[dialects.workfront]
+enabled = true
+paths = { authorize = ["/integrations/oauth2/authorize"], token = ["/integrations/oauth2/api/v1/token"] }
+standard_paths = false
+token_type = "sessionID"
+response_fields = ["wid"]
+token_headers = ["sessionID"]
+redirect_params = { domain = "myorganization", lane = "my" }
+code_ttl = 120
+access_token_ttl = 3600
+refresh_token_ttl = 2592000
+refresh_tokens = "offline_access"
+request_styles = ["form", "json"]
+carry_params = []
+
+[dialects.workfront.clients."CLIENT_ID"]
+redirect_params = { lane = "preview" }
+
+[dialects.anyflow]
+paths = { sdk_token = ["/sdk/token"] }
+sdk = { assertion = "jwt", env = "env", ttl = 300, single_use_ttl = 600, audience = "optional" }
+"#,
+        )
+        .unwrap();
+        let s = resolve(Overrides::default(), file).unwrap();
+        let wf = s.core.dialects.get("workfront").unwrap();
+        assert_eq!(wf.redirect_params_for("CLIENT_ID")[1].1, "preview");
+        assert!(s.core.dialects.by_path("/sdk/token").is_some());
+        for (text, key) in [
+            ("[dialects.workfrnt]\n", "dialects.workfrnt"),
+            (
+                "[dialects.workfront]\nrequest_styles = [\"xml\"]\n",
+                "dialects.workfront.request_styles",
+            ),
+            (
+                "[dialects.vantage]\n[dialects.workfront]\nstandard_paths = true\n",
+                "dialects.workfront.standard_paths",
+            ),
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let e = resolve(Overrides::default(), file).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let unknown = toml::from_str::<FileConfig>("[dialects.workfront]\ntoken_typ = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("token_typ"), "{unknown}");
     }
 }

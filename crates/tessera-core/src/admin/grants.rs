@@ -175,6 +175,7 @@ mod tests {
             refresh_expires_at: NOW + 3_600,
             expires_at: NOW + 3_600,
             revoked_at: None,
+            claims: None,
         }
     }
 

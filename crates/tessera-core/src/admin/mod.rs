@@ -17,6 +17,7 @@
 //! - [`grants`]: a user's consents and grants: listing them, revoking a consent (with its
 //!   grants' tokens) or every token of a user.
 //! - [`trust`]: trusted issuers of JWT assertions (RFC 7523).
+//! - [`idps`]: upstream OpenID providers users may sign in through.
 //! - [`envs`]: deployment environments.
 //! - [`keys`]: the server's signing keys (rotation, re-sealing, their state).
 //! - [`tokens`]: revoking one token by its value, whoever it was issued to.
@@ -24,6 +25,7 @@
 pub mod clients;
 pub mod envs;
 pub mod grants;
+pub mod idps;
 pub mod keys;
 pub mod public_keys;
 pub mod tokens;

@@ -938,6 +938,7 @@ async fn an_operator_revokes_access_and_refresh_tokens_by_value() {
         sealer: &sealer,
         remote_keys: None,
         now: NOW,
+        dialect: None,
     };
     let params = Params::from_form(b"grant_type=client_credentials").unwrap();
     for format in ["jwt", "opaque"] {
@@ -1002,6 +1003,7 @@ async fn an_operator_revokes_access_and_refresh_tokens_by_value() {
         refresh_expires_at: NOW + 3600,
         expires_at: NOW + 3600,
         revoked_at: None,
+        claims: None,
     };
     let (value, token_id) = crate::opaque::mint_refresh(NOW + 3600);
     let refresh = RefreshRecord {

@@ -18,6 +18,11 @@
 //! whatever consent was given before and whatever `--skip-consent` says, and `prompt=none`
 //! gets `consent_required` (as Auth0 does for `localhost` redirects).
 //!
+//! Through a dialect ([`crate::dialect`]), a code lives at most the dialect's `code_ttl`, the
+//! redirect carrying it gets the dialect's parameters (after `code`, `state` and `iss`, never
+//! replacing them), and the parameters the dialect carries are kept on the code under
+//! [`dialect::CARRIED`], to be claims of its tokens.
+//!
 //! Parameters Tessera does not know are kept on the code as JSON (a product's `productId`),
 //! at most [`MAX_EXTRA_PARAMS`] of them, each (name and value) at most [`MAX_EXTRA_LEN`]
 //! bytes and all together at most [`MAX_EXTRA_TOTAL`]; more is refused with
@@ -27,6 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::consent;
 use crate::cx::Cx;
+use crate::dialect;
 use crate::error::OAuthError;
 use crate::grant::types;
 use crate::model::{ClientRecord, CodeRecord, SessionRecord};
@@ -163,6 +169,7 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
         .get_client(client_id)
         .await
         .map_err(|e| AuthorizeError::Page(e.into()))?
+        .filter(|c| cx.config.serves_env(&c.env))
         .ok_or_else(|| page("unknown client"))?;
     let redirect_uri = match single("redirect_uri")? {
         Some(uri)
@@ -403,7 +410,21 @@ pub async fn issue_code(
     session: &SessionRecord,
 ) -> Result<String, OAuthError> {
     let code = secret::generate("");
-    let ttl = req.client.user_flow.code_ttl.clamp(1, 600);
+    // A dialect's code lifetime is a ceiling: codes live at most that long.
+    let client_ttl = req.client.user_flow.code_ttl;
+    let ttl = cx
+        .dialect
+        .and_then(|d| d.code_ttl)
+        .map_or(client_ttl, |d| d.min(client_ttl))
+        .clamp(1, 600);
+    // Only the dialect sets the carried parameters: a request's own parameter of that name
+    // is dropped.
+    let mut extra = req.extra.clone();
+    extra.remove(dialect::CARRIED);
+    let carried = dialect::carry(cx.dialect, &extra);
+    if !carried.is_empty() {
+        extra.insert(dialect::CARRIED.to_owned(), Value::Object(carried));
+    }
     cx.store
         .insert_code(&CodeRecord {
             code_hash: code.hash(),
@@ -421,7 +442,7 @@ pub async fn issue_code(
             code_challenge_method: req.pkce.as_ref().map(|(_, m)| (*m).to_owned()),
             auth_time: session.auth_time,
             grant_id: generate_id(),
-            extra: Value::Object(req.extra.clone()).to_string(),
+            extra: Value::Object(extra).to_string(),
             issued_at: cx.now,
             expires_at: cx.now + ttl,
         })
@@ -431,6 +452,18 @@ pub async fn issue_code(
         p.push(("state", s));
     }
     p.push(("iss", &cx.config.issuer));
+    // The dialect's parameters come after, and never replace one already there.
+    let added = cx
+        .dialect
+        .map(|d| d.redirect_params_for(&req.client.client_id))
+        .unwrap_or_default();
+    for (k, v) in &added {
+        if !dialect::RESERVED_REDIRECT_PARAMS.contains(&k.as_str())
+            && !p.iter().any(|(name, _)| name == k)
+        {
+            p.push((k, v));
+        }
+    }
     Ok(redirect_with(&req.redirect_uri, &p))
 }
 

@@ -6,6 +6,9 @@
 //! not consumed if single-use). Claims carried from a JWT assertion are part of the answer.
 //! A refresh token is active only for the client it was issued to, while it is unused,
 //! unexpired and its grant stands (`token_type: "refresh_token"`).
+//! Every active answer carries `iss` (RFC 7662 §2.2): for an access token, the issuer it was
+//! issued as (the main issuer or a configured host, [`crate::config::Host`]); for a refresh
+//! token, which keeps no such record, the issuer answering.
 
 use serde::Serialize;
 
@@ -98,7 +101,7 @@ pub async fn handle(
             client_id: t.client_id,
             sub: t.sub,
             aud: t.aud,
-            iss: cx.config.issuer.clone(),
+            iss: t.iss,
             exp: t.exp,
             iat: t.iat,
             jti: t.jti,

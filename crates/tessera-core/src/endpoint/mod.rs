@@ -10,7 +10,10 @@
 //! (and, in the HTTP layer, its handler for the row's id).
 //!
 //! A row may carry more than one path: the first is the one discovery names; the others
-//! answer alike (as the two discovery documents do).
+//! answer alike (as the two discovery documents do). A row may carry none: the endpoint is
+//! then served only on the paths of the dialects that name it ([`crate::dialect`]), and the
+//! router serves every dialect path with its row's methods and CORS flag. Discovery names
+//! only the table's paths.
 //!
 //! The table holds no operational endpoints (health probes, metrics): they are the HTTP
 //! layer's, on whichever listener it puts them.
@@ -46,6 +49,9 @@ pub enum EndpointId {
     Logout,
     /// The stylesheet of the pages.
     Stylesheet,
+    /// Where an upstream OpenID provider sends the browser back after a sign-in there
+    /// (OpenID Connect Core §3.1.2.5; [`crate::signin::upstream`]); a page.
+    SsoCallback,
 }
 
 /// An HTTP method an endpoint takes.
@@ -125,7 +131,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         id: EndpointId::SdkToken,
-        paths: &["/sdk/token"],
+        // Served only on the paths of the dialects that name it (the Anyflow dialect's
+        // `/sdk/token`, on by default): [`crate::dialect`].
+        paths: &[],
         methods: POST,
         metadata_key: None,
         cors: true,
@@ -182,6 +190,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
         cors: false,
         page: true,
     },
+    Endpoint {
+        id: EndpointId::SsoCallback,
+        paths: &["/oauth2/sso/callback"],
+        methods: GET,
+        metadata_key: None,
+        cors: false,
+        page: true,
+    },
 ];
 
 /// The row of an endpoint.
@@ -210,6 +226,7 @@ mod tests {
         EndpointId::Authorize,
         EndpointId::Logout,
         EndpointId::Stylesheet,
+        EndpointId::SsoCallback,
     ];
 
     #[test]
@@ -217,8 +234,13 @@ mod tests {
         for id in EVERY_ID {
             let rows: Vec<_> = ENDPOINTS.iter().filter(|e| e.id == *id).collect();
             assert_eq!(rows.len(), 1, "{id:?}");
-            assert!(!rows[0].paths.is_empty(), "{id:?}");
             assert!(!rows[0].methods.is_empty(), "{id:?}");
+            if *id == EndpointId::SdkToken {
+                // Only on dialect paths.
+                assert!(rows[0].paths.is_empty());
+                continue;
+            }
+            assert!(!rows[0].paths.is_empty(), "{id:?}");
             assert!(path(*id).starts_with('/'), "{id:?}");
         }
         assert_eq!(ENDPOINTS.len(), EVERY_ID.len());

@@ -3,11 +3,16 @@
 //!
 //! Owns every rule of the endpoint, gathered here. It is a JWT-bearer exchange (the checks of
 //! [`crate::grant::jwt_bearer::verify_assertion`], RFC 7523 §3) that differs from the grant at
-//! the token endpoint in four things, kept as data in one [`Exchange`], [`SDK_TOKEN`]:
-//! - its path: its own row of the endpoint table ([`EndpointId::SdkToken`]);
-//! - its body: a JSON object (`{"jwt": "...", "env": "..."}`, [`JsonBody`]) instead of a form,
+//! the token endpoint in four things, kept as data in one [`Exchange`]: the `sdk` keys of the
+//! dialect the request came through ([`crate::dialect::SdkRules`]; the Anyflow dialect's
+//! are [`SDK_TOKEN`]):
+//! - its path: the dialect's `sdk_token` paths (the Anyflow dialect's `/sdk/token`; the row
+//!   [`EndpointId::SdkToken`] of the endpoint table has no path of its own);
+//! - its body: a JSON object (`{"jwt": "...", "env": "..."}`, member names from the dialect,
+//!   [`JsonBody`]) instead of a form,
 //!   with no client credentials; the environment is the request's `env` (none =
-//!   [`DEFAULT_ENV`]) and must exist;
+//!   [`DEFAULT_ENV`], or, on a host bound to an environment, that one; there another `env` is
+//!   refused) and must exist;
 //! - its lifetime: 5 minutes, or 10 minutes when the environment's tokens are single-use
 //!   (invalid once used, or 10 minutes after issue) ([`Lifetime`]);
 //! - its audience rule: the JWT's `aud` is optional (the vendors' JWTs name none) and checked
@@ -18,6 +23,7 @@
 //! when requests or nodes make it at the same moment, every one issues under the one stored).
 //! Its scope is the trust registration's, and the response names none.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -25,6 +31,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use super::EndpointId;
 use crate::audience::Audience;
 use crate::cx::Cx;
+use crate::dialect::{Dialect, SdkAudience, SdkRules};
 use crate::environment::{valid_env_name, DEFAULT_ENV};
 use crate::error::OAuthError;
 use crate::grant::jwt_bearer::{verify_assertion, AudienceRule};
@@ -58,9 +65,9 @@ pub struct JsonBody {
     /// The media type the body must be sent as.
     pub media_type: &'static str,
     /// The member holding the assertion, a string.
-    pub assertion: &'static str,
+    pub assertion: Cow<'static, str>,
     /// The member naming the environment, a string or absent (or `null`): the default one.
-    pub env: &'static str,
+    pub env: Cow<'static, str>,
 }
 
 /// Lifetimes of an exchange's tokens, seconds.
@@ -77,14 +84,14 @@ pub const TTL: i64 = 300;
 /// Lifetime of single-use tokens of `/sdk/token`, seconds: 10 minutes.
 pub const SINGLE_USE_TTL: i64 = 600;
 
-/// `/sdk/token`.
+/// `/sdk/token` of the Anyflow dialect as it ships.
 pub const SDK_TOKEN: Exchange = Exchange {
     endpoint: EndpointId::SdkToken,
     label: "sdk_token",
     body: JsonBody {
         media_type: "application/json",
-        assertion: "jwt",
-        env: "env",
+        assertion: Cow::Borrowed("jwt"),
+        env: Cow::Borrowed("env"),
     },
     lifetime: Lifetime {
         ttl: TTL,
@@ -94,6 +101,33 @@ pub const SDK_TOKEN: Exchange = Exchange {
 };
 
 pub use crate::environment::sdk_client_id;
+
+impl Exchange {
+    /// The exchange a dialect's `sdk` keys describe.
+    pub fn of(rules: &SdkRules) -> Self {
+        Self {
+            body: JsonBody {
+                media_type: SDK_TOKEN.body.media_type,
+                assertion: Cow::Owned(rules.assertion.clone()),
+                env: Cow::Owned(rules.env.clone()),
+            },
+            lifetime: Lifetime {
+                ttl: rules.ttl,
+                single_use_ttl: rules.single_use_ttl,
+            },
+            audience: match rules.audience {
+                SdkAudience::Optional => AudienceRule::Optional,
+                SdkAudience::Required => AudienceRule::Required,
+            },
+            ..SDK_TOKEN
+        }
+    }
+
+    /// The exchange of a request through `dialect` (none: the Anyflow dialect's as it ships).
+    pub fn through(dialect: Option<&Dialect>) -> Self {
+        dialect.map_or(SDK_TOKEN, |d| Self::of(&d.sdk))
+    }
+}
 
 /// A request: the JWT and the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,12 +184,12 @@ impl<'de> Visitor<'de> for &JsonBody {
         let mut jwt: Option<String> = None;
         let mut env: Option<Option<String>> = None;
         while let Some(key) = map.next_key::<String>()? {
-            if key == self.assertion {
+            if key == *self.assertion {
                 if jwt.is_some() {
                     return Err(de::Error::duplicate_field("assertion"));
                 }
                 jwt = Some(map.next_value()?);
-            } else if key == self.env {
+            } else if key == *self.env {
                 if env.is_some() {
                     return Err(de::Error::duplicate_field("env"));
                 }
@@ -172,10 +206,20 @@ impl<'de> Visitor<'de> for &JsonBody {
     }
 }
 
-/// Handles an `/sdk/token` request.
+/// Handles an `/sdk/token` request, by the rules of the dialect it came through
+/// ([`Exchange::through`]).
 pub async fn handle(cx: &Cx<'_>, req: &SdkTokenRequest) -> Result<TokenResponse, OAuthError> {
-    let exchange = &SDK_TOKEN;
-    let env = req.env();
+    let exchange = &Exchange::through(cx.dialect);
+    // A host bound to an environment serves that one: it is the default, another is refused.
+    let env = match (req.env.as_deref(), cx.config.host_env.as_deref()) {
+        (Some(asked), Some(bound)) if asked != bound => {
+            return Err(OAuthError::invalid_request(
+                "this host serves another environment",
+            ))
+        }
+        (None, Some(bound)) => bound,
+        _ => req.env(),
+    };
     if !valid_env_name(env) || cx.store.get_env(env).await?.is_none() {
         return Err(OAuthError::invalid_request("unknown env"));
     }
@@ -199,7 +243,7 @@ pub async fn handle(cx: &Cx<'_>, req: &SdkTokenRequest) -> Result<TokenResponse,
         extras,
     )
     .await?;
-    let mut response = TokenResponse::access_only(token);
+    let mut response = TokenResponse::access_only(token).through(cx.dialect);
     response.scope = String::new();
     Ok(response)
 }
@@ -309,7 +353,29 @@ mod tests {
 
     #[test]
     fn the_exchange_is_served_at_its_own_row_and_differs_from_the_grant_in_data_only() {
-        assert_eq!(crate::endpoint::path(SDK_TOKEN.endpoint), "/sdk/token");
+        let anyflow = crate::dialect::Dialects::presets();
+        let (d, id) = anyflow.by_path("/sdk/token").unwrap();
+        assert_eq!(id, SDK_TOKEN.endpoint);
+        let from_preset = Exchange::through(Some(d));
+        assert_eq!(from_preset.body.assertion, SDK_TOKEN.body.assertion);
+        assert_eq!(from_preset.body.env, SDK_TOKEN.body.env);
+        assert_eq!(from_preset.lifetime.ttl, TTL);
+        assert_eq!(from_preset.lifetime.single_use_ttl, SINGLE_USE_TTL);
+        assert_eq!(from_preset.audience, SDK_TOKEN.audience);
+        let other = Exchange::of(&SdkRules {
+            assertion: "token".into(),
+            env: "environment".into(),
+            ttl: 60,
+            single_use_ttl: 120,
+            audience: SdkAudience::Required,
+        });
+        let parsed = other
+            .body
+            .parse(br#"{"token": "a.b.c", "environment": "staging", "jwt": "x"}"#)
+            .unwrap();
+        assert_eq!((parsed.jwt.as_str(), parsed.env()), ("a.b.c", "staging"));
+        assert!(other.body.parse(br#"{"jwt": "a.b.c"}"#).is_err());
+        assert_eq!(other.audience, AudienceRule::Required);
         assert_eq!(SDK_TOKEN.audience, AudienceRule::Optional);
         assert_eq!(SDK_TOKEN.lifetime.ttl, 300);
         assert_eq!(SDK_TOKEN.lifetime.single_use_ttl, 600);

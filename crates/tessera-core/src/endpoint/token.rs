@@ -1,7 +1,10 @@
 //! The token endpoint (RFC 6749 §3.2).
 //!
 //! Owns the order of the steps common to every grant (duplicate check, `grant_type`, client
-//! authentication) and the dispatch to a grant module through [`crate::grant::GRANTS`].
+//! authentication) and the dispatch to a grant module through [`crate::grant::GRANTS`]; a
+//! response through a dialect is shaped by it ([`TokenResponse::through`]: its `token_type`
+//! label, `wid`). The body styles a dialect accepts are checked by the HTTP layer, which
+//! knows the request's media type ([`crate::dialect::Dialect::check_style`]).
 
 use crate::client_auth::{self, BasicCredentials};
 use crate::cx::Cx;
@@ -21,7 +24,9 @@ pub async fn handle(
     let grant_type = params.require("grant_type")?;
     let (client, _method) = client_auth::authenticate(cx, basic, params).await?;
     match grant::find(grant_type) {
-        Some(grant) => (grant.handle)(cx, &client, params).await,
+        Some(grant) => Ok((grant.handle)(cx, &client, params)
+            .await?
+            .through(cx.dialect)),
         // RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used.
         None if grant_type == types::PASSWORD => Err(OAuthError::unsupported_grant_type(
             "the password grant is not offered (RFC 9700 §2.4)",

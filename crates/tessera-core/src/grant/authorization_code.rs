@@ -3,12 +3,14 @@
 //! Owns the exchange of a code: spent atomically (a second use is refused and revokes every
 //! token issued from the code, RFC 6749 §4.1.2), bound to the client, the redirect URI and the
 //! PKCE challenge it was issued with; then a new user grant (token family) is stored, with a
-//! refresh token when the client's policy gives one, and the tokens are issued.
+//! refresh token when the client's policy gives one (through a dialect, the dialect's refresh
+//! rules, [`crate::dialect`]), and the tokens are issued, the access token carrying the
+//! authorization-request parameters the code's dialect kept ([`crate::dialect::carried_claims`]).
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::types;
-use crate::grant::user_tokens::{narrowed_scope, respond};
+use crate::grant::user_tokens::{narrowed_scope, respond, FromCode};
 use crate::grant::TokenResponse;
 use crate::model::{ClientRecord, CodeRecord, CodeUse, GrantRecord, RefreshPolicy, RefreshRecord};
 use crate::opaque;
@@ -93,9 +95,23 @@ pub async fn handle(
     let granted = ScopeSet::parse(&rec.scope)?;
     let scope = narrowed_scope(asked_scope, &granted)?;
     let audience = resource::resolve(params, client, cx.config)?;
+    let carried = crate::dialect::carried_claims(&rec.extra);
     let flow = &client.user_flow;
-    let refresh_end = rec.auth_time.saturating_add(flow.refresh_token_ttl);
-    let wants_refresh = match flow.refresh_tokens {
+    // Through a dialect, its refresh rules: its absolute lifetime and its policy, except
+    // that a client whose policy is `never` gets no refresh token whatever the dialect says.
+    let refresh_ttl = cx
+        .dialect
+        .and_then(|d| d.refresh_token_ttl)
+        .unwrap_or(flow.refresh_token_ttl);
+    let policy = match (
+        flow.refresh_tokens,
+        cx.dialect.and_then(|d| d.refresh_tokens),
+    ) {
+        (RefreshPolicy::Never, _) | (_, None) => flow.refresh_tokens,
+        (_, Some(dialect)) => dialect,
+    };
+    let refresh_end = rec.auth_time.saturating_add(refresh_ttl);
+    let wants_refresh = match policy {
         RefreshPolicy::Always => true,
         RefreshPolicy::OfflineAccess => granted.contains("offline_access"),
         RefreshPolicy::Never => false,
@@ -114,6 +130,9 @@ pub async fn handle(
         expires_at: (if wants_refresh { refresh_end } else { cx.now })
             .saturating_add(cx.config.max_access_token_ttl),
         revoked_at: None,
+        // Carried into every token of the family, refreshed ones included.
+        claims: (!carried.is_empty())
+            .then(|| serde_json::Value::Object(carried.clone()).to_string()),
     };
     let refresh = wants_refresh.then(|| {
         let exp = if flow.refresh_token_idle_ttl > 0 {
@@ -145,7 +164,10 @@ pub async fn handle(
         &scope,
         audience,
         refresh.map(|(v, _)| v),
-        rec.nonce.as_deref(),
+        FromCode {
+            nonce: rec.nonce.as_deref(),
+            carried,
+        },
     )
     .await
 }

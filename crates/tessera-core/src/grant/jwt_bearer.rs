@@ -67,6 +67,16 @@ pub enum AudienceRule {
     Optional,
 }
 
+/// The path of the JSON exchange the request came through, or the Anyflow dialect's
+/// `/sdk/token`: an audience an assertion may name.
+fn sdk_path<'a>(cx: &Cx<'a>) -> &'a str {
+    cx.dialect
+        .and_then(|d| d.paths.iter().find(|(id, _)| *id == EndpointId::SdkToken))
+        .map_or(crate::dialect::presets::ANYFLOW_SDK_PATH, |(_, p)| {
+            p.as_str()
+        })
+}
+
 /// What a verified assertion says.
 #[derive(Debug, Clone)]
 pub struct VerifiedAssertion {
@@ -176,7 +186,7 @@ pub async fn verify_assertion(
         audiences: [
             cx.config.endpoint(endpoint::path(EndpointId::Token)),
             cx.config.issuer.clone(),
-            cx.config.endpoint(endpoint::path(EndpointId::SdkToken)),
+            cx.config.endpoint(sdk_path(cx)),
         ],
         audience,
     };

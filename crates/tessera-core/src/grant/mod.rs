@@ -64,8 +64,9 @@ pub fn find(grant_type: &str) -> Option<&'static Grant> {
 pub struct TokenResponse {
     /// The access token.
     pub access_token: Secret,
-    /// Token type; Tessera issues bearer tokens (RFC 6750).
-    pub token_type: &'static str,
+    /// Token type: Tessera issues bearer tokens (RFC 6750), labelled `bearer` unless the
+    /// request came through a dialect with a label of its own ([`crate::dialect`]).
+    pub token_type: String,
     /// Lifetime of the access token, seconds.
     pub expires_in: i64,
     /// Granted scope (RFC 6749 §5.1: included as it may differ from the request).
@@ -74,6 +75,12 @@ pub struct TokenResponse {
     pub refresh_token: Option<Secret>,
     /// An OpenID Connect ID token, when the scope includes `openid`.
     pub id_token: Option<String>,
+    /// The user the tokens act for (the one who authorized), for grants that act for a
+    /// user; not part of the response unless a dialect names it ([`Self::wid`]).
+    pub user: Option<String>,
+    /// `wid`: the stable id of the user who authorized, for a dialect whose responses carry
+    /// it ([`crate::dialect::ResponseField::Wid`]).
+    pub wid: Option<String>,
 }
 
 impl TokenResponse {
@@ -81,11 +88,25 @@ impl TokenResponse {
     pub fn access_only(token: crate::issue::IssuedToken) -> Self {
         Self {
             access_token: token.access_token,
-            token_type: "bearer",
+            token_type: "bearer".to_owned(),
             expires_in: token.expires_in,
             scope: token.scope.to_string(),
             refresh_token: None,
             id_token: None,
+            user: None,
+            wid: None,
         }
+    }
+
+    /// Shapes the response as the dialect the request came through says: its `token_type`
+    /// label and its extra fields.
+    pub fn through(mut self, dialect: Option<&crate::dialect::Dialect>) -> Self {
+        if let Some(d) = dialect {
+            self.token_type.clone_from(&d.token_type);
+            if d.has_field(crate::dialect::ResponseField::Wid) {
+                self.wid.clone_from(&self.user);
+            }
+        }
+        self
     }
 }

@@ -11,7 +11,7 @@
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::types;
-use crate::grant::user_tokens::{narrowed_scope, respond};
+use crate::grant::user_tokens::{narrowed_scope, respond, FromCode};
 use crate::grant::TokenResponse;
 use crate::model::{ClientRecord, GrantRecord, RefreshPolicy, RefreshRecord};
 use crate::opaque;
@@ -48,6 +48,12 @@ pub async fn handle(
             "this client may not use the refresh_token grant",
         ));
     }
+    // A dialect that gives no refresh tokens takes none either.
+    if cx.dialect.and_then(|d| d.refresh_tokens) == Some(RefreshPolicy::Never) {
+        return Err(OAuthError::unauthorized_client(
+            "refresh tokens are not offered at this token endpoint",
+        ));
+    }
     let presented = params.require("refresh_token")?;
     let asked_scope = params.get("scope")?;
     let rec = find(cx, client, presented).await?.ok_or_else(invalid)?;
@@ -61,12 +67,18 @@ pub async fn handle(
         return Err(invalid());
     }
     let flow = &client.user_flow;
-    let exp = if flow.refresh_token_idle_ttl > 0 {
-        grant
+    // The absolute lifetime of the dialect the request came through, counted from the
+    // sign-in, caps the family's as well.
+    let family_end = match cx.dialect.and_then(|d| d.refresh_token_ttl) {
+        Some(ttl) => grant
             .refresh_expires_at
-            .min(cx.now.saturating_add(flow.refresh_token_idle_ttl))
+            .min(grant.auth_time.saturating_add(ttl)),
+        None => grant.refresh_expires_at,
+    };
+    let exp = if flow.refresh_token_idle_ttl > 0 {
+        family_end.min(cx.now.saturating_add(flow.refresh_token_idle_ttl))
     } else {
-        grant.refresh_expires_at
+        family_end
     };
     if exp <= cx.now {
         return Err(invalid());
@@ -109,7 +121,16 @@ pub async fn handle(
             .ok_or_else(invalid)?;
         return reuse(cx, client, &grant, &now_used, params, asked_scope).await;
     }
-    respond(cx, client, &grant, &scope, audience, Some(value), None).await
+    respond(
+        cx,
+        client,
+        &grant,
+        &scope,
+        audience,
+        Some(value),
+        FromCode::refresh(&grant),
+    )
+    .await
 }
 
 /// Whether `client` is registered for the refresh token grant (RFC 6749 §5.2
@@ -168,7 +189,16 @@ async fn reuse(
                 let granted = ScopeSet::parse(&rec.scope)?;
                 let scope = narrowed_scope(asked_scope, &granted)?;
                 let audience = resource::resolve(params, client, cx.config)?;
-                return respond(cx, client, grant, &scope, audience, Some(successor), None).await;
+                return respond(
+                    cx,
+                    client,
+                    grant,
+                    &scope,
+                    audience,
+                    Some(successor),
+                    FromCode::refresh(grant),
+                )
+                .await;
             }
         }
     }

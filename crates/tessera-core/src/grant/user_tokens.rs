@@ -7,11 +7,36 @@ use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::TokenResponse;
 use crate::id_token::{self, IdTokenFor};
-use crate::issue::{issue_access_token, UserGrant};
+use crate::issue::{issue_access_token_with, Extras, UserGrant};
 use crate::model::{ClientRecord, GrantRecord};
 use crate::resource::Audience;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
+
+/// What the code of a grant adds to the tokens of an exchange.
+#[derive(Debug, Default)]
+pub(crate) struct FromCode<'a> {
+    /// The OpenID Connect `nonce` of the authorization request, for the ID token.
+    pub nonce: Option<&'a str>,
+    /// Authorization-request parameters the code's dialect carries, as claims (registered
+    /// claims are dropped by [`crate::issue`]).
+    pub carried: serde_json::Map<String, serde_json::Value>,
+}
+
+impl FromCode<'_> {
+    /// What a refresh under `grant` adds: the claims its code carried, no `nonce`.
+    pub fn refresh(grant: &GrantRecord) -> Self {
+        let carried = grant
+            .claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        Self {
+            nonce: None,
+            carried,
+        }
+    }
+}
 
 /// Issues the tokens of one exchange under `grant`.
 pub(crate) async fn respond(
@@ -21,24 +46,29 @@ pub(crate) async fn respond(
     scope: &ScopeSet,
     audience: Audience,
     refresh_token: Option<Secret>,
-    nonce: Option<&str>,
+    from_code: FromCode<'_>,
 ) -> Result<TokenResponse, OAuthError> {
+    let FromCode { nonce, carried } = from_code;
     // The user must still exist: deleting a user revokes their grants, but say so plainly.
     let user = cx
         .store
         .get_user(&grant.user_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the user of this grant no longer exists"))?;
-    let access = issue_access_token(
+    let access = issue_access_token_with(
         cx,
         client,
         &grant.user_id,
         scope,
         audience,
-        Some(UserGrant {
-            grant_id: &grant.grant_id,
-            auth_time: grant.auth_time,
-        }),
+        Extras {
+            grant: Some(UserGrant {
+                grant_id: &grant.grant_id,
+                auth_time: grant.auth_time,
+            }),
+            claims: carried,
+            ..Extras::default()
+        },
     )
     .await?;
     let id_token = if scope.contains("openid") {
@@ -59,6 +89,7 @@ pub(crate) async fn respond(
     let mut response = TokenResponse::access_only(access);
     response.refresh_token = refresh_token;
     response.id_token = id_token;
+    response.user = Some(grant.user_id.clone());
     Ok(response)
 }
 

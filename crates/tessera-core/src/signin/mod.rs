@@ -3,8 +3,9 @@
 //! Owns [`SignInMethod`], what every way of signing in provides: it takes what the user
 //! presented (its own [`SignInMethod::Presented`] type) and answers with an [`Identity`] or a
 //! typed [`SignInError`]. The password form is one implementation ([`password`]); an upstream
-//! identity provider (OpenID Connect Core §3.1.3: a code redeemed at its token endpoint) would
-//! be another, with the same output. What a method answers is all the rest of the flow uses:
+//! OpenID provider (OpenID Connect Core §3.1.3: a code redeemed at its token endpoint, its ID
+//! token verified) is another ([`upstream`], linking the upstream identity to a local user
+//! through [`external`]), with the same output. What a method answers is all the rest of the flow uses:
 //! [`crate::session::start`] starts a browser session from an [`Identity`], whatever method
 //! produced it.
 //!
@@ -17,7 +18,9 @@ use async_trait::async_trait;
 use crate::model::UserRecord;
 use crate::store::{StoreError, UserStore};
 
+pub mod external;
 pub mod password;
+pub mod upstream;
 
 /// Who signed in, as a method of signing in vouches for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -102,7 +102,12 @@ impl<R: CheckRunner + ?Sized> SignInMethod for PasswordSignIn<'_, R> {
         } else {
             users.find_user(name).await?
         };
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        // A user without a password (made by a sign-in through an upstream provider) gets
+        // the work of an unknown user's check, and never a match.
+        let stored = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .filter(|h| password::has_password(h));
         let presented = form.password.clone();
         let matched = self
             .checks
@@ -112,7 +117,7 @@ impl<R: CheckRunner + ?Sized> SignInMethod for PasswordSignIn<'_, R> {
             }))
             .await
             .ok_or(SignInError::Busy)?;
-        match user.filter(|_| matched) {
+        match user.filter(|u| matched && password::has_password(&u.password_hash)) {
             Some(user) => Ok(Identity {
                 user,
                 auth_time: now,

@@ -47,13 +47,13 @@ use async_trait::async_trait;
 use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
     Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
-    GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
-    UserRecord,
+    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport, RefreshRecord,
+    SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{
-    check_keys, Attempt, ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore,
-    StoreError, ThrottleStore, TokenStore, TrustStore, UserStore,
+    check_keys, Attempt, ChangeFeed, ClientStore, GrantStore, IdpStore, KeyStore, Maintenance,
+    ReplayStore, StoreError, ThrottleStore, TokenStore, TrustStore, UserStore,
 };
 
 /// How long change-feed entries are kept unless configured otherwise
@@ -189,6 +189,10 @@ struct State {
     trust: BTreeMap<String, TrustRecord>,
     throttle: HashMap<String, Budget>,
     issuer: Option<String>,
+    /// Upstream providers, by name.
+    idps: BTreeMap<String, IdpRecord>,
+    /// Keyed by (issuer, subject).
+    external_identities: BTreeMap<(String, String), ExternalIdentityRecord>,
 }
 
 impl State {
@@ -737,10 +741,12 @@ impl UserStore for MemoryStore {
         for grant_id in &revoked {
             s.log(ChangeKind::Grant, grant_id, now);
         }
-        // Sessions and consents go with the user (the databases' ON DELETE CASCADE).
+        // Sessions, consents and external identities go with the user (the databases'
+        // ON DELETE CASCADE).
         let found = s.users.remove(user_id).is_some();
         s.sessions.retain(|_, x| x.user_id != user_id);
         s.consents.retain(|(u, _), _| u != user_id);
+        s.external_identities.retain(|_, x| x.user_id != user_id);
         Ok(found)
     }
 
@@ -967,6 +973,75 @@ impl GrantStore for MemoryStore {
         }
         s.insert_refresh(successor);
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl IdpStore for MemoryStore {
+    async fn insert_idp(&self, idp: &IdpRecord) -> Result<(), StoreError> {
+        let mut s = self.state().await;
+        let mut seen = std::collections::BTreeSet::new();
+        let domain_taken = idp.email_domains.iter().any(|d| {
+            !seen.insert(d.as_str())
+                || s.idps
+                    .values()
+                    .any(|other| other.email_domains.iter().any(|o| o == d))
+        });
+        if s.idps.contains_key(&idp.name) || domain_taken {
+            return Err(StoreError::Conflict);
+        }
+        s.idps.insert(idp.name.clone(), idp.clone());
+        Ok(())
+    }
+
+    async fn get_idp(&self, name: &str) -> Result<Option<IdpRecord>, StoreError> {
+        Ok(self.state().await.idps.get(name).cloned())
+    }
+
+    async fn list_idps(&self) -> Result<Vec<IdpRecord>, StoreError> {
+        Ok(self.state().await.idps.values().cloned().collect())
+    }
+
+    async fn delete_idp(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.state().await.idps.remove(name).is_some())
+    }
+
+    async fn set_idp_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        Ok(match s.idps.get_mut(name) {
+            Some(p) => {
+                p.client_secret_sealed = sealed.to_vec();
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn find_external_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<ExternalIdentityRecord>, StoreError> {
+        let s = self.state().await;
+        Ok(s.external_identities
+            .get(&(issuer.to_owned(), subject.to_owned()))
+            .cloned())
+    }
+
+    async fn insert_external_identity(
+        &self,
+        link: &ExternalIdentityRecord,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state().await;
+        let key = (link.issuer.clone(), link.subject.clone());
+        if s.external_identities.contains_key(&key) {
+            return Err(StoreError::Conflict);
+        }
+        if !s.users.contains_key(&link.user_id) {
+            return Err(missing("external_identities.user_id"));
+        }
+        s.external_identities.insert(key, link.clone());
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Owns the contract between the protocol core and a database: one trait per aggregate
 //! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`UserStore`], [`GrantStore`],
-//! [`TrustStore`], [`ReplayStore`], [`ThrottleStore`],
+//! [`TrustStore`], [`IdpStore`], [`ReplayStore`], [`ThrottleStore`],
 //! [`ChangeFeed`], [`Maintenance`]) under the
 //! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
 //! conformance suite runs the same tests against every implementation.
@@ -14,8 +14,9 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    Change, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord, GrantRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    Change, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
+    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport, RefreshRecord,
+    SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -432,6 +433,42 @@ pub trait TrustStore: Send + Sync {
     async fn delete_trust(&self, id: &str, now: i64) -> Result<bool, StoreError>;
 }
 
+/// Upstream OpenID providers users sign in through, and the external identities linked to
+/// local users (OpenID Connect Core §5.7: an upstream user is its `iss` and `sub`).
+///
+/// Nothing here is cached by a node: a sign-in through an upstream reads the provider and the
+/// link from the database each time.
+#[async_trait]
+pub trait IdpStore: Send + Sync {
+    /// Adds a provider with its e-mail domains. # Contract: `Conflict` if the name is used,
+    /// or if one of its domains belongs to another provider (atomic: of two concurrent
+    /// inserts claiming one domain, one gets `Conflict`); all or nothing.
+    async fn insert_idp(&self, idp: &IdpRecord) -> Result<(), StoreError>;
+    /// The provider with this name.
+    async fn get_idp(&self, name: &str) -> Result<Option<IdpRecord>, StoreError>;
+    /// Every provider, by name.
+    async fn list_idps(&self) -> Result<Vec<IdpRecord>, StoreError>;
+    /// Removes a provider and frees its domains. # Contract: returns whether it existed; the
+    /// external identities first seen through it stay (their users keep their accounts).
+    async fn delete_idp(&self, name: &str) -> Result<bool, StoreError>;
+    /// Replaces the sealed client secret of a provider (after the sealing secret changed).
+    /// # Contract: returns whether it existed; changes nothing else.
+    async fn set_idp_secret(&self, name: &str, sealed: &[u8]) -> Result<bool, StoreError>;
+    /// The link of the upstream identity (`issuer`, `subject`), if any.
+    async fn find_external_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<ExternalIdentityRecord>, StoreError>;
+    /// Links an upstream identity to a local user. # Contract: `Conflict` if (`issuer`,
+    /// `subject`) is already linked (atomic: of concurrent calls, one links); the user must
+    /// exist (an error otherwise); deleting the user deletes its links.
+    async fn insert_external_identity(
+        &self,
+        link: &ExternalIdentityRecord,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
     ClientStore
@@ -440,6 +477,7 @@ pub trait Store:
     + UserStore
     + GrantStore
     + TrustStore
+    + IdpStore
     + ReplayStore
     + ThrottleStore
     + ChangeFeed
@@ -454,6 +492,7 @@ impl<
             + UserStore
             + GrantStore
             + TrustStore
+            + IdpStore
             + ReplayStore
             + ThrottleStore
             + ChangeFeed

@@ -12,9 +12,9 @@
 )]
 
 use crate::model::{
-    ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, GrantRecord,
-    KeyRecord, RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
-    UserFlowSettings, UserRecord,
+    ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion,
+    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, RefreshPolicy, RefreshRecord,
+    SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
 };
 use crate::scope::ScopeSet;
 use crate::secret::{generate_id, SecretHash};
@@ -694,6 +694,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         refresh_expires_at: exp,
         expires_at: exp,
         revoked_at: None,
+        claims: Some(r#"{"productId":"p-1"}"#.into()),
     }
 }
 
@@ -914,6 +915,7 @@ fn grant_to(grant_id: &str, user_id: &str, client_id: &str, created_at: i64) -> 
     GrantRecord {
         client_id: client_id.into(),
         created_at,
+        claims: None,
         ..grant(grant_id, user_id, 9_000)
     }
 }
@@ -2073,6 +2075,261 @@ pub async fn the_served_issuer_is_recorded_once_and_replaced_only_on_request(s: 
     assert_eq!(s.recorded_issuer().await.unwrap().as_deref(), Some(other));
 }
 
+/// An upstream provider named `name` with the given e-mail domains.
+pub fn idp(name: &str, domains: &[&str]) -> IdpRecord {
+    IdpRecord {
+        name: name.into(),
+        display_name: format!("Provider {name}"),
+        issuer: format!("https://{name}.idp.example"),
+        client_id: format!("tessera-at-{name}"),
+        client_secret_sealed: vec![0, 1, 2, 0xff, name.len() as u8],
+        email_domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        link_by_email: true,
+        created_at: 1_000,
+    }
+}
+
+/// A link of (`issuer`, `subject`) to `user_id`.
+pub fn external_identity(issuer: &str, subject: &str, user_id: &str) -> ExternalIdentityRecord {
+    ExternalIdentityRecord {
+        issuer: issuer.into(),
+        subject: subject.into(),
+        idp: "corp".into(),
+        user_id: user_id.into(),
+        created_at: 1_000,
+    }
+}
+
+pub async fn identity_providers_round_trip_with_unique_names_and_domains(s: &dyn Store) {
+    assert_eq!(s.list_idps().await.unwrap(), vec![]);
+    let corp = idp("corp", &["corp.example", "corp.example.org"]);
+    let bare = IdpRecord {
+        link_by_email: false,
+        ..idp("bare", &[])
+    };
+    s.insert_idp(&corp).await.unwrap();
+    s.insert_idp(&bare).await.unwrap();
+    assert_eq!(s.get_idp("corp").await.unwrap(), Some(corp.clone()));
+    assert_eq!(s.get_idp("bare").await.unwrap(), Some(bare.clone()));
+    assert_eq!(s.get_idp("nope").await.unwrap(), None);
+    // By name.
+    assert_eq!(
+        s.list_idps().await.unwrap(),
+        vec![bare.clone(), corp.clone()]
+    );
+
+    // A used name, whatever else it has.
+    assert!(matches!(
+        s.insert_idp(&idp("corp", &["other.example"])).await,
+        Err(StoreError::Conflict)
+    ));
+    // A domain of another provider, even among free ones: nothing of it is stored.
+    assert!(matches!(
+        s.insert_idp(&idp("second", &["free.example", "corp.example.org"]))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.get_idp("second").await.unwrap(), None);
+    s.insert_idp(&idp("third", &["free.example"]))
+        .await
+        .unwrap();
+    // A domain given twice to one provider.
+    assert!(matches!(
+        s.insert_idp(&idp("twice", &["twice.example", "twice.example"]))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.get_idp("twice").await.unwrap(), None);
+
+    // The sealed secret is replaced, and nothing else.
+    assert!(s.set_idp_secret("corp", &[9, 9, 9]).await.unwrap());
+    assert!(!s.set_idp_secret("nope", &[9]).await.unwrap());
+    assert_eq!(
+        s.get_idp("corp").await.unwrap(),
+        Some(IdpRecord {
+            client_secret_sealed: vec![9, 9, 9],
+            ..corp.clone()
+        })
+    );
+    assert_eq!(s.get_idp("bare").await.unwrap(), Some(bare.clone()));
+
+    // Deleting frees the name and the domains.
+    assert!(s.delete_idp("corp").await.unwrap());
+    assert!(!s.delete_idp("corp").await.unwrap());
+    assert_eq!(s.get_idp("corp").await.unwrap(), None);
+    let again = idp("again", &["corp.example"]);
+    s.insert_idp(&again).await.unwrap();
+    s.insert_idp(&corp_without_domains()).await.unwrap();
+    let names: Vec<String> = s
+        .list_idps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["again", "bare", "corp", "third"]);
+}
+
+fn corp_without_domains() -> IdpRecord {
+    idp("corp", &[])
+}
+
+pub async fn concurrent_providers_claiming_one_domain_have_one_winner(s: &dyn Store) {
+    let a = idp("a", &["shared.example", "a.example"]);
+    let b = idp("b", &["b.example", "shared.example"]);
+    let (ra, rb) = futures_join2(s.insert_idp(&a), s.insert_idp(&b)).await;
+    let won = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{ra:?} {rb:?}");
+    assert!(
+        matches!(ra, Err(StoreError::Conflict)) || matches!(rb, Err(StoreError::Conflict)),
+        "{ra:?} {rb:?}"
+    );
+    let stored = s.list_idps().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    let owners = stored
+        .iter()
+        .filter(|p| p.email_domains.contains(&"shared.example".to_owned()))
+        .count();
+    assert_eq!(owners, 1);
+}
+
+pub async fn external_identities_link_once_and_go_with_their_user(s: &dyn Store) {
+    let alice = user("alice");
+    let bob = user("bob");
+    s.insert_user(&alice).await.unwrap();
+    s.insert_user(&bob).await.unwrap();
+    let iss = "https://corp.idp.example";
+    assert_eq!(s.find_external_identity(iss, "sub-a").await.unwrap(), None);
+    let link = external_identity(iss, "sub-a", &alice.user_id);
+    s.insert_external_identity(&link).await.unwrap();
+    assert_eq!(
+        s.find_external_identity(iss, "sub-a").await.unwrap(),
+        Some(link.clone())
+    );
+    // The same upstream identity cannot be linked twice, to anyone.
+    assert!(matches!(
+        s.insert_external_identity(&external_identity(iss, "sub-a", &bob.user_id))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.find_external_identity(iss, "sub-a").await.unwrap(),
+        Some(link.clone())
+    );
+    // An identity is its issuer and subject together.
+    assert_eq!(s.find_external_identity(iss, "sub-b").await.unwrap(), None);
+    assert_eq!(
+        s.find_external_identity("https://other.example", "sub-a")
+            .await
+            .unwrap(),
+        None
+    );
+    let other_iss = external_identity("https://other.example", "sub-a", &bob.user_id);
+    s.insert_external_identity(&other_iss).await.unwrap();
+    // A user may have several.
+    let second = external_identity(iss, "sub-a2", &alice.user_id);
+    s.insert_external_identity(&second).await.unwrap();
+    // A link to a user who is not there is refused.
+    assert!(matches!(
+        s.insert_external_identity(&external_identity(iss, "sub-x", "no-such-user"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.find_external_identity(iss, "sub-x").await.unwrap(), None);
+
+    // Removing a provider leaves the links; deleting a user removes theirs, only theirs.
+    s.insert_idp(&idp("corp", &[])).await.unwrap();
+    assert!(s.delete_idp("corp").await.unwrap());
+    assert!(s
+        .find_external_identity(iss, "sub-a")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s.delete_user(&alice.user_id, 2_000).await.unwrap());
+    assert_eq!(s.find_external_identity(iss, "sub-a").await.unwrap(), None);
+    assert_eq!(s.find_external_identity(iss, "sub-a2").await.unwrap(), None);
+    assert_eq!(
+        s.find_external_identity("https://other.example", "sub-a")
+            .await
+            .unwrap(),
+        Some(other_iss)
+    );
+    // The identity is free again: a new user may have it.
+    let carol = user("carol");
+    s.insert_user(&carol).await.unwrap();
+    s.insert_external_identity(&external_identity(iss, "sub-a", &carol.user_id))
+        .await
+        .unwrap();
+}
+
+pub async fn concurrent_links_of_one_identity_have_one_winner(s: &dyn Store) {
+    let users: Vec<UserRecord> = (0..8).map(|i| user(&format!("racer{i}"))).collect();
+    for u in &users {
+        s.insert_user(u).await.unwrap();
+    }
+    let links: Vec<ExternalIdentityRecord> = users
+        .iter()
+        .map(|u| external_identity("https://corp.idp.example", "sub-race", &u.user_id))
+        .collect();
+    let results = futures_join_all(links.iter().map(|l| s.insert_external_identity(l))).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict))));
+    let winner = results.iter().position(Result::is_ok).unwrap();
+    assert_eq!(
+        s.find_external_identity("https://corp.idp.example", "sub-race")
+            .await
+            .unwrap()
+            .map(|l| l.user_id),
+        Some(users[winner].user_id.clone())
+    );
+}
+
+/// The linking of upstream identities ([`crate::signin::external::resolve_user`]) over this
+/// store: concurrent first sign-ins of one identity make one user and one link, and a second
+/// identity with the same verified e-mail address gets its own user, not the first one's.
+pub async fn concurrent_first_sign_ins_through_an_upstream_make_one_user(s: &dyn Store) {
+    use crate::signin::external::{resolve_user, ExternalClaims};
+    let corp = IdpRecord {
+        link_by_email: false,
+        ..idp("corp", &["corp.example"])
+    };
+    s.insert_idp(&corp).await.unwrap();
+    let claims = ExternalClaims {
+        issuer: corp.issuer.clone(),
+        subject: "sub-race".into(),
+        email: Some("racer@corp.example".into()),
+        email_verified: true,
+        name: Some("Racer".into()),
+        preferred_username: None,
+    };
+    let results = futures_join_all((0..6).map(|_| resolve_user(s, &corp, &claims, 1_000))).await;
+    let ids: Vec<String> = results.into_iter().map(|r| r.unwrap().user_id).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let users = s.list_users().await.unwrap();
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0].username, "racer@corp.example");
+    assert_eq!(
+        s.find_external_identity(&corp.issuer, "sub-race")
+            .await
+            .unwrap()
+            .map(|l| l.user_id),
+        Some(ids[0].clone())
+    );
+    let other = ExternalClaims {
+        subject: "sub-other".into(),
+        ..claims
+    };
+    let second = resolve_user(s, &corp, &other, 1_001).await.unwrap();
+    assert_ne!(second.user_id, ids[0]);
+    assert_eq!(second.username, "corp-1");
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     (optional |$test:ident| $make:expr) => {
@@ -2134,6 +2391,11 @@ macro_rules! conformance_tests {
             updates_leave_keys_and_env_and_deletion_leaves_tokens,
             taken_keys_conflict_and_missing_owners_are_invalid,
             refused_writes_are_not_logged,
+            identity_providers_round_trip_with_unique_names_and_domains,
+            concurrent_providers_claiming_one_domain_have_one_winner,
+            external_identities_link_once_and_go_with_their_user,
+            concurrent_links_of_one_identity_have_one_winner,
+            concurrent_first_sign_ins_through_an_upstream_make_one_user,
         );
     };
     ($make:expr) => {

@@ -15,6 +15,7 @@
 
 mod support;
 
+mod dialects;
 mod endpoint_authorize;
 mod endpoint_discovery;
 mod endpoint_introspect;
@@ -26,3 +27,4 @@ mod grant_authorization_code;
 mod grant_client_credentials;
 mod grant_jwt_bearer;
 mod grant_refresh_token;
+mod hosts;

@@ -180,6 +180,8 @@ pub struct World {
     pub remote: StubJwks,
     /// The clock.
     pub clock: FixedClock,
+    /// The dialect every request comes through (none unless a test sets one).
+    pub dialect: Option<std::sync::Arc<tessera_core::dialect::Dialect>>,
 }
 
 impl Default for World {
@@ -209,7 +211,19 @@ impl World {
             sealer,
             remote: StubJwks::default(),
             clock: FixedClock::new(T0),
+            dialect: None,
         }
+    }
+
+    /// A server whose config file sets the dialects `config` (JSON of `[dialects]`), every
+    /// request coming through the dialect `through`.
+    pub fn through(config: &str, through: &str) -> Self {
+        let mut w = Self::new();
+        let changes = serde_json::from_str(config).unwrap();
+        let dialects = tessera_core::dialect::Dialects::resolve(&changes).unwrap();
+        w.dialect = Some(dialects.get(through).expect("an enabled dialect").clone());
+        w.config.dialects = std::sync::Arc::new(dialects);
+        w
     }
 
     /// The context of a request made now.
@@ -222,6 +236,7 @@ impl World {
             sealer: &self.sealer,
             remote_keys: Some(&self.remote),
             now: self.clock.now(),
+            dialect: self.dialect.as_deref(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! `GET|POST /oauth2/authorize`: the sign-in and consent pages of the authorization code flow.
+//! `GET|POST /oauth2/authorize` (and the `authorize` paths of dialects): the sign-in and consent
+//! pages of the authorization code flow.
 //!
 //! Owns the browser side of the flow: parsing the forms, the cookies, the sealed request in
 //! progress and rendering. The rules are the core's: the request and the next step in
@@ -6,13 +7,20 @@
 //! [`tessera_core::session`], consent in [`tessera_core::consent`].
 //!
 //! `GET` takes the authorization request in the query; one that names a field of the pages'
-//! own forms is refused. The pages post back to the same URL with exactly their own fields:
+//! own forms is refused. The pages post back to the path the flow started on (a dialect's
+//! path keeps its flow there); the dialect the flow goes through is sealed in the request in
+//! progress, never read from a field. The forms carry exactly their own fields:
 //! the request in progress as one sealed handle bound to the browser ([`crate::pending`]), a
 //! CSRF token, and what the user did (`_action=login` with `username`/`password`, or
-//! `_action=consent` with `decision=allow|deny`). A post with a repeated or unknown field is
+//! `_action=consent` with `decision=allow|deny`, or `_action=sso` with `idp`, a provider to
+//! sign in through: [`crate::sso`]). A post with a repeated or unknown field is
 //! refused (400), so no parameter of the authorization request can ever be read as something
 //! the user did (RFC 6749 §10.12, RFC 9700 §4.7). Usernames are prepared (RFC 8265) before
 //! they are looked up ([`tessera_core::signin::password::PasswordForm`]).
+//!
+//! A username whose e-mail domain is configured for an upstream provider is sent to that
+//! provider instead of having its password checked; after the provider's answer the flow
+//! continues here as after a password sign-in ([`continue_after_upstream_sign_in`]).
 //!
 //! Sign-in failures show one message whatever was wrong and take the same time for an unknown
 //! user (a dummy Argon2 check, [`tessera_core::signin::password`]); the throttling and the
@@ -26,10 +34,13 @@ use minijinja::context;
 use serde::Serialize;
 use tessera_core::endpoint::authorize::{self, Answer, AuthorizeError, AuthorizeRequest, Next};
 use tessera_core::endpoint::{self, EndpointId};
-use tessera_core::model::UserRecord;
+use tessera_core::model::{IdpRecord, UserRecord};
 use tessera_core::params::Params;
-use tessera_core::session;
+use tessera_core::session::{self, Started};
+use tessera_core::signin::external::idp_for_email;
 use tessera_core::signin::password::PasswordForm;
+use tessera_core::signin::upstream::StartOptions;
+use tessera_core::signin::Identity;
 use tessera_core::username;
 use tessera_core::OAuthError;
 
@@ -38,7 +49,9 @@ use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token, origin_of};
 use crate::pending;
 use crate::signin::{self, SignIn};
+use crate::sso::{self, Providers};
 use crate::state::AppState;
+use crate::through::Through;
 
 /// Form fields of our own pages, never part of the authorization request: a request that
 /// names one is refused.
@@ -49,6 +62,7 @@ const OWN_FIELDS: &[&str] = &[
     "username",
     "password",
     "decision",
+    "idp",
 ];
 
 /// The fields of the sign-in form (`templates/login.html`), each exactly once.
@@ -57,10 +71,21 @@ const LOGIN_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "username", 
 /// The fields of the consent form (`templates/consent.html`), each exactly once.
 const CONSENT_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "decision"];
 
+/// The fields of a provider's button on the sign-in form, each exactly once.
+const SSO_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "idp"];
+
 /// What the user did on one of our pages.
 enum Submitted {
     Login(PasswordForm),
-    Consent { allow: bool },
+    Consent {
+        allow: bool,
+    },
+    /// Sign in through this upstream provider.
+    Sso {
+        idp: String,
+    },
+    /// Signed in through an upstream provider ([`super::sso::callback`]).
+    Upstream(Box<(Identity, Started)>),
 }
 
 /// Per-request page context: the language, the CSRF cookie, and the cookies to set.
@@ -69,6 +94,13 @@ struct Page<'a> {
     lang: Lang,
     csrf_cookie: String,
     set_cookies: Vec<HeaderValue>,
+    /// Where the forms post: the path the flow started on (the standard path or one of the
+    /// dialect's).
+    action: String,
+    /// The name of the dialect the flow goes through, sealed into the forms.
+    dialect: Option<String>,
+    /// The upstream providers the sign-in page offers.
+    providers: Providers,
 }
 
 impl Page<'_> {
@@ -105,8 +137,8 @@ struct ScopeLine {
     text: String,
 }
 
-/// `GET /oauth2/authorize`.
-pub async fn get(State(state): State<AppState>, req: Request) -> Response {
+/// `GET /oauth2/authorize` (and a dialect's `authorize` paths).
+pub async fn get(State(state): State<AppState>, through: Through, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let query = parts.uri.query().unwrap_or("");
     let params = match Params::from_form(query.as_bytes()) {
@@ -126,7 +158,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
             )),
         );
     }
-    flow(&state, &parts, params, None).await
+    flow(&state, &parts, params, through, None).await
 }
 
 /// `POST /oauth2/authorize`: a form of our own pages.
@@ -177,6 +209,12 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
             };
             (Submitted::Consent { allow }, CONSENT_FIELDS)
         }
+        Some("sso") => (
+            Submitted::Sso {
+                idp: field("idp").unwrap_or_default().to_owned(),
+            },
+            SSO_FIELDS,
+        ),
         _ => {
             return bad_request(
                 &state,
@@ -201,17 +239,25 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     }
     // The request in progress comes only from the handle this browser was given.
     let csrf_cookie = pages::cookie(&parts.headers, state.cookies().csrf());
-    let params = match csrf_cookie.zip(field(pending::FIELD)) {
+    let opened = match csrf_cookie.zip(field(pending::FIELD)) {
         Some((cookie, handle)) if csrf_ok(state.sealer(), Some(cookie), field("_csrf")) => {
             pending::open(state.sealer(), cookie, handle, state.now())
         }
         _ => None,
     };
-    let Some(params) = params else {
+    let Some(opened) = opened else {
         let pg = page(&state, &parts, None);
         return pg.error(StatusCode::FORBIDDEN, &pg.lang.text("form_expired"), None);
     };
-    flow(&state, &parts, params, Some(submitted)).await
+    // The flow keeps the dialect it started through, sealed in the handle, whatever path the
+    // form was posted to.
+    let through = Through(
+        opened
+            .dialect
+            .as_deref()
+            .and_then(|name| state.config().dialects.get(name).cloned()),
+    );
+    flow(&state, &parts, opened.params, through, Some(submitted)).await
 }
 
 fn accept_language(parts: &Parts) -> Option<&str> {
@@ -230,6 +276,20 @@ fn page<'a>(state: &'a AppState, parts: &'a Parts, ui_locales: Option<&str>) -> 
         lang: Lang::choose(ui_locales, accept_language(parts)),
         csrf_cookie,
         set_cookies: set.into_iter().collect(),
+        action: action_path(state, parts),
+        dialect: None,
+        providers: Providers::default(),
+    }
+}
+
+/// The path the forms post to: the one this request came to when it is a path of the
+/// authorization endpoint (the standard one or an enabled dialect's), else the standard one.
+fn action_path(state: &AppState, parts: &Parts) -> String {
+    let path = parts.uri.path();
+    let standard = endpoint::path(EndpointId::Authorize);
+    match state.config().dialects.by_path(path) {
+        Some((_, EndpointId::Authorize)) => path.to_owned(),
+        _ => standard.to_owned(),
     }
 }
 
@@ -245,12 +305,33 @@ async fn flow(
     state: &AppState,
     parts: &Parts,
     params: Params,
+    through: Through,
     submitted: Option<Submitted>,
 ) -> Response {
     let keys = state.keys();
-    let cx = state.cx(&keys);
+    let mut cx = state.cx_for(&state.host(parts), &keys);
+    cx.dialect = through.dialect();
     let ui_locales = params.get("ui_locales").ok().flatten().map(str::to_owned);
     let mut pg = page(state, parts, ui_locales.as_deref());
+    pg.dialect = through.dialect().map(|d| d.name.clone());
+    // A flow keeps the path it started on: the dialect's first authorize path when the form
+    // reached another one. A dialect that applies on the standard paths also owns the
+    // standard authorize path, so a flow started there stays there.
+    let standard = endpoint::path(EndpointId::Authorize);
+    if let Some(d) = through
+        .dialect()
+        .filter(|d| !(d.standard_paths && pg.action == standard))
+    {
+        if !d
+            .paths
+            .iter()
+            .any(|(id, p)| *id == EndpointId::Authorize && *p == pg.action)
+        {
+            if let Some((_, p)) = d.paths.iter().find(|(id, _)| *id == EndpointId::Authorize) {
+                pg.action.clone_from(p);
+            }
+        }
+    }
     let req = match authorize::validate(&cx, &params).await {
         Ok(r) => r,
         Err(AuthorizeError::Page(e)) => {
@@ -268,11 +349,48 @@ async fn flow(
         Ok(s) => s,
         Err(e) => return server_error(&pg, &e.into()),
     };
+    // The sign-in page may be shown: it offers the upstream providers.
+    if session.is_none() || req.prompt.login || req.max_age.is_some() {
+        pg.providers = sso::providers(state, pg.lang).await;
+    }
     // A submitted form passed its CSRF check in `post`.
     let answer = match submitted {
         None => Answer::Nothing,
         Some(Submitted::Consent { allow }) => Answer::Consent { allow },
+        Some(Submitted::Sso { idp }) => {
+            return match cx.store.get_idp(&idp).await {
+                Ok(Some(idp)) => to_upstream(&mut pg, &req, &params, &idp, None).await,
+                Ok(None) => pg.error(
+                    StatusCode::BAD_REQUEST,
+                    "no such identity provider",
+                    Some("invalid_request"),
+                ),
+                Err(e) => server_error(&pg, &e.into()),
+            };
+        }
+        Some(Submitted::Upstream(done)) => {
+            let (identity, started) = *done;
+            tracing::info!(user_id = %identity.user.user_id, client_id = %req.client.client_id, amr = ?identity.amr, "user signed in");
+            if let Some(v) = state.cookies().set(
+                state.cookies().session(),
+                started.value.expose(),
+                state.config().session_ttl,
+            ) {
+                pg.set_cookies.push(v);
+            }
+            session = Some((started.record, identity.user));
+            Answer::SignedIn
+        }
         Some(Submitted::Login(form)) => {
+            // A user of a domain that signs in elsewhere is sent there.
+            match idp_for_email(cx.store, form.username()).await {
+                Ok(Some(idp)) => {
+                    let hint = Some(form.username());
+                    return to_upstream(&mut pg, &req, &params, &idp, hint).await;
+                }
+                Ok(None) => {}
+                Err(e) => return server_error(&pg, &e.into()),
+            }
             let refused =
                 |status, key| login_page(&pg, &req, &params, status, key, form.username());
             match signin::sign_in(state, &cx, &parts.headers, ip, &form).await {
@@ -313,8 +431,65 @@ async fn flow(
             Some((_, user)) => consent_page(&pg, &req, &params, user),
             None => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
         },
-        Ok(Next::Login) => login_page(&pg, &req, &params, StatusCode::OK, "", ""),
+        Ok(Next::Login) => {
+            let hint = login_hint(&params);
+            login_page(&pg, &req, &params, StatusCode::OK, "", hint)
+        }
         Err(e) => server_error(&pg, &e),
+    }
+}
+
+/// The request's `login_hint` (OpenID Connect Core §3.1.2.1), to fill in the username, if it
+/// is a plausible one (as an upstream provider's sign-in passes on the address typed there).
+fn login_hint(params: &Params) -> &str {
+    params
+        .get("login_hint")
+        .ok()
+        .flatten()
+        .filter(|h| h.len() <= username::MAX_LEN && !h.chars().any(char::is_control))
+        .unwrap_or_default()
+}
+
+/// Continues the authorization request `params` after a sign-in through an upstream
+/// provider (`identity`, whose session `started`), as after a password sign-in, through the
+/// dialect the request started through.
+pub async fn continue_after_upstream_sign_in(
+    state: &AppState,
+    parts: &Parts,
+    params: Params,
+    through: Through,
+    identity: Identity,
+    started: Started,
+) -> Response {
+    let done = Submitted::Upstream(Box::new((identity, started)));
+    flow(state, parts, params, through, Some(done)).await
+}
+
+/// Sends the browser to `idp` to sign in (`login_hint`: what the user typed).
+async fn to_upstream(
+    pg: &mut Page<'_>,
+    req: &AuthorizeRequest,
+    params: &Params,
+    idp: &IdpRecord,
+    login_hint: Option<&str>,
+) -> Response {
+    let options = StartOptions {
+        login: req.prompt.login,
+        login_hint,
+        max_age: req.max_age,
+    };
+    let request = forwarded(params, false);
+    let dialect = pg.dialect.as_deref();
+    match sso::begin(pg.state, &pg.csrf_cookie, idp, request, dialect, &options).await {
+        Ok((url, cookie)) => {
+            pg.set_cookies.push(cookie);
+            pg.redirect(&url)
+        }
+        Err(e) => {
+            tracing::warn!(idp = %idp.name, error = %e, "an upstream provider cannot be used");
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            login_page(pg, req, params, status, "sso_unavailable", "")
+        }
     }
 }
 
@@ -377,6 +552,7 @@ fn hidden(
         pg.state.sealer(),
         &pg.csrf_cookie,
         &forwarded(params, signed_in),
+        pg.dialect.as_deref(),
         pg.state.now(),
     )?;
     Ok(vec![(pending::FIELD, handle)])
@@ -401,6 +577,8 @@ fn login_page(
     let client_name = username::shown(&req.client.name);
     let t = pg.lang.texts(&client_name, "");
     let error = t.get(error_key).cloned();
+    let mut targets = targets(req);
+    targets.extend(pg.providers.origins.iter().cloned());
     pg.render(
         status,
         "login.html",
@@ -408,14 +586,15 @@ fn login_page(
             lang => pg.lang.tag(),
             t,
             assets => "/assets",
-            action => endpoint::path(EndpointId::Authorize),
+            action => pg.action.as_str(),
             hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             error,
             username,
             client_name,
+            providers => pg.providers.buttons,
         },
-        &targets(req),
+        &targets,
     )
 }
 
@@ -447,7 +626,7 @@ fn consent_page(
             lang => pg.lang.tag(),
             t,
             assets => "/assets",
-            action => endpoint::path(EndpointId::Authorize),
+            action => pg.action.as_str(),
             hidden,
             csrf => csrf_token(pg.state.sealer(), &pg.csrf_cookie),
             scopes,

@@ -50,7 +50,7 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
     );
     let t = lang.texts("", "");
     let keys = state.keys();
-    let cx = state.cx(&keys);
+    let cx = state.cx_for(&state.host(parts), &keys);
     let error = |message: &str| {
         state
             .pages()
@@ -58,7 +58,7 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
     };
     // Which client is asking: the ID token's audience, or client_id (they must agree).
     let hinted = one("id_token_hint")
-        .and_then(|h| verify_hint(&keys, &h, &cx.config.issuer, cx.now).map(|(_, aud)| aud));
+        .and_then(|h| verify_hint(&keys, &h, cx.config, cx.now).map(|(_, aud)| aud));
     if one("id_token_hint").is_some() && hinted.is_none() {
         return error("id_token_hint is not a valid ID token of this server");
     }

@@ -10,6 +10,7 @@ pub mod logout;
 pub mod metrics;
 pub mod revoke;
 pub mod sdk;
+pub mod sso;
 pub mod token;
 pub mod userinfo;
 

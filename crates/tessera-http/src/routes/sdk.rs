@@ -1,7 +1,9 @@
-//! `POST /sdk/token`: a vendor-signed JWT exchanged for a short-lived access token.
+//! `POST /sdk/token` (the Anyflow dialect's path; any dialect's `sdk_token` paths): a
+//! vendor-signed JWT exchanged for a short-lived access token.
 //!
-//! Owns the wire form only; the rules, the body's shape included, are the core's
-//! ([`tessera_core::endpoint::sdk_token`], [`SDK_TOKEN`]). The body must be sent with the
+//! Owns the wire form only; the rules, the body's shape included, are the core's, from the
+//! dialect the request came through ([`tessera_core::endpoint::sdk_token`], [`Exchange`],
+//! [`SDK_TOKEN`]). The body must be sent with the
 //! media type of the body's shape (`Content-Type: application/json`: a page of another origin
 //! can send a body without a preflight only as `text/plain`, a form or multipart, so requiring
 //! JSON keeps visitors' browsers from being made to post here; anything else is 400
@@ -18,23 +20,26 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::Response;
-use tessera_core::endpoint::sdk_token::{self, sdk_client_id, SDK_TOKEN};
+use tessera_core::endpoint::sdk_token::{self, sdk_client_id, Exchange, SDK_TOKEN};
 use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::{ErrorCode, OAuthError};
 
 use crate::error::{error_response, json_no_store};
 use crate::extract::{client_address, read_body};
+use crate::host::Host;
 use crate::routes::too_many;
 use crate::state::AppState;
 use crate::throttle::client_auth_failed;
+use crate::through::Through;
 
 /// Handles an `/sdk/token` request.
-pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+pub async fn handle(State(state): State<AppState>, through: Through, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let peer = client_address(&parts, &state.http().trusted_proxies);
+    let host = state.host(&parts);
     let mut env = None;
-    let result = exchange(&state, parts, body, &mut env).await;
+    let result = exchange(&state, &through, host, parts, body, &mut env).await;
     state
         .metrics()
         .grant(SDK_TOKEN.label, result.is_ok(), started);
@@ -61,11 +66,14 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
 async fn exchange(
     state: &AppState,
+    through: &Through,
+    host: Host,
     parts: Parts,
     body: Body,
     env: &mut Option<String>,
 ) -> Result<tessera_core::grant::TokenResponse, OAuthError> {
-    let shape = &SDK_TOKEN.body;
+    let exchange = Exchange::through(through.dialect());
+    let shape = &exchange.body;
     let json_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -82,8 +90,11 @@ async fn exchange(
     }
     let bytes = read_body(body, state.http().body_limit).await?;
     let request = shape.parse(&bytes)?;
-    env.clone_from(&request.env);
+    // A host bound to an environment answers for that one when the request names none.
+    let bound = state.config_for(host).host_env.as_ref();
+    *env = request.env.clone().or_else(|| bound.cloned());
     let keys = state.keys();
-    let cx = state.cx(&keys);
+    let mut cx = state.cx_for(&host, &keys);
+    cx.dialect = through.dialect();
     sdk_token::handle(&cx, &request).await
 }

@@ -1,28 +1,30 @@
-//! `GET|POST /userinfo` (OpenID Connect Core §5.3), with the bearer token of RFC 6750 §2.1.
+//! `GET|POST /userinfo` (OpenID Connect Core §5.3), with the bearer token of RFC 6750 §2.1
+//! or in a header an enabled dialect names ([`crate::extract::access_token`]).
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use tessera_core::endpoint::userinfo;
 
 use crate::error::{error_response, json_no_store};
+use crate::host::Host;
 use crate::state::AppState;
+use crate::through::Through;
 
 /// Answers a userinfo request.
-pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.get(..7)
-                .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-                .map(|_| v.get(7..).unwrap_or("").trim())
-        })
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned);
+pub async fn handle(
+    State(state): State<AppState>,
+    through: Through,
+    host: Host,
+    req: Request,
+) -> Response {
+    let bearer = match crate::extract::access_token(req.headers(), &state.config().dialects) {
+        Ok(t) => t,
+        Err(e) => return error_response(e),
+    };
     let keys = state.keys();
-    let cx = state.cx(&keys);
+    let mut cx = state.cx_for(&host, &keys);
+    cx.dialect = through.dialect();
     match userinfo::handle(&cx, bearer.as_deref()).await {
         Ok(claims) => json_no_store(
             StatusCode::OK,

@@ -80,16 +80,33 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             })?;
             let new = Sealer::from_secret(text.trim().as_bytes())?;
             let old = settings.sealer_for(store.as_ref()).await?;
-            let n = admin::keys::reseal(store.as_ref(), &old, &new, now())
+            // The client secrets of upstream identity providers are sealed under the same
+            // secret: re-sealed first (a secret the new one already opens is left as it is, so
+            // a re-run finishes an interrupted one), and back again if the keys are not.
+            let idps = admin::idps::reseal(store.as_ref(), &old, &new)
                 .await
-                .context("no key was re-sealed")?;
+                .context("nothing was re-sealed")?;
+            let n = match admin::keys::reseal(store.as_ref(), &old, &new, now()).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let back = admin::idps::reseal(store.as_ref(), &new, &old).await;
+                    let e = anyhow::Error::from(e).context("no key was re-sealed");
+                    return Err(match back {
+                        Ok(_) => e,
+                        Err(b) => e.context(format!(
+                            "and the identity provider secrets re-sealed under the new secret \
+                             could not be put back ({b}): run the command again"
+                        )),
+                    });
+                }
+            };
             if json {
-                print_json(&json!({"resealed": n}));
+                print_json(&json!({"resealed": n, "resealed_idp_secrets": idps}));
             } else {
                 println!(
-                    "re-sealed {n} keys; restart every server with the new secret (the old one \
-                     no longer opens them; until then running servers keep their keys and make \
-                     none)"
+                    "re-sealed {n} keys and {idps} identity provider secrets; restart every \
+                     server with the new secret (the old one no longer opens them; until then \
+                     running servers keep their keys and make none)"
                 );
             }
         }

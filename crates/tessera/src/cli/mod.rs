@@ -4,6 +4,7 @@
 pub mod client;
 pub mod connections;
 pub mod env;
+pub mod idp;
 pub mod jwt;
 pub mod keys;
 pub mod maintenance;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::User(cmd) => user::run(cmd, &settings).await,
         Command::Trust(cmd) => trust::run(cmd, &settings).await,
         Command::Env(cmd) => env::run(cmd, &settings).await,
+        Command::Idp(cmd) => idp::run(cmd, &settings).await,
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,

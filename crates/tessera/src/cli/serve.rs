@@ -121,6 +121,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         max_connections = conns.cap(),
         "tessera is serving"
     );
+    for host in &settings.core.hosts {
+        tracing::info!(url = %host.url, env = ?host.env, "also serving as host");
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let ops = match &settings.ops_listen {
         Some(addr) => {

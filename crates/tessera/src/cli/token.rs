@@ -50,13 +50,14 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
         sealer: &sealer,
         remote_keys: None,
         now: now(),
+        dialect: None,
     };
     let result = match cmd {
         Command::Introspect { token, json } => {
             let out = match tokens::inspect(&cx, &token).await? {
                 Some(t) => json!({
                     "active": true, "client_id": t.client_id, "sub": t.sub, "scope": t.scope,
-                    "aud": t.aud, "iat": t.iat, "exp": t.exp, "jti": t.jti,
+                    "aud": t.aud, "iss": t.iss, "iat": t.iat, "exp": t.exp, "jti": t.jti,
                     "format": t.format.as_str(), "env": t.env, "claims": t.claims,
                     "single_use": t.single_use,
                 }),

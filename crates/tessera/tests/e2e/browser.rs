@@ -23,7 +23,7 @@ use crate::support::{free_port, wait_until};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-fn browser_available() -> bool {
+pub fn browser_available() -> bool {
     let ok = std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
     if !ok {
         assert!(
@@ -36,13 +36,13 @@ fn browser_available() -> bool {
 }
 
 /// A chromedriver process, killed on drop.
-struct Driver {
+pub struct Driver {
     child: tokio::process::Child,
     port: u16,
 }
 
 impl Driver {
-    async fn start() -> Driver {
+    pub async fn start() -> Driver {
         let port = free_port();
         let child = tokio::process::Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -64,7 +64,7 @@ impl Driver {
         Driver { child, port }
     }
 
-    async fn session(&self, profile: &std::path::Path, lang: &str) -> Client {
+    pub async fn session(&self, profile: &std::path::Path, lang: &str) -> Client {
         let caps = json!({
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
@@ -96,7 +96,7 @@ impl Drop for Driver {
 
 /// The client's redirect endpoint: answers every request with a small page and reports the
 /// query of the first one.
-async fn landing() -> (String, tokio::sync::oneshot::Receiver<String>) {
+pub async fn landing() -> (String, tokio::sync::oneshot::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -136,7 +136,7 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-async fn save(c: &Client, name: &str) {
+pub async fn save(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     std::fs::write(screenshot_dir().join(name), png).expect("write screenshot");

@@ -43,10 +43,12 @@ impl Page {
         url.query_pairs().into_owned().collect()
     }
 
-    /// The hidden fields of the page's form.
+    /// The hidden fields of the page's (first) form: the sign-in page's second form, the
+    /// upstream providers' buttons, has its own.
     pub fn hidden(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for part in self.body.split("<input type=\"hidden\" ").skip(1) {
+        let first_form = self.body.split("</form>").next().unwrap_or_default();
+        for part in first_form.split("<input type=\"hidden\" ").skip(1) {
             let name = attr(part, "name");
             let value = attr(part, "value");
             if let (Some(n), Some(v)) = (name, value) {

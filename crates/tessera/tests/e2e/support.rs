@@ -25,7 +25,7 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// The sealing secret of every test server (only has to be at least 16 bytes).
-const SEALING_SECRET: &str = "e2e-test-sealing-secret-not-for-production";
+pub const SEALING_SECRET: &str = "e2e-test-sealing-secret-not-for-production";
 
 /// The bearer token that reads `/metrics` on a test server's public listener.
 pub const METRICS_TOKEN: &str = "e2e-metrics-token";
@@ -165,16 +165,29 @@ impl Server {
     /// Starts a server; `extra` environment variables override the defaults (an empty value
     /// makes the server use its built-in default for that setting).
     pub async fn start_with(extra: &[(&str, &str)]) -> Server {
-        Self::start_inner(extra, false).await
+        Self::start_inner(extra, false, None).await
+    }
+
+    /// Starts a server with a config file made by `config` from the port it will listen on
+    /// (for settings that name the server's own address).
+    pub async fn start_with_config(
+        extra: &[(&str, &str)],
+        config: &dyn Fn(u16) -> String,
+    ) -> Server {
+        Self::start_inner(extra, false, Some(config)).await
     }
 
     /// Starts a server serving HTTPS with a fresh self-signed certificate for 127.0.0.1; the
     /// server's HTTP client trusts exactly that certificate.
     pub async fn start_tls() -> Server {
-        Self::start_inner(&[], true).await
+        Self::start_inner(&[], true, None).await
     }
 
-    async fn start_inner(extra: &[(&str, &str)], tls: bool) -> Server {
+    async fn start_inner(
+        extra: &[(&str, &str)],
+        tls: bool,
+        config: Option<&dyn Fn(u16) -> String>,
+    ) -> Server {
         let mut dir = tempfile::tempdir().expect("tempdir");
         let mut http = http_client();
         let mut tls_env: Vec<(String, String)> = Vec::new();
@@ -220,6 +233,11 @@ impl Server {
                 ("TESSERA_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
             ];
             env.extend(tls_env.iter().cloned());
+            if let Some(make) = config {
+                let path = dir.path().join("tessera.toml");
+                std::fs::write(&path, make(port)).expect("write the config file");
+                env.push(("TESSERA_CONFIG".into(), path.display().to_string()));
+            }
             for (k, v) in extra {
                 env.retain(|(key, _)| key != k);
                 env.push(((*k).to_owned(), (*v).to_owned()));

@@ -1,0 +1,190 @@
+//! `tessera idp ...`: upstream OpenID providers users may sign in through.
+//!
+//! A provider names the upstream's issuer (its discovery document is read from
+//! `ISSUER/.well-known/openid-configuration`), Tessera's client id and secret there, the
+//! e-mail domains whose users are sent to it, and whether a first sign-in may link to an
+//! existing user by a verified e-mail address. At the upstream, register Tessera's callback
+//! `<tessera issuer>/oauth2/sso/callback` as the redirect URI. The client secret is read from
+//! standard input (never from a flag, which would leave it in the shell history and the
+//! process list), stored sealed under the servers' sealing secret, and never printed. A thin
+//! caller of [`tessera_core::admin::idps`], where the rules live.
+
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use serde_json::json;
+use tessera_core::admin::idps::{self, IdpSpec, IdpView, MAX_CREDENTIAL_LEN};
+use tessera_core::secret::Secret;
+
+use tessera_core::admin::AdminError;
+
+use crate::cli::client::registration::flagged;
+use crate::cli::{now, open_store, print_json};
+use crate::settings::Settings;
+
+/// Identity provider subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add an upstream OpenID provider; Tessera's client secret there is read from standard
+    /// input.
+    Add {
+        /// Its name: 1 to 64 of a-z, 0-9, '-' and '_' (shown as "Sign in with NAME" unless
+        /// --display-name is given).
+        #[arg(long)]
+        name: String,
+        /// The upstream's issuer URL, exactly as its ID tokens' `iss` says it (https; plain
+        /// http only on a loopback address).
+        #[arg(long)]
+        issuer: String,
+        /// Tessera's client id at the upstream.
+        #[arg(long)]
+        client_id: String,
+        /// Read Tessera's client secret at the upstream from standard input (required:
+        /// secrets never go in flags).
+        #[arg(long, required = true)]
+        client_secret_stdin: bool,
+        /// What the sign-in page shows [default: the name].
+        #[arg(long)]
+        display_name: Option<String>,
+        /// An e-mail domain whose users are sent to this provider (repeatable); a domain
+        /// belongs to one provider only.
+        #[arg(long = "email-domain")]
+        email_domains: Vec<String>,
+        /// Let a first sign-in link to the existing user with the same e-mail address, when
+        /// the upstream says it is verified (and it is in one of --email-domain, if any).
+        #[arg(long)]
+        link_by_email: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List upstream providers (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an upstream provider: nobody signs in through it any more; its users keep
+    /// their accounts (and their links, should it be added again).
+    Remove {
+        /// Its name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs an idp subcommand.
+pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let result = dispatch(cmd, &store, settings).await;
+    store.close().await;
+    result
+}
+
+/// Reads the client secret from standard input (one trailing line break dropped).
+fn read_secret() -> Result<Secret> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_CREDENTIAL_LEN as u64 + 2)
+        .read_to_string(&mut text)
+        .context("reading the client secret from standard input")?;
+    let s = text.strip_suffix('\n').unwrap_or(&text);
+    let s = s.strip_suffix('\r').unwrap_or(s);
+    Ok(Secret::new(s))
+}
+
+/// An error about an input, naming the flag it came from.
+fn flag(e: AdminError) -> anyhow::Error {
+    if let AdminError::Invalid { field, reason } = &e {
+        let flag = match *field {
+            "client_secret" => "the client secret (standard input, --client-secret-stdin)",
+            "email_domains" => "--email-domain",
+            _ => return flagged(e),
+        };
+        let rest = reason.strip_prefix(field).unwrap_or(reason);
+        return anyhow::anyhow!("{flag}{rest}");
+    }
+    flagged(e)
+}
+
+fn describe(v: &IdpView) -> serde_json::Value {
+    json!({
+        "name": v.name,
+        "display_name": v.display_name,
+        "issuer": v.issuer,
+        "client_id": v.client_id,
+        "email_domains": v.email_domains,
+        "link_by_email": v.link_by_email,
+        "created_at": v.created_at,
+    })
+}
+
+async fn dispatch(cmd: Command, store: &super::Database, settings: &Settings) -> Result<()> {
+    match cmd {
+        Command::Add {
+            name,
+            issuer,
+            client_id,
+            display_name,
+            email_domains,
+            link_by_email,
+            json,
+            ..
+        } => {
+            let secret = read_secret()?;
+            let sealer = settings.sealer_for(store.as_ref()).await?;
+            let spec = IdpSpec {
+                name,
+                display_name,
+                issuer,
+                client_id,
+                client_secret: Some(secret),
+                email_domains,
+                link_by_email,
+            };
+            let view = idps::add(store.as_ref(), &sealer, spec, now())
+                .await
+                .map_err(flag)?;
+            if json {
+                print_json(&describe(&view));
+            } else {
+                println!(
+                    "added identity provider {} ({}) for issuer {}",
+                    view.name, view.display_name, view.issuer
+                );
+            }
+        }
+        Command::List { json } => {
+            let list = idps::list(store.as_ref()).await?;
+            if json {
+                print_json(&serde_json::Value::Array(
+                    list.iter().map(describe).collect(),
+                ));
+            } else {
+                for v in &list {
+                    println!(
+                        "{}  \"{}\"  {}  client_id={}  domains=[{}]  link_by_email={}",
+                        v.name,
+                        v.display_name,
+                        v.issuer,
+                        v.client_id,
+                        v.email_domains.join(","),
+                        v.link_by_email
+                    );
+                }
+            }
+        }
+        Command::Remove { name, json } => {
+            idps::remove(store.as_ref(), &name).await?;
+            if json {
+                print_json(&json!({"removed": name}));
+            } else {
+                println!("removed identity provider {name}");
+            }
+        }
+    }
+    Ok(())
+}
