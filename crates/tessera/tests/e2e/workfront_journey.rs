@@ -3,7 +3,9 @@
 //! `/integrations/oauth2/authorize`, signs in, consents, and the browser lands on the app's
 //! redirect URL with `code`, `domain`, `lane` and `state`; the app exchanges the code with
 //! HTTP Basic and a JSON body, refreshes in both body styles, and calls the API with the
-//! access token in a `sessionID` header (`/userinfo` stands in for Workfront's API).
+//! access token in a `sessionID` header (`/userinfo` stands in for Workfront's API). The same
+//! journey with the sign-in at the organization's identity provider (an upstream Tessera,
+//! `tessera idp add`) checks that the flow keeps its dialect across that sign-in.
 //!
 //! Without Chromium the test says so and passes, except under CI (`CI` set).
 
