@@ -36,6 +36,7 @@ use serde::Deserialize;
 use crate::endpoint::{EndpointId, ENDPOINTS};
 use crate::error::OAuthError;
 use crate::model::RefreshPolicy;
+use crate::scope::ScopeSet;
 
 /// The changes a config file makes to one dialect (`[dialects.NAME]`). Every key is
 /// optional: unset keeps the preset's value.
@@ -70,6 +71,9 @@ pub struct DialectOverrides {
     /// Authorization-request parameters kept with the code and carried into its tokens as
     /// claims.
     pub carry_params: Option<Vec<String>>,
+    /// A code exchange may ask `offline_access` beyond what the authorization request asked,
+    /// to get a refresh token, when the client is registered for that scope.
+    pub offline_access_at_exchange: Option<bool>,
     /// The JSON exchange of a vendor-signed JWT; merged per key.
     pub sdk: Option<SdkOverrides>,
     /// Per-client changes, by client id.
@@ -231,6 +235,9 @@ pub struct Dialect {
     pub request_styles: Vec<BodyStyle>,
     /// Authorization-request parameters carried into the tokens as claims.
     pub carry_params: Vec<String>,
+    /// A code exchange through it may add `offline_access` to the granted scope when the
+    /// client is registered for that scope (see [`exchange_scope`]).
+    pub offline_access_at_exchange: bool,
     /// Its JSON exchange of a vendor-signed JWT.
     pub sdk: SdkRules,
 }
@@ -461,6 +468,9 @@ fn merge(base: DialectOverrides, changes: DialectOverrides) -> DialectOverrides 
         refresh_tokens: changes.refresh_tokens.or(base.refresh_tokens),
         request_styles: changes.request_styles.or(base.request_styles),
         carry_params: changes.carry_params.or(base.carry_params),
+        offline_access_at_exchange: changes
+            .offline_access_at_exchange
+            .or(base.offline_access_at_exchange),
         sdk,
         clients: map(base.clients, changes.clients),
     }
@@ -706,6 +716,7 @@ fn build(name: &str, d: DialectOverrides) -> Result<Dialect, DialectError> {
         refresh_tokens,
         request_styles,
         carry_params,
+        offline_access_at_exchange: d.offline_access_at_exchange.unwrap_or(false),
         sdk,
     })
 }
@@ -808,6 +819,34 @@ pub fn access_token_from<'a>(
         }
     }
     Ok(found)
+}
+
+/// The scope a code exchange works from: what the user granted, plus `offline_access` when
+/// the exchange comes through a dialect with `offline_access_at_exchange`, its `scope`
+/// parameter asks for it, and the client is registered for it. Some products' clients ask
+/// for a refresh token at the token request rather than the authorization request (RFC 6749
+/// §4.1.3 defines no `scope` there); the operator's registration of the client for
+/// `offline_access` then stands for that one scope. Nothing else is ever added.
+pub fn exchange_scope(
+    dialect: Option<&Dialect>,
+    granted: ScopeSet,
+    asked: Option<&str>,
+    registered: &ScopeSet,
+) -> Result<ScopeSet, OAuthError> {
+    const OFFLINE: &str = "offline_access";
+    let asks = match asked {
+        Some(s) => ScopeSet::parse(s)?.contains(OFFLINE),
+        None => false,
+    };
+    if asks
+        && dialect.is_some_and(|d| d.offline_access_at_exchange)
+        && registered.contains(OFFLINE)
+        && !granted.contains(OFFLINE)
+    {
+        ScopeSet::parse(&format!("{granted} {OFFLINE}"))
+    } else {
+        Ok(granted)
+    }
 }
 
 #[cfg(test)]

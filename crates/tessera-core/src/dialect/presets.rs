@@ -66,6 +66,7 @@ pub fn preset(name: &str) -> Option<DialectOverrides> {
             d.refresh_token_ttl = Some(2_592_000);
             d.refresh_tokens = Some("offline_access".into());
             d.carry_params = strings(&["productId"]);
+            d.offline_access_at_exchange = Some(true);
         }
         WORKFRONT => {
             d.paths = paths(&[

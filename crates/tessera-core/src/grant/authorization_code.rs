@@ -92,7 +92,12 @@ pub async fn handle(
         }
         (None, None) => {}
     }
-    let granted = ScopeSet::parse(&rec.scope)?;
+    let granted = crate::dialect::exchange_scope(
+        cx.dialect,
+        ScopeSet::parse(&rec.scope)?,
+        asked_scope,
+        &client.scopes,
+    )?;
     let scope = narrowed_scope(asked_scope, &granted)?;
     let audience = resource::resolve(params, client, cx.config)?;
     let carried = crate::dialect::carried_claims(&rec.extra);
@@ -120,7 +125,7 @@ pub async fn handle(
         grant_id: rec.grant_id.clone(),
         client_id: client.client_id.clone(),
         user_id: rec.user_id.clone(),
-        scope: rec.scope.clone(),
+        scope: granted.to_string(),
         auth_time: rec.auth_time,
         nonce: rec.nonce.clone(),
         token_epoch: client.token_epoch,

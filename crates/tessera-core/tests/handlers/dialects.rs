@@ -6,6 +6,7 @@
 use tessera_core::endpoint::authorize;
 use tessera_core::error::ErrorCode;
 use tessera_core::model::RefreshPolicy;
+use tessera_core::scope::ScopeSet;
 
 use crate::support::*;
 
@@ -209,6 +210,55 @@ fn vantage_gives_day_long_access_tokens_and_absolute_refresh_tokens_only_with_of
     w.config.max_access_token_ttl = 3600;
     let r = w.tokens(&c, &alice, "read");
     assert_eq!(r.expires_in, 3600);
+}
+
+#[test]
+fn vantage_lets_the_code_exchange_ask_offline_access_for_a_client_registered_for_it() {
+    let w = World::through(r#"{"vantage": {}}"#, "vantage");
+    let c = w.code_client(|_| {});
+    let alice = w.user("alice");
+    // The authorization request asks `read`; the token request adds `offline_access`, as
+    // Vantage's clients do: a refresh token, and the scope says so.
+    let code = w.code(&c, &alice, "read");
+    let r = w
+        .exchange(&c, &code, &[("scope", "read offline_access")])
+        .unwrap();
+    assert!(r.refresh_token.is_some(), "a refresh token");
+    assert_eq!(r.scope, "read offline_access");
+    let refreshed = w.refresh(&c, &rt(&r), &[]).unwrap();
+    assert!(refreshed.refresh_token.is_some());
+    // Without asking, none.
+    let code = w.code(&c, &alice, "read");
+    let r = w.exchange(&c, &code, &[]).unwrap();
+    assert!(r.refresh_token.is_none());
+    // Hostile: nothing but offline_access is ever added.
+    let code = w.code(&c, &alice, "read");
+    refused(
+        "another scope at the exchange",
+        w.exchange(&c, &code, &[("scope", "read openid offline_access")]),
+        ErrorCode::InvalidScope,
+        "",
+    );
+    // Hostile: a client not registered for offline_access cannot add it.
+    let plain = w.code_client(|c| c.scopes = ScopeSet::parse("openid read").unwrap());
+    let code = w.code(&plain, &alice, "read");
+    refused(
+        "a client not registered for offline_access",
+        w.exchange(&plain, &code, &[("scope", "read offline_access")]),
+        ErrorCode::InvalidScope,
+        "",
+    );
+    // Without the dialect (Tessera's own rules), the exchange can only narrow the scope.
+    let std = World::new();
+    let c = std.code_client(|_| {});
+    let alice = std.user("alice");
+    let code = std.code(&c, &alice, "read");
+    refused(
+        "offline_access added outside the dialect",
+        std.exchange(&c, &code, &[("scope", "read offline_access")]),
+        ErrorCode::InvalidScope,
+        "",
+    );
 }
 
 #[test]

@@ -802,6 +802,9 @@ async fn vantage_setup() -> (Server, Creds, Creds) {
 #[tokio::test]
 async fn vantage_code_pkce_and_refresh_as_printed() {
     let (server, client, api) = vantage_setup().await;
+    // As printed: the authorization request asks `openid permissions global.wildcard`, the
+    // token request adds `offline_access` to get a refresh token.
+    let asked = "openid permissions global.wildcard";
     let scope = "openid permissions global.wildcard offline_access";
     for (authorize_path, token_path) in [
         ("/oauth2/authorize", "/oauth2/token"),
@@ -810,7 +813,7 @@ async fn vantage_code_pkce_and_refresh_as_printed() {
         let mut b = Browser::new(&server);
         let p = authorize(
             &mut b,
-            &vantage_authorize(authorize_path, &client, scope),
+            &vantage_authorize(authorize_path, &client, asked),
             authorize_path,
         )
         .await;
@@ -884,11 +887,38 @@ async fn vantage_no_offline_access_no_refresh_token() {
         vantage_exchange(&server, "/oauth2/token", &client, &p["code"], scope).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert!(tokens.get("refresh_token").is_none(), "{tokens}");
-    // Hostile: asking offline_access at the token endpoint when it was not granted gets no
-    // more than was granted.
+    // Hostile: a client not registered for offline_access cannot get a refresh token by
+    // asking it at the token request.
+    let plain = server
+        .create_client(&[
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "openid permissions global.wildcard",
+        ])
+        .await;
     let p = authorize(
         &mut b,
-        &vantage_authorize("/oauth2/authorize", &client, scope),
+        &vantage_authorize("/oauth2/authorize", &plain, scope),
+        "/oauth2/authorize",
+    )
+    .await;
+    let (status, tokens) = vantage_exchange(
+        &server,
+        "/oauth2/token",
+        &plain,
+        &p["code"],
+        "openid permissions global.wildcard offline_access",
+    )
+    .await;
+    assert!(tokens.get("refresh_token").is_none(), "{status}: {tokens}");
+    assert_error(status, &tokens, StatusCode::BAD_REQUEST, "invalid_scope");
+    // Hostile: no scope but offline_access is ever added at the token request.
+    let p = authorize(
+        &mut b,
+        &vantage_authorize("/oauth2/authorize", &client, "openid"),
         "/oauth2/authorize",
     )
     .await;
@@ -897,21 +927,10 @@ async fn vantage_no_offline_access_no_refresh_token() {
         "/oauth2/token",
         &client,
         &p["code"],
-        "openid permissions global.wildcard offline_access",
+        "openid permissions offline_access",
     )
     .await;
-    assert!(tokens.get("refresh_token").is_none(), "{status}: {tokens}");
-    if status == StatusCode::OK {
-        assert!(
-            !tokens["scope"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("offline_access"),
-            "{tokens}"
-        );
-    } else {
-        assert_error(status, &tokens, StatusCode::BAD_REQUEST, "invalid_scope");
-    }
+    assert_error(status, &tokens, StatusCode::BAD_REQUEST, "invalid_scope");
     // Hostile: a code without its verifier, or with another one, is refused.
     let p = authorize(
         &mut b,
