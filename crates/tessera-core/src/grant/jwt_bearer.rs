@@ -63,7 +63,8 @@ pub const MAX_CARRIED_CLAIMS_BYTES: usize = 4096;
 pub enum AudienceRule {
     /// RFC 7523 §3 item 3: required.
     Required,
-    /// Seed 000's JWTs name none: checked only when present.
+    /// The anyflow dialect's vendor JWTs (docs/dialects/anyflow.toml) name none: checked
+    /// only when present.
     Optional,
 }
 

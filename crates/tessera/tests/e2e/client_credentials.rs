@@ -151,8 +151,9 @@ async fn oauth2_crate_with_credentials_in_the_body_gets_an_opaque_token() {
     assert_eq!(info["client_id"], c.id.as_str());
 }
 
-/// Seed 001: HTTP Basic with a form body; client_id/client_secret in a JSON body, in a form
-/// body, in a multipart body. Each gets its own new token, with the no-store headers.
+/// The Workato-style client credentials requests (docs/dialects/workato.toml): HTTP Basic
+/// with a form body; client_id/client_secret in a JSON body, in a form body, in a multipart
+/// body. Each gets its own new token, with the no-store headers.
 #[tokio::test]
 async fn the_four_seed_request_styles_each_get_a_new_token() {
     let s = Server::start().await;

@@ -1,7 +1,8 @@
-//! Seed 000's `POST /sdk/token`: a vendor-signed JWT and an environment in JSON, a 5-minute
-//! access token back, no client credentials; the whole vendor flow through the CLI
-//! (`jwt keygen`, `trust add`, `jwt sign`), environments, single-use tokens (with the
-//! 50-way race), and errors in the token endpoint's shape.
+//! The Anyflow Embed `POST /sdk/token` (the `anyflow` dialect, docs/dialects/anyflow.toml):
+//! a vendor-signed JWT and an environment in JSON, a 5-minute access token back, no client
+//! credentials; the whole vendor flow through the CLI (`jwt keygen`, `trust add`, `jwt sign`),
+//! environments, single-use tokens (with the 50-way race), and errors in the token endpoint's
+//! shape.
 
 use futures_util::future::join_all;
 use reqwest::StatusCode;
@@ -342,7 +343,7 @@ async fn single_use_tokens_of_an_environment_are_consumed_by_exactly_one_of_50_p
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    // Seed 000's hosted case: invalid once used, or 10 minutes after issue.
+    // The anyflow dialect's hosted case: invalid once used, or 10 minutes after issue.
     assert_eq!(body["expires_in"], 600);
     let token = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(decode_jwt(&token).claims["single_use"], true);
