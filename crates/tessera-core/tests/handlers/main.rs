@@ -15,6 +15,7 @@
 
 mod support;
 
+mod client_import;
 mod dialects;
 mod endpoint_authorize;
 mod endpoint_discovery;
