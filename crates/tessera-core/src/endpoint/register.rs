@@ -183,6 +183,8 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
         public: method == AuthMethod::None,
         token_endpoint_auth_method: Some(method.as_str().to_owned()),
         keys,
+        client_id: None,
+        secret_hash: None,
         settings: ClientSettings {
             grant_types: Some(grants),
             redirect_uris: Some(redirect_uris.unwrap_or_default()),

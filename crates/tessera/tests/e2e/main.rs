@@ -18,6 +18,7 @@ mod assertion_limits;
 mod authorize_requests;
 mod cli;
 mod client_credentials;
+mod client_import;
 mod code_flow;
 mod connection_reserve;
 mod cors;
