@@ -42,6 +42,7 @@ mod outage;
 mod page_forms;
 mod private_key_jwt;
 mod product_examples;
+mod registration;
 mod rotation;
 mod sdk_first_use;
 mod sdk_token;
