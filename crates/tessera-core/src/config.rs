@@ -63,6 +63,11 @@ pub enum DynamicRegistration {
     /// it.
     #[default]
     Off,
+    /// A registration must carry an initial access token (RFC 7591 §3): an admin token
+    /// ([`crate::admin::admin_tokens`]) with the scope
+    /// [`crate::endpoint::register::REGISTER_SCOPE`], issued by an operator. The operator
+    /// vouches for the registrant, so every grant type an operator may register is taken.
+    Token,
     /// Anyone may register a client (RFC 7591 §3, without an initial access token); the
     /// grant types that need an operator's trust are refused
     /// ([`crate::endpoint::register`]).
@@ -70,10 +75,11 @@ pub enum DynamicRegistration {
 }
 
 impl DynamicRegistration {
-    /// Parses `off` or `open`.
+    /// Parses `off`, `token` or `open`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "off" => Some(Self::Off),
+            "token" => Some(Self::Token),
             "open" => Some(Self::Open),
             _ => None,
         }

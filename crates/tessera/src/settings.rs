@@ -73,7 +73,8 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     /// Allow a non-loopback `http://` issuer (development only).
     pub allow_insecure_http: Option<bool>,
-    /// Dynamic client registration (RFC 7591): `off` or `open` [default: off].
+    /// Dynamic client registration (RFC 7591): `off`, `token` (an initial access token is
+    /// required) or `open` [default: off].
     pub dynamic_registration: Option<String>,
     /// Serving threads (default: one per CPU).
     pub workers: Option<usize>,
@@ -302,7 +303,9 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     {
         core.dynamic_registration = tessera_core::config::DynamicRegistration::parse(&mode)
             .ok_or_else(|| {
-                anyhow::anyhow!("dynamic_registration must be 'off' or 'open', not '{mode}'")
+                anyhow::anyhow!(
+                    "dynamic_registration must be 'off', 'token' or 'open', not '{mode}'"
+                )
             })?;
     }
     if let Some(changes) = &file.dialects {

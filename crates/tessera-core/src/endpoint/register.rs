@@ -8,6 +8,16 @@
 //! (RFC 7591 §3.2.1, RFC 7592 §3) and reading, replacing and deleting a registration with its
 //! registration access token (RFC 7592 §2), which is stored only as its hash.
 //!
+//! Registration by token (`dynamic_registration = "token"`) requires an initial access token
+//! (RFC 7591 §3): an admin token ([`crate::admin::admin_tokens`]) an operator issued with the
+//! scope [`REGISTER_SCOPE`], presented as `Authorization: Bearer` (RFC 6750 §2.1). Its
+//! checks are those of the admin API (stored hashed, compared in constant time, refused once
+//! revoked or expired); a missing or refused token is `invalid_token` (401), a token without
+//! the scope `insufficient_scope` (403, RFC 6750 §3.1). The operator vouches for whoever holds
+//! it, so the registrant may ask for any grant type an operator could register. The token
+//! is not tied to the clients it registered: each is then managed with its own registration
+//! access token.
+//!
 //! Open registration (`dynamic_registration = "open"`) lets anyone register, so it gives a
 //! registrant nothing an operator or a user has not approved (RFC 7591 §5): only
 //! `authorization_code` and `refresh_token` (every token then carries a user's consent), no
@@ -22,7 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::admin::clients::{self, AuthMethod, ClientSettings, ClientSpec};
 use crate::admin::public_keys::{KeyDocument, PublicKeys};
-use crate::admin::AdminError;
+use crate::admin::{admin_tokens, AdminError};
 use crate::cx::Cx;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::types as grant_types;
@@ -31,6 +41,9 @@ use crate::secret::{self, Secret, SecretHash};
 
 /// Prefix of registration access tokens (recognisable by secret scanners).
 pub const TOKEN_PREFIX: &str = "trat_";
+
+/// The admin-token scope that makes an admin token an initial access token (RFC 7591 §3).
+pub const REGISTER_SCOPE: &str = crate::admin::admin_tokens::REGISTER_SCOPE;
 
 /// The grant types open registration may ask for.
 pub const OPEN_GRANT_TYPES: &[&str] =
@@ -216,8 +229,43 @@ fn strings(doc: &Map<String, Value>, field: &str) -> Result<Option<Vec<String>>,
     }
 }
 
-/// Registers a client (RFC 7591 §3.1). The caller has checked that registration is on.
-pub async fn register(cx: &Cx<'_>, body: &[u8]) -> Result<Registered, OAuthError> {
+/// Checks the initial access token of a registration when registration requires one
+/// (RFC 7591 §3): an admin token with [`REGISTER_SCOPE`] (or `admin`). Answers the admin
+/// token's id, for the record, or `None` when no token is required.
+pub async fn check_initial_access_token(
+    cx: &Cx<'_>,
+    token: Option<&str>,
+) -> Result<Option<String>, OAuthError> {
+    if cx.config.dynamic_registration != crate::config::DynamicRegistration::Token {
+        return Ok(None);
+    }
+    let token = token.ok_or_else(|| {
+        OAuthError::invalid_token("registration requires an initial access token (RFC 7591 §3)")
+    })?;
+    // The bootstrap admin credential is not an initial access token: it is kept for the
+    // operator, never handed to a registrant.
+    let principal = admin_tokens::authenticate(cx.store, token, None, cx.now)
+        .await
+        .map_err(from_admin)?
+        .map_err(|refused| OAuthError::invalid_token(refused.to_string()))?;
+    if !principal.may(REGISTER_SCOPE) {
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            format!("the initial access token lacks the scope {REGISTER_SCOPE}"),
+        ));
+    }
+    Ok(principal.token_id)
+}
+
+/// Registers a client (RFC 7591 §3.1) once its initial access token, if registration
+/// requires one, is accepted ([`check_initial_access_token`]). The caller has checked that
+/// registration is on.
+pub async fn register(
+    cx: &Cx<'_>,
+    initial_access_token: Option<&str>,
+    body: &[u8],
+) -> Result<Registered, OAuthError> {
+    check_initial_access_token(cx, initial_access_token).await?;
     let open = cx.config.dynamic_registration == crate::config::DynamicRegistration::Open;
     let (spec, _) = read_metadata(body, open)?;
     let created = clients::create(cx.store, cx.config, spec, cx.now)

@@ -5,6 +5,7 @@
 //! token, which is stored only as its hash.
 
 use serde_json::{json, Value};
+use tessera_core::admin::admin_tokens::{self, AdminTokenSpec};
 use tessera_core::config::DynamicRegistration;
 use tessera_core::endpoint::discovery::metadata;
 use tessera_core::endpoint::register;
@@ -21,7 +22,12 @@ fn open_world() -> World {
 }
 
 fn register(w: &World, body: &Value) -> Result<(Value, String), ErrorCode> {
-    let r = run(register::register(&w.cx(), body.to_string().as_bytes())).map_err(|e| e.code)?;
+    let r = run(register::register(
+        &w.cx(),
+        None,
+        body.to_string().as_bytes(),
+    ))
+    .map_err(|e| e.code)?;
     let info = register::client_information(
         &w.cx(),
         &r.client,
@@ -182,7 +188,7 @@ fn invalid_metadata_is_refused_with_the_rfcs_codes() {
         assert_eq!(register(&w, &body).err(), Some(want), "{case}");
     }
     assert_eq!(
-        run(register::register(&w.cx(), b"{not json"))
+        run(register::register(&w.cx(), None, b"{not json"))
             .unwrap_err()
             .code,
         ErrorCode::InvalidClientMetadata
@@ -337,4 +343,130 @@ fn a_registration_is_read_replaced_and_deleted_with_its_own_token_only() {
     );
     // The other registration is untouched.
     assert!(run(register::authorize(&w.cx(), other_id, Some(&other_token))).is_ok());
+}
+
+fn token_world() -> World {
+    let mut w = World::new();
+    w.config.dynamic_registration = DynamicRegistration::Token;
+    w
+}
+
+/// An admin token with `scopes`, expiring in `expires_in` seconds if given.
+fn admin_token(w: &World, scopes: &[&str], expires_in: Option<i64>) -> (String, String) {
+    let made = run(admin_tokens::create(
+        &w.store,
+        AdminTokenSpec {
+            name: "registrar".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            expires_in,
+        },
+        w.now(),
+    ))
+    .unwrap();
+    (made.record.id, made.token.expose().to_owned())
+}
+
+fn register_with(w: &World, token: Option<&str>, body: &Value) -> Result<Value, ErrorCode> {
+    let r = run(register::register(
+        &w.cx(),
+        token,
+        body.to_string().as_bytes(),
+    ))
+    .map_err(|e| e.code)?;
+    Ok(register::client_information(
+        &w.cx(),
+        &r.client,
+        r.secret.as_ref(),
+        Some(&r.registration_access_token),
+    ))
+}
+
+fn service_client() -> Value {
+    json!({"client_name": "Batch job", "grant_types": ["client_credentials"],
+           "response_types": [], "scope": "read"})
+}
+
+#[test]
+fn token_registration_requires_an_initial_access_token_with_the_register_scope() {
+    let w = token_world();
+    let (_, good) = admin_token(&w, &["clients:register"], None);
+    let (_, writer) = admin_token(&w, &["clients:write", "clients:read"], None);
+    let (revoked_id, revoked) = admin_token(&w, &["clients:register"], None);
+    run(admin_tokens::revoke(&w.store, &revoked_id, w.now())).unwrap();
+    let (_, short) = admin_token(&w, &["clients:register"], Some(60));
+    w.advance(61);
+    // No token, a made-up one, a revoked one, an expired one: invalid_token.
+    for token in [
+        None,
+        Some("tsa_nope"),
+        Some(revoked.as_str()),
+        Some(short.as_str()),
+    ] {
+        assert_eq!(
+            register_with(&w, token, &service_client()).err(),
+            Some(ErrorCode::InvalidToken),
+            "{token:?}"
+        );
+    }
+    // An admin token for other work is not an initial access token.
+    assert_eq!(
+        register_with(&w, Some(&writer), &service_client()).err(),
+        Some(ErrorCode::InsufficientScope)
+    );
+    // A token of another kind: a registration access token, a client secret.
+    let info = register_with(&w, Some(&good), &code_client()).unwrap();
+    for other in [
+        info["registration_access_token"].as_str().unwrap(),
+        info["client_secret"].as_str().unwrap(),
+    ] {
+        assert_eq!(
+            register_with(&w, Some(other), &service_client()).err(),
+            Some(ErrorCode::InvalidToken)
+        );
+    }
+    // The token checks come before the metadata: garbage without a token is invalid_token.
+    assert_eq!(
+        run(register::register(&w.cx(), None, b"{not json"))
+            .err()
+            .map(|e| e.code),
+        Some(ErrorCode::InvalidToken)
+    );
+    // With the token, an operator-vouched registrant may register client credentials, and
+    // the client gets tokens at once.
+    let info = register_with(&w, Some(&good), &service_client()).unwrap();
+    let creds = Creds {
+        id: info["client_id"].as_str().unwrap().to_owned(),
+        secret: Some(info["client_secret"].as_str().unwrap().to_owned()),
+    };
+    let tokens = w
+        .token(&creds, &[("grant_type", "client_credentials")])
+        .unwrap();
+    assert!(!at(&tokens).is_empty());
+    // ...but its metadata is still checked as the admin API checks it.
+    let mut public = service_client();
+    public["token_endpoint_auth_method"] = json!("none");
+    assert_eq!(
+        register_with(&w, Some(&good), &public).err(),
+        Some(ErrorCode::InvalidClientMetadata)
+    );
+    let mut wildcard = code_client();
+    wildcard["redirect_uris"] = json!(["https://*.app.example.com/cb"]);
+    assert_eq!(
+        register_with(&w, Some(&good), &wildcard).err(),
+        Some(ErrorCode::InvalidRedirectUri)
+    );
+    // An admin token with `admin` may register too; the bootstrap credential is not
+    // consulted here (it is never handed to a registrant).
+    let (_, root) = admin_token(&w, &["admin"], None);
+    assert!(register_with(&w, Some(&root), &service_client()).is_ok());
+}
+
+#[test]
+fn open_and_off_modes_ignore_an_initial_access_token() {
+    let w = open_world();
+    assert!(register_with(&w, Some("tsa_anything"), &code_client()).is_ok());
+    assert_eq!(
+        register_with(&w, None, &service_client()).err(),
+        Some(ErrorCode::InvalidClientMetadata)
+    );
 }

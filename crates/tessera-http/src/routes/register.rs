@@ -2,6 +2,9 @@
 //! (RFC 7592 §2), served only when `dynamic_registration` is not off.
 //!
 //! Owns the wire form only; every rule is the core's ([`tessera_core::endpoint::register`]).
+//! When registration requires an initial access token (RFC 7591 §3) it comes as
+//! `Authorization: Bearer` on `POST /oauth2/register`, as the registration access token does
+//! on the others.
 //! The body must be JSON (`Content-Type: application/json`, RFC 7591 §3.1: a page of another
 //! origin cannot send that without a preflight, and the endpoint has no CORS); the registration
 //! access token comes as `Authorization: Bearer` (RFC 6750 §2.1). Answers are JSON with
@@ -59,7 +62,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     };
     let keys = state.keys();
     let cx = state.cx_for(&host, &keys);
-    match register::register(&cx, &body).await {
+    match register::register(&cx, bearer(&parts).as_deref(), &body).await {
         Ok(r) => json_no_store(
             StatusCode::CREATED,
             register::client_information(

@@ -171,6 +171,7 @@ fn name(command: &Command) -> &'static str {
         Command::Env(_) => "env",
         Command::Idp(_) => "idp",
         Command::Jwt(_) => "jwt",
+        Command::AdminToken(_) => "admin-token",
         Command::Purge(_) => "purge",
         Command::Migrate(_) => "migrate",
     }

@@ -404,3 +404,90 @@ async fn a_registration_is_managed_with_its_own_token_only() {
     let res = manage(&s, reqwest::Method::GET, b_id, Some(b_rat), None).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+/// Makes an admin token with `scopes` by the command line; answers its id and value.
+async fn admin_token(s: &Server, scopes: &[&str]) -> (String, String) {
+    let mut args = vec!["admin-token", "create", "--name", "registrar", "--json"];
+    for sc in scopes {
+        args.extend(["--scope", sc]);
+    }
+    let v = s.cli_json(&args).await;
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn token_mode_requires_an_initial_access_token_with_the_register_scope() {
+    let s = server("token").await;
+    let meta = s.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(meta["registration_endpoint"], s.url("/oauth2/register"));
+    let service = json!({"client_name": "Batch job", "grant_types": ["client_credentials"],
+                         "response_types": [], "scope": "read"});
+    let (_, good) = admin_token(&s, &["clients:register"]).await;
+    let (_, writer) = admin_token(&s, &["clients:write"]).await;
+    let (revoked_id, revoked) = admin_token(&s, &["clients:register"]).await;
+    s.cli(&["admin-token", "revoke", &revoked_id]).await;
+
+    // Without a token, with a made-up one or a revoked one: 401 and a Bearer challenge.
+    for token in [None, Some("tsa_made_up"), Some(revoked.as_str())] {
+        let mut req = s.http.post(s.url("/oauth2/register")).json(&service);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "Bearer error=\"invalid_token\""
+        );
+        let e: Value = res.json().await.unwrap();
+        assert_eq!(e["error"], "invalid_token");
+    }
+    // An admin token for other work: 403 insufficient_scope.
+    let res = s
+        .http
+        .post(s.url("/oauth2/register"))
+        .bearer_auth(&writer)
+        .json(&service)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer error=\"insufficient_scope\""
+    );
+    let e: Value = res.json().await.unwrap();
+    assert_eq!(e["error"], "insufficient_scope");
+
+    // With it: a client credentials client that gets tokens at once.
+    let (status, info) = register(&s, Some(&good), &service).await;
+    assert_eq!(status, StatusCode::CREATED, "{info}");
+    let creds = Creds {
+        id: info["client_id"].as_str().unwrap().into(),
+        secret: info["client_secret"].as_str().unwrap().into(),
+    };
+    s.wait_known(&creds).await;
+    let body = s.token_ok(&creds).await;
+    assert_eq!(body["scope"], "read");
+    // The registration access token is no initial access token, and `none` with client
+    // credentials is refused as the admin API refuses it.
+    let rat = info["registration_access_token"].as_str().unwrap();
+    let (status, _) = register(&s, Some(rat), &service).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut public = service.clone();
+    public["token_endpoint_auth_method"] = json!("none");
+    let (status, e) = register(&s, Some(&good), &public).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(e["error"], "invalid_client_metadata");
+    // The initial access token is stored as its hash like every admin token; the value
+    // appears nowhere in the database file or the log.
+    let needle = good.as_bytes();
+    for file in ["tessera.db", "tessera.db-wal"] {
+        let bytes = std::fs::read(s.dir_path().join(file)).unwrap_or_default();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{file}");
+    }
+    assert!(!s.logs().contains(&good));
+}
