@@ -1,6 +1,7 @@
 //! Subcommands. Management commands open the same database as the server; the server learns
 //! of their changes through the change feed within a second.
 
+pub mod admin_token;
 pub mod client;
 pub mod connections;
 pub mod env;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Trust(cmd) => trust::run(cmd, &settings).await,
         Command::Env(cmd) => env::run(cmd, &settings).await,
         Command::Idp(cmd) => idp::run(cmd, &settings).await,
+        Command::AdminToken(cmd) => admin_token::run(cmd, &settings).await,
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
