@@ -535,7 +535,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<AdminActor> 
 #[derive(Debug)]
 pub struct Body<T>(pub T);
 
-/// Like [`Body`], but an empty body is `T::default()`.
+/// Like [`Body`], but an empty body, or `null`, is `T::default()`.
 #[derive(Debug)]
 pub struct MaybeBody<T>(pub T);
 
@@ -588,7 +588,9 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for MaybeBody<T> {
         if !json {
             return Err(ApiError::NotJson);
         }
-        Ok(MaybeBody(parse_json(&bytes)?))
+        Ok(MaybeBody(
+            parse_json::<Option<T>>(&bytes)?.unwrap_or_default(),
+        ))
     }
 }
 
