@@ -208,7 +208,7 @@ pub async fn list_page(store: &dyn UserStore, query: UserQuery) -> AdminResult<U
     let mut matching = all
         .iter()
         .skip(start)
-        .filter(|u| filter.as_deref().map_or(true, |f| u.username.contains(f)));
+        .filter(|u| filter.as_deref().is_none_or(|f| u.username.contains(f)));
     let users: Vec<UserView> = matching.by_ref().take(limit).map(UserView::from).collect();
     let next_cursor = match (matching.next(), users.last()) {
         (Some(_), Some(last)) => Some(last.user_id.clone()),

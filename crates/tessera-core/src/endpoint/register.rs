@@ -80,9 +80,10 @@ fn invalid_metadata(description: impl Into<std::borrow::Cow<'static, str>>) -> O
 /// An [`AdminError`] as the registration endpoint answers it.
 fn from_admin(e: AdminError) -> OAuthError {
     match e {
-        AdminError::Invalid { field, reason } if field == "redirect_uris" => {
-            OAuthError::new(ErrorCode::InvalidRedirectUri, reason)
-        }
+        AdminError::Invalid {
+            field: "redirect_uris",
+            reason,
+        } => OAuthError::new(ErrorCode::InvalidRedirectUri, reason),
         AdminError::Invalid { reason, .. } => invalid_metadata(reason),
         AdminError::Conflict(reason) => invalid_metadata(reason),
         AdminError::NotFound { .. } => OAuthError::invalid_token("no such registration"),

@@ -18,6 +18,7 @@ mod admin_api;
 mod assertion_limits;
 mod authorize_requests;
 mod cli;
+mod cli_remote;
 mod client_credentials;
 mod client_import;
 mod code_flow;
