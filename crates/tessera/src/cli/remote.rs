@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use tessera_core::admin::clients::{ClientSettings, ClientSpec};
 use tessera_core::admin::public_keys::{KeyDocument, PublicKeys};
 
-use super::{client, print_json};
+use super::{admin_token, client, print_json};
 use crate::Command;
 
 /// Longest a request may take before the command gives up.
@@ -151,6 +151,7 @@ pub fn applies(command: &Command) -> bool {
 pub async fn run(command: Command, api: &Remote) -> Result<()> {
     match command {
         Command::Client(cmd) => client(*cmd, api).await,
+        Command::AdminToken(cmd) => admin_token(cmd, api).await,
         other => bail!(
             "`tessera {}` does not work with --server yet: run it where the server's \
              database is",
@@ -450,6 +451,93 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `tessera admin-token ...` through the admin API (which takes the scope `admin`).
+async fn admin_token(cmd: admin_token::Command, api: &Remote) -> Result<()> {
+    use admin_token::Command as C;
+    match cmd {
+        C::Create {
+            name,
+            scopes,
+            expires_in,
+            json,
+        } => {
+            let mut body = Map::new();
+            body.insert("name".into(), json!(name));
+            body.insert("scopes".into(), json!(scopes));
+            put(&mut body, "expires_in", expires_in);
+            let mut made = api
+                .post("/admin-tokens", &Value::Object(body))
+                .await
+                .map_err(flag_named)?;
+            let value = text(&made, "value").to_owned();
+            if json {
+                if let Some(o) = made.as_object_mut() {
+                    o.remove("value");
+                    o.insert("token".into(), json!(value));
+                }
+                print_json(&made);
+            } else {
+                println!(
+                    "admin token {} ({}), scopes: {}",
+                    text(&made, "id"),
+                    text(&made, "name"),
+                    strings(&made, "scopes").join(" ")
+                );
+                println!("token (shown once): {value}");
+            }
+        }
+        C::List { json } => {
+            let list = api.get("/admin-tokens").await?;
+            let items = list
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if json {
+                print_json(&Value::Array(items));
+            } else {
+                let t = super::now();
+                for r in &items {
+                    let state = if r.get("revoked_at").is_some_and(|v| !v.is_null()) {
+                        "revoked"
+                    } else if r
+                        .get("expires_at")
+                        .and_then(Value::as_i64)
+                        .is_some_and(|e| e <= t)
+                    {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}  {}  {}  [{state}]",
+                        text(r, "id"),
+                        text(r, "name"),
+                        strings(r, "scopes").join(" ")
+                    );
+                }
+            }
+        }
+        C::Revoke { id, json } => {
+            api.delete(&format!("/admin-tokens/{}", seg(&id))).await?;
+            if json {
+                print_json(&json!({"id": id, "revoked": true}));
+            } else {
+                println!("revoked admin token {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An array of strings of an answer.
+fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// `tessera client import FILE` through the admin API: each line is posted as it is (the

@@ -398,3 +398,78 @@ async fn a_refused_admin_token_fails_with_the_servers_words() {
     assert!(!ran.ok);
     assert!(!ran.stdout.contains("tsa_"), "{}", ran.stdout);
 }
+
+#[tokio::test]
+async fn admin_token_commands_work_either_way() {
+    let s = setup().await;
+    for way in BOTH {
+        let name = format!("ops-{way:?}");
+        let made = s
+            .json(
+                way,
+                &[
+                    "admin-token",
+                    "create",
+                    "--name",
+                    &name,
+                    "--scope",
+                    "clients:read",
+                    "--expires-in",
+                    "1h",
+                    "--json",
+                ],
+            )
+            .await;
+        let id = made["id"].as_str().unwrap().to_owned();
+        let token = made["token"].as_str().unwrap().to_owned();
+        assert!(token.starts_with("tsa_"), "{way:?}: {made}");
+        assert_eq!(made["scopes"], json!(["clients:read"]));
+        assert!(made["expires_at"].as_i64().is_some());
+        // The new token works through the API, within its scope.
+        let ran = s
+            .run_with(
+                Way::Remote,
+                &["client", "list"],
+                &[("TESSERA_ADMIN_TOKEN", &token)],
+            )
+            .await;
+        assert!(ran.ok, "{}", ran.stderr);
+        let list = s.run(way, &["admin-token", "list"]).await;
+        assert!(list.ok, "{}", list.stderr);
+        assert!(
+            list.stdout
+                .contains(&format!("{id}  {name}  clients:read  [active]\n")),
+            "{way:?}: {}",
+            list.stdout
+        );
+        assert!(!list.stdout.contains(&token), "never the value");
+        let revoked = s.run(way, &["admin-token", "revoke", &id]).await;
+        assert!(revoked.ok, "{}", revoked.stderr);
+        assert_eq!(revoked.stdout, format!("revoked admin token {id}\n"));
+        let list = s.run(way, &["admin-token", "list"]).await;
+        assert!(list
+            .stdout
+            .contains(&format!("{id}  {name}  clients:read  [revoked]\n")));
+        let ran = s
+            .run_with(
+                Way::Remote,
+                &["client", "list"],
+                &[("TESSERA_ADMIN_TOKEN", &token)],
+            )
+            .await;
+        assert!(!ran.ok);
+        // An unknown scope is refused in the same words either way.
+        let bad = s
+            .run(
+                way,
+                &["admin-token", "create", "--name", "x", "--scope", "root"],
+            )
+            .await;
+        assert!(!bad.ok);
+        assert!(
+            bad.stderr.contains("'root' is not an admin scope"),
+            "{way:?}: {}",
+            bad.stderr
+        );
+    }
+}
