@@ -40,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         overrides.log_format = args.log_format.clone();
         overrides.tls_cert = args.tls_cert.clone();
         overrides.ops_listen = args.ops_listen.clone();
+        overrides.admin_listen = args.admin_listen.clone();
         overrides.tls_key = args.tls_key.clone();
         overrides.assertion_max_lifetime = args.assertion_max_lifetime;
         overrides.assertion_leeway = args.assertion_leeway;
