@@ -4,7 +4,7 @@
 //! `UsernameCaseMapped`, [`crate::username`]) and refused when it has an invisible or
 //! bidirectional control character, mixes Latin with Cyrillic or Greek letters, or looks like
 //! an existing one; a user is named by the username as stored, by its prepared form, or by
-//! their id (the `sub` of their tokens); a list is read a page at a time; a
+//! their id (the `sub` of their tokens); a
 //! password is [`password::MIN_LENGTH`] characters to [`password::MAX_LENGTH`] bytes and is
 //! stored only as an Argon2id hash; a new password ends the user's sessions; deleting a user
 //! ends their sessions and revokes every grant issued for them.
@@ -30,6 +30,33 @@ pub struct UserSpec {
     pub email: Option<String>,
     /// Display name (released with the `profile` scope).
     pub name: Option<String>,
+}
+
+/// Longest display name of a user, characters.
+pub const MAX_DISPLAY_NAME: usize = 200;
+
+/// Longest e-mail address (RFC 5321 §4.5.3.1.3 allows a path of 256 octets, the address 254).
+pub const MAX_EMAIL: usize = 254;
+
+/// Checks an e-mail address about to be stored (it is released in ID tokens and userinfo,
+/// and matched to upstream providers' domains): at most [`MAX_EMAIL`] bytes, one `@` with
+/// text on both sides, no whitespace or control character. Whether it reaches anyone is not
+/// checked here.
+pub fn check_email(email: &str) -> AdminResult<()> {
+    let shaped = email.len() <= MAX_EMAIL
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if shaped {
+        Ok(())
+    } else {
+        Err(AdminError::invalid(
+            "email",
+            format!(
+                "email must be an address like name@example.com, at most {MAX_EMAIL} characters"
+            ),
+        ))
+    }
 }
 
 /// Checks a password about to be set.
@@ -77,6 +104,15 @@ pub async fn create(store: &dyn UserStore, spec: UserSpec, now: i64) -> AdminRes
     if let Some(name) = &spec.name {
         username::check_display_name(name)
             .map_err(|e| AdminError::invalid("name", e.to_string()))?;
+        if name.chars().count() > MAX_DISPLAY_NAME {
+            return Err(AdminError::invalid(
+                "name",
+                format!("name must be at most {MAX_DISPLAY_NAME} characters"),
+            ));
+        }
+    }
+    if let Some(email) = &spec.email {
+        check_email(email)?;
     }
     check_password(&spec.password)?;
     let user = UserRecord {
@@ -124,12 +160,6 @@ pub async fn list(store: &dyn UserStore) -> AdminResult<Vec<UserRecord>> {
     Ok(store.list_users().await?)
 }
 
-/// The most users one page holds.
-pub const MAX_PAGE: usize = 200;
-
-/// The users one page holds unless asked otherwise.
-pub const DEFAULT_PAGE: usize = 50;
-
 /// A user as listed or shown: never their password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserView {
@@ -158,63 +188,6 @@ impl From<&UserRecord> for UserView {
             updated_at: u.updated_at,
         }
     }
-}
-
-/// One page of users, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UserPage {
-    /// The users on it.
-    pub users: Vec<UserView>,
-    /// What to pass as `cursor` for the next page; none on the last.
-    pub next_cursor: Option<String>,
-}
-
-/// Which page of users to read.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct UserQuery {
-    /// At most this many (1 to [`MAX_PAGE`], default [`DEFAULT_PAGE`]).
-    pub limit: Option<usize>,
-    /// The `next_cursor` of the page before (none: the first page).
-    pub cursor: Option<String>,
-    /// Only usernames that contain this text (after preparing it as a username is).
-    pub username: Option<String>,
-}
-
-/// A page of users. The cursor is the id of the last user of the page before, so a user
-/// created or deleted meanwhile neither repeats one nor skips one; a cursor naming no user
-/// (deleted meanwhile, or made up) is refused rather than restarting the list.
-pub async fn list_page(store: &dyn UserStore, query: UserQuery) -> AdminResult<UserPage> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(AdminError::invalid(
-            "limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
-    let filter = match query.username.as_deref() {
-        None | Some("") => None,
-        Some(typed) => Some(username::prepare(typed).unwrap_or_else(|_| typed.to_lowercase())),
-    };
-    let all = store.list_users().await?;
-    let start = match query.cursor.as_deref() {
-        None => 0,
-        Some(c) => {
-            all.iter().position(|u| u.user_id == c).ok_or_else(|| {
-                AdminError::invalid("cursor", "cursor: not a cursor of this list (start again)")
-            })? + 1
-        }
-    };
-    let mut matching = all
-        .iter()
-        .skip(start)
-        .filter(|u| filter.as_deref().is_none_or(|f| u.username.contains(f)));
-    let users: Vec<UserView> = matching.by_ref().take(limit).map(UserView::from).collect();
-    let next_cursor = match (matching.next(), users.last()) {
-        (Some(_), Some(last)) => Some(last.user_id.clone()),
-        _ => None,
-    };
-    Ok(UserPage { users, next_cursor })
 }
 
 /// Replaces the password of the user named `typed`; their sessions end. Returns the user.
@@ -265,78 +238,51 @@ mod tests {
         store
     }
 
-    fn page(limit: Option<usize>, cursor: Option<&str>, username: Option<&str>) -> UserQuery {
-        UserQuery {
-            limit,
-            cursor: cursor.map(str::to_owned),
-            username: username.map(str::to_owned),
-        }
-    }
-
-    fn names(p: &UserPage) -> Vec<&str> {
-        p.users.iter().map(|u| u.username.as_str()).collect()
-    }
-
     #[tokio::test]
-    async fn users_are_read_a_page_at_a_time_oldest_first() {
-        let store = store_with(&["ann", "bob", "cy", "dee", "eve"]).await;
-        let first = list_page(&store, page(Some(2), None, None)).await.unwrap();
-        assert_eq!(names(&first), ["ann", "bob"]);
-        let second = list_page(&store, page(Some(2), first.next_cursor.as_deref(), None))
-            .await
-            .unwrap();
-        assert_eq!(names(&second), ["cy", "dee"]);
-        let last = list_page(&store, page(Some(2), second.next_cursor.as_deref(), None))
-            .await
-            .unwrap();
-        assert_eq!(names(&last), ["eve"]);
-        assert_eq!(last.next_cursor, None);
-        // A page that ends exactly at the end has no next page either.
-        let all = list_page(&store, page(Some(5), None, None)).await.unwrap();
-        assert_eq!((all.users.len(), all.next_cursor.as_deref()), (5, None));
-        // The default page holds them all here.
-        assert_eq!(
-            list_page(&store, UserQuery::default())
-                .await
-                .unwrap()
-                .users
-                .len(),
-            5
-        );
-        // Never a password hash in what is listed.
-        let json = serde_json::to_string(&all).unwrap();
-        assert!(
-            !json.contains("argon2") && !json.contains("password"),
-            "{json}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_page_is_filtered_by_username_and_bad_paging_is_refused() {
-        let store = store_with(&["alice", "malik", "bob", "alina"]).await;
-        let p = list_page(&store, page(None, None, Some("ALI")))
-            .await
-            .unwrap();
-        assert_eq!(names(&p), ["alice", "malik", "alina"]);
-        let p = list_page(&store, page(Some(1), None, Some("ali")))
-            .await
-            .unwrap();
-        let p2 = list_page(&store, page(Some(5), p.next_cursor.as_deref(), Some("ali")))
-            .await
-            .unwrap();
-        assert_eq!(names(&p2), ["malik", "alina"]);
-        for (limit, cursor, field) in [
-            (Some(0), None, "limit"),
-            (Some(MAX_PAGE + 1), None, "limit"),
-            (None, Some("made-up"), "cursor"),
-            (None, Some("../../etc/passwd"), "cursor"),
+    async fn a_display_name_and_an_email_are_bounded_and_shaped() {
+        let store = MemoryStore::new();
+        let spec = |name: Option<String>, email: Option<&str>| UserSpec {
+            username: "alice".into(),
+            password: "correct horse battery".into(),
+            name,
+            email: email.map(str::to_owned),
+        };
+        for (name, email, field) in [
+            (Some("x".repeat(MAX_DISPLAY_NAME + 1)), None, "name"),
+            (None, Some("no-at-sign"), "email"),
+            (None, Some("@example.com"), "email"),
+            (None, Some("alice@"), "email"),
+            (None, Some("a@b@c"), "email"),
+            (None, Some("alice @example.com"), "email"),
+            (None, Some("alice@example.com\nBcc: x@y"), "email"),
         ] {
-            let r = list_page(&store, page(limit, cursor, None)).await;
+            let long = format!("{}@example.com", "a".repeat(MAX_EMAIL));
+            let r = create(&store, spec(name.clone(), email), NOW).await;
             assert!(
                 matches!(&r, Err(AdminError::Invalid { field: f, .. }) if *f == field),
-                "{limit:?} {cursor:?}: {r:?}"
+                "{email:?}: {r:?}"
             );
+            let r = create(&store, spec(None, Some(&long)), NOW).await;
+            assert!(matches!(
+                &r,
+                Err(AdminError::Invalid { field: "email", .. })
+            ));
         }
+        assert!(
+            list(&store).await.unwrap().is_empty(),
+            "nothing refused was stored"
+        );
+        let ok = create(
+            &store,
+            spec(
+                Some("x".repeat(MAX_DISPLAY_NAME)),
+                Some("alice@example.com"),
+            ),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.email.as_deref(), Some("alice@example.com"));
     }
 
     #[tokio::test]
@@ -345,6 +291,13 @@ mod tests {
         let alice = find(&store, "alice").await.unwrap();
         assert_eq!(find(&store, "ALICE").await.unwrap(), alice);
         assert_eq!(find(&store, &alice.user_id).await.unwrap(), alice);
+        // What is shown of a user never carries the password hash.
+        let shown = serde_json::to_string(&UserView::from(&alice)).unwrap();
+        assert!(alice.password_hash.starts_with("$argon2"));
+        assert!(
+            !shown.contains("argon2") && !shown.contains("password"),
+            "{shown}"
+        );
         assert!(matches!(
             find(&store, "nobody").await,
             Err(AdminError::NotFound { kind: "user", .. })

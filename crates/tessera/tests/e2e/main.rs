@@ -15,6 +15,7 @@ mod browser_support;
 mod support;
 
 mod admin_api;
+mod admin_resources;
 mod assertion_limits;
 mod authorize_requests;
 mod cli;
