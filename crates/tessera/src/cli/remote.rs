@@ -19,8 +19,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use tessera_core::admin::clients::{ClientSettings, ClientSpec};
 use tessera_core::admin::public_keys::{KeyDocument, PublicKeys};
+use tessera_core::environment::DEFAULT_ENV;
 
-use super::{admin_token, client, print_json};
+use super::{admin_token, client, env, print_json, token};
 use crate::Command;
 
 /// Longest a request may take before the command gives up.
@@ -152,6 +153,8 @@ pub async fn run(command: Command, api: &Remote) -> Result<()> {
     match command {
         Command::Client(cmd) => client(*cmd, api).await,
         Command::AdminToken(cmd) => admin_token(cmd, api).await,
+        Command::Token(cmd) => token(cmd, api).await,
+        Command::Env(cmd) => env(cmd, api).await,
         other => bail!(
             "`tessera {}` does not work with --server yet: run it where the server's \
              database is",
@@ -532,6 +535,115 @@ async fn admin_token(cmd: admin_token::Command, api: &Remote) -> Result<()> {
     Ok(())
 }
 
+/// `tessera token ...` through the admin API.
+async fn token(cmd: token::Command, api: &Remote) -> Result<()> {
+    use token::Command as C;
+    match cmd {
+        C::Introspect { token, json } => {
+            let out = api
+                .post("/tokens/introspect", &json!({"token": token}))
+                .await?;
+            if json {
+                print_json(&out);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+        }
+        C::Revoke { token, json } => {
+            let out = api.post("/tokens/revoke", &json!({"token": token})).await?;
+            let revoked = out.get("revoked").and_then(Value::as_bool) == Some(true);
+            if json {
+                print_json(&json!({"revoked": revoked}));
+            } else if revoked {
+                println!("revoked; every server honours it within a second");
+            } else {
+                println!("the token was not active; nothing to revoke");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tessera env ...` through the admin API.
+async fn env(cmd: env::Command, api: &Remote) -> Result<()> {
+    use env::Command as C;
+    let show = |e: &Value, json: bool| {
+        if json {
+            print_json(e);
+        } else {
+            let once = e.get("single_use_tokens").and_then(Value::as_bool) == Some(true);
+            println!(
+                "environment {}{}",
+                text(e, "name"),
+                if once { " (single-use tokens)" } else { "" }
+            );
+        }
+    };
+    match cmd {
+        C::Create { name, json } => {
+            let e = api.post("/envs", &json!({"name": name})).await?;
+            show(&e, json);
+        }
+        C::Set {
+            name,
+            single_use_tokens,
+            json,
+        } => {
+            let mut body = Map::new();
+            put(&mut body, "single_use_tokens", single_use_tokens);
+            let e = api
+                .patch(&format!("/envs/{}", seg(&name)), &Value::Object(body))
+                .await
+                .map_err(flag_named)?;
+            show(&e, json);
+        }
+        C::List { json } => {
+            let list = api.get("/envs").await?;
+            let items = match list {
+                Value::Array(items) => items,
+                other => other
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            if json {
+                print_json(&Value::Array(items));
+            } else {
+                for e in &items {
+                    let once = if e.get("single_use_tokens").and_then(Value::as_bool) == Some(true)
+                    {
+                        "  single-use tokens"
+                    } else {
+                        ""
+                    };
+                    println!("{}{once}", text(e, "name"));
+                }
+            }
+        }
+        C::Delete { name, json } => {
+            api.delete(&format!("/envs/{}", seg(&name)))
+                .await
+                .map_err(|e| {
+                    // As the database form says it: a conflict names where to look.
+                    let m = e.to_string();
+                    match m.strip_suffix(" (HTTP 409)") {
+                        Some(m) if name != DEFAULT_ENV => anyhow::anyhow!(
+                            "{m} (`tessera client list --json` shows each client's env)"
+                        ),
+                        _ => e,
+                    }
+                })?;
+            if json {
+                print_json(&json!({"env": name, "deleted": true}));
+            } else {
+                println!("deleted environment {name} with its trust registrations");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An array of strings of an answer.
 fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
     v.get(key)
@@ -634,6 +746,7 @@ fn flag_named(e: anyhow::Error) -> anyhow::Error {
         ("token_endpoint_auth_method", "--token-endpoint-auth-method"),
         ("keep_old_secret_for", "--keep-old-secret-for"),
         ("env", "--env"),
+        ("single_use_tokens", "--single-use-tokens"),
         ("name", "--name"),
     ];
     let message = strip_status(&message);

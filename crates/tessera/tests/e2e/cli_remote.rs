@@ -473,3 +473,90 @@ async fn admin_token_commands_work_either_way() {
         );
     }
 }
+
+#[tokio::test]
+async fn env_and_token_commands_print_the_same_either_way() {
+    let s = setup().await;
+    for way in BOTH {
+        let name = format!("eu-{way:?}").to_lowercase();
+        let made = s.run(way, &["env", "create", &name]).await;
+        assert!(made.ok, "{}", made.stderr);
+        assert_eq!(made.stdout, format!("environment {name}\n"));
+        let set = s
+            .run(way, &["env", "set", &name, "--single-use-tokens"])
+            .await;
+        assert_eq!(
+            set.stdout,
+            format!("environment {name} (single-use tokens)\n")
+        );
+        let list = s.run(way, &["env", "list"]).await;
+        let line = format!("{name}  single-use tokens");
+        assert!(
+            list.stdout.lines().any(|l| l == line),
+            "{way:?}: {}",
+            list.stdout
+        );
+        // An environment in use by a client: refused, in the same words either way.
+        let c = s
+            .json(
+                Way::Database,
+                &["client", "create", "--name", "c", "--env", &name, "--json"],
+            )
+            .await;
+        let refused = s.run(way, &["env", "delete", &name]).await;
+        assert!(!refused.ok);
+        assert!(
+            refused.stderr.contains("shows each client's env"),
+            "{way:?}: {}",
+            refused.stderr
+        );
+        s.cli_del(c["client_id"].as_str().unwrap()).await;
+        let deleted = s.run(way, &["env", "delete", &name]).await;
+        assert!(deleted.ok, "{}", deleted.stderr);
+        assert_eq!(
+            deleted.stdout,
+            format!("deleted environment {name} with its trust registrations\n")
+        );
+
+        // A token looked at and revoked by its value.
+        let c = s
+            .json(
+                Way::Database,
+                &[
+                    "client", "create", "--name", "t", "--scope", "read", "--json",
+                ],
+            )
+            .await;
+        let creds = Creds {
+            id: c["client_id"].as_str().unwrap().into(),
+            secret: c["client_secret"].as_str().unwrap().into(),
+        };
+        s.server.wait_known(&creds).await;
+        let at = s.server.access_token(&creds).await;
+        let seen = s.json(way, &["token", "introspect", &at, "--json"]).await;
+        assert_eq!(seen["active"], true, "{way:?}: {seen}");
+        assert_eq!(seen["client_id"], creds.id.as_str());
+        assert_eq!(seen["scope"], "read");
+        let revoked = s.run(way, &["token", "revoke", &at]).await;
+        assert!(revoked.ok, "{}", revoked.stderr);
+        assert_eq!(
+            revoked.stdout,
+            "revoked; every server honours it within a second\n"
+        );
+        let again = s.run(way, &["token", "revoke", &at]).await;
+        assert_eq!(
+            again.stdout,
+            "the token was not active; nothing to revoke\n"
+        );
+        let seen = s.json(way, &["token", "introspect", &at, "--json"]).await;
+        assert_eq!(seen["active"], false);
+    }
+}
+
+impl Setup {
+    /// Deletes a client through the database.
+    async fn cli_del(&self, id: &str) {
+        let r = self.run(Way::Database, &["client", "delete", id]).await;
+        assert!(r.ok, "{}", r.stderr);
+    }
+}
