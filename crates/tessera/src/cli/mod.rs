@@ -1,6 +1,7 @@
 //! Subcommands. Management commands open the same database as the server; the server learns
 //! of their changes through the change feed within a second.
 
+pub mod audit_log;
 pub mod client;
 pub mod connections;
 pub mod env;
@@ -17,6 +18,7 @@ pub mod user;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use tessera_core::audit::{Actor, AuditEvent, AuditKind};
 use tessera_core::clock::{Clock, SystemClock};
 use tessera_core::store::Store;
 use tessera_store_postgres::{PgOptions, PgStore};
@@ -53,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Trust(cmd) => trust::run(cmd, &settings).await,
         Command::Env(cmd) => env::run(cmd, &settings).await,
         Command::Idp(cmd) => idp::run(cmd, &settings).await,
+        Command::Audit(args) => audit_log::run(args, &settings).await,
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
@@ -182,6 +185,16 @@ pub async fn check_issuer(store: &Database, issuer: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Records a change made at the command line in the audit trail (actor `cli`; `target`
+/// empty for none). Never fails the command: a trail that cannot be written is logged.
+pub async fn audit(store: &dyn Store, kind: AuditKind, target: &str, detail: serde_json::Value) {
+    let mut event = AuditEvent::new(now(), kind, Actor::Cli).detail(detail);
+    if !target.is_empty() {
+        event = event.target(target);
+    }
+    tessera_core::audit::record(store, event).await;
 }
 
 /// The current time.
