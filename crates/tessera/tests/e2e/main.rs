@@ -15,6 +15,7 @@ mod browser_support;
 mod support;
 
 mod assertion_limits;
+mod audit;
 mod authorize_requests;
 mod cli;
 mod client_credentials;
