@@ -596,3 +596,25 @@ pub struct AuditFilter {
 
 /// Most audit entries one listing returns.
 pub const AUDIT_PAGE_MAX: i64 = 1000;
+
+/// A credential for the admin API: its value (`tsa_<id>_<secret>`) is shown once and stored
+/// only as its SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenRecord {
+    /// Identifier, 32 lowercase hex characters; the part of the value that is not secret.
+    pub id: String,
+    /// Hash of the whole token value.
+    pub token_hash: SecretHash,
+    /// A name for people.
+    pub name: String,
+    /// What it may do (`clients:write`, `admin`, ...), without duplicates.
+    pub scopes: Vec<String>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<i64>,
+    /// When it was made.
+    pub created_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+    /// When it was last accepted, if ever.
+    pub last_used_at: Option<i64>,
+}

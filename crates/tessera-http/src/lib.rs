@@ -1,5 +1,6 @@
 //! Tessera's HTTP layer: the only crate that knows HTTP.
 //!
+//! - [`admin_api`]: the admin API, on a listener of its own.
 //! - [`router::app`] builds the axum router (tests call it with `oneshot`).
 //! - [`state`]: shared state (a `tessera-node` node and what HTTP needs beside it);
 //!   [`throttle`]: sign-in and client-authentication budgets; [`password_checks`]: the
@@ -14,6 +15,7 @@
 //!   request came through.
 #![warn(missing_docs)]
 
+pub mod admin_api;
 pub mod error;
 pub mod extract;
 pub mod host;
@@ -33,5 +35,6 @@ pub mod state;
 pub mod throttle;
 pub mod through;
 
+pub use admin_api::admin_app;
 pub use router::{app, oauth_app, ops_app};
 pub use state::{AppState, HttpConfig, StartError};

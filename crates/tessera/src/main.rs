@@ -53,6 +53,9 @@ enum Command {
     /// Manage the upstream OpenID providers users may sign in through.
     #[command(subcommand)]
     Idp(cli::idp::Command),
+    /// Manage the credentials of the admin API.
+    #[command(subcommand)]
+    AdminToken(cli::admin_token::Command),
     /// Make a key pair and sign JWTs as a vendor backend would (to try the JWT-bearer flow).
     #[command(subcommand)]
     Jwt(cli::jwt::Command),

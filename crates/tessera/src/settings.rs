@@ -27,6 +27,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: u64 = 10;
 pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
 /// Smallest request head limit (the HTTP/1 parser's least buffer).
 const MIN_MAX_HEADER_SIZE: usize = 8 * 1024;
+/// Shortest bootstrap admin token accepted (`TESSERA_ADMIN_TOKEN`), characters.
+pub const MIN_ADMIN_TOKEN: usize = 16;
 /// Default seconds a change-feed entry is kept.
 pub const DEFAULT_CHANGE_RETENTION: i64 = 3600;
 
@@ -77,6 +79,8 @@ pub struct FileConfig {
     pub workers: Option<usize>,
     /// Address of the operational endpoints (`/health/*`, `/metrics`), if apart.
     pub ops_listen: Option<String>,
+    /// Address of the admin API (`/admin`), which is served nowhere else.
+    pub admin_listen: Option<String>,
     /// PEM certificate chain: serve HTTPS (with `tls_key_file`).
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
@@ -217,6 +221,8 @@ pub struct Settings {
     pub workers: usize,
     /// Where `/health/*` and `/metrics` listen, when not on `listen`.
     pub ops_listen: Option<String>,
+    /// Where the admin API listens, if it is served.
+    pub admin_listen: Option<String>,
     /// Certificate chain and key files, when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Most client connections held at once; `None`: what the descriptor limit allows.
@@ -245,6 +251,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     /// `--ops-listen`.
     pub ops_listen: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -438,6 +446,15 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         .or(file.metrics_token)
         .filter(|t| !t.trim().is_empty())
         .map(|t| tessera_core::secret::SecretHash::of(t.trim()));
+    // The bootstrap credential of the admin API: from the environment only, never a file.
+    http.admin_token = match env::<String>("TESSERA_ADMIN_TOKEN")? {
+        Some(t) if t.trim().len() < MIN_ADMIN_TOKEN => bail!(
+            "TESSERA_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (make one with \
+             `openssl rand -hex 32`)"
+        ),
+        Some(t) => Some(tessera_core::secret::SecretHash::of(t.trim())),
+        None => None,
+    };
     let max_connections = match env("TESSERA_MAX_CONNECTIONS")?.or(file.max_connections) {
         Some(0) => bail!("max_connections must be at least 1"),
         v => v,
@@ -470,6 +487,10 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     Ok(Settings {
         change_retention,
         ops_listen: o.ops_listen.or(file.ops_listen),
+        admin_listen: o
+            .admin_listen
+            .or(env("TESSERA_ADMIN_LISTEN")?)
+            .or(file.admin_listen),
         tls,
         max_connections,
         header_read_timeout,

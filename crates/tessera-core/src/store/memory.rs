@@ -46,14 +46,15 @@ use async_trait::async_trait;
 
 use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
-    AuditFilter, AuditRecord, Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord,
-    EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport,
-    RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    AdminTokenRecord, AuditFilter, AuditRecord, Change, ChangeKind, ClientRecord, CodeRecord,
+    CodeUse, ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{
-    check_keys, Attempt, AuditStore, ChangeFeed, ClientStore, GrantStore, IdpStore, KeyStore,
-    Maintenance, ReplayStore, StoreError, ThrottleStore, TokenStore, TrustStore, UserStore,
+    check_keys, AdminTokenStore, Attempt, AuditStore, ChangeFeed, ClientStore, GrantStore,
+    IdpStore, KeyStore, Maintenance, ReplayStore, StoreError, ThrottleStore, TokenStore,
+    TrustStore, UserStore,
 };
 
 /// How long change-feed entries are kept unless configured otherwise
@@ -197,6 +198,8 @@ struct State {
     audit: BTreeMap<i64, AuditRecord>,
     /// The last id given to an audit entry.
     last_audit_id: i64,
+    /// Admin API credentials, by id.
+    admin_tokens: BTreeMap<String, AdminTokenRecord>,
 }
 
 impl State {
@@ -977,6 +980,51 @@ impl GrantStore for MemoryStore {
         }
         s.insert_refresh(successor);
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl AdminTokenStore for MemoryStore {
+    async fn insert_admin_token(&self, token: &AdminTokenRecord) -> Result<(), StoreError> {
+        let mut s = self.state().await;
+        if s.admin_tokens.contains_key(&token.id) {
+            return Err(StoreError::Conflict);
+        }
+        s.admin_tokens.insert(token.id.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError> {
+        Ok(self.state().await.admin_tokens.get(id).cloned())
+    }
+
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        let mut all: Vec<AdminTokenRecord> =
+            self.state().await.admin_tokens.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        Ok(match s.admin_tokens.get_mut(id) {
+            Some(t) if t.revoked_at.is_none() => {
+                t.revoked_at = Some(now);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn touch_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        Ok(match s.admin_tokens.get_mut(id) {
+            Some(t) => {
+                t.last_used_at = Some(now);
+                true
+            }
+            None => false,
+        })
     }
 }
 

@@ -14,9 +14,9 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AuditFilter, AuditRecord, Change, ClientRecord, CodeRecord, CodeUse, ConsentRecord,
-    EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport,
-    RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    AdminTokenRecord, AuditFilter, AuditRecord, Change, ClientRecord, CodeRecord, CodeUse,
+    ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -487,6 +487,25 @@ pub trait AuditStore: Send + Sync {
     async fn purge_audit(&self, before: i64) -> Result<u64, StoreError>;
 }
 
+/// Credentials of the admin API ([`AdminTokenRecord`]).
+///
+/// Nothing here is cached by a node: every admin request reads its token from the database,
+/// so a revocation holds at once on every node.
+#[async_trait]
+pub trait AdminTokenStore: Send + Sync {
+    /// Adds a token. # Contract: `Conflict` if the id is taken.
+    async fn insert_admin_token(&self, token: &AdminTokenRecord) -> Result<(), StoreError>;
+    /// The token with this id, revoked or not.
+    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError>;
+    /// Every token, revoked ones too, oldest first (then by id).
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError>;
+    /// Revokes a token. # Contract: returns whether it existed and was not revoked yet; a
+    /// revoked token keeps its first `revoked_at`.
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Records that a token was accepted at `now`. # Contract: returns whether it exists.
+    async fn touch_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
     ClientStore
@@ -496,6 +515,7 @@ pub trait Store:
     + GrantStore
     + TrustStore
     + IdpStore
+    + AdminTokenStore
     + ReplayStore
     + ThrottleStore
     + ChangeFeed
@@ -512,6 +532,7 @@ impl<
             + GrantStore
             + TrustStore
             + IdpStore
+            + AdminTokenStore
             + ReplayStore
             + ThrottleStore
             + ChangeFeed

@@ -12,10 +12,10 @@
 )]
 
 use crate::model::{
-    AuditFilter, AuditRecord, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord,
-    EnvDeletion, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, RefreshPolicy,
-    RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings,
-    UserRecord,
+    AdminTokenRecord, AuditFilter, AuditRecord, ChangeKind, ClientRecord, CodeRecord, CodeUse,
+    ConsentRecord, EnvDeletion, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord,
+    RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
+    UserFlowSettings, UserRecord,
 };
 use crate::scope::ScopeSet;
 use crate::secret::{generate_id, SecretHash};
@@ -2536,6 +2536,68 @@ pub async fn audit_purge_removes_only_entries_past_retention(s: &dyn Store) {
     assert!(next > max);
 }
 
+pub fn admin_token(id: &str, created_at: i64) -> AdminTokenRecord {
+    AdminTokenRecord {
+        id: id.to_owned(),
+        token_hash: SecretHash::of(&format!("value-of-{id}")),
+        name: format!("token {id}"),
+        scopes: vec!["clients:write".to_owned(), "users:read".to_owned()],
+        expires_at: Some(created_at + 3600),
+        created_at,
+        revoked_at: None,
+        last_used_at: None,
+    }
+}
+
+pub async fn admin_tokens_round_trip_and_are_revoked_once(s: &dyn Store) {
+    assert!(s.list_admin_tokens().await.unwrap().is_empty());
+    let b = admin_token("bbbb", 20);
+    let a = AdminTokenRecord {
+        expires_at: None,
+        ..admin_token("aaaa", 30)
+    };
+    let c = admin_token("cccc", 20);
+    for t in [&a, &b, &c] {
+        s.insert_admin_token(t).await.unwrap();
+    }
+    assert!(matches!(
+        s.insert_admin_token(&admin_token("aaaa", 40)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.get_admin_token("aaaa").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_admin_token("zzzz").await.unwrap(), None);
+    let ids: Vec<String> = s
+        .list_admin_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["bbbb", "cccc", "aaaa"]);
+
+    assert!(s.revoke_admin_token("bbbb", 50).await.unwrap());
+    assert!(!s.revoke_admin_token("bbbb", 60).await.unwrap());
+    assert!(!s.revoke_admin_token("zzzz", 60).await.unwrap());
+    let revoked = s.get_admin_token("bbbb").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(50));
+    assert_eq!(revoked.token_hash, b.token_hash);
+    assert_eq!(
+        s.get_admin_token("cccc").await.unwrap().unwrap().revoked_at,
+        None
+    );
+
+    assert!(s.touch_admin_token("cccc", 70).await.unwrap());
+    assert!(!s.touch_admin_token("zzzz", 70).await.unwrap());
+    assert_eq!(
+        s.get_admin_token("cccc")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(70)
+    );
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     (optional |$test:ident| $make:expr) => {
@@ -2606,6 +2668,7 @@ macro_rules! conformance_tests {
             audit_entries_are_filtered,
             audit_entries_page_without_gaps_or_repeats,
             audit_purge_removes_only_entries_past_retention,
+            admin_tokens_round_trip_and_are_revoked_once,
         );
     };
     ($make:expr) => {

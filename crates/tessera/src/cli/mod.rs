@@ -1,6 +1,7 @@
 //! Subcommands. Management commands open the same database as the server; the server learns
 //! of their changes through the change feed within a second.
 
+pub mod admin_token;
 pub mod audit_log;
 pub mod client;
 pub mod connections;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         overrides.log_format = args.log_format.clone();
         overrides.tls_cert = args.tls_cert.clone();
         overrides.ops_listen = args.ops_listen.clone();
+        overrides.admin_listen = args.admin_listen.clone();
         overrides.tls_key = args.tls_key.clone();
         overrides.assertion_max_lifetime = args.assertion_max_lifetime;
         overrides.assertion_leeway = args.assertion_leeway;
@@ -56,6 +58,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Env(cmd) => env::run(cmd, &settings).await,
         Command::Idp(cmd) => idp::run(cmd, &settings).await,
         Command::Audit(args) => audit_log::run(args, &settings).await,
+        Command::AdminToken(cmd) => admin_token::run(cmd, &settings).await,
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,

@@ -14,6 +14,7 @@ mod browser;
 mod browser_support;
 mod support;
 
+mod admin_api;
 mod assertion_limits;
 mod audit;
 mod authorize_requests;
