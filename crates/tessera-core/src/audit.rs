@@ -102,6 +102,9 @@ pub enum AuditKind {
     RefreshTokenReplayed,
     /// A sign-in was refused because its budget of failures was spent (RFC 6819 §4.3.2).
     SignInLockedOut,
+    /// A change through the admin API of a kind not named above (its method and path are
+    /// in the detail).
+    AdminChange,
 }
 
 impl AuditKind {
@@ -136,6 +139,7 @@ impl AuditKind {
         Self::CodeReplayed,
         Self::RefreshTokenReplayed,
         Self::SignInLockedOut,
+        Self::AdminChange,
     ];
 
     /// The stored name (`client_created`, …).
@@ -170,6 +174,7 @@ impl AuditKind {
             Self::CodeReplayed => "code_replayed",
             Self::RefreshTokenReplayed => "refresh_token_replayed",
             Self::SignInLockedOut => "sign_in_locked_out",
+            Self::AdminChange => "admin_change",
         }
     }
 

@@ -30,6 +30,7 @@
 //! one line in [`openapi`].
 
 pub mod admin_tokens;
+pub mod audit;
 pub mod clients;
 
 use std::marker::PhantomData;
@@ -62,8 +63,13 @@ pub fn admin_app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/admin/openapi.json", get(openapi_json))
         .merge(clients::routes())
-        .merge(admin_tokens::routes());
+        .merge(admin_tokens::routes())
+        .merge(audit::routes());
     routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_changes,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(request_id))
@@ -83,6 +89,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(clients::ClientsApi::openapi());
     doc.merge(admin_tokens::AdminTokensApi::openapi());
+    doc.merge(audit::AuditApi::openapi());
     add_error_responses(&mut doc);
     doc
 }
@@ -485,8 +492,13 @@ impl<S: Scope> FromRequestParts<AppState> for Need<S> {
                 needed = S::NAME,
                 "admin request refused: too little scope"
             );
+            audit::record_refused(state, Some(&actor), parts, "insufficient_scope").await;
             return Err(ApiError::Forbidden(S::NAME));
         }
+        if let Some(slot) = parts.extensions.get::<audit::ActorSlot>() {
+            slot.set(&actor);
+        }
+        audit::record_used(state, &actor, parts, S::NAME).await;
         Ok(Need(actor, PhantomData))
     }
 }
@@ -508,6 +520,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<AdminActor> 
     let source = crate::extract::client_address(parts, &state.http().trusted_proxies);
     let Some(token) = bearer(parts) else {
         tracing::info!(%request_id, source = ?source, "admin request refused: no credential");
+        audit::record_refused(state, None, parts, "no credential").await;
         return Err(ApiError::NoCredential);
     };
     match core_tokens::authenticate(
@@ -525,6 +538,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<AdminActor> 
         }),
         Err(why) => {
             tracing::info!(%request_id, source = ?source, reason = %why, "admin request refused");
+            audit::record_refused(state, None, parts, &why.to_string()).await;
             Err(ApiError::Refused(why))
         }
     }

@@ -293,3 +293,235 @@ async fn the_purge_removes_entries_past_the_retention_only() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TESSERA_AUDIT_RETENTION"));
 }
+
+/// The bootstrap admin token of the admin API test.
+const BOOTSTRAP: &str = "audit-e2e-bootstrap-token-0123456789abcdef";
+
+/// A request to the admin API at `base`: status and JSON body.
+async fn admin(
+    s: &Server,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = s
+        .http
+        .request(method, url)
+        .header("X-Request-Id", "admin-e2e");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_admin_api_records_its_changes_and_credentials_and_lists_the_trail() {
+    let addr = format!("127.0.0.1:{}", crate::support::free_port());
+    let server = Server::start_with(&[
+        ("TESSERA_ADMIN_LISTEN", addr.as_str()),
+        ("TESSERA_ADMIN_TOKEN", BOOTSTRAP),
+    ])
+    .await;
+    let url = |p: &str| format!("http://{addr}{p}");
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    // A client made over the API.
+    let (s, made) = admin(
+        &server,
+        post.clone(),
+        &url("/admin/clients"),
+        Some(BOOTSTRAP),
+        Some(serde_json::json!({
+            "name": "over the api", "grant_types": ["client_credentials"], "scope": "read",
+        })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let client_id = made["client_id"].as_str().unwrap().to_owned();
+    let client_secret = made["client_secret"].as_str().unwrap().to_owned();
+    let (s, page) = admin(
+        &server,
+        get.clone(),
+        &url("/admin/audit?kind=client_created"),
+        Some(BOOTSTRAP),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let created = &page["events"][0];
+    assert_eq!(created["actor"], "admin_token:bootstrap");
+    assert_eq!(created["target"], client_id.as_str());
+    assert_eq!(created["outcome"], "success");
+    assert_eq!(created["request_id"], "admin-e2e");
+    assert_eq!(created["source"], "127.0.0.1");
+    assert_eq!(created["detail"]["status"], 201);
+    // A refused change is recorded as a failure.
+    let (s, _) = admin(
+        &server,
+        reqwest::Method::DELETE,
+        &url("/admin/clients/no-such-client"),
+        Some(BOOTSTRAP),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, page) = admin(
+        &server,
+        get.clone(),
+        &url("/admin/audit?kind=client_deleted&outcome=failure"),
+        Some(BOOTSTRAP),
+        None,
+    )
+    .await;
+    assert_eq!(page["events"][0]["target"], "no-such-client");
+    assert_eq!(page["events"][0]["detail"]["status"], 404);
+
+    // Credentials used and refused.
+    let reader = server
+        .cli_json(&[
+            "admin-token",
+            "create",
+            "--name",
+            "reader",
+            "--scope",
+            "clients:read",
+            "--json",
+        ])
+        .await;
+    let (reader_id, reader_value) = (
+        reader["id"].as_str().unwrap().to_owned(),
+        reader["token"].as_str().unwrap().to_owned(),
+    );
+    let (s, body) = admin(
+        &server,
+        get.clone(),
+        &url("/admin/audit"),
+        Some(&reader_value),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "audit:read is needed: {body}");
+    let (s, _) = admin(
+        &server,
+        get.clone(),
+        &url("/admin/clients"),
+        Some(&reader_value),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = admin(&server, get.clone(), &url("/admin/audit"), None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let forged = "tsa_00000000000000000000000000000000_forged-value-0123456789";
+    let (s, _) = admin(
+        &server,
+        get.clone(),
+        &url("/admin/audit"),
+        Some(forged),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (_, page) = admin(
+        &server,
+        get.clone(),
+        &url("/admin/audit?kind=admin_token_refused&limit=1000"),
+        Some(BOOTSTRAP),
+        None,
+    )
+    .await;
+    let refused = page["events"].as_array().unwrap();
+    assert_eq!(refused.len(), 3, "{page}");
+    assert_eq!(refused[2]["actor"], format!("admin_token:{reader_id}"));
+    assert_eq!(refused[2]["detail"]["reason"], "insufficient_scope");
+    assert_eq!(refused[1]["actor"], "anonymous");
+    assert_eq!(refused[0]["actor"], "anonymous");
+    assert!(refused.iter().all(|e| e["outcome"] == "failure"
+        && e["request_id"] == "admin-e2e"
+        && e["source"] == "127.0.0.1"));
+    let (_, page) = admin(
+        &server,
+        get.clone(),
+        &url(&format!(
+            "/admin/audit?kind=admin_token_used&actor=admin_token:{reader_id}"
+        )),
+        Some(BOOTSTRAP),
+        None,
+    )
+    .await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["events"][0]["detail"]["path"], "/admin/clients");
+
+    // Paging and bad filters.
+    let (_, first) = admin(
+        &server,
+        get.clone(),
+        &url("/admin/audit?kind=admin_token_refused&limit=2"),
+        Some(BOOTSTRAP),
+        None,
+    )
+    .await;
+    assert_eq!(first["events"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = admin(
+        &server,
+        get.clone(),
+        &url(&format!(
+            "/admin/audit?kind=admin_token_refused&limit=2&cursor={cursor}"
+        )),
+        Some(BOOTSTRAP),
+        None,
+    )
+    .await;
+    assert_eq!(second["events"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+    assert_eq!(
+        second["events"][0]["actor"],
+        format!("admin_token:{reader_id}")
+    );
+    for bad in [
+        "kind=nonsense",
+        "limit=0",
+        "limit=5000",
+        "limit=abc",
+        "cursor=..%2F..%2Fetc%2Fpasswd",
+        "since=tomorrow",
+        "outcome=maybe",
+        "unknown=1",
+    ] {
+        let (s, body) = admin(
+            &server,
+            get.clone(),
+            &url(&format!("/admin/audit?{bad}")),
+            Some(BOOTSTRAP),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{bad}");
+    }
+
+    // No secret in the trail or the log.
+    let (_, all) = admin(
+        &server,
+        get,
+        &url("/admin/audit?limit=1000"),
+        Some(BOOTSTRAP),
+        None,
+    )
+    .await;
+    let rows = all.to_string();
+    let logs = server.logs();
+    for secret in [BOOTSTRAP, &client_secret, &reader_value, forged] {
+        assert!(!rows.contains(secret), "a row holds {secret}");
+        assert!(!logs.contains(secret), "the log holds {secret}");
+    }
+}
