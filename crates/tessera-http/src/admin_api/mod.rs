@@ -372,7 +372,8 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-/// The request id of an admin request ([`request_id`] sets it on every request).
+/// The request id of an admin request (a middleware of [`admin_app`] sets it on every
+/// request, from `X-Request-Id` or new).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
