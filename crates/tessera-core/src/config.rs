@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use crate::dialect::Dialects;
 
+/// Default seconds an audit trail entry is kept: 90 days.
+pub const DEFAULT_AUDIT_RETENTION: i64 = 90 * 86_400;
+
 /// Settings of the protocol core.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -54,6 +57,9 @@ pub struct Config {
     pub dialects: Arc<Dialects>,
     /// Dynamic client registration (RFC 7591) at `/oauth2/register` [default: off].
     pub dynamic_registration: DynamicRegistration,
+    /// How long audit trail entries ([`crate::audit`]) are kept before the purge deletes
+    /// them, seconds.
+    pub audit_retention: i64,
 }
 
 /// Whether clients may register themselves (RFC 7591).
@@ -112,6 +118,7 @@ impl Config {
             assertion_leeway: 60,
             dialects: Arc::new(Dialects::presets()),
             dynamic_registration: DynamicRegistration::Off,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
         }
     }
 

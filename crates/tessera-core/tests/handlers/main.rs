@@ -15,6 +15,7 @@
 
 mod support;
 
+mod audit;
 mod client_import;
 mod dialects;
 mod endpoint_authorize;

@@ -21,7 +21,7 @@ use tessera_core::admin::clients::{ClientSettings, ClientSpec};
 use tessera_core::admin::public_keys::{KeyDocument, PublicKeys};
 use tessera_core::environment::DEFAULT_ENV;
 
-use super::{admin_token, client, env, print_json, token};
+use super::{admin_token, audit_log, client, env, print_json, token};
 use crate::Command;
 
 /// Longest a request may take before the command gives up.
@@ -155,6 +155,7 @@ pub async fn run(command: Command, api: &Remote) -> Result<()> {
         Command::AdminToken(cmd) => admin_token(cmd, api).await,
         Command::Token(cmd) => token(cmd, api).await,
         Command::Env(cmd) => env(cmd, api).await,
+        Command::Audit(args) => audit(args, api).await,
         other => bail!(
             "`tessera {}` does not work with --server yet: run it where the server's \
              database is",
@@ -176,6 +177,7 @@ fn name(command: &Command) -> &'static str {
         Command::Idp(_) => "idp",
         Command::Jwt(_) => "jwt",
         Command::AdminToken(_) => "admin-token",
+        Command::Audit(_) => "audit",
         Command::Purge(_) => "purge",
         Command::Migrate(_) => "migrate",
     }
@@ -640,6 +642,52 @@ async fn env(cmd: env::Command, api: &Remote) -> Result<()> {
                 println!("deleted environment {name} with its trust registrations");
             }
         }
+    }
+    Ok(())
+}
+
+/// `tessera audit` through the admin API (`GET /admin/audit`, scope `audit:read`).
+async fn audit(args: audit_log::Args, api: &Remote) -> Result<()> {
+    let mut query = vec![format!("limit={}", args.limit)];
+    for (key, value) in [
+        ("since", args.since),
+        ("until", args.until),
+        ("actor", args.actor),
+        ("target", args.target),
+        ("kind", args.kind),
+        ("outcome", args.outcome),
+        ("cursor", args.cursor),
+    ] {
+        if let Some(v) = value {
+            query.push(format!("{key}={}", seg(&v)));
+        }
+    }
+    let page = api.get(&format!("/audit?{}", query.join("&"))).await?;
+    if args.json {
+        print_json(&page);
+        return Ok(());
+    }
+    let or_dash = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
+    for e in page
+        .get("events")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        println!(
+            "{}  {}  {}  actor={}  target={}  request={}  source={}  {}",
+            text(e, "time"),
+            text(e, "kind"),
+            text(e, "outcome"),
+            text(e, "actor"),
+            or_dash(e, "target"),
+            or_dash(e, "request_id"),
+            or_dash(e, "source"),
+            e.get("detail").cloned().unwrap_or(Value::Null)
+        );
+    }
+    if let Some(c) = page.get("next_cursor").and_then(Value::as_str) {
+        println!("(more: --cursor {c})");
     }
     Ok(())
 }
