@@ -8,6 +8,10 @@
 //! either way; an error is the server's own `error_description`, and a refused credential
 //! (401) or a missing scope (403) fails the command with it.
 //!
+//! Covered: `client` (but `set-keys`, and PEM key files: the API takes a JWK Set),
+//! `admin-token`, `env`, `token` and `audit`. The other commands say that they need the
+//! database.
+//!
 //! Nothing here reads the database or the sealing secret, and the admin token is never
 //! printed.
 
