@@ -75,6 +75,9 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     /// Allow a non-loopback `http://` issuer (development only).
     pub allow_insecure_http: Option<bool>,
+    /// Dynamic client registration (RFC 7591): `off`, `token` (an initial access token is
+    /// required) or `open` [default: off].
+    pub dynamic_registration: Option<String>,
     /// Serving threads (default: one per CPU).
     pub workers: Option<usize>,
     /// Address of the operational endpoints (`/health/*`, `/metrics`), if apart.
@@ -302,6 +305,16 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
             "assertion_max_lifetime must be at least 1 second and assertion_leeway between 0 \
              and 600 seconds"
         );
+    }
+    if let Some(mode) =
+        env::<String>("TESSERA_DYNAMIC_REGISTRATION")?.or(file.dynamic_registration.clone())
+    {
+        core.dynamic_registration = tessera_core::config::DynamicRegistration::parse(&mode)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "dynamic_registration must be 'off', 'token' or 'open', not '{mode}'"
+                )
+            })?;
     }
     if let Some(changes) = &file.dialects {
         let dialects = tessera_core::dialect::Dialects::resolve(changes)

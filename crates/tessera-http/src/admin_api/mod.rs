@@ -31,6 +31,13 @@
 
 pub mod admin_tokens;
 pub mod clients;
+pub mod envs;
+pub mod grants;
+pub mod idps;
+pub mod keys;
+pub mod tokens;
+pub mod trust;
+pub mod users;
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -62,7 +69,14 @@ pub fn admin_app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/admin/openapi.json", get(openapi_json))
         .merge(clients::routes())
-        .merge(admin_tokens::routes());
+        .merge(admin_tokens::routes())
+        .merge(users::routes())
+        .merge(grants::routes())
+        .merge(trust::routes())
+        .merge(envs::routes())
+        .merge(keys::routes())
+        .merge(tokens::routes())
+        .merge(idps::routes());
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -83,6 +97,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(clients::ClientsApi::openapi());
     doc.merge(admin_tokens::AdminTokensApi::openapi());
+    doc.merge(users::UsersApi::openapi());
+    doc.merge(grants::GrantsApi::openapi());
+    doc.merge(trust::TrustApi::openapi());
+    doc.merge(envs::EnvsApi::openapi());
+    doc.merge(keys::KeysApi::openapi());
+    doc.merge(tokens::TokensApi::openapi());
+    doc.merge(idps::IdpsApi::openapi());
     add_error_responses(&mut doc);
     doc
 }
