@@ -74,7 +74,7 @@ status=0
     --exclude-checks positive_data_acceptance \
     --header "Authorization: Bearer $token" \
     --max-examples "$examples" \
-    --seed 13 \
+    --seed "${SCHEMATHESIS_SEED:-13}" \
     --workers 2 \
     --no-color \
     --output-sanitize true \

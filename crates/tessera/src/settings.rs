@@ -461,6 +461,15 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         .map(|t| tessera_core::secret::SecretHash::of(t.trim()));
     // The bootstrap credential of the admin API: from the environment only, never a file.
     http.admin_token = match env::<String>("TESSERA_ADMIN_TOKEN")? {
+        // The value of an admin token (as the command line's `--server` mode uses it) is no
+        // bootstrap token: it is checked as the admin token it is, with its own scopes,
+        // expiry and revocation, never promoted to `admin`.
+        Some(t)
+            if t.trim()
+                .starts_with(tessera_core::admin::admin_tokens::TOKEN_PREFIX) =>
+        {
+            None
+        }
         Some(t) if t.trim().len() < MIN_ADMIN_TOKEN => bail!(
             "TESSERA_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (make one with \
              `openssl rand -hex 32`)"

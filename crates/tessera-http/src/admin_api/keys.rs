@@ -109,7 +109,7 @@ pub async fn list(_: Need<KeysRead>, State(state): State<AppState>) -> ApiResult
     post,
     path = "/admin/keys/rotate",
     tag = "keys",
-    request_body = Rotation,
+    request_body(content = Option<Rotation>, description = "Optional; an empty body uses the configured lead time."),
     responses(
         (status = 201, description = "Made", body = Rotated),
         (status = 400, description = "A lead time shorter than the JWKS cache lifetime", body = ErrorBody),

@@ -596,8 +596,20 @@ fn is_json(req: &Request) -> bool {
         })
 }
 
+/// Parses a body that must be a JSON object (serde would also read a struct from an array
+/// of its fields in order, which no request type means to accept).
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".to_owned(),
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("the body: {e}")))
+}
+
+/// Whether a body is the JSON `null` (taken as no body by [`MaybeBody`]).
+fn is_null(bytes: &[u8]) -> bool {
+    bytes.trim_ascii() == b"null"
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
@@ -624,9 +636,10 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for MaybeBody<T> {
         if !json {
             return Err(ApiError::NotJson);
         }
-        Ok(MaybeBody(
-            parse_json::<Option<T>>(&bytes)?.unwrap_or_default(),
-        ))
+        if is_null(&bytes) {
+            return Ok(MaybeBody(T::default()));
+        }
+        Ok(MaybeBody(parse_json(&bytes)?))
     }
 }
 
@@ -769,6 +782,35 @@ mod tests {
                 Err(ApiError::BadRequest(_))
             ));
         }
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Optional {
+        #[serde(default)]
+        a: Option<i64>,
+    }
+
+    #[test]
+    fn bodies_are_json_objects() {
+        assert_eq!(parse_json::<Optional>(b" {\"a\": 1}").unwrap().a, Some(1));
+        for bad in [
+            &b"[]"[..],
+            b"[1]",
+            b"null",
+            b"1",
+            b"\"a\"",
+            b"",
+            b"{\"b\": 1}",
+            b"{",
+        ] {
+            assert!(
+                matches!(parse_json::<Optional>(bad), Err(ApiError::BadRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(is_null(b" null\n") && !is_null(b"{}"));
     }
 
     #[test]
