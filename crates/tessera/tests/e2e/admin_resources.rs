@@ -1163,8 +1163,23 @@ async fn a_key_rotated_through_the_api_is_published_at_once() {
         .await,
         StatusCode::BAD_REQUEST,
     );
+    for lead in [json!(31 * 86_400), json!(i64::MAX), json!(-5)] {
+        assert_error(
+            &a.call(
+                &t,
+                Method::POST,
+                "/admin/keys/rotate",
+                Some(json!({"lead_time": lead})),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    // No body: the configured lead time.
+    let (st, _) = a.call(&t, Method::POST, "/admin/keys/rotate", None).await;
+    assert_eq!(st, StatusCode::CREATED);
     let (_, keys) = a.call(&t, Method::GET, "/admin/keys", None).await;
-    assert_eq!(keys.as_array().unwrap().len(), 2);
+    assert_eq!(keys.as_array().unwrap().len(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
