@@ -33,8 +33,10 @@ pub struct AdminTokensApi;
 #[serde(deny_unknown_fields)]
 pub struct NewAdminToken {
     /// A name for people (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Its scopes: `RESOURCE:read`, `RESOURCE:write` (implies read) or `admin`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
     /// Seconds until it expires [default: never].
     #[schema(minimum = 1)]

@@ -51,7 +51,10 @@ pub fn routes() -> Router<AppState> {
         ClientPage,
         Rotation,
         RotatedSecret,
-        TokensRevoked
+        TokensRevoked,
+        AuthMethodName,
+        TokenFormatName,
+        RefreshTokensName
     ))
 )]
 pub struct ClientsApi;
@@ -74,10 +77,12 @@ macro_rules! with_client_settings {
             /// Resources its tokens are for, the `aud` of its tokens (RFC 8707).
             pub audiences: Option<Vec<String>>,
             /// `jwt` or `opaque`.
+            #[schema(value_type = Option<TokenFormatName>)]
             pub access_token_format: Option<String>,
             /// Access token lifetime, seconds.
             pub access_token_ttl: Option<i64>,
             /// `always`, `offline_access` or `never`.
+            #[schema(value_type = Option<RefreshTokensName>)]
             pub refresh_tokens: Option<String>,
             /// Absolute lifetime of refresh tokens, seconds.
             pub refresh_token_ttl: Option<i64>,
@@ -135,6 +140,7 @@ with_client_settings! {
         /// A public client (same as `token_endpoint_auth_method` `none`).
         pub public: Option<bool>,
         /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` or `none`.
+        #[schema(value_type = Option<AuthMethodName>)]
         pub token_endpoint_auth_method: Option<String>,
         /// For `private_key_jwt`: its public keys, a JWK Set (RFC 7517 §5).
         #[schema(value_type = Option<Object>)]
@@ -150,6 +156,39 @@ with_client_settings! {
         #[schema(min_length = 1)]
         pub name: Option<String>,
     }
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, ToSchema)]
+#[schema(as = TokenEndpointAuthMethod)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum AuthMethodName {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+/// The format of a client's access tokens.
+#[derive(Debug, ToSchema)]
+#[schema(as = AccessTokenFormat)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum TokenFormatName {
+    Jwt,
+    Opaque,
+}
+
+/// When a client is given refresh tokens.
+#[derive(Debug, ToSchema)]
+#[schema(as = RefreshTokens)]
+#[allow(dead_code)]
+#[serde(rename_all = "snake_case")]
+enum RefreshTokensName {
+    Always,
+    OfflineAccess,
+    Never,
 }
 
 /// A client as shown: never its secret or the secret's hash.

@@ -393,7 +393,8 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-/// The request id of an admin request ([`request_id`] sets it on every request).
+/// The request id of an admin request (a middleware of [`admin_app`] sets it on every
+/// request, from `X-Request-Id` or new).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
@@ -556,7 +557,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<AdminActor> 
 #[derive(Debug)]
 pub struct Body<T>(pub T);
 
-/// Like [`Body`], but an empty body is `T::default()`.
+/// Like [`Body`], but an empty body, or `null`, is `T::default()`.
 #[derive(Debug)]
 pub struct MaybeBody<T>(pub T);
 
@@ -609,7 +610,9 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for MaybeBody<T> {
         if !json {
             return Err(ApiError::NotJson);
         }
-        Ok(MaybeBody(parse_json(&bytes)?))
+        Ok(MaybeBody(
+            parse_json::<Option<T>>(&bytes)?.unwrap_or_default(),
+        ))
     }
 }
 

@@ -97,7 +97,9 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             let made = admin_tokens::create(store, spec, now()).await?;
             if json {
                 let mut v = json!(AdminTokenView::from(&made.record));
-                v["token"] = json!(made.token.expose());
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("token".into(), json!(made.token.expose()));
+                }
                 print_json(&v);
             } else {
                 println!(

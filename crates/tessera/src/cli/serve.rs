@@ -149,17 +149,16 @@ pub async fn run(settings: Settings) -> Result<()> {
         }
         None => None,
     };
-    let admin = match admin_listener {
-        Some(listener) => Some(tokio::spawn(serve_listener(
+    let admin = admin_listener.map(|listener| {
+        tokio::spawn(serve_listener(
             listener,
             tessera_http::admin_app(state.clone()),
             stopped.clone(),
             tls.clone(),
             Connections::new(connections::OPS_CONNECTIONS),
             limits,
-        ))),
-        None => None,
-    };
+        ))
+    });
     let app = if ops.is_some() {
         tessera_http::oauth_app(state)
     } else {
