@@ -116,7 +116,7 @@ pub async fn list(
     post,
     path = "/admin/keys/rotate",
     tag = "keys",
-    request_body = KeyRotation,
+    request_body(content = Option<KeyRotation>, description = "Optional; an empty body uses the configured lead time."),
     responses(
         (status = 201, description = "Made", body = KeyRotated),
         (status = 400, description = "A lead time shorter than the JWKS cache lifetime", body = ErrorBody),
