@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use crate::dialect::Dialects;
 
+/// Default seconds an audit trail entry is kept: 90 days.
+pub const DEFAULT_AUDIT_RETENTION: i64 = 90 * 86_400;
+
 /// Settings of the protocol core.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +55,9 @@ pub struct Config {
     pub assertion_leeway: i64,
     /// The dialects served ([`crate::dialect`]); the presets as they ship unless configured.
     pub dialects: Arc<Dialects>,
+    /// How long audit trail entries ([`crate::audit`]) are kept before the purge deletes
+    /// them, seconds.
+    pub audit_retention: i64,
 }
 
 impl Config {
@@ -74,6 +80,7 @@ impl Config {
             assertion_max_lifetime: 3600,
             assertion_leeway: 60,
             dialects: Arc::new(Dialects::presets()),
+            audit_retention: DEFAULT_AUDIT_RETENTION,
         }
     }
 

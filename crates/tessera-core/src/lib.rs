@@ -26,6 +26,7 @@
 
 pub mod admin;
 pub mod audience;
+pub mod audit;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod client_keys;

@@ -10,6 +10,7 @@
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses;
 //!   [`response`]: the JSON bodies of token and introspection responses.
 //! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
+//! - [`request_id`]: the id of each request (`X-Request-Id`), for logs and the audit trail.
 //! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus; [`through`]: the dialect a
 //!   request came through.
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod pages;
 pub mod password_checks;
 pub mod pending;
 pub mod remote_keys;
+pub mod request_id;
 pub mod response;
 pub mod router;
 pub mod routes;

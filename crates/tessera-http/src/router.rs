@@ -146,7 +146,8 @@ fn health_routes() -> Router<AppState> {
         .route("/health/ready", get(health::ready))
 }
 
-/// The layers every router gets: HSTS behind an https issuer, metrics, the request timeout.
+/// The layers every router gets: HSTS behind an https issuer, metrics, the request timeout,
+/// the request id.
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
     let mut app = routes.fallback(routes::not_found);
     // RFC 6797: behind an https issuer, browsers must not fall back to plain http.
@@ -164,6 +165,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         state.http().request_timeout,
     ))
+    .layer(axum::middleware::from_fn(crate::request_id::assign))
     .with_state(state)
 }
 

@@ -25,13 +25,14 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
 use tessera_core::model::{AdminTokenRecord, ExternalIdentityRecord, IdpRecord};
+use tessera_core::model::{AuditFilter, AuditRecord};
 use tessera_core::model::{
     Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
     GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
     UserRecord,
 };
 use tessera_core::secret::SecretHash;
-use tessera_core::store::{AdminTokenStore, Attempt, IdpStore, ThrottleStore};
+use tessera_core::store::{AdminTokenStore, Attempt, AuditStore, IdpStore, ThrottleStore};
 use tessera_core::store::{
     ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore, Store, StoreError,
     TokenStore, TrustStore, UserStore,
@@ -653,6 +654,20 @@ impl Maintenance for CachedStore {
         now: i64,
     ) -> Result<String, StoreError> {
         self.inner.record_issuer(issuer, replace, now).await
+    }
+}
+
+/// The audit trail is not cached: it is written and listed in the database.
+#[async_trait]
+impl AuditStore for CachedStore {
+    async fn insert_audit(&self, record: &AuditRecord) -> Result<i64, StoreError> {
+        self.inner.insert_audit(record).await
+    }
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.list_audit(filter).await
+    }
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.purge_audit(before).await
     }
 }
 

@@ -22,6 +22,7 @@
 //!   for a connection, and the outage and the recovery are logged once each.
 
 mod admin_tokens;
+mod audit;
 mod clients;
 mod feed;
 mod grants;

@@ -15,6 +15,7 @@
 //! start an empty database.
 
 mod admin_tokens;
+mod audit;
 mod clients;
 mod grants;
 mod idps;

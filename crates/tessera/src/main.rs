@@ -59,6 +59,8 @@ enum Command {
     /// Make a key pair and sign JWTs as a vendor backend would (to try the JWT-bearer flow).
     #[command(subcommand)]
     Jwt(cli::jwt::Command),
+    /// List the audit trail: admin changes and security events, newest first.
+    Audit(cli::audit_log::Args),
     /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.

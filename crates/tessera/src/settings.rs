@@ -119,10 +119,57 @@ pub struct FileConfig {
     pub metrics_token: Option<String>,
     /// Seconds a change-feed entry is kept before the purge deletes it.
     pub change_retention: Option<i64>,
+    /// How long audit trail entries are kept before the purge deletes them: seconds, or a
+    /// number with a unit (`90d`, `12h`, `30m`, `45s`).
+    pub audit_retention: Option<DurationValue>,
     /// Dialects switched on or changed (`[dialects.NAME]`, see `tessera_core::dialect`);
     /// only in the file.
     pub dialects:
         Option<std::collections::BTreeMap<String, tessera_core::dialect::DialectOverrides>>,
+}
+
+/// A length of time in the config file: seconds, or text with a unit (`90d`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationValue {
+    /// Seconds.
+    Seconds(i64),
+    /// `N` followed by `s`, `m`, `h` or `d`.
+    Text(String),
+}
+
+impl DurationValue {
+    fn seconds(&self, key: &str) -> Result<i64> {
+        match self {
+            DurationValue::Seconds(n) => Ok(*n),
+            DurationValue::Text(t) => parse_duration(t).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{key}: '{t}' is not a duration like 90d, 12h, 30m, 45s or a number of seconds"
+                )
+            }),
+        }
+    }
+}
+
+/// Seconds in `N`, `Ns`, `Nm`, `Nh` or `Nd`; `None` for anything else or an overflow.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = digits.parse().ok()?;
+    let unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
 }
 
 /// One `[[hosts]]` entry: a public base URL besides the issuer.
@@ -302,6 +349,18 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
             "assertion_max_lifetime must be at least 1 second and assertion_leeway between 0 \
              and 600 seconds"
         );
+    }
+    if let Some(v) = env::<String>("TESSERA_AUDIT_RETENTION")? {
+        core.audit_retention = parse_duration(&v).ok_or_else(|| {
+            anyhow::anyhow!(
+                "TESSERA_AUDIT_RETENTION: '{v}' is not a duration like 90d, 12h, 30m, 45s or a number of seconds"
+            )
+        })?;
+    } else if let Some(v) = &file.audit_retention {
+        core.audit_retention = v.seconds("audit_retention")?;
+    }
+    if core.audit_retention < 1 {
+        bail!("audit_retention must be at least 1 second");
     }
     if let Some(changes) = &file.dialects {
         let dialects = tessera_core::dialect::Dialects::resolve(changes)
@@ -721,6 +780,56 @@ mod tests {
         ] {
             assert!(resolve(Overrides::default(), file).is_err());
         }
+    }
+
+    #[test]
+    fn audit_retention_is_90_days_unless_set_with_a_unit_or_in_seconds() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.core.audit_retention, 90 * 86_400);
+        let with = |v: DurationValue| {
+            resolve(
+                Overrides::default(),
+                FileConfig {
+                    audit_retention: Some(v),
+                    ..FileConfig::default()
+                },
+            )
+        };
+        assert_eq!(
+            with(DurationValue::Text("7d".into()))
+                .unwrap()
+                .core
+                .audit_retention,
+            7 * 86_400
+        );
+        assert_eq!(
+            with(DurationValue::Text("12h".into()))
+                .unwrap()
+                .core
+                .audit_retention,
+            12 * 3600
+        );
+        assert_eq!(
+            with(DurationValue::Seconds(30))
+                .unwrap()
+                .core
+                .audit_retention,
+            30
+        );
+        for bad in ["", "d", "7w", "-1d", "1.5d", "99999999999999999999d", "0d"] {
+            let err = with(DurationValue::Text(bad.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("audit_retention"), "{bad}: {err}");
+        }
+        assert!(with(DurationValue::Seconds(0)).is_err());
+        let parsed: FileConfig = toml::from_str("audit_retention = \"30d\"").unwrap();
+        assert!(matches!(parsed.audit_retention, Some(DurationValue::Text(ref t)) if t == "30d"));
+        let parsed: FileConfig = toml::from_str("audit_retention = 60").unwrap();
+        assert!(matches!(
+            parsed.audit_retention,
+            Some(DurationValue::Seconds(60))
+        ));
     }
 
     #[test]

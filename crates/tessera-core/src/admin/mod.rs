@@ -22,8 +22,10 @@
 //! - [`envs`]: deployment environments.
 //! - [`keys`]: the server's signing keys (rotation, re-sealing, their state).
 //! - [`tokens`]: revoking one token by its value, whoever it was issued to.
+//! - [`audit`]: listing the audit trail with its filters and paging.
 
 pub mod admin_tokens;
+pub mod audit;
 pub mod clients;
 pub mod envs;
 pub mod grants;

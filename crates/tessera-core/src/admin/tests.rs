@@ -944,6 +944,7 @@ async fn an_operator_revokes_access_and_refresh_tokens_by_value() {
         remote_keys: None,
         now: NOW,
         dialect: None,
+        request: Default::default(),
     };
     let params = Params::from_form(b"grant_type=client_credentials").unwrap();
     for format in ["jwt", "opaque"] {

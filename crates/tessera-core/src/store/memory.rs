@@ -46,14 +46,15 @@ use async_trait::async_trait;
 
 use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
-    AdminTokenRecord, Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord,
-    EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport,
-    RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    AdminTokenRecord, AuditFilter, AuditRecord, Change, ChangeKind, ClientRecord, CodeRecord,
+    CodeUse, ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{
-    check_keys, AdminTokenStore, Attempt, ChangeFeed, ClientStore, GrantStore, IdpStore, KeyStore,
-    Maintenance, ReplayStore, StoreError, ThrottleStore, TokenStore, TrustStore, UserStore,
+    check_keys, AdminTokenStore, Attempt, AuditStore, ChangeFeed, ClientStore, GrantStore,
+    IdpStore, KeyStore, Maintenance, ReplayStore, StoreError, ThrottleStore, TokenStore,
+    TrustStore, UserStore,
 };
 
 /// How long change-feed entries are kept unless configured otherwise
@@ -193,6 +194,10 @@ struct State {
     idps: BTreeMap<String, IdpRecord>,
     /// Keyed by (issuer, subject).
     external_identities: BTreeMap<(String, String), ExternalIdentityRecord>,
+    /// The audit trail, by id.
+    audit: BTreeMap<i64, AuditRecord>,
+    /// The last id given to an audit entry.
+    last_audit_id: i64,
     /// Admin API credentials, by id.
     admin_tokens: BTreeMap<String, AdminTokenRecord>,
 }
@@ -1223,5 +1228,53 @@ impl TrustStore for MemoryStore {
             s.log(ChangeKind::Trust, env, now);
         }
         Ok(env.is_some())
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn insert_audit(&self, record: &AuditRecord) -> Result<i64, StoreError> {
+        let mut st = self.state().await;
+        st.last_audit_id += 1;
+        let id = st.last_audit_id;
+        st.audit.insert(
+            id,
+            AuditRecord {
+                id,
+                ..record.clone()
+            },
+        );
+        Ok(id)
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let st = self.state().await;
+        let limit = filter.limit.clamp(1, crate::model::AUDIT_PAGE_MAX) as usize;
+        let eq = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().map_or(true, |w| have == Some(w))
+        };
+        Ok(st
+            .audit
+            .range(..filter.before_id.unwrap_or(i64::MAX))
+            .rev()
+            .map(|(_, r)| r)
+            .filter(|r| {
+                filter.from.map_or(true, |f| r.at >= f)
+                    && filter.to.map_or(true, |t| r.at <= t)
+                    && eq(&filter.actor, Some(&r.actor))
+                    && eq(&filter.target, r.target.as_deref())
+                    && eq(&filter.kind, Some(&r.kind))
+                    && eq(&filter.outcome, Some(&r.outcome))
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        let mut st = self.state().await;
+        let n = st.audit.len();
+        st.audit.retain(|_, r| r.at >= before);
+        Ok((n - st.audit.len()) as u64)
     }
 }

@@ -3,7 +3,7 @@
 //! Owns the contract between the protocol core and a database: one trait per aggregate
 //! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`UserStore`], [`GrantStore`],
 //! [`TrustStore`], [`IdpStore`], [`ReplayStore`], [`ThrottleStore`],
-//! [`ChangeFeed`], [`Maintenance`]) under the
+//! [`ChangeFeed`], [`Maintenance`], [`AuditStore`]) under the
 //! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
 //! conformance suite runs the same tests against every implementation.
 //!
@@ -14,9 +14,9 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    AdminTokenRecord, Change, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion,
-    EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport,
-    RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    AdminTokenRecord, AuditFilter, AuditRecord, Change, ClientRecord, CodeRecord, CodeUse,
+    ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -469,6 +469,24 @@ pub trait IdpStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// The audit trail ([`crate::audit`]): admin changes and security events, append-only.
+///
+/// Nothing here is cached by a node: entries are written and listed in the database.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry (its `id` is ignored). # Contract: returns the id given to it, greater
+    /// than every id given before.
+    async fn insert_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
+    /// The entries matching `filter`, newest (highest id) first, at most `filter.limit`
+    /// (capped at [`crate::model::AUDIT_PAGE_MAX`]; below 1 means 1). # Contract: a page
+    /// then `before_id` = the last id of it lists the next older page, with no entry missed
+    /// or repeated.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes the entries from before `before` (their `at` below it), in small batches
+    /// (the retention purge). # Contract: returns how many it deleted.
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError>;
+}
+
 /// Credentials of the admin API ([`AdminTokenRecord`]).
 ///
 /// Nothing here is cached by a node: every admin request reads its token from the database,
@@ -502,6 +520,7 @@ pub trait Store:
     + ThrottleStore
     + ChangeFeed
     + Maintenance
+    + AuditStore
 {
 }
 
@@ -517,7 +536,8 @@ impl<
             + ReplayStore
             + ThrottleStore
             + ChangeFeed
-            + Maintenance,
+            + Maintenance
+            + AuditStore,
     > Store for T
 {
 }

@@ -15,6 +15,7 @@
 
 mod support;
 
+mod audit;
 mod dialects;
 mod endpoint_authorize;
 mod endpoint_discovery;

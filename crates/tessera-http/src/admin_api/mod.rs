@@ -30,6 +30,7 @@
 //! one line in [`openapi`].
 
 pub mod admin_tokens;
+pub mod audit;
 pub mod clients;
 pub mod envs;
 pub mod grants;
@@ -76,8 +77,13 @@ pub fn admin_app(state: AppState) -> Router {
         .merge(envs::routes())
         .merge(keys::routes())
         .merge(tokens::routes())
-        .merge(idps::routes());
+        .merge(idps::routes())
+        .merge(audit::routes());
     routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_changes,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(request_id))
@@ -104,6 +110,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(keys::KeysApi::openapi());
     doc.merge(tokens::TokensApi::openapi());
     doc.merge(idps::IdpsApi::openapi());
+    doc.merge(audit::AuditApi::openapi());
     add_error_responses(&mut doc);
     doc
 }
@@ -507,8 +514,13 @@ impl<S: Scope> FromRequestParts<AppState> for Need<S> {
                 needed = S::NAME,
                 "admin request refused: too little scope"
             );
+            audit::record_refused(state, Some(&actor), parts, "insufficient_scope").await;
             return Err(ApiError::Forbidden(S::NAME));
         }
+        if let Some(slot) = parts.extensions.get::<audit::ActorSlot>() {
+            slot.set(&actor);
+        }
+        audit::record_used(state, &actor, parts, S::NAME).await;
         Ok(Need(actor, PhantomData))
     }
 }
@@ -530,6 +542,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<AdminActor> 
     let source = crate::extract::client_address(parts, &state.http().trusted_proxies);
     let Some(token) = bearer(parts) else {
         tracing::info!(%request_id, source = ?source, "admin request refused: no credential");
+        audit::record_refused(state, None, parts, "no credential").await;
         return Err(ApiError::NoCredential);
     };
     match core_tokens::authenticate(
@@ -547,6 +560,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<AdminActor> 
         }),
         Err(why) => {
             tracing::info!(%request_id, source = ?source, reason = %why, "admin request refused");
+            audit::record_refused(state, None, parts, &why.to_string()).await;
             Err(ApiError::Refused(why))
         }
     }

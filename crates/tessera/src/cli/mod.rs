@@ -2,6 +2,7 @@
 //! of their changes through the change feed within a second.
 
 pub mod admin_token;
+pub mod audit_log;
 pub mod client;
 pub mod connections;
 pub mod env;
@@ -18,6 +19,7 @@ pub mod user;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use tessera_core::audit::{Actor, AuditEvent, AuditKind};
 use tessera_core::clock::{Clock, SystemClock};
 use tessera_core::store::Store;
 use tessera_store_postgres::{PgOptions, PgStore};
@@ -55,6 +57,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Trust(cmd) => trust::run(cmd, &settings).await,
         Command::Env(cmd) => env::run(cmd, &settings).await,
         Command::Idp(cmd) => idp::run(cmd, &settings).await,
+        Command::Audit(args) => audit_log::run(args, &settings).await,
         Command::AdminToken(cmd) => admin_token::run(cmd, &settings).await,
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
@@ -185,6 +188,16 @@ pub async fn check_issuer(store: &Database, issuer: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Records a change made at the command line in the audit trail (actor `cli`; `target`
+/// empty for none). Never fails the command: a trail that cannot be written is logged.
+pub async fn audit(store: &dyn Store, kind: AuditKind, target: &str, detail: serde_json::Value) {
+    let mut event = AuditEvent::new(now(), kind, Actor::Cli).detail(detail);
+    if !target.is_empty() {
+        event = event.target(target);
+    }
+    tessera_core::audit::record(store, event).await;
 }
 
 /// The current time.

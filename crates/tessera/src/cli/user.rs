@@ -20,8 +20,9 @@ use tessera_core::model::UserRecord;
 use tessera_core::password;
 use tessera_core::store::Store;
 
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
+use tessera_core::audit::AuditKind;
 
 /// User subcommands.
 #[derive(Debug, Subcommand)]
@@ -180,6 +181,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                 name,
             };
             let user = users::create(store, spec, now()).await?;
+            audit(store, AuditKind::UserCreated, &user.user_id, json!({})).await;
             if json {
                 print_json(&describe(&user));
             } else {
@@ -202,7 +204,9 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             }
         }
         Command::Delete { username, json } => {
-            let username = users::delete(store, &username, now()).await?.username;
+            let user = users::delete(store, &username, now()).await?;
+            audit(store, AuditKind::UserDeleted, &user.user_id, json!({})).await;
+            let username = user.username;
             if json {
                 print_json(&json!({"username": username, "deleted": true}));
             } else {
@@ -213,9 +217,9 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             // Refuse an unknown user before waiting on standard input.
             users::find(store, &username).await?;
             let password = read_password()?;
-            let username = users::set_password(store, &username, &password, now())
-                .await?
-                .username;
+            let user = users::set_password(store, &username, &password, now()).await?;
+            audit(store, AuditKind::UserPasswordSet, &user.user_id, json!({})).await;
+            let username = user.username;
             if json {
                 print_json(&json!({"username": username, "password_changed": true}));
             } else {
@@ -257,7 +261,12 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             grant_id,
             json,
         } => {
+            let user_id = users::find(store, &username).await?.user_id;
             let done = grants::revoke_grant(store, &username, &grant_id, now()).await?;
+            if done.revoked {
+                let detail = json!({"grant_id": done.grant_id, "client_id": done.client_id});
+                audit(store, AuditKind::GrantRevoked, &user_id, detail).await;
+            }
             if json {
                 print_json(&json!(done));
             } else if done.revoked {
@@ -274,7 +283,11 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             client_id,
             json,
         } => {
+            let user_id = users::find(store, &username).await?.user_id;
             let done = grants::revoke_consent(store, &username, &client_id, now()).await?;
+            let detail =
+                json!({"client_id": done.client_id, "grants_revoked": done.grants_revoked});
+            audit(store, AuditKind::ConsentRevoked, &user_id, detail).await;
             if json {
                 print_json(&json!(done));
             } else {
@@ -286,6 +299,8 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
         }
         Command::RevokeTokens { username, json } => {
             let (user, n) = grants::revoke_tokens(store, &username, now()).await?;
+            let detail = json!({"grants_revoked": n});
+            audit(store, AuditKind::GrantRevoked, &user.user_id, detail).await;
             if json {
                 print_json(&json!({"username": user.username, "grants_revoked": n}));
             } else {

@@ -17,6 +17,7 @@ mod support;
 mod admin_api;
 mod admin_resources;
 mod assertion_limits;
+mod audit;
 mod authorize_requests;
 mod cli;
 mod client_credentials;

@@ -15,9 +15,10 @@ use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::model::ClientRecord;
 use tessera_core::store::Store;
 
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
 use registration::{flagged, KeyFiles, Registration};
+use tessera_core::audit::AuditKind;
 
 /// Client subcommands.
 #[derive(Debug, Subcommand)]
@@ -146,6 +147,13 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             let Created { client, secret } = clients::create(store, config, spec, now())
                 .await
                 .map_err(flagged)?;
+            audit(
+                store,
+                AuditKind::ClientCreated,
+                &client.client_id,
+                json!({"name": client.name}),
+            )
+            .await;
             // A running server answers an id it has not heard of from memory (so an unknown
             // id costs what a known one does) and learns of new clients through the change
             // feed: give every node two polls to hear of this one before its credentials are
@@ -190,6 +198,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             let client = clients::update(store, config, &client_id, patch, now())
                 .await
                 .map_err(flagged)?;
+            audit(store, AuditKind::ClientUpdated, &client_id, json!({})).await;
             if json {
                 print_json(&describe(&client));
             } else {
@@ -204,6 +213,8 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             let rotated = clients::rotate_secret(store, &client_id, keep_old_secret_for, now())
                 .await
                 .map_err(flagged)?;
+            let detail = json!({"old_valid_until": rotated.old_valid_until});
+            audit(store, AuditKind::ClientSecretRotated, &client_id, detail).await;
             let secret = rotated.secret;
             if json {
                 print_json(&json!({"client_id": client_id, "client_secret": secret.expose()}));
@@ -224,6 +235,8 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             let stored = clients::set_keys(store, &client_id, &keys.read()?, now())
                 .await
                 .map_err(flagged)?;
+            let detail = json!({"keys_replaced": true});
+            audit(store, AuditKind::ClientUpdated, &client_id, detail).await;
             if json {
                 print_json(&json!({
                     "client_id": client_id,
@@ -237,6 +250,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
         }
         Command::RevokeTokens { client_id, json } => {
             clients::revoke_tokens(store, &client_id, now()).await?;
+            audit(store, AuditKind::ClientTokensRevoked, &client_id, json!({})).await;
             if json {
                 print_json(&json!({"client_id": client_id, "tokens_revoked": true}));
             } else {
@@ -271,6 +285,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
         }
         Command::Delete { client_id, json } => {
             clients::delete(store, &client_id, now()).await?;
+            audit(store, AuditKind::ClientDeleted, &client_id, json!({})).await;
             if json {
                 print_json(&json!({"client_id": client_id, "deleted": true}));
             } else {
