@@ -1251,7 +1251,7 @@ impl AuditStore for MemoryStore {
         let st = self.state().await;
         let limit = filter.limit.clamp(1, crate::model::AUDIT_PAGE_MAX) as usize;
         let eq = |want: &Option<String>, have: Option<&str>| {
-            want.as_deref().map_or(true, |w| have == Some(w))
+            want.as_deref().is_none_or(|w| have == Some(w))
         };
         Ok(st
             .audit
@@ -1259,8 +1259,8 @@ impl AuditStore for MemoryStore {
             .rev()
             .map(|(_, r)| r)
             .filter(|r| {
-                filter.from.map_or(true, |f| r.at >= f)
-                    && filter.to.map_or(true, |t| r.at <= t)
+                filter.from.is_none_or(|f| r.at >= f)
+                    && filter.to.is_none_or(|t| r.at <= t)
                     && eq(&filter.actor, Some(&r.actor))
                     && eq(&filter.target, r.target.as_deref())
                     && eq(&filter.kind, Some(&r.kind))
