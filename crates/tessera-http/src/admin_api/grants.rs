@@ -48,7 +48,7 @@ pub fn routes() -> Router<AppState> {
         Grants,
         ConsentRevoked,
         GrantRevoked,
-        TokensRevoked
+        UserTokensRevoked
     ))
 )]
 pub struct GrantsApi;
@@ -195,7 +195,7 @@ impl From<RevokedGrant> for GrantRevoked {
 
 /// What revoking every token of a user did.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokensRevoked {
+pub struct UserTokensRevoked {
     /// The user's id.
     pub user_id: String,
     /// Their username.
@@ -317,7 +317,7 @@ pub async fn revoke_grant(
     tag = "grants",
     params(("user" = String, Path, description = "Username or user id")),
     responses(
-        (status = 200, description = "Revoked", body = TokensRevoked),
+        (status = 200, description = "Revoked", body = UserTokensRevoked),
         (status = 401, description = "No valid admin credential", body = ErrorBody),
         (status = 403, description = "The credential lacks grants:write", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
@@ -328,9 +328,9 @@ pub async fn revoke_tokens(
     _: Need<GrantsWrite>,
     State(state): State<AppState>,
     PathId(user): PathId,
-) -> ApiResult<Json<TokensRevoked>> {
+) -> ApiResult<Json<UserTokensRevoked>> {
     let (user, n) = grants::revoke_tokens(state.store(), &user, state.now()).await?;
-    Ok(Json(TokensRevoked {
+    Ok(Json(UserTokensRevoked {
         user_id: user.user_id,
         username: user.username,
         grants_revoked: n,

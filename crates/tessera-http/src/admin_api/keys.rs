@@ -31,12 +31,15 @@ pub fn routes() -> Router<AppState> {
 
 /// The OpenAPI description of this module's routes.
 #[derive(OpenApi)]
-#[openapi(paths(list, rotate), components(schemas(Key, Rotation, Rotated)))]
+#[openapi(
+    paths(list, rotate),
+    components(schemas(SigningKey, KeyRotation, KeyRotated))
+)]
 pub struct KeysApi;
 
 /// A signing key, public parts only.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Key {
+pub struct SigningKey {
     /// Its key id (`kid`).
     pub kid: String,
     /// Its JWS algorithm.
@@ -56,16 +59,17 @@ pub struct Key {
 /// A rotation to make.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Rotation {
+pub struct KeyRotation {
     /// Seconds before the new key signs [default: the configured
-    /// `key_rotation_lead_time`]; at least the JWKS cache lifetime.
+    /// `key_rotation_lead_time`]; at least the JWKS cache lifetime, at most 30 days.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2_592_000)]
     pub lead_time: Option<i64>,
 }
 
 /// A key made.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Rotated {
+pub struct KeyRotated {
     /// Its key id.
     pub kid: String,
     /// Its JWS algorithm.
@@ -80,18 +84,21 @@ pub struct Rotated {
     path = "/admin/keys",
     tag = "keys",
     responses(
-        (status = 200, description = "The keys", body = Vec<Key>),
+        (status = 200, description = "The keys", body = Vec<SigningKey>),
         (status = 401, description = "No valid admin credential", body = ErrorBody),
         (status = 403, description = "The credential lacks keys:read", body = ErrorBody),
     ),
     security(("admin_token" = ["keys:read"]))
 )]
-pub async fn list(_: Need<KeysRead>, State(state): State<AppState>) -> ApiResult<Json<Vec<Key>>> {
+pub async fn list(
+    _: Need<KeysRead>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<SigningKey>>> {
     let listed = keys::list(state.store(), state.now()).await?;
     Ok(Json(
         listed
             .iter()
-            .map(|(k, s)| Key {
+            .map(|(k, s)| SigningKey {
                 kid: k.kid.clone(),
                 alg: k.alg.clone(),
                 created_at: k.created_at,
@@ -109,9 +116,9 @@ pub async fn list(_: Need<KeysRead>, State(state): State<AppState>) -> ApiResult
     post,
     path = "/admin/keys/rotate",
     tag = "keys",
-    request_body(content = Option<Rotation>, description = "Optional; an empty body uses the configured lead time."),
+    request_body(content = Option<KeyRotation>, description = "Optional; an empty body uses the configured lead time."),
     responses(
-        (status = 201, description = "Made", body = Rotated),
+        (status = 201, description = "Made", body = KeyRotated),
         (status = 400, description = "A lead time shorter than the JWKS cache lifetime", body = ErrorBody),
         (status = 401, description = "No valid admin credential", body = ErrorBody),
         (status = 403, description = "The credential lacks keys:write", body = ErrorBody),
@@ -122,8 +129,8 @@ pub async fn list(_: Need<KeysRead>, State(state): State<AppState>) -> ApiResult
 pub async fn rotate(
     _: Need<KeysWrite>,
     State(state): State<AppState>,
-    MaybeBody(body): MaybeBody<Rotation>,
-) -> ApiResult<(StatusCode, Json<Rotated>)> {
+    MaybeBody(body): MaybeBody<KeyRotation>,
+) -> ApiResult<(StatusCode, Json<KeyRotated>)> {
     let key = keys::rotate(
         state.store(),
         state.sealer(),
@@ -140,7 +147,7 @@ pub async fn rotate(
         .map_err(|e| AdminError::Internal(format!("the key was made; reloading keys: {e}")))?;
     Ok((
         StatusCode::CREATED,
-        Json(Rotated {
+        Json(KeyRotated {
             kid: key.kid,
             alg: key.alg,
             activates_at: key.activates_at,

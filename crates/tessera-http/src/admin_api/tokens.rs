@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     paths(revoke, introspect),
-    components(schemas(TokenValue, Revoked, Introspected))
+    components(schemas(TokenValue, TokenRevoked, Introspected))
 )]
 pub struct TokensApi;
 
@@ -53,7 +53,7 @@ impl std::fmt::Debug for TokenValue {
 
 /// What revoking did.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Revoked {
+pub struct TokenRevoked {
     /// Whether the token was active (for a refresh token: whether its grant still stood) and
     /// is now revoked; false when there was nothing to revoke (unknown, expired, revoked
     /// already), which is not an error (RFC 7009 §2.2).
@@ -74,10 +74,9 @@ pub struct Introspected {
     /// Its scope (space-separated).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// Its audience (a string or an array of strings).
+    /// Its audience (always an array here, even of one).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub aud: Option<serde_json::Value>,
+    pub aud: Option<Vec<String>>,
     /// Its issuer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
@@ -112,7 +111,7 @@ pub struct Introspected {
     tag = "tokens",
     request_body = TokenValue,
     responses(
-        (status = 200, description = "Done; `revoked` says whether there was anything to revoke", body = Revoked),
+        (status = 200, description = "Done; `revoked` says whether there was anything to revoke", body = TokenRevoked),
         (status = 400, description = "No token in the body", body = ErrorBody),
         (status = 401, description = "No valid admin credential", body = ErrorBody),
         (status = 403, description = "The credential lacks tokens:write", body = ErrorBody),
@@ -123,11 +122,11 @@ pub async fn revoke(
     _: Need<TokensWrite>,
     State(state): State<AppState>,
     Body(body): Body<TokenValue>,
-) -> ApiResult<Json<Revoked>> {
+) -> ApiResult<Json<TokenRevoked>> {
     let keys = state.keys();
     let cx = state.cx(&keys);
     let revoked = tokens::revoke(&cx, &body.token).await?;
-    Ok(Json(Revoked { revoked }))
+    Ok(Json(TokenRevoked { revoked }))
 }
 
 /// Shows whether a token is active and what it says, without consuming a single-use token.
@@ -159,7 +158,7 @@ pub async fn introspect(
         client_id: Some(t.client_id),
         sub: Some(t.sub),
         scope: Some(t.scope),
-        aud: serde_json::to_value(&t.aud).ok(),
+        aud: Some(t.aud.values().to_vec()),
         iss: Some(t.iss),
         iat: Some(t.iat),
         exp: Some(t.exp),

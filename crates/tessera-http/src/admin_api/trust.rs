@@ -32,7 +32,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     paths(add, list, set_keys, remove),
-    components(schemas(NewTrust, NewKeys, Trust, KeysReplaced))
+    components(schemas(NewTrust, NewTrustKeys, Trust, TrustKeysReplaced))
 )]
 pub struct TrustApi;
 
@@ -71,7 +71,7 @@ pub struct NewTrust {
 /// Replacement public keys.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewKeys {
+pub struct NewTrustKeys {
     /// A JWKS document (RFC 7517 §5).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -125,7 +125,7 @@ impl From<&TrustRecord> for Trust {
 
 /// Keys replaced.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct KeysReplaced {
+pub struct TrustKeysReplaced {
     /// The registration.
     pub id: String,
     /// Always true.
@@ -225,9 +225,9 @@ pub async fn list(
     path = "/admin/trust/{id}/keys",
     tag = "trust",
     params(("id" = String, Path, description = "The registration")),
-    request_body = NewKeys,
+    request_body = NewTrustKeys,
     responses(
-        (status = 200, description = "Replaced", body = KeysReplaced),
+        (status = 200, description = "Replaced", body = TrustKeysReplaced),
         (status = 400, description = "No key, or a key breaks a rule", body = ErrorBody),
         (status = 401, description = "No valid admin credential", body = ErrorBody),
         (status = 403, description = "The credential lacks trust:write", body = ErrorBody),
@@ -239,11 +239,11 @@ pub async fn set_keys(
     _: Need<TrustWrite>,
     State(state): State<AppState>,
     PathId(id): PathId,
-    Body(body): Body<NewKeys>,
-) -> ApiResult<Json<KeysReplaced>> {
+    Body(body): Body<NewTrustKeys>,
+) -> ApiResult<Json<TrustKeysReplaced>> {
     let keys = keys_of(body.jwks, body.pems);
     let stored = trust::set_keys(state.store(), &id, &keys, state.now()).await?;
-    Ok(Json(KeysReplaced {
+    Ok(Json(TrustKeysReplaced {
         id,
         keys_replaced: true,
         kids: public_keys::kids(&stored),

@@ -261,7 +261,12 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             grant_id,
             json,
         } => {
+            let user_id = users::find(store, &username).await?.user_id;
             let done = grants::revoke_grant(store, &username, &grant_id, now()).await?;
+            if done.revoked {
+                let detail = json!({"grant_id": done.grant_id, "client_id": done.client_id});
+                audit(store, AuditKind::GrantRevoked, &user_id, detail).await;
+            }
             if json {
                 print_json(&json!(done));
             } else if done.revoked {

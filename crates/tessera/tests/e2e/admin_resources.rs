@@ -611,6 +611,20 @@ async fn one_grant_revoked_ends_its_tokens_at_once_and_keeps_the_consent() {
     assert_eq!(st, StatusCode::OK, "{done}");
     assert_eq!(done["revoked"], true);
     assert_eq!(done["client_id"], client.id.as_str());
+    // Recorded in the audit trail with the admin token that did it.
+    let trail = s
+        .cli_json(&["audit", "--kind", "grant_revoked", "--json"])
+        .await;
+    let events = trail["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{trail}");
+    assert!(
+        events[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("admin_token:"),
+        "{trail}"
+    );
+    assert!(!trail.to_string().contains(&at1), "no token in the trail");
     // At once on this node: the access token is inactive, the refresh token refused.
     wait_until(
         FEED_DEADLINE,
@@ -792,6 +806,14 @@ async fn the_cli_lists_a_users_grants_and_revokes_one() {
     assert!(s.is_active(&client, &at2).await);
     let consents = s.cli_json(&["user", "consents", "alice", "--json"]).await;
     assert_eq!(consents["consents"].as_array().unwrap().len(), 1);
+    // Recorded in the audit trail, as the command line's, naming the grant.
+    let trail = s
+        .cli_json(&["audit", "--kind", "grant_revoked", "--json"])
+        .await;
+    let events = trail["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{trail}");
+    assert_eq!(events[0]["actor"], "cli");
+    assert_eq!(events[0]["detail"]["grant_id"], first.as_str());
     // Unknown grant, another user's grant: refused, non-zero.
     s.create_user("bob", PASSWORD).await;
     for args in [
@@ -1163,8 +1185,23 @@ async fn a_key_rotated_through_the_api_is_published_at_once() {
         .await,
         StatusCode::BAD_REQUEST,
     );
+    for lead in [json!(31 * 86_400), json!(i64::MAX), json!(-5)] {
+        assert_error(
+            &a.call(
+                &t,
+                Method::POST,
+                "/admin/keys/rotate",
+                Some(json!({"lead_time": lead})),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    // No body: the configured lead time.
+    let (st, _) = a.call(&t, Method::POST, "/admin/keys/rotate", None).await;
+    assert_eq!(st, StatusCode::CREATED);
     let (_, keys) = a.call(&t, Method::GET, "/admin/keys", None).await;
-    assert_eq!(keys.as_array().unwrap().len(), 2);
+    assert_eq!(keys.as_array().unwrap().len(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
