@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use crate::dialect::Dialects;
 
+/// Default seconds an audit trail entry is kept: 90 days.
+pub const DEFAULT_AUDIT_RETENTION: i64 = 90 * 86_400;
+
 /// Settings of the protocol core.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +55,46 @@ pub struct Config {
     pub assertion_leeway: i64,
     /// The dialects served ([`crate::dialect`]); the presets as they ship unless configured.
     pub dialects: Arc<Dialects>,
+    /// Dynamic client registration (RFC 7591) at `/oauth2/register` [default: off].
+    pub dynamic_registration: DynamicRegistration,
+    /// How long audit trail entries ([`crate::audit`]) are kept before the purge deletes
+    /// them, seconds.
+    pub audit_retention: i64,
+}
+
+/// Whether clients may register themselves (RFC 7591).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DynamicRegistration {
+    /// No registration endpoint: `/oauth2/register` answers 404 and discovery does not name
+    /// it.
+    #[default]
+    Off,
+    /// A registration must carry an initial access token (RFC 7591 §3): an admin token
+    /// ([`crate::admin::admin_tokens`]) with the scope
+    /// [`crate::endpoint::register::REGISTER_SCOPE`], issued by an operator. The operator
+    /// vouches for the registrant, so every grant type an operator may register is taken.
+    Token,
+    /// Anyone may register a client (RFC 7591 §3, without an initial access token); the
+    /// grant types that need an operator's trust are refused
+    /// ([`crate::endpoint::register`]).
+    Open,
+}
+
+impl DynamicRegistration {
+    /// Parses `off`, `token` or `open`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "token" => Some(Self::Token),
+            "open" => Some(Self::Open),
+            _ => None,
+        }
+    }
+
+    /// Whether the registration endpoint is served.
+    pub fn enabled(self) -> bool {
+        self != Self::Off
+    }
 }
 
 impl Config {
@@ -74,6 +117,8 @@ impl Config {
             assertion_max_lifetime: 3600,
             assertion_leeway: 60,
             dialects: Arc::new(Dialects::presets()),
+            dynamic_registration: DynamicRegistration::Off,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
         }
     }
 

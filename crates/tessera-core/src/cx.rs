@@ -2,7 +2,8 @@
 //!
 //! Owns [`Cx`]: borrowed access to the configuration, the storage, the keys, the verified-token
 //! cache, the fetcher of remote key sets, and the current time (an input, never read from the
-//! system here), and the dialect the request came through. Owns [`RemoteKeys`], the one I/O the core asks for besides storage: fetching a
+//! system here), the dialect the request came through, and the request's id and address (for the audit
+//! trail). Owns [`RemoteKeys`], the one I/O the core asks for besides storage: fetching a
 //! trusted issuer's JWKS from its URL, which the HTTP layer implements (with, alongside, the
 //! place where signature checks of other parties' assertions run).
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 
+use crate::audit::RequestMeta;
 use crate::client_keys::SignatureError;
 use crate::config::Config;
 use crate::dialect::Dialect;
@@ -66,4 +68,7 @@ pub struct Cx<'a> {
     /// The dialect the request came through ([`crate::dialect`]), if any: one of
     /// `config.dialects`, chosen by the HTTP layer from the request's path.
     pub dialect: Option<&'a Dialect>,
+    /// The request being handled (its id and source address), for the audit trail
+    /// ([`crate::audit`]); empty outside HTTP.
+    pub request: RequestMeta,
 }

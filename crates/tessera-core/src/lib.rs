@@ -26,6 +26,7 @@
 
 pub mod admin;
 pub mod audience;
+pub mod audit;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod client_keys;
@@ -39,6 +40,7 @@ pub mod environment;
 pub mod error;
 pub mod grant;
 pub mod id_token;
+pub mod imported_secret;
 pub mod inspect;
 pub mod issue;
 pub mod jwt;

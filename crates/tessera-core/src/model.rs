@@ -546,3 +546,75 @@ pub struct ExternalIdentityRecord {
     /// When it was linked.
     pub created_at: i64,
 }
+
+/// One stored entry of the audit trail ([`crate::audit`]): an admin change or a security
+/// event. Never holds a secret. The typed form is [`crate::audit::AuditEvent`]; stored, its
+/// enums are their names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the trail, increasing (assigned by the store; 0 before insertion).
+    pub id: i64,
+    /// When it happened, Unix seconds.
+    pub at: i64,
+    /// What happened (`client_created`, `client_auth_failed`, …).
+    pub kind: String,
+    /// Who did it: `cli`, `admin_token:ID`, `client:ID`, `user:ID` or `anonymous`.
+    pub actor: String,
+    /// What it was done to (a client id, a user id, a token's id), if anything.
+    pub target: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// The request it happened in, if it came through HTTP.
+    pub request_id: Option<String>,
+    /// The address the request came from, if it came through HTTP.
+    pub source: Option<String>,
+    /// Further facts as a JSON object (never a secret).
+    pub detail: String,
+}
+
+/// Which audit entries [`crate::store::AuditStore::list_audit`] returns; every field set
+/// narrows it. Entries come newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only entries at or after this second.
+    pub from: Option<i64>,
+    /// Only entries at or before this second.
+    pub to: Option<i64>,
+    /// Only entries of this actor (exact, as stored: `client:ID`, `cli`, …).
+    pub actor: Option<String>,
+    /// Only entries with this target (exact).
+    pub target: Option<String>,
+    /// Only entries of this kind (exact).
+    pub kind: Option<String>,
+    /// Only entries with this outcome (`success` or `failure`).
+    pub outcome: Option<String>,
+    /// Paging: only entries older than this id (the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// Most entries returned (the store caps it at [`AUDIT_PAGE_MAX`]).
+    pub limit: i64,
+}
+
+/// Most audit entries one listing returns.
+pub const AUDIT_PAGE_MAX: i64 = 1000;
+
+/// A credential for the admin API: its value (`tsa_<id>_<secret>`) is shown once and stored
+/// only as its SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenRecord {
+    /// Identifier, 32 lowercase hex characters; the part of the value that is not secret.
+    pub id: String,
+    /// Hash of the whole token value.
+    pub token_hash: SecretHash,
+    /// A name for people.
+    pub name: String,
+    /// What it may do (`clients:write`, `admin`, ...), without duplicates.
+    pub scopes: Vec<String>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<i64>,
+    /// When it was made.
+    pub created_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+    /// When it was last accepted, if ever.
+    pub last_used_at: Option<i64>,
+}

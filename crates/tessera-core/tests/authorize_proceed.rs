@@ -59,6 +59,7 @@ impl World {
             remote_keys: None,
             now: NOW,
             dialect: None,
+            request: Default::default(),
         }
     }
 

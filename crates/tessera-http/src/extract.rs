@@ -26,6 +26,20 @@ pub struct OAuthRequest {
     pub basic: Option<BasicCredentials>,
     /// The client's address, when the server was started with connection info.
     pub peer: Option<std::net::IpAddr>,
+    /// The request's id ([`crate::request_id`]).
+    pub request_id: Option<String>,
+    /// The path the request was sent to (for the audit trail).
+    pub path: String,
+}
+
+impl OAuthRequest {
+    /// The request's id and address, for the audit trail ([`tessera_core::cx::Cx::request`]).
+    pub fn meta(&self) -> tessera_core::audit::RequestMeta {
+        tessera_core::audit::RequestMeta {
+            request_id: self.request_id.clone(),
+            source: self.peer,
+        }
+    }
 }
 
 impl FromRequest<AppState> for OAuthRequest {
@@ -34,6 +48,8 @@ impl FromRequest<AppState> for OAuthRequest {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
         let peer = client_address(&parts, &state.http().trusted_proxies);
+        let request_id = crate::request_id::of(&parts.headers);
+        let path = parts.uri.path().to_owned();
         if parts.uri.query().is_some_and(|q| !q.is_empty()) {
             return Err(OAuthError::invalid_request(
                 "parameters must be sent in the request body, not in the URL",
@@ -57,6 +73,8 @@ impl FromRequest<AppState> for OAuthRequest {
             params,
             basic,
             peer,
+            request_id,
+            path,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Tessera's HTTP layer: the only crate that knows HTTP.
 //!
+//! - [`admin_api`]: the admin API, on a listener of its own.
 //! - [`router::app`] builds the axum router (tests call it with `oneshot`).
 //! - [`state`]: shared state (a `tessera-node` node and what HTTP needs beside it);
 //!   [`throttle`]: sign-in and client-authentication budgets; [`password_checks`]: the
@@ -9,10 +10,12 @@
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses;
 //!   [`response`]: the JSON bodies of token and introspection responses.
 //! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
+//! - [`request_id`]: the id of each request (`X-Request-Id`), for logs and the audit trail.
 //! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus; [`through`]: the dialect a
 //!   request came through.
 #![warn(missing_docs)]
 
+pub mod admin_api;
 pub mod error;
 pub mod extract;
 pub mod host;
@@ -22,6 +25,7 @@ pub mod pages;
 pub mod password_checks;
 pub mod pending;
 pub mod remote_keys;
+pub mod request_id;
 pub mod response;
 pub mod router;
 pub mod routes;
@@ -31,5 +35,6 @@ pub mod state;
 pub mod throttle;
 pub mod through;
 
+pub use admin_api::admin_app;
 pub use router::{app, oauth_app, ops_app};
 pub use state::{AppState, HttpConfig, StartError};

@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
+use tessera_core::audit::{self, Actor, AuditEvent, AuditKind};
 use tessera_core::cx::Cx;
 use tessera_core::secret::random_bytes;
 use tessera_core::session::{self, Started};
@@ -181,9 +182,10 @@ pub async fn sign_in(
     let reservation = match Reservation::take(store, &budgets, window, now).await? {
         Ok(r) => r,
         Err(until) => {
+            record_lockout(cx, form).await;
             return Ok(SignIn::Locked {
                 retry_after: (until - now).max(1),
-            })
+            });
         }
     };
     let identity = match PasswordSignIn::new(state.password_checks())
@@ -214,6 +216,21 @@ pub async fn sign_in(
         session: started,
         device_cookie,
     })
+}
+
+/// Records a sign-in refused by a spent budget in the audit trail: the user's id as the
+/// target when the name is a user's (never the name as typed: it may be a password typed in
+/// the wrong field), the request and its address.
+async fn record_lockout(cx: &Cx<'_>, form: &PasswordForm) {
+    let user = cx.store.find_user(form.username()).await.ok().flatten();
+    let mut event = AuditEvent::new(cx.now, AuditKind::SignInLockedOut, Actor::Anonymous)
+        .failed()
+        .request(&cx.request)
+        .detail(serde_json::json!({ "known_user": user.is_some() }));
+    if let Some(user) = user {
+        event = event.target(user.user_id);
+    }
+    audit::record(cx.store, event).await;
 }
 
 /// The server's password-check slots run the core's password checks.

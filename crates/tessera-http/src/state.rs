@@ -64,6 +64,9 @@ pub struct HttpConfig {
     /// Password checks that may wait for one of those; past them, sign-ins are answered
     /// `503` with `Retry-After` at once.
     pub password_checks_queued: usize,
+    /// The hash of the bootstrap credential of the admin API (`TESSERA_ADMIN_TOKEN`), which
+    /// has every admin scope; none: only admin tokens are accepted.
+    pub admin_token: Option<tessera_core::secret::SecretHash>,
 }
 
 impl Default for HttpConfig {
@@ -86,6 +89,7 @@ impl Default for HttpConfig {
                 .map(std::num::NonZeroUsize::get)
                 .unwrap_or(2),
             password_checks_queued: 32,
+            admin_token: None,
         }
     }
 }

@@ -24,14 +24,15 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
+use tessera_core::model::{AdminTokenRecord, ExternalIdentityRecord, IdpRecord};
+use tessera_core::model::{AuditFilter, AuditRecord};
 use tessera_core::model::{
     Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
     GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
     UserRecord,
 };
-use tessera_core::model::{ExternalIdentityRecord, IdpRecord};
 use tessera_core::secret::SecretHash;
-use tessera_core::store::{Attempt, IdpStore, ThrottleStore};
+use tessera_core::store::{AdminTokenStore, Attempt, AuditStore, IdpStore, ThrottleStore};
 use tessera_core::store::{
     ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore, Store, StoreError,
     TokenStore, TrustStore, UserStore,
@@ -396,6 +397,25 @@ impl ClientStore for CachedStore {
         self.forget(ChangeKind::Client, client_id);
         r
     }
+
+    async fn set_registration_token(
+        &self,
+        client_id: &str,
+        hash: Option<&SecretHash>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .inner
+            .set_registration_token(client_id, hash, now)
+            .await;
+        self.forget(ChangeKind::Client, client_id);
+        r
+    }
+
+    async fn registration_token(&self, client_id: &str) -> Result<Option<SecretHash>, StoreError> {
+        // Not cached: read only by the registration management endpoint (RFC 7592).
+        self.inner.registration_token(client_id).await
+    }
 }
 
 #[async_trait]
@@ -653,6 +673,41 @@ impl Maintenance for CachedStore {
         now: i64,
     ) -> Result<String, StoreError> {
         self.inner.record_issuer(issuer, replace, now).await
+    }
+}
+
+/// The audit trail is not cached: it is written and listed in the database.
+#[async_trait]
+impl AuditStore for CachedStore {
+    async fn insert_audit(&self, record: &AuditRecord) -> Result<i64, StoreError> {
+        self.inner.insert_audit(record).await
+    }
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.list_audit(filter).await
+    }
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.purge_audit(before).await
+    }
+}
+
+/// Admin tokens are not cached: every admin request reads its token from the database (a
+/// revoked token stops working at once on every node).
+#[async_trait]
+impl AdminTokenStore for CachedStore {
+    async fn insert_admin_token(&self, token: &AdminTokenRecord) -> Result<(), StoreError> {
+        self.inner.insert_admin_token(token).await
+    }
+    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError> {
+        self.inner.get_admin_token(id).await
+    }
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        self.inner.list_admin_tokens().await
+    }
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        self.inner.revoke_admin_token(id, now).await
+    }
+    async fn touch_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        self.inner.touch_admin_token(id, now).await
     }
 }
 

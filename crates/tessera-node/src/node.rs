@@ -15,7 +15,7 @@ use tessera_core::clock::Clock;
 use tessera_core::config::Config;
 use tessera_core::cx::{verified_tokens, Cx, RemoteKeys, VerifiedTokens};
 use tessera_core::keys::{self, KeyError, KeyRotationError, KeySet, Sealer};
-use tessera_core::store::{ChangeFeed, KeyStore, Maintenance, Store, StoreError};
+use tessera_core::store::{AuditStore, ChangeFeed, KeyStore, Maintenance, Store, StoreError};
 
 use crate::cache::CachedStore;
 
@@ -162,6 +162,7 @@ impl Node {
             remote_keys,
             now: self.now(),
             dialect: None,
+            request: Default::default(),
         }
     }
 
@@ -295,6 +296,11 @@ impl Node {
                     match node.0.store.purge_expired(node.now()).await {
                         Ok(r) => tracing::debug!(?r, "purged expired rows"),
                         Err(e) => tracing::warn!(error = %e, "purge failed"),
+                    }
+                    let cutoff = node.now().saturating_sub(node.0.config.audit_retention);
+                    match node.0.store.purge_audit(cutoff).await {
+                        Ok(n) => tracing::debug!(n, "purged audit entries past their retention"),
+                        Err(e) => tracing::warn!(error = %e, "audit purge failed"),
                     }
                 }
             }

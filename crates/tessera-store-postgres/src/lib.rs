@@ -21,6 +21,8 @@
 //!   be reached every call fails at once with [`StoreError::Unavailable`] instead of waiting
 //!   for a connection, and the outage and the recovery are logged once each.
 
+mod admin_tokens;
+mod audit;
 mod clients;
 mod feed;
 mod grants;

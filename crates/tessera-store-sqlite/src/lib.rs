@@ -14,6 +14,8 @@
 //! management commands, refuses one, so a command run in the wrong directory cannot quietly
 //! start an empty database.
 
+mod admin_tokens;
+mod audit;
 mod clients;
 mod grants;
 mod idps;

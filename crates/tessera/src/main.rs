@@ -24,6 +24,14 @@ pub struct Cli {
     /// File holding the secret that seals signing keys at rest (TESSERA_SECRET wins over it).
     #[arg(long, global = true, env = "TESSERA_SECRET_FILE")]
     secret_file: Option<PathBuf>,
+    /// Manage a running server through its admin API at this URL (its admin listener)
+    /// instead of opening the database; the admin token comes from --admin-token-file or
+    /// TESSERA_ADMIN_TOKEN.
+    #[arg(long, global = true, env = "TESSERA_SERVER")]
+    server: Option<String>,
+    /// File whose first line is the admin token for --server (else TESSERA_ADMIN_TOKEN).
+    #[arg(long, global = true)]
+    admin_token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,9 +61,14 @@ enum Command {
     /// Manage the upstream OpenID providers users may sign in through.
     #[command(subcommand)]
     Idp(cli::idp::Command),
+    /// Manage the credentials of the admin API.
+    #[command(subcommand)]
+    AdminToken(cli::admin_token::Command),
     /// Make a key pair and sign JWTs as a vendor backend would (to try the JWT-bearer flow).
     #[command(subcommand)]
     Jwt(cli::jwt::Command),
+    /// List the audit trail: admin changes and security events, newest first.
+    Audit(cli::audit_log::Args),
     /// Delete expired tokens, revocation records, change-feed entries and retired keys now.
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.

@@ -27,6 +27,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: u64 = 10;
 pub const DEFAULT_MAX_HEADER_SIZE: usize = 16 * 1024;
 /// Smallest request head limit (the HTTP/1 parser's least buffer).
 const MIN_MAX_HEADER_SIZE: usize = 8 * 1024;
+/// Shortest bootstrap admin token accepted (`TESSERA_ADMIN_TOKEN`), characters.
+pub const MIN_ADMIN_TOKEN: usize = 16;
 /// Default seconds a change-feed entry is kept.
 pub const DEFAULT_CHANGE_RETENTION: i64 = 3600;
 
@@ -73,10 +75,15 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     /// Allow a non-loopback `http://` issuer (development only).
     pub allow_insecure_http: Option<bool>,
+    /// Dynamic client registration (RFC 7591): `off`, `token` (an initial access token is
+    /// required) or `open` [default: off].
+    pub dynamic_registration: Option<String>,
     /// Serving threads (default: one per CPU).
     pub workers: Option<usize>,
     /// Address of the operational endpoints (`/health/*`, `/metrics`), if apart.
     pub ops_listen: Option<String>,
+    /// Address of the admin API (`/admin`), which is served nowhere else.
+    pub admin_listen: Option<String>,
     /// PEM certificate chain: serve HTTPS (with `tls_key_file`).
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
@@ -115,10 +122,57 @@ pub struct FileConfig {
     pub metrics_token: Option<String>,
     /// Seconds a change-feed entry is kept before the purge deletes it.
     pub change_retention: Option<i64>,
+    /// How long audit trail entries are kept before the purge deletes them: seconds, or a
+    /// number with a unit (`90d`, `12h`, `30m`, `45s`).
+    pub audit_retention: Option<DurationValue>,
     /// Dialects switched on or changed (`[dialects.NAME]`, see `tessera_core::dialect`);
     /// only in the file.
     pub dialects:
         Option<std::collections::BTreeMap<String, tessera_core::dialect::DialectOverrides>>,
+}
+
+/// A length of time in the config file: seconds, or text with a unit (`90d`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationValue {
+    /// Seconds.
+    Seconds(i64),
+    /// `N` followed by `s`, `m`, `h` or `d`.
+    Text(String),
+}
+
+impl DurationValue {
+    fn seconds(&self, key: &str) -> Result<i64> {
+        match self {
+            DurationValue::Seconds(n) => Ok(*n),
+            DurationValue::Text(t) => parse_duration(t).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{key}: '{t}' is not a duration like 90d, 12h, 30m, 45s or a number of seconds"
+                )
+            }),
+        }
+    }
+}
+
+/// Seconds in `N`, `Ns`, `Nm`, `Nh` or `Nd`; `None` for anything else or an overflow.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = digits.parse().ok()?;
+    let unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
 }
 
 /// One `[[hosts]]` entry: a public base URL besides the issuer.
@@ -170,6 +224,8 @@ pub struct Settings {
     pub workers: usize,
     /// Where `/health/*` and `/metrics` listen, when not on `listen`.
     pub ops_listen: Option<String>,
+    /// Where the admin API listens, if it is served.
+    pub admin_listen: Option<String>,
     /// Certificate chain and key files, when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Most client connections held at once; `None`: what the descriptor limit allows.
@@ -198,6 +254,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     /// `--ops-listen`.
     pub ops_listen: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
     /// `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key`.
@@ -295,6 +353,28 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
              and 600 seconds"
         );
     }
+    if let Some(mode) =
+        env::<String>("TESSERA_DYNAMIC_REGISTRATION")?.or(file.dynamic_registration.clone())
+    {
+        core.dynamic_registration = tessera_core::config::DynamicRegistration::parse(&mode)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "dynamic_registration must be 'off', 'token' or 'open', not '{mode}'"
+                )
+            })?;
+    }
+    if let Some(v) = env::<String>("TESSERA_AUDIT_RETENTION")? {
+        core.audit_retention = parse_duration(&v).ok_or_else(|| {
+            anyhow::anyhow!(
+                "TESSERA_AUDIT_RETENTION: '{v}' is not a duration like 90d, 12h, 30m, 45s or a number of seconds"
+            )
+        })?;
+    } else if let Some(v) = &file.audit_retention {
+        core.audit_retention = v.seconds("audit_retention")?;
+    }
+    if core.audit_retention < 1 {
+        bail!("audit_retention must be at least 1 second");
+    }
     if let Some(changes) = &file.dialects {
         let dialects = tessera_core::dialect::Dialects::resolve(changes)
             .map_err(|e| anyhow::anyhow!("config file: {e}"))?;
@@ -379,6 +459,24 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         .or(file.metrics_token)
         .filter(|t| !t.trim().is_empty())
         .map(|t| tessera_core::secret::SecretHash::of(t.trim()));
+    // The bootstrap credential of the admin API: from the environment only, never a file.
+    http.admin_token = match env::<String>("TESSERA_ADMIN_TOKEN")? {
+        // The value of an admin token (as the command line's `--server` mode uses it) is no
+        // bootstrap token: it is checked as the admin token it is, with its own scopes,
+        // expiry and revocation, never promoted to `admin`.
+        Some(t)
+            if t.trim()
+                .starts_with(tessera_core::admin::admin_tokens::TOKEN_PREFIX) =>
+        {
+            None
+        }
+        Some(t) if t.trim().len() < MIN_ADMIN_TOKEN => bail!(
+            "TESSERA_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (make one with \
+             `openssl rand -hex 32`)"
+        ),
+        Some(t) => Some(tessera_core::secret::SecretHash::of(t.trim())),
+        None => None,
+    };
     let max_connections = match env("TESSERA_MAX_CONNECTIONS")?.or(file.max_connections) {
         Some(0) => bail!("max_connections must be at least 1"),
         v => v,
@@ -411,6 +509,10 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     Ok(Settings {
         change_retention,
         ops_listen: o.ops_listen.or(file.ops_listen),
+        admin_listen: o
+            .admin_listen
+            .or(env("TESSERA_ADMIN_LISTEN")?)
+            .or(file.admin_listen),
         tls,
         max_connections,
         header_read_timeout,
@@ -700,6 +802,56 @@ mod tests {
         ] {
             assert!(resolve(Overrides::default(), file).is_err());
         }
+    }
+
+    #[test]
+    fn audit_retention_is_90_days_unless_set_with_a_unit_or_in_seconds() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.core.audit_retention, 90 * 86_400);
+        let with = |v: DurationValue| {
+            resolve(
+                Overrides::default(),
+                FileConfig {
+                    audit_retention: Some(v),
+                    ..FileConfig::default()
+                },
+            )
+        };
+        assert_eq!(
+            with(DurationValue::Text("7d".into()))
+                .unwrap()
+                .core
+                .audit_retention,
+            7 * 86_400
+        );
+        assert_eq!(
+            with(DurationValue::Text("12h".into()))
+                .unwrap()
+                .core
+                .audit_retention,
+            12 * 3600
+        );
+        assert_eq!(
+            with(DurationValue::Seconds(30))
+                .unwrap()
+                .core
+                .audit_retention,
+            30
+        );
+        for bad in ["", "d", "7w", "-1d", "1.5d", "99999999999999999999d", "0d"] {
+            let err = with(DurationValue::Text(bad.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("audit_retention"), "{bad}: {err}");
+        }
+        assert!(with(DurationValue::Seconds(0)).is_err());
+        let parsed: FileConfig = toml::from_str("audit_retention = \"30d\"").unwrap();
+        assert!(matches!(parsed.audit_retention, Some(DurationValue::Text(ref t)) if t == "30d"));
+        let parsed: FileConfig = toml::from_str("audit_retention = 60").unwrap();
+        assert!(matches!(
+            parsed.audit_retention,
+            Some(DurationValue::Seconds(60))
+        ));
     }
 
     #[test]

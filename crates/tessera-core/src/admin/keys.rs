@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::AdminResult;
+use super::{AdminError, AdminResult};
 use crate::config::Config;
 use crate::keys::{self, Sealer};
 use crate::model::KeyRecord;
@@ -53,8 +53,13 @@ impl KeyState {
     }
 }
 
+/// The longest lead time an operator may ask for: a key published a month before it signs
+/// is already more than any JWKS cache needs, and a longer one is a typing error (and must
+/// not overflow the time it activates at).
+pub const MAX_LEAD_TIME: i64 = 30 * 86_400;
+
 /// Makes a new signing key that signs from `now + lead_time` (default: the configured
-/// `key_rotation_lead_time`); returns it.
+/// `key_rotation_lead_time`, at most [`MAX_LEAD_TIME`]); returns it.
 pub async fn rotate(
     store: &dyn Store,
     sealer: &Sealer,
@@ -62,6 +67,12 @@ pub async fn rotate(
     lead_time: Option<i64>,
     now: i64,
 ) -> AdminResult<KeyRecord> {
+    if lead_time.is_some_and(|l| l > MAX_LEAD_TIME) {
+        return Err(AdminError::invalid(
+            "lead_time",
+            format!("lead_time must be at most {MAX_LEAD_TIME} seconds (30 days)"),
+        ));
+    }
     let lead = lead_time.unwrap_or(config.key_rotation_lead_time);
     Ok(keys::rotate(store, sealer, config, now, lead).await?)
 }

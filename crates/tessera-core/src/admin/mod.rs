@@ -9,6 +9,7 @@
 //! should answer (a status code, an exit message). Nothing here prints, reads files or the
 //! clock.
 //!
+//! - [`admin_tokens`]: the credentials of the admin API and their scopes.
 //! - [`clients`]: registration (grant, redirect URI and authentication-method consistency,
 //!   defaults, scopes, audiences, token format and lifetimes), secrets and their rotation,
 //!   `private_key_jwt` keys, revoking every token of a client, deletion.
@@ -21,7 +22,10 @@
 //! - [`envs`]: deployment environments.
 //! - [`keys`]: the server's signing keys (rotation, re-sealing, their state).
 //! - [`tokens`]: revoking one token by its value, whoever it was issued to.
+//! - [`audit`]: listing the audit trail with its filters and paging.
 
+pub mod admin_tokens;
+pub mod audit;
 pub mod clients;
 pub mod envs;
 pub mod grants;

@@ -879,6 +879,11 @@ async fn signing_keys_rotate_after_a_lead_time_no_shorter_than_the_jwks_cache() 
         .unwrap();
     let r = keys::rotate(&store, &sealer, &cfg, Some(cfg.jwks_max_age() - 1), NOW).await;
     assert_eq!(invalid_field(r), "lead_time");
+    // Too long a lead time is refused too, up to one that would overflow the clock.
+    for lead in [keys::MAX_LEAD_TIME + 1, i64::MAX] {
+        let r = keys::rotate(&store, &sealer, &cfg, Some(lead), NOW).await;
+        assert_eq!(invalid_field(r), "lead_time");
+    }
     assert_eq!(store.list_keys().await.unwrap().len(), 1, "nothing written");
 
     let other = Sealer::from_secret(b"another-secret-of-enough-length").unwrap();
@@ -939,6 +944,7 @@ async fn an_operator_revokes_access_and_refresh_tokens_by_value() {
         remote_keys: None,
         now: NOW,
         dialect: None,
+        request: Default::default(),
     };
     let params = Params::from_form(b"grant_type=client_credentials").unwrap();
     for format in ["jwt", "opaque"] {

@@ -7,6 +7,7 @@
 //! token up here never consumes a single-use token: the owner's revocation ends it anyway,
 //! and anyone else's request must leave it as it was.
 
+use crate::audit::{self, Actor, AuditEvent, AuditKind};
 use crate::client_auth::{self, BasicCredentials};
 use crate::cx::Cx;
 use crate::error::OAuthError;
@@ -24,7 +25,22 @@ pub async fn handle(
     params.reject_duplicates()?;
     let (caller, _method) = client_auth::authenticate(cx, basic, params).await?;
     let token = params.require("token")?;
-    revoke_value(cx, token, Some(&caller)).await?;
+    if revoke_value(cx, token, Some(&caller)).await? {
+        let kind = if token.starts_with(crate::opaque::REFRESH_PREFIX) {
+            "refresh_token"
+        } else {
+            "access_token"
+        };
+        let event = AuditEvent::new(
+            cx.now,
+            AuditKind::TokenRevoked,
+            Actor::Client(caller.client_id.clone()),
+        )
+        .target(caller.client_id.clone())
+        .request(&cx.request)
+        .detail(serde_json::json!({ "endpoint": "revoke", "token_type": kind }));
+        audit::record(cx.store, event).await;
+    }
     Ok(())
 }
 

@@ -2,11 +2,13 @@
 //!
 //! Owns the exchange of a code: spent atomically (a second use is refused and revokes every
 //! token issued from the code, RFC 6749 §4.1.2), bound to the client, the redirect URI and the
-//! PKCE challenge it was issued with; then a new user grant (token family) is stored, with a
+//! PKCE challenge it was issued with (a replay is recorded in the audit trail,
+//! [`crate::audit`]); then a new user grant (token family) is stored, with a
 //! refresh token when the client's policy gives one (through a dialect, the dialect's refresh
 //! rules, [`crate::dialect`]), and the tokens are issued, the access token carrying the
 //! authorization-request parameters the code's dialect kept ([`crate::dialect::carried_claims`]).
 
+use crate::audit::{self, Actor, AuditEvent, AuditKind};
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::types;
@@ -57,10 +59,26 @@ pub async fn handle(
             // has a challenge (a public client is otherwise just a client_id anyone can
             // send). Anyone else holding the code gets the same answer as for an unknown one
             // and cannot revoke another client's grant with it.
-            if !replay_is_by_its_client(&rec, client, verifier) {
+            let by_its_client = replay_is_by_its_client(&rec, client, verifier);
+            if by_its_client {
+                cx.store.revoke_grant(&rec.grant_id, cx.now).await?;
+            }
+            let event = AuditEvent::new(
+                cx.now,
+                AuditKind::CodeReplayed,
+                Actor::Client(client.client_id.clone()),
+            )
+            .target(rec.client_id.clone())
+            .failed()
+            .request(&cx.request)
+            .detail(serde_json::json!({
+                "grant_id": rec.grant_id,
+                "grant_revoked": by_its_client,
+            }));
+            audit::record(cx.store, event).await;
+            if !by_its_client {
                 return Err(invalid());
             }
-            cx.store.revoke_grant(&rec.grant_id, cx.now).await?;
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; tokens issued from it are revoked",
             ));

@@ -8,6 +8,7 @@
 //! returned (for clients retrying over bad networks). Rotation never extends the family's
 //! absolute lifetime, counted from the user's sign-in.
 
+use crate::audit::{self, Actor, AuditEvent, AuditKind};
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::types;
@@ -203,6 +204,20 @@ async fn reuse(
         }
     }
     cx.store.revoke_grant(&grant.grant_id, cx.now).await?;
+    let event = AuditEvent::new(
+        cx.now,
+        AuditKind::RefreshTokenReplayed,
+        Actor::Client(client.client_id.clone()),
+    )
+    .target(client.client_id.clone())
+    .failed()
+    .request(&cx.request)
+    .detail(serde_json::json!({
+        "grant_id": grant.grant_id,
+        "user_id": grant.user_id,
+        "grant_revoked": true,
+    }));
+    audit::record(cx.store, event).await;
     Err(OAuthError::invalid_grant(
         "the refresh token was already used; every token of its grant is revoked",
     ))

@@ -46,14 +46,15 @@ use async_trait::async_trait;
 
 use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
-    Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
-    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport, RefreshRecord,
-    SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    AdminTokenRecord, AuditFilter, AuditRecord, Change, ChangeKind, ClientRecord, CodeRecord,
+    CodeUse, ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{
-    check_keys, Attempt, ChangeFeed, ClientStore, GrantStore, IdpStore, KeyStore, Maintenance,
-    ReplayStore, StoreError, ThrottleStore, TokenStore, TrustStore, UserStore,
+    check_keys, AdminTokenStore, Attempt, AuditStore, ChangeFeed, ClientStore, GrantStore,
+    IdpStore, KeyStore, Maintenance, ReplayStore, StoreError, ThrottleStore, TokenStore,
+    TrustStore, UserStore,
 };
 
 /// How long change-feed entries are kept unless configured otherwise
@@ -165,6 +166,8 @@ struct StoredCode {
 #[derive(Debug, Default)]
 struct State {
     clients: BTreeMap<String, ClientRecord>,
+    /// Registration access token hashes (RFC 7592), by client id.
+    registration_tokens: HashMap<String, SecretHash>,
     /// Keyed by token id, which starts with the expiry second: the expired ones are a range.
     tokens: BTreeMap<String, TokenRecord>,
     revoked_jtis: BTreeMap<String, RevokedJti>,
@@ -193,6 +196,12 @@ struct State {
     idps: BTreeMap<String, IdpRecord>,
     /// Keyed by (issuer, subject).
     external_identities: BTreeMap<(String, String), ExternalIdentityRecord>,
+    /// The audit trail, by id.
+    audit: BTreeMap<i64, AuditRecord>,
+    /// The last id given to an audit entry.
+    last_audit_id: i64,
+    /// Admin API credentials, by id.
+    admin_tokens: BTreeMap<String, AdminTokenRecord>,
 }
 
 impl State {
@@ -302,6 +311,7 @@ impl ClientStore for MemoryStore {
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
         let mut s = self.state().await;
         let found = s.clients.remove(client_id).is_some();
+        s.registration_tokens.remove(client_id);
         s.log(ChangeKind::Client, client_id, now);
         Ok(found)
     }
@@ -365,6 +375,37 @@ impl ClientStore for MemoryStore {
                     c.token_epoch += 1;
                 }
             }))
+    }
+
+    async fn set_registration_token(
+        &self,
+        client_id: &str,
+        hash: Option<&SecretHash>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        let found = s.update_client(client_id, now, |_| ());
+        if found {
+            match hash {
+                Some(h) => {
+                    s.registration_tokens
+                        .insert(client_id.to_owned(), h.clone());
+                }
+                None => {
+                    s.registration_tokens.remove(client_id);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn registration_token(&self, client_id: &str) -> Result<Option<SecretHash>, StoreError> {
+        Ok(self
+            .state()
+            .await
+            .registration_tokens
+            .get(client_id)
+            .cloned())
     }
 }
 
@@ -977,6 +1018,51 @@ impl GrantStore for MemoryStore {
 }
 
 #[async_trait]
+impl AdminTokenStore for MemoryStore {
+    async fn insert_admin_token(&self, token: &AdminTokenRecord) -> Result<(), StoreError> {
+        let mut s = self.state().await;
+        if s.admin_tokens.contains_key(&token.id) {
+            return Err(StoreError::Conflict);
+        }
+        s.admin_tokens.insert(token.id.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError> {
+        Ok(self.state().await.admin_tokens.get(id).cloned())
+    }
+
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        let mut all: Vec<AdminTokenRecord> =
+            self.state().await.admin_tokens.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        Ok(match s.admin_tokens.get_mut(id) {
+            Some(t) if t.revoked_at.is_none() => {
+                t.revoked_at = Some(now);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn touch_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        Ok(match s.admin_tokens.get_mut(id) {
+            Some(t) => {
+                t.last_used_at = Some(now);
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+#[async_trait]
 impl IdpStore for MemoryStore {
     async fn insert_idp(&self, idp: &IdpRecord) -> Result<(), StoreError> {
         let mut s = self.state().await;
@@ -1176,5 +1262,53 @@ impl TrustStore for MemoryStore {
             s.log(ChangeKind::Trust, env, now);
         }
         Ok(env.is_some())
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn insert_audit(&self, record: &AuditRecord) -> Result<i64, StoreError> {
+        let mut st = self.state().await;
+        st.last_audit_id += 1;
+        let id = st.last_audit_id;
+        st.audit.insert(
+            id,
+            AuditRecord {
+                id,
+                ..record.clone()
+            },
+        );
+        Ok(id)
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let st = self.state().await;
+        let limit = filter.limit.clamp(1, crate::model::AUDIT_PAGE_MAX) as usize;
+        let eq = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| have == Some(w))
+        };
+        Ok(st
+            .audit
+            .range(..filter.before_id.unwrap_or(i64::MAX))
+            .rev()
+            .map(|(_, r)| r)
+            .filter(|r| {
+                filter.from.is_none_or(|f| r.at >= f)
+                    && filter.to.is_none_or(|t| r.at <= t)
+                    && eq(&filter.actor, Some(&r.actor))
+                    && eq(&filter.target, r.target.as_deref())
+                    && eq(&filter.kind, Some(&r.kind))
+                    && eq(&filter.outcome, Some(&r.outcome))
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
+        let mut st = self.state().await;
+        let n = st.audit.len();
+        st.audit.retain(|_, r| r.at >= before);
+        Ok((n - st.audit.len()) as u64)
     }
 }

@@ -3,7 +3,7 @@
 //! Owns the contract between the protocol core and a database: one trait per aggregate
 //! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`UserStore`], [`GrantStore`],
 //! [`TrustStore`], [`IdpStore`], [`ReplayStore`], [`ThrottleStore`],
-//! [`ChangeFeed`], [`Maintenance`]) under the
+//! [`ChangeFeed`], [`Maintenance`], [`AuditStore`]) under the
 //! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
 //! conformance suite runs the same tests against every implementation.
 //!
@@ -14,9 +14,9 @@
 use async_trait::async_trait;
 
 use crate::model::{
-    Change, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
-    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport, RefreshRecord,
-    SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    AdminTokenRecord, AuditFilter, AuditRecord, Change, ClientRecord, CodeRecord, CodeUse,
+    ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
+    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -125,6 +125,18 @@ pub trait ClientStore: Send + Sync {
         keep_old_until: Option<i64>,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Sets (or, with `None`, removes) the hash of the client's registration access token
+    /// (RFC 7592 §3). # Contract: returns whether the client existed; the hash goes with the
+    /// client (deleting it deletes the hash); logs a `Client` change.
+    async fn set_registration_token(
+        &self,
+        client_id: &str,
+        hash: Option<&SecretHash>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// The hash of the client's registration access token, if the client exists and has
+    /// one. # Contract: read from the database, never from a cache.
+    async fn registration_token(&self, client_id: &str) -> Result<Option<SecretHash>, StoreError>;
 }
 
 /// Access tokens and revocations.
@@ -469,6 +481,43 @@ pub trait IdpStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// The audit trail ([`crate::audit`]): admin changes and security events, append-only.
+///
+/// Nothing here is cached by a node: entries are written and listed in the database.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry (its `id` is ignored). # Contract: returns the id given to it, greater
+    /// than every id given before.
+    async fn insert_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
+    /// The entries matching `filter`, newest (highest id) first, at most `filter.limit`
+    /// (capped at [`crate::model::AUDIT_PAGE_MAX`]; below 1 means 1). # Contract: a page
+    /// then `before_id` = the last id of it lists the next older page, with no entry missed
+    /// or repeated.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes the entries from before `before` (their `at` below it), in small batches
+    /// (the retention purge). # Contract: returns how many it deleted.
+    async fn purge_audit(&self, before: i64) -> Result<u64, StoreError>;
+}
+
+/// Credentials of the admin API ([`AdminTokenRecord`]).
+///
+/// Nothing here is cached by a node: every admin request reads its token from the database,
+/// so a revocation holds at once on every node.
+#[async_trait]
+pub trait AdminTokenStore: Send + Sync {
+    /// Adds a token. # Contract: `Conflict` if the id is taken.
+    async fn insert_admin_token(&self, token: &AdminTokenRecord) -> Result<(), StoreError>;
+    /// The token with this id, revoked or not.
+    async fn get_admin_token(&self, id: &str) -> Result<Option<AdminTokenRecord>, StoreError>;
+    /// Every token, revoked ones too, oldest first (then by id).
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError>;
+    /// Revokes a token. # Contract: returns whether it existed and was not revoked yet; a
+    /// revoked token keeps its first `revoked_at`.
+    async fn revoke_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Records that a token was accepted at `now`. # Contract: returns whether it exists.
+    async fn touch_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
     ClientStore
@@ -478,10 +527,12 @@ pub trait Store:
     + GrantStore
     + TrustStore
     + IdpStore
+    + AdminTokenStore
     + ReplayStore
     + ThrottleStore
     + ChangeFeed
     + Maintenance
+    + AuditStore
 {
 }
 
@@ -493,10 +544,12 @@ impl<
             + GrantStore
             + TrustStore
             + IdpStore
+            + AdminTokenStore
             + ReplayStore
             + ThrottleStore
             + ChangeFeed
-            + Maintenance,
+            + Maintenance
+            + AuditStore,
     > Store for T
 {
 }

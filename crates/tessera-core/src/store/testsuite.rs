@@ -12,9 +12,10 @@
 )]
 
 use crate::model::{
-    ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion,
-    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, RefreshPolicy, RefreshRecord,
-    SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
+    AdminTokenRecord, AuditFilter, AuditRecord, ChangeKind, ClientRecord, CodeRecord, CodeUse,
+    ConsentRecord, EnvDeletion, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord,
+    RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
+    UserFlowSettings, UserRecord,
 };
 use crate::scope::ScopeSet;
 use crate::secret::{generate_id, SecretHash};
@@ -79,6 +80,44 @@ pub async fn clients_round_trip(s: &dyn Store) {
     assert!(s.delete_client(&c.client_id, 2_000).await.unwrap());
     assert!(!s.delete_client(&c.client_id, 2_000).await.unwrap());
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), None);
+}
+
+pub async fn a_registration_token_hash_is_set_replaced_and_goes_with_its_client(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    assert_eq!(s.registration_token(&c.client_id).await.unwrap(), None);
+    let h1 = SecretHash::of("rat1");
+    assert!(s
+        .set_registration_token(&c.client_id, Some(&h1), 1_100)
+        .await
+        .unwrap());
+    assert_eq!(s.registration_token(&c.client_id).await.unwrap(), Some(h1));
+    let h2 = SecretHash::of("rat2");
+    assert!(s
+        .set_registration_token(&c.client_id, Some(&h2), 1_200)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.registration_token(&c.client_id).await.unwrap(),
+        Some(h2.clone())
+    );
+    // The client itself is unchanged by it.
+    assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));
+    assert!(!s
+        .set_registration_token("nobody", Some(&h2), 1_200)
+        .await
+        .unwrap());
+    assert_eq!(s.registration_token("nobody").await.unwrap(), None);
+    assert!(s
+        .set_registration_token(&c.client_id, None, 1_300)
+        .await
+        .unwrap());
+    assert_eq!(s.registration_token(&c.client_id).await.unwrap(), None);
+    s.set_registration_token(&c.client_id, Some(&h2), 1_400)
+        .await
+        .unwrap();
+    assert!(s.delete_client(&c.client_id, 1_500).await.unwrap());
+    assert_eq!(s.registration_token(&c.client_id).await.unwrap(), None);
 }
 
 pub async fn rotation_without_overlap_bumps_the_epoch(s: &dyn Store) {
@@ -2330,11 +2369,279 @@ pub async fn concurrent_first_sign_ins_through_an_upstream_make_one_user(s: &dyn
     assert_eq!(second.username, "corp-1");
 }
 
+/// An audit row at `at` of `kind`, by `actor`, on `target`.
+pub fn audit(at: i64, kind: &str, actor: &str, target: Option<&str>) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        at,
+        kind: kind.into(),
+        actor: actor.into(),
+        target: target.map(str::to_owned),
+        outcome: "success".into(),
+        request_id: None,
+        source: None,
+        detail: "{}".into(),
+    }
+}
+
+fn audit_filter(limit: i64) -> AuditFilter {
+    AuditFilter {
+        limit,
+        ..AuditFilter::default()
+    }
+}
+
+pub async fn audit_entries_round_trip_newest_first(s: &dyn Store) {
+    assert!(s.list_audit(&audit_filter(10)).await.unwrap().is_empty());
+    let mut first = audit(1_000, "client_auth_failed", "anonymous", Some("c1"));
+    first.outcome = "failure".into();
+    first.request_id = Some("req-1".into());
+    first.source = Some("2001:db8::7".into());
+    first.detail = r#"{"endpoint":"token"}"#.into();
+    let a = s.insert_audit(&first).await.unwrap();
+    let b = s
+        .insert_audit(&audit(1_000, "client_created", "cli", None))
+        .await
+        .unwrap();
+    assert!(b > a, "ids increase");
+    let all = s.list_audit(&audit_filter(10)).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].id, b, "newest first");
+    assert_eq!(all[0].target, None);
+    assert_eq!(all[1], AuditRecord { id: a, ..first });
+    // A limit below 1 still lists one; a huge one is capped, not refused.
+    assert_eq!(s.list_audit(&audit_filter(0)).await.unwrap().len(), 1);
+    assert_eq!(
+        s.list_audit(&audit_filter(i64::MAX)).await.unwrap().len(),
+        2
+    );
+}
+
+pub async fn audit_entries_are_filtered(s: &dyn Store) {
+    s.insert_audit(&audit(1_000, "client_created", "cli", Some("c1")))
+        .await
+        .unwrap();
+    s.insert_audit(&audit(2_000, "client_deleted", "cli", Some("c1")))
+        .await
+        .unwrap();
+    s.insert_audit(&audit(
+        3_000,
+        "client_created",
+        "admin_token:t1",
+        Some("c2"),
+    ))
+    .await
+    .unwrap();
+    let mut replay = audit(4_000, "code_replayed", "client:c2", None);
+    replay.outcome = "failure".into();
+    s.insert_audit(&replay).await.unwrap();
+    let list = |f: AuditFilter| async move {
+        s.list_audit(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.at)
+            .collect::<Vec<_>>()
+    };
+    let f = || audit_filter(100);
+    assert_eq!(list(f()).await, [4_000, 3_000, 2_000, 1_000]);
+    assert_eq!(
+        list(AuditFilter {
+            from: Some(2_000),
+            to: Some(3_000),
+            ..f()
+        })
+        .await,
+        [3_000, 2_000],
+        "the range includes both ends"
+    );
+    assert_eq!(
+        list(AuditFilter {
+            actor: Some("cli".into()),
+            ..f()
+        })
+        .await,
+        [2_000, 1_000]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            target: Some("c1".into()),
+            ..f()
+        })
+        .await,
+        [2_000, 1_000]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            kind: Some("client_created".into()),
+            actor: Some("admin_token:t1".into()),
+            ..f()
+        })
+        .await,
+        [3_000]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            outcome: Some("failure".into()),
+            ..f()
+        })
+        .await,
+        [4_000]
+    );
+    assert_eq!(
+        list(AuditFilter {
+            outcome: Some("success".into()),
+            to: Some(1_500),
+            ..f()
+        })
+        .await,
+        [1_000]
+    );
+    // Exact matches only: a prefix or a pattern matches nothing.
+    for actor in ["admin_token", "admin_token:%", "%"] {
+        assert!(list(AuditFilter {
+            actor: Some(actor.into()),
+            ..f()
+        })
+        .await
+        .is_empty());
+    }
+    assert!(list(AuditFilter {
+        target: Some("c%".into()),
+        ..f()
+    })
+    .await
+    .is_empty());
+}
+
+pub async fn audit_entries_page_without_gaps_or_repeats(s: &dyn Store) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(
+            s.insert_audit(&audit(1_000 + i, "user_created", "cli", None))
+                .await
+                .unwrap(),
+        );
+    }
+    // Another kind interleaved, filtered out of every page.
+    s.insert_audit(&audit(1_003, "user_deleted", "cli", None))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .list_audit(&AuditFilter {
+                kind: Some("user_created".into()),
+                before_id: before,
+                limit: 3,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        seen.extend(page.iter().map(|r| r.id));
+    }
+    ids.reverse();
+    assert_eq!(seen, ids);
+}
+
+pub async fn audit_purge_removes_only_entries_past_retention(s: &dyn Store) {
+    for at in [1_000, 1_999, 2_000, 3_000] {
+        s.insert_audit(&audit(at, "key_rotated", "cli", None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.purge_audit(2_000).await.unwrap(), 2);
+    let left: Vec<i64> = s
+        .list_audit(&audit_filter(10))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(left, [3_000, 2_000]);
+    assert_eq!(s.purge_audit(2_000).await.unwrap(), 0);
+    // Ids are not reused after a purge.
+    let max = s.list_audit(&audit_filter(1)).await.unwrap()[0].id;
+    s.purge_audit(i64::MAX).await.unwrap();
+    let next = s
+        .insert_audit(&audit(5_000, "key_rotated", "cli", None))
+        .await
+        .unwrap();
+    assert!(next > max);
+}
+
+pub fn admin_token(id: &str, created_at: i64) -> AdminTokenRecord {
+    AdminTokenRecord {
+        id: id.to_owned(),
+        token_hash: SecretHash::of(&format!("value-of-{id}")),
+        name: format!("token {id}"),
+        scopes: vec!["clients:write".to_owned(), "users:read".to_owned()],
+        expires_at: Some(created_at + 3600),
+        created_at,
+        revoked_at: None,
+        last_used_at: None,
+    }
+}
+
+pub async fn admin_tokens_round_trip_and_are_revoked_once(s: &dyn Store) {
+    assert!(s.list_admin_tokens().await.unwrap().is_empty());
+    let b = admin_token("bbbb", 20);
+    let a = AdminTokenRecord {
+        expires_at: None,
+        ..admin_token("aaaa", 30)
+    };
+    let c = admin_token("cccc", 20);
+    for t in [&a, &b, &c] {
+        s.insert_admin_token(t).await.unwrap();
+    }
+    assert!(matches!(
+        s.insert_admin_token(&admin_token("aaaa", 40)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.get_admin_token("aaaa").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_admin_token("zzzz").await.unwrap(), None);
+    let ids: Vec<String> = s
+        .list_admin_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["bbbb", "cccc", "aaaa"]);
+
+    assert!(s.revoke_admin_token("bbbb", 50).await.unwrap());
+    assert!(!s.revoke_admin_token("bbbb", 60).await.unwrap());
+    assert!(!s.revoke_admin_token("zzzz", 60).await.unwrap());
+    let revoked = s.get_admin_token("bbbb").await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(50));
+    assert_eq!(revoked.token_hash, b.token_hash);
+    assert_eq!(
+        s.get_admin_token("cccc").await.unwrap().unwrap().revoked_at,
+        None
+    );
+
+    assert!(s.touch_admin_token("cccc", 70).await.unwrap());
+    assert!(!s.touch_admin_token("zzzz", 70).await.unwrap());
+    assert_eq!(
+        s.get_admin_token("cccc")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(70)
+    );
+}
+
 #[macro_export]
 macro_rules! conformance_tests {
     (optional |$test:ident| $make:expr) => {
         $crate::conformance_tests!(@each $test, $make;
             clients_round_trip,
+            a_registration_token_hash_is_set_replaced_and_goes_with_its_client,
             rotation_without_overlap_bumps_the_epoch,
             rotation_with_overlap_keeps_the_old_secret_and_tokens,
             tokens_are_found_by_id_and_revoked_only_by_their_client,
@@ -2396,6 +2703,11 @@ macro_rules! conformance_tests {
             external_identities_link_once_and_go_with_their_user,
             concurrent_links_of_one_identity_have_one_winner,
             concurrent_first_sign_ins_through_an_upstream_make_one_user,
+            audit_entries_round_trip_newest_first,
+            audit_entries_are_filtered,
+            audit_entries_page_without_gaps_or_repeats,
+            audit_purge_removes_only_entries_past_retention,
+            admin_tokens_round_trip_and_are_revoked_once,
         );
     };
     ($make:expr) => {

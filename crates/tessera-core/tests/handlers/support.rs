@@ -237,6 +237,7 @@ impl World {
             remote_keys: Some(&self.remote),
             now: self.clock.now(),
             dialect: self.dialect.as_deref(),
+            request: Default::default(),
         }
     }
 

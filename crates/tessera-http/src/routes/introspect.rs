@@ -14,7 +14,8 @@ use crate::state::AppState;
 /// Handles an introspection request.
 pub async fn handle(State(state): State<AppState>, host: Host, req: OAuthRequest) -> Response {
     let keys = state.keys();
-    let cx = state.cx_for(&host, &keys);
+    let mut cx = state.cx_for(&host, &keys);
+    cx.request = req.meta();
     let result = introspect::handle(&cx, req.basic.as_ref(), &req.params).await;
     respond(&state, &req, result, |r| {
         json_no_store(StatusCode::OK, crate::response::introspection_json(&r))

@@ -8,6 +8,7 @@ pub mod introspect;
 pub mod jwks;
 pub mod logout;
 pub mod metrics;
+pub mod register;
 pub mod revoke;
 pub mod sdk;
 pub mod sso;
@@ -16,6 +17,7 @@ pub mod userinfo;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tessera_core::audit::{self, Actor, AuditEvent, AuditKind};
 use tessera_core::{ErrorCode, OAuthError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -60,8 +62,9 @@ pub fn too_many(state: &AppState, until: i64, description: &'static str) -> Resp
 
 /// Turns an endpoint's result into a response. A failed client authentication is counted
 /// against the budget of the presented client id at the caller's address
-/// ([`throttle::client_auth_failed`]); once that is spent, further failures get
-/// `429 slow_down` instead of `401`. A success is never refused.
+/// ([`throttle::client_auth_failed`]) and recorded in the audit trail; once that budget is
+/// spent, further failures get `429 slow_down` instead of `401`. A success is never refused
+/// and never recorded here.
 pub async fn respond<T>(
     state: &AppState,
     req: &OAuthRequest,
@@ -73,7 +76,11 @@ pub async fn respond<T>(
         Ok(v) => ok(v),
         Err(e) if e.code == ErrorCode::InvalidClient => {
             let client_id = presented_client_id(req);
-            match throttle::client_auth_failed(state, req.peer, &client_id).await {
+            let counted = throttle::client_auth_failed(state, req.peer, &client_id).await;
+            if !matches!(counted, Ok(Some(_))) {
+                record_client_auth_failure(state, req, &client_id).await;
+            }
+            match counted {
                 Ok(Some(until)) => too_many(
                     state,
                     until,
@@ -90,6 +97,24 @@ pub async fn respond<T>(
         }
         Err(e) => error_response(e),
     }
+}
+
+/// Records a failed client authentication in the audit trail: the client id presented (the
+/// target; empty when none), the path, the request and its address; never the credential.
+/// Failures refused by a spent budget are not recorded one by one: the failure that spent
+/// it is.
+async fn record_client_auth_failure(state: &AppState, req: &OAuthRequest, client_id: &str) {
+    let mut event = AuditEvent::new(state.now(), AuditKind::ClientAuthFailed, Actor::Anonymous)
+        .failed()
+        .request(&req.meta())
+        .detail(serde_json::json!({
+            "path": req.path,
+            "method": if req.basic.is_some() { "client_secret_basic" } else { "body" },
+        }));
+    if !client_id.is_empty() {
+        event = event.target(client_id.chars().take(256).collect::<String>());
+    }
+    audit::record(state.store(), event).await;
 }
 
 /// 405 for a method an endpoint does not take (RFC 6749 §3.2: the token endpoint is POST only).

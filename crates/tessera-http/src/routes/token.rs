@@ -29,6 +29,7 @@ pub async fn handle(
     let keys = state.keys();
     let mut cx = state.cx_for(&host, &keys);
     cx.dialect = through.dialect();
+    cx.request = req.meta();
     let style = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -16,8 +16,9 @@ use tessera_core::model::EnvRecord;
 use tessera_core::store::Store;
 
 use crate::cli::client::registration::flagged;
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
+use tessera_core::audit::AuditKind;
 
 /// Environment subcommands.
 #[derive(Debug, Subcommand)]
@@ -71,6 +72,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
     match cmd {
         Command::Create { name, json } => {
             let env = envs::create(store, &name, now()).await?;
+            audit(store, AuditKind::EnvCreated, &name, json!({})).await;
             show(&env, json);
         }
         Command::Set {
@@ -82,6 +84,8 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             let env = envs::update(store, &name, patch, now())
                 .await
                 .map_err(flagged)?;
+            let detail = json!({"single_use_tokens": env.single_use_tokens});
+            audit(store, AuditKind::EnvUpdated, &name, detail).await;
             show(&env, json);
         }
         Command::List { json } => {
@@ -109,6 +113,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                 }
                 Err(e) => return Err(e.into()),
             }
+            audit(store, AuditKind::EnvDeleted, &name, json!({})).await;
             if json {
                 print_json(&json!({"env": name, "deleted": true}));
             } else {

@@ -20,8 +20,9 @@ use tessera_core::secret::Secret;
 use tessera_core::admin::AdminError;
 
 use crate::cli::client::registration::flagged;
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
+use tessera_core::audit::AuditKind;
 
 /// Identity provider subcommands.
 #[derive(Debug, Subcommand)]
@@ -148,6 +149,8 @@ async fn dispatch(cmd: Command, store: &super::Database, settings: &Settings) ->
             let view = idps::add(store.as_ref(), &sealer, spec, now())
                 .await
                 .map_err(flag)?;
+            let detail = json!({"issuer": view.issuer});
+            audit(store.as_ref(), AuditKind::IdpAdded, &view.name, detail).await;
             if json {
                 print_json(&describe(&view));
             } else {
@@ -179,6 +182,7 @@ async fn dispatch(cmd: Command, store: &super::Database, settings: &Settings) ->
         }
         Command::Remove { name, json } => {
             idps::remove(store.as_ref(), &name).await?;
+            audit(store.as_ref(), AuditKind::IdpRemoved, &name, json!({})).await;
             if json {
                 print_json(&json!({"removed": name}));
             } else {

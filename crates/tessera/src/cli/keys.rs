@@ -12,8 +12,9 @@ use serde_json::json;
 use tessera_core::admin;
 use tessera_core::keys::Sealer;
 
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
+use tessera_core::audit::AuditKind;
 
 /// Key subcommands.
 #[derive(Debug, Subcommand)]
@@ -60,6 +61,8 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             let key = admin::keys::rotate(store.as_ref(), &sealer, &settings.core, lead_time, t)
                 .await
                 .context("no key was made")?;
+            let detail = json!({"alg": key.alg, "activates_at": key.activates_at});
+            audit(store.as_ref(), AuditKind::KeyRotated, &key.kid, detail).await;
             let lead = key.activates_at - t;
             let out = json!({"kid": key.kid, "alg": key.alg, "activates_at": key.activates_at});
             if json {
@@ -100,6 +103,8 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                     });
                 }
             };
+            let detail = json!({"resealed": n, "resealed_idp_secrets": idps});
+            audit(store.as_ref(), AuditKind::KeyRotated, "resealed", detail).await;
             if json {
                 print_json(&json!({"resealed": n, "resealed_idp_secrets": idps}));
             } else {

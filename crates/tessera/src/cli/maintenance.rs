@@ -18,18 +18,22 @@ pub struct PurgeArgs {
 pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
     let r = store.purge_expired(now()).await?;
+    let audit = store
+        .purge_audit(now().saturating_sub(settings.core.audit_retention))
+        .await?;
     let out = json!({
         "tokens": r.tokens, "revoked_jtis": r.revoked_jtis, "used_jtis": r.used_jtis,
         "changes": r.changes, "keys": r.keys, "codes": r.codes, "sessions": r.sessions,
         "grants": r.grants, "refresh_tokens": r.refresh_tokens,
-        "throttle_budgets": r.throttle,
+        "throttle_budgets": r.throttle, "audit_events": audit,
     });
     if args.json {
         print_json(&out);
     } else {
         println!(
             "purged {} tokens, {} revocation records, {} replay records, {} change-feed entries, \
-             {} keys, {} codes, {} sessions, {} grants, {} refresh tokens, {} throttle budgets",
+             {} keys, {} codes, {} sessions, {} grants, {} refresh tokens, {} throttle budgets, \
+             {} audit events",
             r.tokens,
             r.revoked_jtis,
             r.used_jtis,
@@ -39,7 +43,8 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
             r.sessions,
             r.grants,
             r.refresh_tokens,
-            r.throttle
+            r.throttle,
+            audit
         );
     }
     store.close().await;

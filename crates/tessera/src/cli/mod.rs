@@ -1,6 +1,9 @@
 //! Subcommands. Management commands open the same database as the server; the server learns
-//! of their changes through the change feed within a second.
+//! of their changes through the change feed within a second. With `--server URL` they call a
+//! running server's admin API instead ([`remote`]).
 
+pub mod admin_token;
+pub mod audit_log;
 pub mod client;
 pub mod connections;
 pub mod env;
@@ -8,6 +11,7 @@ pub mod idp;
 pub mod jwt;
 pub mod keys;
 pub mod maintenance;
+pub mod remote;
 pub mod serve;
 pub mod tls;
 pub mod token;
@@ -17,6 +21,7 @@ pub mod user;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use tessera_core::audit::{Actor, AuditEvent, AuditKind};
 use tessera_core::clock::{Clock, SystemClock};
 use tessera_core::store::Store;
 use tessera_store_postgres::{PgOptions, PgStore};
@@ -27,6 +32,12 @@ use crate::{Cli, Command};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Some(server) = cli.server.as_deref() {
+        if remote::applies(&cli.command) {
+            let api = remote::Remote::new(server, cli.admin_token_file.as_deref())?;
+            return remote::run(cli.command, &api).await;
+        }
+    }
     let file = settings::load_file(cli.config.as_deref())?;
     let mut overrides = Overrides {
         database_url: cli.database_url,
@@ -39,6 +50,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         overrides.log_format = args.log_format.clone();
         overrides.tls_cert = args.tls_cert.clone();
         overrides.ops_listen = args.ops_listen.clone();
+        overrides.admin_listen = args.admin_listen.clone();
         overrides.tls_key = args.tls_key.clone();
         overrides.assertion_max_lifetime = args.assertion_max_lifetime;
         overrides.assertion_leeway = args.assertion_leeway;
@@ -53,6 +65,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Trust(cmd) => trust::run(cmd, &settings).await,
         Command::Env(cmd) => env::run(cmd, &settings).await,
         Command::Idp(cmd) => idp::run(cmd, &settings).await,
+        Command::Audit(args) => audit_log::run(args, &settings).await,
+        Command::AdminToken(cmd) => admin_token::run(cmd, &settings).await,
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
@@ -182,6 +196,16 @@ pub async fn check_issuer(store: &Database, issuer: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Records a change made at the command line in the audit trail (actor `cli`; `target`
+/// empty for none). Never fails the command: a trail that cannot be written is logged.
+pub async fn audit(store: &dyn Store, kind: AuditKind, target: &str, detail: serde_json::Value) {
+    let mut event = AuditEvent::new(now(), kind, Actor::Cli).detail(detail);
+    if !target.is_empty() {
+        event = event.target(target);
+    }
+    tessera_core::audit::record(store, event).await;
 }
 
 /// The current time.

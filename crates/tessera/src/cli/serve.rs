@@ -36,6 +36,10 @@ pub struct Args {
     /// Serve /health/* and /metrics on this address (plain HTTP) instead of on --listen.
     #[arg(long, env = "TESSERA_OPS_LISTEN")]
     pub ops_listen: Option<String>,
+    /// Serve the admin API (/admin) on this address; it is served nowhere else. Needs an
+    /// admin credential: TESSERA_ADMIN_TOKEN or an admin token (`tessera admin-token create`).
+    #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "TESSERA_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -112,6 +116,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         max_header_size: settings.max_header_size,
     };
     crate::cli::check_issuer(&store, &settings.core.issuer).await?;
+    let admin_listener = match &settings.admin_listen {
+        Some(addr) => Some(admin_listener(&settings, store.as_dyn().as_ref(), addr).await?),
+        None => None,
+    };
     tracing::info!(
         listen = %local,
         issuer = %settings.core.issuer,
@@ -141,6 +149,16 @@ pub async fn run(settings: Settings) -> Result<()> {
         }
         None => None,
     };
+    let admin = admin_listener.map(|listener| {
+        tokio::spawn(serve_listener(
+            listener,
+            tessera_http::admin_app(state.clone()),
+            stopped.clone(),
+            tls.clone(),
+            Connections::new(connections::OPS_CONNECTIONS),
+            limits,
+        ))
+    });
     let app = if ops.is_some() {
         tessera_http::oauth_app(state)
     } else {
@@ -181,10 +199,42 @@ pub async fn run(settings: Settings) -> Result<()> {
     if let Some(ops) = ops {
         ops.await?.context("serving the operational endpoints")?;
     }
+    if let Some(admin) = admin {
+        admin.await?.context("serving the admin API")?;
+    }
     background.abort();
     store.close().await;
     tracing::info!("tessera stopped");
     Ok(())
+}
+
+/// Binds the admin API's listener, after checking that some credential could use it: the
+/// bootstrap token (`TESSERA_ADMIN_TOKEN`) or an admin token neither revoked nor expired.
+async fn admin_listener(
+    settings: &Settings,
+    store: &dyn tessera_core::store::Store,
+    addr: &str,
+) -> Result<tokio::net::TcpListener> {
+    let now = tessera_core::clock::Clock::now(&SystemClock);
+    if settings.http.admin_token.is_none()
+        && !tessera_core::admin::admin_tokens::any_usable(store, now).await?
+    {
+        anyhow::bail!(
+            "the admin API (--admin-listen {addr}) needs a credential, and none is configured: \
+             set TESSERA_ADMIN_TOKEN (at least {} characters), or make an admin token with \
+             `tessera admin-token create --name NAME --scope admin`",
+            crate::settings::MIN_ADMIN_TOKEN
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin listener {addr}"))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        bootstrap_token = settings.http.admin_token.is_some(),
+        "the admin API (/admin) listens here"
+    );
+    Ok(listener)
 }
 
 /// Longest a TLS handshake may take.

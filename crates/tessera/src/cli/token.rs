@@ -11,8 +11,9 @@ use tessera_core::admin::tokens;
 use tessera_core::cx::{verified_tokens, Cx};
 use tessera_core::keys::KeySet;
 
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
+use tessera_core::audit::AuditKind;
 
 /// Token subcommands.
 #[derive(Debug, Subcommand)]
@@ -51,6 +52,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
         remote_keys: None,
         now: now(),
         dialect: None,
+        request: Default::default(),
     };
     let result = match cmd {
         Command::Introspect { token, json } => {
@@ -71,7 +73,23 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             Ok(())
         }
         Command::Revoke { token, json } => {
+            // Whose token it was, for the audit trail (never the value).
+            let owner = tokens::inspect(&cx, &token)
+                .await
+                .ok()
+                .flatten()
+                .map(|t| t.client_id);
             let revoked = tokens::revoke(&cx, &token).await?;
+            if revoked {
+                let kind = if token.starts_with(tessera_core::opaque::REFRESH_PREFIX) {
+                    "refresh_token"
+                } else {
+                    "access_token"
+                };
+                let target = owner.as_deref().unwrap_or_default();
+                let detail = json!({"token_type": kind});
+                audit(store.as_ref(), AuditKind::TokenRevoked, target, detail).await;
+            }
             if json {
                 print_json(&json!({"revoked": revoked}));
             } else if revoked {

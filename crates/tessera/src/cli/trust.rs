@@ -17,8 +17,9 @@ use tessera_core::model::TrustRecord;
 use tessera_core::store::Store;
 
 use crate::cli::client::registration::{flagged, kids_line, KeyFiles};
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
+use tessera_core::audit::AuditKind;
 
 /// Trust subcommands.
 #[derive(Debug, Subcommand)]
@@ -113,6 +114,8 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                 scope,
             };
             let record = trust::add(store, spec, now()).await.map_err(flagged)?;
+            let detail = json!({"issuer": record.issuer, "env": record.env});
+            audit(store, AuditKind::TrustAdded, &record.id, detail).await;
             if json {
                 print_json(&describe(&record));
             } else {
@@ -150,6 +153,13 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             let stored = trust::set_keys(store, &id, &keys.read()?, now())
                 .await
                 .map_err(flagged)?;
+            audit(
+                store,
+                AuditKind::TrustUpdated,
+                &id,
+                json!({"keys_replaced": true}),
+            )
+            .await;
             if json {
                 print_json(&json!({
                     "id": id,
@@ -163,6 +173,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
         }
         Command::Remove { id, json } => {
             trust::remove(store, &id, now()).await?;
+            audit(store, AuditKind::TrustRemoved, &id, json!({})).await;
             if json {
                 print_json(&json!({"id": id, "removed": true}));
             } else {

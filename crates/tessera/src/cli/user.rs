@@ -20,8 +20,9 @@ use tessera_core::model::UserRecord;
 use tessera_core::password;
 use tessera_core::store::Store;
 
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
+use tessera_core::audit::AuditKind;
 
 /// User subcommands.
 #[derive(Debug, Subcommand)]
@@ -73,6 +74,26 @@ pub enum Command {
     Consents {
         /// Username.
         username: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a user's grants (client, scope, since when, live or revoked when), without their
+    /// consents.
+    Grants {
+        /// Username or user id.
+        username: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one grant of a user: its access and refresh tokens stop working at once; the
+    /// consent stays.
+    RevokeGrant {
+        /// Username or user id.
+        username: String,
+        /// The grant's id (from `tessera user grants`).
+        grant_id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -130,6 +151,17 @@ fn describe(u: &UserRecord) -> serde_json::Value {
     })
 }
 
+fn grant_line(g: &grants::GrantView) -> String {
+    let state = match g.revoked_at {
+        Some(at) => format!("revoked {at}"),
+        None => "live".to_owned(),
+    };
+    format!(
+        "grant    {}  {}  {}  created {}  {state}",
+        g.client_id, g.scope, g.grant_id, g.created_at
+    )
+}
+
 async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
     match cmd {
         Command::Create {
@@ -149,6 +181,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                 name,
             };
             let user = users::create(store, spec, now()).await?;
+            audit(store, AuditKind::UserCreated, &user.user_id, json!({})).await;
             if json {
                 print_json(&describe(&user));
             } else {
@@ -171,7 +204,9 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             }
         }
         Command::Delete { username, json } => {
-            let username = users::delete(store, &username, now()).await?.username;
+            let user = users::delete(store, &username, now()).await?;
+            audit(store, AuditKind::UserDeleted, &user.user_id, json!({})).await;
+            let username = user.username;
             if json {
                 print_json(&json!({"username": username, "deleted": true}));
             } else {
@@ -182,9 +217,9 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             // Refuse an unknown user before waiting on standard input.
             users::find(store, &username).await?;
             let password = read_password()?;
-            let username = users::set_password(store, &username, &password, now())
-                .await?
-                .username;
+            let user = users::set_password(store, &username, &password, now()).await?;
+            audit(store, AuditKind::UserPasswordSet, &user.user_id, json!({})).await;
+            let username = user.username;
             if json {
                 print_json(&json!({"username": username, "password_changed": true}));
             } else {
@@ -203,15 +238,44 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                     );
                 }
                 for g in &listed.grants {
-                    let state = match g.revoked_at {
-                        Some(at) => format!("revoked {at}"),
-                        None => "live".to_owned(),
-                    };
-                    println!(
-                        "grant    {}  {}  {}  created {}  {state}",
-                        g.client_id, g.scope, g.grant_id, g.created_at
-                    );
+                    println!("{}", grant_line(g));
                 }
+            }
+        }
+        Command::Grants { username, json } => {
+            let listed = grants::list(store, &username).await?;
+            if json {
+                print_json(&json!({
+                    "user_id": listed.user_id,
+                    "username": listed.username,
+                    "grants": listed.grants,
+                }));
+            } else {
+                for g in &listed.grants {
+                    println!("{}", grant_line(g));
+                }
+            }
+        }
+        Command::RevokeGrant {
+            username,
+            grant_id,
+            json,
+        } => {
+            let user_id = users::find(store, &username).await?.user_id;
+            let done = grants::revoke_grant(store, &username, &grant_id, now()).await?;
+            if done.revoked {
+                let detail = json!({"grant_id": done.grant_id, "client_id": done.client_id});
+                audit(store, AuditKind::GrantRevoked, &user_id, detail).await;
+            }
+            if json {
+                print_json(&json!(done));
+            } else if done.revoked {
+                println!(
+                    "revoked grant {} of {} to {} and its tokens",
+                    done.grant_id, done.username, done.client_id
+                );
+            } else {
+                println!("grant {} was revoked already", done.grant_id);
             }
         }
         Command::RevokeConsent {
@@ -219,7 +283,11 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             client_id,
             json,
         } => {
+            let user_id = users::find(store, &username).await?.user_id;
             let done = grants::revoke_consent(store, &username, &client_id, now()).await?;
+            let detail =
+                json!({"client_id": done.client_id, "grants_revoked": done.grants_revoked});
+            audit(store, AuditKind::ConsentRevoked, &user_id, detail).await;
             if json {
                 print_json(&json!(done));
             } else {
@@ -231,6 +299,8 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
         }
         Command::RevokeTokens { username, json } => {
             let (user, n) = grants::revoke_tokens(store, &username, now()).await?;
+            let detail = json!({"grants_revoked": n});
+            audit(store, AuditKind::GrantRevoked, &user.user_id, detail).await;
             if json {
                 print_json(&json!({"username": user.username, "grants_revoked": n}));
             } else {

@@ -4,6 +4,7 @@
 //! lives: this module turns flags into its input and prints its answers. A client secret
 //! (256 random bits) is printed once; only its hash is stored, and it cannot be shown again.
 
+mod import;
 pub(crate) mod registration;
 
 use anyhow::Result;
@@ -15,9 +16,10 @@ use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::model::ClientRecord;
 use tessera_core::store::Store;
 
-use crate::cli::{now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
 use registration::{flagged, KeyFiles, Registration};
+use tessera_core::audit::AuditKind;
 
 /// Client subcommands.
 #[derive(Debug, Subcommand)]
@@ -42,7 +44,25 @@ pub enum Command {
         token_endpoint_auth_method: String,
         #[command(flatten)]
         keys: KeyFiles,
+        /// Keep this client id (a client moved from another server): 1 to 128 of A-Z,
+        /// a-z, 0-9, '-', '.', '_' and '~' [default: a generated one].
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Read the client's existing secret hash (bcrypt, PBKDF2, Argon2 or SHA-256, see
+        /// the README) from the first line of standard input, instead of generating a secret.
+        #[arg(long)]
+        secret_hash_stdin: bool,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register clients from a JSON-lines file, one client a line (the fields of the create
+    /// JSON, with `client_id` and `secret_hash` to keep existing credentials); reports each
+    /// line and fails if any line did.
+    Import {
+        /// The file.
+        file: String,
+        /// Print one JSON object a line.
         #[arg(long)]
         json: bool,
     },
@@ -133,19 +153,37 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             public,
             token_endpoint_auth_method,
             keys,
+            client_id,
+            secret_hash_stdin,
             json,
         } => {
+            let secret_hash = if secret_hash_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim().to_owned())
+            } else {
+                None
+            };
             let spec = ClientSpec {
                 name,
                 env: Some(env),
                 public,
                 token_endpoint_auth_method: Some(token_endpoint_auth_method),
                 keys: keys.read()?,
+                client_id,
+                secret_hash,
                 settings: registration.settings(),
             };
             let Created { client, secret } = clients::create(store, config, spec, now())
                 .await
                 .map_err(flagged)?;
+            audit(
+                store,
+                AuditKind::ClientCreated,
+                &client.client_id,
+                json!({"name": client.name}),
+            )
+            .await;
             // A running server answers an id it has not heard of from memory (so an unknown
             // id costs what a known one does) and learns of new clients through the change
             // feed: give every node two polls to hear of this one before its credentials are
@@ -170,6 +208,9 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                         println!("(the secret is shown this once; only its hash is stored)");
                     }
                     None if client.public => println!("public client: no secret"),
+                    None if client.jwks.is_none() => {
+                        println!("client_secret: (imported: the client keeps its own)")
+                    }
                     None => println!("private_key_jwt client: authenticates with signed JWTs"),
                 }
                 if let Some(stored) = &client.jwks {
@@ -177,6 +218,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                 }
             }
         }
+        Command::Import { file, json } => import::run(&file, json, settings, store).await?,
         Command::Update {
             client_id,
             name,
@@ -190,6 +232,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             let client = clients::update(store, config, &client_id, patch, now())
                 .await
                 .map_err(flagged)?;
+            audit(store, AuditKind::ClientUpdated, &client_id, json!({})).await;
             if json {
                 print_json(&describe(&client));
             } else {
@@ -204,6 +247,8 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             let rotated = clients::rotate_secret(store, &client_id, keep_old_secret_for, now())
                 .await
                 .map_err(flagged)?;
+            let detail = json!({"old_valid_until": rotated.old_valid_until});
+            audit(store, AuditKind::ClientSecretRotated, &client_id, detail).await;
             let secret = rotated.secret;
             if json {
                 print_json(&json!({"client_id": client_id, "client_secret": secret.expose()}));
@@ -224,6 +269,8 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             let stored = clients::set_keys(store, &client_id, &keys.read()?, now())
                 .await
                 .map_err(flagged)?;
+            let detail = json!({"keys_replaced": true});
+            audit(store, AuditKind::ClientUpdated, &client_id, detail).await;
             if json {
                 print_json(&json!({
                     "client_id": client_id,
@@ -237,6 +284,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
         }
         Command::RevokeTokens { client_id, json } => {
             clients::revoke_tokens(store, &client_id, now()).await?;
+            audit(store, AuditKind::ClientTokensRevoked, &client_id, json!({})).await;
             if json {
                 print_json(&json!({"client_id": client_id, "tokens_revoked": true}));
             } else {
@@ -271,6 +319,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
         }
         Command::Delete { client_id, json } => {
             clients::delete(store, &client_id, now()).await?;
+            audit(store, AuditKind::ClientDeleted, &client_id, json!({})).await;
             if json {
                 print_json(&json!({"client_id": client_id, "deleted": true}));
             } else {
