@@ -6,14 +6,19 @@
 //! method per request (RFC 6749 §2.3); secrets are compared as hashes in constant time; an
 //! unknown client and a wrong secret get the same answer. On a host bound to an environment
 //! ([`crate::config::Config::serves_env`]), a client of another environment is an unknown
-//! client, in answer and in cost.
+//! client, in answer and in cost. A client imported from another server may keep its secret
+//! as that server's hash ([`crate::imported_secret`]), checked in its own format (a slow
+//! format costs more than an unknown client does: the existence of such a client is not
+//! hidden by timing, its secret is).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 use crate::client_assertion;
+use crate::client_keys::SignatureError;
 use crate::cx::Cx;
 use crate::error::OAuthError;
+use crate::imported_secret::ImportedHash;
 use crate::model::ClientRecord;
 use crate::params::Params;
 use crate::secret::{Secret, SecretHash};
@@ -176,7 +181,8 @@ pub async fn authenticate(
     match (&presented, client.public) {
         (None, true) => Ok((client, AuthMethod::None)),
         (Some(p), false) => {
-            if secret_matches(&client, p, cx.now) {
+            let plain = secret.unwrap_or_default();
+            if secret_matches(&client, p, cx.now) | imported_matches(cx, &client, plain).await {
                 Ok((client, method))
             } else {
                 Err(failed())
@@ -193,8 +199,10 @@ fn unknown_client_hash() -> &'static SecretHash {
     UNKNOWN.get_or_init(|| SecretHash::from_stored("0".repeat(64)))
 }
 
-/// Whether a presented secret hash matches the client's current secret, or its previous one
-/// while the rotation overlap lasts. Both comparisons always run (constant time).
+/// Whether a presented secret hash matches the client's current native secret hash, or its
+/// previous one while the rotation overlap lasts. Both comparisons always run (constant
+/// time). An imported hash ([`crate::imported_secret`]) never equals a native one; see
+/// [`imported_matches`].
 pub fn secret_matches(client: &ClientRecord, presented: &SecretHash, now: i64) -> bool {
     let current = client
         .secret_hash
@@ -205,6 +213,45 @@ pub fn secret_matches(client: &ClientRecord, presented: &SecretHash, now: i64) -
         _ => false,
     };
     current | old
+}
+
+/// Whether a presented secret matches the client's current secret or its previous one (while
+/// the rotation overlap lasts) where that is an imported hash, checked in its own format
+/// ([`ImportedHash::verify`]). The slow formats run where [`crate::cx::RemoteKeys`] runs
+/// signature checks: off the serving threads, a few at a time.
+pub async fn imported_matches(cx: &Cx<'_>, client: &ClientRecord, secret: &str) -> bool {
+    let old_live = client.old_secret_expires_at.is_some_and(|u| cx.now < u);
+    let candidates = [
+        client.secret_hash.as_ref(),
+        client.old_secret_hash.as_ref().filter(|_| old_live),
+    ];
+    let mut matched = false;
+    for stored in candidates.into_iter().flatten() {
+        if !ImportedHash::is_imported(stored.as_str()) {
+            continue;
+        }
+        // A stored hash that no longer parses (it was checked at import) matches nothing.
+        let Ok(hash) = ImportedHash::parse(stored.as_str()) else {
+            continue;
+        };
+        matched |= match cx.remote_keys.filter(|_| hash.is_slow()) {
+            Some(remote) => {
+                let secret = secret.to_owned();
+                remote
+                    .check_signature(Box::new(move || {
+                        if hash.verify(&secret) {
+                            Ok(())
+                        } else {
+                            Err(SignatureError::Signature)
+                        }
+                    }))
+                    .await
+                    .is_ok()
+            }
+            None => hash.verify(secret),
+        };
+    }
+    matched
 }
 
 #[cfg(test)]

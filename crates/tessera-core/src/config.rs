@@ -58,6 +58,43 @@ pub struct Config {
     /// How long audit trail entries ([`crate::audit`]) are kept before the purge deletes
     /// them, seconds.
     pub audit_retention: i64,
+    /// Dynamic client registration (RFC 7591) at `/oauth2/register` [default: off].
+    pub dynamic_registration: DynamicRegistration,
+}
+
+/// Whether clients may register themselves (RFC 7591).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DynamicRegistration {
+    /// No registration endpoint: `/oauth2/register` answers 404 and discovery does not name
+    /// it.
+    #[default]
+    Off,
+    /// A registration must carry an initial access token (RFC 7591 §3): an admin token
+    /// ([`crate::admin::admin_tokens`]) with the scope
+    /// [`crate::endpoint::register::REGISTER_SCOPE`], issued by an operator. The operator
+    /// vouches for the registrant, so every grant type an operator may register is taken.
+    Token,
+    /// Anyone may register a client (RFC 7591 §3, without an initial access token); the
+    /// grant types that need an operator's trust are refused
+    /// ([`crate::endpoint::register`]).
+    Open,
+}
+
+impl DynamicRegistration {
+    /// Parses `off`, `token` or `open`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "token" => Some(Self::Token),
+            "open" => Some(Self::Open),
+            _ => None,
+        }
+    }
+
+    /// Whether the registration endpoint is served.
+    pub fn enabled(self) -> bool {
+        self != Self::Off
+    }
 }
 
 impl Config {
@@ -81,6 +118,7 @@ impl Config {
             assertion_leeway: 60,
             dialects: Arc::new(Dialects::presets()),
             audit_retention: DEFAULT_AUDIT_RETENTION,
+            dynamic_registration: DynamicRegistration::Off,
         }
     }
 

@@ -53,6 +53,14 @@ pub enum ErrorCode {
     LoginRequired,
     /// OpenID Connect Core §3.1.2.6: `prompt=none` and the user has not consented.
     ConsentRequired,
+    /// RFC 7591 §3.2.2: "The value of one or more redirection URIs is invalid."
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: "The value of one of the client metadata fields is invalid and the
+    /// server has rejected this request."
+    InvalidClientMetadata,
+    /// RFC 7591 §3.2.2: "The software statement presented is not approved for use by this
+    /// authorization server."
+    UnapprovedSoftwareStatement,
 }
 
 impl ErrorCode {
@@ -76,6 +84,9 @@ impl ErrorCode {
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
         }
     }
 }

@@ -40,6 +40,7 @@ pub mod environment;
 pub mod error;
 pub mod grant;
 pub mod id_token;
+pub mod imported_secret;
 pub mod inspect;
 pub mod issue;
 pub mod jwt;

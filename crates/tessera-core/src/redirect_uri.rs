@@ -67,6 +67,11 @@ pub fn validate_registration(uri: &str) -> Result<(), RedirectUriError> {
             if host.is_empty() {
                 return err("must name a host");
             }
+            // Matching is exact (RFC 9700 §4.1.3): a `*` would never match anything, and a
+            // registrant who writes one means a pattern this server does not offer.
+            if host.contains('*') || authority.contains('*') {
+                return err("must name its host exactly (no wildcards)");
+            }
             if scheme == "http" && !is_loopback(&host) {
                 return err("must use https (plain http is only for loopback native apps)");
             }
@@ -155,6 +160,8 @@ mod tests {
             "myapp:/cb",
             "https:///nohost",
             "https://a/ c",
+            "https://*.example.com/cb",
+            "https://app.example.com:*/cb",
         ];
         for u in bad {
             assert!(validate_registration(u).is_err(), "{u}");

@@ -98,6 +98,12 @@ pub fn error_response(err: OAuthError) -> Response {
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
         }
+        ErrorCode::InsufficientScope => {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"insufficient_scope\""),
+            );
+        }
         ErrorCode::SlowDown => {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }

@@ -21,8 +21,8 @@ use tower_http::timeout::TimeoutLayer;
 use tessera_core::endpoint::{self, Endpoint, EndpointId, Method, ENDPOINTS};
 
 use crate::routes::{
-    self, assets, authorize, discovery, health, introspect, jwks, logout, revoke, sdk, sso, token,
-    userinfo,
+    self, assets, authorize, discovery, health, introspect, jwks, logout, register, revoke, sdk,
+    sso, token, userinfo,
 };
 use crate::state::AppState;
 use crate::through::Through;
@@ -70,7 +70,12 @@ fn oauth_routes(state: &AppState) -> Router<AppState> {
             pages = std::mem::take(&mut pages).route(path, route);
         }
     };
+    let registration = state.config().dynamic_registration.enabled();
     for endpoint in ENDPOINTS {
+        if endpoint.id == EndpointId::Register && !registration {
+            // Off: 404, and discovery does not name it.
+            continue;
+        }
         for path in endpoint.paths {
             add(endpoint, path, standard.clone());
         }
@@ -80,6 +85,17 @@ fn oauth_routes(state: &AppState) -> Router<AppState> {
         if let Some(endpoint) = endpoint::find(id) {
             add(endpoint, path, Through(Some(dialect.clone())));
         }
+    }
+    if registration {
+        // RFC 7592 §2: one registration, at the registration endpoint's path plus its client
+        // id (the endpoint table has no path parameters).
+        let path = format!("{}/{{client_id}}", endpoint::path(EndpointId::Register));
+        pages = std::mem::take(&mut pages).route(
+            &path,
+            get(register::read)
+                .put(register::update)
+                .delete(register::delete),
+        );
     }
     let api = match cors_layer(
         &state.http().cors_allowed_origins,
@@ -122,6 +138,7 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
         (EndpointId::Logout, Post) => post(logout::post),
         (EndpointId::Stylesheet, Get) => get(assets::css),
         (EndpointId::SsoCallback, Get) => get(sso::callback),
+        (EndpointId::Register, Post) => post(register::create),
         (
             EndpointId::Token
             | EndpointId::Introspect
@@ -130,7 +147,8 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
             | EndpointId::Discovery
             | EndpointId::Jwks
             | EndpointId::Stylesheet
-            | EndpointId::SsoCallback,
+            | EndpointId::SsoCallback
+            | EndpointId::Register,
             _,
         ) => return None,
     })

@@ -397,6 +397,25 @@ impl ClientStore for CachedStore {
         self.forget(ChangeKind::Client, client_id);
         r
     }
+
+    async fn set_registration_token(
+        &self,
+        client_id: &str,
+        hash: Option<&SecretHash>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .inner
+            .set_registration_token(client_id, hash, now)
+            .await;
+        self.forget(ChangeKind::Client, client_id);
+        r
+    }
+
+    async fn registration_token(&self, client_id: &str) -> Result<Option<SecretHash>, StoreError> {
+        // Not cached: read only by the registration management endpoint (RFC 7592).
+        self.inner.registration_token(client_id).await
+    }
 }
 
 #[async_trait]

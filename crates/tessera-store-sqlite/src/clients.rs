@@ -149,4 +149,33 @@ impl ClientStore for SqliteStore {
             .await?
             > 0)
     }
+
+    async fn set_registration_token(
+        &self,
+        client_id: &str,
+        hash: Option<&SecretHash>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let update = sqlx::query(
+            "UPDATE clients SET registration_token_hash = ?, updated_at = ? \
+             WHERE client_id = ?",
+        )
+        .bind(hash.map(SecretHash::as_str))
+        .bind(now)
+        .bind(client_id);
+        Ok(self
+            .logged(update, ChangeKind::Client, client_id, now)
+            .await?
+            > 0)
+    }
+
+    async fn registration_token(&self, client_id: &str) -> Result<Option<SecretHash>, StoreError> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT registration_token_hash FROM clients WHERE client_id = ?")
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(hash.flatten().map(SecretHash::from_stored))
+    }
 }

@@ -24,6 +24,14 @@ pub struct Cli {
     /// File holding the secret that seals signing keys at rest (TESSERA_SECRET wins over it).
     #[arg(long, global = true, env = "TESSERA_SECRET_FILE")]
     secret_file: Option<PathBuf>,
+    /// Manage a running server through its admin API at this URL (its admin listener)
+    /// instead of opening the database; the admin token comes from --admin-token-file or
+    /// TESSERA_ADMIN_TOKEN.
+    #[arg(long, global = true, env = "TESSERA_SERVER")]
+    server: Option<String>,
+    /// File whose first line is the admin token for --server (else TESSERA_ADMIN_TOKEN).
+    #[arg(long, global = true)]
+    admin_token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }

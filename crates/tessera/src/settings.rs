@@ -75,6 +75,9 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     /// Allow a non-loopback `http://` issuer (development only).
     pub allow_insecure_http: Option<bool>,
+    /// Dynamic client registration (RFC 7591): `off`, `token` (an initial access token is
+    /// required) or `open` [default: off].
+    pub dynamic_registration: Option<String>,
     /// Serving threads (default: one per CPU).
     pub workers: Option<usize>,
     /// Address of the operational endpoints (`/health/*`, `/metrics`), if apart.
@@ -362,6 +365,16 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     if core.audit_retention < 1 {
         bail!("audit_retention must be at least 1 second");
     }
+    if let Some(mode) =
+        env::<String>("TESSERA_DYNAMIC_REGISTRATION")?.or(file.dynamic_registration.clone())
+    {
+        core.dynamic_registration = tessera_core::config::DynamicRegistration::parse(&mode)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "dynamic_registration must be 'off', 'token' or 'open', not '{mode}'"
+                )
+            })?;
+    }
     if let Some(changes) = &file.dialects {
         let dialects = tessera_core::dialect::Dialects::resolve(changes)
             .map_err(|e| anyhow::anyhow!("config file: {e}"))?;
@@ -448,6 +461,15 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         .map(|t| tessera_core::secret::SecretHash::of(t.trim()));
     // The bootstrap credential of the admin API: from the environment only, never a file.
     http.admin_token = match env::<String>("TESSERA_ADMIN_TOKEN")? {
+        // The value of an admin token (as the command line's `--server` mode uses it) is no
+        // bootstrap token: it is checked as the admin token it is, with its own scopes,
+        // expiry and revocation, never promoted to `admin`.
+        Some(t)
+            if t.trim()
+                .starts_with(tessera_core::admin::admin_tokens::TOKEN_PREFIX) =>
+        {
+            None
+        }
         Some(t) if t.trim().len() < MIN_ADMIN_TOKEN => bail!(
             "TESSERA_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (make one with \
              `openssl rand -hex 32`)"

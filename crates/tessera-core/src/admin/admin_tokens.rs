@@ -20,6 +20,10 @@ pub const TOKEN_PREFIX: &str = "tsa_";
 /// The scope that permits everything.
 pub const ADMIN_SCOPE: &str = "admin";
 
+/// The scope of an initial access token for dynamic client registration (RFC 7591 §3,
+/// [`crate::endpoint::register`]); it permits nothing in the admin API.
+pub const REGISTER_SCOPE: &str = "clients:register";
+
 /// Every scope an admin token may have.
 pub const SCOPES: &[&str] = &[
     "clients:read",
@@ -38,6 +42,7 @@ pub const SCOPES: &[&str] = &[
     "grants:read",
     "grants:write",
     "audit:read",
+    REGISTER_SCOPE,
     ADMIN_SCOPE,
 ];
 

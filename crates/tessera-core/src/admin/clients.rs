@@ -7,7 +7,9 @@
 //! redirect URIs ([`crate::redirect_uri::validate_registration`]); scopes, audiences
 //! (RFC 8707), token format and lifetimes; the authentication method and its credentials (a
 //! generated secret, stored only as its hash, or `private_key_jwt` keys); the defaults of a
-//! new client; secret rotation with or without an overlap; revoking every token of a client
+//! new client; a client imported from another server with its own client id and its secret's
+//! existing hash ([`crate::imported_secret`]); secret rotation with or without an overlap (a
+//! rotation always gives a native secret); revoking every token of a client
 //! (its token epoch) and deletion.
 
 use serde::{Deserialize, Serialize};
@@ -18,10 +20,11 @@ use crate::config::Config;
 use crate::environment::{valid_env_name, DEFAULT_ENV};
 use crate::grant::types as grant_types;
 use crate::grant::{self, GRANTS};
+use crate::imported_secret::ImportedHash;
 use crate::model::{ClientRecord, RefreshPolicy, TokenFormat};
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
-use crate::secret::{self, Secret};
+use crate::secret::{self, Secret, SecretHash};
 use crate::store::{Store, StoreError};
 use crate::username;
 
@@ -138,9 +141,89 @@ pub struct ClientSpec {
     pub token_endpoint_auth_method: Option<String>,
     /// Its public keys, for `private_key_jwt`.
     pub keys: PublicKeys,
+    /// Its client id, for a client imported from another server (1 to 128 of RFC 3986's
+    /// unreserved characters) [default: a generated one].
+    pub client_id: Option<String>,
+    /// Its existing secret, as the other server stored it: a hash in one of the forms
+    /// [`crate::imported_secret`] accepts, checked in that form at client authentication.
+    /// No secret is generated for such a client.
+    pub secret_hash: Option<String>,
     /// What it is registered for.
     #[serde(flatten)]
     pub settings: ClientSettings,
+}
+
+/// The fields of a [`ClientSpec`] in JSON (its own and those of [`ClientSettings`]).
+pub const SPEC_FIELDS: &[&str] = &[
+    "name",
+    "env",
+    "public",
+    "token_endpoint_auth_method",
+    "keys",
+    "client_id",
+    "secret_hash",
+    "grant_types",
+    "redirect_uris",
+    "scope",
+    "audiences",
+    "access_token_format",
+    "access_token_ttl",
+    "refresh_tokens",
+    "refresh_token_ttl",
+    "refresh_token_idle_ttl",
+    "refresh_grace_period",
+    "code_ttl",
+    "require_pkce",
+    "allow_plain_pkce",
+    "post_logout_redirect_uris",
+    "skip_consent",
+    "single_use_tokens",
+];
+
+impl ClientSpec {
+    /// Reads a spec from a JSON object, refusing a field it does not know (a misspelt
+    /// `secret_hash` must not quietly give the client a new secret).
+    pub fn from_json(text: &str) -> AdminResult<Self> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| AdminError::invalid("client", format!("not JSON: {e}")))?;
+        let Some(object) = value.as_object() else {
+            return Err(AdminError::invalid("client", "not a JSON object"));
+        };
+        if let Some(unknown) = object.keys().find(|k| !SPEC_FIELDS.contains(&k.as_str())) {
+            let shown: String = unknown.chars().take(40).collect();
+            return Err(AdminError::invalid(
+                "client",
+                format!("unknown field '{shown}'"),
+            ));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| AdminError::invalid("client", format!("a malformed client: {e}")))
+    }
+}
+
+/// Longest client id accepted at import.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// Checks a client id given at import: 1 to [`MAX_CLIENT_ID_LEN`] of RFC 3986 §2.3's
+/// unreserved characters (so it needs no escaping in a URL or in HTTP Basic, RFC 6749
+/// §2.3.1).
+pub fn check_client_id(id: &str) -> AdminResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_CLIENT_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::invalid(
+            "client_id",
+            format!(
+                "client_id must be 1 to {MAX_CLIENT_ID_LEN} of A-Z, a-z, 0-9, '-', '.', '_' \
+                 and '~'"
+            ),
+        ))
+    }
 }
 
 /// A change to a registered client; fields not given stay as they were.
@@ -159,7 +242,8 @@ pub struct ClientPatch {
 pub struct Created {
     /// The stored client.
     pub client: ClientRecord,
-    /// Its secret, for a client that authenticates with one.
+    /// Its secret, for a client that authenticates with one (none for a client imported
+    /// with its secret's hash: its owner has the secret already).
     pub secret: Option<Secret>,
 }
 
@@ -220,11 +304,30 @@ pub async fn create(
             "env must be 1 to 64 of a-z, 0-9, '-' and '_'",
         ));
     }
-    let secret = (!public && jwks.is_none()).then(|| secret::generate(SECRET_PREFIX));
+    if let Some(id) = &spec.client_id {
+        check_client_id(id)?;
+    }
+    let imported = match spec.secret_hash {
+        None => None,
+        Some(_) if public || jwks.is_some() => {
+            return Err(AdminError::invalid(
+                "secret_hash",
+                "secret_hash goes with a client that authenticates with a secret \
+                 (client_secret_basic or client_secret_post)",
+            ))
+        }
+        Some(text) => {
+            ImportedHash::parse(&text)
+                .map_err(|e| AdminError::invalid("secret_hash", format!("secret_hash: {e}")))?;
+            Some(SecretHash::from_stored(text))
+        }
+    };
+    let secret =
+        (!public && jwks.is_none() && imported.is_none()).then(|| secret::generate(SECRET_PREFIX));
     let mut client = ClientRecord {
-        client_id: secret::generate_id(),
+        client_id: spec.client_id.unwrap_or_else(secret::generate_id),
         name: spec.name,
-        secret_hash: secret.as_ref().map(Secret::hash),
+        secret_hash: imported.or_else(|| secret.as_ref().map(Secret::hash)),
         old_secret_hash: None,
         old_secret_expires_at: None,
         // A public client cannot use client credentials (RFC 6749 §4.4).

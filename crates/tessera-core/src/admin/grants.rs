@@ -7,8 +7,10 @@
 //! tokens issued from one authorization code, RFC 6749 §4.1). Revoking a consent forgets it,
 //! so that the next authorization request asks again, and revokes every grant of the user to
 //! that client, so that their access and refresh tokens stop working at once (on every node:
-//! each revocation is in the change feed). Revoking a user's tokens revokes all their grants
-//! and keeps their consents. A user is named as [`super::users::find`] names them.
+//! each revocation is in the change feed). Revoking one grant revokes its token family alone
+//! and keeps the consent (the client may ask again without a consent page). Revoking a user's
+//! tokens revokes all their grants and keeps their consents. A user is named as
+//! [`super::users::find`] names them.
 
 use serde::Serialize;
 
@@ -97,6 +99,19 @@ pub struct RevokedConsent {
     pub grants_revoked: u64,
 }
 
+/// What revoking one grant did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevokedGrant {
+    /// The user's username.
+    pub username: String,
+    /// The grant.
+    pub grant_id: String,
+    /// The client it was given to.
+    pub client_id: String,
+    /// Whether it was live and is now revoked (`false`: it was revoked already).
+    pub revoked: bool,
+}
+
 /// The consents and grants of the user named `typed`.
 pub async fn list(store: &dyn Store, typed: &str) -> AdminResult<UserGrants> {
     let user = users::find(store, typed).await?;
@@ -137,6 +152,38 @@ pub async fn revoke_consent(
         client_id: client_id.to_owned(),
         consent_removed,
         grants_revoked,
+    })
+}
+
+/// Revokes the grant `grant_id` of the user named `typed`: its access and refresh tokens stop
+/// working at once (RFC 7009 §2.1: a revoked grant takes its whole token family), on every
+/// node through the change feed. [`AdminError::NotFound`] (kind `grant`) when the user has no
+/// grant with that id, so that one user's grants are not reached through another's name.
+/// Revoking a grant revoked already changes nothing and says so.
+pub async fn revoke_grant(
+    store: &dyn Store,
+    typed: &str,
+    grant_id: &str,
+    now: i64,
+) -> AdminResult<RevokedGrant> {
+    let user = users::find(store, typed).await?;
+    let not_found = || {
+        AdminError::not_found(
+            "grant",
+            format!("{} of {}", grant_id.escape_default(), user.username),
+        )
+    };
+    let grant = store
+        .get_grant(grant_id)
+        .await?
+        .filter(|g| g.user_id == user.user_id)
+        .ok_or_else(not_found)?;
+    let revoked = grant.revoked_at.is_none() && store.revoke_grant(grant_id, now).await?;
+    Ok(RevokedGrant {
+        username: user.username,
+        grant_id: grant.grant_id,
+        client_id: grant.client_id,
+        revoked,
     })
 }
 
@@ -300,6 +347,43 @@ mod tests {
         assert!(!done.consent_removed);
         assert_eq!(done.grants_revoked, 1);
         assert_eq!(revoked_at(&store, "g-old").await, Some(NOW));
+    }
+
+    #[tokio::test]
+    async fn revoking_one_grant_revokes_it_alone_and_keeps_the_consent() {
+        let (store, alice, _) = fixture().await;
+        let done = revoke_grant(&store, "alice", "g-app-1", NOW).await.unwrap();
+        assert_eq!(
+            done,
+            RevokedGrant {
+                username: "alice".into(),
+                grant_id: "g-app-1".into(),
+                client_id: "app".into(),
+                revoked: true,
+            }
+        );
+        assert_eq!(revoked_at(&store, "g-app-1").await, Some(NOW));
+        assert_eq!(revoked_at(&store, "g-app-2").await, None, "same client");
+        assert!(store.get_consent(&alice, "app").await.unwrap().is_some());
+        // Again: found, nothing changed, and the first revocation time kept.
+        let again = revoke_grant(&store, "alice", "g-app-1", NOW + 5)
+            .await
+            .unwrap();
+        assert!(!again.revoked);
+        assert_eq!(revoked_at(&store, "g-app-1").await, Some(NOW));
+        // Another user's grant is not reached through alice's name, nor an unknown id.
+        for id in ["g-bob", "no-such-grant", "../g-app-2"] {
+            let r = revoke_grant(&store, "alice", id, NOW).await;
+            assert!(
+                matches!(&r, Err(AdminError::NotFound { kind: "grant", .. })),
+                "{id}: {r:?}"
+            );
+        }
+        assert_eq!(revoked_at(&store, "g-bob").await, None);
+        assert!(matches!(
+            revoke_grant(&store, "carol", "g-app-2", NOW).await,
+            Err(AdminError::NotFound { kind: "user", .. })
+        ));
     }
 
     #[tokio::test]

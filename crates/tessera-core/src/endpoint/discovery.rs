@@ -7,7 +7,7 @@
 
 use crate::client_keys;
 use crate::config::Config;
-use crate::endpoint::ENDPOINTS;
+use crate::endpoint::{EndpointId, ENDPOINTS};
 use crate::grant::GRANTS;
 use crate::keys::KeySet;
 
@@ -64,6 +64,9 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
     });
     if let Some(doc) = doc.as_object_mut() {
         for endpoint in ENDPOINTS {
+            if endpoint.id == EndpointId::Register && !config.dynamic_registration.enabled() {
+                continue;
+            }
             if let Some(key) = endpoint.metadata_key {
                 doc.insert(key.to_owned(), config.endpoint(endpoint.path()).into());
             }
@@ -90,8 +93,10 @@ mod tests {
         let doc = document();
         let named: Vec<_> = ENDPOINTS
             .iter()
-            .filter(|e| e.metadata_key.is_some())
+            .filter(|e| e.metadata_key.is_some() && e.id != EndpointId::Register)
             .collect();
+        // Off by default: not named.
+        assert!(doc.get("registration_endpoint").is_none());
         assert_eq!(named.len(), 7);
         for e in named {
             let key = e.metadata_key.unwrap();

@@ -21,6 +21,7 @@
 pub mod authorize;
 pub mod discovery;
 pub mod introspect;
+pub mod register;
 pub mod revoke;
 pub mod sdk_token;
 pub mod token;
@@ -52,6 +53,10 @@ pub enum EndpointId {
     /// Where an upstream OpenID provider sends the browser back after a sign-in there
     /// (OpenID Connect Core §3.1.2.5; [`crate::signin::upstream`]); a page.
     SsoCallback,
+    /// Dynamic client registration (RFC 7591 §3) at its first path, and the management of
+    /// one registration (RFC 7592) at that path followed by `/{client_id}`: [`register`].
+    /// Served, and named by discovery, only when `dynamic_registration` is not off.
+    Register,
 }
 
 /// An HTTP method an endpoint takes.
@@ -198,6 +203,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
         cors: false,
         page: true,
     },
+    Endpoint {
+        id: EndpointId::Register,
+        paths: &["/oauth2/register"],
+        methods: POST,
+        metadata_key: Some("registration_endpoint"),
+        cors: false,
+        page: false,
+    },
 ];
 
 /// The row of an endpoint.
@@ -227,6 +240,7 @@ mod tests {
         EndpointId::Logout,
         EndpointId::Stylesheet,
         EndpointId::SsoCallback,
+        EndpointId::Register,
     ];
 
     #[test]

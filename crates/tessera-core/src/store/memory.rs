@@ -166,6 +166,8 @@ struct StoredCode {
 #[derive(Debug, Default)]
 struct State {
     clients: BTreeMap<String, ClientRecord>,
+    /// Registration access token hashes (RFC 7592), by client id.
+    registration_tokens: HashMap<String, SecretHash>,
     /// Keyed by token id, which starts with the expiry second: the expired ones are a range.
     tokens: BTreeMap<String, TokenRecord>,
     revoked_jtis: BTreeMap<String, RevokedJti>,
@@ -309,6 +311,7 @@ impl ClientStore for MemoryStore {
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
         let mut s = self.state().await;
         let found = s.clients.remove(client_id).is_some();
+        s.registration_tokens.remove(client_id);
         s.log(ChangeKind::Client, client_id, now);
         Ok(found)
     }
@@ -372,6 +375,37 @@ impl ClientStore for MemoryStore {
                     c.token_epoch += 1;
                 }
             }))
+    }
+
+    async fn set_registration_token(
+        &self,
+        client_id: &str,
+        hash: Option<&SecretHash>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        let found = s.update_client(client_id, now, |_| ());
+        if found {
+            match hash {
+                Some(h) => {
+                    s.registration_tokens
+                        .insert(client_id.to_owned(), h.clone());
+                }
+                None => {
+                    s.registration_tokens.remove(client_id);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn registration_token(&self, client_id: &str) -> Result<Option<SecretHash>, StoreError> {
+        Ok(self
+            .state()
+            .await
+            .registration_tokens
+            .get(client_id)
+            .cloned())
     }
 }
 

@@ -125,6 +125,18 @@ pub trait ClientStore: Send + Sync {
         keep_old_until: Option<i64>,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Sets (or, with `None`, removes) the hash of the client's registration access token
+    /// (RFC 7592 §3). # Contract: returns whether the client existed; the hash goes with the
+    /// client (deleting it deletes the hash); logs a `Client` change.
+    async fn set_registration_token(
+        &self,
+        client_id: &str,
+        hash: Option<&SecretHash>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// The hash of the client's registration access token, if the client exists and has
+    /// one. # Contract: read from the database, never from a cache.
+    async fn registration_token(&self, client_id: &str) -> Result<Option<SecretHash>, StoreError>;
 }
 
 /// Access tokens and revocations.

@@ -82,6 +82,44 @@ pub async fn clients_round_trip(s: &dyn Store) {
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), None);
 }
 
+pub async fn a_registration_token_hash_is_set_replaced_and_goes_with_its_client(s: &dyn Store) {
+    let c = client(&SecretHash::of("s1"));
+    s.insert_client(&c).await.unwrap();
+    assert_eq!(s.registration_token(&c.client_id).await.unwrap(), None);
+    let h1 = SecretHash::of("rat1");
+    assert!(s
+        .set_registration_token(&c.client_id, Some(&h1), 1_100)
+        .await
+        .unwrap());
+    assert_eq!(s.registration_token(&c.client_id).await.unwrap(), Some(h1));
+    let h2 = SecretHash::of("rat2");
+    assert!(s
+        .set_registration_token(&c.client_id, Some(&h2), 1_200)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.registration_token(&c.client_id).await.unwrap(),
+        Some(h2.clone())
+    );
+    // The client itself is unchanged by it.
+    assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));
+    assert!(!s
+        .set_registration_token("nobody", Some(&h2), 1_200)
+        .await
+        .unwrap());
+    assert_eq!(s.registration_token("nobody").await.unwrap(), None);
+    assert!(s
+        .set_registration_token(&c.client_id, None, 1_300)
+        .await
+        .unwrap());
+    assert_eq!(s.registration_token(&c.client_id).await.unwrap(), None);
+    s.set_registration_token(&c.client_id, Some(&h2), 1_400)
+        .await
+        .unwrap();
+    assert!(s.delete_client(&c.client_id, 1_500).await.unwrap());
+    assert_eq!(s.registration_token(&c.client_id).await.unwrap(), None);
+}
+
 pub async fn rotation_without_overlap_bumps_the_epoch(s: &dyn Store) {
     let c = client(&SecretHash::of("s1"));
     s.insert_client(&c).await.unwrap();
@@ -2603,6 +2641,7 @@ macro_rules! conformance_tests {
     (optional |$test:ident| $make:expr) => {
         $crate::conformance_tests!(@each $test, $make;
             clients_round_trip,
+            a_registration_token_hash_is_set_replaced_and_goes_with_its_client,
             rotation_without_overlap_bumps_the_epoch,
             rotation_with_overlap_keeps_the_old_secret_and_tokens,
             tokens_are_found_by_id_and_revoked_only_by_their_client,

@@ -16,10 +16,12 @@
 mod support;
 
 mod audit;
+mod client_import;
 mod dialects;
 mod endpoint_authorize;
 mod endpoint_discovery;
 mod endpoint_introspect;
+mod endpoint_register;
 mod endpoint_revoke;
 mod endpoint_sdk_token;
 mod endpoint_token;

@@ -145,6 +145,15 @@ with_client_settings! {
         /// For `private_key_jwt`: its public keys, a JWK Set (RFC 7517 §5).
         #[schema(value_type = Option<Object>)]
         pub jwks: Option<serde_json::Value>,
+        /// Keep this client id (a client moved from another server): 1 to 128 of `A-Z`,
+        /// `a-z`, `0-9`, `-`, `.`, `_`, `~` [default: a generated one].
+        #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")]
+        pub client_id: Option<String>,
+        /// The client's existing secret as the other server stored it: a bcrypt, PBKDF2,
+        /// Argon2 or SHA-256 hash in PHC or modular-crypt form, checked in that format. No
+        /// secret is generated then, and none is in the answer.
+        #[schema(max_length = 512)]
+        pub secret_hash: Option<String>,
     }
 }
 
@@ -373,6 +382,8 @@ async fn create(
         public: body.public.unwrap_or(false),
         token_endpoint_auth_method: body.token_endpoint_auth_method,
         keys,
+        client_id: body.client_id,
+        secret_hash: body.secret_hash,
         settings,
     };
     let made = core_clients::create(state.store(), state.config(), spec, state.now()).await?;

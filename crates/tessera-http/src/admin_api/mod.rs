@@ -32,6 +32,13 @@
 pub mod admin_tokens;
 pub mod audit;
 pub mod clients;
+pub mod envs;
+pub mod grants;
+pub mod idps;
+pub mod keys;
+pub mod tokens;
+pub mod trust;
+pub mod users;
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -64,6 +71,13 @@ pub fn admin_app(state: AppState) -> Router {
         .route("/admin/openapi.json", get(openapi_json))
         .merge(clients::routes())
         .merge(admin_tokens::routes())
+        .merge(users::routes())
+        .merge(grants::routes())
+        .merge(trust::routes())
+        .merge(envs::routes())
+        .merge(keys::routes())
+        .merge(tokens::routes())
+        .merge(idps::routes())
         .merge(audit::routes());
     routes
         .route_layer(axum::middleware::from_fn_with_state(
@@ -89,6 +103,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(clients::ClientsApi::openapi());
     doc.merge(admin_tokens::AdminTokensApi::openapi());
+    doc.merge(users::UsersApi::openapi());
+    doc.merge(grants::GrantsApi::openapi());
+    doc.merge(trust::TrustApi::openapi());
+    doc.merge(envs::EnvsApi::openapi());
+    doc.merge(keys::KeysApi::openapi());
+    doc.merge(tokens::TokensApi::openapi());
+    doc.merge(idps::IdpsApi::openapi());
     doc.merge(audit::AuditApi::openapi());
     add_error_responses(&mut doc);
     doc

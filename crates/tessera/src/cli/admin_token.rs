@@ -23,7 +23,8 @@ pub enum Command {
         name: String,
         /// A scope (repeatable, or space-separated): RESOURCE:read, RESOURCE:write (implies
         /// read) for clients, users, trust, envs, keys, idps, grants; tokens:write;
-        /// audit:read; or admin (everything).
+        /// audit:read; clients:register (an initial access token for dynamic client
+        /// registration, nothing else); or admin (everything).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// How long until it expires: seconds, or a number with s, m, h or d (`30d`)

@@ -1,5 +1,6 @@
 //! Subcommands. Management commands open the same database as the server; the server learns
-//! of their changes through the change feed within a second.
+//! of their changes through the change feed within a second. With `--server URL` they call a
+//! running server's admin API instead ([`remote`]).
 
 pub mod admin_token;
 pub mod audit_log;
@@ -10,6 +11,7 @@ pub mod idp;
 pub mod jwt;
 pub mod keys;
 pub mod maintenance;
+pub mod remote;
 pub mod serve;
 pub mod tls;
 pub mod token;
@@ -30,6 +32,12 @@ use crate::{Cli, Command};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Some(server) = cli.server.as_deref() {
+        if remote::applies(&cli.command) {
+            let api = remote::Remote::new(server, cli.admin_token_file.as_deref())?;
+            return remote::run(cli.command, &api).await;
+        }
+    }
     let file = settings::load_file(cli.config.as_deref())?;
     let mut overrides = Overrides {
         database_url: cli.database_url,

@@ -78,6 +78,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List a user's grants (client, scope, since when, live or revoked when), without their
+    /// consents.
+    Grants {
+        /// Username or user id.
+        username: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one grant of a user: its access and refresh tokens stop working at once; the
+    /// consent stays.
+    RevokeGrant {
+        /// Username or user id.
+        username: String,
+        /// The grant's id (from `tessera user grants`).
+        grant_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a user's consent to a client: the next authorization request asks again, and
     /// every token the client obtained for the user stops working at once.
     RevokeConsent {
@@ -129,6 +149,17 @@ fn describe(u: &UserRecord) -> serde_json::Value {
         "name": u.name,
         "created_at": u.created_at,
     })
+}
+
+fn grant_line(g: &grants::GrantView) -> String {
+    let state = match g.revoked_at {
+        Some(at) => format!("revoked {at}"),
+        None => "live".to_owned(),
+    };
+    format!(
+        "grant    {}  {}  {}  created {}  {state}",
+        g.client_id, g.scope, g.grant_id, g.created_at
+    )
 }
 
 async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
@@ -207,15 +238,39 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                     );
                 }
                 for g in &listed.grants {
-                    let state = match g.revoked_at {
-                        Some(at) => format!("revoked {at}"),
-                        None => "live".to_owned(),
-                    };
-                    println!(
-                        "grant    {}  {}  {}  created {}  {state}",
-                        g.client_id, g.scope, g.grant_id, g.created_at
-                    );
+                    println!("{}", grant_line(g));
                 }
+            }
+        }
+        Command::Grants { username, json } => {
+            let listed = grants::list(store, &username).await?;
+            if json {
+                print_json(&json!({
+                    "user_id": listed.user_id,
+                    "username": listed.username,
+                    "grants": listed.grants,
+                }));
+            } else {
+                for g in &listed.grants {
+                    println!("{}", grant_line(g));
+                }
+            }
+        }
+        Command::RevokeGrant {
+            username,
+            grant_id,
+            json,
+        } => {
+            let done = grants::revoke_grant(store, &username, &grant_id, now()).await?;
+            if json {
+                print_json(&json!(done));
+            } else if done.revoked {
+                println!(
+                    "revoked grant {} of {} to {} and its tokens",
+                    done.grant_id, done.username, done.client_id
+                );
+            } else {
+                println!("grant {} was revoked already", done.grant_id);
             }
         }
         Command::RevokeConsent {

@@ -159,6 +159,59 @@ async fn admin_listener_refuses_to_start_without_a_credential() {
 }
 
 #[tokio::test]
+async fn an_admin_token_value_in_the_bootstrap_variable_keeps_its_own_scopes() {
+    let mut server = Server::start().await;
+    let v = server
+        .cli_json(&[
+            "admin-token",
+            "create",
+            "--name",
+            "reader",
+            "--scope",
+            "clients:read",
+            "--json",
+        ])
+        .await;
+    let value = v["token"].as_str().unwrap().to_owned();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let addr = format!("127.0.0.1:{}", free_port());
+    server
+        .restart_with(&[
+            ("TESSERA_ADMIN_LISTEN", addr.as_str()),
+            ("TESSERA_ADMIN_TOKEN", value.as_str()),
+        ])
+        .await
+        .expect("the admin token is a credential");
+    let url = format!("http://{addr}/admin/clients");
+    let res = server
+        .http
+        .get(&url)
+        .bearer_auth(&value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = server
+        .http
+        .post(&url)
+        .bearer_auth(&value)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    server.cli(&["admin-token", "revoke", &id]).await;
+    let res = server
+        .http
+        .get(&url)
+        .bearer_auth(&value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn a_short_bootstrap_token_is_refused_at_start() {
     let mut server = Server::start().await;
     let logs = server
@@ -627,6 +680,50 @@ async fn admin_tokens_are_managed_over_the_api() {
     assert_error(s, &v, StatusCode::CONFLICT, "conflict");
     let (s, v) = a.get("/admin/clients", &value).await;
     assert_error(s, &v, StatusCode::UNAUTHORIZED, "invalid_token");
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id() {
+    let a = Admin::start().await;
+    let (_, h, _) = a
+        .call(
+            reqwest::Method::GET,
+            "/admin/clients",
+            Some(BOOTSTRAP),
+            None,
+        )
+        .await;
+    let made = h["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 32);
+    let (_, h2, _) = a
+        .call(reqwest::Method::GET, "/admin/clients", None, None)
+        .await;
+    assert_ne!(h2["x-request-id"].to_str().unwrap(), made);
+    for (sent, kept) in [
+        ("trace-42.a:b", true),
+        ("has space", false),
+        ("x\u{7f}", false),
+    ] {
+        let res = a
+            .server
+            .http
+            .get(a.url("/admin/clients"))
+            .bearer_auth(BOOTSTRAP)
+            .header("x-request-id", sent)
+            .send()
+            .await;
+        let Ok(res) = res else {
+            assert!(!kept, "{sent}");
+            continue;
+        };
+        let echoed = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(echoed == sent, kept, "{sent} -> {echoed}");
+    }
+    assert_eq!(
+        h["cache-control"].to_str().unwrap(),
+        "no-store",
+        "admin answers are never cached"
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! lives: this module turns flags into its input and prints its answers. A client secret
 //! (256 random bits) is printed once; only its hash is stored, and it cannot be shown again.
 
+mod import;
 pub(crate) mod registration;
 
 use anyhow::Result;
@@ -43,7 +44,25 @@ pub enum Command {
         token_endpoint_auth_method: String,
         #[command(flatten)]
         keys: KeyFiles,
+        /// Keep this client id (a client moved from another server): 1 to 128 of A-Z,
+        /// a-z, 0-9, '-', '.', '_' and '~' [default: a generated one].
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Read the client's existing secret hash (bcrypt, PBKDF2, Argon2 or SHA-256, see
+        /// the README) from the first line of standard input, instead of generating a secret.
+        #[arg(long)]
+        secret_hash_stdin: bool,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register clients from a JSON-lines file, one client a line (the fields of the create
+    /// JSON, with `client_id` and `secret_hash` to keep existing credentials); reports each
+    /// line and fails if any line did.
+    Import {
+        /// The file.
+        file: String,
+        /// Print one JSON object a line.
         #[arg(long)]
         json: bool,
     },
@@ -134,14 +153,25 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             public,
             token_endpoint_auth_method,
             keys,
+            client_id,
+            secret_hash_stdin,
             json,
         } => {
+            let secret_hash = if secret_hash_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim().to_owned())
+            } else {
+                None
+            };
             let spec = ClientSpec {
                 name,
                 env: Some(env),
                 public,
                 token_endpoint_auth_method: Some(token_endpoint_auth_method),
                 keys: keys.read()?,
+                client_id,
+                secret_hash,
                 settings: registration.settings(),
             };
             let Created { client, secret } = clients::create(store, config, spec, now())
@@ -178,6 +208,9 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                         println!("(the secret is shown this once; only its hash is stored)");
                     }
                     None if client.public => println!("public client: no secret"),
+                    None if client.jwks.is_none() => {
+                        println!("client_secret: (imported: the client keeps its own)")
+                    }
                     None => println!("private_key_jwt client: authenticates with signed JWTs"),
                 }
                 if let Some(stored) = &client.jwks {
@@ -185,6 +218,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                 }
             }
         }
+        Command::Import { file, json } => import::run(&file, json, settings, store).await?,
         Command::Update {
             client_id,
             name,
