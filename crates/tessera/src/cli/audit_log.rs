@@ -3,12 +3,14 @@
 //! A thin caller of [`tessera_core::admin::audit::list`], where the filters are checked
 //! (times are Unix seconds, RFC 3339 in UTC or an age such as `24h`; kinds are the trail's
 //! own names). `--json` prints the page as the admin API answers it (`events` and
-//! `next_cursor`).
+//! `next_cursor`). With `--server` it asks the admin API (`GET /admin/audit`, scope
+//! `audit:read`) and prints the same.
 
 use anyhow::Result;
 use clap::Parser;
-use tessera_core::admin::audit::{self, AuditQuery};
+use tessera_core::admin::audit::{self, AuditPage, AuditQuery};
 
+use crate::cli::remote::Remote;
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
 
@@ -46,7 +48,43 @@ pub struct Args {
 
 /// Lists a page of the trail.
 pub async fn run(args: Args, settings: &Settings) -> Result<()> {
-    let query = AuditQuery {
+    let json = args.json;
+    let query = query(args);
+    let store = open_store(settings).await?;
+    let page = audit::list(store.as_ref(), &query, now()).await;
+    store.close().await;
+    print(&page?, json)
+}
+
+/// Lists a page of the trail through the admin API (`GET /admin/audit`).
+pub async fn run_remote(args: Args, api: &Remote) -> Result<()> {
+    let json = args.json;
+    let q = query(args);
+    let mut url = reqwest::Url::parse("http://audit.invalid/audit")?;
+    {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in [
+            ("since", q.since),
+            ("until", q.until),
+            ("actor", q.actor),
+            ("target", q.target),
+            ("kind", q.kind),
+            ("outcome", q.outcome),
+            ("limit", q.limit.map(|l| l.to_string())),
+            ("cursor", q.cursor),
+        ] {
+            if let Some(v) = v {
+                pairs.append_pair(k, &v);
+            }
+        }
+    }
+    let path = format!("/audit?{}", url.query().unwrap_or_default());
+    let page: AuditPage = serde_json::from_value(api.get(&path).await?)?;
+    print(&page, json)
+}
+
+fn query(args: Args) -> AuditQuery {
+    AuditQuery {
         since: args.since,
         until: args.until,
         actor: args.actor,
@@ -55,13 +93,12 @@ pub async fn run(args: Args, settings: &Settings) -> Result<()> {
         outcome: args.outcome,
         limit: Some(args.limit),
         cursor: args.cursor,
-    };
-    let store = open_store(settings).await?;
-    let page = audit::list(store.as_ref(), &query, now()).await;
-    store.close().await;
-    let page = page?;
-    if args.json {
-        print_json(&serde_json::to_value(&page)?);
+    }
+}
+
+fn print(page: &AuditPage, json: bool) -> Result<()> {
+    if json {
+        print_json(&serde_json::to_value(page)?);
         return Ok(());
     }
     for e in &page.events {

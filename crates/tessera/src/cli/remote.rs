@@ -159,7 +159,7 @@ pub async fn run(command: Command, api: &Remote) -> Result<()> {
         Command::AdminToken(cmd) => admin_token(cmd, api).await,
         Command::Token(cmd) => token(cmd, api).await,
         Command::Env(cmd) => env(cmd, api).await,
-        Command::Audit(args) => audit(args, api).await,
+        Command::Audit(args) => super::audit_log::run_remote(args, api).await,
         other => bail!(
             "`tessera {}` does not work with --server yet: run it where the server's \
              database is",
@@ -646,52 +646,6 @@ async fn env(cmd: env::Command, api: &Remote) -> Result<()> {
                 println!("deleted environment {name} with its trust registrations");
             }
         }
-    }
-    Ok(())
-}
-
-/// `tessera audit` through the admin API (`GET /admin/audit`, scope `audit:read`).
-async fn audit(args: audit_log::Args, api: &Remote) -> Result<()> {
-    let mut query = vec![format!("limit={}", args.limit)];
-    for (key, value) in [
-        ("since", args.since),
-        ("until", args.until),
-        ("actor", args.actor),
-        ("target", args.target),
-        ("kind", args.kind),
-        ("outcome", args.outcome),
-        ("cursor", args.cursor),
-    ] {
-        if let Some(v) = value {
-            query.push(format!("{key}={}", seg(&v)));
-        }
-    }
-    let page = api.get(&format!("/audit?{}", query.join("&"))).await?;
-    if args.json {
-        print_json(&page);
-        return Ok(());
-    }
-    let or_dash = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
-    for e in page
-        .get("events")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        println!(
-            "{}  {}  {}  actor={}  target={}  request={}  source={}  {}",
-            text(e, "time"),
-            text(e, "kind"),
-            text(e, "outcome"),
-            text(e, "actor"),
-            or_dash(e, "target"),
-            or_dash(e, "request_id"),
-            or_dash(e, "source"),
-            e.get("detail").cloned().unwrap_or(Value::Null)
-        );
-    }
-    if let Some(c) = page.get("next_cursor").and_then(Value::as_str) {
-        println!("(more: --cursor {c})");
     }
     Ok(())
 }
