@@ -25,7 +25,7 @@ use tessera_core::admin::clients::{ClientSettings, ClientSpec};
 use tessera_core::admin::public_keys::{KeyDocument, PublicKeys};
 use tessera_core::environment::DEFAULT_ENV;
 
-use super::{admin_token, audit_log, client, env, print_json, token};
+use super::{admin_token, client, env, print_json, token};
 use crate::Command;
 
 /// Longest a request may take before the command gives up.
