@@ -2,7 +2,7 @@
 //!
 //! Owns the registration endpoint's rules: reading the client metadata (RFC 7591 §2),
 //! checking it exactly as an operator's registration is checked (it becomes a
-//! [`ClientSpec`] and goes through [`admin::clients::create`]: redirect URI rules, the
+//! [`ClientSpec`] and goes through [`crate::admin::clients::create`]: redirect URI rules, the
 //! grant table's requirements, the authentication method), the consistency of
 //! `grant_types` and `response_types` (RFC 7591 §2.1), the registration response
 //! (RFC 7591 §3.2.1, RFC 7592 §3) and reading, replacing and deleting a registration with its

@@ -189,7 +189,7 @@ pub async fn list(
     let all: Vec<UserView> = users::list(state.store())
         .await?
         .iter()
-        .filter(|u| wanted.as_deref().map_or(true, |w| u.username.contains(w)))
+        .filter(|u| wanted.as_deref().is_none_or(|w| u.username.contains(w)))
         .map(UserView::from)
         .collect();
     let page = PageQuery {
