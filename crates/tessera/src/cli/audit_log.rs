@@ -10,7 +10,6 @@ use anyhow::Result;
 use clap::Parser;
 use tessera_core::admin::audit::{self, AuditPage, AuditQuery};
 
-use crate::cli::remote::Remote;
 use crate::cli::{now, open_store, print_json};
 use crate::settings::Settings;
 
@@ -56,8 +55,13 @@ pub async fn run(args: Args, settings: &Settings) -> Result<()> {
     print(&page?, json)
 }
 
-/// Lists a page of the trail through the admin API (`GET /admin/audit`).
-pub async fn run_remote(args: Args, api: &Remote) -> Result<()> {
+/// Lists a page of the trail through the admin API: `get` is `GET /admin{path}` of the
+/// server ([`crate::cli::remote`]), here `/audit` with the filters as its query.
+pub async fn run_remote<F, Fut>(args: Args, get: F) -> Result<()>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value>>,
+{
     let json = args.json;
     let q = query(args);
     let mut url = reqwest::Url::parse("http://audit.invalid/audit")?;
@@ -79,7 +83,7 @@ pub async fn run_remote(args: Args, api: &Remote) -> Result<()> {
         }
     }
     let path = format!("/audit?{}", url.query().unwrap_or_default());
-    let page: AuditPage = serde_json::from_value(api.get(&path).await?)?;
+    let page: AuditPage = serde_json::from_value(get(path).await?)?;
     print(&page, json)
 }
 

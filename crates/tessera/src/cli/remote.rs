@@ -159,7 +159,9 @@ pub async fn run(command: Command, api: &Remote) -> Result<()> {
         Command::AdminToken(cmd) => admin_token(cmd, api).await,
         Command::Token(cmd) => token(cmd, api).await,
         Command::Env(cmd) => env(cmd, api).await,
-        Command::Audit(args) => super::audit_log::run_remote(args, api).await,
+        Command::Audit(args) => {
+            super::audit_log::run_remote(args, |path| async move { api.get(&path).await }).await
+        }
         other => bail!(
             "`tessera {}` does not work with --server yet: run it where the server's \
              database is",

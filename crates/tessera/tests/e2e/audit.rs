@@ -460,6 +460,25 @@ async fn the_admin_api_records_its_changes_and_credentials_and_lists_the_trail()
     assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
     assert_eq!(page["events"][0]["detail"]["path"], "/admin/clients");
 
+    // The same listing through `tessera audit --server`.
+    let base = format!("http://{addr}");
+    let remote = server
+        .cli_json(&[
+            "--server",
+            &base,
+            "audit",
+            "--kind",
+            "client_created",
+            "--json",
+        ])
+        .await;
+    assert_eq!(
+        remote["events"][0]["target"],
+        client_id.as_str(),
+        "{remote}"
+    );
+    assert_eq!(remote["events"][0]["actor"], "admin_token:bootstrap");
+
     // Paging and bad filters.
     let (_, first) = admin(
         &server,
