@@ -27,12 +27,17 @@
 //! for consent), gets the default environment and audience, and cannot send a
 //! `software_statement` (none is trusted: `unapproved_software_statement`) or a `jwks_uri`
 //! (Tessera fetches no client keys; `jwks` is taken).
+//!
+//! Each registration, RFC 7592 change and deletion, and each refused initial access token,
+//! is recorded in the audit trail ([`crate::audit`]): the registrant is the admin token that
+//! vouched for it (or `anonymous` in open mode), a change is the client's own.
 
 use serde_json::{Map, Value};
 
 use crate::admin::clients::{self, AuthMethod, ClientSettings, ClientSpec};
 use crate::admin::public_keys::{KeyDocument, PublicKeys};
 use crate::admin::{admin_tokens, AdminError};
+use crate::audit::{self, Actor, AuditEvent, AuditKind};
 use crate::cx::Cx;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::types as grant_types;
@@ -266,7 +271,20 @@ pub async fn register(
     initial_access_token: Option<&str>,
     body: &[u8],
 ) -> Result<Registered, OAuthError> {
-    check_initial_access_token(cx, initial_access_token).await?;
+    let registrant = match check_initial_access_token(cx, initial_access_token).await {
+        Ok(id) => id.map_or(Actor::Anonymous, Actor::AdminToken),
+        Err(e) => {
+            let event = AuditEvent::new(cx.now, AuditKind::AdminTokenRefused, Actor::Anonymous)
+                .failed()
+                .request(&cx.request)
+                .detail(serde_json::json!({
+                    "via": "dynamic_registration",
+                    "error": e.code.as_str(),
+                }));
+            audit::record(cx.store, event).await;
+            return Err(e);
+        }
+    };
     let open = cx.config.dynamic_registration == crate::config::DynamicRegistration::Open;
     let (spec, _) = read_metadata(body, open)?;
     let created = clients::create(cx.store, cx.config, spec, cx.now)
@@ -283,6 +301,11 @@ pub async fn register(
             "the client registered vanished".into(),
         )));
     }
+    let event = AuditEvent::new(cx.now, AuditKind::ClientCreated, registrant)
+        .target(created.client.client_id.clone())
+        .request(&cx.request)
+        .detail(serde_json::json!({ "via": "dynamic_registration" }));
+    audit::record(cx.store, event).await;
     Ok(Registered {
         client: created.client,
         secret: created.secret,
@@ -363,9 +386,20 @@ pub async fn update(
         name: Some(spec.name),
         settings: spec.settings,
     };
-    clients::update(cx.store, cx.config, client_id, patch, cx.now)
+    let updated = clients::update(cx.store, cx.config, client_id, patch, cx.now)
         .await
-        .map_err(from_admin)
+        .map_err(from_admin)?;
+    record_management(cx, AuditKind::ClientUpdated, client_id).await;
+    Ok(updated)
+}
+
+/// Records a change a registrant made to its own registration (RFC 7592).
+async fn record_management(cx: &Cx<'_>, kind: AuditKind, client_id: &str) {
+    let event = AuditEvent::new(cx.now, kind, Actor::Client(client_id.to_owned()))
+        .target(client_id.to_owned())
+        .request(&cx.request)
+        .detail(serde_json::json!({ "via": "dynamic_registration" }));
+    audit::record(cx.store, event).await;
 }
 
 /// Deletes a registration (RFC 7592 §2.3): the client and its registration access token go,
@@ -377,7 +411,9 @@ pub async fn delete(cx: &Cx<'_>, client_id: &str, token: Option<&str>) -> Result
         .map_err(from_admin)?;
     clients::delete(cx.store, client_id, cx.now)
         .await
-        .map_err(from_admin)
+        .map_err(from_admin)?;
+    record_management(cx, AuditKind::ClientDeleted, client_id).await;
+    Ok(())
 }
 
 /// The client information response (RFC 7591 §3.2.1, RFC 7592 §3): the registered metadata,

@@ -470,3 +470,81 @@ fn open_and_off_modes_ignore_an_initial_access_token() {
         Some(ErrorCode::InvalidClientMetadata)
     );
 }
+
+/// Every entry of the audit trail, newest first.
+fn trail(w: &World) -> Vec<tessera_core::model::AuditRecord> {
+    use tessera_core::store::AuditStore;
+    run(w.store.list_audit(&tessera_core::model::AuditFilter {
+        limit: 1000,
+        ..Default::default()
+    }))
+    .unwrap()
+}
+
+#[test]
+fn registrations_their_changes_and_refused_initial_tokens_are_in_the_audit_trail() {
+    // Token mode: the registrant is the admin token that vouched for it; a refused token is
+    // recorded without its value.
+    let w = token_world();
+    let (token_id, good) = admin_token(&w, &["clients:register"], None);
+    assert_eq!(
+        register_with(&w, Some("tsa_made_up_value"), &service_client()).err(),
+        Some(ErrorCode::InvalidToken)
+    );
+    let info = register_with(&w, Some(&good), &code_client()).unwrap();
+    let id = info["client_id"].as_str().unwrap().to_owned();
+    let entries = trail(&w);
+    let created = entries
+        .iter()
+        .find(|r| r.kind == "client_created")
+        .expect("the registration is recorded");
+    assert_eq!(created.actor, format!("admin_token:{token_id}"));
+    assert_eq!(created.target.as_deref(), Some(id.as_str()));
+    assert_eq!(created.outcome, "success");
+    let refused = entries
+        .iter()
+        .find(|r| r.kind == "admin_token_refused")
+        .expect("the refused initial access token is recorded");
+    assert_eq!(refused.outcome, "failure");
+    for r in &entries {
+        let row = format!("{r:?}");
+        for secret in [
+            good.as_str(),
+            "tsa_made_up_value",
+            info["client_secret"].as_str().unwrap(),
+            info["registration_access_token"].as_str().unwrap(),
+        ] {
+            assert!(!row.contains(secret), "{row} holds a secret");
+        }
+    }
+
+    // Open mode: an anonymous registrant; RFC 7592 changes are the client's own.
+    let w = open_world();
+    let (info, token) = register(&w, &code_client()).unwrap();
+    let id = info["client_id"].as_str().unwrap().to_owned();
+    let mut replaced = code_client();
+    replaced["client_id"] = json!(id);
+    replaced["client_name"] = json!("renamed");
+    run(register::update(
+        &w.cx(),
+        &id,
+        Some(&token),
+        replaced.to_string().as_bytes(),
+    ))
+    .unwrap();
+    run(register::delete(&w.cx(), &id, Some(&token))).unwrap();
+    let kinds: Vec<(String, String)> = trail(&w)
+        .into_iter()
+        .filter(|r| r.target.as_deref() == Some(id.as_str()))
+        .map(|r| (r.kind, r.actor))
+        .collect();
+    let client = format!("client:{id}");
+    assert_eq!(
+        kinds,
+        vec![
+            ("client_deleted".to_owned(), client.clone()),
+            ("client_updated".to_owned(), client),
+            ("client_created".to_owned(), "anonymous".to_owned()),
+        ]
+    );
+}

@@ -61,7 +61,11 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return error_response(e),
     };
     let keys = state.keys();
-    let cx = state.cx_for(&host, &keys);
+    let mut cx = state.cx_for(&host, &keys);
+    cx.request = crate::request_id::meta(
+        &parts.headers,
+        crate::extract::client_address(&parts, &state.http().trusted_proxies),
+    );
     match register::register(&cx, bearer(&parts).as_deref(), &body).await {
         Ok(r) => json_no_store(
             StatusCode::CREATED,
@@ -86,7 +90,11 @@ pub async fn read(
     let (parts, _) = req.into_parts();
     let host = state.host(&parts);
     let keys = state.keys();
-    let cx = state.cx_for(&host, &keys);
+    let mut cx = state.cx_for(&host, &keys);
+    cx.request = crate::request_id::meta(
+        &parts.headers,
+        crate::extract::client_address(&parts, &state.http().trusted_proxies),
+    );
     match register::authorize(&cx, &client_id, bearer(&parts).as_deref()).await {
         Ok(client) => json_no_store(
             StatusCode::OK,
@@ -106,7 +114,11 @@ pub async fn update(
     let host = state.host(&parts);
     let token = bearer(&parts);
     let keys = state.keys();
-    let cx = state.cx_for(&host, &keys);
+    let mut cx = state.cx_for(&host, &keys);
+    cx.request = crate::request_id::meta(
+        &parts.headers,
+        crate::extract::client_address(&parts, &state.http().trusted_proxies),
+    );
     // The token is checked before the body is read or judged.
     if let Err(e) = register::authorize(&cx, &client_id, token.as_deref()).await {
         return error_response(e);
@@ -133,7 +145,11 @@ pub async fn delete(
     let (parts, _) = req.into_parts();
     let host = state.host(&parts);
     let keys = state.keys();
-    let cx = state.cx_for(&host, &keys);
+    let mut cx = state.cx_for(&host, &keys);
+    cx.request = crate::request_id::meta(
+        &parts.headers,
+        crate::extract::client_address(&parts, &state.http().trusted_proxies),
+    );
     match register::delete(&cx, &client_id, bearer(&parts).as_deref()).await {
         Ok(()) => (
             StatusCode::NO_CONTENT,
