@@ -8,8 +8,8 @@
 //! either way; an error is the server's own `error_description`, and a refused credential
 //! (401) or a missing scope (403) fails the command with it.
 //!
-//! Covered: `client` (but `set-keys`: the admin API has no route that replaces a client's
-//! keys; and PEM key files at `client create`: the API takes a JWK Set there), `user`,
+//! Covered: `client` (but not PEM key files at `client create`: the API takes a JWK Set
+//! there), `user`,
 //! `trust`, `idp`, `keys list`, `keys rotate`, `admin-token`, `env`, `token` and `audit`.
 //! `keys reseal`, `purge` and `migrate` work on the database itself and say so. Key files
 //! are read here and sent as the API takes them (a `trust` registration takes PEM keys
@@ -415,11 +415,28 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
                 }
             }
         }
-        C::SetKeys { .. } => bail!(
-            "`tessera client set-keys` does not work with --server: the admin API has no \
-             route that replaces a client's public keys; run it where the server's database \
-             is"
-        ),
+        C::SetKeys {
+            client_id,
+            keys,
+            json,
+        } => {
+            let mut body = Map::new();
+            key_fields(keys.read()?, &mut body);
+            let done = api
+                .call(
+                    Method::PUT,
+                    &format!("/clients/{}/keys", seg(&client_id)),
+                    Some(&Value::Object(body)),
+                )
+                .await
+                .map_err(flag_named)?;
+            if json {
+                print_json(&done);
+            } else {
+                println!("replaced the public keys of client {client_id}");
+                println!("key ids (kid): {}", kids_line(&done).unwrap_or_default());
+            }
+        }
         C::RevokeTokens { client_id, json } => {
             api.post(
                 &format!("/clients/{}/revoke-tokens", seg(&client_id)),

@@ -1141,7 +1141,6 @@ async fn keys_list_and_rotate_work_either_way_and_the_database_commands_say_so()
         &["keys", "reseal", "--new-secret-file", "/dev/null"][..],
         &["purge"][..],
         &["migrate"][..],
-        &["client", "set-keys", "x", "--jwks-file", "/dev/null"][..],
     ] {
         let r = s.run(Way::Remote, args).await;
         assert!(!r.ok, "{args:?}");
@@ -1152,4 +1151,164 @@ async fn keys_list_and_rotate_work_either_way_and_the_database_commands_say_so()
         );
         assert!(!r.stderr.contains("yet"), "{args:?}: {}", r.stderr);
     }
+}
+
+#[tokio::test]
+async fn client_set_keys_replaces_the_keys_the_same_either_way() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = pem_file(dir.path(), "first.pem");
+    let made = s
+        .json(
+            Way::Database,
+            &[
+                "client",
+                "create",
+                "--name",
+                "signer",
+                "--grant-type",
+                "client_credentials",
+                "--token-endpoint-auth-method",
+                "private_key_jwt",
+                "--public-key",
+                &first,
+                "--json",
+            ],
+        )
+        .await;
+    let id = made["client_id"].as_str().unwrap().to_owned();
+    let old_kid = made["kids"][0].as_str().unwrap().to_owned();
+    // The rotation: the new key alongside the old one, then the new one alone; the same
+    // lines either way (a PEM key's kid is its thumbprint).
+    let next = pem_file(dir.path(), "next.pem");
+    let both = s
+        .same(&[
+            "client",
+            "set-keys",
+            &id,
+            "--public-key",
+            &first,
+            "--public-key",
+            &next,
+        ])
+        .await;
+    assert!(
+        both.starts_with(&format!(
+            "replaced the public keys of client {id}\nkey ids (kid): {old_kid} "
+        )),
+        "{both}"
+    );
+    let alone: Value = serde_json::from_str(
+        &s.same(&["client", "set-keys", &id, "--public-key", &next, "--json"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(alone["client_id"], id.as_str());
+    assert_eq!(alone["keys_replaced"], true);
+    assert_eq!(alone["kids"].as_array().unwrap().len(), 1, "{alone}");
+    assert_ne!(alone["kids"][0], old_kid.as_str());
+    // Not a key, not a client: refused either way, nothing printed.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    for way in BOTH {
+        let r = s
+            .run(
+                way,
+                &[
+                    "client",
+                    "set-keys",
+                    &id,
+                    "--public-key",
+                    bad.to_str().unwrap(),
+                ],
+            )
+            .await;
+        assert!(!r.ok, "{way:?}");
+        assert!(r.stdout.is_empty(), "{way:?}: {}", r.stdout);
+    }
+    s.same_failure(&[
+        "client",
+        "set-keys",
+        "no-such-client",
+        "--public-key",
+        &next,
+    ])
+    .await;
+
+    // The route itself: no credential, too little scope, a hostile body, an id that tries
+    // to leave its segment; none changes the keys.
+    let reader = s
+        .json(
+            Way::Database,
+            &[
+                "admin-token",
+                "create",
+                "--name",
+                "r",
+                "--scope",
+                "clients:read",
+                "--json",
+            ],
+        )
+        .await;
+    let reader = reader["token"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/admin/clients/{id}/keys", s.admin);
+    let body = json!({"pems": [std::fs::read_to_string(&first).unwrap()]});
+    let res = http.put(&url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let res = http
+        .put(&url)
+        .bearer_auth(reader)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    for hostile in [
+        json!({"pems": [1]}),
+        json!({"jwks": {"keys": "no"}}),
+        json!({"private_key": "x"}),
+        json!({}),
+    ] {
+        let res = http
+            .put(&url)
+            .bearer_auth(BOOTSTRAP)
+            .json(&hostile)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{hostile}");
+        let e: Value = res.json().await.unwrap();
+        assert!(e["error"].is_string(), "{e}");
+    }
+    let res = http
+        .put(format!("{}/admin/clients/..%2Fadmin-tokens/keys", s.admin))
+        .bearer_auth(BOOTSTRAP)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    // The keys are still the last ones set.
+    let shown = s
+        .json(Way::Remote, &["client", "show", &id, "--json"])
+        .await;
+    assert_eq!(shown["kids"], alone["kids"], "{shown}");
+    // Each replacement is in the audit trail: the server's with its admin token, the
+    // command line's as the CLI.
+    let trail = s
+        .json(
+            Way::Database,
+            &["audit", "--kind", "client_updated", "--json"],
+        )
+        .await;
+    let events = trail["events"].as_array().unwrap();
+    assert!(
+        events.iter().filter(|e| e["target"] == id.as_str()).count() >= 2,
+        "{trail}"
+    );
+    assert!(events.iter().any(|e| e["actor"] == "cli"), "{trail}");
+    assert!(events.iter().any(|e| e["actor"] != "cli"), "{trail}");
 }
