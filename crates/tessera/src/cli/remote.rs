@@ -9,12 +9,12 @@
 //! (401) or a missing scope (403) fails the command with it.
 //!
 //! Covered: `client` (but not PEM key files at `client create`: the API takes a JWK Set
-//! there), `user`,
-//! `trust`, `idp`, `keys list`, `keys rotate`, `admin-token`, `env`, `token` and `audit`.
-//! `keys reseal`, `purge` and `migrate` work on the database itself and say so. Key files
-//! are read here and sent as the API takes them (a `trust` registration takes PEM keys
-//! too); a password (`--password-stdin`) or an upstream client secret
-//! (`--client-secret-stdin`) is read from standard input and sent in the JSON body only.
+//! there), `user`, `trust`, `idp`, `keys list`, `keys rotate`, `admin-token`, `env`,
+//! `token` and `audit`. `keys reseal`, `purge` and `migrate` work on the database itself
+//! and say so. Key files are read here and sent as the API takes them (`trust add`,
+//! `trust set-keys` and `client set-keys` take PEM keys too); a password
+//! (`--password-stdin`) or an upstream client secret (`--client-secret-stdin`) is read
+//! from standard input and sent in the JSON body only, never printed.
 //!
 //! Nothing here reads the database or the sealing secret, and the admin token is never
 //! printed.
