@@ -1,5 +1,6 @@
 //! `/admin/clients`: registering, listing, showing, changing, rotating the secret of,
-//! revoking every token of, and deleting clients, through [`tessera_core::admin::clients`]
+//! replacing the public keys of (a `private_key_jwt` client's key rotation), revoking every
+//! token of, and deleting clients, through [`tessera_core::admin::clients`]
 //! (every rule of a registration lives there, the same for the command line).
 //!
 //! A client's secret is in the answer to its creation or rotation and nowhere else. Bodies
@@ -8,7 +9,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_core::admin::clients::{
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
             get(show).patch(update).delete(remove),
         )
         .route("/admin/clients/{client_id}/secret", post(rotate_secret))
+        .route("/admin/clients/{client_id}/keys", put(set_keys))
         .route(
             "/admin/clients/{client_id}/revoke-tokens",
             post(revoke_tokens),
@@ -42,8 +44,19 @@ pub fn routes() -> Router<AppState> {
 /// The description of these routes.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, list, show, update, remove, rotate_secret, revoke_tokens),
+    paths(
+        create,
+        list,
+        show,
+        update,
+        remove,
+        rotate_secret,
+        set_keys,
+        revoke_tokens
+    ),
     components(schemas(
+        NewClientKeys,
+        ClientKeysReplaced,
         NewClient,
         ClientChanges,
         Client,
@@ -547,6 +560,81 @@ async fn rotate_secret(
         client_id: id,
         client_secret: r.secret.expose().to_owned(),
         old_secret_valid_until: r.old_valid_until,
+    }))
+}
+
+/// Replacement public keys of a `private_key_jwt` client: a JWK Set, PEM public keys, or
+/// both (at most ten keys in all).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientKeys {
+    /// A JWK Set (RFC 7517 §5), as an object or as its JSON text.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// PEM public keys (SubjectPublicKeyInfo); each one's `kid` is its RFC 7638
+    /// thumbprint.
+    #[serde(default)]
+    pub pems: Vec<String>,
+}
+
+/// A client's public keys replaced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientKeysReplaced {
+    /// The client.
+    pub client_id: String,
+    /// Always true.
+    pub keys_replaced: bool,
+    /// The `kid` of each key now registered (`null` for one without).
+    pub kids: Vec<Option<String>>,
+}
+
+/// Replaces a `private_key_jwt` client's public keys (its key rotation: register the new
+/// key alongside the old one first, then the new one alone).
+#[utoipa::path(
+    put,
+    path = "/admin/clients/{client_id}/keys",
+    tag = "clients",
+    params(("client_id" = String, Path, description = "The client's id.")),
+    request_body = NewClientKeys,
+    security(("admin_token" = ["clients:write"])),
+    responses((status = 200, description = "Replaced.", body = ClientKeysReplaced))
+)]
+async fn set_keys(
+    Need(actor, _): Need<ClientsWrite>,
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    Body(body): Body<NewClientKeys>,
+) -> ApiResult<Json<ClientKeysReplaced>> {
+    let keys = PublicKeys {
+        jwks: body.jwks.map(|v| KeyDocument {
+            source: Some("jwks".into()),
+            text: match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            },
+        }),
+        pems: body
+            .pems
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| KeyDocument {
+                source: Some(format!("pems[{i}]")),
+                text,
+            })
+            .collect(),
+    };
+    let stored = core_clients::set_keys(state.store(), &id, &keys, state.now()).await?;
+    tracing::info!(
+        actor = %actor.actor(),
+        request_id = %actor.request_id,
+        client_id = %id,
+        "client keys replaced"
+    );
+    Ok(Json(ClientKeysReplaced {
+        client_id: id,
+        keys_replaced: true,
+        kids: public_keys::kids(&stored),
     }))
 }
 

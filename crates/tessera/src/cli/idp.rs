@@ -13,7 +13,7 @@ use std::io::Read;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{json, Value};
 use tessera_core::admin::idps::{self, IdpSpec, IdpView, MAX_CREDENTIAL_LEN};
 use tessera_core::secret::Secret;
 
@@ -86,7 +86,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
 }
 
 /// Reads the client secret from standard input (one trailing line break dropped).
-fn read_secret() -> Result<Secret> {
+pub(crate) fn read_secret() -> Result<Secret> {
     let mut text = String::new();
     std::io::stdin()
         .take(MAX_CREDENTIAL_LEN as u64 + 2)
@@ -151,44 +151,70 @@ async fn dispatch(cmd: Command, store: &super::Database, settings: &Settings) ->
                 .map_err(flag)?;
             let detail = json!({"issuer": view.issuer});
             audit(store.as_ref(), AuditKind::IdpAdded, &view.name, detail).await;
-            if json {
-                print_json(&describe(&view));
-            } else {
-                println!(
-                    "added identity provider {} ({}) for issuer {}",
-                    view.name, view.display_name, view.issuer
-                );
-            }
+            print_added(&describe(&view), json);
         }
         Command::List { json } => {
             let list = idps::list(store.as_ref()).await?;
-            if json {
-                print_json(&serde_json::Value::Array(
-                    list.iter().map(describe).collect(),
-                ));
-            } else {
-                for v in &list {
-                    println!(
-                        "{}  \"{}\"  {}  client_id={}  domains=[{}]  link_by_email={}",
-                        v.name,
-                        v.display_name,
-                        v.issuer,
-                        v.client_id,
-                        v.email_domains.join(","),
-                        v.link_by_email
-                    );
-                }
-            }
+            print_list(&list.iter().map(describe).collect::<Vec<_>>(), json);
         }
         Command::Remove { name, json } => {
             idps::remove(store.as_ref(), &name).await?;
             audit(store.as_ref(), AuditKind::IdpRemoved, &name, json!({})).await;
-            if json {
-                print_json(&json!({"removed": name}));
-            } else {
-                println!("removed identity provider {name}");
-            }
+            print_removed(&name, json);
         }
     }
     Ok(())
+}
+
+/// A string field of a JSON object.
+fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// What `idp add` prints, from the provider as [`describe`] (or the admin API) shows it
+/// (never its secret).
+pub(crate) fn print_added(v: &Value, json: bool) {
+    if json {
+        print_json(v);
+    } else {
+        println!(
+            "added identity provider {} ({}) for issuer {}",
+            field(v, "name"),
+            field(v, "display_name"),
+            field(v, "issuer")
+        );
+    }
+}
+
+/// What `idp list` prints.
+pub(crate) fn print_list(list: &[Value], json: bool) {
+    if json {
+        print_json(&Value::Array(list.to_vec()));
+    } else {
+        for v in list {
+            let domains: Vec<&str> = v
+                .get("email_domains")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            println!(
+                "{}  \"{}\"  {}  client_id={}  domains=[{}]  link_by_email={}",
+                field(v, "name"),
+                field(v, "display_name"),
+                field(v, "issuer"),
+                field(v, "client_id"),
+                domains.join(","),
+                v.get("link_by_email").and_then(Value::as_bool) == Some(true)
+            );
+        }
+    }
+}
+
+/// What `idp remove` prints.
+pub(crate) fn print_removed(name: &str, json: bool) {
+    if json {
+        print_json(&json!({"removed": name}));
+    } else {
+        println!("removed identity provider {name}");
+    }
 }

@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{json, Value};
 use tessera_core::admin;
 use tessera_core::keys::Sealer;
 
@@ -63,16 +63,8 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                 .context("no key was made")?;
             let detail = json!({"alg": key.alg, "activates_at": key.activates_at});
             audit(store.as_ref(), AuditKind::KeyRotated, &key.kid, detail).await;
-            let lead = key.activates_at - t;
             let out = json!({"kid": key.kid, "alg": key.alg, "activates_at": key.activates_at});
-            if json {
-                print_json(&out);
-            } else {
-                println!(
-                    "new {} key {} is published now and signs from {} (in {} s)",
-                    key.alg, key.kid, key.activates_at, lead
-                );
-            }
+            print_rotated(&out, t, json);
         }
         Command::Reseal {
             new_secret_file,
@@ -131,22 +123,43 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
                     })
                 })
                 .collect();
-            if json {
-                print_json(&serde_json::Value::Array(list));
-            } else {
-                for k in &list {
-                    println!(
-                        "{}  {}  {}  activates_at={}  retires_at={}",
-                        k["kid"].as_str().unwrap_or_default(),
-                        k["alg"].as_str().unwrap_or_default(),
-                        k["state"].as_str().unwrap_or_default(),
-                        k["activates_at"],
-                        k["retires_at"]
-                    );
-                }
-            }
+            print_list(&list, json);
         }
     }
     store.close().await;
     Ok(())
+}
+
+/// What `keys rotate` prints, from `{kid, alg, activates_at}` made at `t`.
+pub(crate) fn print_rotated(key: &Value, t: i64, json: bool) {
+    if json {
+        print_json(key);
+    } else {
+        let activates_at = key["activates_at"].as_i64().unwrap_or_default();
+        println!(
+            "new {} key {} is published now and signs from {} (in {} s)",
+            key["alg"].as_str().unwrap_or_default(),
+            key["kid"].as_str().unwrap_or_default(),
+            activates_at,
+            activates_at - t
+        );
+    }
+}
+
+/// What `keys list` prints (public parts only).
+pub(crate) fn print_list(list: &[Value], json: bool) {
+    if json {
+        print_json(&Value::Array(list.to_vec()));
+    } else {
+        for k in list {
+            println!(
+                "{}  {}  {}  activates_at={}  retires_at={}",
+                k["kid"].as_str().unwrap_or_default(),
+                k["alg"].as_str().unwrap_or_default(),
+                k["state"].as_str().unwrap_or_default(),
+                k["activates_at"],
+                k["retires_at"]
+            );
+        }
+    }
 }

@@ -8,9 +8,13 @@
 //! either way; an error is the server's own `error_description`, and a refused credential
 //! (401) or a missing scope (403) fails the command with it.
 //!
-//! Covered: `client` (but `set-keys`, and PEM key files: the API takes a JWK Set),
-//! `admin-token`, `env`, `token` and `audit`. The other commands say that they need the
-//! database.
+//! Covered: `client` (but not PEM key files at `client create`: the API takes a JWK Set
+//! there), `user`, `trust`, `idp`, `keys list`, `keys rotate`, `admin-token`, `env`,
+//! `token` and `audit`. `keys reseal`, `purge` and `migrate` work on the database itself
+//! and say so. Key files are read here and sent as the API takes them (`trust add`,
+//! `trust set-keys` and `client set-keys` take PEM keys too); a password
+//! (`--password-stdin`) or an upstream client secret (`--client-secret-stdin`) is read
+//! from standard input and sent in the JSON body only, never printed.
 //!
 //! Nothing here reads the database or the sealing secret, and the admin token is never
 //! printed.
@@ -25,7 +29,7 @@ use tessera_core::admin::clients::{ClientSettings, ClientSpec};
 use tessera_core::admin::public_keys::{KeyDocument, PublicKeys};
 use tessera_core::environment::DEFAULT_ENV;
 
-use super::{admin_token, client, env, print_json, token};
+use super::{admin_token, client, env, idp, keys, print_json, token, trust, user};
 use crate::Command;
 
 /// Longest a request may take before the command gives up.
@@ -159,12 +163,16 @@ pub async fn run(command: Command, api: &Remote) -> Result<()> {
         Command::AdminToken(cmd) => admin_token(cmd, api).await,
         Command::Token(cmd) => token(cmd, api).await,
         Command::Env(cmd) => env(cmd, api).await,
+        Command::User(cmd) => user(cmd, api).await,
+        Command::Trust(cmd) => trust(cmd, api).await,
+        Command::Idp(cmd) => idp(cmd, api).await,
+        Command::Keys(cmd) => keys(cmd, api).await,
         Command::Audit(args) => {
             super::audit_log::run_remote(args, |path| async move { api.get(&path).await }).await
         }
         other => bail!(
-            "`tessera {}` does not work with --server yet: run it where the server's \
-             database is",
+            "`tessera {}` does not work with --server: it works on the database itself, so \
+             run it where the server's database is",
             name(&other)
         ),
     }
@@ -407,10 +415,28 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
                 }
             }
         }
-        C::SetKeys { .. } => bail!(
-            "`tessera client set-keys` does not work with --server yet: run it where the \
-             server's database is"
-        ),
+        C::SetKeys {
+            client_id,
+            keys,
+            json,
+        } => {
+            let mut body = Map::new();
+            key_fields(keys.read()?, &mut body);
+            let done = api
+                .call(
+                    Method::PUT,
+                    &format!("/clients/{}/keys", seg(&client_id)),
+                    Some(&Value::Object(body)),
+                )
+                .await
+                .map_err(flag_named)?;
+            if json {
+                print_json(&done);
+            } else {
+                println!("replaced the public keys of client {client_id}");
+                println!("key ids (kid): {}", kids_line(&done).unwrap_or_default());
+            }
+        }
         C::RevokeTokens { client_id, json } => {
             api.post(
                 &format!("/clients/{}/revoke-tokens", seg(&client_id)),
@@ -652,6 +678,314 @@ async fn env(cmd: env::Command, api: &Remote) -> Result<()> {
     Ok(())
 }
 
+/// Every user, following the pages of the list (in order of username, as the database
+/// form lists them).
+async fn all_users(api: &Remote) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut path = "/users?limit=200".to_owned();
+    loop {
+        let page = api.get(&path).await?;
+        out.extend(
+            page.get("users")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        match page.get("next_cursor").and_then(Value::as_str) {
+            Some(cursor) if !cursor.is_empty() => {
+                path = format!("/users?limit=200&cursor={}", seg(cursor));
+            }
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// `tessera user ...` through the admin API, printing what the database form prints. A
+/// password read from standard input goes in the request's JSON body only.
+async fn user(cmd: user::Command, api: &Remote) -> Result<()> {
+    use user::Command as C;
+    let at = |u: &str| format!("/users/{}", seg(u));
+    match cmd {
+        C::Create {
+            username,
+            email,
+            name,
+            json,
+            ..
+        } => {
+            let password = user::read_password()?;
+            let mut body = Map::new();
+            body.insert("username".into(), json!(username));
+            body.insert("password".into(), json!(password));
+            put(&mut body, "email", email);
+            put(&mut body, "name", name);
+            let made = api
+                .post("/users", &Value::Object(body))
+                .await
+                .map_err(status_dropped)?;
+            user::print_created(&made, json);
+        }
+        C::List { json } => {
+            let mut users = all_users(api).await?;
+            users.sort_by(|a, b| text(a, "username").cmp(text(b, "username")));
+            user::print_list(&users, json);
+        }
+        C::Delete { username, json } => {
+            // The user's name as the server prepared it, for the message.
+            let found = api.get(&at(&username)).await.map_err(status_dropped)?;
+            api.delete(&at(text(&found, "user_id")))
+                .await
+                .map_err(status_dropped)?;
+            user::print_deleted(text(&found, "username"), json);
+        }
+        C::SetPassword { username, json, .. } => {
+            // Refuse an unknown user before waiting on standard input.
+            api.get(&at(&username)).await.map_err(status_dropped)?;
+            let password = user::read_password()?;
+            let done = api
+                .call(
+                    Method::PUT,
+                    &format!("{}/password", at(&username)),
+                    Some(&json!({"password": password})),
+                )
+                .await
+                .map_err(status_dropped)?;
+            user::print_password_set(text(&done, "username"), json);
+        }
+        C::Consents { username, json } => {
+            let consents = api
+                .get(&format!("{}/consents", at(&username)))
+                .await
+                .map_err(status_dropped)?;
+            let grants = api
+                .get(&format!("{}/grants", at(&username)))
+                .await
+                .map_err(status_dropped)?;
+            let listed = json!({
+                "user_id": consents.get("user_id"),
+                "username": consents.get("username"),
+                "consents": consents.get("consents"),
+                "grants": grants.get("grants"),
+            });
+            user::print_consents(&listed, json);
+        }
+        C::Grants { username, json } => {
+            let listed = api
+                .get(&format!("{}/grants", at(&username)))
+                .await
+                .map_err(status_dropped)?;
+            user::print_grants(&listed, json);
+        }
+        C::RevokeGrant {
+            username,
+            grant_id,
+            json,
+        } => {
+            let done = api
+                .delete(&format!("{}/grants/{}", at(&username), seg(&grant_id)))
+                .await
+                .map_err(status_dropped)?;
+            user::print_grant_revoked(&done, json);
+        }
+        C::RevokeConsent {
+            username,
+            client_id,
+            json,
+        } => {
+            let done = api
+                .delete(&format!("{}/consents/{}", at(&username), seg(&client_id)))
+                .await
+                .map_err(status_dropped)?;
+            user::print_consent_revoked(&done, json);
+        }
+        C::RevokeTokens { username, json } => {
+            let done = api
+                .post(&format!("{}/revoke-tokens", at(&username)), &json!({}))
+                .await
+                .map_err(status_dropped)?;
+            let n = done
+                .get("grants_revoked")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            user::print_tokens_revoked(text(&done, "username"), n, json);
+        }
+    }
+    Ok(())
+}
+
+/// The key files of a command, as the admin API takes them: the JWK Set's text as it is,
+/// and each PEM public key's text (read here; nothing private is read).
+fn key_fields(keys: PublicKeys, map: &mut Map<String, Value>) {
+    if let Some(jwks) = keys.jwks {
+        map.insert("jwks".into(), json!(jwks.text));
+    }
+    if !keys.pems.is_empty() {
+        let pems: Vec<String> = keys.pems.into_iter().map(|d| d.text).collect();
+        map.insert("pems".into(), json!(pems));
+    }
+}
+
+/// `tessera trust ...` through the admin API, printing what the database form prints.
+async fn trust(cmd: trust::Command, api: &Remote) -> Result<()> {
+    use trust::Command as C;
+    match cmd {
+        C::Add {
+            issuer,
+            keys,
+            jwks_url,
+            subject_claim,
+            claims,
+            env,
+            scope,
+            json,
+        } => {
+            let mut body = Map::new();
+            body.insert("issuer".into(), json!(issuer));
+            key_fields(keys.read()?, &mut body);
+            put(&mut body, "jwks_url", jwks_url);
+            body.insert("subject_claim".into(), json!(subject_claim));
+            body.insert("claims".into(), json!(claims));
+            body.insert("env".into(), json!(env));
+            body.insert("scope".into(), json!(scope));
+            let made = api
+                .post("/trust", &Value::Object(body))
+                .await
+                .map_err(flag_named)?;
+            trust::print_added(&made, json);
+        }
+        C::List { env, json } => {
+            let path = match env {
+                Some(e) => format!("/trust?env={}", seg(&e)),
+                None => "/trust".to_owned(),
+            };
+            let list = api.get(&path).await.map_err(status_dropped)?;
+            let items = match list {
+                Value::Array(items) => items,
+                other => other
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            trust::print_list(&items, json);
+        }
+        C::SetKeys { id, keys, json } => {
+            let mut body = Map::new();
+            key_fields(keys.read()?, &mut body);
+            let done = api
+                .call(
+                    Method::PUT,
+                    &format!("/trust/{}/keys", seg(&id)),
+                    Some(&Value::Object(body)),
+                )
+                .await
+                .map_err(flag_named)?;
+            trust::print_keys_set(&done, json);
+        }
+        C::Remove { id, json } => {
+            api.delete(&format!("/trust/{}", seg(&id)))
+                .await
+                .map_err(status_dropped)?;
+            trust::print_removed(&id, json);
+        }
+    }
+    Ok(())
+}
+
+/// `tessera idp ...` through the admin API, printing what the database form prints. The
+/// client secret read from standard input goes in the request's JSON body only; the server
+/// seals it with its own sealing key.
+async fn idp(cmd: idp::Command, api: &Remote) -> Result<()> {
+    use idp::Command as C;
+    match cmd {
+        C::Add {
+            name,
+            issuer,
+            client_id,
+            display_name,
+            email_domains,
+            link_by_email,
+            json,
+            ..
+        } => {
+            let secret = idp::read_secret()?;
+            let mut body = Map::new();
+            body.insert("name".into(), json!(name));
+            put(&mut body, "display_name", display_name);
+            body.insert("issuer".into(), json!(issuer));
+            body.insert("client_id".into(), json!(client_id));
+            body.insert("client_secret".into(), json!(secret.expose()));
+            body.insert("email_domains".into(), json!(email_domains));
+            body.insert("link_by_email".into(), json!(link_by_email));
+            let made = api
+                .post("/idps", &Value::Object(body))
+                .await
+                .map_err(flag_named)?;
+            idp::print_added(&made, json);
+        }
+        C::List { json } => {
+            let list = api.get("/idps").await.map_err(status_dropped)?;
+            let items = match list {
+                Value::Array(items) => items,
+                _ => bail!("the admin API answered the provider list with something else"),
+            };
+            idp::print_list(&items, json);
+        }
+        C::Remove { name, json } => {
+            api.delete(&format!("/idps/{}", seg(&name)))
+                .await
+                .map_err(status_dropped)?;
+            idp::print_removed(&name, json);
+        }
+    }
+    Ok(())
+}
+
+/// `tessera keys ...` through the admin API (`list` and `rotate`: the server makes the key
+/// and seals it with its own sealing secret). `keys reseal` changes the sealing secret
+/// itself, which only the database form can hold.
+async fn keys(cmd: keys::Command, api: &Remote) -> Result<()> {
+    use keys::Command as C;
+    match cmd {
+        C::Rotate { lead_time, json } => {
+            let mut body = Map::new();
+            put(&mut body, "lead_time", lead_time);
+            let t = super::now();
+            let made = api
+                .post("/keys/rotate", &Value::Object(body))
+                .await
+                .map_err(status_dropped)
+                .context("no key was made")?;
+            let out = json!({
+                "kid": made.get("kid"),
+                "alg": made.get("alg"),
+                "activates_at": made.get("activates_at"),
+            });
+            keys::print_rotated(&out, t, json);
+        }
+        C::List { json } => {
+            let list = api.get("/keys").await.map_err(status_dropped)?;
+            let items = match list {
+                Value::Array(items) => items,
+                _ => bail!("the admin API answered the key list with something else"),
+            };
+            keys::print_list(&items, json);
+        }
+        C::Reseal { .. } => bail!(
+            "`tessera keys reseal` does not work with --server: it re-seals the keys under a \
+             new sealing secret, which only a command run where the server's database is \
+             holds"
+        ),
+    }
+    Ok(())
+}
+
+/// A server error in the database form's words: without the ` (HTTP NNN)` this module
+/// adds (a refused credential keeps its own words).
+fn status_dropped(e: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}", strip_status(&e.to_string()))
+}
+
 /// An array of strings of an answer.
 fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
     v.get(key)
@@ -756,6 +1090,16 @@ fn flag_named(e: anyhow::Error) -> anyhow::Error {
         ("env", "--env"),
         ("single_use_tokens", "--single-use-tokens"),
         ("name", "--name"),
+        ("issuer", "--issuer"),
+        ("jwks_url", "--jwks-url"),
+        ("subject_claim", "--subject-claim"),
+        ("claims", "--claim"),
+        ("email_domains", "--email-domain"),
+        ("display_name", "--display-name"),
+        (
+            "client_secret",
+            "the client secret (standard input, --client-secret-stdin)",
+        ),
     ];
     let message = strip_status(&message);
     for (field, flag) in FIELDS {

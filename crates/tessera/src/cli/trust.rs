@@ -9,14 +9,14 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{json, Value};
 use tessera_core::admin::public_keys;
 use tessera_core::admin::trust::{self, TrustSpec};
 use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::model::TrustRecord;
 use tessera_core::store::Store;
 
-use crate::cli::client::registration::{flagged, kids_line, KeyFiles};
+use crate::cli::client::registration::{flagged, KeyFiles};
 use crate::cli::{audit, now, open_store, print_json};
 use crate::settings::Settings;
 use tessera_core::audit::AuditKind;
@@ -116,38 +116,11 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             let record = trust::add(store, spec, now()).await.map_err(flagged)?;
             let detail = json!({"issuer": record.issuer, "env": record.env});
             audit(store, AuditKind::TrustAdded, &record.id, detail).await;
-            if json {
-                print_json(&describe(&record));
-            } else {
-                println!(
-                    "trusted {} in environment {} (id {})",
-                    record.issuer, record.env, record.id
-                );
-                let kids = kids_line(&record.keys);
-                if !kids.is_empty() {
-                    println!("key ids (kid): {kids}");
-                }
-            }
+            print_added(&describe(&record), json);
         }
         Command::List { env, json } => {
             let list = trust::list(store, env.as_deref()).await?;
-            if json {
-                print_json(&serde_json::Value::Array(
-                    list.iter().map(describe).collect(),
-                ));
-            } else {
-                for t in &list {
-                    println!(
-                        "{}  {}  {}  sub={}  claims=[{}]  scope=\"{}\"",
-                        t.id,
-                        t.env,
-                        t.issuer,
-                        t.subject_claim,
-                        t.claims.join(","),
-                        t.scopes
-                    );
-                }
-            }
+            print_list(&list.iter().map(describe).collect::<Vec<_>>(), json);
         }
         Command::SetKeys { id, keys, json } => {
             let stored = trust::set_keys(store, &id, &keys.read()?, now())
@@ -160,25 +133,17 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                 json!({"keys_replaced": true}),
             )
             .await;
-            if json {
-                print_json(&json!({
-                    "id": id,
-                    "keys_replaced": true,
-                    "kids": public_keys::kids(&stored),
-                }));
-            } else {
-                println!("replaced the public keys of trust registration {id}");
-                println!("key ids (kid): {}", kids_line(&stored));
-            }
+            let done = json!({
+                "id": id,
+                "keys_replaced": true,
+                "kids": public_keys::kids(&stored),
+            });
+            print_keys_set(&done, json);
         }
         Command::Remove { id, json } => {
             trust::remove(store, &id, now()).await?;
             audit(store, AuditKind::TrustRemoved, &id, json!({})).await;
-            if json {
-                print_json(&json!({"id": id, "removed": true}));
-            } else {
-                println!("removed trust registration {id}");
-            }
+            print_removed(&id, json);
         }
     }
     Ok(())
@@ -199,4 +164,87 @@ fn describe(t: &TrustRecord) -> serde_json::Value {
         "kids": public_keys::kids(&t.keys),
         "created_at": t.created_at,
     })
+}
+
+/// A string field of a JSON object.
+fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The `kid`s of a JSON object's `kids` on one line (`(none)` for a key without one).
+fn kids_of(v: &Value) -> String {
+    v.get("kids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|k| k.as_str().unwrap_or("(none)").to_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// What `trust add` prints, from the registration as [`describe`] (or the admin API)
+/// shows it.
+pub(crate) fn print_added(t: &Value, json: bool) {
+    if json {
+        print_json(t);
+    } else {
+        println!(
+            "trusted {} in environment {} (id {})",
+            field(t, "issuer"),
+            field(t, "env"),
+            field(t, "id")
+        );
+        let kids = kids_of(t);
+        if !kids.is_empty() {
+            println!("key ids (kid): {kids}");
+        }
+    }
+}
+
+/// What `trust list` prints.
+pub(crate) fn print_list(list: &[Value], json: bool) {
+    if json {
+        print_json(&Value::Array(list.to_vec()));
+    } else {
+        for t in list {
+            let claims: Vec<&str> = t
+                .get("claims")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            println!(
+                "{}  {}  {}  sub={}  claims=[{}]  scope=\"{}\"",
+                field(t, "id"),
+                field(t, "env"),
+                field(t, "issuer"),
+                field(t, "subject_claim"),
+                claims.join(","),
+                field(t, "scope")
+            );
+        }
+    }
+}
+
+/// What `trust set-keys` prints, from `{id, keys_replaced, kids}`.
+pub(crate) fn print_keys_set(done: &Value, json: bool) {
+    if json {
+        print_json(done);
+    } else {
+        println!(
+            "replaced the public keys of trust registration {}",
+            field(done, "id")
+        );
+        println!("key ids (kid): {}", kids_of(done));
+    }
+}
+
+/// What `trust remove` prints.
+pub(crate) fn print_removed(id: &str, json: bool) {
+    if json {
+        print_json(&json!({"id": id, "removed": true}));
+    } else {
+        println!("removed trust registration {id}");
+    }
 }

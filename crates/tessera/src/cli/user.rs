@@ -13,7 +13,7 @@ use std::io::Read;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{json, Value};
 use tessera_core::admin::grants;
 use tessera_core::admin::users::{self, UserSpec};
 use tessera_core::model::UserRecord;
@@ -130,7 +130,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
 
 /// Reads a password from standard input (one trailing line break dropped); the application
 /// layer checks it ([`users::check_password`]).
-fn read_password() -> Result<String> {
+pub(crate) fn read_password() -> Result<String> {
     let mut text = String::new();
     std::io::stdin()
         .take(password::MAX_LENGTH as u64 + 2)
@@ -141,7 +141,7 @@ fn read_password() -> Result<String> {
     Ok(pw.to_owned())
 }
 
-fn describe(u: &UserRecord) -> serde_json::Value {
+fn describe(u: &UserRecord) -> Value {
     json!({
         "user_id": u.user_id,
         "username": u.username,
@@ -151,15 +151,165 @@ fn describe(u: &UserRecord) -> serde_json::Value {
     })
 }
 
-fn grant_line(g: &grants::GrantView) -> String {
-    let state = match g.revoked_at {
+/// A user as `--json` prints them, from the admin API's or the database's fields.
+pub(crate) fn describe_json(u: &Value) -> Value {
+    json!({
+        "user_id": u.get("user_id"),
+        "username": u.get("username"),
+        "email": u.get("email"),
+        "name": u.get("name"),
+        "created_at": u.get("created_at"),
+    })
+}
+
+/// A string field of a JSON object.
+fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A number field of a JSON object, as printed.
+fn number(v: &Value, key: &str) -> String {
+    v.get(key).map(Value::to_string).unwrap_or_default()
+}
+
+/// The items of an array field of a JSON object.
+fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn grant_line(g: &Value) -> String {
+    let state = match g.get("revoked_at").and_then(Value::as_i64) {
         Some(at) => format!("revoked {at}"),
         None => "live".to_owned(),
     };
     format!(
         "grant    {}  {}  {}  created {}  {state}",
-        g.client_id, g.scope, g.grant_id, g.created_at
+        field(g, "client_id"),
+        field(g, "scope"),
+        field(g, "grant_id"),
+        number(g, "created_at")
     )
+}
+
+/// What `user create` prints, from the created user (either form).
+pub(crate) fn print_created(user: &Value, json: bool) {
+    if json {
+        print_json(&describe_json(user));
+    } else {
+        println!(
+            "created user {} (sub {})",
+            field(user, "username"),
+            field(user, "user_id")
+        );
+    }
+}
+
+/// What `user list` prints, from the users in order of username (either form).
+pub(crate) fn print_list(users: &[Value], json: bool) {
+    if json {
+        print_json(&Value::Array(users.iter().map(describe_json).collect()));
+    } else {
+        for u in users {
+            let email = u.get("email").and_then(Value::as_str).unwrap_or("-");
+            println!("{}  {}  {email}", field(u, "user_id"), field(u, "username"));
+        }
+    }
+}
+
+/// What `user delete` prints.
+pub(crate) fn print_deleted(username: &str, json: bool) {
+    if json {
+        print_json(&json!({"username": username, "deleted": true}));
+    } else {
+        println!("deleted user {username}; their tokens are revoked");
+    }
+}
+
+/// What `user set-password` prints.
+pub(crate) fn print_password_set(username: &str, json: bool) {
+    if json {
+        print_json(&json!({"username": username, "password_changed": true}));
+    } else {
+        println!("changed the password of {username}; their sessions have ended");
+    }
+}
+
+/// What `user consents` prints, from `{user_id, username, consents, grants}`.
+pub(crate) fn print_consents(listed: &Value, json: bool) {
+    if json {
+        print_json(listed);
+    } else {
+        for c in items(listed, "consents") {
+            println!(
+                "consent  {}  {}  since {}",
+                field(c, "client_id"),
+                field(c, "scope"),
+                number(c, "granted_at")
+            );
+        }
+        for g in items(listed, "grants") {
+            println!("{}", grant_line(g));
+        }
+    }
+}
+
+/// What `user grants` prints, from `{user_id, username, grants}`.
+pub(crate) fn print_grants(listed: &Value, json: bool) {
+    if json {
+        print_json(&json!({
+            "user_id": listed.get("user_id"),
+            "username": listed.get("username"),
+            "grants": listed.get("grants"),
+        }));
+    } else {
+        for g in items(listed, "grants") {
+            println!("{}", grant_line(g));
+        }
+    }
+}
+
+/// What `user revoke-grant` prints, from `{username, grant_id, client_id, revoked}`.
+pub(crate) fn print_grant_revoked(done: &Value, json: bool) {
+    let revoked = done.get("revoked").and_then(Value::as_bool) == Some(true);
+    if json {
+        print_json(done);
+    } else if revoked {
+        println!(
+            "revoked grant {} of {} to {} and its tokens",
+            field(done, "grant_id"),
+            field(done, "username"),
+            field(done, "client_id")
+        );
+    } else {
+        println!("grant {} was revoked already", field(done, "grant_id"));
+    }
+}
+
+/// What `user revoke-consent` prints, from `{username, client_id, consent_removed,
+/// grants_revoked}`.
+pub(crate) fn print_consent_revoked(done: &Value, json: bool) {
+    if json {
+        print_json(done);
+    } else {
+        println!(
+            "revoked the consent of {} to {}; {} grant(s) and their tokens revoked",
+            field(done, "username"),
+            field(done, "client_id"),
+            number(done, "grants_revoked")
+        );
+    }
+}
+
+/// What `user revoke-tokens` prints.
+pub(crate) fn print_tokens_revoked(username: &str, n: u64, json: bool) {
+    if json {
+        print_json(&json!({"username": username, "grants_revoked": n}));
+    } else {
+        println!("revoked {n} grant(s) of {username} and their tokens");
+    }
 }
 
 async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
@@ -182,36 +332,17 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             };
             let user = users::create(store, spec, now()).await?;
             audit(store, AuditKind::UserCreated, &user.user_id, json!({})).await;
-            if json {
-                print_json(&describe(&user));
-            } else {
-                println!("created user {} (sub {})", user.username, user.user_id);
-            }
+            print_created(&describe(&user), json);
         }
         Command::List { json } => {
-            let users = users::list(store).await?;
-            if json {
-                print_json(&json!(users.iter().map(describe).collect::<Vec<_>>()));
-            } else {
-                for u in &users {
-                    println!(
-                        "{}  {}  {}",
-                        u.user_id,
-                        u.username,
-                        u.email.as_deref().unwrap_or("-")
-                    );
-                }
-            }
+            let mut users: Vec<Value> = users::list(store).await?.iter().map(describe).collect();
+            users.sort_by(|a, b| field(a, "username").cmp(field(b, "username")));
+            print_list(&users, json);
         }
         Command::Delete { username, json } => {
             let user = users::delete(store, &username, now()).await?;
             audit(store, AuditKind::UserDeleted, &user.user_id, json!({})).await;
-            let username = user.username;
-            if json {
-                print_json(&json!({"username": username, "deleted": true}));
-            } else {
-                println!("deleted user {username}; their tokens are revoked");
-            }
+            print_deleted(&user.username, json);
         }
         Command::SetPassword { username, json, .. } => {
             // Refuse an unknown user before waiting on standard input.
@@ -219,42 +350,15 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             let password = read_password()?;
             let user = users::set_password(store, &username, &password, now()).await?;
             audit(store, AuditKind::UserPasswordSet, &user.user_id, json!({})).await;
-            let username = user.username;
-            if json {
-                print_json(&json!({"username": username, "password_changed": true}));
-            } else {
-                println!("changed the password of {username}; their sessions have ended");
-            }
+            print_password_set(&user.username, json);
         }
         Command::Consents { username, json } => {
             let listed = grants::list(store, &username).await?;
-            if json {
-                print_json(&json!(listed));
-            } else {
-                for c in &listed.consents {
-                    println!(
-                        "consent  {}  {}  since {}",
-                        c.client_id, c.scope, c.granted_at
-                    );
-                }
-                for g in &listed.grants {
-                    println!("{}", grant_line(g));
-                }
-            }
+            print_consents(&json!(listed), json);
         }
         Command::Grants { username, json } => {
             let listed = grants::list(store, &username).await?;
-            if json {
-                print_json(&json!({
-                    "user_id": listed.user_id,
-                    "username": listed.username,
-                    "grants": listed.grants,
-                }));
-            } else {
-                for g in &listed.grants {
-                    println!("{}", grant_line(g));
-                }
-            }
+            print_grants(&json!(listed), json);
         }
         Command::RevokeGrant {
             username,
@@ -267,16 +371,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                 let detail = json!({"grant_id": done.grant_id, "client_id": done.client_id});
                 audit(store, AuditKind::GrantRevoked, &user_id, detail).await;
             }
-            if json {
-                print_json(&json!(done));
-            } else if done.revoked {
-                println!(
-                    "revoked grant {} of {} to {} and its tokens",
-                    done.grant_id, done.username, done.client_id
-                );
-            } else {
-                println!("grant {} was revoked already", done.grant_id);
-            }
+            print_grant_revoked(&json!(done), json);
         }
         Command::RevokeConsent {
             username,
@@ -288,24 +383,13 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
             let detail =
                 json!({"client_id": done.client_id, "grants_revoked": done.grants_revoked});
             audit(store, AuditKind::ConsentRevoked, &user_id, detail).await;
-            if json {
-                print_json(&json!(done));
-            } else {
-                println!(
-                    "revoked the consent of {} to {}; {} grant(s) and their tokens revoked",
-                    done.username, done.client_id, done.grants_revoked
-                );
-            }
+            print_consent_revoked(&json!(done), json);
         }
         Command::RevokeTokens { username, json } => {
             let (user, n) = grants::revoke_tokens(store, &username, now()).await?;
             let detail = json!({"grants_revoked": n});
             audit(store, AuditKind::GrantRevoked, &user.user_id, detail).await;
-            if json {
-                print_json(&json!({"username": user.username, "grants_revoked": n}));
-            } else {
-                println!("revoked {n} grant(s) of {} and their tokens", user.username);
-            }
+            print_tokens_revoked(&user.username, n, json);
         }
     }
     Ok(())

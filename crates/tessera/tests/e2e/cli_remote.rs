@@ -69,6 +69,46 @@ impl Setup {
         }
     }
 
+    /// Runs `tessera ARGS` the given way with `input` on standard input.
+    async fn run_stdin(&self, way: Way, args: &[&str], input: &str) -> Ran {
+        let mut all: Vec<&str> = Vec::new();
+        let mut vars: Vec<(&str, &str)> = Vec::new();
+        if way == Way::Remote {
+            all.extend(["--server", &self.admin]);
+            vars.push(("TESSERA_DATABASE_URL", "sqlite:///nonexistent/tessera.db"));
+        }
+        all.extend_from_slice(args);
+        let out = self.server.cli_with_stdin_env(&all, input, &vars).await;
+        Ran {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs `tessera ARGS` both ways; asserts both succeeded with the same output and
+    /// returns it.
+    async fn same(&self, args: &[&str]) -> String {
+        let db = self.run(Way::Database, args).await;
+        let remote = self.run(Way::Remote, args).await;
+        assert!(db.ok, "{args:?}: {}", db.stderr);
+        assert!(remote.ok, "--server {args:?}: {}", remote.stderr);
+        assert_eq!(db.stdout, remote.stdout, "{args:?}");
+        db.stdout
+    }
+
+    /// Runs `tessera ARGS` both ways; asserts both failed with the same message and
+    /// returns it.
+    async fn same_failure(&self, args: &[&str]) -> String {
+        let db = self.run(Way::Database, args).await;
+        let remote = self.run(Way::Remote, args).await;
+        assert!(!db.ok, "{args:?}: {}", db.stdout);
+        assert!(!remote.ok, "--server {args:?}: {}", remote.stdout);
+        assert!(db.stdout.is_empty() && remote.stdout.is_empty(), "{args:?}");
+        assert_eq!(db.stderr, remote.stderr, "{args:?}");
+        db.stderr
+    }
+
     async fn json(&self, way: Way, args: &[&str]) -> Value {
         let r = self.run(way, args).await;
         assert!(r.ok, "{way:?} {args:?}: {}", r.stderr);
@@ -611,4 +651,664 @@ async fn audit_lists_the_same_entries_either_way() {
         .await;
     assert!(!ran.ok);
     assert!(ran.stderr.contains("may not do this"), "{}", ran.stderr);
+}
+
+/// The password of the users these tests make.
+const PASSWORD: &str = "correct horse battery staple 42";
+
+#[tokio::test]
+async fn user_commands_print_the_same_either_way() {
+    let s = setup().await;
+    for way in BOTH {
+        let name = format!("u-{way:?}").to_lowercase();
+        let made = s
+            .run_stdin(
+                way,
+                &[
+                    "user",
+                    "create",
+                    "--username",
+                    &name,
+                    "--password-stdin",
+                    "--email",
+                    &format!("{name}@example.com"),
+                ],
+                &format!("{PASSWORD}\n"),
+            )
+            .await;
+        assert!(made.ok, "{way:?}: {}", made.stderr);
+        assert!(
+            made.stdout
+                .starts_with(&format!("created user {name} (sub ")),
+            "{way:?}: {}",
+            made.stdout
+        );
+        assert!(!made.stdout.contains(PASSWORD) && !made.stderr.contains(PASSWORD));
+        // The same name again: refused the same way either way.
+        let again = s
+            .run_stdin(
+                way,
+                &["user", "create", "--username", &name, "--password-stdin"],
+                &format!("{PASSWORD}\n"),
+            )
+            .await;
+        assert!(!again.ok, "{way:?}");
+        assert!(again.stdout.is_empty(), "{way:?}: {}", again.stdout);
+
+        let set = s
+            .run_stdin(
+                way,
+                &["user", "set-password", &name, "--password-stdin", "--json"],
+                "another long passphrase 77\n",
+            )
+            .await;
+        assert!(set.ok, "{way:?}: {}", set.stderr);
+        let set: Value = serde_json::from_str(&set.stdout).unwrap();
+        assert_eq!(set, json!({"username": name, "password_changed": true}));
+        // A password the rules refuse: refused either way, nothing printed.
+        let weak = s
+            .run_stdin(
+                way,
+                &["user", "set-password", &name, "--password-stdin"],
+                "x\n",
+            )
+            .await;
+        assert!(!weak.ok, "{way:?}");
+        assert!(!weak.stderr.contains("HTTP"), "{way:?}: {}", weak.stderr);
+    }
+    // Both users listed, the same either way (text and JSON).
+    let list = s.same(&["user", "list"]).await;
+    assert!(
+        list.contains("  u-database  u-database@example.com\n"),
+        "{list}"
+    );
+    assert!(
+        list.contains("  u-remote  u-remote@example.com\n"),
+        "{list}"
+    );
+    let listed: Value = serde_json::from_str(&s.same(&["user", "list", "--json"]).await).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert!(listed[0].get("password_hash").is_none(), "{listed}");
+    // A user without grants: nothing revoked, the same words.
+    assert_eq!(
+        s.same(&["user", "revoke-tokens", "U-Remote"]).await,
+        "revoked 0 grant(s) of u-remote and their tokens\n"
+    );
+    assert_eq!(
+        s.same(&["user", "grants", "u-remote", "--json"]).await,
+        s.run(Way::Database, &["user", "grants", "u-remote", "--json"])
+            .await
+            .stdout
+    );
+    // An unknown user, a grant of nobody's: the same failure either way.
+    let gone = s.same_failure(&["user", "consents", "nobody"]).await;
+    assert!(gone.contains("nobody"), "{gone}");
+    s.same_failure(&["user", "revoke-grant", "u-remote", "no-such-grant"])
+        .await;
+    s.same_failure(&["user", "delete", "../admin-tokens"]).await;
+
+    for way in BOTH {
+        let name = format!("u-{way:?}").to_lowercase();
+        let deleted = s.run(way, &["user", "delete", &name]).await;
+        assert!(deleted.ok, "{way:?}: {}", deleted.stderr);
+        assert_eq!(
+            deleted.stdout,
+            format!("deleted user {name}; their tokens are revoked\n")
+        );
+    }
+    assert_eq!(s.same(&["user", "list"]).await, "");
+    // A password from standard input for a user that does not exist: refused before it is
+    // read, either way.
+    let unknown = s
+        .run_stdin(
+            Way::Remote,
+            &["user", "set-password", "nobody", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        )
+        .await;
+    assert!(!unknown.ok);
+    assert!(!unknown.stderr.contains(PASSWORD), "{}", unknown.stderr);
+}
+
+#[tokio::test]
+async fn consents_and_grants_are_listed_and_revoked_the_same_either_way() {
+    use crate::browser_support::{authorize_path, exchange, Browser, VERIFIER};
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (server, client) = crate::browser_support::setup_with(
+        &[
+            ("TESSERA_ADMIN_LISTEN", addr.as_str()),
+            ("TESSERA_ADMIN_TOKEN", BOOTSTRAP),
+        ],
+        &["--refresh-tokens", "always"],
+    )
+    .await;
+    let s = Setup {
+        server,
+        admin: format!("http://{addr}"),
+    };
+    let mut b = Browser::new(&s.server);
+    let mut access = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let code = b
+            .code(
+                &authorize_path(&client, "openid offline_access", ""),
+                "alice",
+            )
+            .await;
+        let res = exchange(&s.server, &client, &code, Some(VERIFIER)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let t: Value = res.json().await.unwrap();
+        access.push(t["access_token"].as_str().unwrap().to_owned());
+        // The grant just made: the one not seen before.
+        let listed = s
+            .json(Way::Database, &["user", "grants", "alice", "--json"])
+            .await;
+        let new: Vec<String> = listed["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["grant_id"].as_str().unwrap().to_owned())
+            .filter(|g| !ids.contains(g))
+            .collect();
+        assert_eq!(new.len(), 1, "{listed}");
+        ids.extend(new);
+    }
+    let consents = s.same(&["user", "consents", "alice"]).await;
+    assert_eq!(
+        consents.lines().count(),
+        4,
+        "one consent, three grants: {consents}"
+    );
+    assert!(
+        consents.starts_with(&format!("consent  {}  ", client.id)),
+        "{consents}"
+    );
+    let listed: Value =
+        serde_json::from_str(&s.same(&["user", "consents", "alice", "--json"]).await).unwrap();
+    assert_eq!(listed["consents"].as_array().unwrap().len(), 1, "{listed}");
+    let grants: Value =
+        serde_json::from_str(&s.same(&["user", "grants", "alice", "--json"]).await).unwrap();
+    assert!(grants.get("consents").is_none(), "{grants}");
+    assert_eq!(grants["grants"].as_array().unwrap().len(), 3, "{grants}");
+
+    // One grant revoked through the API; again, either way: revoked already.
+    let first = s
+        .run(Way::Remote, &["user", "revoke-grant", "alice", &ids[0]])
+        .await;
+    assert!(first.ok, "{}", first.stderr);
+    assert!(
+        first.stdout.starts_with(&format!(
+            "revoked grant {} of alice to {}",
+            ids[0], client.id
+        )),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(
+        s.same(&["user", "revoke-grant", "alice", &ids[0]]).await,
+        format!("grant {} was revoked already\n", ids[0])
+    );
+    let (srv, c, at) = (&s.server, &client, &access[0]);
+    crate::support::wait_until(
+        crate::support::FEED_DEADLINE,
+        "the revoked grant's access token inactive",
+        move || async move { !srv.is_active(c, at).await },
+    )
+    .await;
+    assert!(s.server.is_active(&client, &access[1]).await);
+    let text = s.same(&["user", "grants", "alice"]).await;
+    assert_eq!(text.matches("  live\n").count(), 2, "{text}");
+
+    // Another user's grant: the same refusal either way.
+    s.run_stdin(
+        Way::Remote,
+        &["user", "create", "--username", "bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    s.same_failure(&["user", "revoke-grant", "bob", &ids[1]])
+        .await;
+
+    // The consent, through the API: the rest of the grants with it.
+    let done = s
+        .json(
+            Way::Remote,
+            &["user", "revoke-consent", "alice", &client.id, "--json"],
+        )
+        .await;
+    assert_eq!(done["consent_removed"], true, "{done}");
+    assert_eq!(done["grants_revoked"], 2, "{done}");
+    let (srv, c, at) = (&s.server, &client, &access[2]);
+    crate::support::wait_until(
+        crate::support::FEED_DEADLINE,
+        "the consent's access tokens inactive",
+        move || async move { !srv.is_active(c, at).await },
+    )
+    .await;
+    let after = s.same(&["user", "consents", "alice"]).await;
+    assert!(!after.contains("consent  "), "{after}");
+    assert_eq!(after.matches("  revoked ").count(), 3, "{after}");
+    // Nothing left: the same words either way.
+    assert_eq!(
+        s.same(&["user", "revoke-tokens", "alice"]).await,
+        "revoked 0 grant(s) of alice and their tokens\n"
+    );
+}
+
+/// A PEM public key file in `dir`.
+fn pem_file(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, crate::jwt_bearer::vendor_key().public_pem).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn trust_commands_print_the_same_either_way() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for way in BOTH {
+        let issuer = format!("https://issuer-{way:?}.example").to_lowercase();
+        let key = pem_file(dir.path(), &format!("{way:?}.pem"));
+        let added = s
+            .json(
+                way,
+                &[
+                    "trust",
+                    "add",
+                    "--issuer",
+                    &issuer,
+                    "--public-key",
+                    &key,
+                    "--env",
+                    "partners",
+                    "--claim",
+                    "team_id",
+                    "--scope",
+                    "read",
+                    "--json",
+                ],
+            )
+            .await;
+        assert_eq!(added["issuer"], issuer.as_str(), "{way:?}: {added}");
+        assert_eq!(added["env"], "partners");
+        assert_eq!(added["keys"], 1);
+        assert!(
+            added["kids"][0].is_string(),
+            "a PEM key gets its thumbprint: {added}"
+        );
+        let id = added["id"].as_str().unwrap().to_owned();
+        // Text form: the same lines either way (the kid is the key's thumbprint).
+        let again = s
+            .run(
+                way,
+                &[
+                    "trust",
+                    "add",
+                    "--issuer",
+                    &format!("{issuer}/two"),
+                    "--public-key",
+                    &key,
+                ],
+            )
+            .await;
+        assert!(again.ok, "{way:?}: {}", again.stderr);
+        assert!(
+            again.stdout.contains(" in environment default (id "),
+            "{}",
+            again.stdout
+        );
+        assert!(
+            again.stdout.ends_with(&format!(
+                "key ids (kid): {}\n",
+                added["kids"][0].as_str().unwrap()
+            )),
+            "{way:?}: {}",
+            again.stdout
+        );
+        // Its keys replaced (the rotation): the new key's kid printed.
+        let next = pem_file(dir.path(), &format!("{way:?}-next.pem"));
+        let set = s
+            .run(way, &["trust", "set-keys", &id, "--public-key", &next])
+            .await;
+        assert!(set.ok, "{way:?}: {}", set.stderr);
+        assert!(
+            set.stdout.starts_with(&format!(
+                "replaced the public keys of trust registration {id}\n"
+            )),
+            "{way:?}: {}",
+            set.stdout
+        );
+        assert!(!set.stdout.contains(added["kids"][0].as_str().unwrap()));
+        ids.push(id);
+    }
+    let list = s.same(&["trust", "list", "--env", "partners"]).await;
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(
+        list.contains("sub=sub  claims=[team_id]  scope=\"read\""),
+        "{list}"
+    );
+    s.same(&["trust", "list", "--json"]).await;
+    // A key file that is no key, a registration that is not there: the same failure.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    for way in BOTH {
+        let r = s
+            .run(
+                way,
+                &[
+                    "trust",
+                    "set-keys",
+                    &ids[0],
+                    "--public-key",
+                    bad.to_str().unwrap(),
+                ],
+            )
+            .await;
+        assert!(!r.ok, "{way:?}");
+        assert!(r.stdout.is_empty(), "{way:?}: {}", r.stdout);
+    }
+    s.same_failure(&["trust", "remove", "no-such-registration"])
+        .await;
+    for (way, id) in BOTH.into_iter().zip(&ids) {
+        let removed = s.run(way, &["trust", "remove", id]).await;
+        assert!(removed.ok, "{way:?}: {}", removed.stderr);
+        assert_eq!(removed.stdout, format!("removed trust registration {id}\n"));
+    }
+    assert_eq!(s.same(&["trust", "list", "--env", "partners"]).await, "");
+}
+
+#[tokio::test]
+async fn idp_commands_print_the_same_either_way_and_never_the_secret() {
+    const SECRET: &str = "upstream-client-secret-remote-0a1b2c3d";
+    let s = setup().await;
+    for way in BOTH {
+        let name = format!("corp-{way:?}").to_lowercase();
+        let added = s
+            .run_stdin(
+                way,
+                &[
+                    "idp",
+                    "add",
+                    "--name",
+                    &name,
+                    "--issuer",
+                    &format!("https://login.{name}.example"),
+                    "--client-id",
+                    "tessera-at-upstream",
+                    "--client-secret-stdin",
+                    "--email-domain",
+                    &format!("{name}.example"),
+                    "--link-by-email",
+                ],
+                &format!("{SECRET}\n"),
+            )
+            .await;
+        assert!(added.ok, "{way:?}: {}", added.stderr);
+        assert_eq!(
+            added.stdout,
+            format!(
+                "added identity provider {name} ({name}) for issuer https://login.{name}.example\n"
+            )
+        );
+        assert!(!added.stderr.contains(SECRET));
+        // A domain another provider has: refused either way, naming the flag.
+        let taken = s
+            .run_stdin(
+                way,
+                &[
+                    "idp",
+                    "add",
+                    "--name",
+                    &format!("{name}-2"),
+                    "--issuer",
+                    "https://other.example",
+                    "--client-id",
+                    "x",
+                    "--client-secret-stdin",
+                    "--email-domain",
+                    "corp-database.example",
+                ],
+                &format!("{SECRET}\n"),
+            )
+            .await;
+        assert!(!taken.ok, "{way:?}");
+        assert!(!taken.stderr.contains(SECRET), "{}", taken.stderr);
+    }
+    let list = s.same(&["idp", "list"]).await;
+    assert!(!list.contains(SECRET));
+    assert!(
+        list.contains("corp-remote  \"corp-remote\"  https://login.corp-remote.example  client_id=tessera-at-upstream  domains=[corp-remote.example]  link_by_email=true\n"),
+        "{list}"
+    );
+    let listed = s.same(&["idp", "list", "--json"]).await;
+    assert!(!listed.contains(SECRET));
+    s.same_failure(&["idp", "remove", "nothing-here"]).await;
+    for way in BOTH {
+        let name = format!("corp-{way:?}").to_lowercase();
+        let removed = s.run(way, &["idp", "remove", &name, "--json"]).await;
+        assert!(removed.ok, "{way:?}: {}", removed.stderr);
+        assert_eq!(
+            serde_json::from_str::<Value>(&removed.stdout).unwrap(),
+            json!({"removed": name})
+        );
+    }
+    assert_eq!(s.same(&["idp", "list"]).await, "");
+}
+
+#[tokio::test]
+async fn keys_list_and_rotate_work_either_way_and_the_database_commands_say_so() {
+    let s = setup().await;
+    let before = s.same(&["keys", "list"]).await.lines().count();
+    assert!(before >= 1, "the server's key listed");
+    for way in BOTH {
+        let made = s
+            .json(way, &["keys", "rotate", "--lead-time", "600", "--json"])
+            .await;
+        assert_eq!(made["alg"], "ES256", "{way:?}: {made}");
+        assert!(made["kid"].is_string());
+        let text = s.run(way, &["keys", "rotate", "--lead-time", "600"]).await;
+        assert!(text.ok, "{way:?}: {}", text.stderr);
+        assert!(
+            text.stdout.starts_with("new ES256 key ") && text.stdout.contains(" (in 600 s)"),
+            "{way:?}: {}",
+            text.stdout
+        );
+    }
+    let after = s.same(&["keys", "list"]).await;
+    assert_eq!(after.lines().count(), before + 4, "{after}");
+    let listed: Value = serde_json::from_str(&s.same(&["keys", "list", "--json"]).await).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.get("d").is_none()),
+        "public parts only: {listed}"
+    );
+    // Too short a lead time: the same refusal either way, and no key made.
+    let short = s
+        .run(Way::Remote, &["keys", "rotate", "--lead-time", "1"])
+        .await;
+    assert!(!short.ok);
+    assert!(short.stderr.contains("no key was made"), "{}", short.stderr);
+    assert_eq!(s.same(&["keys", "list"]).await.lines().count(), before + 4);
+
+    // The commands on the database itself refuse --server, saying why.
+    for args in [
+        &["keys", "reseal", "--new-secret-file", "/dev/null"][..],
+        &["purge"][..],
+        &["migrate"][..],
+    ] {
+        let r = s.run(Way::Remote, args).await;
+        assert!(!r.ok, "{args:?}");
+        assert!(
+            r.stderr.contains("does not work with --server"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("yet"), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[tokio::test]
+async fn client_set_keys_replaces_the_keys_the_same_either_way() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = pem_file(dir.path(), "first.pem");
+    let made = s
+        .json(
+            Way::Database,
+            &[
+                "client",
+                "create",
+                "--name",
+                "signer",
+                "--grant-type",
+                "client_credentials",
+                "--token-endpoint-auth-method",
+                "private_key_jwt",
+                "--public-key",
+                &first,
+                "--json",
+            ],
+        )
+        .await;
+    let id = made["client_id"].as_str().unwrap().to_owned();
+    let old_kid = made["kids"][0].as_str().unwrap().to_owned();
+    // The rotation: the new key alongside the old one, then the new one alone; the same
+    // lines either way (a PEM key's kid is its thumbprint).
+    let next = pem_file(dir.path(), "next.pem");
+    let both = s
+        .same(&[
+            "client",
+            "set-keys",
+            &id,
+            "--public-key",
+            &first,
+            "--public-key",
+            &next,
+        ])
+        .await;
+    assert!(
+        both.starts_with(&format!(
+            "replaced the public keys of client {id}\nkey ids (kid): {old_kid} "
+        )),
+        "{both}"
+    );
+    let alone: Value = serde_json::from_str(
+        &s.same(&["client", "set-keys", &id, "--public-key", &next, "--json"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(alone["client_id"], id.as_str());
+    assert_eq!(alone["keys_replaced"], true);
+    assert_eq!(alone["kids"].as_array().unwrap().len(), 1, "{alone}");
+    assert_ne!(alone["kids"][0], old_kid.as_str());
+    // Not a key, not a client: refused either way, nothing printed.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a key").unwrap();
+    for way in BOTH {
+        let r = s
+            .run(
+                way,
+                &[
+                    "client",
+                    "set-keys",
+                    &id,
+                    "--public-key",
+                    bad.to_str().unwrap(),
+                ],
+            )
+            .await;
+        assert!(!r.ok, "{way:?}");
+        assert!(r.stdout.is_empty(), "{way:?}: {}", r.stdout);
+    }
+    s.same_failure(&[
+        "client",
+        "set-keys",
+        "no-such-client",
+        "--public-key",
+        &next,
+    ])
+    .await;
+
+    // The route itself: no credential, too little scope, a hostile body, an id that tries
+    // to leave its segment; none changes the keys.
+    let reader = s
+        .json(
+            Way::Database,
+            &[
+                "admin-token",
+                "create",
+                "--name",
+                "r",
+                "--scope",
+                "clients:read",
+                "--json",
+            ],
+        )
+        .await;
+    let reader = reader["token"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/admin/clients/{id}/keys", s.admin);
+    let body = json!({"pems": [std::fs::read_to_string(&first).unwrap()]});
+    let res = http.put(&url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let res = http
+        .put(&url)
+        .bearer_auth(reader)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    for hostile in [
+        json!({"pems": [1]}),
+        json!({"jwks": {"keys": "no"}}),
+        json!({"private_key": "x"}),
+        json!({}),
+    ] {
+        let res = http
+            .put(&url)
+            .bearer_auth(BOOTSTRAP)
+            .json(&hostile)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{hostile}");
+        let e: Value = res.json().await.unwrap();
+        assert!(e["error"].is_string(), "{e}");
+    }
+    let res = http
+        .put(format!("{}/admin/clients/..%2Fadmin-tokens/keys", s.admin))
+        .bearer_auth(BOOTSTRAP)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    // The keys are still the last ones set.
+    let shown = s
+        .json(Way::Remote, &["client", "show", &id, "--json"])
+        .await;
+    assert_eq!(shown["kids"], alone["kids"], "{shown}");
+    // Each replacement is in the audit trail: the server's with its admin token, the
+    // command line's as the CLI.
+    let trail = s
+        .json(
+            Way::Database,
+            &["audit", "--kind", "client_updated", "--json"],
+        )
+        .await;
+    let events = trail["events"].as_array().unwrap();
+    assert!(
+        events.iter().filter(|e| e["target"] == id.as_str()).count() >= 2,
+        "{trail}"
+    );
+    assert!(events.iter().any(|e| e["actor"] == "cli"), "{trail}");
+    assert!(events.iter().any(|e| e["actor"] != "cli"), "{trail}");
 }

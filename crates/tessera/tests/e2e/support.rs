@@ -393,8 +393,21 @@ impl Server {
 
     /// Runs `tessera ARGS` with `input` on standard input; returns the whole output.
     pub async fn cli_with_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
+        self.cli_with_stdin_env(args, input, &[]).await
+    }
+
+    /// Runs `tessera ARGS` with `input` on standard input and some environment variables
+    /// overridden; returns the whole output.
+    pub async fn cli_with_stdin_env(
+        &self,
+        args: &[&str],
+        input: &str,
+        env: &[(&str, &str)],
+    ) -> std::process::Output {
         use tokio::io::AsyncWriteExt as _;
-        let mut child = tokio::process::Command::from(self.command())
+        let mut cmd = self.command();
+        cmd.envs(env.iter().copied());
+        let mut child = tokio::process::Command::from(cmd)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
