@@ -281,7 +281,9 @@ async fn chromium_sign_in(
     } else {
         click(&c, &format!("//button[normalize-space()='{BUTTON}']")).await;
     }
-    // The upstream's sign-in page.
+    // The upstream's sign-in page. The downstream's own page has a username field too: wait
+    // for the browser to be at the upstream before looking for it.
+    browser_at(&c, f.upstream.issuer()).await;
     let upstream_user = c
         .wait()
         .at_most(Duration::from_secs(20))
@@ -427,6 +429,7 @@ async fn chromium_denying_at_the_upstream_lands_at_the_client_with_access_denied
     let c = driver.session(profile.path(), "en").await;
     c.goto(&started.url).await.unwrap();
     click(&c, &format!("//button[normalize-space()='{BUTTON}']")).await;
+    browser_at(&c, f.upstream.issuer()).await;
     let user = c
         .wait()
         .at_most(Duration::from_secs(20))
@@ -905,4 +908,20 @@ async fn a_sign_in_started_on_one_node_finishes_on_another_and_only_once() {
     let page = replay.get(&back_path).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
     assert!(!replay.cookies.contains_key(SESSION));
+}
+
+/// Waits until the browser is at a page of `issuer` (the downstream's sign-in page has a
+/// username field too: a field looked for before the navigation ends would be the old page's).
+pub async fn browser_at(c: &fantoccini::Client, issuer: &str) {
+    let issuer = issuer.to_owned();
+    wait_until(Duration::from_secs(20), "the upstream's page", || {
+        let c = c.clone();
+        let issuer = issuer.clone();
+        async move {
+            c.current_url()
+                .await
+                .is_ok_and(|now| now.as_str().starts_with(&issuer))
+        }
+    })
+    .await;
 }

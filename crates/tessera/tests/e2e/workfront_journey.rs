@@ -180,7 +180,9 @@ async fn chromium_workfront_journey_signing_in_through_the_identity_provider() {
         .click()
         .await
         .unwrap();
-    // The identity provider's sign-in page.
+    // The identity provider's sign-in page. Tessera's own sign-in page has a username field
+    // too: wait for the browser to be at the upstream before looking for it.
+    crate::sso::browser_at(&c, upstream.issuer()).await;
     let user = c
         .wait()
         .at_most(Duration::from_secs(20))
