@@ -2352,7 +2352,12 @@ pub async fn concurrent_first_sign_ins_through_an_upstream_make_one_user(s: &dyn
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     let users = s.list_users().await.unwrap();
     assert_eq!(users.len(), 1, "{users:?}");
-    assert_eq!(users[0].username, "racer@corp.example");
+    // The address, unless the racer that won the link created its user while a loser's user
+    // still held the address: then the winner's is the provider's fallback name.
+    assert!(
+        users[0].username == "racer@corp.example" || users[0].username.starts_with("corp-"),
+        "{users:?}"
+    );
     assert_eq!(
         s.find_external_identity(&corp.issuer, "sub-race")
             .await
