@@ -234,3 +234,60 @@ pub fn print_json(v: &serde_json::Value) {
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
 }
+
+/// `--output env`: a new client's credentials as shell assignments, so that a script (and
+/// every shell example of the README) sets its variables with
+/// `eval "$(tessera client create … --output env)"`, without a JSON parser.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnvOutput {
+    /// `env`: print shell assignments, `CLIENT_ID='…'` and `CLIENT_SECRET='…'` (`unset
+    /// CLIENT_SECRET` for a client without one), for `eval "$(tessera … --output env)"`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["env"], conflicts_with = "json")]
+    pub output: Option<String>,
+    /// With `--output env`: the variables' prefix (`API` gives `API_ID` and `API_SECRET`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "CLIENT",
+        requires = "output"
+    )]
+    pub var_prefix: String,
+}
+
+impl EnvOutput {
+    /// Whether `--output env` was asked for; refuses a prefix that is not a shell name.
+    pub fn wanted(&self) -> Result<bool> {
+        if self.output.is_none() {
+            return Ok(false);
+        }
+        let p = &self.var_prefix;
+        let valid = p
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+            && p.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            anyhow::bail!(
+                "--var-prefix must be upper-case letters, digits and '_', not starting with a \
+                 digit (a shell variable name), not '{p}'"
+            );
+        }
+        Ok(true)
+    }
+
+    /// Prints `PREFIX_ID` and `PREFIX_SECRET` (or unsets the latter when there is none).
+    pub fn print(&self, id: &str, secret: Option<&str>) {
+        let p = &self.var_prefix;
+        println!("{p}_ID={}", shell_quote(id));
+        match secret {
+            Some(s) => println!("{p}_SECRET={}", shell_quote(s)),
+            None => println!("unset {p}_SECRET"),
+        }
+    }
+}
+
+/// A string as one single-quoted shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}

@@ -311,7 +311,9 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
             client_id,
             secret_hash_stdin,
             json,
+            output,
         } => {
+            let env_output = output.wanted()?;
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             body.insert("env".into(), json!(env));
@@ -336,7 +338,9 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
                 .map_err(flag_named)?;
             let id = text(&made, "client_id");
             let secret = made.get("client_secret").and_then(Value::as_str);
-            if json {
+            if env_output {
+                output.print(id, secret);
+            } else if json {
                 let mut out = Map::new();
                 out.insert("client_id".into(), json!(id));
                 out.insert("client_secret".into(), json!(secret));

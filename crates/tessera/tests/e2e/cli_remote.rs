@@ -1312,3 +1312,133 @@ async fn client_set_keys_replaces_the_keys_the_same_either_way() {
     assert!(events.iter().any(|e| e["actor"] == "cli"), "{trail}");
     assert!(events.iter().any(|e| e["actor"] != "cli"), "{trail}");
 }
+
+/// Evaluates `assignments` in bash, as `eval "$(tessera … --output env)"` does, and returns
+/// what the named variables then hold (`<unset>` for an unset one).
+fn eval_in_bash(assignments: &str, names: &[&str]) -> Vec<String> {
+    let script = names
+        .iter()
+        .map(|n| format!("printf '%s\\n' \"${{{n}-<unset>}}\";"))
+        .collect::<String>();
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!("API_SECRET=stale; eval \"$1\"; {script}"),
+            "_",
+        ])
+        .arg(assignments)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn client_create_output_env_sets_shell_variables_either_way() {
+    let s = setup().await;
+    for way in BOTH {
+        let name = format!("env-{way:?}");
+        let made = s
+            .run(
+                way,
+                &[
+                    "client",
+                    "create",
+                    "--name",
+                    &name,
+                    "--output",
+                    "env",
+                    "--var-prefix",
+                    "API",
+                ],
+            )
+            .await;
+        assert!(made.ok, "{way:?}: {}", made.stderr);
+        let lines: Vec<&str> = made.stdout.lines().collect();
+        assert_eq!(lines.len(), 2, "{way:?}: {}", made.stdout);
+        assert!(lines[0].starts_with("API_ID='"), "{}", made.stdout);
+        assert!(lines[1].starts_with("API_SECRET='tcs_"), "{}", made.stdout);
+        let vars = eval_in_bash(&made.stdout, &["API_ID", "API_SECRET"]);
+        let creds = Creds {
+            id: vars[0].clone(),
+            secret: vars[1].clone(),
+        };
+        assert_eq!(
+            s.server.token_status(&creds).await,
+            StatusCode::OK,
+            "{way:?}"
+        );
+
+        // A client without a secret unsets the variable: a stale one is not left behind.
+        let public = s
+            .run(
+                way,
+                &[
+                    "client",
+                    "create",
+                    "--name",
+                    &format!("{name}-public"),
+                    "--public",
+                    "--grant-type",
+                    "authorization_code",
+                    "--redirect-uri",
+                    "http://127.0.0.1:8976/callback",
+                    "--output",
+                    "env",
+                    "--var-prefix",
+                    "API",
+                ],
+            )
+            .await;
+        assert!(public.ok, "{way:?}: {}", public.stderr);
+        assert!(
+            public.stdout.ends_with("unset API_SECRET\n"),
+            "{}",
+            public.stdout
+        );
+        let vars = eval_in_bash(&public.stdout, &["API_ID", "API_SECRET"]);
+        assert_ne!(vars[0], "<unset>");
+        assert_eq!(vars[1], "<unset>");
+    }
+    let refused = s
+        .same_failure(&[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--output",
+            "env",
+            "--var-prefix",
+            "api-1",
+        ])
+        .await;
+    assert!(refused.contains("--var-prefix must be"), "{refused}");
+    let both = s
+        .run(
+            Way::Database,
+            &[
+                "client", "create", "--name", "x", "--output", "env", "--json",
+            ],
+        )
+        .await;
+    assert!(
+        !both.ok && both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
+    let unknown = s
+        .run(
+            Way::Database,
+            &["client", "create", "--name", "x", "--output", "yaml"],
+        )
+        .await;
+    assert!(
+        !unknown.ok && unknown.stderr.contains("invalid value"),
+        "{}",
+        unknown.stderr
+    );
+}

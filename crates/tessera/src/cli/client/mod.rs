@@ -16,7 +16,7 @@ use tessera_core::environment::DEFAULT_ENV;
 use tessera_core::model::ClientRecord;
 use tessera_core::store::Store;
 
-use crate::cli::{audit, now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json, EnvOutput};
 use crate::settings::Settings;
 use registration::{flagged, KeyFiles, Registration};
 use tessera_core::audit::AuditKind;
@@ -55,6 +55,8 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        output: EnvOutput,
     },
     /// Register clients from a JSON-lines file, one client a line (the fields of the create
     /// JSON, with `client_id` and `secret_hash` to keep existing credentials); reports each
@@ -156,7 +158,9 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             client_id,
             secret_hash_stdin,
             json,
+            output,
         } => {
+            let env_output = output.wanted()?;
             let secret_hash = if secret_hash_stdin {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line)?;
@@ -189,7 +193,9 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             // feed: give every node two polls to hear of this one before its credentials are
             // shown, so that they work at once wherever they are used.
             tokio::time::sleep(2 * tessera_node::SYNC_INTERVAL).await;
-            if json {
+            if env_output {
+                output.print(&client.client_id, secret.as_ref().map(|s| s.expose()));
+            } else if json {
                 let mut out = serde_json::Map::new();
                 out.insert("client_id".into(), json!(client.client_id));
                 out.insert(
