@@ -29,6 +29,7 @@ mod cors;
 mod database_files;
 mod dialects_engine;
 mod discovery;
+mod docs_run;
 mod errors;
 mod feed_retention;
 mod fuzz;
