@@ -20,7 +20,9 @@
 //!   those arguments and the shell's environment at that point, waiting until it answers on
 //!   `127.0.0.1:8080`; `<!-- docs-run: postgres: URL -->` replaces the text `URL` in the block
 //!   with the URL of a new, empty database on the server named by `TESSERA_TEST_POSTGRES_URL`
-//!   (the block is skipped, with a note, where that is not set, and fails under `CI`).
+//!   (the block is skipped, with a note, where that is not set, and fails under `CI`), and runs
+//!   it in a subshell: the variables it sets and the server it starts end with it, and the
+//!   document's server is started again as it was for the blocks after it.
 //! - A failure names the document, the line of the block's fence, the exit status, and the
 //!   output of that block and of the server.
 //!
@@ -36,6 +38,9 @@ use crate::support::BIN;
 
 /// The documents run one at a time: they all use 127.0.0.1:8080.
 static PORT_8080: Mutex<()> = Mutex::new(());
+
+/// How long a document may run before it is stopped as hung (it takes seconds).
+const HANG_GUARD_SECS: u64 = 600;
 
 /// The start of the line the script prints before each block, and at its end.
 const MARK: &str = "\u{1e}docs-run";
@@ -154,10 +159,13 @@ fn serve_in_background(text: &str) -> String {
 const PRELUDE: &str = r#"set -euo pipefail
 exec 2>&1
 __docs_server_pid=
+__docs_serve_args=()
 __docs_stop() {
     if [ -n "$__docs_server_pid" ]; then
         kill "$__docs_server_pid" 2>/dev/null || true
+        # `wait` only waits for a child: a subshell stopping its parent's server polls.
         wait "$__docs_server_pid" 2>/dev/null || true
+        while kill -0 "$__docs_server_pid" 2>/dev/null; do sleep 0.05; done
         __docs_server_pid=
     fi
 }
@@ -165,6 +173,7 @@ __docs_stop() {
 # it answers on 127.0.0.1:8080.
 __docs_serve() {
     __docs_stop
+    __docs_serve_args=("$@")
     tessera serve "$@" >>"$__DOCS_SERVER_LOG" 2>&1 &
     __docs_server_pid=$!
     for _ in $(seq 1 300); do
@@ -181,7 +190,13 @@ __docs_serve() {
     echo "docs-run: tessera serve $* does not answer on 127.0.0.1:8080"
     return 1
 }
-trap __docs_stop EXIT
+# At the end, the server and whatever else a block left in the background.
+__docs_exit() {
+    __docs_stop
+    local job
+    for job in $(jobs -p); do kill "$job" 2>/dev/null || true; done
+}
+trap __docs_exit EXIT
 trap 'exit 143' TERM INT
 if curl -s -o /dev/null http://127.0.0.1:8080/ 2>/dev/null; then
     echo "docs-run: something already listens on 127.0.0.1:8080; stop it first"
@@ -223,7 +238,15 @@ fn run_document(blocks: &[Block], postgres: Option<&str>) -> Outcome {
         };
         if let Some(placeholder) = &b.postgres {
             match postgres {
-                Some(url) => text = text.replace(placeholder.as_str(), url),
+                // In a subshell: its variables and its server end with it, and the
+                // document's server comes back, as it was, for the blocks after it.
+                Some(url) => {
+                    text = format!(
+                        "(\ntrap __docs_exit EXIT\n{}\n)\n__docs_serve \
+                         ${{__docs_serve_args[@]+\"${{__docs_serve_args[@]}}\"}}\n",
+                        text.replace(placeholder.as_str(), url)
+                    )
+                }
                 None => continue,
             }
         }
@@ -239,8 +262,11 @@ fn run_document(blocks: &[Block], postgres: Option<&str>) -> Outcome {
         bin.display(),
         std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
     );
-    let mut cmd = Command::new("bash");
-    cmd.arg(&script_path)
+    // A guard against a block that never ends (a `wait` for a request that never came):
+    // `timeout` ends the whole process group, background processes included.
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--kill-after=10", &HANG_GUARD_SECS.to_string(), "bash"])
+        .arg(&script_path)
         .current_dir(&work)
         .env_clear()
         .env("PATH", path)
@@ -284,7 +310,9 @@ fn report(doc: &str, o: &Outcome) -> String {
     } else {
         format!("in the ```sh block at line {line}")
     };
-    let why = if o.finished {
+    let why = if o.status.ends_with("124") {
+        format!("was stopped after {HANG_GUARD_SECS} s (a command waiting for ever?)")
+    } else if o.finished {
         format!("exited with {}", o.status)
     } else {
         format!("failed ({})", o.status)
@@ -426,4 +454,35 @@ fn a_failing_block_is_reported_with_its_line_and_output() {
         serve_in_background("export A=1\n  tessera serve --admin-listen 127.0.0.1:8081 # x\n"),
         "export A=1\n  __docs_serve --admin-listen 127.0.0.1:8081 # x\n"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_block_runs_in_a_subshell_on_a_database_of_its_own() {
+    if !tools_present() {
+        return;
+    }
+    let Some(database) =
+        tessera_store_postgres::testing::TestDatabase::create("docs_run_postgres").await
+    else {
+        return;
+    };
+    let _port = PORT_8080.lock().unwrap_or_else(|e| e.into_inner());
+    let doc = "```sh\nexport OUTER=1\ntessera client create --name on-sqlite --output env\n```\n\n\
+               <!-- docs-run: serve -->\n<!-- docs-run: postgres: postgres://PLACEHOLDER -->\n\
+               ```sh\nexport INNER=1\nexport TESSERA_DATABASE_URL=postgres://PLACEHOLDER\n\
+               export TESSERA_SECRET=$(openssl rand -hex 32)\n\
+               tessera serve\ntessera client create --name in-postgres --output env\n\
+               tessera client list > list.txt\ngrep -q in-postgres list.txt\n```\n\n\
+               ```sh\n[ -z \"${INNER:-}\" ] && [ \"$OUTER\" = 1 ]\n\
+               tessera client list > list.txt\ngrep -q on-sqlite list.txt\n\
+               if grep -q in-postgres list.txt; then exit 1; fi\n\
+               curl -fsS http://127.0.0.1:8080/health/ready\necho checked\n```\n";
+    let blocks = sh_blocks(doc).unwrap();
+    let url = database.url.clone();
+    let outcome = tokio::task::spawn_blocking(move || run_document(&blocks, Some(&url)))
+        .await
+        .unwrap();
+    assert!(outcome.success, "{}", report("doc.md", &outcome));
+    let last = &outcome.outputs.last().unwrap().1;
+    assert!(last.contains("checked"), "{last}");
 }
