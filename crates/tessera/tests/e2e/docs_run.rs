@@ -32,12 +32,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use crate::support::BIN;
 
 /// The documents run one at a time: they all use 127.0.0.1:8080.
-static PORT_8080: Mutex<()> = Mutex::new(());
+static PORT_8080: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long a document may run before it is stopped as hung (it takes seconds).
 const HANG_GUARD_SECS: u64 = 600;
@@ -385,7 +384,7 @@ async fn every_shell_block_of_the_docs_runs_as_written() {
     if !tools_present() {
         return;
     }
-    let _port = PORT_8080.lock().unwrap_or_else(|e| e.into_inner());
+    let _port = PORT_8080.lock().await;
     let root = repository_root();
     let mut failures = Vec::new();
     let mut ran = 0;
@@ -432,7 +431,7 @@ fn a_failing_block_is_reported_with_its_line_and_output() {
     if !tools_present() {
         return;
     }
-    let _port = PORT_8080.lock().unwrap_or_else(|e| e.into_inner());
+    let _port = PORT_8080.blocking_lock();
     let doc = "# Doc\n\n```sh\nGREETING=hello\n```\n\n<!-- docs-run: skip: not runnable -->\n\
                ```sh\nexit 3\n```\n\n```sh\necho \"$GREETING from block three\"\n\
                curl -fsS http://127.0.0.1:8080/no-such-page\necho never\n```\n";
@@ -466,7 +465,7 @@ async fn a_postgres_block_runs_in_a_subshell_on_a_database_of_its_own() {
     else {
         return;
     };
-    let _port = PORT_8080.lock().unwrap_or_else(|e| e.into_inner());
+    let _port = PORT_8080.lock().await;
     let doc = "```sh\nexport OUTER=1\ntessera client create --name on-sqlite --output env\n```\n\n\
                <!-- docs-run: serve -->\n<!-- docs-run: postgres: postgres://PLACEHOLDER -->\n\
                ```sh\nexport INNER=1\nexport TESSERA_DATABASE_URL=postgres://PLACEHOLDER\n\
