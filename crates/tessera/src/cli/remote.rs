@@ -394,7 +394,9 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
             client_id,
             keep_old_secret_for,
             json,
+            output,
         } => {
+            let env_output = output.wanted()?;
             let mut body = Map::new();
             put(&mut body, "keep_old_secret_for", keep_old_secret_for);
             let rotated = api
@@ -405,7 +407,9 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
                 .await
                 .map_err(flag_named)?;
             let secret = text(&rotated, "client_secret");
-            if json {
+            if env_output {
+                output.print(&client_id, Some(secret));
+            } else if json {
                 print_json(&json!({"client_id": client_id, "client_secret": secret}));
             } else {
                 println!("client_id:     {client_id}");

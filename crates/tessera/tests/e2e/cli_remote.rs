@@ -1372,6 +1372,28 @@ async fn client_create_output_env_sets_shell_variables_either_way() {
             StatusCode::OK,
             "{way:?}"
         );
+        let rotated = s
+            .run(
+                way,
+                &["client", "rotate-secret", &creds.id, "--output", "env"],
+            )
+            .await;
+        assert!(rotated.ok, "{way:?}: {}", rotated.stderr);
+        let vars = eval_in_bash(&rotated.stdout, &["CLIENT_ID", "CLIENT_SECRET"]);
+        assert_eq!(vars[0], creds.id);
+        assert_ne!(vars[1], creds.secret);
+        let rotated = Creds {
+            id: vars[0].clone(),
+            secret: vars[1].clone(),
+        };
+        // A running server honours a rotation made on the database within a second.
+        let (server, new) = (&s.server, &rotated);
+        crate::support::wait_until(
+            crate::support::FEED_DEADLINE,
+            "the rotated secret gets a token",
+            move || async move { server.token_status(new).await == StatusCode::OK },
+        )
+        .await;
 
         // A client without a secret unsets the variable: a stale one is not left behind.
         let public = s

@@ -93,6 +93,8 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        output: EnvOutput,
     },
     /// Replace the public keys of a private_key_jwt client (its key rotation).
     SetKeys {
@@ -249,14 +251,18 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             client_id,
             keep_old_secret_for,
             json,
+            output,
         } => {
+            let env_output = output.wanted()?;
             let rotated = clients::rotate_secret(store, &client_id, keep_old_secret_for, now())
                 .await
                 .map_err(flagged)?;
             let detail = json!({"old_valid_until": rotated.old_valid_until});
             audit(store, AuditKind::ClientSecretRotated, &client_id, detail).await;
             let secret = rotated.secret;
-            if json {
+            if env_output {
+                output.print(&client_id, Some(secret.expose()));
+            } else if json {
                 print_json(&json!({"client_id": client_id, "client_secret": secret.expose()}));
             } else {
                 println!("client_id:     {client_id}");
