@@ -12,7 +12,8 @@
 //!   `PATH`, `LANG` and `CI` only, this test binary's own `tessera` first on `PATH`, and stdin
 //!   closed. Before the first block it starts `tessera serve` in the background there (a new
 //!   `./tessera.db`), at the address the documents use, `127.0.0.1:8080`; so the documents run
-//!   one at a time, and no other test may listen on 8080 or 8081.
+//!   one at a time, and no other test may listen on 8080, 8081 (the admin API's examples) or
+//!   8976 (the code flow's redirect catcher).
 //! - An HTML comment on the lines just above a block's fence changes how it is run:
 //!   `<!-- docs-run: skip: REASON -->` does not run it (a block that cannot run inside a test:
 //!   `cargo` itself, package installs, a superuser's commands); `<!-- docs-run: serve -->`
@@ -118,6 +119,12 @@ fn sh_blocks(markdown: &str) -> Result<Vec<Block>, String> {
                          serve, postgres: URL)"
                     ));
                 }
+            }
+            if block.serve && !serve_in_background(&block.text).contains("__docs_serve") {
+                return Err(format!(
+                    "line {}: a `docs-run: serve` block without a `tessera serve` line",
+                    block.line
+                ));
             }
             blocks.push(block);
             continue;
@@ -444,11 +451,26 @@ fn a_failing_block_is_reported_with_its_line_and_output() {
     assert!(text.contains("block at line 12"), "{text}");
     assert!(text.contains("hello from block three"), "{text}");
     assert!(!text.contains("never"), "{text}");
-    assert!(text.contains("tessera is serving"), "{text}");
+    let last_log_line = outcome.server_log.lines().last().unwrap_or_default();
+    assert!(!last_log_line.is_empty(), "the server logged nothing");
+    assert!(text.ends_with(&format!("{last_log_line}\n")), "{text}");
+}
 
+#[test]
+fn annotations_are_checked_and_serve_lines_rewritten() {
     assert!(sh_blocks("<!-- docs-run: skp: x -->\n```sh\ntrue\n```\n")
         .unwrap_err()
         .contains("line 1: unknown annotation"));
+    assert!(
+        sh_blocks("<!-- docs-run: serve -->\n```sh\ntessera migrate\n```\n")
+            .unwrap_err()
+            .contains("line 2: a `docs-run: serve` block without")
+    );
+    assert!(
+        sh_blocks("<!-- docs-run: skip: x -->\n\nSome text.\n```sh\ntrue\n```\n")
+            .unwrap_err()
+            .contains("line 1: a docs-run comment not followed by a block")
+    );
     assert_eq!(
         serve_in_background("export A=1\n  tessera serve --admin-listen 127.0.0.1:8081 # x\n"),
         "export A=1\n  __docs_serve --admin-listen 127.0.0.1:8081 # x\n"
