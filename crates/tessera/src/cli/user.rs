@@ -172,6 +172,14 @@ fn number(v: &Value, key: &str) -> String {
     v.get(key).map(Value::to_string).unwrap_or_default()
 }
 
+/// A time field (Unix seconds) of a JSON object, as RFC 3339.
+fn time_field(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_i64)
+        .map(crate::cli::time)
+        .unwrap_or_else(|| "-".to_owned())
+}
+
 /// The items of an array field of a JSON object.
 fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key)
@@ -182,7 +190,7 @@ fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
 
 fn grant_line(g: &Value) -> String {
     let state = match g.get("revoked_at").and_then(Value::as_i64) {
-        Some(at) => format!("revoked {at}"),
+        Some(at) => format!("revoked {}", crate::cli::time(at)),
         None => "live".to_owned(),
     };
     format!(
@@ -190,7 +198,7 @@ fn grant_line(g: &Value) -> String {
         field(g, "client_id"),
         field(g, "scope"),
         field(g, "grant_id"),
-        number(g, "created_at")
+        time_field(g, "created_at")
     )
 }
 
@@ -247,7 +255,7 @@ pub(crate) fn print_consents(listed: &Value, json: bool) {
                 "consent  {}  {}  since {}",
                 field(c, "client_id"),
                 field(c, "scope"),
-                number(c, "granted_at")
+                time_field(c, "granted_at")
             );
         }
         for g in items(listed, "grants") {
