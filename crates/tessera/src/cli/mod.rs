@@ -98,6 +98,15 @@ impl Database {
         }
     }
 
+    /// What opening the database did to its schema: migrations it had before, and
+    /// migrations applied now.
+    pub fn migrations(&self) -> (usize, usize) {
+        match self {
+            Database::Sqlite(s) => (s.migrations().before, s.migrations().applied),
+            Database::Postgres(s) => (s.migrations().before, s.migrations().applied),
+        }
+    }
+
     /// Closes the connections, waiting for in-flight statements.
     pub async fn close(&self) {
         match self {
@@ -163,7 +172,12 @@ async fn open(settings: &Settings, create: bool) -> Result<Database> {
     if !create {
         let file = tessera_store_sqlite::database_file(url)
             .with_context(|| format!("reading the database URL {}", redact(url)))?;
-        if let Some(file) = file.filter(|f| !f.exists()) {
+        // Only a file that is not there is "no database"; one this user may not see is
+        // refused by the store with its cause (permission denied).
+        let missing = |f: &std::path::PathBuf| {
+            std::fs::metadata(f).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        };
+        if let Some(file) = file.filter(missing) {
             let shown = std::path::absolute(&file).unwrap_or(file);
             anyhow::bail!(
                 "no database at {} (database URL {}): run this command where the server's \

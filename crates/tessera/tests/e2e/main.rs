@@ -51,6 +51,7 @@ mod rotation;
 mod sdk_first_use;
 mod sdk_token;
 mod sso;
+mod startup_errors;
 mod throttling;
 mod tls;
 mod token_rules;
