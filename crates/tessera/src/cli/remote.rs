@@ -717,7 +717,7 @@ async fn user(cmd: user::Command, api: &Remote) -> Result<()> {
             json,
             ..
         } => {
-            let password = user::read_password()?;
+            let password = user::read_password().await?;
             let mut body = Map::new();
             body.insert("username".into(), json!(username));
             body.insert("password".into(), json!(password));
@@ -745,7 +745,7 @@ async fn user(cmd: user::Command, api: &Remote) -> Result<()> {
         C::SetPassword { username, json, .. } => {
             // Refuse an unknown user before waiting on standard input.
             api.get(&at(&username)).await.map_err(status_dropped)?;
-            let password = user::read_password()?;
+            let password = user::read_password().await?;
             let done = api
                 .call(
                     Method::PUT,

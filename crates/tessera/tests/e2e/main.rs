@@ -44,6 +44,7 @@ mod multinode;
 mod oidc_client;
 mod outage;
 mod page_forms;
+mod password_prompt;
 mod private_key_jwt;
 mod product_examples;
 mod registration;
