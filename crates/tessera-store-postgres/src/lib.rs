@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, Mutex};
 
 use tessera_core::model::ChangeKind;
@@ -87,6 +87,9 @@ fn backend(e: sqlx::Error) -> StoreError {
 /// unavailable for that request (503): a wait this long means it is down or overwhelmed.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Longest the first connection may take before the database counts as not answering.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How to connect.
 #[derive(Debug, Clone, Copy)]
 pub struct PgOptions {
@@ -114,6 +117,64 @@ pub struct PgStore {
     /// Seconds a change-feed entry is kept before the purge may delete it.
     change_retention: i64,
     outage: Arc<outage::Outage>,
+    migrations: MigrationReport,
+}
+
+/// What opening a database did to its schema. With several nodes starting at once, the
+/// migrations one node counts as applied may have been applied by another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Migrations the database had before (0: it had no schema).
+    pub before: usize,
+    /// Migrations applied on opening it.
+    pub applied: usize,
+}
+
+impl MigrationReport {
+    fn log(self) {
+        if self.applied > 0 {
+            tracing::info!(
+                applied = self.applied,
+                before = self.before,
+                "applied database migrations"
+            );
+        }
+    }
+}
+
+/// `host:port` (or the socket) of a connection, for messages.
+fn server(o: &PgConnectOptions) -> String {
+    format!("{}:{}", o.get_host(), o.get_port())
+}
+
+/// The cause of a failed first connection, named once, with what to check.
+fn connect_error(o: &PgConnectOptions, e: sqlx::Error) -> StoreError {
+    let at = server(o);
+    match &e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            StoreError::Unavailable(
+                format!("connection refused by {at}: is PostgreSQL running and listening there?")
+                    .into(),
+            )
+        }
+        sqlx::Error::Io(io) => {
+            StoreError::Unavailable(format!("cannot connect to {at}: {io}").into())
+        }
+        sqlx::Error::Database(d) => {
+            let hint = match d.code().as_deref() {
+                // invalid_password, invalid_authorization_specification
+                Some("28P01") | Some("28000") => {
+                    " (check the user and password in the database URL)"
+                }
+                // invalid_catalog_name
+                Some("3D000") => " (create it first, or check the database URL)",
+                _ => "",
+            };
+            StoreError::Backend(format!("{at}: {}{hint}", d.message()).into())
+        }
+        sqlx::Error::Tls(t) => StoreError::Backend(format!("TLS to {at}: {t}").into()),
+        _ => StoreError::Backend(e.to_string().into()),
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -139,7 +200,30 @@ impl PgStore {
     async fn open(url: &str, options: PgOptions, create: bool) -> Result<Self, StoreError> {
         let connect = PgConnectOptions::from_str(url)
             .map_err(backend)?
-            .application_name("tessera");
+            .application_name("tessera")
+            // The server sends no NOTICE (such as "relation _sqlx_migrations already
+            // exists, skipping" from the migrator's CREATE TABLE IF NOT EXISTS on every
+            // start), which sqlx would log at info; warnings and errors still come.
+            .options([("client_min_messages", "warning")]);
+        // One connection first, so that a database that cannot be had is reported at once
+        // with its cause (refused, authentication failed, no such database), not as a pool
+        // that timed out after retrying it.
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&connect)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(connect_error(&connect, e)),
+            Err(_) => {
+                return Err(StoreError::Unavailable(
+                    format!(
+                        "no answer from {} within {} s",
+                        server(&connect),
+                        CONNECT_TIMEOUT.as_secs()
+                    )
+                    .into(),
+                ))
+            }
+        }
         let outage = Arc::new(outage::Outage::new());
         let seen = outage.clone();
         let pool = PgPoolOptions::new()
@@ -165,7 +249,14 @@ impl PgStore {
                     .into(),
             ));
         }
+        let before = Self::applied_migrations(&pool).await?;
         Self::migrate(&pool).await?;
+        let after = Self::applied_migrations(&pool).await?;
+        let migrations = MigrationReport {
+            before,
+            applied: after.saturating_sub(before),
+        };
+        migrations.log();
         let (tx, rx) = mpsc::channel(4096);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..options.token_writers.max(1) {
@@ -177,7 +268,25 @@ impl PgStore {
             writer: tx,
             outage,
             change_retention: CHANGE_RETENTION_SECS,
+            migrations,
         })
+    }
+
+    /// What opening the database did to its schema.
+    pub fn migrations(&self) -> MigrationReport {
+        self.migrations
+    }
+
+    /// How many migrations the database has applied (0 without a schema).
+    async fn applied_migrations(pool: &PgPool) -> Result<usize, StoreError> {
+        if !Self::has_schema(pool).await? {
+            return Ok(0);
+        }
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await
+            .map_err(backend)?;
+        Ok(usize::try_from(n).unwrap_or_default())
     }
 
     /// Whether the database has been migrated at least once.

@@ -90,6 +90,26 @@ pub struct SqliteStore {
     writer: mpsc::Sender<InsertJob>,
     /// Seconds a change-feed entry is kept before the purge may delete it.
     change_retention: i64,
+    migrations: MigrationReport,
+}
+
+/// What opening a database did to its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Migrations the database had before (0: it had no schema).
+    pub before: usize,
+    /// Migrations applied on opening it.
+    pub applied: usize,
+}
+
+/// How many migrations the database has applied (0 without a schema: no such table).
+async fn applied_migrations(pool: &SqlitePool) -> usize {
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or_default()
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -112,34 +132,54 @@ impl SqliteStore {
     }
 
     async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
-        if let Some(path) = database_file(url)? {
-            prepare_file(&path, create)?;
+        let file = database_file(url)?;
+        if let Some(path) = &file {
+            prepare_file(path, create)?;
         }
+        let fail = |e| open_error(file.as_deref(), e);
         let opts = opts_for_writer(url)?.create_if_missing(create);
         let pool = SqlitePoolOptions::new()
             .min_connections(1)
             .max_connections(4)
             .connect_with(opts)
             .await
-            .map_err(backend)?;
+            .map_err(fail)?;
+        let before = applied_migrations(&pool).await;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+            .map_err(|e| fail(e.into()))?;
+        let migrations = MigrationReport {
+            before,
+            applied: applied_migrations(&pool).await.saturating_sub(before),
+        };
+        if migrations.applied > 0 {
+            tracing::info!(
+                applied = migrations.applied,
+                before,
+                "applied database migrations"
+            );
+        }
         // The writer holds a connection of its own, so a batch costs one round trip to the
         // SQLite thread and no pool checkout.
         let writer_conn = opts_for_writer(url)?
             .create_if_missing(create)
             .connect()
             .await
-            .map_err(backend)?;
+            .map_err(fail)?;
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(group_commit(writer_conn, rx));
         Ok(Self {
             pool,
             writer: tx,
             change_retention: CHANGE_RETENTION_SECS,
+            migrations,
         })
+    }
+
+    /// What opening the database did to its schema.
+    pub fn migrations(&self) -> MigrationReport {
+        self.migrations
     }
 
     /// Sets how long change-feed entries are kept (at least one second). A node that stops
@@ -170,24 +210,38 @@ pub fn database_file(url: &str) -> Result<Option<PathBuf>, StoreError> {
 /// otherwise, and takes group and other access away from an existing one and its `-wal` and
 /// `-shm` files.
 fn prepare_file(path: &Path, create: bool) -> Result<(), StoreError> {
-    if !path.exists() {
-        if !create {
+    match std::fs::metadata(path) {
+        Ok(_) => {
+            // Opened here first so that a file this user may not write is refused with the
+            // cause, not with SQLite's "unable to open database file".
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(|e| file_error("open", path, &e))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => {
             return Err(StoreError::Backend(
                 format!("no database at {}", path.display()).into(),
             ));
         }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(file_error("open", path, &e));
         }
-        match opts.open(path) {
-            Ok(_) => tracing::info!(path = %path.display(), "created the database file"),
-            // Another process made it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(StoreError::Backend(Box::new(e))),
+        Err(_) => {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(path) {
+                Ok(_) => tracing::info!(path = %path.display(), "created the database file"),
+                // Another process made it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(file_error("create", path, &e)),
+            }
         }
     }
     #[cfg(unix)]
@@ -215,6 +269,60 @@ fn prepare_file(path: &Path, create: bool) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// A file that could not be opened or created, with its cause named once: a missing
+/// directory, a path through a file, no permission, or the operating system's own words.
+fn file_error(action: &str, path: &Path, e: &std::io::Error) -> StoreError {
+    use std::io::ErrorKind;
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let cause = match e.kind() {
+        ErrorKind::NotFound => match parent {
+            Some(dir) => format!("the directory {} does not exist", dir.display()),
+            None => "not found".to_owned(),
+        },
+        ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        ErrorKind::ReadOnlyFilesystem => "the file system is read-only".to_owned(),
+        ErrorKind::NotADirectory => match path.ancestors().skip(1).find(|a| a.is_file()) {
+            Some(file) => format!("{} is a file, not a directory", file.display()),
+            None => "a part of the path is not a directory".to_owned(),
+        },
+        _ => e.to_string(),
+    };
+    StoreError::Backend(
+        format!(
+            "cannot {action} the database file {}: {cause}",
+            path.display()
+        )
+        .into(),
+    )
+}
+
+/// An error of opening the database or applying its migrations, its cause named once.
+fn open_error(path: Option<&Path>, e: sqlx::Error) -> StoreError {
+    let shown = path.map_or_else(|| "the database".to_owned(), |p| p.display().to_string());
+    let code = match &e {
+        sqlx::Error::Database(d) => d.code().and_then(|c| c.parse::<u32>().ok()),
+        _ => None,
+    };
+    match code.map(|c| c & 0xff) {
+        // SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM.
+        Some(8) => StoreError::Backend(
+            format!("cannot write {shown}: permission denied (the file or its directory is read-only for this user)").into(),
+        ),
+        Some(14) | Some(3) => StoreError::Backend(
+            format!("cannot open {shown}: permission denied, or its directory cannot be written (SQLite keeps -wal and -shm files beside it)").into(),
+        ),
+        _ => match e {
+            sqlx::Error::Database(d) => {
+                StoreError::Backend(format!("{shown}: {}", d.message()).into())
+            }
+            sqlx::Error::Migrate(m) => {
+                StoreError::Backend(format!("migrating {shown}: {m}").into())
+            }
+            other => backend(other),
+        },
+    }
 }
 
 fn opts_for_writer(url: &str) -> Result<SqliteConnectOptions, StoreError> {

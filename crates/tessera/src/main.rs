@@ -73,6 +73,9 @@ enum Command {
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(cli::maintenance::MigrateArgs),
+    /// Make a sealing secret (for TESSERA_SECRET or secret_file).
+    #[command(subcommand)]
+    Secret(cli::secret::Command),
 }
 
 fn main() -> ExitCode {

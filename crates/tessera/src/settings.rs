@@ -275,6 +275,7 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
         .or(env("TESSERA_LISTEN")?)
         .or(file.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    check_listen("listen", &listen)?;
     let issuer = o
         .issuer
         .or(env("TESSERA_ISSUER")?)
@@ -506,13 +507,20 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
     if change_retention < 1 {
         bail!("change_retention must be at least 1 second");
     }
+    let ops_listen = o.ops_listen.or(file.ops_listen);
+    let admin_listen = o
+        .admin_listen
+        .or(env("TESSERA_ADMIN_LISTEN")?)
+        .or(file.admin_listen);
+    for (key, addr) in [("ops_listen", &ops_listen), ("admin_listen", &admin_listen)] {
+        if let Some(addr) = addr {
+            check_listen(key, addr)?;
+        }
+    }
     Ok(Settings {
         change_retention,
-        ops_listen: o.ops_listen.or(file.ops_listen),
-        admin_listen: o
-            .admin_listen
-            .or(env("TESSERA_ADMIN_LISTEN")?)
-            .or(file.admin_listen),
+        ops_listen,
+        admin_listen,
         tls,
         max_connections,
         header_read_timeout,
@@ -540,6 +548,25 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
 }
 
 /// RFC 9700 §2.6 / RFC 6749 §10.9: TLS everywhere except loopback development.
+/// Checks that a listen address is `HOST:PORT` (an IP address, `[IPv6]` or a host name, and
+/// a port number), before the issuer is derived from it: `--listen 8082` is refused as what
+/// it is, not as the issuer `http://8082` it would make.
+fn check_listen(key: &str, addr: &str) -> Result<()> {
+    let valid = addr.parse::<std::net::SocketAddr>().is_ok()
+        || addr.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.contains(['/', '[', ']', ':', ' '])
+                && port.parse::<u16>().is_ok()
+        });
+    if !valid {
+        bail!(
+            "invalid listen address '{addr}' ({key}): expected HOST:PORT, e.g. \
+             127.0.0.1:8082, 0.0.0.0:8082, [::]:8082 or localhost:8082"
+        );
+    }
+    Ok(())
+}
+
 fn check_issuer(issuer: &str, allow_insecure: bool) -> Result<()> {
     if issuer.starts_with("https://") {
         return Ok(());
@@ -631,7 +658,7 @@ impl Settings {
 
     fn sealer_inner(&self, may_create: bool) -> Result<Sealer> {
         if let Some(secret) = env::<String>("TESSERA_SECRET")? {
-            return Ok(Sealer::from_secret(secret.as_bytes())?);
+            return sealer_from("TESSERA_SECRET", &secret);
         }
         let path = match &self.secret_file {
             Some(p) => p.clone(),
@@ -655,23 +682,35 @@ impl Settings {
             }
         }
         let trimmed = String::from_utf8_lossy(&bytes).trim().to_owned();
-        Ok(Sealer::from_secret(trimmed.as_bytes())?)
+        sealer_from(
+            &format!("the sealing secret in {}", path.display()),
+            &trimmed,
+        )
     }
+}
+
+/// The sealer of a secret read from `source` (named in the error when it is too short).
+pub fn sealer_from(source: &str, secret: &str) -> Result<Sealer> {
+    if secret.len() < crate::cli::secret::MIN_SECRET_BYTES {
+        bail!(crate::cli::secret::too_short(source, secret.len()));
+    }
+    Ok(Sealer::from_secret(secret.as_bytes())?)
 }
 
 /// `sqlite://./tessera.db` -> `./tessera.key`.
 fn default_key_file(database_url: &str) -> Result<PathBuf> {
     let Some(path) = database_url.strip_prefix("sqlite://") else {
-        bail!("set TESSERA_SECRET or secret_file: there is no default key file for this database");
+        bail!(
+            "set TESSERA_SECRET (make one with `tessera secret generate`) or secret_file: \
+             there is no default key file for this database"
+        );
     };
     let path = path.split('?').next().unwrap_or(path);
     Ok(Path::new(path).with_extension("key"))
 }
 
 fn create_key_file(path: &Path) -> Result<()> {
-    use base64::Engine as _;
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(tessera_core::secret::random_bytes::<32>());
+    let secret = crate::cli::secret::generate();
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -705,6 +744,36 @@ mod tests {
         assert!(check_issuer("http://auth.example.com", false).is_err());
         assert!(check_issuer("http://auth.example.com", true).is_ok());
         assert!(check_issuer("ftp://x", true).is_err());
+    }
+
+    #[test]
+    fn a_listen_address_is_host_and_port_and_a_bare_port_is_named_as_such() {
+        for good in ["127.0.0.1:8082", "[::]:8082", "0.0.0.0:0", "localhost:8082"] {
+            assert!(check_listen("listen", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "8082",
+            ":8082",
+            "localhost",
+            "127.0.0.1:99999",
+            "http://x:1",
+            "::1:80",
+        ] {
+            let err = check_listen("listen", bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid listen address"), "{bad}: {err}");
+            assert!(err.contains("127.0.0.1:8082"), "{err}");
+        }
+        let err = resolve(
+            Overrides {
+                listen: Some("8082".into()),
+                ..Default::default()
+            },
+            FileConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("invalid listen address '8082'"), "{err}");
+        assert!(!err.contains("issuer"), "{err}");
     }
 
     #[test]

@@ -21,6 +21,10 @@ use crate::model::{
 use crate::secret::SecretHash;
 
 /// A storage failure. None of these is the client's fault, except [`StoreError::Conflict`].
+///
+/// The message of [`StoreError::Backend`] and [`StoreError::Unavailable`] includes the
+/// cause's, and the cause is not also given as `source()`: an error chain printed whole (as
+/// the command line does) names it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A row with that key already exists.
@@ -28,7 +32,7 @@ pub enum StoreError {
     Conflict,
     /// The database failed.
     #[error("database error: {0}")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Backend(Box<dyn std::error::Error + Send + Sync>),
     /// A stored row could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -41,7 +45,7 @@ pub enum StoreError {
     /// request may succeed if retried later. Backends answer this at once while they know the
     /// database is down, rather than make every request wait for a connection.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {

@@ -10,9 +10,8 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
 use tessera_core::admin;
-use tessera_core::keys::Sealer;
 
-use crate::cli::{audit, now, open_store, print_json};
+use crate::cli::{audit, now, open_store, print_json, time};
 use crate::settings::Settings;
 use tessera_core::audit::AuditKind;
 
@@ -73,7 +72,8 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             let text = std::fs::read_to_string(&new_secret_file).with_context(|| {
                 format!("reading the new secret from {}", new_secret_file.display())
             })?;
-            let new = Sealer::from_secret(text.trim().as_bytes())?;
+            let source = format!("the new secret in {}", new_secret_file.display());
+            let new = crate::settings::sealer_from(&source, text.trim())?;
             let old = settings.sealer_for(store.as_ref()).await?;
             // The client secrets of upstream identity providers are sealed under the same
             // secret: re-sealed first (a secret the new one already opens is left as it is, so
@@ -140,9 +140,26 @@ pub(crate) fn print_rotated(key: &Value, t: i64, json: bool) {
             "new {} key {} is published now and signs from {} (in {} s)",
             key["alg"].as_str().unwrap_or_default(),
             key["kid"].as_str().unwrap_or_default(),
-            activates_at,
+            time(activates_at),
             activates_at - t
         );
+    }
+}
+
+/// A key's state as `keys list` prints it, from its name in the JSON and the admin API
+/// (`pending`, `active`, `superseded`, `retired`): what the key does now, and since or until
+/// when.
+pub(crate) fn state_line(k: &Value) -> String {
+    let at = |key: &str| k[key].as_i64().map(time).unwrap_or_else(|| "-".to_owned());
+    match k["state"].as_str().unwrap_or_default() {
+        "pending" => format!("next      published; signs from {}", at("activates_at")),
+        "active" => format!("active    signs since {}", at("activates_at")),
+        "superseded" => format!(
+            "previous  replaced by a newer key; published until {}",
+            at("retires_at")
+        ),
+        "retired" => format!("retired   not published since {}", at("retires_at")),
+        other => other.to_owned(),
     }
 }
 
@@ -153,13 +170,36 @@ pub(crate) fn print_list(list: &[Value], json: bool) {
     } else {
         for k in list {
             println!(
-                "{}  {}  {}  activates_at={}  retires_at={}",
+                "{}  {}  {}",
                 k["kid"].as_str().unwrap_or_default(),
                 k["alg"].as_str().unwrap_or_default(),
-                k["state"].as_str().unwrap_or_default(),
-                k["activates_at"],
-                k["retires_at"]
+                state_line(k)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_states_read_as_what_the_key_does_with_rfc3339_times() {
+        let line = |state: &str| {
+            state_line(&json!({
+                "state": state, "activates_at": 951_827_415, "retires_at": 951_827_475,
+            }))
+        };
+        assert_eq!(
+            line("pending"),
+            "next      published; signs from 2000-02-29T12:30:15Z"
+        );
+        assert_eq!(line("active"), "active    signs since 2000-02-29T12:30:15Z");
+        assert!(line("superseded").starts_with("previous"));
+        assert!(line("superseded").ends_with("until 2000-02-29T12:31:15Z"));
+        assert_eq!(
+            line("retired"),
+            "retired   not published since 2000-02-29T12:31:15Z"
+        );
     }
 }

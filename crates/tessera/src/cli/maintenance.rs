@@ -64,7 +64,7 @@ pub struct MigrateArgs {
     set_issuer: Option<String>,
 }
 
-/// Applies migrations (opening the store does), records a new issuer if asked, and exits.
+/// Applies migrations (opening the store does) and says what it did, records a new issuer if asked, and exits.
 pub async fn migrate(args: MigrateArgs, settings: &Settings) -> Result<()> {
     let store = open_or_create_store(settings).await?;
     let issuer = match args.set_issuer.as_deref().map(str::trim) {
@@ -85,10 +85,26 @@ pub async fn migrate(args: MigrateArgs, settings: &Settings) -> Result<()> {
         None => store.recorded_issuer().await?,
     };
     store.close().await;
+    let (before, applied) = store.migrations();
     if args.json {
-        print_json(&json!({"migrated": true, "issuer": issuer}));
+        print_json(&json!({
+            "migrated": true,
+            "created": before == 0 && applied > 0,
+            "applied": applied,
+            "issuer": issuer,
+        }));
     } else {
-        println!("database schema is up to date");
+        println!("{}", migrated_line(before, applied));
     }
     Ok(())
+}
+
+/// What `migrate` says it did, from the migrations the database had and those applied.
+fn migrated_line(before: usize, applied: usize) -> String {
+    match (before, applied) {
+        (_, 0) => format!("the database schema is already up to date ({before} migrations)"),
+        (0, n) => format!("created the database schema ({n} migrations applied)"),
+        (_, 1) => "applied 1 migration; the database schema is up to date".to_owned(),
+        (_, n) => format!("applied {n} migrations; the database schema is up to date"),
+    }
 }

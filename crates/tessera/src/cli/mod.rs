@@ -12,6 +12,7 @@ pub mod jwt;
 pub mod keys;
 pub mod maintenance;
 pub mod remote;
+pub mod secret;
 pub mod serve;
 pub mod tls;
 pub mod token;
@@ -32,10 +33,15 @@ use crate::{Cli, Command};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Needs no settings: works where the configuration is not written yet.
+    let command = match cli.command {
+        Command::Secret(cmd) => return secret::run(cmd),
+        other => other,
+    };
     if let Some(server) = cli.server.as_deref() {
-        if remote::applies(&cli.command) {
+        if remote::applies(&command) {
             let api = remote::Remote::new(server, cli.admin_token_file.as_deref())?;
-            return remote::run(cli.command, &api).await;
+            return remote::run(command, &api).await;
         }
     }
     let file = settings::load_file(cli.config.as_deref())?;
@@ -44,7 +50,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         secret_file: cli.secret_file,
         ..Overrides::default()
     };
-    if let Command::Serve(args) = &cli.command {
+    if let Command::Serve(args) = &command {
         overrides.listen = args.listen.clone();
         overrides.issuer = args.issuer.clone();
         overrides.log_format = args.log_format.clone();
@@ -56,7 +62,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         overrides.assertion_leeway = args.assertion_leeway;
     }
     let settings = settings::resolve(overrides, file)?;
-    match cli.command {
+    match command {
         Command::Serve(_) => serve::run(settings).await,
         Command::Client(cmd) => client::run(*cmd, &settings).await,
         Command::Keys(cmd) => keys::run(cmd, &settings).await,
@@ -70,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
+        Command::Secret(cmd) => secret::run(cmd),
     }
 }
 
@@ -88,6 +95,15 @@ impl Database {
         match self {
             Database::Sqlite(s) => s.clone(),
             Database::Postgres(s) => s.clone(),
+        }
+    }
+
+    /// What opening the database did to its schema: migrations it had before, and
+    /// migrations applied now.
+    pub fn migrations(&self) -> (usize, usize) {
+        match self {
+            Database::Sqlite(s) => (s.migrations().before, s.migrations().applied),
+            Database::Postgres(s) => (s.migrations().before, s.migrations().applied),
         }
     }
 
@@ -156,7 +172,12 @@ async fn open(settings: &Settings, create: bool) -> Result<Database> {
     if !create {
         let file = tessera_store_sqlite::database_file(url)
             .with_context(|| format!("reading the database URL {}", redact(url)))?;
-        if let Some(file) = file.filter(|f| !f.exists()) {
+        // Only a file that is not there is "no database"; one this user may not see is
+        // refused by the store with its cause (permission denied).
+        let missing = |f: &std::path::PathBuf| {
+            std::fs::metadata(f).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        };
+        if let Some(file) = file.filter(missing) {
             let shown = std::path::absolute(&file).unwrap_or(file);
             anyhow::bail!(
                 "no database at {} (database URL {}): run this command where the server's \
@@ -213,6 +234,32 @@ pub fn now() -> i64 {
     SystemClock.now()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_text_output_are_rfc3339_and_other_numbers_stay() {
+        let v = serde_json::json!({
+            "created_at": 951_827_415,
+            "claims": {"exp": 0, "iat": 951_827_415},
+            "revoked_at": null,
+            "access_token_lifetime": 3600,
+            "items": [{"old_secret_valid_until": 951_827_415}],
+        });
+        assert_eq!(
+            readable_times(v),
+            serde_json::json!({
+                "created_at": "2000-02-29T12:30:15Z",
+                "claims": {"exp": "1970-01-01T00:00:00Z", "iat": "2000-02-29T12:30:15Z"},
+                "revoked_at": null,
+                "access_token_lifetime": 3600,
+                "items": [{"old_secret_valid_until": "2000-02-29T12:30:15Z"}],
+            })
+        );
+    }
+}
+
 /// A database URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -225,6 +272,43 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Unix seconds as an RFC 3339 UTC time (`2026-12-05T04:02:43Z`), for text output; `--json`
+/// keeps the numbers.
+pub fn time(at: i64) -> String {
+    tessera_core::admin::audit::rfc3339(at)
+}
+
+/// A JSON value for reading rather than parsing: every number under a key that names a time
+/// (`*_at`, `*_until`, `iat`, `exp`, `nbf`, `auth_time`) becomes an RFC 3339 time, at any
+/// depth. What `client show` and `token introspect` print without `--json`.
+pub fn readable_times(mut v: serde_json::Value) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    let is_time = key.ends_with("_at")
+                        || key.ends_with("_until")
+                        || matches!(key.as_str(), "iat" | "exp" | "nbf" | "auth_time");
+                    match value.as_i64() {
+                        Some(at) if is_time => *value = serde_json::Value::String(time(at)),
+                        _ => walk(value),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
+/// Prints a value as pretty JSON with its times as RFC 3339 ([`readable_times`]): the text
+/// output of commands whose `--json` output is the same object.
+pub fn print_readable(v: &serde_json::Value) {
+    print_json(&readable_times(v.clone()));
 }
 
 /// Prints a value as pretty JSON.

@@ -150,10 +150,13 @@ impl Remote {
     }
 }
 
-/// Whether `--server` applies to a command: the management commands. `serve` and `jwt`
-/// do not manage a server and ignore it.
+/// Whether `--server` applies to a command: the management commands. `serve`, `jwt` and
+/// `secret` do not manage a server and ignore it.
 pub fn applies(command: &Command) -> bool {
-    !matches!(command, Command::Serve(_) | Command::Jwt(_))
+    !matches!(
+        command,
+        Command::Serve(_) | Command::Jwt(_) | Command::Secret(_)
+    )
 }
 
 /// Runs a management command through the admin API.
@@ -194,6 +197,7 @@ fn name(command: &Command) -> &'static str {
         Command::Audit(_) => "audit",
         Command::Purge(_) => "purge",
         Command::Migrate(_) => "migrate",
+        Command::Secret(_) => "secret",
     }
 }
 
@@ -418,7 +422,7 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
                     .get("old_secret_valid_until")
                     .and_then(Value::as_i64)
                 {
-                    Some(u) => println!("the old secret stays valid until {u} (Unix time)"),
+                    Some(u) => println!("the old secret stays valid until {}", crate::cli::time(u)),
                     None => println!("the old secret no longer works; earlier tokens are revoked"),
                 }
             }
@@ -483,7 +487,7 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
             if json {
                 print_json(&c);
             } else {
-                println!("{}", serde_json::to_string_pretty(&c)?);
+                super::print_readable(&c);
             }
         }
         C::Delete { client_id, json } => {
@@ -588,7 +592,7 @@ async fn token(cmd: token::Command, api: &Remote) -> Result<()> {
             if json {
                 print_json(&out);
             } else {
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                crate::cli::print_readable(&out);
             }
         }
         C::Revoke { token, json } => {
@@ -721,7 +725,7 @@ async fn user(cmd: user::Command, api: &Remote) -> Result<()> {
             json,
             ..
         } => {
-            let password = user::read_password()?;
+            let password = user::read_password().await?;
             let mut body = Map::new();
             body.insert("username".into(), json!(username));
             body.insert("password".into(), json!(password));
@@ -749,7 +753,7 @@ async fn user(cmd: user::Command, api: &Remote) -> Result<()> {
         C::SetPassword { username, json, .. } => {
             // Refuse an unknown user before waiting on standard input.
             api.get(&at(&username)).await.map_err(status_dropped)?;
-            let password = user::read_password()?;
+            let password = user::read_password().await?;
             let done = api
                 .call(
                     Method::PUT,

@@ -68,7 +68,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
             if json {
                 print_json(&out);
             } else {
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                crate::cli::print_readable(&out);
             }
             Ok(())
         }

@@ -2,7 +2,8 @@
 //!
 //! A thin caller of [`tessera_core::admin::users`], where the rules live. Passwords are read
 //! from standard input (never from a flag, which would leave them in the shell history and
-//! the process list) and stored only as Argon2id hashes. Usernames are prepared (RFC 8265
+//! the process list), asked for twice without echo when that is a terminal, and stored only
+//! as Argon2id hashes. Usernames are prepared (RFC 8265
 //! `UsernameCaseMapped`, [`tessera_core::username`]) when a user is created and when one is
 //! looked up, so `Alice` and `ａｌｉｃｅ` name the user `alice`; a new username with an
 //! invisible or bidirectional control character, mixing Latin with Cyrillic or Greek
@@ -32,7 +33,8 @@ pub enum Command {
         /// What they sign in with.
         #[arg(long)]
         username: String,
-        /// Read the password from standard input (required: passwords never go in flags).
+        /// Read the password from standard input (required: passwords never go in flags); on
+        /// a terminal it is asked for twice, without echo.
         #[arg(long, required = true)]
         password_stdin: bool,
         /// E-mail address (released with the `email` scope).
@@ -63,7 +65,8 @@ pub enum Command {
     SetPassword {
         /// Username.
         username: String,
-        /// Read the password from standard input.
+        /// Read the password from standard input; on a terminal it is asked for twice,
+        /// without echo.
         #[arg(long, required = true)]
         password_stdin: bool,
         /// Print JSON.
@@ -128,9 +131,14 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     result
 }
 
-/// Reads a password from standard input (one trailing line break dropped); the application
-/// layer checks it ([`users::check_password`]).
-pub(crate) fn read_password() -> Result<String> {
+/// Reads a new password: from standard input (one trailing line break dropped), or, when
+/// standard input is a terminal, typed twice at a prompt without echo (two that differ are
+/// refused). The application layer checks it ([`users::check_password`]).
+pub(crate) async fn read_password() -> Result<String> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        return prompt_twice().await;
+    }
     let mut text = String::new();
     std::io::stdin()
         .take(password::MAX_LENGTH as u64 + 2)
@@ -139,6 +147,71 @@ pub(crate) fn read_password() -> Result<String> {
     let pw = text.strip_suffix('\n').unwrap_or(&text);
     let pw = pw.strip_suffix('\r').unwrap_or(pw);
     Ok(pw.to_owned())
+}
+
+/// Asks for the password twice on the terminal, echo off.
+async fn prompt_twice() -> Result<String> {
+    let first = prompt("Password: ").await?;
+    let second = prompt("Repeat the password: ").await?;
+    if first != second {
+        anyhow::bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(first)
+}
+
+/// Shows `text` on the terminal and reads one line typed there without echo. Echo is off
+/// before the prompt shows, and the terminal's settings are put back however the read ends,
+/// Ctrl-C included (the kernel's line editing stays: backspace and Ctrl-U work).
+async fn prompt(text: &'static str) -> Result<String> {
+    use rustix::termios::{self, LocalModes, OptionalActions};
+    use std::io::Write as _;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .context("opening the terminal to ask for the password (or pipe it in)")?;
+    let saved = termios::tcgetattr(&tty).context("reading the terminal's settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    termios::tcsetattr(&tty, OptionalActions::Flush, &quiet)
+        .context("turning the terminal's echo off")?;
+    let restore = tty.try_clone().context("opening the terminal")?;
+    // A thread of its own, not the runtime's blocking pool: after Ctrl-C its read stays
+    // blocked, and the runtime would wait for a blocking task at exit.
+    let (done, read) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let line = (|| -> std::io::Result<String> {
+            let mut tty = tty;
+            tty.write_all(text.as_bytes())?;
+            tty.flush()?;
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new((&tty).take(password::MAX_LENGTH as u64 + 2)),
+                &mut line,
+            )?;
+            Ok(line)
+        })();
+        let _ = done.send(line);
+    });
+    let line = tokio::select! {
+        line = read => Some(line),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    let _ = termios::tcsetattr(&restore, OptionalActions::Now, &saved);
+    let line = match line {
+        None => {
+            let _ = (&restore).write_all(b"\n");
+            anyhow::bail!("interrupted; nothing was changed");
+        }
+        Some(sent) => sent
+            .context("reading the password from the terminal")?
+            .context("reading the password from the terminal")?,
+    };
+    let Some(pw) = line.strip_suffix('\n') else {
+        anyhow::bail!("no password was typed (end of input); nothing was changed");
+    };
+    Ok(pw.strip_suffix('\r').unwrap_or(pw).to_owned())
 }
 
 fn describe(u: &UserRecord) -> Value {
@@ -172,6 +245,14 @@ fn number(v: &Value, key: &str) -> String {
     v.get(key).map(Value::to_string).unwrap_or_default()
 }
 
+/// A time field (Unix seconds) of a JSON object, as RFC 3339.
+fn time_field(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_i64)
+        .map(crate::cli::time)
+        .unwrap_or_else(|| "-".to_owned())
+}
+
 /// The items of an array field of a JSON object.
 fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key)
@@ -182,7 +263,7 @@ fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
 
 fn grant_line(g: &Value) -> String {
     let state = match g.get("revoked_at").and_then(Value::as_i64) {
-        Some(at) => format!("revoked {at}"),
+        Some(at) => format!("revoked {}", crate::cli::time(at)),
         None => "live".to_owned(),
     };
     format!(
@@ -190,7 +271,7 @@ fn grant_line(g: &Value) -> String {
         field(g, "client_id"),
         field(g, "scope"),
         field(g, "grant_id"),
-        number(g, "created_at")
+        time_field(g, "created_at")
     )
 }
 
@@ -247,7 +328,7 @@ pub(crate) fn print_consents(listed: &Value, json: bool) {
                 "consent  {}  {}  since {}",
                 field(c, "client_id"),
                 field(c, "scope"),
-                number(c, "granted_at")
+                time_field(c, "granted_at")
             );
         }
         for g in items(listed, "grants") {
@@ -323,7 +404,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
         } => {
             // Refuse a bad name before waiting on standard input.
             users::new_username(store, &username).await?;
-            let password = read_password()?;
+            let password = read_password().await?;
             let spec = UserSpec {
                 username,
                 password,
@@ -347,7 +428,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
         Command::SetPassword { username, json, .. } => {
             // Refuse an unknown user before waiting on standard input.
             users::find(store, &username).await?;
-            let password = read_password()?;
+            let password = read_password().await?;
             let user = users::set_password(store, &username, &password, now()).await?;
             audit(store, AuditKind::UserPasswordSet, &user.user_id, json!({})).await;
             print_password_set(&user.username, json);

@@ -4,8 +4,10 @@
 //! screenshots of the sign-in and consent pages, in English and Japanese, to
 //! `docs/screenshots/` (linked from the README).
 //!
-//! Without Chromium the test says so and passes, except under CI (`CI` set), where a missing
-//! browser is a failure.
+//! Without Chromium the tests pass without running and say so on the test run's own output
+//! (`SKIPPED (browser): ...`, once per test binary, as the PostgreSQL tests do), except under
+//! CI (`CI` set), where a missing browser is a failure. `TESSERA_TEST_CHROMIUM` and
+//! `TESSERA_TEST_CHROMEDRIVER` name other binaries than Debian's.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -20,17 +22,44 @@ use crate::browser_support::{setup, PASSWORD};
 use crate::oidc_client::{finish, start};
 use crate::support::{free_port, wait_until};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The browser: `TESSERA_TEST_CHROMIUM`, else Debian's.
+fn chromium() -> String {
+    std::env::var("TESSERA_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
 
+/// Its WebDriver: `TESSERA_TEST_CHROMEDRIVER`, else Debian's.
+fn chromedriver() -> String {
+    std::env::var("TESSERA_TEST_CHROMEDRIVER")
+        .unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned())
+}
+
+/// Whether the browser tests can run; when not, says so where a developer sees it.
+///
+/// # Panics
+/// When the browser is missing and `CI` is set.
 pub fn browser_available() -> bool {
-    let ok = std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+    let (chromium, chromedriver) = (chromium(), chromedriver());
+    let ok =
+        std::path::Path::new(&chromium).exists() && std::path::Path::new(&chromedriver).exists();
     if !ok {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install chromium and chromium-driver"
         );
-        eprintln!("SKIPPED: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+        // Straight to stderr, not through `eprintln!`, which the test harness captures (and
+        // shows only for failing tests); once per test binary. The harness names each test's
+        // thread after the test.
+        static NOTE: std::sync::Once = std::sync::Once::new();
+        NOTE.call_once(|| {
+            use std::io::Write as _;
+            let test = std::thread::current().name().unwrap_or("?").to_owned();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED (browser): {chromium} or {chromedriver} is missing, so the browser \
+                 tests of this binary pass without running (first: {test}). Install them with \
+                 `apt-get install chromium chromium-driver`."
+            );
+        });
     }
     ok
 }
@@ -44,7 +73,7 @@ pub struct Driver {
 impl Driver {
     pub async fn start() -> Driver {
         let port = free_port();
-        let child = tokio::process::Command::new(CHROMEDRIVER)
+        let child = tokio::process::Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -67,7 +96,7 @@ impl Driver {
     pub async fn session(&self, profile: &std::path::Path, lang: &str) -> Client {
         let caps = json!({
             "goog:chromeOptions": {
-                "binary": CHROMIUM,
+                "binary": chromium(),
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -299,4 +328,39 @@ async fn chromium_refuses_a_crafted_link_and_deny_lands_with_access_denied() {
     assert_eq!(query["error"], "access_denied", "{query:?}");
     assert!(!query.contains_key("code"));
     c.close().await.unwrap();
+}
+
+/// Without a browser the skip shows in the normal output of `cargo test` (no `--nocapture`):
+/// this test binary, run again for one browser test with a browser that is not there.
+#[test]
+fn a_missing_browser_is_reported_as_skipped_in_the_normal_output() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "browser::chromium_signs_in_consents_and_lands_on_the_redirect_uri_in_english",
+        ])
+        .env_remove("CI")
+        .env("TESSERA_TEST_CHROMIUM", "/nonexistent/chromium")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the test did not run: {stdout}"
+    );
+    assert_eq!(
+        stderr
+            .matches("SKIPPED (browser): /nonexistent/chromium")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "(first: browser::chromium_signs_in_consents_and_lands_on_the_redirect_uri_in_english)"
+        ),
+        "{stderr}"
+    );
 }

@@ -268,7 +268,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                 println!("client_id:     {client_id}");
                 println!("client_secret: {}", secret.expose());
                 match rotated.old_valid_until {
-                    Some(u) => println!("the old secret stays valid until {u} (Unix time)"),
+                    Some(u) => println!("the old secret stays valid until {}", crate::cli::time(u)),
                     None => println!("the old secret no longer works; earlier tokens are revoked"),
                 }
             }
@@ -326,7 +326,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             if json {
                 print_json(&describe(&c));
             } else {
-                println!("{}", serde_json::to_string_pretty(&describe(&c))?);
+                crate::cli::print_readable(&describe(&c));
             }
         }
         Command::Delete { client_id, json } => {
