@@ -144,7 +144,7 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
 
 /// The label of a request method: the methods of RFC 9110 §9 (and PATCH, RFC 5789) by name,
 /// any other (a client may send any token as a method) as `other`.
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
