@@ -5,7 +5,8 @@
 //! info level with target `access` (so it goes wherever the server's log goes, text or JSON)
 //! and these fields:
 //!
-//! - `request_id`: the request's id ([`crate::request_id`], echoed in `X-Request-Id`);
+//! - `request_id`: the request's id, as the response's `X-Request-Id` names it
+//!   ([`crate::request_id`]);
 //! - `method`: the request method, from the closed set the metrics use (`other` for any
 //!   method outside RFC 9110 §9 and PATCH);
 //! - `route`: the matched route template (`/oauth2/token`, `/register/{client_id}`), or
@@ -16,18 +17,30 @@
 //! - `client_id`: the client the request authenticated (client authentication, RFC 6749
 //!   §2.3), when it did; absent otherwise.
 //!
-//! Off by default: the router does not install the layer at all then ([`crate::router`]),
-//! so a server without an access log pays nothing for it.
+//! [`around`] puts the layer around a router (the public one, the operational one and the
+//! admin API's), outside every other layer: it sees the time the others take and the
+//! request id they gave. Off by default: the layer is not installed at all then, so a
+//! server without an access log pays nothing for it.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::Router;
 
 /// The client a request authenticated, set by the handler on its response for [`log`].
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient(pub String);
+
+/// `router` with the access log around it when `on`, else `router` as it is.
+pub fn around<S: Clone + Send + Sync + 'static>(router: Router<S>, on: bool) -> Router<S> {
+    if on {
+        router.layer(axum::middleware::from_fn(log))
+    } else {
+        router
+    }
+}
 
 /// Middleware: lets the request through, then logs its line.
 pub async fn log(req: Request, next: Next) -> Response {
@@ -38,8 +51,8 @@ pub async fn log(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = crate::metrics::method_label(req.method());
-    let request_id = crate::request_id::of(req.headers());
     let res = next.run(req).await;
+    let request_id = crate::request_id::of(res.headers());
     let client_id = res
         .extensions()
         .get::<AuthenticatedClient>()

@@ -185,13 +185,8 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.http().request_timeout,
         ));
-    // Outside the timeout, so that a request that ran out of time has its line too; inside
-    // the request id, which it logs. Off: not installed.
-    if state.http().access_log {
-        app = app.layer(axum::middleware::from_fn(crate::access_log::log));
-    }
-    app.layer(axum::middleware::from_fn(crate::request_id::assign))
-        .with_state(state)
+    app = app.layer(axum::middleware::from_fn(crate::request_id::assign));
+    crate::access_log::around(app, state.http().access_log).with_state(state)
 }
 
 /// CORS for the configured origins: `GET` and `POST`, with `Authorization`, `Content-Type`
