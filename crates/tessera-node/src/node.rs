@@ -271,8 +271,8 @@ impl Node {
     /// [`tessera_core::audit::log`] logs what this server records itself: a command runs in
     /// a process of its own and writes to the database (see the `tessera` crate's `cli`), so
     /// the server's log learns of it from the audit trail, where the command recorded it.
-    /// Each node logs them (each has its own log).
-    pub async fn log_cli_changes(&self) -> Result<(), StoreError> {
+    /// Each node logs them (each has its own log). Returns how many it logged.
+    pub async fn log_cli_changes(&self) -> Result<usize, StoreError> {
         let seen = self.0.cli_seen.load(Ordering::SeqCst);
         let mut fresh = Vec::new();
         let mut before = None;
@@ -296,7 +296,7 @@ impl Node {
             tessera_core::audit::log(rec);
             self.0.cli_seen.fetch_max(rec.id, Ordering::SeqCst);
         }
-        Ok(())
+        Ok(fresh.len())
     }
 
     /// Runs the background loop until the returned handle is aborted.

@@ -768,6 +768,15 @@ mod tests {
     }
 
     #[test]
+    fn the_access_log_is_off_unless_turned_on() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert!(!defaults.http.access_log);
+        let file: FileConfig = toml::from_str("access_log = true").unwrap();
+        assert!(resolve(Overrides::default(), file).unwrap().http.access_log);
+        assert!(toml::from_str::<FileConfig>("access_log = \"yes\"").is_err());
+    }
+
+    #[test]
     fn connection_limits_and_the_metrics_token_are_checked() {
         let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
         assert_eq!(defaults.max_connections, None);
