@@ -102,6 +102,10 @@ pub enum AuditKind {
     RefreshTokenReplayed,
     /// A sign-in was refused because its budget of failures was spent (RFC 6819 §4.3.2).
     SignInLockedOut,
+    /// A failed client authentication spent the budget of that client at that address:
+    /// further failures from there are answered `429` until the window ends (RFC 6819
+    /// §4.3.2); the end is in the detail (`until`).
+    ClientLockedOut,
     /// A change through the admin API of a kind not named above (its method and path are
     /// in the detail).
     AdminChange,
@@ -139,6 +143,7 @@ impl AuditKind {
         Self::CodeReplayed,
         Self::RefreshTokenReplayed,
         Self::SignInLockedOut,
+        Self::ClientLockedOut,
         Self::AdminChange,
     ];
 
@@ -174,6 +179,7 @@ impl AuditKind {
             Self::CodeReplayed => "code_replayed",
             Self::RefreshTokenReplayed => "refresh_token_replayed",
             Self::SignInLockedOut => "sign_in_locked_out",
+            Self::ClientLockedOut => "client_locked_out",
             Self::AdminChange => "admin_change",
         }
     }
@@ -338,6 +344,21 @@ impl AuditEvent {
 /// (that failure is logged; the caller's request goes on).
 pub async fn record(store: &dyn Store, event: AuditEvent) -> Option<i64> {
     let rec = event.to_record();
+    log(&rec);
+    match store.insert_audit(&rec).await {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(target: "audit", error = %e, kind = %rec.kind, "recording an audit event failed");
+            None
+        }
+    }
+}
+
+/// Logs an event: info level, target `audit`, message `audit event`, every field of the row
+/// a structured field. The one shape of the line, for what [`record`] writes and for what a
+/// server learns another process wrote (the command line's changes, which `tessera-node`
+/// picks up from the trail).
+pub fn log(rec: &AuditRecord) {
     tracing::info!(
         target: "audit",
         at = rec.at,
@@ -350,13 +371,6 @@ pub async fn record(store: &dyn Store, event: AuditEvent) -> Option<i64> {
         detail = %rec.detail,
         "audit event"
     );
-    match store.insert_audit(&rec).await {
-        Ok(id) => Some(id),
-        Err(e) => {
-            tracing::warn!(target: "audit", error = %e, kind = %rec.kind, "recording an audit event failed");
-            None
-        }
-    }
 }
 
 #[cfg(test)]

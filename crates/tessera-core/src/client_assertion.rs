@@ -141,6 +141,7 @@ pub async fn refuse_unknown(cx: &Cx<'_>, assertion: &str) -> OAuthError {
         Ok(()) => signature_refusal(SignatureError::Signature),
         Err(e) => signature_refusal(e),
     }
+    .because("unknown client")
 }
 
 /// The `invalid_client` refusal of a signature check that failed.

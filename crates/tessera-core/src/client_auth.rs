@@ -176,8 +176,9 @@ pub async fn authenticate(
             let unknown = unknown_client_hash();
             std::hint::black_box(unknown.ct_eq(p) | (unknown.ct_eq(p) & (cx.now < i64::MAX)));
         }
-        return Err(failed());
+        return Err(failed().because("unknown client"));
     };
+    // The client is told only that authentication failed; the log says why.
     match (&presented, client.public) {
         (None, true) => Ok((client, AuthMethod::None)),
         (Some(p), false) => {
@@ -185,11 +186,11 @@ pub async fn authenticate(
             if secret_matches(&client, p, cx.now) | imported_matches(cx, &client, plain).await {
                 Ok((client, method))
             } else {
-                Err(failed())
+                Err(failed().because("wrong secret"))
             }
         }
-        // A confidential client without a secret, or a public client presenting one.
-        _ => Err(failed()),
+        (None, false) => Err(failed().because("no secret given for a confidential client")),
+        (Some(_), true) => Err(failed().because("a secret given for a public client")),
     }
 }
 

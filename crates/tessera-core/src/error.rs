@@ -123,6 +123,18 @@ impl std::error::Error for OAuthError {
     }
 }
 
+/// A fixed reason kept as an error's cause ([`OAuthError::because`]).
+#[derive(Debug)]
+struct Reason(&'static str);
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Reason {}
+
 macro_rules! constructors {
     ($($name:ident => $code:ident),* $(,)?) => {
         $(
@@ -160,6 +172,23 @@ impl OAuthError {
         slow_down => SlowDown,
     }
 
+    /// This error with a cause for the logs only (never sent): the precise reason behind a
+    /// refusal the client is told less about, such as an unknown client and a wrong secret,
+    /// which both answer `client authentication failed` (RFC 6749 §5.2). A fixed text: it
+    /// can never carry a value from the request.
+    pub fn because(mut self, reason: &'static str) -> Self {
+        self.source = Some(Box::new(Reason(reason)));
+        self
+    }
+
+    /// What the logs say of this error: its cause when it has one, else its description.
+    pub fn log_reason(&self) -> String {
+        match &self.source {
+            Some(s) => s.to_string(),
+            None => self.description.to_string(),
+        }
+    }
+
     /// A `server_error` that keeps its cause for the logs; the client sees a fixed text.
     pub fn server_error(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self {
@@ -190,6 +219,16 @@ mod tests {
         for (code, wire) in cases {
             assert_eq!(code.as_str(), wire);
         }
+    }
+
+    #[test]
+    fn a_reason_reaches_the_logs_and_not_the_client() {
+        let err =
+            OAuthError::invalid_client("client authentication failed").because("wrong secret");
+        assert_eq!(err.description, "client authentication failed");
+        assert_eq!(err.log_reason(), "wrong secret");
+        let plain = OAuthError::invalid_client("client authentication is required");
+        assert_eq!(plain.log_reason(), "client authentication is required");
     }
 
     #[test]

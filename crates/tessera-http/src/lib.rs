@@ -15,6 +15,7 @@
 //!   request came through.
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod admin_api;
 pub mod error;
 pub mod extract;

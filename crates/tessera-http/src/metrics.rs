@@ -1,5 +1,9 @@
 //! Prometheus metrics.
 //!
+//! Every metric is listed, with its type, labels and meaning, in `docs/metrics.md`; a test
+//! below fails when one is registered here and not listed there, or listed and not
+//! registered.
+//!
 //! Owns [`Metrics`] (a registry of its own, no global) and the middleware that counts every
 //! request per endpoint: requests by status, latency histogram, and errors by RFC code. Token
 //! requests are also counted per grant type and outcome.
@@ -19,18 +23,36 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::ErrorLabel;
 
+/// The prefix of every metric's name.
+const PREFIX: &str = "tessera";
+
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// One registered metric, as `docs/metrics.md` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// The full name (`tessera_http_requests_total`).
+    pub name: String,
+    /// `counter` or `histogram`, as the exposition's `# TYPE` line says.
+    pub kind: &'static str,
+    /// The label names, in order.
+    pub labels: Vec<String>,
+    /// The help text.
+    pub help: String,
+}
+
 /// The server's metrics.
 pub struct Metrics {
+    described: Vec<Described>,
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
@@ -42,7 +64,7 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("tessera".into()), None)?;
+        let registry = Registry::new_custom(Some(PREFIX.into()), None)?;
         let requests = IntCounterVec::new(
             Opts::new(
                 "http_requests_total",
@@ -77,12 +99,24 @@ impl Metrics {
             .buckets(BUCKETS.to_vec()),
             &["grant_type"],
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(latency.clone()))?;
-        registry.register(Box::new(errors.clone()))?;
-        registry.register(Box::new(grants.clone()))?;
-        registry.register(Box::new(grant_latency.clone()))?;
+        let mut described = Vec::new();
+        let mut add = |c: Box<dyn Collector>, kind: &'static str| {
+            described.extend(c.desc().into_iter().map(|d| Described {
+                // The registry adds its prefix when it gathers.
+                name: format!("{PREFIX}_{}", d.fq_name),
+                kind,
+                labels: d.variable_labels.clone(),
+                help: d.help.clone(),
+            }));
+            registry.register(c)
+        };
+        add(Box::new(requests.clone()), "counter")?;
+        add(Box::new(latency.clone()), "histogram")?;
+        add(Box::new(errors.clone()), "counter")?;
+        add(Box::new(grants.clone()), "counter")?;
+        add(Box::new(grant_latency.clone()), "histogram")?;
         Ok(Self {
+            described,
             registry,
             requests,
             latency,
@@ -100,6 +134,11 @@ impl Metrics {
         self.grant_latency
             .with_label_values(&[grant])
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Every registered metric (`docs/metrics.md` lists them; a test holds the two equal).
+    pub fn described(&self) -> &[Described] {
+        &self.described
     }
 
     /// The exposition text.
@@ -144,7 +183,7 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
 
 /// The label of a request method: the methods of RFC 9110 §9 (and PATCH, RFC 5789) by name,
 /// any other (a client may send any token as a method) as `other`.
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -162,6 +201,59 @@ fn method_label(method: &Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rows of the reference table in `docs/metrics.md`: name, type, labels.
+    fn documented() -> Vec<(String, String, Vec<String>)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/metrics.md");
+        let text = std::fs::read_to_string(path).expect("docs/metrics.md");
+        let unquote = |cell: &str| cell.trim().trim_matches('`').to_owned();
+        text.lines()
+            .filter(|l| l.starts_with("| `tessera_"))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split('|').collect();
+                assert!(
+                    cells.len() >= 4,
+                    "a row of name, type, labels, meaning: {l}"
+                );
+                let labels = cells[2]
+                    .split(',')
+                    .map(unquote)
+                    .filter(|s| !s.is_empty() && s != "none")
+                    .collect();
+                (unquote(cells[0]), unquote(cells[1]), labels)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_metrics_reference_lists_every_metric_and_no_other() {
+        let m = Metrics::new().unwrap();
+        let registered: Vec<(String, String, Vec<String>)> = m
+            .described()
+            .iter()
+            .map(|d| (d.name.clone(), d.kind.to_owned(), d.labels.clone()))
+            .collect();
+        let documented = documented();
+        for r in &registered {
+            assert!(
+                documented.contains(r),
+                "docs/metrics.md does not list {} ({}, labels {:?}) as registered",
+                r.0,
+                r.1,
+                r.2
+            );
+        }
+        for d in &documented {
+            assert!(
+                registered.contains(d),
+                "docs/metrics.md lists {} ({}, labels {:?}), which is not registered so",
+                d.0,
+                d.1,
+                d.2
+            );
+        }
+        assert!(!registered.is_empty());
+    }
 
     #[test]
     fn methods_outside_the_standard_set_share_one_label() {

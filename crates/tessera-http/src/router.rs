@@ -3,7 +3,8 @@
 //! Owns which handler serves each endpoint, and the layers around them. The paths, methods and
 //! CORS flags are the core's endpoint table ([`tessera_core::endpoint::ENDPOINTS`]): a route
 //! for every path of every row, CORS only on the rows a browser client may call (never on a
-//! page, never on operational endpoints), a request timeout, and per-endpoint metrics. The
+//! page, never on operational endpoints), a request timeout, per-endpoint metrics and, when
+//! it is on, the access log ([`crate::access_log`]). The
 //! body limit is enforced by the body extractor.
 //!
 //! The health probes are on whichever listener the operational endpoints use, so that load
@@ -165,7 +166,7 @@ fn health_routes() -> Router<AppState> {
 }
 
 /// The layers every router gets: HSTS behind an https issuer, metrics, the request timeout,
-/// the request id.
+/// the access log when it is on, the request id.
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
     let mut app = routes.fallback(routes::not_found);
     // RFC 6797: behind an https issuer, browsers must not fall back to plain http.
@@ -175,16 +176,17 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         ));
     }
-    app.layer(axum::middleware::from_fn_with_state(
-        state.metrics_handle(),
-        crate::metrics::track,
-    ))
-    .layer(TimeoutLayer::with_status_code(
-        axum::http::StatusCode::REQUEST_TIMEOUT,
-        state.http().request_timeout,
-    ))
-    .layer(axum::middleware::from_fn(crate::request_id::assign))
-    .with_state(state)
+    app = app
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics_handle(),
+            crate::metrics::track,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.http().request_timeout,
+        ));
+    app = app.layer(axum::middleware::from_fn(crate::request_id::assign));
+    crate::access_log::around(app, state.http().access_log).with_state(state)
 }
 
 /// CORS for the configured origins: `GET` and `POST`, with `Authorization`, `Content-Type`

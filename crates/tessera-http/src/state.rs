@@ -67,6 +67,9 @@ pub struct HttpConfig {
     /// The hash of the bootstrap credential of the admin API (`TESSERA_ADMIN_TOKEN`), which
     /// has every admin scope; none: only admin tokens are accepted.
     pub admin_token: Option<tessera_core::secret::SecretHash>,
+    /// One line per request at info level, target `access` ([`crate::access_log`]); off:
+    /// the layer is not installed at all.
+    pub access_log: bool,
 }
 
 impl Default for HttpConfig {
@@ -90,6 +93,7 @@ impl Default for HttpConfig {
                 .unwrap_or(2),
             password_checks_queued: 32,
             admin_token: None,
+            access_log: false,
         }
     }
 }

@@ -57,9 +57,39 @@ pub async fn client_auth_failed(
     ip: Option<IpAddr>,
     client_id: &str,
 ) -> Result<Option<i64>, StoreError> {
+    Ok(
+        match count_client_auth_failure(state, ip, client_id).await? {
+            Counted::Refused { until } => Some(until),
+            Counted::Within | Counted::Spent => None,
+        },
+    )
+}
+
+/// What counting one failed client authentication found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Counted, with attempts left in the window (or no budget at all).
+    Within,
+    /// Counted as the last attempt of the window: the budget is spent now, and further
+    /// failures are refused until the window ends (a lock-out begins).
+    Spent,
+    /// Not counted: the budget was already spent until this second.
+    Refused {
+        /// When the window ends.
+        until: i64,
+    },
+}
+
+/// Counts a failed client authentication by `client_id` from `ip` ([`client_auth_failed`]),
+/// saying also whether this failure is the one that spent the budget.
+pub async fn count_client_auth_failure(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    client_id: &str,
+) -> Result<Counted, StoreError> {
     let limit = state.http().auth_failures_per_minute;
     let Some(ip) = ip.filter(|_| limit > 0) else {
-        return Ok(None);
+        return Ok(Counted::Within);
     };
     let key = budget_key(state.sealer(), "client", &[&ip.to_string(), client_id]);
     let now = state.now();
@@ -68,8 +98,9 @@ pub async fn client_auth_failed(
         .take_attempt(&key, limit, CLIENT_AUTH_WINDOW, now)
         .await?
     {
-        Attempt::Taken(_) => Ok(None),
-        Attempt::Refused { until } => Ok(Some(until)),
+        Attempt::Taken(n) if n >= limit => Ok(Counted::Spent),
+        Attempt::Taken(_) => Ok(Counted::Within),
+        Attempt::Refused { until } => Ok(Counted::Refused { until }),
     }
 }
 

@@ -4,8 +4,8 @@
 //! sealer, the verified-token cache and the clock; the start-up sequence (the first signing
 //! key, made once between nodes starting together; warming the caches); and the background
 //! loop that polls the change feed (every [`SYNC_INTERVAL`], so that a change made by the CLI
-//! or another node is honoured within a second), purges expired rows and rotates the signing
-//! key when due.
+//! or another node is honoured within a second), purges expired rows, rotates the signing
+//! key when due, and logs the changes made at the command line ([`Node::log_cli_changes`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -15,6 +15,7 @@ use tessera_core::clock::Clock;
 use tessera_core::config::Config;
 use tessera_core::cx::{verified_tokens, Cx, RemoteKeys, VerifiedTokens};
 use tessera_core::keys::{self, KeyError, KeyRotationError, KeySet, Sealer};
+use tessera_core::model::AuditFilter;
 use tessera_core::store::{AuditStore, ChangeFeed, KeyStore, Maintenance, Store, StoreError};
 
 use crate::cache::CachedStore;
@@ -28,6 +29,12 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(250);
 pub const STALE_CACHE_LIMIT: Duration = Duration::from_secs(30);
 /// How often expired rows are purged, unless configured otherwise.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often, in polls of the feed, the audit trail is read for the command line's changes
+/// (every second).
+const CLI_CHANGES_EVERY: u64 = 4;
+/// Entries read from the audit trail at once for [`Node::log_cli_changes`].
+const CLI_CHANGES_PAGE: i64 = 100;
 
 /// Entries of the verified-token cache.
 const VERIFIED_TOKENS: usize = 20_000;
@@ -52,6 +59,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     feed_seq: AtomicI64,
     purge_interval: Duration,
+    /// The newest command-line entry of the audit trail already logged (or there at start).
+    cli_seen: AtomicI64,
 }
 
 /// The replay-store key with which one of several nodes starting at once on an empty database
@@ -93,6 +102,11 @@ impl Node {
         let now = clock.now();
         // Read the feed position first, so no change between here and serving is missed.
         let seq = store.latest_change().await?;
+        // Command-line changes made before the start are not logged again.
+        let cli_seen = newest_cli_entries(store.as_ref(), None, 1)
+            .await?
+            .first()
+            .map_or(0, |r| r.id);
         first_key_claimed_elsewhere(store.as_ref(), now).await?;
         keys::ensure_key(store.as_ref(), &sealer, config.signing_alg, now).await?;
         let keyset =
@@ -108,6 +122,7 @@ impl Node {
             clock,
             feed_seq: AtomicI64::new(seq),
             purge_interval,
+            cli_seen: AtomicI64::new(cli_seen),
         })))
     }
 
@@ -252,6 +267,38 @@ impl Node {
         Ok(())
     }
 
+    /// Logs the changes made at the command line since the last call, oldest first, as
+    /// [`tessera_core::audit::log`] logs what this server records itself: a command runs in
+    /// a process of its own and writes to the database (see the `tessera` crate's `cli`), so
+    /// the server's log learns of it from the audit trail, where the command recorded it.
+    /// Each node logs them (each has its own log). Returns how many it logged.
+    pub async fn log_cli_changes(&self) -> Result<usize, StoreError> {
+        let seen = self.0.cli_seen.load(Ordering::SeqCst);
+        let mut fresh = Vec::new();
+        let mut before = None;
+        loop {
+            let page = newest_cli_entries(&self.0.store, before, CLI_CHANGES_PAGE).await?;
+            let full = page.len() as i64 >= CLI_CHANGES_PAGE;
+            let mut reached = false;
+            for rec in page {
+                if rec.id <= seen {
+                    reached = true;
+                    break;
+                }
+                before = Some(rec.id);
+                fresh.push(rec);
+            }
+            if reached || !full {
+                break;
+            }
+        }
+        for rec in fresh.iter().rev() {
+            tessera_core::audit::log(rec);
+            self.0.cli_seen.fetch_max(rec.id, Ordering::SeqCst);
+        }
+        Ok(fresh.len())
+    }
+
     /// Runs the background loop until the returned handle is aborted.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
         let node = self.clone();
@@ -289,6 +336,11 @@ impl Node {
                 if outage_since.is_none() {
                     cleared = false;
                 }
+                if n.is_multiple_of(CLI_CHANGES_EVERY) {
+                    if let Err(e) = node.log_cli_changes().await {
+                        tracing::warn!(error = %e, "reading the command line's changes failed");
+                    }
+                }
                 if n.is_multiple_of(purge_every) {
                     if let Err(e) = node.rotate_keys_if_due().await {
                         tracing::warn!(error = %e, "automatic key rotation refused or failed");
@@ -306,4 +358,21 @@ impl Node {
             }
         })
     }
+}
+
+/// The newest entries of the audit trail made at the command line (actor `cli`), newest
+/// first, older than `before` when given.
+async fn newest_cli_entries(
+    store: &dyn AuditStore,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<tessera_core::model::AuditRecord>, StoreError> {
+    store
+        .list_audit(&AuditFilter {
+            actor: Some("cli".into()),
+            before_id: before,
+            limit,
+            ..AuditFilter::default()
+        })
+        .await
 }

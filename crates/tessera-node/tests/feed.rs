@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
+use tessera_core::audit::{Actor, AuditEvent, AuditKind};
 use tessera_core::clock::SystemClock;
 use tessera_core::config::Config;
 use tessera_core::keys::Sealer;
-use tessera_core::store::{ChangeFeed, Store, TokenStore, TrustStore};
+use tessera_core::store::{AuditStore, ChangeFeed, Store, TokenStore, TrustStore};
 use tessera_node::cache::CachedStore;
 use tessera_node::{Node, PURGE_INTERVAL};
 use tessera_store_postgres::testing::TestDatabase;
@@ -180,4 +181,41 @@ async fn a_node_that_fell_behind_the_feed_retention_reloads_on_postgres() {
         Arc::new(PgStore::connect(&db.url, options).await.unwrap()) as Arc<dyn Store>
     };
     a_node_that_fell_behind_reloads(pg().await, pg().await).await;
+}
+
+#[tokio::test]
+async fn a_node_logs_each_command_line_change_made_after_it_started_once() {
+    let db = db();
+    let other = connect(&db).await;
+    let now = now();
+    let cli = |n: usize| {
+        AuditEvent::new(now, AuditKind::ClientCreated, Actor::Cli)
+            .target(format!("c{n}"))
+            .to_record()
+    };
+    // Before the start: not logged.
+    other.insert_audit(&cli(0)).await.unwrap();
+    let node = Node::start(
+        Config::new("http://127.0.0.1:1"),
+        connect(&db).await,
+        Sealer::from_secret(b"feed-test-secret-0123456789").unwrap(),
+        Arc::new(SystemClock),
+        PURGE_INTERVAL,
+    )
+    .await
+    .unwrap();
+    assert_eq!(node.log_cli_changes().await.unwrap(), 0);
+    // More than a page of them, among entries of other actors (logged where they happened).
+    for n in 1..=250 {
+        other.insert_audit(&cli(n)).await.unwrap();
+        let served = AuditEvent::new(now, AuditKind::ClientAuthFailed, Actor::Anonymous)
+            .target(format!("c{n}"))
+            .failed()
+            .to_record();
+        other.insert_audit(&served).await.unwrap();
+    }
+    assert_eq!(node.log_cli_changes().await.unwrap(), 250);
+    assert_eq!(node.log_cli_changes().await.unwrap(), 0, "logged once");
+    other.insert_audit(&cli(251)).await.unwrap();
+    assert_eq!(node.log_cli_changes().await.unwrap(), 1);
 }

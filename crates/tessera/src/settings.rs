@@ -53,6 +53,10 @@ pub struct FileConfig {
     pub secret_file: Option<PathBuf>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// Log one line per request (request id, method, route template, status, latency,
+    /// authenticated client id) at info level, target `access` (env `TESSERA_ACCESS_LOG`:
+    /// `true` or `false`) [default: false].
+    pub access_log: Option<bool>,
     /// Origins allowed by CORS.
     pub cors_allowed_origins: Option<Vec<String>>,
     /// Request body limit, bytes.
@@ -456,6 +460,9 @@ pub fn resolve(o: Overrides, file: FileConfig) -> Result<Settings> {
                 .map_err(|_| anyhow::anyhow!("trusted proxy '{p}' is not an IP address"))
         })
         .collect::<Result<_>>()?;
+    http.access_log = env::<bool>("TESSERA_ACCESS_LOG")?
+        .or(file.access_log)
+        .unwrap_or(false);
     http.metrics_token = env::<String>("TESSERA_METRICS_TOKEN")?
         .or(file.metrics_token)
         .filter(|t| !t.trim().is_empty())
@@ -827,6 +834,15 @@ mod tests {
                 "{max} {leeway}"
             );
         }
+    }
+
+    #[test]
+    fn the_access_log_is_off_unless_turned_on() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert!(!defaults.http.access_log);
+        let file: FileConfig = toml::from_str("access_log = true").unwrap();
+        assert!(resolve(Overrides::default(), file).unwrap().http.access_log);
+        assert!(toml::from_str::<FileConfig>("access_log = \"yes\"").is_err());
     }
 
     #[test]

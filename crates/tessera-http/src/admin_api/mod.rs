@@ -79,7 +79,7 @@ pub fn admin_app(state: AppState) -> Router {
         .merge(tokens::routes())
         .merge(idps::routes())
         .merge(audit::routes());
-    routes
+    let app = routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record_changes,
@@ -94,8 +94,8 @@ pub fn admin_app(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             state.http().request_timeout,
-        ))
-        .with_state(state)
+        ));
+    crate::access_log::around(app, state.http().access_log).with_state(state)
 }
 
 /// The OpenAPI 3.1 description of the admin API.

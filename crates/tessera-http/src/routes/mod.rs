@@ -73,21 +73,38 @@ pub async fn respond<T>(
 ) -> Response {
     let basic = req.basic.is_some();
     match result {
-        Ok(v) => ok(v),
+        Ok(v) => {
+            let mut res = ok(v);
+            // The endpoints answered here authenticate the client first: on success the
+            // client id presented is the one that authenticated (for the access log).
+            if state.http().access_log {
+                let client_id = presented_client_id(req);
+                if !client_id.is_empty() {
+                    res.extensions_mut()
+                        .insert(crate::access_log::AuthenticatedClient(client_id));
+                }
+            }
+            res
+        }
         Err(e) if e.code == ErrorCode::InvalidClient => {
             let client_id = presented_client_id(req);
-            let counted = throttle::client_auth_failed(state, req.peer, &client_id).await;
-            if !matches!(counted, Ok(Some(_))) {
-                record_client_auth_failure(state, req, &client_id).await;
+            let counted = throttle::count_client_auth_failure(state, req.peer, &client_id).await;
+            if !matches!(counted, Ok(throttle::Counted::Refused { .. })) {
+                record_client_auth_failure(state, req, &client_id, &e).await;
+            }
+            if matches!(counted, Ok(throttle::Counted::Spent)) {
+                record_client_lockout(state, req, &client_id).await;
             }
             match counted {
-                Ok(Some(until)) => too_many(
+                Ok(throttle::Counted::Refused { until }) => too_many(
                     state,
                     until,
                     "too many failed authentications by this client from this address; \
                      retry later",
                 ),
-                Ok(None) => client_error_response(e, basic),
+                Ok(throttle::Counted::Within | throttle::Counted::Spent) => {
+                    client_error_response(e, basic)
+                }
                 Err(store) => {
                     // The answer is the authentication's, whatever the counter did.
                     tracing::warn!(error = %store, "counting a failed client authentication failed");
@@ -99,22 +116,60 @@ pub async fn respond<T>(
     }
 }
 
-/// Records a failed client authentication in the audit trail: the client id presented (the
-/// target; empty when none), the path, the request and its address; never the credential.
+/// Records a failed client authentication in the audit trail (and so in the log at info
+/// level): the client id presented (the target; empty when none), the path, the request and
+/// its address, and the reason (unknown client, wrong secret, …: a fixed text from
+/// [`OAuthError::log_reason`], never a value of the request); never the credential.
 /// Failures refused by a spent budget are not recorded one by one: the failure that spent
-/// it is.
-async fn record_client_auth_failure(state: &AppState, req: &OAuthRequest, client_id: &str) {
+/// it is, followed by the lock-out ([`record_client_lockout`]).
+async fn record_client_auth_failure(
+    state: &AppState,
+    req: &OAuthRequest,
+    client_id: &str,
+    e: &OAuthError,
+) {
     let mut event = AuditEvent::new(state.now(), AuditKind::ClientAuthFailed, Actor::Anonymous)
         .failed()
         .request(&req.meta())
         .detail(serde_json::json!({
             "path": req.path,
-            "method": if req.basic.is_some() { "client_secret_basic" } else { "body" },
+            "method": auth_method(req),
+            "reason": e.log_reason(),
         }));
     if !client_id.is_empty() {
         event = event.target(client_id.chars().take(256).collect::<String>());
     }
     audit::record(state.store(), event).await;
+}
+
+/// Records that a failure spent the client-authentication budget of `client_id` at the
+/// request's address: from now until the window ends, failures there are answered `429`.
+async fn record_client_lockout(state: &AppState, req: &OAuthRequest, client_id: &str) {
+    let mut event = AuditEvent::new(state.now(), AuditKind::ClientLockedOut, Actor::Anonymous)
+        .failed()
+        .request(&req.meta())
+        .detail(serde_json::json!({
+            "path": req.path,
+            "failures": state.http().auth_failures_per_minute,
+            "window_seconds": throttle::CLIENT_AUTH_WINDOW,
+        }));
+    if !client_id.is_empty() {
+        event = event.target(client_id.chars().take(256).collect::<String>());
+    }
+    audit::record(state.store(), event).await;
+}
+
+/// The client authentication method a request tried, by what it carries.
+fn auth_method(req: &OAuthRequest) -> &'static str {
+    if req.basic.is_some() {
+        "client_secret_basic"
+    } else if matches!(req.params.get("client_assertion"), Ok(Some(_))) {
+        "private_key_jwt"
+    } else if matches!(req.params.get("client_secret"), Ok(Some(_))) {
+        "client_secret_post"
+    } else {
+        "none"
+    }
 }
 
 /// 405 for a method an endpoint does not take (RFC 6749 §3.2: the token endpoint is POST only).

@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 use tessera_core::admin::admin_tokens::{self, AdminTokenSpec, AdminTokenView};
+use tessera_core::audit::AuditKind;
 use tessera_core::store::Store;
 
 use crate::cli::{now, open_store, print_json};
@@ -96,6 +97,13 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                 expires_in,
             };
             let made = admin_tokens::create(store, spec, now()).await?;
+            crate::cli::audit(
+                store,
+                AuditKind::AdminTokenCreated,
+                &made.record.id,
+                json!({"name": made.record.name, "scopes": made.record.scopes}),
+            )
+            .await;
             if json {
                 let mut v = json!(AdminTokenView::from(&made.record));
                 if let Some(o) = v.as_object_mut() {
@@ -135,6 +143,7 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
         }
         Command::Revoke { id, json } => {
             admin_tokens::revoke(store, &id, now()).await?;
+            crate::cli::audit(store, AuditKind::AdminTokenRevoked, &id, json!({})).await;
             if json {
                 print_json(&json!({"id": id, "revoked": true}));
             } else {

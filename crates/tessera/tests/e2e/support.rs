@@ -242,6 +242,8 @@ impl Server {
                 env.retain(|(key, _)| key != k);
                 env.push(((*k).to_owned(), (*v).to_owned()));
             }
+            // Empty: not set at all (`RUST_LOG` empty is the server's default level).
+            env.retain(|(_, v)| !v.is_empty());
             let mut server = Server {
                 base,
                 http: http.clone(),

@@ -12,6 +12,7 @@
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 use tessera_core::admin::clients::{self, ClientSpec};
+use tessera_core::audit::AuditKind;
 use tessera_core::store::Store;
 
 use crate::cli::now;
@@ -35,6 +36,13 @@ pub async fn run(path: &str, json: bool, settings: &Settings, store: &dyn Store)
         match outcome {
             Ok(c) => {
                 created += 1;
+                crate::cli::audit(
+                    store,
+                    AuditKind::ClientCreated,
+                    &c.client.client_id,
+                    json!({"name": c.client.name, "imported": true}),
+                )
+                .await;
                 let secret = c.secret.as_ref().map(|s| s.expose().to_owned());
                 shown.push(if json {
                     json!({"line": n, "client_id": c.client.client_id, "client_secret": secret})
