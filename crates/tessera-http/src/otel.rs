@@ -70,7 +70,10 @@ pub async fn request_span(req: Request, next: Next) -> Response {
         let _ = span.set_parent(parent);
     }
     let res = next.run(req).instrument(span.clone()).await;
-    span.record("http.response.status_code", res.status().as_u16());
+    span.record(
+        "http.response.status_code",
+        i64::from(res.status().as_u16()),
+    );
     if res.status().is_server_error() {
         span.record("otel.status_code", "ERROR");
     }

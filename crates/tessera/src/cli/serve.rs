@@ -88,6 +88,8 @@ fn init_logging(json: bool, tracer: Option<&SdkTracerProvider>) {
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("tessera"))
         .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_target(false)
         .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
             meta.target().starts_with("tessera")
                 && (meta.is_span() || *meta.level() <= tracing::Level::WARN)

@@ -54,5 +54,6 @@ mod sso;
 mod throttling;
 mod tls;
 mod token_rules;
+mod tracing_otlp;
 mod usernames;
 mod workfront_journey;
