@@ -10,8 +10,8 @@
 //! `http://localhost:4318`); off whatever else is set when `OTEL_SDK_DISABLED=true` or
 //! `OTEL_TRACES_EXPORTER=none`. Off, `serve` installs no OpenTelemetry layer, wraps no store and
 //! adds no request layer, so a request costs what it did without tracing. A value Tessera
-//! cannot honour (another exporter, the gRPC protocol, an unknown sampler) is an error at
-//! start, naming the variable.
+//! cannot honour (another exporter, the gRPC protocol, compression, an unknown sampler) is an
+//! error at start, naming the variable.
 //!
 //! The exporter's HTTP client is the `reqwest` the rest of the binary uses (rustls), in its
 //! blocking form: the SDK's batch processor exports from a thread of its own, outside the
@@ -97,6 +97,12 @@ pub fn config(var: impl Fn(&str) -> Option<String>) -> Result<Option<Config>> {
             bail!("OTLP protocol {other}: expected http/protobuf or http/json")
         }
     };
+    if let Some(compression) = set("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
+        .or(set("OTEL_EXPORTER_OTLP_COMPRESSION"))
+        .filter(|c| c != "none")
+    {
+        bail!("OTLP compression {compression}: not built in; leave it unset or set none");
+    }
     let timeout =
         match set("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT").or(set("OTEL_EXPORTER_OTLP_TIMEOUT")) {
             None => DEFAULT_TIMEOUT,
@@ -288,6 +294,10 @@ mod tests {
                 "timeout 10s",
             ),
             (
+                vec![endpoint, ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")],
+                "compression gzip",
+            ),
+            (
                 vec![endpoint, ("OTEL_TRACES_SAMPLER", "sometimes")],
                 "OTEL_TRACES_SAMPLER=sometimes",
             ),
@@ -304,7 +314,10 @@ mod tests {
                 "OTEL_TRACES_SAMPLER_ARG",
             ),
         ] {
-            let err = check(&vars).unwrap_err().to_string();
+            let err = match check(&vars) {
+                Ok(on) => panic!("{vars:?} accepted: {on:?}"),
+                Err(e) => e.to_string(),
+            };
             assert!(err.contains(named), "{vars:?}: {err}");
         }
     }
