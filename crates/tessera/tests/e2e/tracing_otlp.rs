@@ -4,7 +4,9 @@
 //! The server is configured by the standard variables only (`OTEL_EXPORTER_OTLP_ENDPOINT`,
 //! `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_SDK_DISABLED`). The spans are
 //! read after SIGTERM: the server exports what it still holds before it exits, so the test
-//! waits on the process, not on the exporter's schedule.
+//! waits on the process, not on the exporter's schedule. The PostgreSQL case runs against the
+//! server `TESSERA_TEST_POSTGRES_URL` names and is skipped with a note without one, as the
+//! other PostgreSQL tests are.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +19,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use reqwest::StatusCode;
+use tessera_store_postgres::testing::TestDatabase;
 
 use crate::support::{Creds, Server};
 
@@ -214,6 +217,37 @@ async fn request_spans_continue_the_callers_trace_with_storage_calls_as_children
         assert!(!raw.contains(&c.secret), "the client secret was exported");
         assert!(!raw.contains(&token), "the access token was exported");
     }
+}
+
+#[tokio::test]
+async fn storage_spans_name_postgresql() {
+    let Some(db) = TestDatabase::create("tracing_otlp_postgres").await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let mut s = Server::start_with(&[
+        ("TESSERA_DATABASE_URL", db.url.as_str()),
+        ("TESSERA_DATABASE_POOL_SIZE", "4"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+    ])
+    .await;
+    let c = s.create_client(&["--access-token-format", "opaque"]).await;
+    token_in_trace(&s, &c).await;
+    let (status, _) = s.stop().await;
+    assert!(status.success(), "{}", s.logs());
+
+    let spans = receiver.spans();
+    let stored = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| hex(&span.trace_id) == TRACE_ID && span.name == "insert_token")
+        .unwrap_or_else(|| panic!("no insert_token span in the caller's trace: {spans:#?}"));
+    assert_eq!(
+        string_attr(&stored.attributes, "db.system.name").as_deref(),
+        Some("postgresql")
+    );
+    // The service is named `tessera` when the environment does not name it.
+    assert!(spans.iter().all(|(service, _)| service == "tessera"));
 }
 
 #[tokio::test]
