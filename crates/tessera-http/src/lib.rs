@@ -10,7 +10,8 @@
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses;
 //!   [`response`]: the JSON bodies of token and introspection responses.
 //! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
-//! - [`request_id`]: the id of each request (`X-Request-Id`), for logs and the audit trail.
+//! - [`request_id`]: the id of each request (`X-Request-Id`), for logs and the audit trail;
+//!   [`otel`]: the request span of OpenTelemetry tracing, child of an incoming `traceparent`.
 //! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus; [`through`]: the dialect a
 //!   request came through.
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod extract;
 pub mod host;
 pub mod i18n;
 pub mod metrics;
+pub mod otel;
 pub mod pages;
 pub mod password_checks;
 pub mod pending;

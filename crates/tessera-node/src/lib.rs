@@ -6,6 +6,8 @@
 //! - [`node`]: [`Node`], what a serving process holds (settings, the cached store, the loaded
 //!   signing keys, the sealer, the verified-token cache, the clock) and its background loop:
 //!   polling the change feed, purging expired rows, rotating the signing key when due.
+//! - [`traced`]: [`traced::Traced`], a store that makes a span of every storage call, for
+//!   OpenTelemetry tracing.
 //!
 //! The HTTP crate wraps a [`Node`] in its application state; the core's handlers see it
 //! through [`tessera_core::cx::Cx`].
@@ -14,5 +16,6 @@
 pub mod cache;
 pub mod node;
 pub mod revoked;
+pub mod traced;
 
 pub use node::{Node, NodeError, PURGE_INTERVAL, STALE_CACHE_LIMIT, SYNC_INTERVAL};

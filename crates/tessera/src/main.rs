@@ -5,6 +5,7 @@
 
 mod cli;
 mod settings;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

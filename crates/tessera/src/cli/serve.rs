@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tessera_core::clock::SystemClock;
 use tracing_subscriber::EnvFilter;
 
@@ -54,22 +55,71 @@ pub struct Args {
     pub assertion_leeway: Option<i64>,
 }
 
-fn init_logging(json: bool) {
+/// Sets up logging to stderr and, when `tracer` is given, the OpenTelemetry layer beside it:
+/// `RUST_LOG` filters the log only, and the layer receives Tessera's request and storage spans
+/// (and its warnings and errors, as span events) whatever the log level.
+fn init_logging(json: bool, tracer: Option<&SdkTracerProvider>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let Some(provider) = tracer else {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr);
+        let _ = if json {
+            builder.json().try_init()
+        } else {
+            builder.try_init()
+        };
+        return;
     };
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let log = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let log = if json {
+        log.json().boxed()
+    } else {
+        log.boxed()
+    };
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("tessera"))
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target().starts_with("tessera")
+                && (meta.is_span() || *meta.level() <= tracing::Level::WARN)
+        }));
+    let _ = tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(spans)
+        .try_init();
 }
 
 /// Runs the server until SIGTERM or SIGINT; in-flight requests finish first.
 pub async fn run(settings: Settings) -> Result<()> {
-    init_logging(settings.json_logs);
+    let tracer = match crate::telemetry::config(|name| std::env::var(name).ok())? {
+        Some(config) => Some(crate::telemetry::provider(&config)?),
+        None => None,
+    };
+    init_logging(settings.json_logs, tracer.as_ref());
+    let result = serve(settings, tracer.is_some()).await;
+    if let Some(tracer) = tracer {
+        // Exports the spans still batched, the last requests' among them.
+        let flushed = tokio::task::spawn_blocking(move || tracer.shutdown()).await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "exporting the last spans failed");
+        }
+    }
+    result
+}
+
+/// Serves; `traced` adds a span to every request and storage call.
+async fn serve(settings: Settings, traced: bool) -> Result<()> {
     let store = open_or_create_store(&settings).await?;
     for user_id in tessera_core::username::prepare_stored(store.as_dyn().as_ref()).await? {
         tracing::warn!(
@@ -79,10 +129,19 @@ pub async fn run(settings: Settings) -> Result<()> {
         );
     }
     let sealer = settings.sealer_for(store.as_ref()).await?;
+    let db = if traced {
+        let system = match &store {
+            crate::cli::Database::Sqlite(_) => "sqlite",
+            crate::cli::Database::Postgres(_) => "postgresql",
+        };
+        Arc::new(tessera_node::traced::Traced::new(store.as_dyn(), system))
+    } else {
+        store.as_dyn()
+    };
     let state = tessera_http::AppState::start(
         settings.core.clone(),
         settings.http.clone(),
-        store.as_dyn(),
+        db,
         sealer,
         Arc::new(SystemClock),
     )
@@ -149,21 +208,28 @@ pub async fn run(settings: Settings) -> Result<()> {
         }
         None => None,
     };
+    let with_spans = |app: axum::Router| {
+        if traced {
+            tessera_http::otel::traced(app)
+        } else {
+            app
+        }
+    };
     let admin = admin_listener.map(|listener| {
         tokio::spawn(serve_listener(
             listener,
-            tessera_http::admin_app(state.clone()),
+            with_spans(tessera_http::admin_app(state.clone())),
             stopped.clone(),
             tls.clone(),
             Connections::new(connections::OPS_CONNECTIONS),
             limits,
         ))
     });
-    let app = if ops.is_some() {
+    let app = with_spans(if ops.is_some() {
         tessera_http::oauth_app(state)
     } else {
         tessera_http::app(state)
-    };
+    });
     let mut threads = Vec::with_capacity(workers);
     for (i, listener) in listeners.into_iter().enumerate() {
         let app = app.clone();

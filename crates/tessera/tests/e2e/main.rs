@@ -57,5 +57,6 @@ mod startup_errors;
 mod throttling;
 mod tls;
 mod token_rules;
+mod tracing_otlp;
 mod usernames;
 mod workfront_journey;
