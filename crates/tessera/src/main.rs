@@ -73,6 +73,11 @@ enum Command {
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(cli::maintenance::MigrateArgs),
+    /// Write a consistent copy of the SQLite database while servers serve it.
+    Backup(cli::backup::Args),
+    /// Check the configuration: effective settings and where each came from.
+    #[command(subcommand)]
+    Config(cli::config::Command),
 }
 
 fn main() -> ExitCode {

@@ -4,7 +4,9 @@
 
 pub mod admin_token;
 pub mod audit_log;
+pub mod backup;
 pub mod client;
+pub mod config;
 pub mod connections;
 pub mod env;
 pub mod idp;
@@ -38,6 +40,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             return remote::run(cli.command, &api).await;
         }
     }
+    if let Command::Config(cmd) = cli.command {
+        return config::run(
+            cmd,
+            cli.config.as_deref(),
+            cli.database_url,
+            cli.secret_file,
+        );
+    }
     let file = settings::load_file(cli.config.as_deref())?;
     let mut overrides = Overrides {
         database_url: cli.database_url,
@@ -70,6 +80,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
+        Command::Backup(args) => backup::run(args, &settings).await,
+        Command::Config(_) => unreachable!("handled before the settings are resolved"),
     }
 }
 

@@ -153,7 +153,10 @@ impl Remote {
 /// Whether `--server` applies to a command: the management commands. `serve` and `jwt`
 /// do not manage a server and ignore it.
 pub fn applies(command: &Command) -> bool {
-    !matches!(command, Command::Serve(_) | Command::Jwt(_))
+    !matches!(
+        command,
+        Command::Serve(_) | Command::Jwt(_) | Command::Config(_)
+    )
 }
 
 /// Runs a management command through the admin API.
@@ -193,6 +196,8 @@ fn name(command: &Command) -> &'static str {
         Command::AdminToken(_) => "admin-token",
         Command::Audit(_) => "audit",
         Command::Purge(_) => "purge",
+        Command::Backup(_) => "backup",
+        Command::Config(_) => "config",
         Command::Migrate(_) => "migrate",
     }
 }
