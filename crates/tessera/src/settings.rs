@@ -1163,6 +1163,136 @@ fn create_key_file(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// The example config at the repository's root.
+    const EXAMPLE: &str = include_str!("../../../tessera.example.toml");
+
+    /// A commented-out setting of the example: `key = value` or a table header.
+    fn is_setting(line: &str) -> bool {
+        line.starts_with('[')
+            || line.split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+    }
+
+    /// The example with its commented-out settings switched on.
+    fn example_uncommented() -> String {
+        EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if is_setting(rest) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_config_names_every_setting_and_sets_only_defaults() {
+        assert!(FileConfig::keys().len() >= 40, "{:?}", FileConfig::keys());
+        let set: FileConfig = toml::from_str(EXAMPLE).expect("the example parses");
+        let example = resolve(Overrides::default(), set).unwrap();
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(
+            example.effective(),
+            defaults.effective(),
+            "a key set in tessera.example.toml is not at its default"
+        );
+        let all = example_uncommented();
+        let table: toml::Table = toml::from_str(&all).expect("the uncommented example parses");
+        for key in FileConfig::keys() {
+            assert!(
+                table.contains_key(*key),
+                "setting {key} is missing from tessera.example.toml"
+            );
+        }
+        let host = table["hosts"].as_array().unwrap()[0].as_table().unwrap();
+        for key in HostEntry::keys() {
+            assert!(host.contains_key(*key), "[[hosts]] {key} is missing");
+        }
+        // Nothing else: the loader refuses a key it does not know, and takes all of these.
+        toml::from_str::<FileConfig>(&all).expect("every key of the example is known");
+        let unknown = toml::from_str::<FileConfig>(&format!("{EXAMPLE}\nlisten_address = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("unknown field `listen_address`"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn every_key_has_an_effective_value_and_a_source() {
+        let s = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        let effective = s.effective();
+        let keys: Vec<&str> = effective.iter().map(|(k, _)| *k).collect();
+        let mut expected = FileConfig::keys().to_vec();
+        expected.extend(["secret", "admin_token"]);
+        assert_eq!(keys, expected);
+        for (key, value) in &effective {
+            assert_ne!(value, &serde_json::json!("(unknown)"), "{key}");
+            assert_eq!(s.sources.get(key), Some(&Source::Default), "{key}");
+        }
+    }
+
+    #[test]
+    fn sources_are_recorded_and_named_by_errors() {
+        let file = FileConfig {
+            body_limit: Some(1000),
+            metrics_token: Some("do-not-show-me".into()),
+            database_url: Some("postgres://u:hunter2@db/t".into()),
+            path: Some(PathBuf::from("conf/t.toml")),
+            ..Default::default()
+        };
+        let s = resolve(
+            Overrides {
+                listen: Some("127.0.0.1:9100".into()),
+                ..Default::default()
+            },
+            file,
+        )
+        .unwrap();
+        let file_source = Source::File(Some(PathBuf::from("conf/t.toml")));
+        assert_eq!(s.sources["body_limit"], file_source);
+        assert_eq!(s.sources["listen"], Source::Flag("--listen".into()));
+        assert_eq!(s.sources["issuer"], Source::Default);
+        let shown = serde_json::to_string(&s.effective()).unwrap();
+        assert!(
+            !shown.contains("do-not-show-me") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://u:***@db/t"), "{shown}");
+        let file = FileConfig {
+            key_rotation_lead_time: Some(700),
+            key_rotation_interval: Some(650),
+            path: Some(PathBuf::from("t.toml")),
+            ..Default::default()
+        };
+        let e = resolve(Overrides::default(), file).unwrap_err().to_string();
+        assert!(
+            e.contains("key_rotation_interval set by file t.toml")
+                && e.contains("key_rotation_lead_time set by file t.toml"),
+            "{e}"
+        );
+        let file = FileConfig {
+            purge_interval: Some(0),
+            ..Default::default()
+        };
+        let e = resolve(Overrides::default(), file).unwrap_err().to_string();
+        assert_eq!(e, "purge_interval must be at least 1 second (set by file)");
+        assert!(names_key(
+            "a key_rotation_interval b",
+            "key_rotation_interval"
+        ));
+        assert!(!names_key(
+            "TESSERA_KEY_ROTATION_INTERVAL",
+            "key_rotation_interval"
+        ));
+        assert!(!names_key(
+            "key_rotation_interval_x",
+            "key_rotation_interval"
+        ));
+    }
+
     #[test]
     fn plain_http_issuer_only_on_loopback() {
         assert!(check_issuer("http://127.0.0.1:8080", false).is_ok());
