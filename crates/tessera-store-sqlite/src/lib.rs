@@ -33,7 +33,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Connection, Sqlite, SqlitePool, Transaction};
 use tokio::sync::mpsc;
 
 use tessera_core::model::ChangeKind;
@@ -322,6 +322,108 @@ fn open_error(path: Option<&Path>, e: sqlx::Error) -> StoreError {
             }
             other => backend(other),
         },
+    }
+}
+
+/// Writes a consistent copy of the database at a `sqlite:` URL to `to`, while other processes
+/// (a serving server) go on reading and writing it, and returns its size in bytes.
+///
+/// The copy is SQLite's `VACUUM INTO` (<https://sqlite.org/lang_vacuum.html#vacuuminto>): one
+/// read transaction, so the copy is the database as of one instant, with every transaction
+/// committed before it and none after, and writers are never blocked (WAL mode). It is written
+/// to a new file beside `to` (mode 0600: it holds password hashes), synced to disk, then moved
+/// to `to`; the directory is synced too. An existing `to` is an `AlreadyExists` error unless
+/// `replace`; a failed backup leaves nothing behind.
+pub async fn backup(url: &str, to: &Path, replace: bool) -> Result<u64, StoreError> {
+    let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
+    let Some(source) = database_file(url)? else {
+        return Err(StoreError::Backend(
+            "an in-memory database has no file to back up".into(),
+        ));
+    };
+    if !source.exists() {
+        return Err(StoreError::Backend(
+            format!("no database at {}", source.display()).into(),
+        ));
+    }
+    if !replace && to.exists() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} already exists", to.display()),
+        )));
+    }
+    let dir = match to.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = to
+        .file_name()
+        .ok_or_else(|| StoreError::Backend(format!("{} names no file", to.display()).into()))?;
+    let mut partial_name = std::ffi::OsString::from(".");
+    partial_name.push(name);
+    partial_name.push(format!(".partial-{}", std::process::id()));
+    let partial = dir.join(partial_name);
+    let result = write_copy(url, &partial).await.and_then(|size| {
+        publish(&partial, to, replace).map_err(io)?;
+        // The new directory entry is durable only once the directory is.
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+        Ok(size)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
+/// `VACUUM INTO` a new, empty file made with mode 0600, then fsync it.
+async fn write_copy(url: &str, partial: &Path) -> Result<u64, StoreError> {
+    let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(partial).map_err(io)?;
+    let mut conn = SqliteConnectOptions::from_str(url)
+        .map_err(backend)?
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(backend)?;
+    let target = partial
+        .to_str()
+        .ok_or_else(|| StoreError::Backend("the backup path is not UTF-8".into()))?;
+    let vacuum = sqlx::query("VACUUM INTO ?")
+        .bind(target)
+        .execute(&mut conn)
+        .await
+        .map_err(backend);
+    let _ = conn.close().await;
+    vacuum?;
+    let file = std::fs::File::open(partial).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(file.metadata().map_err(io)?.len())
+}
+
+/// Moves the finished copy to its name: over an existing file only when `replace`; otherwise
+/// a hard link, which fails rather than replace a file made meanwhile.
+fn publish(partial: &Path, to: &Path, replace: bool) -> std::io::Result<()> {
+    if replace {
+        return std::fs::rename(partial, to);
+    }
+    match std::fs::hard_link(partial, to) {
+        Ok(()) => std::fs::remove_file(partial),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} already exists", to.display()),
+        )),
+        // A file system without hard links.
+        Err(_) if !to.exists() => std::fs::rename(partial, to),
+        Err(e) => Err(e),
     }
 }
 

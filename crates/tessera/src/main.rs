@@ -77,6 +77,11 @@ enum Command {
     /// Make a sealing secret (for TESSERA_SECRET or secret_file).
     #[command(subcommand)]
     Secret(cli::secret::Command),
+    /// Write a consistent copy of the SQLite database while servers serve it.
+    Backup(cli::backup::Args),
+    /// Check the configuration: effective settings and where each came from.
+    #[command(subcommand)]
+    Config(cli::config::Command),
 }
 
 fn main() -> ExitCode {

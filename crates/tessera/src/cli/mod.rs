@@ -4,7 +4,9 @@
 
 pub mod admin_token;
 pub mod audit_log;
+pub mod backup;
 pub mod client;
+pub mod config;
 pub mod connections;
 pub mod env;
 pub mod idp;
@@ -44,6 +46,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             return remote::run(command, &api).await;
         }
     }
+    if let Command::Config(cmd) = command {
+        return config::run(
+            cmd,
+            cli.config.as_deref(),
+            cli.database_url,
+            cli.secret_file,
+        );
+    }
     let file = settings::load_file(cli.config.as_deref())?;
     let mut overrides = Overrides {
         database_url: cli.database_url,
@@ -77,6 +87,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
         Command::Secret(cmd) => secret::run(cmd),
+        Command::Backup(args) => backup::run(args, &settings).await,
+        Command::Config(_) => unreachable!("handled before the settings are resolved"),
     }
 }
 

@@ -155,7 +155,7 @@ impl Remote {
 pub fn applies(command: &Command) -> bool {
     !matches!(
         command,
-        Command::Serve(_) | Command::Jwt(_) | Command::Secret(_)
+        Command::Serve(_) | Command::Jwt(_) | Command::Secret(_) | Command::Config(_)
     )
 }
 
@@ -196,6 +196,8 @@ fn name(command: &Command) -> &'static str {
         Command::AdminToken(_) => "admin-token",
         Command::Audit(_) => "audit",
         Command::Purge(_) => "purge",
+        Command::Backup(_) => "backup",
+        Command::Config(_) => "config",
         Command::Migrate(_) => "migrate",
         Command::Secret(_) => "secret",
     }
