@@ -210,6 +210,13 @@ async fn request_spans_continue_the_callers_trace_with_storage_calls_as_children
         .any(|(_, span)| span.parent_span_id == revocation.span_id && span.name == "revoke_token"));
 
     assert!(spans.iter().all(|(service, _)| service == "tessera-e2e"));
+    // The readiness probes the harness made while the server started make no span.
+    assert!(spans
+        .iter()
+        .all(|(_, span)| !span.name.contains("/health/")));
+    // The log is as without tracing: the spans are not the context of its lines.
+    assert!(s.logs().contains("tessera is serving"));
+    assert!(!s.logs().contains("otel.name"), "{}", s.logs());
     // Neither the client's secret nor the token it was issued appears anywhere in what was
     // exported (a protobuf carries strings as they are).
     for (_, body) in receiver.exports() {
