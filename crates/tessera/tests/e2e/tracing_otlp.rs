@@ -144,6 +144,15 @@ async fn request_spans_continue_the_callers_trace_with_storage_calls_as_children
     let c = s.create_client(&["--access-token-format", "opaque"]).await;
     let token = token_in_trace(&s, &c).await;
     assert_eq!(s.revoke(&c, &token).await, StatusCode::OK);
+    // A malformed `traceparent` is ignored: the request starts a trace of its own.
+    let res = s
+        .http
+        .get(s.url("/.well-known/openid-configuration"))
+        .header("traceparent", format!("00-{TRACE_ID}-not-a-span-id-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     let (status, _) = s.stop().await;
     assert!(status.success(), "{}", s.logs());
 
@@ -208,6 +217,14 @@ async fn request_spans_continue_the_callers_trace_with_storage_calls_as_children
     assert!(spans
         .iter()
         .any(|(_, span)| span.parent_span_id == revocation.span_id && span.name == "revoke_token"));
+
+    let discovery = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span.name == "GET /.well-known/openid-configuration")
+        .unwrap_or_else(|| panic!("no discovery span: {spans:#?}"));
+    assert_ne!(hex(&discovery.trace_id), TRACE_ID);
+    assert!(discovery.parent_span_id.is_empty());
 
     assert!(spans.iter().all(|(service, _)| service == "tessera-e2e"));
     // The readiness probes the harness made while the server started make no span.
