@@ -7,9 +7,10 @@
 //! `traceparent` header (<https://www.w3.org/TR/trace-context/>, §3.2): the trace id is kept
 //! and the caller's span id becomes the parent span id.
 //!
-//! The span carries the route template, never the request's URL, query, headers or body, so
-//! that no credential, token or code can reach a trace. Storage calls made while answering
-//! are its children (`tessera_node::traced::Traced`).
+//! Health probes (`/health/*`) and metrics scrapes (`/metrics`) get no span. The span carries
+//! the route template, never the request's URL, query, headers or body, so that no
+//! credential, token or code can reach a trace. Storage calls made while answering are its
+//! children (`tessera_node::traced::Traced`).
 //!
 //! The binary adds this layer only when tracing is configured: without it a request makes no
 //! span and reads no header beyond what it did before.
@@ -37,8 +38,13 @@ pub fn traced(router: Router) -> Router {
 }
 
 /// Middleware: runs the request inside its span, then records the response's status and
-/// request id on it.
+/// request id on it; a health probe or a metrics scrape runs without one.
 pub async fn request_span(req: Request, next: Next) -> Response {
+    // Probes and scrapes, every few seconds, would bury the requests worth a trace.
+    let path = req.uri().path();
+    if path.starts_with("/health/") || path == "/metrics" {
+        return next.run(req).await;
+    }
     let method = req.method().as_str().to_owned();
     let route = req
         .extensions()

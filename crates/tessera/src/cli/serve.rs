@@ -74,6 +74,7 @@ fn init_logging(json: bool, tracer: Option<&SdkTracerProvider>) {
         return;
     };
     use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
@@ -94,8 +95,18 @@ fn init_logging(json: bool, tracer: Option<&SdkTracerProvider>) {
             meta.target().starts_with("tessera")
                 && (meta.is_span() || *meta.level() <= tracing::Level::WARN)
         }));
+    // The log stays as it is without tracing: the request and storage spans are not shown
+    // as the context of its lines.
+    let traced = |meta: &tracing::Metadata<'_>| {
+        meta.is_span()
+            && (meta.target() == tessera_http::otel::TARGET
+                || meta.target() == tessera_node::traced::TARGET)
+    };
+    let log_filter = filter.and(tracing_subscriber::filter::filter_fn(move |meta| {
+        !traced(meta)
+    }));
     let _ = tracing_subscriber::registry()
-        .with(log.with_filter(filter))
+        .with(log.with_filter(log_filter))
         .with(spans)
         .try_init();
 }

@@ -144,6 +144,15 @@ async fn request_spans_continue_the_callers_trace_with_storage_calls_as_children
     let c = s.create_client(&["--access-token-format", "opaque"]).await;
     let token = token_in_trace(&s, &c).await;
     assert_eq!(s.revoke(&c, &token).await, StatusCode::OK);
+    // A malformed `traceparent` is ignored: the request starts a trace of its own.
+    let res = s
+        .http
+        .get(s.url("/.well-known/openid-configuration"))
+        .header("traceparent", format!("00-{TRACE_ID}-not-a-span-id-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     let (status, _) = s.stop().await;
     assert!(status.success(), "{}", s.logs());
 
@@ -209,13 +218,92 @@ async fn request_spans_continue_the_callers_trace_with_storage_calls_as_children
         .iter()
         .any(|(_, span)| span.parent_span_id == revocation.span_id && span.name == "revoke_token"));
 
+    let discovery = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span.name == "GET /.well-known/openid-configuration")
+        .unwrap_or_else(|| panic!("no discovery span: {spans:#?}"));
+    assert_ne!(hex(&discovery.trace_id), TRACE_ID);
+    assert!(discovery.parent_span_id.is_empty());
+
     assert!(spans.iter().all(|(service, _)| service == "tessera-e2e"));
+    // The readiness probes the harness made while the server started make no span.
+    assert!(spans
+        .iter()
+        .all(|(_, span)| !span.name.contains("/health/")));
+    // The log is as without tracing: the spans are not the context of its lines.
+    assert!(s.logs().contains("tessera is serving"));
+    assert!(!s.logs().contains("otel.name"), "{}", s.logs());
     // Neither the client's secret nor the token it was issued appears anywhere in what was
     // exported (a protobuf carries strings as they are).
     for (_, body) in receiver.exports() {
         let raw = String::from_utf8_lossy(&body);
         assert!(!raw.contains(&c.secret), "the client secret was exported");
         assert!(!raw.contains(&token), "the access token was exported");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_api_is_traced_without_its_credential_or_the_secrets_it_makes() {
+    const ADMIN_TOKEN: &str = "e2e-tracing-admin-token-0123456789";
+    let receiver = Receiver::start().await;
+    let admin = format!("127.0.0.1:{}", crate::support::free_port());
+    let mut s = Server::start_with(&[
+        ("TESSERA_ADMIN_LISTEN", admin.as_str()),
+        ("TESSERA_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+    ])
+    .await;
+    let res = s
+        .http
+        .post(format!("http://{admin}/admin/clients"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"name": "traced", "grant_types": ["client_credentials"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let made: serde_json::Value = res.json().await.unwrap();
+    let secret = made["client_secret"].as_str().unwrap().to_owned();
+    let id = made["client_id"].as_str().unwrap().to_owned();
+    let res = s
+        .http
+        .get(format!("http://{admin}/admin/clients/{id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (status, _) = s.stop().await;
+    assert!(status.success(), "{}", s.logs());
+
+    let spans = receiver.spans();
+    let created = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span.name == "POST /admin/clients")
+        .unwrap_or_else(|| panic!("no span of the admin request: {spans:#?}"));
+    assert_eq!(
+        int_attr(&created.attributes, "http.response.status_code"),
+        Some(201)
+    );
+    assert!(spans
+        .iter()
+        .any(|(_, span)| span.parent_span_id == created.span_id && span.name == "insert_client"));
+    // The route template, not the path with the client's id in it.
+    let shown = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span.name.starts_with("GET /admin/clients/"))
+        .unwrap_or_else(|| panic!("no span of the second admin request: {spans:#?}"));
+    assert!(!shown.name.contains(&id), "{}", shown.name);
+    for (_, body) in receiver.exports() {
+        let raw = String::from_utf8_lossy(&body);
+        assert!(!raw.contains(ADMIN_TOKEN), "the admin token was exported");
+        assert!(
+            !raw.contains(&secret),
+            "the new client's secret was exported"
+        );
     }
 }
 
