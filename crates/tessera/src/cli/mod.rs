@@ -234,32 +234,6 @@ pub fn now() -> i64 {
     SystemClock.now()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_in_text_output_are_rfc3339_and_other_numbers_stay() {
-        let v = serde_json::json!({
-            "created_at": 951_827_415,
-            "claims": {"exp": 0, "iat": 951_827_415},
-            "revoked_at": null,
-            "access_token_lifetime": 3600,
-            "items": [{"old_secret_valid_until": 951_827_415}],
-        });
-        assert_eq!(
-            readable_times(v),
-            serde_json::json!({
-                "created_at": "2000-02-29T12:30:15Z",
-                "claims": {"exp": "1970-01-01T00:00:00Z", "iat": "2000-02-29T12:30:15Z"},
-                "revoked_at": null,
-                "access_token_lifetime": 3600,
-                "items": [{"old_secret_valid_until": "2000-02-29T12:30:15Z"}],
-            })
-        );
-    }
-}
-
 /// A database URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -317,4 +291,30 @@ pub fn print_json(v: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_text_output_are_rfc3339_and_other_numbers_stay() {
+        let v = serde_json::json!({
+            "created_at": 951_827_415,
+            "claims": {"exp": 0, "iat": 951_827_415},
+            "revoked_at": null,
+            "access_token_lifetime": 3600,
+            "items": [{"old_secret_valid_until": 951_827_415}],
+        });
+        assert_eq!(
+            readable_times(v),
+            serde_json::json!({
+                "created_at": "2000-02-29T12:30:15Z",
+                "claims": {"exp": "1970-01-01T00:00:00Z", "iat": "2000-02-29T12:30:15Z"},
+                "revoked_at": null,
+                "access_token_lifetime": 3600,
+                "items": [{"old_secret_valid_until": "2000-02-29T12:30:15Z"}],
+            })
+        );
+    }
 }
