@@ -912,7 +912,7 @@ async fn idp(cmd: idp::Command, api: &Remote) -> Result<()> {
             json,
             ..
         } => {
-            let secret = idp::read_secret()?;
+            let secret = idp::read_secret().await?;
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             put(&mut body, "display_name", display_name);
