@@ -552,8 +552,13 @@ async fn admin_token(cmd: admin_token::Command, api: &Remote) -> Result<()> {
                     } else {
                         "active"
                     };
+                    let until = r
+                        .get("expires_at")
+                        .and_then(Value::as_i64)
+                        .map(|e| format!("  expires {}", super::time(e)))
+                        .unwrap_or_default();
                     println!(
-                        "{}  {}  {}  [{state}]",
+                        "{}  {}  {}  [{state}]{until}",
                         text(r, "id"),
                         text(r, "name"),
                         strings(r, "scopes").join(" ")
