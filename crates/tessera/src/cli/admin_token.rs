@@ -137,7 +137,16 @@ async fn dispatch(cmd: Command, store: &dyn Store) -> Result<()> {
                     } else {
                         "active"
                     };
-                    println!("{}  {}  {}  [{state}]", r.id, r.name, r.scopes.join(" "));
+                    let until = r
+                        .expires_at
+                        .map(|e| format!("  expires {}", crate::cli::time(e)))
+                        .unwrap_or_default();
+                    println!(
+                        "{}  {}  {}  [{state}]{until}",
+                        r.id,
+                        r.name,
+                        r.scopes.join(" ")
+                    );
                 }
             }
         }

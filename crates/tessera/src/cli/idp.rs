@@ -42,7 +42,7 @@ pub enum Command {
         #[arg(long)]
         client_id: String,
         /// Read Tessera's client secret at the upstream from standard input (required:
-        /// secrets never go in flags).
+        /// secrets never go in flags); on a terminal it is asked for without echo.
         #[arg(long, required = true)]
         client_secret_stdin: bool,
         /// What the sign-in page shows [default: the name].
@@ -85,8 +85,15 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
     result
 }
 
-/// Reads the client secret from standard input (one trailing line break dropped).
-pub(crate) fn read_secret() -> Result<Secret> {
+/// Reads the client secret from standard input (one trailing line break dropped), or, when
+/// that is a terminal, at a prompt without echo.
+pub(crate) async fn read_secret() -> Result<Secret> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        return Ok(Secret::new(
+            crate::cli::user::prompt("Client secret: ", "client secret").await?,
+        ));
+    }
     let mut text = String::new();
     std::io::stdin()
         .take(MAX_CREDENTIAL_LEN as u64 + 2)
@@ -135,7 +142,7 @@ async fn dispatch(cmd: Command, store: &super::Database, settings: &Settings) ->
             json,
             ..
         } => {
-            let secret = read_secret()?;
+            let secret = read_secret().await?;
             let sealer = settings.sealer_for(store.as_ref()).await?;
             let spec = IdpSpec {
                 name,

@@ -108,3 +108,28 @@ fn migrated_line(before: usize, applied: usize) -> String {
         (_, n) => format!("applied {n} migrations; the database schema is up to date"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::migrated_line;
+
+    #[test]
+    fn migrate_says_created_applied_or_up_to_date() {
+        assert_eq!(
+            migrated_line(0, 12),
+            "created the database schema (12 migrations applied)"
+        );
+        assert_eq!(
+            migrated_line(11, 1),
+            "applied 1 migration; the database schema is up to date"
+        );
+        assert_eq!(
+            migrated_line(10, 2),
+            "applied 2 migrations; the database schema is up to date"
+        );
+        assert_eq!(
+            migrated_line(12, 0),
+            "the database schema is already up to date (12 migrations)"
+        );
+    }
+}

@@ -246,32 +246,6 @@ pub fn now() -> i64 {
     SystemClock.now()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_in_text_output_are_rfc3339_and_other_numbers_stay() {
-        let v = serde_json::json!({
-            "created_at": 951_827_415,
-            "claims": {"exp": 0, "iat": 951_827_415},
-            "revoked_at": null,
-            "access_token_lifetime": 3600,
-            "items": [{"old_secret_valid_until": 951_827_415}],
-        });
-        assert_eq!(
-            readable_times(v),
-            serde_json::json!({
-                "created_at": "2000-02-29T12:30:15Z",
-                "claims": {"exp": "1970-01-01T00:00:00Z", "iat": "2000-02-29T12:30:15Z"},
-                "revoked_at": null,
-                "access_token_lifetime": 3600,
-                "items": [{"old_secret_valid_until": "2000-02-29T12:30:15Z"}],
-            })
-        );
-    }
-}
-
 /// A database URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -386,4 +360,30 @@ impl EnvOutput {
 /// A string as one single-quoted shell word.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_text_output_are_rfc3339_and_other_numbers_stay() {
+        let v = serde_json::json!({
+            "created_at": 951_827_415,
+            "claims": {"exp": 0, "iat": 951_827_415},
+            "revoked_at": null,
+            "access_token_lifetime": 3600,
+            "items": [{"old_secret_valid_until": 951_827_415}],
+        });
+        assert_eq!(
+            readable_times(v),
+            serde_json::json!({
+                "created_at": "2000-02-29T12:30:15Z",
+                "claims": {"exp": "1970-01-01T00:00:00Z", "iat": "2000-02-29T12:30:15Z"},
+                "revoked_at": null,
+                "access_token_lifetime": 3600,
+                "items": [{"old_secret_valid_until": "2000-02-29T12:30:15Z"}],
+            })
+        );
+    }
 }

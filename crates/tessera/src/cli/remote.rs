@@ -562,8 +562,13 @@ async fn admin_token(cmd: admin_token::Command, api: &Remote) -> Result<()> {
                     } else {
                         "active"
                     };
+                    let until = r
+                        .get("expires_at")
+                        .and_then(Value::as_i64)
+                        .map(|e| format!("  expires {}", super::time(e)))
+                        .unwrap_or_default();
                     println!(
-                        "{}  {}  {}  [{state}]",
+                        "{}  {}  {}  [{state}]{until}",
                         text(r, "id"),
                         text(r, "name"),
                         strings(r, "scopes").join(" ")
@@ -922,7 +927,7 @@ async fn idp(cmd: idp::Command, api: &Remote) -> Result<()> {
             json,
             ..
         } => {
-            let secret = idp::read_secret()?;
+            let secret = idp::read_secret().await?;
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             put(&mut body, "display_name", display_name);

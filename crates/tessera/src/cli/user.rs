@@ -151,8 +151,8 @@ pub(crate) async fn read_password() -> Result<String> {
 
 /// Asks for the password twice on the terminal, echo off.
 async fn prompt_twice() -> Result<String> {
-    let first = prompt("Password: ").await?;
-    let second = prompt("Repeat the password: ").await?;
+    let first = prompt("Password: ", "password").await?;
+    let second = prompt("Repeat the password: ", "password").await?;
     if first != second {
         anyhow::bail!("the two passwords differ; nothing was changed");
     }
@@ -162,14 +162,14 @@ async fn prompt_twice() -> Result<String> {
 /// Shows `text` on the terminal and reads one line typed there without echo. Echo is off
 /// before the prompt shows, and the terminal's settings are put back however the read ends,
 /// Ctrl-C included (the kernel's line editing stays: backspace and Ctrl-U work).
-async fn prompt(text: &'static str) -> Result<String> {
+pub(crate) async fn prompt(text: &'static str, what: &str) -> Result<String> {
     use rustix::termios::{self, LocalModes, OptionalActions};
     use std::io::Write as _;
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .context("opening the terminal to ask for the password (or pipe it in)")?;
+        .with_context(|| format!("opening the terminal to ask for the {what} (or pipe it in)"))?;
     let saved = termios::tcgetattr(&tty).context("reading the terminal's settings")?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
@@ -205,11 +205,11 @@ async fn prompt(text: &'static str) -> Result<String> {
             anyhow::bail!("interrupted; nothing was changed");
         }
         Some(sent) => sent
-            .context("reading the password from the terminal")?
-            .context("reading the password from the terminal")?,
+            .with_context(|| format!("reading the {what} from the terminal"))?
+            .with_context(|| format!("reading the {what} from the terminal"))?,
     };
     let Some(pw) = line.strip_suffix('\n') else {
-        anyhow::bail!("no password was typed (end of input); nothing was changed");
+        anyhow::bail!("no {what} was typed (end of input); nothing was changed");
     };
     Ok(pw.strip_suffix('\r').unwrap_or(pw).to_owned())
 }

@@ -476,9 +476,12 @@ async fn admin_token_commands_work_either_way() {
         assert!(ran.ok, "{}", ran.stderr);
         let list = s.run(way, &["admin-token", "list"]).await;
         assert!(list.ok, "{}", list.stderr);
+        // Its expiry in RFC 3339, as every time in text output.
+        let expires = tessera_core::admin::audit::rfc3339(made["expires_at"].as_i64().unwrap());
         assert!(
-            list.stdout
-                .contains(&format!("{id}  {name}  clients:read  [active]\n")),
+            list.stdout.contains(&format!(
+                "{id}  {name}  clients:read  [active]  expires {expires}\n"
+            )),
             "{way:?}: {}",
             list.stdout
         );
@@ -487,9 +490,9 @@ async fn admin_token_commands_work_either_way() {
         assert!(revoked.ok, "{}", revoked.stderr);
         assert_eq!(revoked.stdout, format!("revoked admin token {id}\n"));
         let list = s.run(way, &["admin-token", "list"]).await;
-        assert!(list
-            .stdout
-            .contains(&format!("{id}  {name}  clients:read  [revoked]\n")));
+        assert!(list.stdout.contains(&format!(
+            "{id}  {name}  clients:read  [revoked]  expires {expires}\n"
+        )));
         let ran = s
             .run_with(
                 Way::Remote,

@@ -1,5 +1,6 @@
 //! `user create --password-stdin` on a terminal: the password is asked twice at a prompt
-//! without echo, two that differ are refused, and Ctrl-C leaves the terminal's echo on; piped
+//! without echo, two that differ are refused, and Ctrl-C leaves the terminal's echo on; an
+//! upstream client secret (`idp add --client-secret-stdin`) is asked once, without echo. Piped
 //! input is read as before (`cli.rs` and most tests pipe it). The terminal is a pseudo-terminal
 //! made by util-linux `script`; where it is missing the tests say they were skipped.
 
@@ -155,4 +156,23 @@ fn ctrl_c_at_the_prompt_leaves_the_echo_on() {
     let modes = out.split_whitespace().collect::<Vec<_>>();
     assert!(modes.contains(&"echo"), "{out}");
     assert!(!modes.contains(&"-echo"), "{out}");
+}
+
+#[test]
+fn an_upstream_client_secret_on_a_terminal_is_asked_without_echo() {
+    let dir = migrated_dir();
+    let shell = format!(
+        "{BIN} idp add --name up --issuer https://login.example.com --client-id c1 \
+         --client-secret-stdin"
+    );
+    let Some(mut child) = on_a_terminal(dir.path(), &shell, "prompt_client_secret") else {
+        return;
+    };
+    let mut out = String::new();
+    read_until(&mut child, &mut out, "Client secret: ");
+    type_line(&mut child, "upstream-secret-value\n");
+    let (ok, out) = finish(child, out);
+    assert!(ok, "{out}");
+    assert!(out.contains("added identity provider up"), "{out}");
+    assert!(!out.contains("upstream-secret-value"), "echoed: {out}");
 }
