@@ -419,14 +419,39 @@ async fn a_client_lock_out_is_logged_once_when_the_budget_is_spent() {
         s.token_status(&guesser).await,
         StatusCode::TOO_MANY_REQUESTS
     );
+    // Failed `/sdk/token` exchanges spend the environment's budget at the address.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let res = s
+            .http
+            .post(s.url("/sdk/token"))
+            .json(&json!({"jwt": "e30.e30.e30"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
     s.stop().await;
     let logs = s.logs();
     let locked = events(&logs, "client_locked_out");
-    assert_eq!(locked.len(), 1, "{locked:?}");
+    assert_eq!(locked.len(), 2, "{locked:?}");
     assert_eq!(locked[0]["target"], "guessed-client");
     assert_eq!(locked[0]["source"], "127.0.0.1");
+    assert_eq!(locked[0]["detail"]["path"], "/oauth2/token");
     assert_eq!(locked[0]["detail"]["failures"], 2);
     assert_eq!(locked[0]["detail"]["window_seconds"], 60);
+    assert_eq!(locked[1]["target"], "sdk:default");
+    assert_eq!(locked[1]["detail"]["path"], "/sdk/token");
+    assert_eq!(locked[1]["source"], "127.0.0.1");
+    assert!(locked[1]["request_id"].as_str().is_some());
     // The failures refused by the spent budget are not logged one by one.
     assert_eq!(events(&logs, "client_auth_failed").len(), 2);
     check_level_and_secrets(&logs, &[guesser.secret]);
