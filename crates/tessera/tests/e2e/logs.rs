@@ -687,7 +687,23 @@ async fn management_changes_at_the_command_line_and_through_the_admin_api_are_lo
     assert_eq!(deleted["actor"], "admin_token:bootstrap");
 
     s.stop().await;
-    check_level_and_secrets(&s.logs(), &secrets);
+    let logs = s.logs();
+    // Each change is one line: the audit event's, not a second line of the route's own.
+    let about_it: Vec<Value> = lines(&logs)
+        .into_iter()
+        .filter(|l| l.to_string().contains(&api_client))
+        .collect();
+    assert!(
+        about_it.iter().all(|l| l["target"] == "audit"),
+        "{about_it:?}"
+    );
+    let kinds: Vec<&Value> = about_it
+        .iter()
+        .filter(|l| l["fields"]["target"] == api_client.as_str())
+        .map(|l| &l["fields"]["kind"])
+        .collect();
+    assert_eq!(kinds, ["client_created", "client_deleted"]);
+    check_level_and_secrets(&logs, &secrets);
 }
 
 /// The access log's lines.
