@@ -815,6 +815,12 @@ async fn the_access_log_has_one_line_per_request_with_its_route_and_no_query_or_
         .find(|l| l["route"] == "unmatched")
         .expect("the unknown path's line");
     assert_eq!(unknown["status"], 404);
+    // The readiness probe the test harness waited on, on the same listener.
+    let probe = access
+        .iter()
+        .find(|l| l["route"] == "/health/ready")
+        .expect("the readiness probe's line");
+    assert_eq!(probe["status"], 200);
     // The admin API has its lines too.
     let admin_line = access
         .iter()
