@@ -9,9 +9,9 @@
 //!   ([`crate::request_id`]);
 //! - `method`: the request method, from the closed set the metrics use (`other` for any
 //!   method outside RFC 9110 §9 and PATCH);
-//! - `route`: the matched route template (`/oauth2/token`, `/register/{client_id}`), or
-//!   `unmatched`, never the path as sent nor its query string, which can carry a token or a
-//!   secret (RFC 6750 §5.3 warns against logging bearer tokens in URLs);
+//! - `route`: the matched route template (`/oauth2/token`, `/oauth2/register/{client_id}`),
+//!   or `unmatched`, never the path as sent nor its query string, which can carry a token or
+//!   a secret (RFC 6750 §5.3 warns against bearer tokens in URLs, which logs keep);
 //! - `status`: the response status;
 //! - `latency_us`: microseconds from the request reaching the router to the response;
 //! - `client_id`: the client the request authenticated (client authentication, RFC 6749

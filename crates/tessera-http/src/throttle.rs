@@ -1,12 +1,12 @@
 //! Throttling of sign-in and client authentication (RFC 6819 §4.3.2 and §5.1.4.2.3; OWASP's
 //! Authentication Cheat Sheet, "Device Cookies").
 //!
-//! Owns the budget keys, [`client_auth_failed`] and [`Reservation`] (the budget of password
-//! checks is [`crate::password_checks`]). Every
-//! budget lives in the shared store ([`ThrottleStore`]), so every node counts against the same
-//! numbers, and an attempt is taken from a budget in one atomic statement *before* the work it
-//! pays for, so parallel requests cannot all slip under a limit read beforehand. Budgets leave
-//! the store only when their window ends (the purge), never because many others are tracked.
+//! Owns the budget keys, [`count_client_auth_failure`] and [`Reservation`] (the budget of
+//! password checks is [`crate::password_checks`]). Every budget lives in the shared store
+//! ([`ThrottleStore`]), so every node counts against the same numbers, and an attempt is
+//! taken from a budget in one atomic statement *before* the work it pays for, so parallel
+//! requests cannot all slip under a limit read beforehand. Budgets leave the store only when
+//! their window ends (the purge), never because many others are tracked.
 //!
 //! - **Client authentication** is checked first, always: a client secret has 256 random bits
 //!   and a failure costs one SHA-256, so a throttle adds nothing against guessing, and valid
@@ -49,22 +49,6 @@ pub fn budget_key(sealer: &Sealer, kind: &str, parts: &[&str]) -> String {
     format!("{kind}:{tag}")
 }
 
-/// Counts a failed client authentication by `client_id` from `ip`. Returns the second the
-/// budget of that client at that address refills when it was already spent: the caller
-/// answers `429` until then instead of `401`.
-pub async fn client_auth_failed(
-    state: &AppState,
-    ip: Option<IpAddr>,
-    client_id: &str,
-) -> Result<Option<i64>, StoreError> {
-    Ok(
-        match count_client_auth_failure(state, ip, client_id).await? {
-            Counted::Refused { until } => Some(until),
-            Counted::Within | Counted::Spent => None,
-        },
-    )
-}
-
 /// What counting one failed client authentication found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
@@ -80,8 +64,9 @@ pub enum Counted {
     },
 }
 
-/// Counts a failed client authentication by `client_id` from `ip` ([`client_auth_failed`]),
-/// saying also whether this failure is the one that spent the budget.
+/// Counts a failed client authentication by `client_id` from `ip`, and says whether this
+/// failure is the one that spent the budget of that client at that address, or whether it
+/// was spent already (until when): the caller answers `429` until then instead of `401`.
 pub async fn count_client_auth_failure(
     state: &AppState,
     ip: Option<IpAddr>,

@@ -103,7 +103,7 @@ pub struct AdminTokenList {
     responses((status = 201, description = "Made; the value is shown this once.", body = CreatedAdminToken))
 )]
 async fn create(
-    Need(actor, ..): Need<Admin>,
+    _: Need<Admin>,
     state: axum::extract::State<AppState>,
     Body(body): Body<NewAdminToken>,
 ) -> ApiResult<Response> {
@@ -117,12 +117,6 @@ async fn create(
         state.now(),
     )
     .await?;
-    tracing::info!(
-        actor = %actor.actor(),
-        request_id = %actor.request_id,
-        admin_token = %made.record.id,
-        "admin token created"
-    );
     let out = CreatedAdminToken {
         token: AdminTokenView::from(&made.record).into(),
         value: made.token.expose().to_owned(),
@@ -158,16 +152,10 @@ async fn list(
     responses((status = 204, description = "Revoked."))
 )]
 async fn revoke(
-    Need(actor, ..): Need<Admin>,
+    _: Need<Admin>,
     state: axum::extract::State<AppState>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
     admin_tokens::revoke(state.store(), &id, state.now()).await?;
-    tracing::info!(
-        actor = %actor.actor(),
-        request_id = %actor.request_id,
-        admin_token = %id,
-        "admin token revoked"
-    );
     Ok(StatusCode::NO_CONTENT)
 }

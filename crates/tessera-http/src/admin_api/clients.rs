@@ -374,7 +374,7 @@ pub struct TokensRevoked {
     responses((status = 201, description = "Registered; the secret is shown this once.", body = CreatedClient))
 )]
 async fn create(
-    Need(actor, _): Need<ClientsWrite>,
+    _: Need<ClientsWrite>,
     State(state): State<AppState>,
     Body(body): Body<NewClient>,
 ) -> ApiResult<Response> {
@@ -400,12 +400,6 @@ async fn create(
         settings,
     };
     let made = core_clients::create(state.store(), state.config(), spec, state.now()).await?;
-    tracing::info!(
-        actor = %actor.actor(),
-        request_id = %actor.request_id,
-        client_id = %made.client.client_id,
-        "client created"
-    );
     let out = CreatedClient {
         client: Client::from(&made.client),
         client_secret: made.secret.as_ref().map(|s| s.expose().to_owned()),
@@ -485,7 +479,7 @@ async fn show(
     responses((status = 200, description = "The client as stored.", body = Client))
 )]
 async fn update(
-    Need(actor, _): Need<ClientsWrite>,
+    _: Need<ClientsWrite>,
     State(state): State<AppState>,
     PathId(id): PathId,
     Body(body): Body<ClientChanges>,
@@ -498,12 +492,6 @@ async fn update(
         settings: body.settings(),
     };
     let c = core_clients::update(state.store(), state.config(), &id, patch, state.now()).await?;
-    tracing::info!(
-        actor = %actor.actor(),
-        request_id = %actor.request_id,
-        client_id = %id,
-        "client updated"
-    );
     Ok(Json(Client::from(&c)))
 }
 
@@ -517,17 +505,11 @@ async fn update(
     responses((status = 204, description = "Deleted."))
 )]
 async fn remove(
-    Need(actor, _): Need<ClientsWrite>,
+    _: Need<ClientsWrite>,
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> ApiResult<StatusCode> {
     core_clients::delete(state.store(), &id, state.now()).await?;
-    tracing::info!(
-        actor = %actor.actor(),
-        request_id = %actor.request_id,
-        client_id = %id,
-        "client deleted"
-    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -542,20 +524,13 @@ async fn remove(
     responses((status = 200, description = "The new secret, shown this once.", body = RotatedSecret))
 )]
 async fn rotate_secret(
-    Need(actor, _): Need<ClientsWrite>,
+    _: Need<ClientsWrite>,
     State(state): State<AppState>,
     PathId(id): PathId,
     MaybeBody(body): MaybeBody<Rotation>,
 ) -> ApiResult<Json<RotatedSecret>> {
     let r = core_clients::rotate_secret(state.store(), &id, body.keep_old_secret_for, state.now())
         .await?;
-    tracing::info!(
-        actor = %actor.actor(),
-        request_id = %actor.request_id,
-        client_id = %id,
-        overlap = ?body.keep_old_secret_for,
-        "client secret rotated"
-    );
     Ok(Json(RotatedSecret {
         client_id: id,
         client_secret: r.secret.expose().to_owned(),
@@ -601,7 +576,7 @@ pub struct ClientKeysReplaced {
     responses((status = 200, description = "Replaced.", body = ClientKeysReplaced))
 )]
 async fn set_keys(
-    Need(actor, _): Need<ClientsWrite>,
+    _: Need<ClientsWrite>,
     State(state): State<AppState>,
     PathId(id): PathId,
     Body(body): Body<NewClientKeys>,
@@ -625,12 +600,6 @@ async fn set_keys(
             .collect(),
     };
     let stored = core_clients::set_keys(state.store(), &id, &keys, state.now()).await?;
-    tracing::info!(
-        actor = %actor.actor(),
-        request_id = %actor.request_id,
-        client_id = %id,
-        "client keys replaced"
-    );
     Ok(Json(ClientKeysReplaced {
         client_id: id,
         keys_replaced: true,
@@ -648,17 +617,11 @@ async fn set_keys(
     responses((status = 200, description = "Revoked.", body = TokensRevoked))
 )]
 async fn revoke_tokens(
-    Need(actor, _): Need<ClientsWrite>,
+    _: Need<ClientsWrite>,
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> ApiResult<Json<TokensRevoked>> {
     core_clients::revoke_tokens(state.store(), &id, state.now()).await?;
-    tracing::info!(
-        actor = %actor.actor(),
-        request_id = %actor.request_id,
-        client_id = %id,
-        "client tokens revoked"
-    );
     Ok(Json(TokensRevoked {
         client_id: id,
         tokens_revoked: true,

@@ -508,12 +508,6 @@ impl<S: Scope> FromRequestParts<AppState> for Need<S> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let actor = authenticate(parts, state).await?;
         if !actor.principal.may(S::NAME) {
-            tracing::info!(
-                admin_token = actor.token_id(),
-                request_id = %actor.request_id,
-                needed = S::NAME,
-                "admin request refused: too little scope"
-            );
             audit::record_refused(state, Some(&actor), parts, "insufficient_scope").await;
             return Err(ApiError::Forbidden(S::NAME));
         }
@@ -541,7 +535,6 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<AdminActor> 
         .map_or_else(String::new, |r| r.0.clone());
     let source = crate::extract::client_address(parts, &state.http().trusted_proxies);
     let Some(token) = bearer(parts) else {
-        tracing::info!(%request_id, source = ?source, "admin request refused: no credential");
         audit::record_refused(state, None, parts, "no credential").await;
         return Err(ApiError::NoCredential);
     };
@@ -559,7 +552,6 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<AdminActor> 
             source,
         }),
         Err(why) => {
-            tracing::info!(%request_id, source = ?source, reason = %why, "admin request refused");
             audit::record_refused(state, None, parts, &why.to_string()).await;
             Err(ApiError::Refused(why))
         }

@@ -17,7 +17,7 @@ pub mod userinfo;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tessera_core::audit::{self, Actor, AuditEvent, AuditKind};
+use tessera_core::audit::{self, Actor, AuditEvent, AuditKind, RequestMeta};
 use tessera_core::{ErrorCode, OAuthError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -62,7 +62,7 @@ pub fn too_many(state: &AppState, until: i64, description: &'static str) -> Resp
 
 /// Turns an endpoint's result into a response. A failed client authentication is counted
 /// against the budget of the presented client id at the caller's address
-/// ([`throttle::client_auth_failed`]) and recorded in the audit trail; once that budget is
+/// ([`throttle::count_client_auth_failure`]) and recorded in the audit trail; once that budget is
 /// spent, further failures get `429 slow_down` instead of `401`. A success is never refused
 /// and never recorded here.
 pub async fn respond<T>(
@@ -93,7 +93,7 @@ pub async fn respond<T>(
                 record_client_auth_failure(state, req, &client_id, &e).await;
             }
             if matches!(counted, Ok(throttle::Counted::Spent)) {
-                record_client_lockout(state, req, &client_id).await;
+                record_lockout(state, &req.meta(), &req.path, &client_id).await;
             }
             match counted {
                 Ok(throttle::Counted::Refused { until }) => too_many(
@@ -121,7 +121,7 @@ pub async fn respond<T>(
 /// its address, and the reason (unknown client, wrong secret, …: a fixed text from
 /// [`OAuthError::log_reason`], never a value of the request); never the credential.
 /// Failures refused by a spent budget are not recorded one by one: the failure that spent
-/// it is, followed by the lock-out ([`record_client_lockout`]).
+/// it is, followed by the lock-out ([`record_lockout`]).
 async fn record_client_auth_failure(
     state: &AppState,
     req: &OAuthRequest,
@@ -142,14 +142,15 @@ async fn record_client_auth_failure(
     audit::record(state.store(), event).await;
 }
 
-/// Records that a failure spent the client-authentication budget of `client_id` at the
-/// request's address: from now until the window ends, failures there are answered `429`.
-async fn record_client_lockout(state: &AppState, req: &OAuthRequest, client_id: &str) {
+/// Records that a failure at `path` spent the client-authentication budget of `client_id`
+/// at the request's address ([`throttle::count_client_auth_failure`]): from now until the
+/// window ends, failures there are answered `429`.
+pub async fn record_lockout(state: &AppState, meta: &RequestMeta, path: &str, client_id: &str) {
     let mut event = AuditEvent::new(state.now(), AuditKind::ClientLockedOut, Actor::Anonymous)
         .failed()
-        .request(&req.meta())
+        .request(meta)
         .detail(serde_json::json!({
-            "path": req.path,
+            "path": path,
             "failures": state.http().auth_failures_per_minute,
             "window_seconds": throttle::CLIENT_AUTH_WINDOW,
         }));

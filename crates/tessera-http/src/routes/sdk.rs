@@ -11,8 +11,10 @@
 //! the answers have the token endpoint's response and error shapes. Every assertion is
 //! checked; a failed exchange is counted against the budget of that environment's SDK client
 //! at the caller's address, like failed client authentication
-//! ([`crate::throttle::client_auth_failed`]): once it is spent, further failures get
-//! `429 slow_down` with `Retry-After`, and a valid assertion is still exchanged.
+//! ([`crate::throttle::count_client_auth_failure`]): once it is spent, further failures get
+//! `429 slow_down` with `Retry-After`, and a valid assertion is still exchanged. The failure
+//! that spends it is a lock-out in the audit trail and the log (`client_locked_out`, the
+//! target the environment's SDK client).
 
 use std::time::Instant;
 
@@ -29,14 +31,22 @@ use crate::extract::{client_address, read_body};
 use crate::host::Host;
 use crate::routes::too_many;
 use crate::state::AppState;
-use crate::throttle::client_auth_failed;
+use crate::throttle::{count_client_auth_failure, Counted};
 use crate::through::Through;
+
+/// The path of `/sdk/token`, for a request whose matched route is unknown.
+const SDK_PATH: &str = "/sdk/token";
 
 /// Handles an `/sdk/token` request.
 pub async fn handle(State(state): State<AppState>, through: Through, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let peer = client_address(&parts, &state.http().trusted_proxies);
+    let meta = crate::request_id::meta(&parts.headers, peer);
+    let path = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| SDK_PATH.to_owned(), |p| p.as_str().to_owned());
     let host = state.host(&parts);
     let mut env = None;
     let result = exchange(&state, &through, host, parts, body, &mut env).await;
@@ -47,13 +57,17 @@ pub async fn handle(State(state): State<AppState>, through: Through, req: Reques
         Ok(r) => json_no_store(StatusCode::OK, crate::response::token_json(&r)),
         Err(e) if e.code == ErrorCode::InvalidGrant => {
             let client = sdk_client_id(env.as_deref().unwrap_or(DEFAULT_ENV));
-            match client_auth_failed(&state, peer, &client).await {
-                Ok(Some(until)) => too_many(
+            match count_client_auth_failure(&state, peer, &client).await {
+                Ok(Counted::Refused { until }) => too_many(
                     &state,
                     until,
                     "too many failed exchanges from this address; retry later",
                 ),
-                Ok(None) => error_response(e),
+                Ok(Counted::Spent) => {
+                    crate::routes::record_lockout(&state, &meta, &path, &client).await;
+                    error_response(e)
+                }
+                Ok(Counted::Within) => error_response(e),
                 Err(store) => {
                     tracing::warn!(error = %store, "counting a failed exchange failed");
                     error_response(e)

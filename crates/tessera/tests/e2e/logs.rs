@@ -419,14 +419,39 @@ async fn a_client_lock_out_is_logged_once_when_the_budget_is_spent() {
         s.token_status(&guesser).await,
         StatusCode::TOO_MANY_REQUESTS
     );
+    // Failed `/sdk/token` exchanges spend the environment's budget at the address.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let res = s
+            .http
+            .post(s.url("/sdk/token"))
+            .json(&json!({"jwt": "e30.e30.e30"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
     s.stop().await;
     let logs = s.logs();
     let locked = events(&logs, "client_locked_out");
-    assert_eq!(locked.len(), 1, "{locked:?}");
+    assert_eq!(locked.len(), 2, "{locked:?}");
     assert_eq!(locked[0]["target"], "guessed-client");
     assert_eq!(locked[0]["source"], "127.0.0.1");
+    assert_eq!(locked[0]["detail"]["path"], "/oauth2/token");
     assert_eq!(locked[0]["detail"]["failures"], 2);
     assert_eq!(locked[0]["detail"]["window_seconds"], 60);
+    assert_eq!(locked[1]["target"], "sdk:default");
+    assert_eq!(locked[1]["detail"]["path"], "/sdk/token");
+    assert_eq!(locked[1]["source"], "127.0.0.1");
+    assert!(locked[1]["request_id"].as_str().is_some());
     // The failures refused by the spent budget are not logged one by one.
     assert_eq!(events(&logs, "client_auth_failed").len(), 2);
     check_level_and_secrets(&logs, &[guesser.secret]);
@@ -662,7 +687,23 @@ async fn management_changes_at_the_command_line_and_through_the_admin_api_are_lo
     assert_eq!(deleted["actor"], "admin_token:bootstrap");
 
     s.stop().await;
-    check_level_and_secrets(&s.logs(), &secrets);
+    let logs = s.logs();
+    // Each change is one line: the audit event's, not a second line of the route's own.
+    let about_it: Vec<Value> = lines(&logs)
+        .into_iter()
+        .filter(|l| l.to_string().contains(&api_client))
+        .collect();
+    assert!(
+        about_it.iter().all(|l| l["target"] == "audit"),
+        "{about_it:?}"
+    );
+    let kinds: Vec<&Value> = about_it
+        .iter()
+        .filter(|l| l["fields"]["target"] == api_client.as_str())
+        .map(|l| &l["fields"]["kind"])
+        .collect();
+    assert_eq!(kinds, ["client_created", "client_deleted"]);
+    check_level_and_secrets(&logs, &secrets);
 }
 
 /// The access log's lines.
@@ -774,6 +815,12 @@ async fn the_access_log_has_one_line_per_request_with_its_route_and_no_query_or_
         .find(|l| l["route"] == "unmatched")
         .expect("the unknown path's line");
     assert_eq!(unknown["status"], 404);
+    // The readiness probe the test harness waited on, on the same listener.
+    let probe = access
+        .iter()
+        .find(|l| l["route"] == "/health/ready")
+        .expect("the readiness probe's line");
+    assert_eq!(probe["status"], 200);
     // The admin API has its lines too.
     let admin_line = access
         .iter()
