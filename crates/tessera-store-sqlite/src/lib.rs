@@ -33,7 +33,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Sqlite, SqlitePool, Transaction};
 use tokio::sync::mpsc;
 
 use tessera_core::model::ChangeKind;
@@ -271,6 +271,7 @@ pub async fn backup(url: &str, to: &Path, replace: bool) -> Result<u64, StoreErr
 
 /// `VACUUM INTO` a new, empty file made with mode 0600, then fsync it.
 async fn write_copy(url: &str, partial: &Path) -> Result<u64, StoreError> {
+    use sqlx::Connection as _;
     let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -858,7 +858,10 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
         if std::env::var_os("TESSERA_SECRET").is_some_and(|v| !v.is_empty()) {
             Source::Env("TESSERA_SECRET".into())
         } else {
-            src.map["secret_file"].clone()
+            src.map
+                .get("secret_file")
+                .cloned()
+                .unwrap_or(Source::Default)
         },
     );
     Ok(Settings {
