@@ -1034,14 +1034,11 @@ impl Settings {
             out.push((key, value));
         }
         let secret = match self.sources.get("secret") {
-            Some(Source::Env(_)) => json!(REDACTED),
-            _ => match &self.secret_file {
-                Some(p) => json!(format!("{REDACTED} (read from {})", p.display())),
-                None => match default_key_file(&self.database_url) {
-                    Ok(p) => json!(format!("{REDACTED} (read from {})", p.display())),
-                    Err(_) => Value::Null,
-                },
-            },
+            Some(Source::Env(name)) if name == "TESSERA_SECRET" => json!(REDACTED),
+            _ if self.secret_file.is_none() && default_key_file(&self.database_url).is_err() => {
+                Value::Null
+            }
+            _ => json!(format!("{REDACTED} (from {})", self.secret_location())),
         };
         out.push(("secret", secret));
         out.push((
@@ -1056,7 +1053,9 @@ impl Settings {
     /// Where the sealing secret is read from, for messages: never the secret itself.
     pub fn secret_location(&self) -> String {
         if let Some(Source::Env(name)) = self.sources.get("secret") {
-            return format!("the value of {name}");
+            if name == "TESSERA_SECRET" {
+                return format!("the value of {name}");
+            }
         }
         let path = match &self.secret_file {
             Some(p) => p.clone(),
@@ -1067,6 +1066,8 @@ impl Settings {
         };
         if path.exists() {
             path.display().to_string()
+        } else if self.secret_file.is_some() {
+            format!("{}, which does not exist", path.display())
         } else {
             format!("{}, not made yet", path.display())
         }
