@@ -1,9 +1,16 @@
 //! Settings: flag > environment variable > config file > default.
 //!
 //! Owns [`FileConfig`] (the TOML file's keys, each also an environment variable
-//! `TESSERA_<KEY>`), the resolution order, and the sealing secret: `TESSERA_SECRET`, else the
-//! file named by `secret_file`, else (SQLite only) a key file beside the database, created with
-//! mode 0600 on first use, and never for a database that already has signing keys.
+//! `TESSERA_<KEY>`; [`FileConfig::keys`] lists them from the type itself), the resolution
+//! order, the record of where each value came from ([`Source`], shown by `tessera config
+//! check` with [`Settings::effective`], secrets redacted), and the sealing secret:
+//! `TESSERA_SECRET`, else the file named by `secret_file`, else (SQLite only) a key file
+//! beside the database, created with mode 0600 on first use, and never for a database that
+//! already has signing keys.
+//!
+//! A new setting needs: a field of [`FileConfig`], its value taken through `Sources::pick`
+//! (so its source is recorded), an arm in [`Settings::effective`], and a line in
+//! `tessera.example.toml`; the tests fail on any of these missing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
