@@ -269,6 +269,105 @@ pub async fn backup(url: &str, to: &Path, replace: bool) -> Result<u64, StoreErr
     result
 }
 
+/// Puts a backup made by [`backup`] in place as the database at a `sqlite:` URL, and returns
+/// its size in bytes. Refused while the database is open: SQLite's `-wal` and `-shm` files
+/// exist from a connection's open to the last one's close (a server, a command, or a process
+/// that died without closing). The backup must pass `PRAGMA integrity_check` and be a Tessera
+/// database; an existing database is replaced only when `replace`. The file is copied beside
+/// the database (mode 0600), synced, then moved into place, and the directory synced.
+pub async fn restore(url: &str, from: &Path, replace: bool) -> Result<u64, StoreError> {
+    let fail = |m: String| StoreError::Backend(m.into());
+    let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
+    let Some(target) = database_file(url)? else {
+        return Err(fail("an in-memory database cannot be restored".into()));
+    };
+    for suffix in ["-wal", "-shm"] {
+        let mut name = target.as_os_str().to_owned();
+        name.push(suffix);
+        let open = PathBuf::from(name);
+        if open.exists() {
+            return Err(fail(format!(
+                "{} exists: a server or command has the database open (or stopped without \
+                 closing it); stop every server first",
+                open.display()
+            )));
+        }
+    }
+    if !replace && target.exists() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("a database exists at {}", target.display()),
+        )));
+    }
+    check_backup(from).await?;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .ok_or_else(|| fail("the database URL names no file".into()))?;
+    let mut partial_name = std::ffi::OsString::from(".");
+    partial_name.push(name);
+    partial_name.push(format!(".restoring-{}", std::process::id()));
+    let partial = dir.join(partial_name);
+    let copy = || -> std::io::Result<u64> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut out = opts.open(&partial)?;
+        let size = std::io::copy(&mut std::fs::File::open(from)?, &mut out)?;
+        out.sync_all()?;
+        publish(&partial, &target, replace)?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(size)
+    };
+    let result = copy().map_err(io);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
+/// A backup passes `PRAGMA integrity_check` and holds Tessera's schema.
+async fn check_backup(file: &Path) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let fail = |m: String| StoreError::Backend(m.into());
+    if !file.is_file() {
+        return Err(fail(format!("no backup file at {}", file.display())));
+    }
+    let mut conn = SqliteConnectOptions::new()
+        .filename(file)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(backend)?;
+    let integrity: Result<String, _> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await;
+    let tessera: Result<i64, _> = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    match (integrity, tessera) {
+        (Ok(ok), Ok(1)) if ok == "ok" => Ok(()),
+        (Ok(ok), Ok(1)) => Err(fail(format!(
+            "{} fails SQLite's integrity check: {ok}",
+            file.display()
+        ))),
+        _ => Err(fail(format!(
+            "{} is not a Tessera database backup",
+            file.display()
+        ))),
+    }
+}
+
 /// `VACUUM INTO` a new, empty file made with mode 0600, then fsync it.
 async fn write_copy(url: &str, partial: &Path) -> Result<u64, StoreError> {
     use sqlx::Connection as _;

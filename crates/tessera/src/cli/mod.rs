@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod keys;
 pub mod maintenance;
 pub mod remote;
+pub mod restore;
 pub mod serve;
 pub mod tls;
 pub mod token;
@@ -81,6 +82,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
         Command::Backup(args) => backup::run(args, &settings).await,
+        Command::Restore(args) => restore::run(args, &settings).await,
         Command::Config(_) => unreachable!("handled before the settings are resolved"),
     }
 }

@@ -1,7 +1,8 @@
-//! `tessera backup --to FILE`: an online, consistent copy of the SQLite database. A backup
-//! taken while a server issues tokens from several tasks, restored into a fresh directory and
-//! served with the same sealing secret, knows every token acknowledged before it started, and
-//! passes SQLite's `PRAGMA integrity_check`.
+//! `tessera backup --to FILE` and `tessera restore --from FILE`: an online, consistent copy of
+//! the SQLite database. A backup taken while a server issues tokens from several tasks,
+//! restored into a fresh directory and served with the same sealing secret, knows every token
+//! acknowledged before it started, and passes SQLite's `PRAGMA integrity_check`. Restoring
+//! never replaces a database a server has open. PostgreSQL: the README's `pg_dump` procedure.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -129,11 +130,31 @@ async fn a_backup_taken_under_load_restores_every_token_acknowledged_before_it()
         );
     }
 
-    // Restore: copy the file into a fresh directory and serve it with the same secret.
+    // Restore into a fresh directory and serve it with the same secret.
     let fresh = tempfile::tempdir().unwrap();
     let restored = fresh.path().join("tessera.db");
-    std::fs::copy(&file, &restored).unwrap();
     let url = format!("sqlite://{}", restored.display());
+    let restore = ["restore", "--from", file.to_str().unwrap()];
+    let with_url = [("TESSERA_DATABASE_URL", url.as_str())];
+    let out = server.cli_output_with(&restore, &with_url).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("restored") && said.contains("sealing secret"),
+        "{said}"
+    );
+    // Once there, a database is replaced only with --force.
+    let out = server.cli_output_with(&restore, &with_url).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a database exists") && err.contains("--force"),
+        "{err}"
+    );
     let server = Server::start_with(&[
         ("TESSERA_DATABASE_URL", url.as_str()),
         ("TESSERA_ISSUER", old_issuer.as_str()),
@@ -185,6 +206,51 @@ async fn backup_refuses_an_existing_file_unless_forced_and_points_postgres_to_pg
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["b.db"]);
+
+    // A database a server has open is never replaced.
+    let out = server
+        .cli_output(&["restore", "--from", path, "--force"])
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("-wal exists") && err.contains("stop every server"),
+        "{err}"
+    );
+    // Nor is a file that is not a backup put in place.
+    let out = server
+        .cli_output_with(
+            &["restore", "--from", path, "--force"],
+            &[(
+                "TESSERA_DATABASE_URL",
+                &format!("sqlite://{}/r.db", dir.path().display()),
+            )],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let not_a_backup = dir.path().join("notes.txt");
+    std::fs::write(&not_a_backup, "not a database").unwrap();
+    let out = server
+        .cli_output_with(
+            &[
+                "restore",
+                "--from",
+                not_a_backup.to_str().unwrap(),
+                "--force",
+            ],
+            &[(
+                "TESSERA_DATABASE_URL",
+                &format!("sqlite://{}/r.db", dir.path().display()),
+            )],
+        )
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a Tessera database backup"), "{err}");
 
     let out = server
         .cli_output_with(
