@@ -270,36 +270,36 @@ pub async fn backup(url: &str, to: &Path, replace: bool) -> Result<u64, StoreErr
 }
 
 /// Puts a backup made by [`backup`] in place as the database at a `sqlite:` URL, and returns
-/// its size in bytes. Refused while the database is open: SQLite's `-wal` and `-shm` files
-/// exist from a connection's open to the last one's close (a server, a command, or a process
-/// that died without closing). The backup must pass `PRAGMA integrity_check` and be a Tessera
-/// database; an existing database is replaced only when `replace`. The file is copied beside
-/// the database (mode 0600), synced, then moved into place, and the directory synced.
+/// its size in bytes. The backup must pass `PRAGMA integrity_check` and be a Tessera database.
+/// An existing database is replaced only when `replace`, and never while it is open: SQLite is
+/// asked for an exclusive lock (`locking_mode = EXCLUSIVE`, `BEGIN EXCLUSIVE`), which it
+/// refuses while any connection (a server, a command) has the file open in WAL mode. Its
+/// `-wal` and `-shm` files are then removed (they belong to the old file), the backup copied
+/// beside the database (mode 0600), synced, and moved into place, and the directory synced.
 pub async fn restore(url: &str, from: &Path, replace: bool) -> Result<u64, StoreError> {
     let fail = |m: String| StoreError::Backend(m.into());
     let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
     let Some(target) = database_file(url)? else {
         return Err(fail("an in-memory database cannot be restored".into()));
     };
+    check_backup(from).await?;
+    if target.exists() {
+        if !replace {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("a database exists at {}", target.display()),
+            )));
+        }
+        ensure_closed(url, &target).await?;
+    }
     for suffix in ["-wal", "-shm"] {
         let mut name = target.as_os_str().to_owned();
         name.push(suffix);
-        let open = PathBuf::from(name);
-        if open.exists() {
-            return Err(fail(format!(
-                "{} exists: a server or command has the database open (or stopped without \
-                 closing it); stop every server first",
-                open.display()
-            )));
+        match std::fs::remove_file(PathBuf::from(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
         }
     }
-    if !replace && target.exists() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            format!("a database exists at {}", target.display()),
-        )));
-    }
-    check_backup(from).await?;
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -331,6 +331,34 @@ pub async fn restore(url: &str, from: &Path, replace: bool) -> Result<u64, Store
         let _ = std::fs::remove_file(&partial);
     }
     result
+}
+
+/// Fails when any connection has the database open: an exclusive lock in exclusive locking
+/// mode is refused at once (no busy wait) while another connection holds the WAL open. The
+/// probe's own close checkpoints whatever the WAL still held into the old file.
+async fn ensure_closed(url: &str, target: &Path) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let mut conn = SqliteConnectOptions::from_str(url)
+        .map_err(backend)?
+        .create_if_missing(false)
+        .busy_timeout(Duration::ZERO)
+        .locking_mode(sqlx::sqlite::SqliteLockingMode::Exclusive)
+        .connect()
+        .await
+        .map_err(backend)?;
+    let locked = sqlx::raw_sql("BEGIN EXCLUSIVE; COMMIT;")
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    locked.map(|_| ()).map_err(|_| {
+        StoreError::Backend(
+            format!(
+                "{} is open in a server or another command: stop every server first",
+                target.display()
+            )
+            .into(),
+        )
+    })
 }
 
 /// A backup passes `PRAGMA integrity_check` and holds Tessera's schema.

@@ -181,7 +181,7 @@ async fn a_backup_taken_under_load_restores_every_token_acknowledged_before_it()
 
 #[tokio::test]
 async fn backup_refuses_an_existing_file_unless_forced_and_points_postgres_to_pg_dump() {
-    let server = Server::start().await;
+    let mut server = Server::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("b.db");
     let path = file.to_str().unwrap();
@@ -214,8 +214,18 @@ async fn backup_refuses_an_existing_file_unless_forced_and_points_postgres_to_pg
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("-wal exists") && err.contains("stop every server"),
+        err.contains("is open in a server") && err.contains("stop every server"),
         "{err}"
+    );
+    // Once the server has stopped, it is.
+    server.stop().await;
+    let out = server
+        .cli_output(&["restore", "--from", path, "--force"])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     // Nor is a file that is not a backup put in place.
     let out = server
