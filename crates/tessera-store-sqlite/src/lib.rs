@@ -33,7 +33,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Sqlite, SqlitePool, Transaction};
 use tokio::sync::mpsc;
 
 use tessera_core::model::ChangeKind;
@@ -377,8 +377,136 @@ pub async fn backup(url: &str, to: &Path, replace: bool) -> Result<u64, StoreErr
     result
 }
 
+/// Puts a backup made by [`backup`] in place as the database at a `sqlite:` URL, and returns
+/// its size in bytes. The backup must pass `PRAGMA integrity_check` and be a Tessera database.
+/// An existing database is replaced only when `replace`, and never while it is open: SQLite is
+/// asked for an exclusive lock (`locking_mode = EXCLUSIVE`, `BEGIN EXCLUSIVE`), which it
+/// refuses while any connection (a server, a command) has the file open in WAL mode. Its
+/// `-wal` and `-shm` files are then removed (they belong to the old file), the backup copied
+/// beside the database (mode 0600), synced, and moved into place, and the directory synced.
+pub async fn restore(url: &str, from: &Path, replace: bool) -> Result<u64, StoreError> {
+    let fail = |m: String| StoreError::Backend(m.into());
+    let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
+    let Some(target) = database_file(url)? else {
+        return Err(fail("an in-memory database cannot be restored".into()));
+    };
+    check_backup(from).await?;
+    if target.exists() {
+        if !replace {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("a database exists at {}", target.display()),
+            )));
+        }
+        ensure_closed(url, &target).await?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut name = target.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(PathBuf::from(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+    }
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .ok_or_else(|| fail("the database URL names no file".into()))?;
+    let mut partial_name = std::ffi::OsString::from(".");
+    partial_name.push(name);
+    partial_name.push(format!(".restoring-{}", std::process::id()));
+    let partial = dir.join(partial_name);
+    let copy = || -> std::io::Result<u64> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut out = opts.open(&partial)?;
+        let size = std::io::copy(&mut std::fs::File::open(from)?, &mut out)?;
+        out.sync_all()?;
+        publish(&partial, &target, replace)?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(size)
+    };
+    let result = copy().map_err(io);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
+/// Fails when any connection has the database open: an exclusive lock in exclusive locking
+/// mode is refused at once (no busy wait) while another connection holds the WAL open. The
+/// probe's own close checkpoints whatever the WAL still held into the old file.
+async fn ensure_closed(url: &str, target: &Path) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let mut conn = SqliteConnectOptions::from_str(url)
+        .map_err(backend)?
+        .create_if_missing(false)
+        .busy_timeout(Duration::ZERO)
+        .locking_mode(sqlx::sqlite::SqliteLockingMode::Exclusive)
+        .connect()
+        .await
+        .map_err(backend)?;
+    let locked = sqlx::raw_sql("BEGIN EXCLUSIVE; COMMIT;")
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    locked.map(|_| ()).map_err(|_| {
+        StoreError::Backend(
+            format!(
+                "{} is open in a server or another command: stop every server first",
+                target.display()
+            )
+            .into(),
+        )
+    })
+}
+
+/// A backup passes `PRAGMA integrity_check` and holds Tessera's schema.
+async fn check_backup(file: &Path) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let fail = |m: String| StoreError::Backend(m.into());
+    if !file.is_file() {
+        return Err(fail(format!("no backup file at {}", file.display())));
+    }
+    let mut conn = SqliteConnectOptions::new()
+        .filename(file)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(backend)?;
+    let integrity: Result<String, _> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await;
+    let tessera: Result<i64, _> = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    match (integrity, tessera) {
+        (Ok(ok), Ok(1)) if ok == "ok" => Ok(()),
+        (Ok(ok), Ok(1)) => Err(fail(format!(
+            "{} fails SQLite's integrity check: {ok}",
+            file.display()
+        ))),
+        _ => Err(fail(format!(
+            "{} is not a Tessera database backup",
+            file.display()
+        ))),
+    }
+}
+
 /// `VACUUM INTO` a new, empty file made with mode 0600, then fsync it.
 async fn write_copy(url: &str, partial: &Path) -> Result<u64, StoreError> {
+    use sqlx::Connection as _;
     let io = |e: std::io::Error| StoreError::Backend(Box::new(e));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

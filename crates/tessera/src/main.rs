@@ -79,6 +79,8 @@ enum Command {
     Secret(cli::secret::Command),
     /// Write a consistent copy of the SQLite database while servers serve it.
     Backup(cli::backup::Args),
+    /// Put a backup in place as the SQLite database (with the servers stopped).
+    Restore(cli::restore::Args),
     /// Check the configuration: effective settings and where each came from.
     #[command(subcommand)]
     Config(cli::config::Command),

@@ -1,9 +1,16 @@
 //! Settings: flag > environment variable > config file > default.
 //!
 //! Owns [`FileConfig`] (the TOML file's keys, each also an environment variable
-//! `TESSERA_<KEY>`), the resolution order, and the sealing secret: `TESSERA_SECRET`, else the
-//! file named by `secret_file`, else (SQLite only) a key file beside the database, created with
-//! mode 0600 on first use, and never for a database that already has signing keys.
+//! `TESSERA_<KEY>`; [`FileConfig::keys`] lists them from the type itself), the resolution
+//! order, the record of where each value came from ([`Source`], shown by `tessera config
+//! check` with [`Settings::effective`], secrets redacted), and the sealing secret:
+//! `TESSERA_SECRET`, else the file named by `secret_file`, else (SQLite only) a key file
+//! beside the database, created with mode 0600 on first use, and never for a database that
+//! already has signing keys.
+//!
+//! A new setting needs: a field of [`FileConfig`], its value taken through `Sources::pick`
+//! (so its source is recorded), an arm in [`Settings::effective`], and a line in
+//! `tessera.example.toml`; the tests fail on any of these missing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -871,7 +878,10 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
         if std::env::var_os("TESSERA_SECRET").is_some_and(|v| !v.is_empty()) {
             Source::Env("TESSERA_SECRET".into())
         } else {
-            src.map["secret_file"].clone()
+            src.map
+                .get("secret_file")
+                .cloned()
+                .unwrap_or(Source::Default)
         },
     );
     Ok(Settings {
@@ -1063,14 +1073,11 @@ impl Settings {
             out.push((key, value));
         }
         let secret = match self.sources.get("secret") {
-            Some(Source::Env(_)) => json!(REDACTED),
-            _ => match &self.secret_file {
-                Some(p) => json!(format!("{REDACTED} (read from {})", p.display())),
-                None => match default_key_file(&self.database_url) {
-                    Ok(p) => json!(format!("{REDACTED} (read from {})", p.display())),
-                    Err(_) => Value::Null,
-                },
-            },
+            Some(Source::Env(name)) if name == "TESSERA_SECRET" => json!(REDACTED),
+            _ if self.secret_file.is_none() && default_key_file(&self.database_url).is_err() => {
+                Value::Null
+            }
+            _ => json!(format!("{REDACTED} (from {})", self.secret_location())),
         };
         out.push(("secret", secret));
         out.push((
@@ -1085,7 +1092,9 @@ impl Settings {
     /// Where the sealing secret is read from, for messages: never the secret itself.
     pub fn secret_location(&self) -> String {
         if let Some(Source::Env(name)) = self.sources.get("secret") {
-            return format!("the value of {name}");
+            if name == "TESSERA_SECRET" {
+                return format!("the value of {name}");
+            }
         }
         let path = match &self.secret_file {
             Some(p) => p.clone(),
@@ -1096,6 +1105,8 @@ impl Settings {
         };
         if path.exists() {
             path.display().to_string()
+        } else if self.secret_file.is_some() {
+            format!("{}, which does not exist", path.display())
         } else {
             format!("{}, not made yet", path.display())
         }

@@ -46,6 +46,7 @@ pub async fn run(args: Args, settings: &Settings) -> Result<()> {
     }
     let size = tessera_store_sqlite::backup(url, &args.to, args.force)
         .await
+        .map_err(plain)
         .with_context(|| format!("backing up {} to {}", redact(url), args.to.display()))?;
     let secret = settings.secret_location();
     if args.json {
@@ -67,4 +68,12 @@ pub async fn run(args: Args, settings: &Settings) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A storage error as its cause alone (a file-system or SQLite message), said once.
+pub(crate) fn plain(e: tessera_core::store::StoreError) -> anyhow::Error {
+    match e {
+        tessera_core::store::StoreError::Backend(cause) => anyhow::anyhow!("{cause}"),
+        other => other.into(),
+    }
 }

@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod keys;
 pub mod maintenance;
 pub mod remote;
+pub mod restore;
 pub mod secret;
 pub mod serve;
 pub mod tls;
@@ -88,6 +89,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
         Command::Secret(cmd) => secret::run(cmd),
         Command::Backup(args) => backup::run(args, &settings).await,
+        Command::Restore(args) => restore::run(args, &settings).await,
         Command::Config(_) => unreachable!("handled before the settings are resolved"),
     }
 }

@@ -197,6 +197,7 @@ fn name(command: &Command) -> &'static str {
         Command::Audit(_) => "audit",
         Command::Purge(_) => "purge",
         Command::Backup(_) => "backup",
+        Command::Restore(_) => "restore",
         Command::Config(_) => "config",
         Command::Migrate(_) => "migrate",
         Command::Secret(_) => "secret",

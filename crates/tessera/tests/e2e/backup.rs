@@ -1,7 +1,8 @@
-//! `tessera backup --to FILE`: an online, consistent copy of the SQLite database. A backup
-//! taken while a server issues tokens from several tasks, restored into a fresh directory and
-//! served with the same sealing secret, knows every token acknowledged before it started, and
-//! passes SQLite's `PRAGMA integrity_check`.
+//! `tessera backup --to FILE` and `tessera restore --from FILE`: an online, consistent copy of
+//! the SQLite database. A backup taken while a server issues tokens from several tasks,
+//! restored into a fresh directory and served with the same sealing secret, knows every token
+//! acknowledged before it started, and passes SQLite's `PRAGMA integrity_check`. Restoring
+//! never replaces a database a server has open. PostgreSQL: the README's `pg_dump` procedure.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -129,11 +130,31 @@ async fn a_backup_taken_under_load_restores_every_token_acknowledged_before_it()
         );
     }
 
-    // Restore: copy the file into a fresh directory and serve it with the same secret.
+    // Restore into a fresh directory and serve it with the same secret.
     let fresh = tempfile::tempdir().unwrap();
     let restored = fresh.path().join("tessera.db");
-    std::fs::copy(&file, &restored).unwrap();
     let url = format!("sqlite://{}", restored.display());
+    let restore = ["restore", "--from", file.to_str().unwrap()];
+    let with_url = [("TESSERA_DATABASE_URL", url.as_str())];
+    let out = server.cli_output_with(&restore, &with_url).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("restored") && said.contains("sealing secret"),
+        "{said}"
+    );
+    // Once there, a database is replaced only with --force.
+    let out = server.cli_output_with(&restore, &with_url).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a database exists") && err.contains("--force"),
+        "{err}"
+    );
     let server = Server::start_with(&[
         ("TESSERA_DATABASE_URL", url.as_str()),
         ("TESSERA_ISSUER", old_issuer.as_str()),
@@ -160,7 +181,7 @@ async fn a_backup_taken_under_load_restores_every_token_acknowledged_before_it()
 
 #[tokio::test]
 async fn backup_refuses_an_existing_file_unless_forced_and_points_postgres_to_pg_dump() {
-    let server = Server::start().await;
+    let mut server = Server::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("b.db");
     let path = file.to_str().unwrap();
@@ -186,6 +207,61 @@ async fn backup_refuses_an_existing_file_unless_forced_and_points_postgres_to_pg
         .collect();
     assert_eq!(names, ["b.db"]);
 
+    // A database a server has open is never replaced.
+    let out = server
+        .cli_output(&["restore", "--from", path, "--force"])
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is open in a server") && err.contains("stop every server"),
+        "{err}"
+    );
+    // Once the server has stopped, it is.
+    server.stop().await;
+    let out = server
+        .cli_output(&["restore", "--from", path, "--force"])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nor is a file that is not a backup put in place.
+    let out = server
+        .cli_output_with(
+            &["restore", "--from", path, "--force"],
+            &[(
+                "TESSERA_DATABASE_URL",
+                &format!("sqlite://{}/r.db", dir.path().display()),
+            )],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let not_a_backup = dir.path().join("notes.txt");
+    std::fs::write(&not_a_backup, "not a database").unwrap();
+    let out = server
+        .cli_output_with(
+            &[
+                "restore",
+                "--from",
+                not_a_backup.to_str().unwrap(),
+                "--force",
+            ],
+            &[(
+                "TESSERA_DATABASE_URL",
+                &format!("sqlite://{}/r.db", dir.path().display()),
+            )],
+        )
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a Tessera database backup"), "{err}");
+
     let out = server
         .cli_output_with(
             &["backup", "--to", dir.path().join("pg.db").to_str().unwrap()],
@@ -203,4 +279,86 @@ async fn backup_refuses_an_existing_file_unless_forced_and_points_postgres_to_pg
     );
     assert!(!err.contains("pg-password-1"), "{err}");
     assert!(!dir.path().join("pg.db").exists());
+}
+
+/// Runs a PostgreSQL client program; `None` (with a note on stderr, or a failure in CI) when it
+/// is not installed.
+fn pg_tool(program: &str, args: &[&str]) -> Option<std::process::Output> {
+    match std::process::Command::new(program).args(args).output() {
+        Ok(out) => Some(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{program} is not installed, and CI is: the PostgreSQL backup test must run"
+            );
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED (PostgreSQL backup): {program} is not installed (install \
+                 postgresql-client)"
+            );
+            None
+        }
+        Err(e) => panic!("running {program}: {e}"),
+    }
+}
+
+/// The README's PostgreSQL procedure: `pg_dump -Fc`, `pg_restore` into an empty database, the
+/// same sealing secret and issuer; every token issued before the dump is active after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_restored_from_pg_dump_serves_its_tokens() {
+    use tessera_store_postgres::testing::TestDatabase;
+    let Some(db) = TestDatabase::create("pg_dump_restore").await else {
+        return;
+    };
+    let mut server = Server::start_with(&[
+        ("TESSERA_DATABASE_URL", db.url.as_str()),
+        ("TESSERA_DATABASE_POOL_SIZE", "4"),
+    ])
+    .await;
+    // The CLI says to use pg_dump rather than copy a PostgreSQL database itself.
+    let out = server.cli_output(&["backup", "--to", "x.db"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump -Fc"));
+    let client = server
+        .create_client(&["--access-token-format", "opaque"])
+        .await;
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        tokens.push(server.access_token(&client).await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("tessera.dump");
+    let dump = dump.to_str().unwrap();
+    let Some(out) = pg_tool("pg_dump", &["-Fc", "--no-owner", "-d", &db.url, "-f", dump]) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let issuer = server.issuer().to_owned();
+    server.stop().await;
+
+    let restored = TestDatabase::create("pg_dump_restore_into").await.unwrap();
+    let out = pg_tool("pg_restore", &["--no-owner", "-d", &restored.url, dump]).unwrap();
+    assert!(
+        out.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start_with(&[
+        ("TESSERA_DATABASE_URL", restored.url.as_str()),
+        ("TESSERA_DATABASE_POOL_SIZE", "4"),
+        ("TESSERA_ISSUER", issuer.as_str()),
+    ])
+    .await;
+    for token in &tokens {
+        assert!(server.is_active(&client, token).await, "{token} lost");
+    }
+    assert!(!server.is_active(&client, "not-a-token-it-issued").await);
+    // New tokens are issued on the restored database too.
+    let fresh = server.access_token(&client).await;
+    assert!(server.is_active(&client, &fresh).await);
 }

@@ -103,6 +103,20 @@ fn config_check_names_each_source_and_never_shows_a_secret() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["settings"]["log_format"]["value"], "json");
     assert_eq!(v["settings"]["log_format"]["from"], "TESSERA_LOG_FORMAT");
+    // The sealing secret read from a file: the file is named, never its content.
+    std::fs::write(dir.path().join("sealing.key"), SECRET).unwrap();
+    let out = tessera(
+        dir.path(),
+        &["--secret-file", "sealing.key", "config", "check", "--json"],
+        &[],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["settings"]["secret"]["from"], "--secret-file");
+    assert_eq!(
+        v["settings"]["secret"]["value"],
+        "<redacted> (from sealing.key)"
+    );
+    assert!(!text(&out).contains(SECRET));
 
     // The same in text, one line a setting with its source; no secret in either.
     let out = tessera(dir.path(), &args, &env);
