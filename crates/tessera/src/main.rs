@@ -73,6 +73,8 @@ enum Command {
     Purge(cli::maintenance::PurgeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(cli::maintenance::MigrateArgs),
+    /// Print a tab-completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(cli::completions::Args),
 }
 
 fn main() -> ExitCode {

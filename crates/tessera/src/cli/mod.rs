@@ -5,6 +5,7 @@
 pub mod admin_token;
 pub mod audit_log;
 pub mod client;
+pub mod completions;
 pub mod connections;
 pub mod env;
 pub mod idp;
@@ -32,6 +33,10 @@ use crate::{Cli, Command};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Completions read no settings: a broken config file must not keep them from printing.
+    if let Command::Completions(args) = &cli.command {
+        return completions::run(args);
+    }
     if let Some(server) = cli.server.as_deref() {
         if remote::applies(&cli.command) {
             let api = remote::Remote::new(server, cli.admin_token_file.as_deref())?;
@@ -70,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Jwt(cmd) => jwt::run(cmd),
         Command::Purge(args) => maintenance::purge(args, &settings).await,
         Command::Migrate(args) => maintenance::migrate(args, &settings).await,
+        Command::Completions(args) => completions::run(&args),
     }
 }
 

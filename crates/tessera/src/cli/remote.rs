@@ -150,10 +150,13 @@ impl Remote {
     }
 }
 
-/// Whether `--server` applies to a command: the management commands. `serve` and `jwt`
-/// do not manage a server and ignore it.
+/// Whether `--server` applies to a command: the management commands. `serve`, `jwt` and
+/// `completions` do not manage a server and ignore it.
 pub fn applies(command: &Command) -> bool {
-    !matches!(command, Command::Serve(_) | Command::Jwt(_))
+    !matches!(
+        command,
+        Command::Serve(_) | Command::Jwt(_) | Command::Completions(_)
+    )
 }
 
 /// Runs a management command through the admin API.
@@ -194,6 +197,7 @@ fn name(command: &Command) -> &'static str {
         Command::Audit(_) => "audit",
         Command::Purge(_) => "purge",
         Command::Migrate(_) => "migrate",
+        Command::Completions(_) => "completions",
     }
 }
 
