@@ -45,6 +45,7 @@ mod multinode;
 mod oidc_client;
 mod outage;
 mod packaging;
+mod packaging_files;
 mod page_forms;
 mod private_key_jwt;
 mod product_examples;

@@ -1,0 +1,228 @@
+//! The compose example (`packaging/compose.yaml`) runs two nodes on one PostgreSQL with one
+//! issuer and one secret, and sets only variables the binary knows; the systemd unit
+//! (`packaging/tessera.service`) passes `systemd-analyze verify` and its sandboxing rates 2.0
+//! or less in `systemd-analyze security`. Skipped with a note where PyYAML or systemd-analyze
+//! is missing (see `packaging.rs`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::packaging::{repo, run_ok, tool_runs};
+use crate::support::BIN;
+
+/// Every `TESSERA_*` variable the binary reads: the string literals of that form in its
+/// sources (clap's `env = "..."` attributes and the settings' own look-ups).
+fn known_variables() -> BTreeSet<String> {
+    fn walk(dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for piece in text.split("\"TESSERA_").skip(1) {
+                    let name: String = piece
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    if piece[name.len()..].starts_with('"') && !name.is_empty() {
+                        found.insert(format!("TESSERA_{name}"));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
+    assert!(
+        found.contains("TESSERA_ISSUER") && found.contains("TESSERA_DATABASE_URL"),
+        "the scan of the sources found {found:?}"
+    );
+    found
+}
+
+/// The compose file as JSON (PyYAML reads it, merge keys resolved).
+fn compose() -> Value {
+    let out = run_ok(
+        Command::new("python3")
+            .arg("-c")
+            .arg("import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)")
+            .arg(repo().join("packaging/compose.yaml")),
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn the_compose_example_runs_two_nodes_on_one_database_with_known_settings() {
+    let test = "the_compose_example_runs_two_nodes_on_one_database_with_known_settings";
+    if !tool_runs(test, "python3", &["-c", "import yaml"]) {
+        return;
+    }
+    let file = compose();
+    let services = file["services"].as_object().unwrap();
+    let known = known_variables();
+    for (name, service) in services {
+        for key in service["environment"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            if key.starts_with("TESSERA_") {
+                assert!(
+                    known.contains(key),
+                    "service {name} sets {key}, which the binary does not read"
+                );
+            }
+        }
+    }
+
+    let nodes: Vec<(&String, &Value)> = services
+        .iter()
+        .filter(|(_, s)| s["command"] == serde_json::json!(["serve"]))
+        .collect();
+    assert!(
+        nodes.len() >= 2,
+        "fewer than two serving nodes: {services:?}"
+    );
+    let env = |s: &Value, key: &str| s["environment"][key].as_str().map(str::to_owned);
+    let (_, first) = nodes[0];
+    for key in ["TESSERA_ISSUER", "TESSERA_SECRET", "TESSERA_DATABASE_URL"] {
+        let value = env(first, key).unwrap_or_else(|| panic!("the nodes do not set {key}"));
+        for (name, node) in &nodes {
+            assert_eq!(
+                env(node, key).as_deref(),
+                Some(value.as_str()),
+                "{name}: {key}"
+            );
+        }
+    }
+    let url = env(first, "TESSERA_DATABASE_URL").unwrap();
+    let host = url
+        .strip_prefix("postgres://")
+        .and_then(|rest| rest.rsplit_once('@'))
+        .and_then(|(_, at)| at.split([':', '/']).next())
+        .unwrap_or_else(|| panic!("not a PostgreSQL URL: {url}"));
+    assert!(
+        services.contains_key(host),
+        "the database host {host} is no service"
+    );
+    assert!(
+        services[host]["image"]
+            .as_str()
+            .unwrap()
+            .contains("postgres"),
+        "{host} does not run PostgreSQL"
+    );
+
+    // The schema is made once, before the nodes start.
+    let migrate = services
+        .iter()
+        .find(|(_, s)| s["command"] == serde_json::json!(["migrate"]))
+        .map(|(name, _)| name)
+        .expect("a service running `tessera migrate`");
+    for (name, node) in &nodes {
+        assert_eq!(
+            node["depends_on"][migrate]["condition"], "service_completed_successfully",
+            "{name} does not wait for {migrate}"
+        );
+    }
+
+    // The load balancer sends to every node, and the nodes trust its address only.
+    let lb = services.get("lb").expect("the load balancer");
+    let command: Vec<&str> = lb["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for (name, _) in &nodes {
+        assert!(
+            command.contains(&format!("{name}:8080").as_str()),
+            "lb does not send to {name}"
+        );
+    }
+    let lb_address = lb["networks"]["tessera"]["ipv4_address"].as_str().unwrap();
+    assert_eq!(
+        env(first, "TESSERA_TRUSTED_PROXIES").as_deref(),
+        Some(lb_address)
+    );
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_rates_ok_for_exposure() {
+    let test = "the_systemd_unit_verifies_and_rates_ok_for_exposure";
+    if !tool_runs(test, "systemd-analyze", &["--version"]) {
+        return;
+    }
+    let unit = std::fs::read_to_string(repo().join("packaging/tessera.service")).unwrap();
+    let known = known_variables();
+    for line in unit.lines() {
+        if let Some(assignment) = line.strip_prefix("Environment=") {
+            let (key, _) = assignment.split_once('=').unwrap();
+            assert!(
+                known.contains(key),
+                "the unit sets {key}, which the binary does not read"
+            );
+        }
+    }
+    for setting in [
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "StateDirectory=tessera",
+        "CapabilityBoundingSet=\n",
+        "SystemCallFilter=@system-service",
+    ] {
+        assert!(unit.contains(setting), "the unit lacks {setting:?}");
+    }
+
+    // `verify` checks that ExecStart's binary exists: point it at the binary under test.
+    let exec = "ExecStart=/usr/local/bin/tessera serve\n";
+    assert!(
+        unit.contains(exec),
+        "the unit's ExecStart changed: update this test"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("tessera.service");
+    std::fs::write(
+        &copy,
+        unit.replace(exec, &format!("ExecStart={BIN} serve\n")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
+
+    // Exposure 2.0 or less ("OK" is below 4.0); the threshold is given in tenths.
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--threshold=20", "--no-pager"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the unit's exposure is above 2.0:\n{report}"
+    );
+    assert!(
+        report.contains("Overall exposure level for tessera.service"),
+        "{report}"
+    );
+}
