@@ -1,17 +1,18 @@
 //! The compose example (`packaging/compose.yaml`) runs two nodes on one PostgreSQL with one
 //! issuer and one secret, and sets only variables the binary knows; the systemd unit
 //! (`packaging/tessera.service`) passes `systemd-analyze verify` and its sandboxing rates 2.0
-//! or less in `systemd-analyze security`. Skipped with a note where PyYAML or systemd-analyze
-//! is missing (see `packaging.rs`).
+//! or less in `systemd-analyze security`, and its environment alone starts the server.
+//! Skipped with a note where PyYAML or systemd-analyze is missing (see `packaging.rs`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::packaging::{repo, run_ok, tool_runs};
-use crate::support::BIN;
+use crate::support::{free_port, BIN};
 
 /// Every `TESSERA_*` variable the binary reads: the string literals of that form in its
 /// sources (clap's `env = "..."` attributes and the settings' own look-ups).
@@ -225,4 +226,73 @@ fn the_systemd_unit_verifies_and_rates_ok_for_exposure() {
         report.contains("Overall exposure level for tessera.service"),
         "{report}"
     );
+}
+
+/// The `Environment=` settings of the unit, in order.
+fn unit_environment(unit: &str) -> Vec<(String, String)> {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .map(|a| {
+            let (k, v) = a.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_server_starts_with_the_units_environment_alone() {
+    let unit = std::fs::read_to_string(repo().join("packaging/tessera.service")).unwrap();
+    let env = unit_environment(&unit);
+    assert!(
+        env.iter().any(|(k, _)| k == "TESSERA_DATABASE_URL"),
+        "{env:?}"
+    );
+    // The unit's own settings, nothing from this process, and no environment file: only the
+    // database (into a temporary directory) and the port (a free one) are changed.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    for (key, value) in &env {
+        let value = match key.as_str() {
+            "TESSERA_DATABASE_URL" => format!("sqlite://{}/tessera.db", dir.path().display()),
+            "TESSERA_LISTEN" => {
+                assert_eq!(value, "127.0.0.1:8080", "the unit listens elsewhere now");
+                format!("127.0.0.1:{port}")
+            }
+            _ => value.clone(),
+        };
+        cmd.env(key, value);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let http = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let ready = loop {
+        let ok = http
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+        if ok || start.elapsed() > Duration::from_secs(20) {
+            break ok;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+            panic!("the server exited ({status}) with the unit's environment:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(ready, "the server never became ready:\n{log}");
 }
