@@ -1,5 +1,6 @@
 //! The compose example (`packaging/compose.yaml`) runs two nodes on one PostgreSQL with one
-//! issuer and one secret, and sets only variables the binary knows; the systemd unit
+//! issuer and one secret, and sets only variables the binary knows; two servers started with
+//! a node's settings (on the test's PostgreSQL database) share tokens; the systemd unit
 //! (`packaging/tessera.service`) passes `systemd-analyze verify` and its sandboxing rates 2.0
 //! or less in `systemd-analyze security`, and its environment alone starts the server.
 //! Skipped with a note where PyYAML or systemd-analyze is missing (see `packaging.rs`).
@@ -295,4 +296,70 @@ fn the_server_starts_with_the_units_environment_alone() {
     let _ = child.wait();
     let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
     assert!(ready, "the server never became ready:\n{log}");
+}
+
+/// `value` with compose's `${NAME}`, `${NAME:-default}` and `${NAME:?message}` replaced from
+/// `vars` (a missing required one fails the test with its message).
+fn interpolate(value: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap() + start;
+        let inner = &rest[start + 2..end];
+        let (name, fallback) = match inner.split_once(":-").or(inner.split_once(":?")) {
+            Some((name, other)) if inner.contains(":-") => (name, Some(other)),
+            Some((name, message)) => {
+                assert!(vars.iter().any(|(k, _)| *k == name), "{message}");
+                (name, None)
+            }
+            None => (inner, None),
+        };
+        let found = vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        out.push_str(found.or(fallback).unwrap_or_default());
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn the_compose_nodes_settings_serve_two_nodes_on_one_postgres_database() {
+    let test = "the_compose_nodes_settings_serve_two_nodes_on_one_postgres_database";
+    if !tool_runs(test, "python3", &["-c", "import yaml"]) {
+        return;
+    }
+    let Some(db) = tessera_store_postgres::testing::TestDatabase::create(test).await else {
+        return;
+    };
+    let file = compose();
+    let vars = [
+        ("TESSERA_SECRET", "compose-e2e-sealing-secret-0123456789"),
+        ("POSTGRES_PASSWORD", "unused"),
+    ];
+    // A node's settings as compose gives them, but for the database (the test's own, not
+    // the `postgres` service) and the port (the harness picks a free one for each node).
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (key, value) in file["services"]["tessera-1"]["environment"]
+        .as_object()
+        .unwrap()
+    {
+        let value = match key.as_str() {
+            "TESSERA_LISTEN" => continue,
+            "TESSERA_DATABASE_URL" => db.url.clone(),
+            _ => interpolate(value.as_str().unwrap(), &vars),
+        };
+        env.push((key.clone(), value));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let a = crate::support::Server::start_with(&env).await;
+    let b = crate::support::Server::start_with(&env).await;
+    let discovery = b.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["issuer"], "http://localhost:8080");
+
+    // A token one node issues is active on the other.
+    let client = a.create_client(&[]).await;
+    b.wait_known(&client).await;
+    let token = a.access_token(&client).await;
+    assert!(b.is_active(&client, &token).await);
 }
