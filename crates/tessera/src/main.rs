@@ -84,6 +84,8 @@ enum Command {
     /// Check the configuration: effective settings and where each came from.
     #[command(subcommand)]
     Config(cli::config::Command),
+    /// Print a tab-completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(cli::completions::Args),
 }
 
 fn main() -> ExitCode {

@@ -1059,6 +1059,7 @@ impl Settings {
                 "header_read_timeout" => json!(self.header_read_timeout.as_secs()),
                 "max_header_size" => json!(self.max_header_size),
                 "metrics_token" => set(http.metrics_token.is_some()),
+                "access_log" => json!(http.access_log),
                 "change_retention" => json!(self.change_retention),
                 "audit_retention" => json!(core.audit_retention),
                 "dialects" => json!(core

@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod backup;
 pub mod client;
 pub mod config;
+pub mod completions;
 pub mod connections;
 pub mod env;
 pub mod idp;
@@ -36,9 +37,10 @@ use crate::{Cli, Command};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    // Needs no settings: works where the configuration is not written yet.
+    // Need no settings: they work where the configuration is not written yet, or is broken.
     let command = match cli.command {
         Command::Secret(cmd) => return secret::run(cmd),
+        Command::Completions(args) => return completions::run(&args),
         other => other,
     };
     if let Some(server) = cli.server.as_deref() {
@@ -91,6 +93,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(args) => backup::run(args, &settings).await,
         Command::Restore(args) => restore::run(args, &settings).await,
         Command::Config(_) => unreachable!("handled before the settings are resolved"),
+        Command::Completions(args) => completions::run(&args),
     }
 }
 

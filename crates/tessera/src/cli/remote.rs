@@ -150,12 +150,13 @@ impl Remote {
     }
 }
 
-/// Whether `--server` applies to a command: the management commands. `serve`, `jwt` and
-/// `secret` do not manage a server and ignore it.
+/// Whether `--server` applies to a command: the management commands. `serve`, `jwt`,
+/// `secret`, `config` and `completions` do not manage a server and ignore it.
 pub fn applies(command: &Command) -> bool {
     !matches!(
         command,
         Command::Serve(_) | Command::Jwt(_) | Command::Secret(_) | Command::Config(_)
+            | Command::Completions(_)
     )
 }
 
@@ -201,6 +202,7 @@ fn name(command: &Command) -> &'static str {
         Command::Config(_) => "config",
         Command::Migrate(_) => "migrate",
         Command::Secret(_) => "secret",
+        Command::Completions(_) => "completions",
     }
 }
 
