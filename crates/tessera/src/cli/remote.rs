@@ -155,7 +155,10 @@ impl Remote {
 pub fn applies(command: &Command) -> bool {
     !matches!(
         command,
-        Command::Serve(_) | Command::Jwt(_) | Command::Secret(_) | Command::Config(_)
+        Command::Serve(_)
+            | Command::Jwt(_)
+            | Command::Secret(_)
+            | Command::Config(_)
             | Command::Completions(_)
     )
 }
