@@ -4,6 +4,7 @@
 //! layer. The only crate that uses `anyhow`. Subcommands live in [`cli`].
 
 mod cli;
+mod sealing;
 mod settings;
 mod telemetry;
 

@@ -153,6 +153,20 @@ impl FileConfig {
     }
 }
 
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 impl HostEntry {
     /// Every key of a `[[hosts]]` entry.
@@ -1013,7 +1027,7 @@ impl Settings {
                         })
                         .collect(),
                 ),
-                "database_url" => json!(crate::cli::redact(&self.database_url)),
+                "database_url" => json!(redact(&self.database_url)),
                 "database_pool_size" => json!(self.database_pool_size),
                 "purge_interval" => json!(http.purge_interval.as_secs()),
                 "secret_file" => path(&self.secret_file),
@@ -1174,8 +1188,8 @@ impl Settings {
 
 /// The sealer of a secret read from `source` (named in the error when it is too short).
 pub fn sealer_from(source: &str, secret: &str) -> Result<Sealer> {
-    if secret.len() < crate::cli::secret::MIN_SECRET_BYTES {
-        bail!(crate::cli::secret::too_short(source, secret.len()));
+    if secret.len() < crate::sealing::MIN_SECRET_BYTES {
+        bail!(crate::sealing::too_short(source, secret.len()));
     }
     Ok(Sealer::from_secret(secret.as_bytes())?)
 }
@@ -1193,7 +1207,7 @@ fn default_key_file(database_url: &str) -> Result<PathBuf> {
 }
 
 fn create_key_file(path: &Path) -> Result<()> {
-    let secret = crate::cli::secret::generate();
+    let secret = crate::sealing::generate();
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

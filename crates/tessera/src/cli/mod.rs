@@ -32,6 +32,7 @@ use tessera_core::store::Store;
 use tessera_store_postgres::{PgOptions, PgStore};
 use tessera_store_sqlite::SqliteStore;
 
+pub use crate::settings::redact;
 use crate::settings::{self, Overrides, Settings};
 use crate::{Cli, Command};
 
@@ -249,20 +250,6 @@ pub async fn audit(store: &dyn Store, kind: AuditKind, target: &str, detail: ser
 /// The current time.
 pub fn now() -> i64 {
     SystemClock.now()
-}
-
-/// A database URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Unix seconds as an RFC 3339 UTC time (`2026-12-05T04:02:43Z`), for text output; `--json`
