@@ -1,9 +1,7 @@
 //! `tessera secret generate`: a new sealing secret for `TESSERA_SECRET` or `secret_file`.
 //!
-//! The sealing secret is any text of at least [`crate::sealing::MIN_SECRET_BYTES`] bytes; the key that seals
-//! signing keys at rest is derived from it with HKDF-SHA256 (RFC 5869,
-//! [`tessera_core::keys::Sealer`]). This command prints one as a server makes its own default
-//! key file: 32 random bytes from the operating system, base64url without padding (RFC 4648
+//! What a sealing secret is lives in [`crate::sealing`]. This command prints one as a server
+//! makes its own default key file: 32 random bytes from the operating system, base64url without padding (RFC 4648
 //! §5), 43 characters, so it can be pasted into a shell, an environment file or a secret
 //! store unquoted.
 
