@@ -58,6 +58,8 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
         "introspection_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
+        // Signed introspection responses (RFC 9701 §7); encrypted ones are not offered.
+        "introspection_signing_alg_values_supported": algs,
         "revocation_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
         "access_token_signing_alg_values_supported": algs,
         "service_documentation": "https://github.com/tessera-auth/tessera#readme",

@@ -72,6 +72,9 @@ pub struct SigningKey {
     pub(crate) at_header_b64: String,
     /// The base64url JWS header for ID tokens (`typ: JWT`), computed once.
     pub(crate) id_header_b64: String,
+    /// The base64url JWS header for introspection responses (RFC 9701 §5,
+    /// `typ: token-introspection+jwt`), computed once.
+    pub(crate) introspection_header_b64: String,
     public: Vec<u8>,
     pair: Pair,
 }
@@ -142,6 +145,7 @@ impl SigningKey {
             public_jwk: rec.public_jwk.clone(),
             at_header_b64: header("at+jwt"),
             id_header_b64: header("JWT"),
+            introspection_header_b64: header(crate::jwt::INTROSPECTION_TYP),
             public,
             pair,
         })
