@@ -12,8 +12,8 @@
 //!
 //! The same answer may also be given as a signed JWT (RFC 9701), built by [`signed`]: the
 //! route asks for it when the caller's `Accept` names `application/token-introspection+jwt`
-//! (RFC 9701 §4). The JWT is signed with the server's current signing key (the one its
-//! `/jwks` publishes), has the header `typ: token-introspection+jwt` (§5, §8.1) and carries
+//! (RFC 9701 §4). The JWT is signed with the server's current signing key (published in its
+//! JWKS), has the header `typ: token-introspection+jwt` (§5, §8.1) and carries
 //! `iss` (the issuer answering), `aud` (the authenticated caller's client id), `iat` and
 //! `token_introspection`, the JSON object the plain answer would have been — `{"active":
 //! false}` for an inactive token (§5). The token's own claims (`sub`, `exp`, `scope`, …)

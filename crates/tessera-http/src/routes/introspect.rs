@@ -118,13 +118,22 @@ mod tests {
         assert!(!accept(&["application/jwt"]));
         assert!(accept(&["application/token-introspection+jwt"]));
         assert!(accept(&["Application/Token-Introspection+JWT"]));
-        assert!(accept(&["application/json;q=0.5, application/token-introspection+jwt"]));
-        assert!(accept(&["application/token-introspection+jwt;q=0.9, */*;q=0.1"]));
-        assert!(!accept(&["application/token-introspection+jwt;q=0.4, application/json"]));
+        assert!(accept(&[
+            "application/json;q=0.5, application/token-introspection+jwt"
+        ]));
+        assert!(accept(&[
+            "application/token-introspection+jwt;q=0.9, */*;q=0.1"
+        ]));
+        assert!(!accept(&[
+            "application/token-introspection+jwt;q=0.4, application/json"
+        ]));
         assert!(!accept(&["application/token-introspection+jwt;q=0"]));
         assert!(!accept(&["application/token-introspection+jwt;q=oops"]));
         assert!(!accept(&["application/token-introspection+jwt;q=2"]));
-        assert!(accept(&["text/html", "application/token-introspection+jwt"]));
+        assert!(accept(&[
+            "text/html",
+            "application/token-introspection+jwt"
+        ]));
         assert!(accept(&[
             "application/json; q=0.2",
             "application/token-introspection+jwt ; q=0.8"

@@ -40,6 +40,7 @@ mod hosts;
 mod http_edges;
 mod idp_cli;
 mod introspection;
+mod introspection_jwt;
 mod jwt_bearer;
 mod key_safety;
 mod load;
