@@ -130,4 +130,20 @@ mod tests {
         );
         assert!(doc.get("sdk_token_endpoint").is_none());
     }
+
+    #[test]
+    fn introspection_responses_are_signed_with_the_algorithms_of_the_keys_only() {
+        let doc = document();
+        assert_eq!(
+            doc["introspection_signing_alg_values_supported"],
+            serde_json::json!(["ES256"])
+        );
+        // RFC 9701 §7: no encryption is offered.
+        assert!(doc
+            .get("introspection_encryption_alg_values_supported")
+            .is_none());
+        assert!(doc
+            .get("introspection_encryption_enc_values_supported")
+            .is_none());
+    }
 }
