@@ -378,3 +378,31 @@ async fn a_dialect_introspection_path_answers_the_same_way() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
 }
+
+#[tokio::test]
+async fn the_signed_answer_names_the_host_it_was_asked_at_as_its_issuer() {
+    const EU: &str = "https://eu.tessera.test";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.toml");
+    std::fs::write(&path, format!("[[hosts]]\nurl = \"{EU}\"\n")).unwrap();
+    let path = path.display().to_string();
+    let s = Server::start_with(&[("TESSERA_CONFIG", path.as_str())]).await;
+    let (owner, rs) = owner_and_resource_server(&s).await;
+    let at = s.access_token(&owner).await;
+    let res = s
+        .http
+        .post(s.url("/oauth2/introspect"))
+        .header(reqwest::header::HOST, "eu.tessera.test")
+        .header(ACCEPT, JWT_TYPE)
+        .basic_auth(&rs.id, Some(&rs.secret))
+        .form(&[("token", at.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()[CONTENT_TYPE], JWT_TYPE);
+    let claims = decode_jwt(&res.text().await.unwrap()).claims;
+    assert_eq!(claims["iss"], EU);
+    assert_eq!(claims["aud"], rs.id.as_str());
+    // The token was issued at the main issuer, and says so inside.
+    assert_eq!(claims["token_introspection"]["iss"], s.issuer());
+}
