@@ -263,3 +263,28 @@ fn a_signed_answer_wraps_the_plain_one_for_the_caller() {
     let (_, claims) = open_signed(&w, &introspect::signed(&w.cx(), &r).unwrap());
     assert_eq!(claims["token_introspection"], json!({"active": false}));
 }
+
+#[test]
+fn a_signed_answer_passes_for_no_token_the_server_accepts() {
+    let w = World::new();
+    let caller = w.client(|_| {});
+    let c = w.client(|_| {});
+    let token = at(&w
+        .token(&c, &[("grant_type", "client_credentials")])
+        .unwrap());
+    let params = World::params(&caller, &[("token", token.as_str())]);
+    let r = run(introspect::handle(&w.cx(), None, &params)).unwrap();
+    let jwt = introspect::signed(&w.cx(), &r).unwrap();
+    let cx = w.cx();
+    // Not an access token (its typ is not at+jwt) ...
+    assert!(
+        tessera_core::jwt::verify(cx.keys, &jwt, ISSUER, cx.now)
+            == Err(tessera_core::jwt::JwtError::Header)
+    );
+    assert_eq!(
+        w.introspect(&caller, &jwt).unwrap(),
+        json!({"active": false})
+    );
+    // ... nor an ID token hint (it has no top-level sub).
+    assert!(tessera_core::id_token::verify_hint(cx.keys, &jwt, cx.config, cx.now).is_none());
+}
