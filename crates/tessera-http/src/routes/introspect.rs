@@ -60,7 +60,7 @@ pub async fn handle(
             }
         };
         res.headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("accept"));
+            .append(header::VARY, HeaderValue::from_static("accept"));
         res
     })
     .await
