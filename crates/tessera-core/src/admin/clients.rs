@@ -611,7 +611,11 @@ pub fn apply(
             if a.contains('#') || !a.contains(':') || a.contains(char::is_whitespace) {
                 return Err(AdminError::invalid(
                     "token_exchange_audiences",
-                    "each token exchange audience must be an absolute URI without a fragment",
+                    format!(
+                        "token_exchange_audiences must be absolute URIs without a fragment: \
+                         '{}' is not",
+                        a.chars().take(100).collect::<String>()
+                    ),
                 ));
             }
         }
