@@ -196,8 +196,13 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
         Some(_) => return Err(invalid_metadata("jwks must be a JSON Web Key Set object")),
     };
     let post_logout_redirect_uris = strings(&doc, "post_logout_redirect_uris")?;
-    // Read only with the token-exchange grant, which open registration never gives.
-    let token_exchange_audiences = strings(&doc, "token_exchange_audiences")?;
+    // Which APIs the client may exchange tokens for (RFC 8693): an operator's choice, so
+    // open registration ignores it, as it ignores `audiences` and `skip_consent`.
+    let token_exchange_audiences = if open {
+        None
+    } else {
+        strings(&doc, "token_exchange_audiences")?
+    };
     let spec = ClientSpec {
         name,
         env: None,
