@@ -116,8 +116,8 @@ pub async fn handle(
             ))
         }
     };
-    // Every check that needs no token first; then the tokens (a trusted issuer's JWT is used
-    // up by its check).
+    // The checks of the request's shape first; then the tokens (a trusted issuer's JWT is
+    // used up by its check, as at the JWT-bearer grant, even when a later rule refuses).
     let subject = presented(cx, client, subject_token, subject_type, "subject").await?;
     let actor = match actor {
         Some((t, ty)) => Some(presented(cx, client, t, ty, "actor").await?),

@@ -621,3 +621,33 @@ fn a_public_client_cannot_exchange() {
         ErrorCode::UnauthorizedClient
     );
 }
+
+#[test]
+fn an_exchanged_user_token_dies_with_the_users_grant() {
+    let w = World::new();
+    let c = w.code_client(|c| {
+        c.grant_types.push(grant_types::TOKEN_EXCHANGE.into());
+        c.user_flow.refresh_tokens = tessera_core::model::RefreshPolicy::Always;
+        c.user_flow.token_exchange_audiences = vec![ISSUER.into()];
+    });
+    let user = w.user("alice");
+    let tokens = w.tokens(&c, &user, "openid read");
+    let r = w
+        .token(
+            &c,
+            &[
+                ("grant_type", grant_types::TOKEN_EXCHANGE),
+                ("subject_token", &at(&tokens)),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ("scope", "read"),
+            ],
+        )
+        .unwrap();
+    let exchanged = at(&r);
+    assert_eq!(payload(&exchanged)["sub"], user.user_id.as_str());
+    assert!(r.id_token.is_none() && r.refresh_token.is_none());
+    assert!(w.active(&c, &exchanged));
+    // Revoking the refresh token revokes the grant, and every token descending from it.
+    w.revoke(&c, &rt(&tokens)).unwrap();
+    assert!(!w.active(&c, &exchanged));
+}
