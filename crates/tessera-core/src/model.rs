@@ -144,6 +144,9 @@ pub struct UserFlowSettings {
     pub post_logout_redirect_uris: Vec<String>,
     /// First-party client: the user is never asked for consent.
     pub skip_consent: bool,
+    /// Audiences the client may get tokens for by token exchange (RFC 8693 §2.1: `resource`
+    /// and `audience`); none: it may not exchange tokens.
+    pub token_exchange_audiences: Vec<String>,
 }
 
 impl Default for UserFlowSettings {
@@ -158,6 +161,7 @@ impl Default for UserFlowSettings {
             allow_plain_pkce: false,
             post_logout_redirect_uris: Vec::new(),
             skip_consent: false,
+            token_exchange_audiences: Vec::new(),
         }
     }
 }

@@ -123,6 +123,8 @@ pub struct ClientSettings {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// A first-party client: users are never asked for consent.
     pub skip_consent: Option<bool>,
+    /// Audiences the client may get tokens for by token exchange (RFC 8693).
+    pub token_exchange_audiences: Option<Vec<String>>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -178,6 +180,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "post_logout_redirect_uris",
     "skip_consent",
     "single_use_tokens",
+    "token_exchange_audiences",
 ];
 
 impl ClientSpec {
@@ -601,6 +604,22 @@ pub fn apply(
                 .map_err(|e| AdminError::invalid("post_logout_redirect_uris", e.to_string()))?;
         }
         flow.post_logout_redirect_uris = uris;
+    }
+    if let Some(audiences) = settings.token_exchange_audiences {
+        for a in &audiences {
+            // RFC 8707 §2, as for `audiences`: an absolute URI without a fragment.
+            if a.contains('#') || !a.contains(':') || a.contains(char::is_whitespace) {
+                return Err(AdminError::invalid(
+                    "token_exchange_audiences",
+                    format!(
+                        "token_exchange_audiences must be absolute URIs without a fragment: \
+                         '{}' is not",
+                        a.chars().take(100).collect::<String>()
+                    ),
+                ));
+            }
+        }
+        flow.token_exchange_audiences = audiences;
     }
     if let Some(once) = settings.single_use_tokens {
         client.single_use_tokens = once;

@@ -125,7 +125,8 @@ mod tests {
                 "client_credentials",
                 "authorization_code",
                 "refresh_token",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
             ]
         );
         assert!(doc.get("sdk_token_endpoint").is_none());

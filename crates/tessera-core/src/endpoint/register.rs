@@ -196,6 +196,13 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
         Some(_) => return Err(invalid_metadata("jwks must be a JSON Web Key Set object")),
     };
     let post_logout_redirect_uris = strings(&doc, "post_logout_redirect_uris")?;
+    // Which APIs the client may exchange tokens for (RFC 8693): an operator's choice, so
+    // open registration ignores it, as it ignores `audiences` and `skip_consent`.
+    let token_exchange_audiences = if open {
+        None
+    } else {
+        strings(&doc, "token_exchange_audiences")?
+    };
     let spec = ClientSpec {
         name,
         env: None,
@@ -209,6 +216,7 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
             redirect_uris: Some(redirect_uris.unwrap_or_default()),
             scope,
             post_logout_redirect_uris,
+            token_exchange_audiences,
             skip_consent: Some(false),
             ..ClientSettings::default()
         },
@@ -448,6 +456,12 @@ pub fn client_information(
             map.insert(
                 "post_logout_redirect_uris".into(),
                 client.user_flow.post_logout_redirect_uris.clone().into(),
+            );
+        }
+        if !client.user_flow.token_exchange_audiences.is_empty() {
+            map.insert(
+                "token_exchange_audiences".into(),
+                client.user_flow.token_exchange_audiences.clone().into(),
             );
         }
         if let Some(s) = secret {

@@ -30,4 +30,5 @@ mod grant_authorization_code;
 mod grant_client_credentials;
 mod grant_jwt_bearer;
 mod grant_refresh_token;
+mod grant_token_exchange;
 mod hosts;

@@ -115,6 +115,8 @@ macro_rules! with_client_settings {
             pub skip_consent: Option<bool>,
             /// Single-use access tokens.
             pub single_use_tokens: Option<bool>,
+            /// Audiences the client may get tokens for by token exchange (RFC 8693).
+            pub token_exchange_audiences: Option<Vec<String>>,
         }
 
         impl $name {
@@ -136,6 +138,7 @@ macro_rules! with_client_settings {
                     post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
                     skip_consent: self.skip_consent,
                     single_use_tokens: self.single_use_tokens,
+                    token_exchange_audiences: self.token_exchange_audiences.clone(),
                 }
             }
         }
@@ -262,6 +265,8 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// Whether consent is skipped.
     pub skip_consent: bool,
+    /// Audiences it may get tokens for by token exchange (RFC 8693).
+    pub token_exchange_audiences: Vec<String>,
     /// The `kid`s of its public keys (`private_key_jwt`).
     pub kids: Option<Vec<Option<String>>>,
 }
@@ -292,6 +297,7 @@ impl From<&ClientRecord> for Client {
             allow_plain_pkce: c.user_flow.allow_plain_pkce,
             post_logout_redirect_uris: c.user_flow.post_logout_redirect_uris.clone(),
             skip_consent: c.user_flow.skip_consent,
+            token_exchange_audiences: c.user_flow.token_exchange_audiences.clone(),
             kids: c.jwks.as_deref().map(public_keys::kids),
         }
     }

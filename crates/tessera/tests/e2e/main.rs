@@ -62,6 +62,7 @@ mod sso;
 mod startup_errors;
 mod throttling;
 mod tls;
+mod token_exchange;
 mod token_rules;
 mod tracing_otlp;
 mod usernames;

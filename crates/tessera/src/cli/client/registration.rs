@@ -66,6 +66,10 @@ pub struct Registration {
     /// Tessera accepts a token) consumes one [create default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub single_use_tokens: Option<bool>,
+    /// An audience the client may get tokens for by token exchange (RFC 8693; repeatable;
+    /// none: it may not exchange tokens).
+    #[arg(long = "token-exchange-audience")]
+    pub token_exchange_audiences: Vec<String>,
 }
 
 impl Registration {
@@ -90,6 +94,7 @@ impl Registration {
             post_logout_redirect_uris: list(self.post_logout_redirect_uris),
             skip_consent: self.skip_consent,
             single_use_tokens: self.single_use_tokens,
+            token_exchange_audiences: list(self.token_exchange_audiences),
         }
     }
 }
@@ -104,6 +109,7 @@ pub fn flagged(e: AdminError) -> anyhow::Error {
                 "redirect_uris" => "--redirect-uri".to_owned(),
                 "post_logout_redirect_uris" => "--post-logout-redirect-uri".to_owned(),
                 "audiences" => "--audience".to_owned(),
+                "token_exchange_audiences" => "--token-exchange-audience".to_owned(),
                 "claims" => "--claim".to_owned(),
                 "jwks_url" => "--jwks-url".to_owned(),
                 other => format!("--{}", other.replace('_', "-")),
