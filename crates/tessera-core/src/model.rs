@@ -144,6 +144,9 @@ pub struct UserFlowSettings {
     pub post_logout_redirect_uris: Vec<String>,
     /// First-party client: the user is never asked for consent.
     pub skip_consent: bool,
+    /// The client's authorization requests must be pushed first (RFC 9126 §6,
+    /// `require_pushed_authorization_requests`).
+    pub require_par: bool,
 }
 
 impl Default for UserFlowSettings {
@@ -158,6 +161,7 @@ impl Default for UserFlowSettings {
             allow_plain_pkce: false,
             post_logout_redirect_uris: Vec::new(),
             skip_consent: false,
+            require_par: false,
         }
     }
 }
