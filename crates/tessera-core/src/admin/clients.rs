@@ -123,6 +123,8 @@ pub struct ClientSettings {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// A first-party client: users are never asked for consent.
     pub skip_consent: Option<bool>,
+    /// Its authorization requests must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -177,6 +179,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "allow_plain_pkce",
     "post_logout_redirect_uris",
     "skip_consent",
+    "require_pushed_authorization_requests",
     "single_use_tokens",
 ];
 
@@ -594,6 +597,9 @@ pub fn apply(
     }
     if let Some(v) = settings.skip_consent {
         flow.skip_consent = v;
+    }
+    if let Some(v) = settings.require_pushed_authorization_requests {
+        flow.require_par = v;
     }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {

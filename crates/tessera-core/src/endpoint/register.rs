@@ -196,6 +196,16 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
         Some(_) => return Err(invalid_metadata("jwks must be a JSON Web Key Set object")),
     };
     let post_logout_redirect_uris = strings(&doc, "post_logout_redirect_uris")?;
+    // RFC 9126 §6: a boolean, false when omitted.
+    let require_par = match doc.get("require_pushed_authorization_requests") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(invalid_metadata(
+                "require_pushed_authorization_requests must be a boolean",
+            ))
+        }
+    };
     let spec = ClientSpec {
         name,
         env: None,
@@ -210,6 +220,7 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
             scope,
             post_logout_redirect_uris,
             skip_consent: Some(false),
+            require_pushed_authorization_requests: Some(require_par),
             ..ClientSettings::default()
         },
     };
@@ -449,6 +460,9 @@ pub fn client_information(
                 "post_logout_redirect_uris".into(),
                 client.user_flow.post_logout_redirect_uris.clone().into(),
             );
+        }
+        if client.user_flow.require_par {
+            map.insert("require_pushed_authorization_requests".into(), true.into());
         }
         if let Some(s) = secret {
             map.insert("client_secret".into(), s.expose().into());
