@@ -48,6 +48,9 @@ async fn request_uri(server: &Server, c: &Creds, extra: &[(&str, &str)]) -> Stri
         .to_owned()
 }
 
+/// A case of a refused push: what it is, the parameters changed, the error expected.
+type Row<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 fn front(client_id: &str, request_uri: &str, extra: &[(&str, &str)]) -> String {
     let mut pairs = vec![("client_id", client_id), ("request_uri", request_uri)];
     pairs.extend_from_slice(extra);
@@ -149,7 +152,7 @@ async fn a_push_is_refused_as_rfc_9126_says() {
         .await
         .expect("get");
     assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let rows: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let rows: [Row; 6] = [
         (
             "an unregistered redirect URI",
             vec![("redirect_uri", "https://evil.example/cb")],
