@@ -98,7 +98,7 @@ mod tests {
             .collect();
         // Off by default: not named.
         assert!(doc.get("registration_endpoint").is_none());
-        assert_eq!(named.len(), 7);
+        assert_eq!(named.len(), 8);
         for e in named {
             let key = e.metadata_key.unwrap();
             assert_eq!(
@@ -108,6 +108,11 @@ mod tests {
             );
         }
         assert_eq!(doc["token_endpoint"], "https://issuer.example/oauth2/token");
+        assert_eq!(
+            doc["pushed_authorization_request_endpoint"],
+            "https://issuer.example/oauth2/par"
+        );
+        assert_eq!(doc["require_pushed_authorization_requests"], false);
         assert_eq!(
             doc["jwks_uri"],
             "https://issuer.example/.well-known/jwks.json"

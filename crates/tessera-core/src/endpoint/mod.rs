@@ -252,6 +252,7 @@ mod tests {
         EndpointId::Stylesheet,
         EndpointId::SsoCallback,
         EndpointId::Register,
+        EndpointId::PushedAuthorization,
     ];
 
     #[test]
