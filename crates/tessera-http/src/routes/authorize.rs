@@ -340,7 +340,14 @@ async fn flow(
     // a form of our pages carries them already resolved.
     let params = if submitted.is_none() {
         match par::resolve(&cx, params).await {
-            Ok(p) => p,
+            Ok(p) => {
+                // The pages speak the pushed request's language.
+                if p.contains("request_uri") {
+                    pg.lang =
+                        Lang::choose(p.get("ui_locales").ok().flatten(), accept_language(parts));
+                }
+                p
+            }
             Err(AuthorizeError::Page(e)) => {
                 return pg.error(
                     StatusCode::BAD_REQUEST,

@@ -137,9 +137,14 @@ async fn a_request_uri_serves_only_its_client_and_an_altered_one_nobody() {
     let last = altered.pop().unwrap_or('A');
     altered.push(if last == 'A' { 'B' } else { 'A' });
     assert_request_uri_refused("altered", &b.get(&front(&c.id, &altered, &[])).await);
-    // The owner's request was not spent by the other client's try.
-    let login = b.get(&front(&c.id, &uri, &[])).await;
+    // The owner's request was not spent by the other client's try; its pages speak the
+    // pushed language, not the one sent beside request_uri.
+    let login = b.get(&front(&c.id, &uri, &[("ui_locales", "ja")])).await;
     assert!(login.is_login(), "{}", login.body);
+    assert!(login.body.contains("lang=\"en\""), "{}", login.body);
+    let ja = request_uri(&server, &c, &[("ui_locales", "ja")]).await;
+    let login = b.get(&front(&c.id, &ja, &[])).await;
+    assert!(login.body.contains("lang=\"ja\""), "{}", login.body);
 }
 
 #[tokio::test]
