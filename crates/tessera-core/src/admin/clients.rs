@@ -125,6 +125,8 @@ pub struct ClientSettings {
     pub skip_consent: Option<bool>,
     /// Audiences the client may get tokens for by token exchange (RFC 8693).
     pub token_exchange_audiences: Option<Vec<String>>,
+    /// Its authorization requests must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -179,6 +181,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "allow_plain_pkce",
     "post_logout_redirect_uris",
     "skip_consent",
+    "require_pushed_authorization_requests",
     "single_use_tokens",
     "token_exchange_audiences",
 ];
@@ -597,6 +600,9 @@ pub fn apply(
     }
     if let Some(v) = settings.skip_consent {
         flow.skip_consent = v;
+    }
+    if let Some(v) = settings.require_pushed_authorization_requests {
+        flow.require_par = v;
     }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {

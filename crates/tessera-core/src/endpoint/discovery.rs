@@ -52,6 +52,7 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        "require_pushed_authorization_requests": config.require_par,
         "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -99,7 +100,7 @@ mod tests {
             .collect();
         // Off by default: not named.
         assert!(doc.get("registration_endpoint").is_none());
-        assert_eq!(named.len(), 7);
+        assert_eq!(named.len(), 8);
         for e in named {
             let key = e.metadata_key.unwrap();
             assert_eq!(
@@ -109,6 +110,11 @@ mod tests {
             );
         }
         assert_eq!(doc["token_endpoint"], "https://issuer.example/oauth2/token");
+        assert_eq!(
+            doc["pushed_authorization_request_endpoint"],
+            "https://issuer.example/oauth2/par"
+        );
+        assert_eq!(doc["require_pushed_authorization_requests"], false);
         assert_eq!(
             doc["jwks_uri"],
             "https://issuer.example/.well-known/jwks.json"

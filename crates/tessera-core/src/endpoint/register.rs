@@ -203,6 +203,16 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
     } else {
         strings(&doc, "token_exchange_audiences")?
     };
+    // RFC 9126 §6: a boolean, false when omitted.
+    let require_par = match doc.get("require_pushed_authorization_requests") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(invalid_metadata(
+                "require_pushed_authorization_requests must be a boolean",
+            ))
+        }
+    };
     let spec = ClientSpec {
         name,
         env: None,
@@ -218,6 +228,7 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
             post_logout_redirect_uris,
             token_exchange_audiences,
             skip_consent: Some(false),
+            require_pushed_authorization_requests: Some(require_par),
             ..ClientSettings::default()
         },
     };
@@ -463,6 +474,9 @@ pub fn client_information(
                 "token_exchange_audiences".into(),
                 client.user_flow.token_exchange_audiences.clone().into(),
             );
+        }
+        if client.user_flow.require_par {
+            map.insert("require_pushed_authorization_requests".into(), true.into());
         }
         if let Some(s) = secret {
             map.insert("client_secret".into(), s.expose().into());

@@ -21,6 +21,7 @@ mod dialects;
 mod endpoint_authorize;
 mod endpoint_discovery;
 mod endpoint_introspect;
+mod endpoint_par;
 mod endpoint_register;
 mod endpoint_revoke;
 mod endpoint_sdk_token;

@@ -237,6 +237,11 @@ fn settings_json(s: ClientSettings, map: &mut Map<String, Value>) {
         s.post_logout_redirect_uris,
     );
     put(map, "skip_consent", s.skip_consent);
+    put(
+        map,
+        "require_pushed_authorization_requests",
+        s.require_pushed_authorization_requests,
+    );
     put(map, "single_use_tokens", s.single_use_tokens);
     put(map, "token_exchange_audiences", s.token_exchange_audiences);
 }

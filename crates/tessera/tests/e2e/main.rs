@@ -51,6 +51,7 @@ mod outage;
 mod packaging;
 mod packaging_files;
 mod page_forms;
+mod par;
 mod password_prompt;
 mod private_key_jwt;
 mod product_examples;

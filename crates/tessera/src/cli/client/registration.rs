@@ -62,6 +62,10 @@ pub struct Registration {
     /// A first-party client: users are never asked for consent.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub skip_consent: Option<bool>,
+    /// Refuse this client's authorization requests unless pushed first to `/oauth2/par`
+    /// (RFC 9126 §6, `require_pushed_authorization_requests`).
+    #[arg(long = "require-par", num_args = 0..=1, default_missing_value = "true")]
+    pub require_par: Option<bool>,
     /// Single-use access tokens: the first successful check (introspection, or anywhere
     /// Tessera accepts a token) consumes one [create default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -93,6 +97,7 @@ impl Registration {
             allow_plain_pkce: self.allow_plain_pkce,
             post_logout_redirect_uris: list(self.post_logout_redirect_uris),
             skip_consent: self.skip_consent,
+            require_pushed_authorization_requests: self.require_par,
             single_use_tokens: self.single_use_tokens,
             token_exchange_audiences: list(self.token_exchange_audiences),
         }
