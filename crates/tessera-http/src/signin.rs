@@ -33,7 +33,7 @@ use tessera_core::OAuthError;
 use crate::pages;
 use crate::password_checks::PasswordChecks;
 use crate::state::AppState;
-use crate::throttle::{budget_key, Reservation};
+use crate::throttle::{address_bucket, budget_key, Reservation};
 
 /// Most device entries one browser keeps (one per user it signed in as, newest first).
 const MAX_DEVICE_ENTRIES: usize = 2;
@@ -173,7 +173,7 @@ pub async fn sign_in(
     }
     if let Some(ip) = ip {
         budgets.push((
-            budget_key(state.sealer(), "signin-address", &[&ip.to_string()]),
+            budget_key(state.sealer(), "signin-address", &[&address_bucket(ip)]),
             http.login_failures_per_address,
         ));
     }

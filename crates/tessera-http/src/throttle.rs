@@ -18,6 +18,11 @@
 //!   device budget (it holds a device cookie from an earlier sign-in as that user, see
 //!   [`crate::signin`]) or the budget that every unknown browser shares for the username,
 //!   before the password is checked; a sign-in that succeeds gives its attempts back.
+//!
+//! A budget "per address" is kept per [`address_bucket`]: an IPv4 address, or the /64
+//! network of an IPv6 address: a host on an IPv6 network may take any number of addresses
+//! of its /64 (RFC 4862 autoconfiguration, RFC 8981 temporary addresses; RFC 8273 gives each
+//! host a /64 of its own), and would otherwise take a fresh budget with each of them.
 
 use std::net::IpAddr;
 use tessera_core::keys::Sealer;
@@ -49,6 +54,22 @@ pub fn budget_key(sealer: &Sealer, kind: &str, parts: &[&str]) -> String {
     format!("{kind}:{tag}")
 }
 
+/// The part of a caller's address that a per-address budget counts: an IPv4 address as it
+/// is (an IPv4-mapped IPv6 address as its IPv4 address), an IPv6 address as its /64 network.
+pub fn address_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+    }
+}
+
 /// What counting one failed client authentication found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counted {
@@ -76,7 +97,7 @@ pub async fn count_client_auth_failure(
     let Some(ip) = ip.filter(|_| limit > 0) else {
         return Ok(Counted::Within);
     };
-    let key = budget_key(state.sealer(), "client", &[&ip.to_string(), client_id]);
+    let key = budget_key(state.sealer(), "client", &[&address_bucket(ip), client_id]);
     let now = state.now();
     match state
         .store()
@@ -161,5 +182,23 @@ mod tests {
         );
         let unkeyed = tessera_core::secret::SecretHash::of("9:192.0.2.7");
         assert!(!key("signin-address", &["192.0.2.7"]).contains(unkeyed.as_str()));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_address_for_its_whole_64() {
+        let bucket = |a: &str| address_bucket(a.parse().unwrap());
+        // Every address a host can take from its /64 pays from one budget...
+        assert_eq!(bucket("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            bucket("2001:db8:1:2:ffff:ffff:ffff:fffe"),
+            bucket("2001:db8:1:2::1")
+        );
+        // ...and the next /64 is someone else.
+        assert_ne!(bucket("2001:db8:1:3::1"), bucket("2001:db8:1:2::1"));
+        // IPv4 addresses are counted one by one, the same however they arrive.
+        assert_eq!(bucket("192.0.2.7"), "192.0.2.7");
+        assert_ne!(bucket("192.0.2.8"), bucket("192.0.2.7"));
+        assert_eq!(bucket("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(bucket("::1"), "::/64");
     }
 }
