@@ -79,6 +79,16 @@ impl FromRequest<AppState> for OAuthRequest {
     }
 }
 
+/// The request's id and the client's address ([`client_address`]), for the audit trail
+/// ([`tessera_core::cx::Cx::request`]), for handlers that read the request's parts
+/// themselves rather than through [`OAuthRequest`].
+pub fn request_meta(
+    parts: &axum::http::request::Parts,
+    trusted_proxies: &[std::net::IpAddr],
+) -> tessera_core::audit::RequestMeta {
+    crate::request_id::meta(&parts.headers, client_address(parts, trusted_proxies))
+}
+
 /// The client's address: the connection's peer, or, when the peer is a trusted reverse proxy,
 /// the last address of its `X-Forwarded-For` (the one that proxy saw; earlier entries are
 /// whatever the client wrote).

@@ -311,10 +311,7 @@ async fn flow(
     let keys = state.keys();
     let mut cx = state.cx_for(&state.host(parts), &keys);
     cx.dialect = through.dialect();
-    cx.request = crate::request_id::meta(
-        &parts.headers,
-        crate::extract::client_address(parts, &state.http().trusted_proxies),
-    );
+    cx.request = crate::extract::request_meta(parts, &state.http().trusted_proxies);
     let ui_locales = params.get("ui_locales").ok().flatten().map(str::to_owned);
     let mut pg = page(state, parts, ui_locales.as_deref());
     pg.dialect = through.dialect().map(|d| d.name.clone());

@@ -62,10 +62,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     };
     let keys = state.keys();
     let mut cx = state.cx_for(&host, &keys);
-    cx.request = crate::request_id::meta(
-        &parts.headers,
-        crate::extract::client_address(&parts, &state.http().trusted_proxies),
-    );
+    cx.request = crate::extract::request_meta(&parts, &state.http().trusted_proxies);
     match register::register(&cx, bearer(&parts).as_deref(), &body).await {
         Ok(r) => json_no_store(
             StatusCode::CREATED,
@@ -91,10 +88,7 @@ pub async fn read(
     let host = state.host(&parts);
     let keys = state.keys();
     let mut cx = state.cx_for(&host, &keys);
-    cx.request = crate::request_id::meta(
-        &parts.headers,
-        crate::extract::client_address(&parts, &state.http().trusted_proxies),
-    );
+    cx.request = crate::extract::request_meta(&parts, &state.http().trusted_proxies);
     match register::authorize(&cx, &client_id, bearer(&parts).as_deref()).await {
         Ok(client) => json_no_store(
             StatusCode::OK,
@@ -115,10 +109,7 @@ pub async fn update(
     let token = bearer(&parts);
     let keys = state.keys();
     let mut cx = state.cx_for(&host, &keys);
-    cx.request = crate::request_id::meta(
-        &parts.headers,
-        crate::extract::client_address(&parts, &state.http().trusted_proxies),
-    );
+    cx.request = crate::extract::request_meta(&parts, &state.http().trusted_proxies);
     // The token is checked before the body is read or judged.
     if let Err(e) = register::authorize(&cx, &client_id, token.as_deref()).await {
         return error_response(e);
@@ -146,10 +137,7 @@ pub async fn delete(
     let host = state.host(&parts);
     let keys = state.keys();
     let mut cx = state.cx_for(&host, &keys);
-    cx.request = crate::request_id::meta(
-        &parts.headers,
-        crate::extract::client_address(&parts, &state.http().trusted_proxies),
-    );
+    cx.request = crate::extract::request_meta(&parts, &state.http().trusted_proxies);
     match register::delete(&cx, &client_id, bearer(&parts).as_deref()).await {
         Ok(()) => (
             StatusCode::NO_CONTENT,
