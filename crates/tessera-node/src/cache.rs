@@ -718,11 +718,12 @@ impl DeviceStore for CachedStore {
     async fn poll_device_code(
         &self,
         device_code_hash: &SecretHash,
+        client_id: &str,
         now: i64,
         slow_down_step: i64,
     ) -> Result<DevicePoll, StoreError> {
         self.inner
-            .poll_device_code(device_code_hash, now, slow_down_step)
+            .poll_device_code(device_code_hash, client_id, now, slow_down_step)
             .await
     }
 }

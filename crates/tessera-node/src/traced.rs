@@ -225,5 +225,5 @@ traced! {
     fn insert_device_code(record: &DeviceCodeRecord) -> ();
     fn find_device_user_code(user_code: &str) -> Option<DeviceCodeRecord>;
     fn decide_device_code(user_code: &str, approval: Option<&DeviceApproval>, now: i64) -> bool;
-    fn poll_device_code(device_code_hash: &SecretHash, now: i64, slow_down_step: i64) -> DevicePoll;
+    fn poll_device_code(device_code_hash: &SecretHash, client_id: &str, now: i64, slow_down_step: i64) -> DevicePoll;
 }

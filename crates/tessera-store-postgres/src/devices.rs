@@ -50,7 +50,7 @@ const POLL: &str = "UPDATE device_codes SET \
      status = CASE WHEN (last_poll_at IS NULL OR $1 >= last_poll_at + poll_interval) \
          AND status = 'approved' THEN 'used' ELSE status END, \
      last_poll_at = $1 \
-     WHERE device_code_hash = $3 AND expires_at > $1 RETURNING *";
+     WHERE device_code_hash = $3 AND client_id = $4 AND expires_at > $1 RETURNING *";
 
 #[async_trait]
 impl DeviceStore for PgStore {
@@ -122,6 +122,7 @@ impl DeviceStore for PgStore {
     async fn poll_device_code(
         &self,
         device_code_hash: &SecretHash,
+        client_id: &str,
         now: i64,
         slow_down_step: i64,
     ) -> Result<DevicePoll, StoreError> {
@@ -129,16 +130,19 @@ impl DeviceStore for PgStore {
             .bind(now)
             .bind(slow_down_step)
             .bind(device_code_hash.as_str())
+            .bind(client_id)
             .fetch_optional(self.live()?)
             .await
             .map_err(backend)?;
         let Some(row) = polled else {
-            let known: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM device_codes WHERE device_code_hash = $1")
-                    .bind(device_code_hash.as_str())
-                    .fetch_optional(self.live()?)
-                    .await
-                    .map_err(backend)?;
+            let known: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM device_codes WHERE device_code_hash = $1 AND client_id = $2",
+            )
+            .bind(device_code_hash.as_str())
+            .bind(client_id)
+            .fetch_optional(self.live()?)
+            .await
+            .map_err(backend)?;
             return Ok(match known {
                 Some(_) => DevicePoll::Expired,
                 None => DevicePoll::Unknown,

@@ -97,7 +97,7 @@ mod tests {
             .collect();
         // Off by default: not named.
         assert!(doc.get("registration_endpoint").is_none());
-        assert_eq!(named.len(), 7);
+        assert_eq!(named.len(), 8);
         for e in named {
             let key = e.metadata_key.unwrap();
             assert_eq!(
@@ -123,7 +123,8 @@ mod tests {
                 "client_credentials",
                 "authorization_code",
                 "refresh_token",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ]
         );
         assert!(doc.get("sdk_token_endpoint").is_none());

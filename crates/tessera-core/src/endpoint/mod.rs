@@ -19,6 +19,7 @@
 //! layer's, on whichever listener it puts them.
 
 pub mod authorize;
+pub mod device_authorization;
 pub mod discovery;
 pub mod introspect;
 pub mod register;
@@ -53,6 +54,8 @@ pub enum EndpointId {
     /// Where an upstream OpenID provider sends the browser back after a sign-in there
     /// (OpenID Connect Core §3.1.2.5; [`crate::signin::upstream`]); a page.
     SsoCallback,
+    /// The device authorization endpoint (RFC 8628 §3.1): [`device_authorization`].
+    DeviceAuthorization,
     /// Dynamic client registration (RFC 7591 §3) at its first path, and the management of
     /// one registration (RFC 7592) at that path followed by `/{client_id}`: [`register`].
     /// Served, and named by discovery, only when `dynamic_registration` is not off.
@@ -116,6 +119,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
         methods: POST,
         metadata_key: Some("token_endpoint"),
         cors: true,
+        page: false,
+    },
+    Endpoint {
+        id: EndpointId::DeviceAuthorization,
+        paths: &["/oauth2/device_authorization"],
+        methods: POST,
+        metadata_key: Some("device_authorization_endpoint"),
+        cors: false,
         page: false,
     },
     Endpoint {
@@ -232,6 +243,7 @@ mod tests {
         EndpointId::Token,
         EndpointId::Introspect,
         EndpointId::Revoke,
+        EndpointId::DeviceAuthorization,
         EndpointId::SdkToken,
         EndpointId::Discovery,
         EndpointId::Jwks,

@@ -7,6 +7,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod jwt_bearer;
 pub mod refresh_token;
 pub mod types;
@@ -52,6 +53,7 @@ pub static GRANTS: &[Grant] = &[
     authorization_code::GRANT,
     refresh_token::GRANT,
     jwt_bearer::GRANT,
+    device_code::GRANT,
 ];
 
 /// The row of a grant type, if Tessera offers it.

@@ -1078,11 +1078,16 @@ impl DeviceStore for MemoryStore {
     async fn poll_device_code(
         &self,
         device_code_hash: &SecretHash,
+        client_id: &str,
         now: i64,
         slow_down_step: i64,
     ) -> Result<DevicePoll, StoreError> {
         let mut s = self.state().await;
-        let Some(d) = s.device_codes.get_mut(device_code_hash.as_str()) else {
+        let Some(d) = s
+            .device_codes
+            .get_mut(device_code_hash.as_str())
+            .filter(|d| d.client_id == client_id)
+        else {
             return Ok(DevicePoll::Unknown);
         };
         if d.expires_at <= now {

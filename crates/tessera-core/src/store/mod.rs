@@ -549,8 +549,8 @@ pub trait DeviceStore: Send + Sync {
         approval: Option<&DeviceApproval>,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// A poll with a device code (RFC 8628 §3.4, §3.5). # Contract: one atomic step: an
-    /// unknown hash is `Unknown`; one expiring at or before `now` is `Expired` and unchanged;
+    /// A poll with a device code by `client_id` (RFC 8628 §3.4, §3.5). # Contract: one
+    /// atomic step: an unknown hash, or another client's, is `Unknown` (and unchanged); one expiring at or before `now` is `Expired` and unchanged;
     /// otherwise the poll is recorded at `now`, and if it comes before the previous poll plus
     /// the interval, the interval grows by `slow_down_step` and the answer is `SlowDown`
     /// (whatever the status); else an approved authorization becomes used and the answer is
@@ -559,6 +559,7 @@ pub trait DeviceStore: Send + Sync {
     async fn poll_device_code(
         &self,
         device_code_hash: &SecretHash,
+        client_id: &str,
         now: i64,
         slow_down_step: i64,
     ) -> Result<DevicePoll, StoreError>;

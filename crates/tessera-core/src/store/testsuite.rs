@@ -995,21 +995,21 @@ pub async fn device_polls_answer_pending_slow_down_and_issue_once(s: &dyn Store)
     s.insert_device_code(&d).await.unwrap();
     let h = &d.device_code_hash;
     assert_eq!(
-        s.poll_device_code(h, 1_010, 5).await.unwrap(),
+        s.poll_device_code(h, "tv", 1_010, 5).await.unwrap(),
         DevicePoll::Pending
     );
     // 4 s later is too soon: slow_down, and the interval grows by 5 s.
     assert_eq!(
-        s.poll_device_code(h, 1_014, 5).await.unwrap(),
+        s.poll_device_code(h, "tv", 1_014, 5).await.unwrap(),
         DevicePoll::SlowDown { interval: 10 }
     );
     // Measured from the last poll, with the raised interval.
     assert_eq!(
-        s.poll_device_code(h, 1_023, 5).await.unwrap(),
+        s.poll_device_code(h, "tv", 1_023, 5).await.unwrap(),
         DevicePoll::SlowDown { interval: 15 }
     );
     assert_eq!(
-        s.poll_device_code(h, 1_038, 5).await.unwrap(),
+        s.poll_device_code(h, "tv", 1_038, 5).await.unwrap(),
         DevicePoll::Pending
     );
     s.decide_device_code("WDJBMJHT", Some(&approval()), 1_040)
@@ -1017,10 +1017,10 @@ pub async fn device_polls_answer_pending_slow_down_and_issue_once(s: &dyn Store)
         .unwrap();
     // Too soon even though approved: no tokens yet, and the code stays approved.
     assert_eq!(
-        s.poll_device_code(h, 1_040, 5).await.unwrap(),
+        s.poll_device_code(h, "tv", 1_040, 5).await.unwrap(),
         DevicePoll::SlowDown { interval: 20 }
     );
-    let DevicePoll::Issued(issued) = s.poll_device_code(h, 1_060, 5).await.unwrap() else {
+    let DevicePoll::Issued(issued) = s.poll_device_code(h, "tv", 1_060, 5).await.unwrap() else {
         panic!("an approved device code polled in time is issued");
     };
     assert_eq!(issued.status, DeviceStatus::Used);
@@ -1028,11 +1028,29 @@ pub async fn device_polls_answer_pending_slow_down_and_issue_once(s: &dyn Store)
     assert_eq!(issued.scope, "openid");
     assert_eq!(issued.client_id, "tv");
     assert_eq!(
-        s.poll_device_code(h, 1_080, 5).await.unwrap(),
+        s.poll_device_code(h, "tv", 1_080, 5).await.unwrap(),
         DevicePoll::Used
     );
+    // Another client's poll finds nothing and spends nothing.
+    let d2 = device("dc-2", "BCDFGHJK", 1_600);
+    s.insert_device_code(&d2).await.unwrap();
+    s.decide_device_code("BCDFGHJK", Some(&approval()), 1_040)
+        .await
+        .unwrap();
     assert_eq!(
-        s.poll_device_code(&SecretHash::of("other"), 1_080, 5)
+        s.poll_device_code(&d2.device_code_hash, "other-client", 1_080, 5)
+            .await
+            .unwrap(),
+        DevicePoll::Unknown
+    );
+    assert!(matches!(
+        s.poll_device_code(&d2.device_code_hash, "tv", 1_080, 5)
+            .await
+            .unwrap(),
+        DevicePoll::Issued(_)
+    ));
+    assert_eq!(
+        s.poll_device_code(&SecretHash::of("other"), "tv", 1_080, 5)
             .await
             .unwrap(),
         DevicePoll::Unknown
@@ -1045,11 +1063,11 @@ pub async fn denied_and_expired_device_codes_are_told_apart(s: &dyn Store) {
     s.decide_device_code("WDJBMJHT", None, 1_010).await.unwrap();
     let h = &d.device_code_hash;
     assert_eq!(
-        s.poll_device_code(h, 1_020, 5).await.unwrap(),
+        s.poll_device_code(h, "tv", 1_020, 5).await.unwrap(),
         DevicePoll::Denied
     );
     assert_eq!(
-        s.poll_device_code(h, 1_600, 5).await.unwrap(),
+        s.poll_device_code(h, "tv", 1_600, 5).await.unwrap(),
         DevicePoll::Expired
     );
     // An expired poll records nothing.
@@ -1064,7 +1082,8 @@ pub async fn concurrent_polls_of_an_approved_device_code_have_one_winner(s: &dyn
         .await
         .unwrap();
     let results =
-        futures_join_all((0..20).map(|_| s.poll_device_code(&d.device_code_hash, 1_020, 5))).await;
+        futures_join_all((0..20).map(|_| s.poll_device_code(&d.device_code_hash, "tv", 1_020, 5)))
+            .await;
     let issued = results
         .iter()
         .filter(|r| matches!(r, Ok(DevicePoll::Issued(_))))

@@ -28,6 +28,7 @@ mod endpoint_token;
 mod endpoint_userinfo;
 mod grant_authorization_code;
 mod grant_client_credentials;
+mod grant_device_code;
 mod grant_jwt_bearer;
 mod grant_refresh_token;
 mod hosts;
