@@ -30,6 +30,7 @@ mod config_check;
 mod connection_reserve;
 mod cors;
 mod database_files;
+mod device_flow;
 mod dialects_engine;
 mod discovery;
 mod docs_run;
