@@ -71,6 +71,9 @@ pub enum ErrorCode {
     /// RFC 8628 §3.5: "The "device_code" has expired, and the device authorization session
     /// has concluded."
     ExpiredToken,
+    /// RFC 9101 §6.2 (used by RFC 9126 §4): "The `request_uri` in the authorization request
+    /// returns an error or contains invalid data."
+    InvalidRequestUri,
 }
 
 impl ErrorCode {
@@ -100,6 +103,7 @@ impl ErrorCode {
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::DevicePollSlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidRequestUri => "invalid_request_uri",
         }
     }
 }

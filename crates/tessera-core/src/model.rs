@@ -144,6 +144,12 @@ pub struct UserFlowSettings {
     pub post_logout_redirect_uris: Vec<String>,
     /// First-party client: the user is never asked for consent.
     pub skip_consent: bool,
+    /// Audiences the client may get tokens for by token exchange (RFC 8693 §2.1: `resource`
+    /// and `audience`); none: it may not exchange tokens.
+    pub token_exchange_audiences: Vec<String>,
+    /// The client's authorization requests must be pushed first (RFC 9126 §6,
+    /// `require_pushed_authorization_requests`).
+    pub require_par: bool,
 }
 
 impl Default for UserFlowSettings {
@@ -158,6 +164,8 @@ impl Default for UserFlowSettings {
             allow_plain_pkce: false,
             post_logout_redirect_uris: Vec::new(),
             skip_consent: false,
+            token_exchange_audiences: Vec::new(),
+            require_par: false,
         }
     }
 }

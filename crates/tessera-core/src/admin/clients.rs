@@ -123,6 +123,10 @@ pub struct ClientSettings {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// A first-party client: users are never asked for consent.
     pub skip_consent: Option<bool>,
+    /// Audiences the client may get tokens for by token exchange (RFC 8693).
+    pub token_exchange_audiences: Option<Vec<String>>,
+    /// Its authorization requests must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -177,7 +181,9 @@ pub const SPEC_FIELDS: &[&str] = &[
     "allow_plain_pkce",
     "post_logout_redirect_uris",
     "skip_consent",
+    "require_pushed_authorization_requests",
     "single_use_tokens",
+    "token_exchange_audiences",
 ];
 
 impl ClientSpec {
@@ -595,12 +601,31 @@ pub fn apply(
     if let Some(v) = settings.skip_consent {
         flow.skip_consent = v;
     }
+    if let Some(v) = settings.require_pushed_authorization_requests {
+        flow.require_par = v;
+    }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {
             redirect_uri::validate_registration(uri)
                 .map_err(|e| AdminError::invalid("post_logout_redirect_uris", e.to_string()))?;
         }
         flow.post_logout_redirect_uris = uris;
+    }
+    if let Some(audiences) = settings.token_exchange_audiences {
+        for a in &audiences {
+            // RFC 8707 §2, as for `audiences`: an absolute URI without a fragment.
+            if a.contains('#') || !a.contains(':') || a.contains(char::is_whitespace) {
+                return Err(AdminError::invalid(
+                    "token_exchange_audiences",
+                    format!(
+                        "token_exchange_audiences must be absolute URIs without a fragment: \
+                         '{}' is not",
+                        a.chars().take(100).collect::<String>()
+                    ),
+                ));
+            }
+        }
+        flow.token_exchange_audiences = audiences;
     }
     if let Some(once) = settings.single_use_tokens {
         client.single_use_tokens = once;

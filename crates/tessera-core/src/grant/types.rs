@@ -14,3 +14,5 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// RFC 6749 §4.3: never offered (RFC 9700 §2.4).
 pub const PASSWORD: &str = "password";
+/// RFC 8693 §2.1.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

@@ -113,8 +113,12 @@ macro_rules! with_client_settings {
             pub post_logout_redirect_uris: Option<Vec<String>>,
             /// A first-party client: users are never asked for consent.
             pub skip_consent: Option<bool>,
+            /// Its authorization requests must be pushed first (RFC 9126 §6).
+            pub require_pushed_authorization_requests: Option<bool>,
             /// Single-use access tokens.
             pub single_use_tokens: Option<bool>,
+            /// Audiences the client may get tokens for by token exchange (RFC 8693).
+            pub token_exchange_audiences: Option<Vec<String>>,
         }
 
         impl $name {
@@ -135,7 +139,10 @@ macro_rules! with_client_settings {
                     allow_plain_pkce: self.allow_plain_pkce,
                     post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
                     skip_consent: self.skip_consent,
+                    require_pushed_authorization_requests: self
+                        .require_pushed_authorization_requests,
                     single_use_tokens: self.single_use_tokens,
+                    token_exchange_audiences: self.token_exchange_audiences.clone(),
                 }
             }
         }
@@ -262,6 +269,10 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// Whether consent is skipped.
     pub skip_consent: bool,
+    /// Audiences it may get tokens for by token exchange (RFC 8693).
+    pub token_exchange_audiences: Vec<String>,
+    /// Whether its authorization requests must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// The `kid`s of its public keys (`private_key_jwt`).
     pub kids: Option<Vec<Option<String>>>,
 }
@@ -292,6 +303,8 @@ impl From<&ClientRecord> for Client {
             allow_plain_pkce: c.user_flow.allow_plain_pkce,
             post_logout_redirect_uris: c.user_flow.post_logout_redirect_uris.clone(),
             skip_consent: c.user_flow.skip_consent,
+            token_exchange_audiences: c.user_flow.token_exchange_audiences.clone(),
+            require_pushed_authorization_requests: c.user_flow.require_par,
             kids: c.jwks.as_deref().map(public_keys::kids),
         }
     }
