@@ -138,6 +138,8 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
         (EndpointId::Authorize, Post) => post(authorize::post),
         (EndpointId::Logout, Get) => get(logout::get),
         (EndpointId::Logout, Post) => post(logout::post),
+        (EndpointId::DeviceVerification, Get) => get(routes::device::get),
+        (EndpointId::DeviceVerification, Post) => post(routes::device::post),
         (EndpointId::Stylesheet, Get) => get(assets::css),
         (EndpointId::SsoCallback, Get) => get(sso::callback),
         (EndpointId::Register, Post) => post(register::create),

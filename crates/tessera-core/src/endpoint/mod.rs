@@ -20,6 +20,7 @@
 
 pub mod authorize;
 pub mod device_authorization;
+pub mod device_verification;
 pub mod discovery;
 pub mod introspect;
 pub mod par;
@@ -57,6 +58,9 @@ pub enum EndpointId {
     SsoCallback,
     /// The device authorization endpoint (RFC 8628 §3.1): [`device_authorization`].
     DeviceAuthorization,
+    /// The device verification page (RFC 8628 §3.3), where the user enters the user code:
+    /// [`device_verification`]; a page.
+    DeviceVerification,
     /// Dynamic client registration (RFC 7591 §3) at its first path, and the management of
     /// one registration (RFC 7592) at that path followed by `/{client_id}`: [`register`].
     /// Served, and named by discovery, only when `dynamic_registration` is not off.
@@ -202,6 +206,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
         page: true,
     },
     Endpoint {
+        id: EndpointId::DeviceVerification,
+        paths: &[device_authorization::VERIFICATION_PATH],
+        methods: GET_POST,
+        metadata_key: None,
+        cors: false,
+        page: true,
+    },
+    Endpoint {
         id: EndpointId::Stylesheet,
         paths: &["/assets/tessera.css"],
         methods: GET,
@@ -255,6 +267,7 @@ mod tests {
         EndpointId::Introspect,
         EndpointId::Revoke,
         EndpointId::DeviceAuthorization,
+        EndpointId::DeviceVerification,
         EndpointId::SdkToken,
         EndpointId::Discovery,
         EndpointId::Jwks,
