@@ -19,6 +19,7 @@ mod audit;
 mod client_import;
 mod dialects;
 mod endpoint_authorize;
+mod endpoint_device_verification;
 mod endpoint_discovery;
 mod endpoint_introspect;
 mod endpoint_par;
