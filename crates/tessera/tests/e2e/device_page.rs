@@ -104,7 +104,7 @@ async fn poll_once(
 }
 
 /// A raw poll at the token endpoint.
-async fn poll(s: &Server, client_id: &str, device_code: &str) -> (StatusCode, Value) {
+pub async fn poll(s: &Server, client_id: &str, device_code: &str) -> (StatusCode, Value) {
     let res = s
         .http
         .post(s.url("/oauth2/token"))
@@ -120,18 +120,18 @@ async fn poll(s: &Server, client_id: &str, device_code: &str) -> (StatusCode, Va
 }
 
 /// Types `code` into the entry form of `page` and submits it as a browser does.
-async fn enter(b: &mut Browser, page: &Page, code: &str) -> Page {
+pub async fn enter(b: &mut Browser, page: &Page, code: &str) -> Page {
     let fields = submission(page, &[("user_code", code)], None);
     b.post("/device", &fields).await
 }
 
-async fn sign_in(b: &mut Browser, page: &Page) -> Page {
+pub async fn sign_in(b: &mut Browser, page: &Page) -> Page {
     assert!(page.is_login(), "{} {}", page.status, page.body);
     let fields = submission(page, &[("username", "alice"), ("password", PASSWORD)], None);
     b.post("/device", &fields).await
 }
 
-async fn decide(b: &mut Browser, page: &Page, decision: &str) -> Page {
+pub async fn decide(b: &mut Browser, page: &Page, decision: &str) -> Page {
     assert!(page.is_consent(), "{} {}", page.status, page.body);
     let fields = submission(page, &[], Some(("decision", decision)));
     b.post("/device", &fields).await
