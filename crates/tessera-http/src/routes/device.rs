@@ -3,7 +3,9 @@
 //! Owns the browser side of a device authorization: the user types the user code shown on
 //! the device (or arrives from `verification_uri_complete` with it filled in, and still
 //! confirms it: §5.4, remote phishing), signs in with the sign-in page and session of the
-//! authorization pages ([`crate::signin`], `login.html`), and approves or denies on the
+//! authorization pages ([`crate::signin`], `login.html`), or through an upstream provider
+//! offered there ([`crate::sso`]; its callback comes back to
+//! [`continue_after_upstream_sign_in`]), and approves or denies on the
 //! consent page (`consent.html`), which shows the client, the scope and the code with a
 //! warning to check it against the device. The rules are the core's
 //! ([`tessera_core::endpoint::device_verification`]).
@@ -14,7 +16,8 @@
 //! user (or another site) could change between pages; a post with a repeated or unknown
 //! field is refused (400). The code entry form has `_csrf`, `_action=code` and `user_code`;
 //! the sign-in form `_request`, `_csrf`, `_action=login`, `username`, `password`; the
-//! consent form `_request`, `_csrf`, `_action=consent`, `decision=allow|deny`.
+//! consent form `_request`, `_csrf`, `_action=consent`, `decision=allow|deny`; a provider's
+//! button `_request`, `_csrf`, `_action=sso`, `idp`.
 //!
 //! Guessing user codes (§5.1) is throttled per client address: each code typed takes an
 //! attempt from the address's budget (`user_code_failures_per_address` per
@@ -33,10 +36,13 @@ use serde::Serialize;
 use tessera_core::cx::Cx;
 use tessera_core::endpoint::device_verification::{self, Found};
 use tessera_core::endpoint::{self, EndpointId};
-use tessera_core::model::{ClientRecord, DeviceCodeRecord, UserRecord};
+use tessera_core::model::{ClientRecord, DeviceCodeRecord, IdpRecord, UserRecord};
 use tessera_core::params::Params;
-use tessera_core::session;
+use tessera_core::session::{self, Started};
+use tessera_core::signin::external::idp_for_email;
 use tessera_core::signin::password::PasswordForm;
+use tessera_core::signin::upstream::StartOptions;
+use tessera_core::signin::Identity;
 use tessera_core::username;
 use tessera_core::OAuthError;
 
@@ -45,6 +51,7 @@ use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token};
 use crate::pending;
 use crate::signin::{self, SignIn};
+use crate::sso;
 use crate::state::AppState;
 use crate::throttle;
 
@@ -54,6 +61,8 @@ const CODE_FIELDS: &[&str] = &["_csrf", "_action", "user_code"];
 const LOGIN_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "username", "password"];
 /// The fields of the consent form (`templates/consent.html`), each exactly once.
 const CONSENT_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "decision"];
+/// The fields of a provider's button on the sign-in form, each exactly once.
+const SSO_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "idp"];
 /// The name, in the sealed handle, of the user code being decided on.
 const SEALED_CODE: &str = "device_user_code";
 
@@ -61,7 +70,13 @@ const SEALED_CODE: &str = "device_user_code";
 enum Submitted {
     Code(String),
     Login(PasswordForm),
-    Consent { allow: bool },
+    Consent {
+        allow: bool,
+    },
+    /// Sign in through this upstream provider.
+    Sso {
+        idp: String,
+    },
 }
 
 /// Per-request page context.
@@ -158,7 +173,8 @@ impl<'a> Page<'a> {
         Ok(vec![(pending::FIELD, handle)])
     }
 
-    fn login(
+    /// The sign-in page, with the upstream providers' buttons.
+    async fn login(
         &self,
         status: StatusCode,
         record: &DeviceCodeRecord,
@@ -170,18 +186,54 @@ impl<'a> Page<'a> {
             Ok(h) => h,
             Err(e) => return self.server_error(&e),
         };
+        let providers = sso::providers(self.state, self.lang).await;
         let client_name = username::shown(&client.name);
         let t = self.lang.texts(&client_name, "");
         let error = t.get(error_key).cloned();
-        let providers: Vec<()> = Vec::new();
-        self.render(
+        let res = self.state.pages().page(
             status,
             "login.html",
             context! {
                 lang => self.lang.tag(), t, assets => "/assets", action => action(), hidden,
-                csrf => self.csrf(), error, username, client_name, providers,
+                csrf => self.csrf(), error, username, client_name,
+                providers => providers.buttons,
             },
-        )
+            &providers.origins,
+        );
+        self.finish(res)
+    }
+
+    /// Sends the browser to `idp` to sign in, the code being decided on sealed in the
+    /// sign-in in progress ([`sso::begin`]); the callback comes back to
+    /// [`continue_after_upstream_sign_in`].
+    async fn to_upstream(
+        &mut self,
+        record: &DeviceCodeRecord,
+        client: &ClientRecord,
+        idp: &IdpRecord,
+        login_hint: Option<&str>,
+    ) -> Response {
+        let request = vec![
+            (SEALED_CODE.to_owned(), record.user_code.clone()),
+            ("ui_locales".to_owned(), self.lang.tag().to_owned()),
+        ];
+        let options = StartOptions {
+            login: false,
+            login_hint,
+            max_age: None,
+        };
+        match sso::begin(self.state, &self.csrf_cookie, idp, request, None, &options).await {
+            Ok((url, cookie)) => {
+                self.set_cookies.push(cookie);
+                self.finish(pages::redirect(&url))
+            }
+            Err(e) => {
+                tracing::warn!(idp = %idp.name, error = %e, "an upstream provider cannot be used");
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                self.login(status, record, client, "sso_unavailable", "")
+                    .await
+            }
+        }
     }
 
     fn consent(
@@ -325,6 +377,12 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
                 )
             }
         },
+        Some("sso") => (
+            Submitted::Sso {
+                idp: field("idp").unwrap_or_default().to_owned(),
+            },
+            SSO_FIELDS,
+        ),
         _ => return bad(&pg, OAuthError::invalid_request("the form names no action")),
     };
     if let Some((name, _)) = all
@@ -351,7 +409,7 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     cx.request = crate::request_id::meta(&parts.headers, ip);
     let typed = match submitted {
         Submitted::Code(typed) => return code_entered(&pg, &cx, &parts, &typed).await,
-        Submitted::Login(_) | Submitted::Consent { .. } => {
+        Submitted::Login(_) | Submitted::Consent { .. } | Submitted::Sso { .. } => {
             // The code comes only from the handle this browser was given.
             let opened = cookie
                 .zip(field(pending::FIELD))
@@ -390,7 +448,26 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return pg.server_error(&e.into()),
     };
     match submitted {
+        Submitted::Sso { idp } => {
+            return match cx.store.get_idp(&idp).await {
+                Ok(Some(idp)) => pg.to_upstream(&record, &client, &idp, None).await,
+                Ok(None) => bad(
+                    &pg,
+                    OAuthError::invalid_request("no such identity provider"),
+                ),
+                Err(e) => pg.server_error(&e.into()),
+            };
+        }
         Submitted::Login(form) => {
+            // A user of a domain that signs in elsewhere is sent there.
+            match idp_for_email(cx.store, form.username()).await {
+                Ok(Some(idp)) => {
+                    let hint = Some(form.username());
+                    return pg.to_upstream(&record, &client, &idp, hint).await;
+                }
+                Ok(None) => {}
+                Err(e) => return pg.server_error(&e.into()),
+            }
             match signin::sign_in(&state, &cx, &parts.headers, ip, &form).await {
                 Ok(SignIn::SignedIn {
                     identity,
@@ -410,16 +487,22 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
                 }
                 Ok(SignIn::Failed) => {
                     let status = StatusCode::UNAUTHORIZED;
-                    return pg.login(status, &record, &client, "login_failed", form.username());
+                    return pg
+                        .login(status, &record, &client, "login_failed", form.username())
+                        .await;
                 }
                 Ok(SignIn::Locked { retry_after }) => {
                     let status = StatusCode::TOO_MANY_REQUESTS;
-                    let res = pg.login(status, &record, &client, "login_locked", form.username());
+                    let res = pg
+                        .login(status, &record, &client, "login_locked", form.username())
+                        .await;
                     return with_retry_after(res, retry_after);
                 }
                 Ok(SignIn::Busy) => {
                     let status = StatusCode::SERVICE_UNAVAILABLE;
-                    let res = pg.login(status, &record, &client, "login_busy", form.username());
+                    let res = pg
+                        .login(status, &record, &client, "login_busy", form.username())
+                        .await;
                     return with_retry_after(res, 1);
                 }
                 Err(e) => return pg.server_error(&e),
@@ -427,7 +510,7 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
         }
         Submitted::Consent { allow } => {
             let Some((session, user)) = &current else {
-                return pg.login(StatusCode::OK, &record, &client, "", "");
+                return pg.login(StatusCode::OK, &record, &client, "", "").await;
             };
             return match device_verification::decide(&cx, &record, user, session.auth_time, allow)
                 .await
@@ -449,7 +532,42 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     }
     match &current {
         Some((_, user)) => pg.consent(&record, &client, user),
-        None => pg.login(StatusCode::OK, &record, &client, "", ""),
+        None => pg.login(StatusCode::OK, &record, &client, "", "").await,
+    }
+}
+
+/// Whether a request in progress sealed by an upstream sign-in is this page's (its code).
+pub fn is_device_request(params: &Params) -> bool {
+    params.contains(SEALED_CODE)
+}
+
+/// Continues on the consent page after a sign-in through an upstream provider started on the
+/// sign-in page of this flow: `params` is the sealed request in progress (the code), the user
+/// `identity` has the session `started`.
+pub async fn continue_after_upstream_sign_in(
+    state: &AppState,
+    parts: &Parts,
+    params: &Params,
+    identity: Identity,
+    started: Started,
+) -> Response {
+    let lang = params.get("ui_locales").ok().flatten();
+    let mut pg = Page::new(state, parts, lang);
+    let keys = state.keys();
+    let cx = state.cx_for(&state.host(parts), &keys);
+    tracing::info!(user_id = %identity.user.user_id, amr = ?identity.amr, "user signed in");
+    if let Some(v) = state.cookies().set(
+        state.cookies().session(),
+        started.value.expose(),
+        state.config().session_ttl,
+    ) {
+        pg.set_cookies.push(v);
+    }
+    let code = params.get(SEALED_CODE).ok().flatten().unwrap_or_default();
+    match device_verification::find(&cx, code).await {
+        Ok(Found::Pending(found)) => pg.consent(&found.0, &found.1, &identity.user),
+        Ok(other) => fate(&pg, &other),
+        Err(e) => pg.server_error(&e),
     }
 }
 
@@ -492,7 +610,7 @@ async fn code_entered(pg: &Page<'_>, cx: &Cx<'_>, parts: &Parts, typed: &str) ->
     let session_cookie = pages::cookie(&parts.headers, state.cookies().session());
     match session::current(cx.store, session_cookie, cx.now).await {
         Ok(Some((_, user))) => pg.consent(&record, &client, &user),
-        Ok(None) => pg.login(StatusCode::OK, &record, &client, "", ""),
+        Ok(None) => pg.login(StatusCode::OK, &record, &client, "", "").await,
         Err(e) => pg.server_error(&e.into()),
     }
 }
