@@ -206,7 +206,7 @@ impl<'a> Page<'a> {
     /// Sends the browser to `idp` to sign in, the code being decided on sealed in the
     /// sign-in in progress ([`sso::begin`]); the callback comes back to
     /// [`continue_after_upstream_sign_in`].
-    async fn to_upstream(
+    async fn send_upstream(
         &mut self,
         record: &DeviceCodeRecord,
         client: &ClientRecord,
@@ -450,7 +450,7 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     match submitted {
         Submitted::Sso { idp } => {
             return match cx.store.get_idp(&idp).await {
-                Ok(Some(idp)) => pg.to_upstream(&record, &client, &idp, None).await,
+                Ok(Some(idp)) => pg.send_upstream(&record, &client, &idp, None).await,
                 Ok(None) => bad(
                     &pg,
                     OAuthError::invalid_request("no such identity provider"),
@@ -463,7 +463,7 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
             match idp_for_email(cx.store, form.username()).await {
                 Ok(Some(idp)) => {
                     let hint = Some(form.username());
-                    return pg.to_upstream(&record, &client, &idp, hint).await;
+                    return pg.send_upstream(&record, &client, &idp, hint).await;
                 }
                 Ok(None) => {}
                 Err(e) => return pg.server_error(&e.into()),
@@ -536,9 +536,14 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
-/// Whether a request in progress sealed by an upstream sign-in is this page's (its code).
+/// Whether a request in progress sealed by an upstream sign-in is this page's: the code and
+/// the language, and nothing else (an authorization request naming the code's field is not).
 pub fn is_device_request(params: &Params) -> bool {
     params.contains(SEALED_CODE)
+        && params
+            .pairs()
+            .iter()
+            .all(|(k, _)| k == SEALED_CODE || k == "ui_locales")
 }
 
 /// Continues on the consent page after a sign-in through an upstream provider started on the
