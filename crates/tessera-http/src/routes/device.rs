@@ -14,7 +14,8 @@
 //! bound to the browser's cookie ([`crate::pages`]); the code being decided on travels only
 //! in the sealed handle of a request in progress ([`crate::pending`]), never in a field the
 //! user (or another site) could change between pages; a post with a repeated or unknown
-//! field is refused (400). The code entry form has `_csrf`, `_action=code` and `user_code`;
+//! field is refused (400). The code entry form has `_csrf`, `_action=code`, `ui_locales` (the
+//! page's language, so the next page speaks it too) and `user_code`;
 //! the sign-in form `_request`, `_csrf`, `_action=login`, `username`, `password`; the
 //! consent form `_request`, `_csrf`, `_action=consent`, `decision=allow|deny`; a provider's
 //! button `_request`, `_csrf`, `_action=sso`, `idp`.
@@ -56,7 +57,7 @@ use crate::state::AppState;
 use crate::throttle;
 
 /// The fields of the code entry form (`templates/device.html`), each exactly once.
-const CODE_FIELDS: &[&str] = &["_csrf", "_action", "user_code"];
+const CODE_FIELDS: &[&str] = &["_csrf", "_action", "ui_locales", "user_code"];
 /// The fields of the sign-in form (`templates/login.html`), each exactly once.
 const LOGIN_FIELDS: &[&str] = &[pending::FIELD, "_csrf", "_action", "username", "password"];
 /// The fields of the consent form (`templates/consent.html`), each exactly once.
@@ -325,7 +326,7 @@ pub async fn get(State(state): State<AppState>, req: Request) -> Response {
 /// `POST /device`: one of the page's forms.
 pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let pg = Page::new(&state, &parts, None);
+    let mut pg = Page::new(&state, &parts, None);
     let bad = |pg: &Page<'_>, e: OAuthError| {
         pg.error(
             StatusCode::BAD_REQUEST,
@@ -397,6 +398,9 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
                 name.chars().take(64).collect::<String>()
             )),
         );
+    }
+    if let Some(l) = field("ui_locales") {
+        pg.lang = Lang::choose(Some(l), None);
     }
     // Every form carries the CSRF token of this browser's cookie.
     let cookie = pages::cookie(&parts.headers, state.cookies().csrf());

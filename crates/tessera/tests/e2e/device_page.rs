@@ -353,7 +353,7 @@ async fn the_forms_carry_their_own_fields_and_refuse_forged_csrf_tokens_and_smug
         .contains("frame-ancestors 'none'"));
     assert_eq!(h["cache-control"], "no-store");
     let names: Vec<String> = controls(&entry).into_iter().map(|c| c.name).collect();
-    assert_eq!(names, ["_csrf", "_action", "user_code"]);
+    assert_eq!(names, ["_csrf", "_action", "ui_locales", "user_code"]);
 
     // A forged token, or none, is refused before the code is even looked up.
     let mut forged = submission(&entry, &[("user_code", &code)], None);
@@ -578,6 +578,10 @@ async fn the_page_speaks_japanese_from_ui_locales_and_the_browser() {
     assert!(page
         .body
         .contains("デバイスに表示されているコードを入力してください"));
+    // The next page keeps the language the page was shown in.
+    let unknown = enter(&mut b, &page, "ZZZZ-ZZZZ").await;
+    assert!(unknown.body.contains("<html lang=\"ja\""));
+    assert!(unknown.body.contains("このコードは無効です"));
     b.accept_language = Some("ja".into());
     let page = b.get("/device").await;
     assert!(page.body.contains("<html lang=\"ja\""));
