@@ -6,7 +6,9 @@
 //! its `state` once in storage every node shares), checks the provider's answer, redeems the
 //! code ([`crate::sso::redeem`]), verifies the ID token, names the local user
 //! ([`UpstreamSignIn`]), starts a session and continues the authorization request exactly as
-//! after a password sign-in ([`super::authorize::continue_after_upstream_sign_in`]). The
+//! after a password sign-in ([`super::authorize::continue_after_upstream_sign_in`]), or, for a
+//! sign-in started on the device verification page, that page's consent
+//! ([`super::device::continue_after_upstream_sign_in`]). The
 //! rules are the core's ([`tessera_core::signin::upstream`]).
 //!
 //! A refusal by the provider (the user denied, OpenID Connect Core §3.1.2.6) goes back to
@@ -167,8 +169,11 @@ async fn answer(state: &AppState, parts: &Parts, lang: Lang) -> Response {
     let Ok(params) = Params::from_pairs(pending.request.clone()) else {
         return failed(state, lang, StatusCode::BAD_REQUEST, "form_expired");
     };
+    // A sign-in started on the device verification page has no authorization request.
+    let device = super::device::is_device_request(&params);
     let req = match authorize::validate(&cx, &params).await {
-        Ok(r) => r,
+        _ if device => None,
+        Ok(r) => Some(r),
         Err(AuthorizeError::Page(e)) => {
             return state.pages().error(
                 lang,
@@ -179,9 +184,13 @@ async fn answer(state: &AppState, parts: &Parts, lang: Lang) -> Response {
         }
         Err(AuthorizeError::Redirect(url)) => return pages::redirect(&url),
     };
-    let code = match outcome {
-        CallbackOutcome::Code(code) => code,
-        CallbackOutcome::Refused { error, description } => {
+    let code = match (outcome, req) {
+        (CallbackOutcome::Code(code), _) => code,
+        (CallbackOutcome::Refused { error, description }, None) => {
+            tracing::info!(idp = %idp.name, error, description, "the upstream provider did not sign the user in");
+            return failed(state, lang, StatusCode::FORBIDDEN, "sso_failed");
+        }
+        (CallbackOutcome::Refused { error, description }, Some(req)) => {
             tracing::info!(idp = %idp.name, error, description, client_id = %req.client.client_id, "the upstream provider did not sign the user in");
             let url = authorize::error_redirect(
                 &cx,
@@ -236,6 +245,12 @@ async fn answer(state: &AppState, parts: &Parts, lang: Lang) -> Response {
         Ok(s) => s,
         Err(e) => return store_failed(state, lang, &e),
     };
+    if device {
+        return super::device::continue_after_upstream_sign_in(
+            state, parts, &params, identity, started,
+        )
+        .await;
+    }
     super::authorize::continue_after_upstream_sign_in(
         state, parts, params, through, identity, started,
     )

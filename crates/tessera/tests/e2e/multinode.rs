@@ -887,3 +887,68 @@ async fn a_request_uri_pushed_to_one_node_serves_on_another_once() {
     assert_eq!(on_a.status, StatusCode::BAD_REQUEST, "{}", on_a.body);
     assert!(on_a.body.contains("invalid_request_uri"), "{}", on_a.body);
 }
+
+/// The user-code budget of an address (RFC 8628 §5.1) is one across the nodes: wrong codes
+/// typed on either node count together, another address is untouched, and the page's forms
+/// and the decision work whichever node serves each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_user_codes_count_across_nodes_and_the_device_page_works_on_any_node() {
+    use crate::browser_support::{Browser, PASSWORD};
+    use crate::device_page::{decide, enter, poll, sign_in};
+    let Some(cl) = Cluster::start(
+        "multinode_device",
+        2,
+        &[("TESSERA_USER_CODE_FAILURES_PER_ADDRESS", "3")],
+    )
+    .await
+    else {
+        return;
+    };
+    let (a, b) = (&cl.nodes[0], &cl.nodes[1]);
+    a.create_user("alice", PASSWORD).await;
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let c = cl
+        .create_client(&["--public", "--grant-type", grant, "--scope", "read"])
+        .await;
+    let res = a
+        .http
+        .post(a.url("/oauth2/device_authorization"))
+        .form(&[("client_id", c.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let d: Value = res.json().await.unwrap();
+    let code = d["user_code"].as_str().unwrap();
+    let mut on_a = Browser::from_address(a, [127, 0, 0, 41]);
+    let mut on_b = Browser::from_address(b, [127, 0, 0, 41]);
+    let entry_a = on_a.get("/device").await;
+    on_b.cookies = on_a.cookies.clone();
+    for (i, guess) in ["BCDF-GHJK", "LMNP-QRST", "VWXZ-BCDF"].iter().enumerate() {
+        let browser = if i % 2 == 0 { &mut on_a } else { &mut on_b };
+        assert_eq!(
+            enter(browser, &entry_a, guess).await.status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    let locked = enter(&mut on_b, &entry_a, code).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "spent on A and B"
+    );
+    let locked = enter(&mut on_a, &entry_a, code).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    // The user, elsewhere: code on B, sign-in on A, consent on B.
+    let mut user_a = Browser::from_address(a, [127, 0, 0, 42]);
+    let mut user_b = Browser::from_address(b, [127, 0, 0, 42]);
+    let entry = user_b.get("/device").await;
+    let login = enter(&mut user_b, &entry, code).await;
+    user_a.cookies = user_b.cookies.clone();
+    let consent = sign_in(&mut user_a, &login).await;
+    user_b.cookies = user_a.cookies.clone();
+    let done = decide(&mut user_b, &consent, "allow").await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let (status, body) = poll(a, &c.id, d["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["access_token"].is_string());
+}

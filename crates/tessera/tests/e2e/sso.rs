@@ -925,3 +925,84 @@ pub async fn browser_at(c: &fantoccini::Client, issuer: &str) {
     })
     .await;
 }
+
+/// The device verification page offers the providers too: the code entered downstream, the
+/// provider's button, the upstream's sign-in and consent, back to the downstream's consent
+/// page for the device, and the device's poll gets tokens for the user. A refusal at the
+/// upstream signs nobody in and decides nothing.
+#[tokio::test]
+async fn the_device_page_signs_in_through_the_upstream_and_the_device_gets_tokens() {
+    use crate::device_page::{decide, enter, poll};
+    let f = federation(REDIRECT).await;
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let tv = f
+        .downstream
+        .create_client(&["--public", "--grant-type", grant, "--scope", "openid read"])
+        .await;
+    let authorize_device = || async {
+        let res = f
+            .downstream
+            .http
+            .post(f.downstream.url("/oauth2/device_authorization"))
+            .form(&[("client_id", tv.id.as_str()), ("scope", "openid read")])
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap()
+    };
+    // The provider's button on the sign-in page, as a browser submits it.
+    let button = |login: &Page| {
+        vec![
+            ("_request".to_owned(), field(login, "_request")),
+            ("_csrf".to_owned(), field(login, "_csrf")),
+            ("_action".to_owned(), "sso".to_owned()),
+            ("idp".to_owned(), IDP.to_owned()),
+        ]
+    };
+
+    // Refused at the upstream: nothing is decided.
+    let refused = authorize_device().await;
+    let mut d = Browser::new(&f.downstream);
+    let mut u = Browser::new(&f.upstream);
+    let entry = d.get("/device").await;
+    let login = enter(&mut d, &entry, refused["user_code"].as_str().unwrap()).await;
+    assert!(login.body.contains(BUTTON), "{}", login.body);
+    let sent = d.post("/device", &button(&login)).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let back = at_upstream(&mut u, &sent.location().unwrap(), false).await;
+    let page = d.get(&back).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    assert!(!d.cookies.contains_key(SESSION));
+    let (_, body) = poll(
+        &f.downstream,
+        &tv.id,
+        refused["device_code"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(body["error"], "authorization_pending");
+
+    // Allowed at the upstream: the device's consent page, then tokens.
+    let details = authorize_device().await;
+    let mut d = Browser::new(&f.downstream);
+    let entry = d.get("/device").await;
+    let code = details["user_code"].as_str().unwrap();
+    let login = enter(&mut d, &entry, code).await;
+    let sent = d.post("/device", &button(&login)).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let back = at_upstream(&mut u, &sent.location().unwrap(), true).await;
+    let consent = d.get(&back).await;
+    assert!(d.cookies.contains_key(SESSION), "signed in downstream");
+    assert!(consent.is_consent(), "{} {}", consent.status, consent.body);
+    assert!(consent.body.contains(code), "the code to check");
+    let done = decide(&mut d, &consent, "allow").await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let (status, body) = poll(
+        &f.downstream,
+        &tv.id,
+        details["device_code"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = decode_jwt(body["id_token"].as_str().unwrap());
+    assert_eq!(id.claims["iss"], f.downstream.issuer());
+}
