@@ -429,6 +429,9 @@ pub struct CodeRecord {
     pub auth_time: i64,
     /// The grant that tokens issued from this code belong to.
     pub grant_id: String,
+    /// The OpenID Connect session id (`sid`) of the sign-in session that authorized it
+    /// ([`crate::session::sid`]).
+    pub sid: Option<String>,
     /// Authorization request parameters Tessera does not know, as a JSON object.
     pub extra: String,
     /// When it was issued.
@@ -478,6 +481,10 @@ pub struct GrantRecord {
     /// Claims every access token of the family carries, a JSON object of strings: the
     /// authorization-request parameters the code's dialect carries (`crate::dialect`).
     pub claims: Option<String>,
+    /// The OpenID Connect session id (`sid`) of the sign-in session the grant came from:
+    /// the record of which clients a session signed into (OpenID Connect Back-Channel
+    /// Logout 1.0 §2.1).
+    pub sid: Option<String>,
 }
 
 /// A refresh token, stored only as its hash; found by the public id inside it.

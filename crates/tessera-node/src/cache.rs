@@ -853,6 +853,9 @@ impl GrantStore for CachedStore {
     async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
         self.inner.list_user_grants(user_id).await
     }
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        self.inner.session_grants(sid).await
+    }
     async fn revoke_user_grants(
         &self,
         user_id: &str,

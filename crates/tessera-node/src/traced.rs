@@ -177,6 +177,7 @@ traced! {
     fn get_grant(grant_id: &str) -> Option<GrantRecord>;
     fn revoke_grant(grant_id: &str, now: i64) -> bool;
     fn list_user_grants(user_id: &str) -> Vec<GrantRecord>;
+    fn session_grants(sid: &str) -> Vec<GrantRecord>;
     fn revoke_user_grants(user_id: &str, client_id: Option<&str>, now: i64) -> u64;
     fn get_refresh_token(token_id: &str) -> Option<RefreshRecord>;
     fn rotate_refresh_token(token_id: &str, successor: &RefreshRecord, successor_sealed: Option<&[u8]>, now: i64) -> bool;

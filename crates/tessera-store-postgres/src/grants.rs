@@ -61,7 +61,7 @@ impl GrantStore for PgStore {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
              nonce, code_challenge, code_challenge_method, auth_time, grant_id, extra, issued_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             expires_at, sid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(c.code_hash.as_str())
         .bind(&c.client_id)
@@ -76,6 +76,7 @@ impl GrantStore for PgStore {
         .bind(&c.extra)
         .bind(c.issued_at)
         .bind(c.expires_at)
+        .bind(c.sid.as_deref())
         .execute(self.live()?)
         .await
         .map_err(backend)?;
@@ -115,8 +116,8 @@ impl GrantStore for PgStore {
         let mut tx = self.live()?.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
-             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims, sid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -130,6 +131,7 @@ impl GrantStore for PgStore {
         .bind(g.expires_at)
         .bind(g.revoked_at)
         .bind(g.claims.as_deref())
+        .bind(g.sid.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -173,6 +175,15 @@ impl GrantStore for PgStore {
                 .fetch_all(self.live()?)
                 .await
                 .map_err(backend)?;
+        rows.iter().map(rows::grant).collect()
+    }
+
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM grants WHERE sid = $1 ORDER BY created_at, grant_id")
+            .bind(sid)
+            .fetch_all(self.live()?)
+            .await
+            .map_err(backend)?;
         rows.iter().map(rows::grant).collect()
     }
 

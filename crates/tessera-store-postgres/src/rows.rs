@@ -93,6 +93,7 @@ pub(crate) fn code(row: &PgRow) -> Result<CodeRecord, StoreError> {
         code_challenge_method: get(row, "code_challenge_method")?,
         auth_time: get(row, "auth_time")?,
         grant_id: get(row, "grant_id")?,
+        sid: get(row, "sid")?,
         extra: get(row, "extra")?,
         issued_at: get(row, "issued_at")?,
         expires_at: get(row, "expires_at")?,
@@ -122,6 +123,7 @@ pub(crate) fn grant(row: &PgRow) -> Result<GrantRecord, StoreError> {
         expires_at: get(row, "expires_at")?,
         revoked_at: get(row, "revoked_at")?,
         claims: get(row, "claims")?,
+        sid: get(row, "sid")?,
     })
 }
 

@@ -61,7 +61,7 @@ impl GrantStore for SqliteStore {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
              nonce, code_challenge, code_challenge_method, auth_time, grant_id, extra, issued_at, \
-             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             expires_at, sid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.code_hash.as_str())
         .bind(&c.client_id)
@@ -76,6 +76,7 @@ impl GrantStore for SqliteStore {
         .bind(&c.extra)
         .bind(c.issued_at)
         .bind(c.expires_at)
+        .bind(c.sid.as_deref())
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -115,8 +116,8 @@ impl GrantStore for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
-             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims, sid) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -130,6 +131,7 @@ impl GrantStore for SqliteStore {
         .bind(g.expires_at)
         .bind(g.revoked_at)
         .bind(g.claims.as_deref())
+        .bind(g.sid.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -173,6 +175,15 @@ impl GrantStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
+        rows.iter().map(rows::grant).collect()
+    }
+
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM grants WHERE sid = ? ORDER BY created_at, grant_id")
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
         rows.iter().map(rows::grant).collect()
     }
 

@@ -223,6 +223,7 @@ mod tests {
             expires_at: NOW + 3_600,
             revoked_at: None,
             claims: None,
+            sid: None,
         }
     }
 

@@ -961,6 +961,19 @@ impl GrantStore for MemoryStore {
         Ok(revoked)
     }
 
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        let mut grants: Vec<GrantRecord> = self
+            .state()
+            .await
+            .grants
+            .values()
+            .filter(|g| g.sid.as_deref() == Some(sid))
+            .cloned()
+            .collect();
+        grants.sort_by(|a, b| (a.created_at, &a.grant_id).cmp(&(b.created_at, &b.grant_id)));
+        Ok(grants)
+    }
+
     async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
         let mut grants: Vec<GrantRecord> = self
             .state()

@@ -380,6 +380,10 @@ pub trait GrantStore: Send + Sync {
     /// revoked and when until the purge takes it), oldest first (by creation, then id).
     /// # Contract: empty for an unknown user.
     async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Every grant not yet purged that came from the sign-in session `sid`, live and revoked,
+    /// oldest first (by creation, then id): which clients the session signed into (OpenID
+    /// Connect Back-Channel Logout 1.0 §2.1). # Contract: empty for an unknown `sid`.
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError>;
     /// Revokes every live grant of a user, or only those to `client_id`, and with them every
     /// token of their families, in one transaction. # Contract: returns how many grants it
     /// revoked; logs a `Grant` change for each (as [`GrantStore::revoke_grant`] does);

@@ -713,6 +713,7 @@ pub fn code(value: &str, user_id: &str, exp: i64) -> CodeRecord {
         code_challenge_method: Some("S256".into()),
         auth_time: 900,
         grant_id: "g1".into(),
+        sid: Some("sid-1".into()),
         extra: r#"{"productId":"p1"}"#.into(),
         issued_at: 1_000,
         expires_at: exp,
@@ -734,6 +735,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         expires_at: exp,
         revoked_at: None,
         claims: Some(r#"{"productId":"p-1"}"#.into()),
+        sid: Some("sid-1".into()),
     }
 }
 
@@ -1028,6 +1030,31 @@ pub async fn a_users_grants_are_listed_oldest_first_live_and_revoked(s: &dyn Sto
     assert_eq!(listed[0].revoked_at, Some(2_000));
     assert_eq!(listed[1], newer);
     assert_eq!(s.list_user_grants("nobody").await.unwrap(), vec![]);
+}
+
+pub async fn a_sessions_grants_are_the_clients_it_signed_into(s: &dyn Store) {
+    let in_session = |id: &str, client: &str, at: i64, sid: Option<&str>| GrantRecord {
+        sid: sid.map(str::to_owned),
+        ..grant_to(id, "u1", client, at)
+    };
+    let second = in_session("g-a", "c2", 1_500, Some("s-1"));
+    let first = in_session("g-b", "c1", 1_100, Some("s-1"));
+    for g in [
+        &second,
+        &first,
+        &in_session("g-c", "c1", 1_200, Some("s-2")),
+        &in_session("g-d", "c3", 1_300, None),
+    ] {
+        s.insert_grant(g, None).await.unwrap();
+    }
+    assert!(s.revoke_grant("g-b", 2_000).await.unwrap());
+    let listed = s.session_grants("s-1").await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|g| g.grant_id.as_str()).collect();
+    assert_eq!(ids, ["g-b", "g-a"]);
+    assert_eq!(listed[0].revoked_at, Some(2_000));
+    assert_eq!(listed[1], second);
+    assert_eq!(s.session_grants("s-2").await.unwrap().len(), 1);
+    assert_eq!(s.session_grants("nobody").await.unwrap(), vec![]);
 }
 
 pub async fn revoking_a_users_grants_counts_and_logs_each(s: &dyn Store) {
@@ -2675,6 +2702,7 @@ macro_rules! conformance_tests {
             grants_are_revoked_once_and_logged,
             a_users_consents_are_listed_by_client,
             a_users_grants_are_listed_oldest_first_live_and_revoked,
+            a_sessions_grants_are_the_clients_it_signed_into,
             revoking_a_users_grants_counts_and_logs_each,
             deleting_a_consent_revokes_that_clients_grants,
             a_refresh_token_rotates_once,
