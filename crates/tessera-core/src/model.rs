@@ -144,6 +144,11 @@ pub struct UserFlowSettings {
     pub post_logout_redirect_uris: Vec<String>,
     /// First-party client: the user is never asked for consent.
     pub skip_consent: bool,
+    /// Where logout tokens are sent when a session it signed into ends (OpenID Connect
+    /// Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid` (Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Default for UserFlowSettings {
@@ -158,6 +163,8 @@ impl Default for UserFlowSettings {
             allow_plain_pkce: false,
             post_logout_redirect_uris: Vec::new(),
             skip_consent: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 }

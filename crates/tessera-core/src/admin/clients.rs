@@ -123,6 +123,11 @@ pub struct ClientSettings {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// A first-party client: users are never asked for consent.
     pub skip_consent: Option<bool>,
+    /// Where logout tokens are sent (OpenID Connect Back-Channel Logout 1.0 §2.2; `https`,
+    /// or `http` on a loopback host); empty removes it.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid`.
+    pub backchannel_logout_session_required: Option<bool>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -178,6 +183,8 @@ pub const SPEC_FIELDS: &[&str] = &[
     "post_logout_redirect_uris",
     "skip_consent",
     "single_use_tokens",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
 ];
 
 impl ClientSpec {
@@ -601,6 +608,18 @@ pub fn apply(
                 .map_err(|e| AdminError::invalid("post_logout_redirect_uris", e.to_string()))?;
         }
         flow.post_logout_redirect_uris = uris;
+    }
+    if let Some(uri) = settings.backchannel_logout_uri {
+        flow.backchannel_logout_uri = if uri.is_empty() {
+            None
+        } else {
+            crate::backchannel_logout::validate_uri(&uri)
+                .map_err(|e| AdminError::invalid("backchannel_logout_uri", e.to_string()))?;
+            Some(uri)
+        };
+    }
+    if let Some(v) = settings.backchannel_logout_session_required {
+        flow.backchannel_logout_session_required = v;
     }
     if let Some(once) = settings.single_use_tokens {
         client.single_use_tokens = once;

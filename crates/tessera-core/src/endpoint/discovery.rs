@@ -40,7 +40,7 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "response_modes_supported": ["query"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid",
             "name", "preferred_username", "email", "email_verified"
         ],
         "subject_types_supported": ["public"],

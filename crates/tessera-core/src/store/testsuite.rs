@@ -1263,6 +1263,8 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
         allow_plain_pkce: true,
         post_logout_redirect_uris: vec!["https://app.example.com/bye".into()],
         skip_consent: true,
+        backchannel_logout_uri: Some("https://app.example.com/bc".into()),
+        backchannel_logout_session_required: true,
     };
     s.insert_client(&c).await.unwrap();
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));

@@ -113,6 +113,11 @@ macro_rules! with_client_settings {
             pub post_logout_redirect_uris: Option<Vec<String>>,
             /// A first-party client: users are never asked for consent.
             pub skip_consent: Option<bool>,
+            /// Where logout tokens are sent (OpenID Connect Back-Channel Logout 1.0);
+            /// empty removes it.
+            pub backchannel_logout_uri: Option<String>,
+            /// Whether its logout tokens must carry `sid`.
+            pub backchannel_logout_session_required: Option<bool>,
             /// Single-use access tokens.
             pub single_use_tokens: Option<bool>,
         }
@@ -136,6 +141,8 @@ macro_rules! with_client_settings {
                     post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
                     skip_consent: self.skip_consent,
                     single_use_tokens: self.single_use_tokens,
+                    backchannel_logout_uri: self.backchannel_logout_uri.clone(),
+                    backchannel_logout_session_required: self.backchannel_logout_session_required,
                 }
             }
         }
@@ -262,6 +269,10 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// Whether consent is skipped.
     pub skip_consent: bool,
+    /// Where logout tokens are sent (OpenID Connect Back-Channel Logout 1.0).
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens carry `sid`.
+    pub backchannel_logout_session_required: bool,
     /// The `kid`s of its public keys (`private_key_jwt`).
     pub kids: Option<Vec<Option<String>>>,
 }
@@ -292,6 +303,8 @@ impl From<&ClientRecord> for Client {
             allow_plain_pkce: c.user_flow.allow_plain_pkce,
             post_logout_redirect_uris: c.user_flow.post_logout_redirect_uris.clone(),
             skip_consent: c.user_flow.skip_consent,
+            backchannel_logout_uri: c.user_flow.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.user_flow.backchannel_logout_session_required,
             kids: c.jwks.as_deref().map(public_keys::kids),
         }
     }

@@ -63,3 +63,76 @@ async fn id_tokens_carry_the_sign_in_sessions_sid_across_clients_and_refreshes()
     assert_ne!(sid_of(&four), sid);
     assert_ne!(sid_of(&four), sid_of(&three));
 }
+
+#[tokio::test]
+async fn the_logout_uri_and_session_requirement_are_registered_by_cli_and_dcr_and_checked() {
+    let server =
+        crate::support::Server::start_with(&[("TESSERA_DYNAMIC_REGISTRATION", "open")]).await;
+    let c = server
+        .create_client(&[
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--backchannel-logout-uri",
+            "https://rp.example.com/bc",
+            "--backchannel-logout-session-required",
+        ])
+        .await;
+    let show = server.cli_json(&["client", "show", &c.id, "--json"]).await;
+    assert_eq!(show["backchannel_logout_uri"], "https://rp.example.com/bc");
+    assert_eq!(show["backchannel_logout_session_required"], true);
+    // An empty value removes it.
+    server
+        .cli(&["client", "update", &c.id, "--backchannel-logout-uri", ""])
+        .await;
+    let show = server.cli_json(&["client", "show", &c.id, "--json"]).await;
+    assert!(show["backchannel_logout_uri"].is_null(), "{show}");
+    // Plain http off loopback, credentials in the URI, a fragment: refused, naming the flag.
+    for bad in [
+        "http://rp.example.com/bc",
+        "https://u:p@rp.example.com/bc",
+        "https://rp.example.com/bc#x",
+    ] {
+        let out = server
+            .cli_output(&["client", "update", &c.id, "--backchannel-logout-uri", bad])
+            .await;
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--backchannel-logout-uri"), "{err}");
+    }
+    // Dynamic registration: kept and returned; a bad one is invalid_client_metadata.
+    let register = |body: Value| {
+        let s = &server;
+        async move {
+            let res = s
+                .http
+                .post(s.url("/oauth2/register"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, doc) = register(serde_json::json!({
+        "redirect_uris": [REDIRECT],
+        "backchannel_logout_uri": "http://127.0.0.1:9/bc",
+        "backchannel_logout_session_required": true,
+    }))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{doc}");
+    assert_eq!(doc["backchannel_logout_uri"], "http://127.0.0.1:9/bc");
+    assert_eq!(doc["backchannel_logout_session_required"], true);
+    for bad in [
+        serde_json::json!({"redirect_uris": [REDIRECT], "backchannel_logout_uri": "http://rp.example.com/bc"}),
+        serde_json::json!({"redirect_uris": [REDIRECT], "backchannel_logout_uri": 7}),
+        serde_json::json!({"redirect_uris": [REDIRECT], "backchannel_logout_uri": "https://rp.example.com/bc", "backchannel_logout_session_required": "yes"}),
+    ] {
+        let (status, doc) = register(bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {doc}");
+        assert_eq!(doc["error"], "invalid_client_metadata", "{bad}: {doc}");
+        assert!(doc["error_description"].is_string());
+    }
+}
