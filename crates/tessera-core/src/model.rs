@@ -412,6 +412,29 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// A logout token owed to a client (OpenID Connect Back-Channel Logout 1.0 §2.5), waiting in
+/// the outbox until it is delivered or given up. The token itself is signed at each attempt,
+/// so nothing secret is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutDeliveryRecord {
+    /// Identifier.
+    pub id: String,
+    /// The client (the token's `aud`).
+    pub client_id: String,
+    /// Where it goes: the client's `backchannel_logout_uri` when it was queued.
+    pub uri: String,
+    /// The user (`sub`).
+    pub sub: String,
+    /// The ended session (`sid`), when known.
+    pub sid: Option<String>,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When the next attempt is due.
+    pub next_attempt_at: i64,
+    /// When it was queued: attempts stop some time after.
+    pub created_at: i64,
+}
+
 /// An authorization code (RFC 6749 §4.1.2), stored only as its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRecord {

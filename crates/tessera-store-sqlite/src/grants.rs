@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 
-use tessera_core::model::{ChangeKind, CodeRecord, CodeUse, GrantRecord, RefreshRecord};
+use tessera_core::model::{
+    ChangeKind, CodeRecord, CodeUse, GrantRecord, LogoutDeliveryRecord, RefreshRecord,
+};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{GrantStore, StoreError};
 
@@ -176,6 +178,89 @@ impl GrantStore for SqliteStore {
                 .await
                 .map_err(backend)?;
         rows.iter().map(rows::grant).collect()
+    }
+
+    async fn queue_logouts(
+        &self,
+        rows: &[LogoutDeliveryRecord],
+        max_queued: u64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO logout_deliveries (id, client_id, uri, sub, sid, attempts, \
+                 next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.id)
+            .bind(&r.client_id)
+            .bind(&r.uri)
+            .bind(&r.sub)
+            .bind(r.sid.as_deref())
+            .bind(r.attempts)
+            .bind(r.next_attempt_at)
+            .bind(r.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        let keep = i64::try_from(max_queued).unwrap_or(i64::MAX);
+        let dropped = sqlx::query(
+            "DELETE FROM logout_deliveries WHERE id NOT IN (SELECT id FROM logout_deliveries \
+             ORDER BY created_at DESC, id DESC LIMIT ?)",
+        )
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok(dropped)
+    }
+
+    async fn due_logouts(
+        &self,
+        now: i64,
+        limit: u64,
+    ) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM logout_deliveries WHERE next_attempt_at <= ? \
+             ORDER BY next_attempt_at, created_at, id LIMIT ?",
+        )
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(rows::logout_delivery).collect()
+    }
+
+    async fn end_logout(&self, id: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM logout_deliveries WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn retry_logout(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE logout_deliveries SET attempts = ?, next_attempt_at = ? WHERE id = ?",
+        )
+        .bind(attempts)
+        .bind(next_attempt_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(n > 0)
     }
 
     async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError> {

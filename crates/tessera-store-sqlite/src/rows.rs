@@ -4,8 +4,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use tessera_core::model::{
-    ClientRecord, CodeRecord, ConsentRecord, EnvRecord, GrantRecord, KeyRecord, RefreshRecord,
-    SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
+    ClientRecord, CodeRecord, ConsentRecord, EnvRecord, GrantRecord, KeyRecord,
+    LogoutDeliveryRecord, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
+    UserFlowSettings, UserRecord,
 };
 use tessera_core::resource::Audience;
 use tessera_core::scope::ScopeSet;
@@ -97,6 +98,19 @@ pub(crate) fn code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
         extra: get(row, "extra")?,
         issued_at: get(row, "issued_at")?,
         expires_at: get(row, "expires_at")?,
+    })
+}
+
+pub(crate) fn logout_delivery(row: &SqliteRow) -> Result<LogoutDeliveryRecord, StoreError> {
+    Ok(LogoutDeliveryRecord {
+        id: get(row, "id")?,
+        client_id: get(row, "client_id")?,
+        uri: get(row, "uri")?,
+        sub: get(row, "sub")?,
+        sid: get(row, "sid")?,
+        attempts: get(row, "attempts")?,
+        next_attempt_at: get(row, "next_attempt_at")?,
+        created_at: get(row, "created_at")?,
     })
 }
 

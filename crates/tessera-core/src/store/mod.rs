@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use crate::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, Change, ClientRecord, CodeRecord, CodeUse,
     ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    KeyRecord, LogoutDeliveryRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord,
+    TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -394,6 +395,29 @@ pub trait GrantStore: Send + Sync {
         client_id: Option<&str>,
         now: i64,
     ) -> Result<u64, StoreError>;
+    /// Queues logout tokens to deliver, then, past `max_queued` waiting rows, drops the
+    /// oldest (by queueing time, then id). # Contract: returns how many it dropped.
+    async fn queue_logouts(
+        &self,
+        rows: &[LogoutDeliveryRecord],
+        max_queued: u64,
+    ) -> Result<u64, StoreError>;
+    /// Up to `limit` queued logout tokens due by `now`, earliest due first.
+    async fn due_logouts(
+        &self,
+        now: i64,
+        limit: u64,
+    ) -> Result<Vec<LogoutDeliveryRecord>, StoreError>;
+    /// Takes a logout token out of the queue (delivered or given up); whether it was there.
+    async fn end_logout(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records a failed attempt: `attempts` so far, the next one due at `next_attempt_at`.
+    /// # Contract: whether the row was there.
+    async fn retry_logout(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: i64,
+    ) -> Result<bool, StoreError>;
     /// The refresh token with this id, used or not.
     async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError>;
     /// Rotates a refresh token: marks `token_id` used (keeping `successor_sealed` on it) and

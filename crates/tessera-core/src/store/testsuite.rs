@@ -14,8 +14,8 @@
 use crate::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, ChangeKind, ClientRecord, CodeRecord, CodeUse,
     ConsentRecord, EnvDeletion, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord,
-    RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
-    UserFlowSettings, UserRecord,
+    LogoutDeliveryRecord, RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord,
+    TrustRecord, UserFlowSettings, UserRecord,
 };
 use crate::scope::ScopeSet;
 use crate::secret::{generate_id, SecretHash};
@@ -1055,6 +1055,58 @@ pub async fn a_sessions_grants_are_the_clients_it_signed_into(s: &dyn Store) {
     assert_eq!(listed[1], second);
     assert_eq!(s.session_grants("s-2").await.unwrap().len(), 1);
     assert_eq!(s.session_grants("nobody").await.unwrap(), vec![]);
+}
+
+pub async fn logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_bound(s: &dyn Store) {
+    let row = |id: &str, created_at: i64, due: i64| LogoutDeliveryRecord {
+        id: id.into(),
+        client_id: "c1".into(),
+        uri: "https://rp.example/bc".into(),
+        sub: "u1".into(),
+        sid: (id != "d3").then(|| "s1".to_owned()),
+        attempts: 0,
+        next_attempt_at: due,
+        created_at,
+    };
+    let (d1, d2, d3) = (
+        row("d1", 1_000, 1_000),
+        row("d2", 1_001, 1_005),
+        row("d3", 1_002, 1_001),
+    );
+    assert_eq!(
+        s.queue_logouts(&[d1.clone(), d2.clone()], 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.queue_logouts(&[d3.clone()], 10).await.unwrap(), 0);
+    assert_eq!(
+        s.due_logouts(1_001, 10).await.unwrap(),
+        [d1.clone(), d3.clone()]
+    );
+    assert_eq!(s.due_logouts(1_010, 1).await.unwrap(), [d1.clone()]);
+    assert!(s.retry_logout("d1", 1, 1_020).await.unwrap());
+    assert!(!s.retry_logout("nope", 1, 1_020).await.unwrap());
+    let due = s.due_logouts(1_010, 10).await.unwrap();
+    assert_eq!(due, [d3.clone(), d2.clone()]);
+    let retried = s.due_logouts(1_020, 10).await.unwrap();
+    assert_eq!(
+        retried.last().map(|r| (r.attempts, r.next_attempt_at)),
+        Some((1, 1_020))
+    );
+    assert!(s.end_logout("d3").await.unwrap());
+    assert!(!s.end_logout("d3").await.unwrap());
+    // Past the bound, the oldest queued go first.
+    let d4 = row("d4", 1_003, 1_000);
+    assert_eq!(s.queue_logouts(&[d4.clone()], 2).await.unwrap(), 1);
+    let left: Vec<String> = s
+        .due_logouts(9_999, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, ["d4", "d2"]);
 }
 
 pub async fn revoking_a_users_grants_counts_and_logs_each(s: &dyn Store) {
@@ -2705,6 +2757,7 @@ macro_rules! conformance_tests {
             a_users_consents_are_listed_by_client,
             a_users_grants_are_listed_oldest_first_live_and_revoked,
             a_sessions_grants_are_the_clients_it_signed_into,
+            logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_bound,
             revoking_a_users_grants_counts_and_logs_each,
             deleting_a_consent_revokes_that_clients_grants,
             a_refresh_token_rotates_once,
