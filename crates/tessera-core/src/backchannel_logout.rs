@@ -9,7 +9,9 @@
 //! `nonce`) and [`deliveries`], which turns the grants a session (or a user) signed into
 //! into one logout token per client and session, honouring
 //! `backchannel_logout_session_required` (§2.2: such a client always gets `sid`, so a grant
-//! with no known session is not announced to it).
+//! with no known session is not announced to it). [`queue_for_session`] puts what a session's
+//! end owes into the store's outbox (§2.5); sending is the HTTP layer's job, with the
+//! [`backoff`], [`DELIVERY_WINDOW`] and [`MAX_QUEUED`] bounds defined here.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +20,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::keys::{KeyError, KeySet};
-use crate::model::{ClientRecord, GrantRecord};
+use crate::model::{ClientRecord, GrantRecord, LogoutDeliveryRecord};
+use crate::store::{ClientStore, GrantStore, StoreError};
 
 /// The member of `events` that makes a JWT a logout token (§2.4).
 pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -109,6 +112,67 @@ pub fn deliveries<'a>(
         });
     }
     out
+}
+
+/// How many logout tokens may wait in the outbox; past it the oldest are dropped (and
+/// logged), so that a flood of logouts or a client that never answers cannot fill the
+/// database.
+pub const MAX_QUEUED: u64 = 10_000;
+
+/// How long the outbox keeps trying a delivery, seconds from when it was queued.
+pub const DELIVERY_WINDOW: i64 = 600;
+
+/// The wait before attempt `attempts + 1` after `attempts` failed ones, seconds: doubling
+/// from 1, at most 64.
+pub fn backoff(attempts: i64) -> i64 {
+    1_i64 << attempts.clamp(0, 6)
+}
+
+/// Queues the logout tokens owed for the end of session `sid` (§2.5: every client the session
+/// signed into that registered a `backchannel_logout_uri`), due at once; returns how many
+/// were queued.
+pub async fn queue_for_session<S: GrantStore + ClientStore + ?Sized>(
+    store: &S,
+    sid: &str,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let grants = store.session_grants(sid).await?;
+    let mut clients = Vec::new();
+    for g in &grants {
+        if !clients
+            .iter()
+            .any(|c: &ClientRecord| c.client_id == g.client_id)
+        {
+            if let Some(c) = store.get_client(&g.client_id).await? {
+                clients.push(c);
+            }
+        }
+    }
+    let owed = deliveries(&grants, |id| clients.iter().find(|c| c.client_id == id));
+    let rows: Vec<LogoutDeliveryRecord> = owed
+        .into_iter()
+        .map(|d| LogoutDeliveryRecord {
+            id: crate::secret::generate_id(),
+            client_id: d.client_id,
+            uri: d.uri,
+            sub: d.sub,
+            sid: d.sid,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let dropped = store.queue_logouts(&rows, MAX_QUEUED).await?;
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "the logout token outbox is full: the oldest waiting deliveries were dropped"
+        );
+    }
+    Ok(rows.len())
 }
 
 /// Signs the logout token of `d` (§2.4) as `issuer` with the current key at `now`.

@@ -281,8 +281,22 @@ impl AppState {
         Ok(self.0.node.sync_once().await?)
     }
 
-    /// Runs the node's background loop until the returned handle is aborted.
+    /// Runs the node's background loop and the logout token worker
+    /// ([`crate::backchannel`]) until the returned handle is aborted.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
-        self.0.node.spawn_background()
+        /// Aborts a task when dropped: aborting the returned task ends both.
+        struct AbortOnDrop(tokio::task::JoinHandle<()>);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let node = AbortOnDrop(self.0.node.spawn_background());
+        let logouts = AbortOnDrop(crate::backchannel::spawn(self.clone()));
+        tokio::spawn(async move {
+            let (node, logouts) = (node, logouts);
+            let _ = (&node, &logouts);
+            std::future::pending::<()>().await;
+        })
     }
 }

@@ -5,7 +5,9 @@
 //! user to confirm with a form (CSRF-protected, so no other site can sign a user out);
 //! `POST` ends the session, clears the cookie and returns to the client's registered
 //! post-logout URI with `state`, or shows a signed-out page. A return address that is not
-//! registered for the client is refused on a page, never redirected to.
+//! registered for the client is refused on a page, never redirected to. Ending a session
+//! queues a logout token for every client it signed into that registered a back-channel
+//! logout URI (OpenID Connect Back-Channel Logout 1.0 §2.5; sent by [`crate::backchannel`]).
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -16,7 +18,7 @@ use tessera_core::endpoint::authorize::redirect_with;
 use tessera_core::endpoint::{self, EndpointId};
 use tessera_core::id_token::verify_hint;
 use tessera_core::params::Params;
-use tessera_core::session;
+use tessera_core::{backchannel_logout, session};
 
 use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token};
@@ -115,8 +117,19 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
         );
     }
     if let Some(value) = pages::cookie(&parts.headers, state.cookies().session()) {
+        let ended = session::current(cx.store, Some(value), cx.now)
+            .await
+            .ok()
+            .flatten();
         if let Err(e) = session::end(cx.store, value).await {
             tracing::error!(error = %e, "could not end a session");
+        }
+        // Back-Channel Logout §2.5: tell every client the session signed into.
+        if let Some((s, _)) = ended {
+            let sid = session::sid(&s);
+            if let Err(e) = backchannel_logout::queue_for_session(cx.store, &sid, cx.now).await {
+                tracing::error!(error = %e, "could not queue logout tokens");
+            }
         }
     }
     let mut res = match back {

@@ -1,11 +1,95 @@
 //! OpenID Connect Back-Channel Logout 1.0: the session id (`sid`, §2.1) that ID tokens carry,
-//! so that a client can match a logout token to the sign-in it knows.
+//! client registration of `backchannel_logout_uri`, and the logout tokens (§2.4) a receiver
+//! inside the test gets when a session ends (§2.5): their claims checked against `/jwks` and
+//! the ID tokens, retries after a failure, delivery after a restart.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap};
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::browser_support::*;
-use crate::support::decode_jwt;
+use crate::support::{decode_jwt, verify_es256, wait_until, Creds, Server};
+
+/// One POST received: its `Content-Type`, its form body, and the status it was answered.
+type Received = Arc<Mutex<Vec<(String, String, u16)>>>;
+
+/// A client's back-channel logout endpoint on a loopback port: keeps every POST, answers
+/// each with the next scripted status (200 once the script is empty).
+struct Receiver {
+    uri: String,
+    received: Received,
+    script: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Receiver {
+    async fn start(script: &[u16]) -> Receiver {
+        let received: Received = Arc::default();
+        let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
+        let (kept, answers) = (Arc::clone(&received), Arc::clone(&script));
+        let app = axum::Router::new().route(
+            "/bc",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (kept, answers) = (Arc::clone(&kept), Arc::clone(&answers));
+                async move {
+                    let kind = headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let status = answers.lock().unwrap().pop_front().unwrap_or(200);
+                    let body = String::from_utf8_lossy(&body).into_owned();
+                    kept.lock().unwrap().push((kind, body, status));
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}/bc", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            uri,
+            received,
+            script,
+        }
+    }
+
+    fn posts(&self) -> Vec<(String, String, u16)> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The logout tokens of the POSTs answered 200 or 204.
+    fn taken(&self) -> Vec<String> {
+        self.posts()
+            .into_iter()
+            .filter(|(_, _, status)| matches!(status, 200 | 204))
+            .map(|(_, body, _)| token_of(&body))
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, n: usize) {
+        wait_until(Duration::from_secs(30), what, || async {
+            self.posts().len() >= n
+        })
+        .await;
+    }
+}
+
+/// The `logout_token` of a form body, the only parameter.
+fn token_of(body: &str) -> String {
+    let pairs: Vec<(String, String)> = reqwest::Url::parse(&format!("http://x/?{body}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(pairs.len(), 1, "{body}");
+    assert_eq!(pairs[0].0, "logout_token", "{body}");
+    pairs[0].1.clone()
+}
 
 async fn tokens(res: reqwest::Response) -> Value {
     assert_eq!(res.status(), StatusCode::OK);
@@ -135,4 +219,132 @@ async fn the_logout_uri_and_session_requirement_are_registered_by_cli_and_dcr_an
         assert_eq!(doc["error"], "invalid_client_metadata", "{bad}: {doc}");
         assert!(doc["error_description"].is_string());
     }
+}
+
+/// A code-flow client of `server` with a back-channel logout URI.
+async fn client_with(server: &Server, uri: &str, extra: &[&str]) -> Creds {
+    let mut args = vec![
+        "--grant-type",
+        "authorization_code",
+        "--redirect-uri",
+        REDIRECT,
+        "--scope",
+        "openid offline_access",
+        "--backchannel-logout-uri",
+        uri,
+    ];
+    args.extend_from_slice(extra);
+    server.create_client(&args).await
+}
+
+/// Signs `b` in to `c` and returns the ID token's claims.
+async fn sign_in(server: &Server, b: &mut Browser, c: &Creds) -> Value {
+    let code = b.code(&authorize_path(c, "openid", ""), "alice").await;
+    let t = tokens(exchange(server, c, &code, Some(VERIFIER)).await).await;
+    decode_jwt(t["id_token"].as_str().unwrap()).claims
+}
+
+/// RP-initiated logout of `b`'s session, confirmed.
+async fn log_out(b: &mut Browser) {
+    let confirm = b.get("/oauth2/logout").await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    let done = b.post("/oauth2/logout", &confirm.hidden()).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+}
+
+#[tokio::test]
+async fn logout_sends_each_client_a_signed_logout_token_with_the_sessions_sid() {
+    let (server, _) = setup(&[]).await;
+    let plain = Receiver::start(&[]).await;
+    let strict = Receiver::start(&[]).await;
+    let a = client_with(&server, &plain.uri, &[]).await;
+    let b_client = client_with(
+        &server,
+        &strict.uri,
+        &["--backchannel-logout-session-required"],
+    )
+    .await;
+    let mut browser = Browser::new(&server);
+    let id_a = sign_in(&server, &mut browser, &a).await;
+    let id_b = sign_in(&server, &mut browser, &b_client).await;
+    log_out(&mut browser).await;
+    plain.wait_for("the first client is told", 1).await;
+    strict.wait_for("the second client is told", 1).await;
+    let meta = server.get_json("/.well-known/openid-configuration").await;
+    let jwks_uri = meta["jwks_uri"].as_str().unwrap();
+    let jwks: Value = server
+        .http
+        .get(jwks_uri)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (receiver, client, id) in [(&plain, &a, &id_a), (&strict, &b_client, &id_b)] {
+        let posts = receiver.posts();
+        assert_eq!(posts[0].0, "application/x-www-form-urlencoded");
+        let token = token_of(&posts[0].1);
+        verify_es256(&jwks, &token).expect("signed by a key of /jwks");
+        let jwt = decode_jwt(&token);
+        assert_eq!(jwt.header["typ"], "logout+jwt");
+        let c = &jwt.claims;
+        assert_eq!(c["iss"], server.issuer());
+        assert_eq!(c["aud"], client.id.as_str());
+        assert_eq!(c["sub"], id["sub"]);
+        assert_eq!(c["sid"], id["sid"], "the ID token's sid");
+        let (iat, exp) = (c["iat"].as_i64().unwrap(), c["exp"].as_i64().unwrap());
+        assert!(exp > iat && exp - iat <= 300, "short-lived: {c}");
+        assert!(c["jti"].as_str().is_some_and(|j| j.len() >= 16), "{c}");
+        assert_eq!(
+            c["events"],
+            serde_json::json!({"http://schemas.openid.net/event/backchannel-logout": {}})
+        );
+        assert!(c.get("nonce").is_none(), "never a nonce: {c}");
+        // The token is never logged.
+        assert!(!server.logs().contains(&token));
+    }
+    // The session is over: signing in again is asked.
+    let again = browser.get(&authorize_path(&a, "openid", "")).await;
+    assert!(again.is_login());
+}
+
+#[tokio::test]
+async fn a_refused_delivery_is_retried_until_the_client_takes_it() {
+    let (server, _) = setup(&[]).await;
+    let rp = Receiver::start(&[500, 503]).await;
+    let c = client_with(&server, &rp.uri, &[]).await;
+    let mut browser = Browser::new(&server);
+    let id = sign_in(&server, &mut browser, &c).await;
+    log_out(&mut browser).await;
+    rp.wait_for("two refusals and a success", 3).await;
+    let statuses: Vec<u16> = rp.posts().iter().map(|p| p.2).collect();
+    assert_eq!(statuses[..3], [500, 503, 200]);
+    let taken = rp.taken();
+    let claims = decode_jwt(&taken[0]).claims;
+    assert_eq!(claims["sid"], id["sid"]);
+    assert_eq!(claims["aud"], c.id.as_str());
+}
+
+#[tokio::test]
+async fn a_delivery_waiting_in_the_outbox_survives_a_restart() {
+    let (mut server, _) = setup(&[]).await;
+    // Refuses until the script runs out: long enough to restart in between.
+    let rp = Receiver::start(&[500; 1000]).await;
+    let c = client_with(&server, &rp.uri, &[]).await;
+    let mut browser = Browser::new(&server);
+    let id = sign_in(&server, &mut browser, &c).await;
+    log_out(&mut browser).await;
+    rp.wait_for("a first, refused attempt", 1).await;
+    server.stop().await;
+    rp.script.lock().unwrap().clear();
+    server.restart_with(&[]).await.expect("restarts");
+    wait_until(
+        Duration::from_secs(60),
+        "delivered after the restart",
+        || async { !rp.taken().is_empty() },
+    )
+    .await;
+    let claims = decode_jwt(&rp.taken()[0]).claims;
+    assert_eq!(claims["sid"], id["sid"]);
 }
