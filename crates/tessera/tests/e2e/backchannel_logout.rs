@@ -271,6 +271,12 @@ async fn logout_sends_each_client_a_signed_logout_token_with_the_sessions_sid() 
     plain.wait_for("the first client is told", 1).await;
     strict.wait_for("the second client is told", 1).await;
     let meta = server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(meta["backchannel_logout_supported"], true);
+    assert_eq!(meta["backchannel_logout_session_supported"], true);
+    assert!(meta["claims_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("sid")));
     let jwks_uri = meta["jwks_uri"].as_str().unwrap();
     let jwks: Value = server
         .http
