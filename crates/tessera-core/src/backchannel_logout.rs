@@ -137,8 +137,19 @@ pub async fn queue_for_session<S: GrantStore + ClientStore + ?Sized>(
     now: i64,
 ) -> Result<usize, StoreError> {
     let grants = store.session_grants(sid).await?;
+    queue_for_grants(store, &grants, now).await
+}
+
+/// Queues the logout tokens owed to the clients of `grants` (see [`deliveries`]) when the
+/// sessions they came from end at once: a password change, or an operator revoking a
+/// user's tokens; returns how many were queued.
+pub async fn queue_for_grants<S: GrantStore + ClientStore + ?Sized>(
+    store: &S,
+    grants: &[GrantRecord],
+    now: i64,
+) -> Result<usize, StoreError> {
     let mut clients = Vec::new();
-    for g in &grants {
+    for g in grants {
         if !clients
             .iter()
             .any(|c: &ClientRecord| c.client_id == g.client_id)
@@ -148,7 +159,7 @@ pub async fn queue_for_session<S: GrantStore + ClientStore + ?Sized>(
             }
         }
     }
-    let owed = deliveries(&grants, |id| clients.iter().find(|c| c.client_id == id));
+    let owed = deliveries(grants, |id| clients.iter().find(|c| c.client_id == id));
     let rows: Vec<LogoutDeliveryRecord> = owed
         .into_iter()
         .map(|d| LogoutDeliveryRecord {

@@ -188,15 +188,24 @@ pub async fn revoke_grant(
 }
 
 /// Revokes every grant of the user named `typed` (with their access and refresh tokens),
-/// keeping the user, their sessions and their consents. Returns the user and how many grants
-/// were live and are now revoked.
+/// keeping the user, their sessions and their consents, and queues a logout token for each
+/// client with a back-channel logout URI that held one of the live grants
+/// ([`crate::backchannel_logout`]). Returns the user and how many grants were live and are
+/// now revoked.
 pub async fn revoke_tokens(
     store: &dyn Store,
     typed: &str,
     now: i64,
 ) -> AdminResult<(UserRecord, u64)> {
     let user = users::find(store, typed).await?;
+    let live: Vec<_> = store
+        .list_user_grants(&user.user_id)
+        .await?
+        .into_iter()
+        .filter(|g| g.revoked_at.is_none())
+        .collect();
     let n = store.revoke_user_grants(&user.user_id, None, now).await?;
+    crate::backchannel_logout::queue_for_grants(store, &live, now).await?;
     Ok((user, n))
 }
 

@@ -190,9 +190,11 @@ impl From<&UserRecord> for UserView {
     }
 }
 
-/// Replaces the password of the user named `typed`; their sessions end. Returns the user.
+/// Replaces the password of the user named `typed`; their sessions end, and each client with
+/// a back-channel logout URI that holds a live grant of theirs is sent a logout token
+/// ([`crate::backchannel_logout`]). Returns the user.
 pub async fn set_password(
-    store: &dyn UserStore,
+    store: &dyn crate::store::Store,
     typed: &str,
     new_password: &str,
     now: i64,
@@ -205,6 +207,13 @@ pub async fn set_password(
     {
         return Err(AdminError::not_found("user", &user.username));
     }
+    let live: Vec<_> = store
+        .list_user_grants(&user.user_id)
+        .await?
+        .into_iter()
+        .filter(|g| g.revoked_at.is_none())
+        .collect();
+    crate::backchannel_logout::queue_for_grants(store, &live, now).await?;
     Ok(user)
 }
 

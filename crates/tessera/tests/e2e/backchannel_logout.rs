@@ -354,3 +354,33 @@ async fn a_delivery_waiting_in_the_outbox_survives_a_restart() {
     let claims = decode_jwt(&rp.taken()[0]).claims;
     assert_eq!(claims["sid"], id["sid"]);
 }
+
+#[tokio::test]
+async fn revoking_a_users_tokens_or_changing_their_password_tells_their_clients() {
+    let (server, _) = setup(&[]).await;
+    let rp = Receiver::start(&[]).await;
+    let c = client_with(&server, &rp.uri, &[]).await;
+    let mut first = Browser::new(&server);
+    let id = sign_in(&server, &mut first, &c).await;
+    server.cli(&["user", "revoke-tokens", "alice"]).await;
+    rp.wait_for("told of the revocation", 1).await;
+    let claims = decode_jwt(&rp.taken()[0]).claims;
+    assert_eq!((&claims["sub"], &claims["sid"]), (&id["sub"], &id["sid"]));
+    // A new sign-in, then a password change: its session is told.
+    let mut second = Browser::new(&server);
+    let id = sign_in(&server, &mut second, &c).await;
+    let out = server
+        .cli_with_stdin(
+            &["user", "set-password", "alice", "--password-stdin"],
+            "another horse battery staple\n",
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rp.wait_for("told of the password change", 2).await;
+    let claims = decode_jwt(&rp.taken()[1]).claims;
+    assert_eq!((&claims["sub"], &claims["sid"]), (&id["sub"], &id["sid"]));
+}
