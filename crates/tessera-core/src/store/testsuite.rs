@@ -1079,12 +1079,17 @@ pub async fn logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_boun
             .unwrap(),
         0
     );
-    assert_eq!(s.queue_logouts(&[d3.clone()], 10).await.unwrap(), 0);
+    assert_eq!(
+        s.queue_logouts(std::slice::from_ref(&d3), 10)
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(
         s.due_logouts(1_001, 10).await.unwrap(),
         [d1.clone(), d3.clone()]
     );
-    assert_eq!(s.due_logouts(1_010, 1).await.unwrap(), [d1.clone()]);
+    assert_eq!(s.due_logouts(1_010, 1).await.unwrap()[..], [d1.clone()][..]);
     assert!(s.retry_logout("d1", 1, 1_020).await.unwrap());
     assert!(!s.retry_logout("nope", 1, 1_020).await.unwrap());
     let due = s.due_logouts(1_010, 10).await.unwrap();
@@ -1098,7 +1103,10 @@ pub async fn logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_boun
     assert!(!s.end_logout("d3").await.unwrap());
     // Past the bound, the oldest queued go first.
     let d4 = row("d4", 1_003, 1_000);
-    assert_eq!(s.queue_logouts(&[d4.clone()], 2).await.unwrap(), 1);
+    assert_eq!(
+        s.queue_logouts(std::slice::from_ref(&d4), 2).await.unwrap(),
+        1
+    );
     let left: Vec<String> = s
         .due_logouts(9_999, 10)
         .await
