@@ -141,7 +141,7 @@ pub async fn queue_for_session<S: GrantStore + ClientStore + ?Sized>(
 }
 
 /// Queues the logout tokens owed to the clients of `grants` (see [`deliveries`]) when the
-/// sessions they came from end at once: a password change, or an operator revoking a
+/// sessions they came from end at once: a password change, a user deleted, or an operator revoking a
 /// user's tokens; returns how many were queued.
 pub async fn queue_for_grants<S: GrantStore + ClientStore + ?Sized>(
     store: &S,

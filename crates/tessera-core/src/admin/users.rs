@@ -218,12 +218,24 @@ pub async fn set_password(
 }
 
 /// Deletes the user named `typed`: their sessions end and every grant issued for them (with
-/// its access and refresh tokens) is revoked. Returns the user as it was.
-pub async fn delete(store: &dyn UserStore, typed: &str, now: i64) -> AdminResult<UserRecord> {
+/// its access and refresh tokens) is revoked, and the clients that held a live one are sent
+/// logout tokens ([`crate::backchannel_logout`]). Returns the user as it was.
+pub async fn delete(
+    store: &dyn crate::store::Store,
+    typed: &str,
+    now: i64,
+) -> AdminResult<UserRecord> {
     let user = find(store, typed).await?;
+    let live: Vec<_> = store
+        .list_user_grants(&user.user_id)
+        .await?
+        .into_iter()
+        .filter(|g| g.revoked_at.is_none())
+        .collect();
     if !store.delete_user(&user.user_id, now).await? {
         return Err(AdminError::not_found("user", &user.username));
     }
+    crate::backchannel_logout::queue_for_grants(store, &live, now).await?;
     Ok(user)
 }
 

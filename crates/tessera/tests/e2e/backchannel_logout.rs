@@ -356,7 +356,7 @@ async fn a_delivery_waiting_in_the_outbox_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn revoking_a_users_tokens_or_changing_their_password_tells_their_clients() {
+async fn revoking_a_users_tokens_changing_their_password_or_deleting_them_tells_their_clients() {
     let (server, _) = setup(&[]).await;
     let rp = Receiver::start(&[]).await;
     let c = client_with(&server, &rp.uri, &[]).await;
@@ -383,4 +383,27 @@ async fn revoking_a_users_tokens_or_changing_their_password_tells_their_clients(
     rp.wait_for("told of the password change", 2).await;
     let claims = decode_jwt(&rp.taken()[1]).claims;
     assert_eq!((&claims["sub"], &claims["sid"]), (&id["sub"], &id["sid"]));
+    // Deleting the user tells the clients of their live grants too: the one a password
+    // change left (it ends sessions, not grants) and a new one.
+    let mut third = Browser::new(&server);
+    let login = third.get(&authorize_path(&c, "openid", "")).await;
+    let mut page = third
+        .sign_in(&login, "alice", "another horse battery staple")
+        .await;
+    if page.is_consent() {
+        page = third.consent(&page, true).await;
+    }
+    let code = page.redirect_params()["code"].clone();
+    let t = tokens(exchange(&server, &c, &code, Some(VERIFIER)).await).await;
+    let newest = decode_jwt(t["id_token"].as_str().unwrap()).claims;
+    server.cli(&["user", "delete", "alice"]).await;
+    rp.wait_for("told of the deletion", 4).await;
+    let mut sids: Vec<Value> = rp.taken()[2..4]
+        .iter()
+        .map(|t| decode_jwt(t).claims["sid"].clone())
+        .collect();
+    sids.sort_by_key(|v| v.to_string());
+    let mut want = vec![id["sid"].clone(), newest["sid"].clone()];
+    want.sort_by_key(|v| v.to_string());
+    assert_eq!(sids, want);
 }
