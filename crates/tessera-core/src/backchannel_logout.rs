@@ -141,8 +141,8 @@ pub async fn queue_for_session<S: GrantStore + ClientStore + ?Sized>(
 }
 
 /// Queues the logout tokens owed to the clients of `grants` (see [`deliveries`]) when the
-/// sessions they came from end at once: a password change, a user deleted, or an operator revoking a
-/// user's tokens; returns how many were queued.
+/// sessions they came from end at once: a password change, a user deleted, or an operator
+/// revoking a user's tokens; returns how many were queued.
 pub async fn queue_for_grants<S: GrantStore + ClientStore + ?Sized>(
     store: &S,
     grants: &[GrantRecord],
