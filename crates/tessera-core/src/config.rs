@@ -60,6 +60,11 @@ pub struct Config {
     /// How long audit trail entries ([`crate::audit`]) are kept before the purge deletes
     /// them, seconds.
     pub audit_retention: i64,
+    /// Lifetime of a pushed authorization request's `request_uri`, seconds (RFC 9126 §2.2).
+    pub par_ttl: i64,
+    /// Every authorization request must be pushed first (RFC 9126 §5,
+    /// `require_pushed_authorization_requests`).
+    pub require_par: bool,
 }
 
 /// Whether clients may register themselves (RFC 7591).
@@ -119,6 +124,8 @@ impl Config {
             dialects: Arc::new(Dialects::presets()),
             dynamic_registration: DynamicRegistration::Off,
             audit_retention: DEFAULT_AUDIT_RETENTION,
+            par_ttl: 60,
+            require_par: false,
         }
     }
 

@@ -61,6 +61,9 @@ pub enum ErrorCode {
     /// RFC 7591 §3.2.2: "The software statement presented is not approved for use by this
     /// authorization server."
     UnapprovedSoftwareStatement,
+    /// RFC 9101 §6.2 (used by RFC 9126 §4): "The `request_uri` in the authorization request
+    /// returns an error or contains invalid data."
+    InvalidRequestUri,
 }
 
 impl ErrorCode {
@@ -87,6 +90,7 @@ impl ErrorCode {
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            ErrorCode::InvalidRequestUri => "invalid_request_uri",
         }
     }
 }

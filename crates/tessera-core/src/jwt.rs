@@ -128,6 +128,19 @@ pub fn encode_json(key: &SigningKey, claims: &serde_json::Value) -> Result<Strin
     sign_parts(key, &key.id_header_b64, &payload)
 }
 
+/// The `typ` of a signed introspection response (RFC 9701 §5, §8.1: it tells the response
+/// apart from every other JWT the server signs, access tokens and ID tokens above all).
+pub const INTROSPECTION_TYP: &str = "token-introspection+jwt";
+
+/// Signs JSON claims as a `token-introspection+jwt` (RFC 9701 §5).
+pub fn encode_introspection(
+    key: &SigningKey,
+    claims: &serde_json::Value,
+) -> Result<String, KeyError> {
+    let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Invalid(key.kid.clone()))?;
+    sign_parts(key, &key.introspection_header_b64, &payload)
+}
+
 fn sign_parts(key: &SigningKey, header_b64: &str, payload: &[u8]) -> Result<String, KeyError> {
     let mut out = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 100);
     out.push_str(header_b64);

@@ -149,6 +149,12 @@ pub struct UserFlowSettings {
     pub backchannel_logout_uri: Option<String>,
     /// Whether its logout tokens must carry `sid` (Back-Channel Logout 1.0 §2.2).
     pub backchannel_logout_session_required: bool,
+    /// Audiences the client may get tokens for by token exchange (RFC 8693 §2.1: `resource`
+    /// and `audience`); none: it may not exchange tokens.
+    pub token_exchange_audiences: Vec<String>,
+    /// The client's authorization requests must be pushed first (RFC 9126 §6,
+    /// `require_pushed_authorization_requests`).
+    pub require_par: bool,
 }
 
 impl Default for UserFlowSettings {
@@ -165,6 +171,8 @@ impl Default for UserFlowSettings {
             skip_consent: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            token_exchange_audiences: Vec::new(),
+            require_par: false,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Owns the wire form of a token response (RFC 6749 §5.1: `access_token`, `token_type`,
 //! `expires_in`, and `scope`, `refresh_token`, `id_token` when there are any, and a dialect's
-//! extra fields, `wid`) and of an
+//! extra fields, `wid`; a token exchange's `issued_token_type`, RFC 8693 §2.2.1) and of an
 //! introspection response (RFC 7662 §2.2). The core hands over typed values; only this
 //! module turns them into bytes.
 
@@ -24,6 +24,8 @@ struct TokenWire<'a> {
     id_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     wid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'a str>,
 }
 
 /// The JSON body of a token response.
@@ -36,6 +38,7 @@ pub fn token_json(r: &TokenResponse) -> String {
         refresh_token: r.refresh_token.as_ref().map(Secret::expose),
         id_token: r.id_token.as_deref(),
         wid: r.wid.as_deref(),
+        issued_token_type: r.issued_token_type.as_deref(),
     })
     .unwrap_or_default()
 }
@@ -60,6 +63,7 @@ mod tests {
             id_token: None,
             user: Some("u1".to_owned()),
             wid: None,
+            issued_token_type: None,
         };
         let v: serde_json::Value = serde_json::from_str(&token_json(&r)).unwrap();
         assert_eq!(

@@ -140,6 +140,7 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
         (EndpointId::Stylesheet, Get) => get(assets::css),
         (EndpointId::SsoCallback, Get) => get(sso::callback),
         (EndpointId::Register, Post) => post(register::create),
+        (EndpointId::PushedAuthorization, Post) => post(routes::par::handle),
         (
             EndpointId::Token
             | EndpointId::Introspect
@@ -149,7 +150,8 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
             | EndpointId::Jwks
             | EndpointId::Stylesheet
             | EndpointId::SsoCallback
-            | EndpointId::Register,
+            | EndpointId::Register
+            | EndpointId::PushedAuthorization,
             _,
         ) => return None,
     })

@@ -105,6 +105,10 @@ pub struct FileConfig {
     pub session_ttl: Option<i64>,
     /// Lifetime of ID tokens, seconds.
     pub id_token_ttl: Option<i64>,
+    /// Lifetime of a pushed authorization request's `request_uri`, seconds (RFC 9126).
+    pub par_ttl: Option<i64>,
+    /// Every authorization request must be pushed first (RFC 9126).
+    pub require_par: Option<bool>,
     /// Failed sign-ins allowed per username per lockout window (0: unlimited).
     pub login_failures_per_user: Option<u32>,
     /// Failed sign-ins allowed per client address per lockout window (0: unlimited).
@@ -596,6 +600,15 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
     if core.session_ttl < 1 || core.id_token_ttl < 1 {
         bail!("session_ttl and id_token_ttl must be at least 1 second");
     }
+    if let Some(v) = src.env_file("par_ttl", file.par_ttl)? {
+        if !(1..=600).contains(&v) {
+            bail!("par_ttl must be between 1 and 600 seconds");
+        }
+        core.par_ttl = v;
+    }
+    if let Some(v) = src.env_file("require_par", file.require_par)? {
+        core.require_par = v;
+    }
     if let Some(v) = src.pick(
         "assertion_max_lifetime",
         o.assertion_max_lifetime.map(|v| {
@@ -1060,6 +1073,8 @@ impl Settings {
                 "templates_dir" => path(&http.templates_dir),
                 "session_ttl" => json!(core.session_ttl),
                 "id_token_ttl" => json!(core.id_token_ttl),
+                "par_ttl" => json!(core.par_ttl),
+                "require_par" => json!(core.require_par),
                 "login_failures_per_user" => json!(http.login_failures_per_user),
                 "login_failures_per_address" => json!(http.login_failures_per_address),
                 "login_lockout_window" => json!(http.login_lockout_window),

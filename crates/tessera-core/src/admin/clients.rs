@@ -128,6 +128,10 @@ pub struct ClientSettings {
     pub backchannel_logout_uri: Option<String>,
     /// Whether its logout tokens must carry `sid`.
     pub backchannel_logout_session_required: Option<bool>,
+    /// Audiences the client may get tokens for by token exchange (RFC 8693).
+    pub token_exchange_audiences: Option<Vec<String>>,
+    /// Its authorization requests must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -182,9 +186,11 @@ pub const SPEC_FIELDS: &[&str] = &[
     "allow_plain_pkce",
     "post_logout_redirect_uris",
     "skip_consent",
+    "require_pushed_authorization_requests",
     "single_use_tokens",
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
+    "token_exchange_audiences",
 ];
 
 impl ClientSpec {
@@ -602,6 +608,9 @@ pub fn apply(
     if let Some(v) = settings.skip_consent {
         flow.skip_consent = v;
     }
+    if let Some(v) = settings.require_pushed_authorization_requests {
+        flow.require_par = v;
+    }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {
             redirect_uri::validate_registration(uri)
@@ -620,6 +629,22 @@ pub fn apply(
     }
     if let Some(v) = settings.backchannel_logout_session_required {
         flow.backchannel_logout_session_required = v;
+    }
+    if let Some(audiences) = settings.token_exchange_audiences {
+        for a in &audiences {
+            // RFC 8707 §2, as for `audiences`: an absolute URI without a fragment.
+            if a.contains('#') || !a.contains(':') || a.contains(char::is_whitespace) {
+                return Err(AdminError::invalid(
+                    "token_exchange_audiences",
+                    format!(
+                        "token_exchange_audiences must be absolute URIs without a fragment: \
+                         '{}' is not",
+                        a.chars().take(100).collect::<String>()
+                    ),
+                ));
+            }
+        }
+        flow.token_exchange_audiences = audiences;
     }
     if let Some(once) = settings.single_use_tokens {
         client.single_use_tokens = once;

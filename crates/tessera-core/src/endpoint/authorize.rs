@@ -64,6 +64,7 @@ const KNOWN: &[&str] = &[
     "id_token_hint",
     "resource",
     "audience",
+    "request_uri",
 ];
 
 /// Longest `state` or `nonce` accepted.
@@ -159,8 +160,27 @@ fn page(description: &'static str) -> AuthorizeError {
     AuthorizeError::Page(OAuthError::invalid_request(description))
 }
 
-/// Checks an authorization request.
+/// Checks an authorization request. One that names `request_uri` was pushed first and
+/// resolved by [`super::par::resolve`] (it holds the pushed parameters only); one that does
+/// not is refused when the server or the client requires pushed requests (RFC 9126 §5, §6).
 pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, AuthorizeError> {
+    validate_as(cx, params, false).await
+}
+
+/// Checks the parameters of an authorization request as they are pushed (RFC 9126 §2.1:
+/// validated as the authorization endpoint would, before a `request_uri` is given out).
+pub(crate) async fn validate_pushed(
+    cx: &Cx<'_>,
+    params: &Params,
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    validate_as(cx, params, true).await
+}
+
+async fn validate_as(
+    cx: &Cx<'_>,
+    params: &Params,
+    pushing: bool,
+) -> Result<AuthorizeRequest, AuthorizeError> {
     // Until the client and redirect URI are trusted, nothing may be redirected.
     let single = |name: &str| params.get(name).map_err(AuthorizeError::Page);
     let client_id = single("client_id")?.ok_or_else(|| page("client_id is missing"))?;
@@ -224,9 +244,18 @@ pub async fn validate(cx: &Cx<'_>, params: &Params) -> Result<AuthorizeRequest, 
             "only response_mode=query is supported",
         )));
     }
-    if params.contains("request") || params.contains("request_uri") {
+    if params.contains("request") {
         return Err(fail(OAuthError::invalid_request(
             "request objects are not supported",
+        )));
+    }
+    // A request that names `request_uri` here was resolved from a push (the route resolves
+    // every `request_uri` before validating; a push may not name one, RFC 9126 §2.1).
+    let pushed = pushing || params.contains("request_uri");
+    if !pushed && (cx.config.require_par || client.user_flow.require_par) {
+        return Err(fail(OAuthError::invalid_request(
+            "authorization requests must be pushed first (RFC 9126): \
+             POST them to the pushed_authorization_request_endpoint",
         )));
     }
     if !client.allows_grant(types::AUTHORIZATION_CODE) {

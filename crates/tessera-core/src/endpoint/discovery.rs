@@ -54,12 +54,15 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "authorization_response_iss_parameter_supported": true,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
+        "require_pushed_authorization_requests": config.require_par,
         "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
         "introspection_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
+        // Signed introspection responses (RFC 9701 §7); encrypted ones are not offered.
+        "introspection_signing_alg_values_supported": algs,
         "revocation_endpoint_auth_signing_alg_values_supported": client_keys::ALGORITHMS,
         "access_token_signing_alg_values_supported": algs,
         "service_documentation": "https://github.com/tessera-auth/tessera#readme",
@@ -99,7 +102,7 @@ mod tests {
             .collect();
         // Off by default: not named.
         assert!(doc.get("registration_endpoint").is_none());
-        assert_eq!(named.len(), 7);
+        assert_eq!(named.len(), 8);
         for e in named {
             let key = e.metadata_key.unwrap();
             assert_eq!(
@@ -109,6 +112,11 @@ mod tests {
             );
         }
         assert_eq!(doc["token_endpoint"], "https://issuer.example/oauth2/token");
+        assert_eq!(
+            doc["pushed_authorization_request_endpoint"],
+            "https://issuer.example/oauth2/par"
+        );
+        assert_eq!(doc["require_pushed_authorization_requests"], false);
         assert_eq!(
             doc["jwks_uri"],
             "https://issuer.example/.well-known/jwks.json"
@@ -125,9 +133,26 @@ mod tests {
                 "client_credentials",
                 "authorization_code",
                 "refresh_token",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
             ]
         );
         assert!(doc.get("sdk_token_endpoint").is_none());
+    }
+
+    #[test]
+    fn introspection_responses_are_signed_with_the_algorithms_of_the_keys_only() {
+        let doc = document();
+        assert_eq!(
+            doc["introspection_signing_alg_values_supported"],
+            serde_json::json!(["ES256"])
+        );
+        // RFC 9701 §7: no encryption is offered.
+        assert!(doc
+            .get("introspection_encryption_alg_values_supported")
+            .is_none());
+        assert!(doc
+            .get("introspection_encryption_enc_values_supported")
+            .is_none());
     }
 }

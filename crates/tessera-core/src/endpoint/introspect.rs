@@ -9,8 +9,21 @@
 //! Every active answer carries `iss` (RFC 7662 §2.2): for an access token, the issuer it was
 //! issued as (the main issuer or a configured host, [`crate::config::Host`]); for a refresh
 //! token, which keeps no such record, the issuer answering.
+//!
+//! The same answer may also be given as a signed JWT (RFC 9701), built by [`signed`]: the
+//! route asks for it when the caller's `Accept` names `application/token-introspection+jwt`
+//! (RFC 9701 §4). The JWT is signed with the server's current signing key (published in its
+//! JWKS), has the header `typ: token-introspection+jwt` (§5, §8.1) and carries
+//! `iss` (the issuer answering), `aud` (the authenticated caller's client id), `iat` and
+//! `token_introspection`, the JSON object the plain answer would have been — `{"active":
+//! false}` for an inactive token (§5). The token's own claims (`sub`, `exp`, `scope`, …)
+//! are only inside `token_introspection`, never at the top level, so the response cannot
+//! pass for an access token or an ID token (§5, §8.1; Tessera's access tokens must also
+//! carry `typ: at+jwt`). Encrypted responses (§5, `introspection_encrypted_response_alg`)
+//! are not built: a caller asking for the JWT always gets it signed, not encrypted.
 
 use serde::Serialize;
+use serde_json::json;
 
 use crate::client_auth::{self, AuthMethod, BasicCredentials};
 use crate::cx::Cx;
@@ -30,6 +43,34 @@ pub struct IntrospectionResponse {
     details: Option<Details>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     refresh: Option<RefreshDetails>,
+    /// The client that authenticated and asked: the audience of a signed answer.
+    #[serde(skip)]
+    caller: String,
+}
+
+impl IntrospectionResponse {
+    /// The id of the client that authenticated and asked.
+    pub fn caller(&self) -> &str {
+        &self.caller
+    }
+}
+
+/// The answer `r` as a signed introspection response (RFC 9701 §5): a JWT with header
+/// `typ: token-introspection+jwt`, signed with the server's current key, whose claims are
+/// `iss`, `aud` (the caller), `iat` and `token_introspection` (the plain answer).
+pub fn signed(cx: &Cx<'_>, r: &IntrospectionResponse) -> Result<String, OAuthError> {
+    let key = cx
+        .keys
+        .signing_key(cx.now)
+        .map_err(OAuthError::server_error)?;
+    let answer = serde_json::to_value(r).map_err(OAuthError::server_error)?;
+    let claims = json!({
+        "iss": cx.config.issuer,
+        "aud": r.caller,
+        "iat": cx.now,
+        "token_introspection": answer,
+    });
+    crate::jwt::encode_introspection(key, &claims).map_err(OAuthError::server_error)
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -78,6 +119,7 @@ pub async fn handle(
         active: false,
         details: None,
         refresh: None,
+        caller: caller.client_id.clone(),
     };
     if token.starts_with(opaque::REFRESH_PREFIX) {
         return Ok(match refresh_details(cx, &caller, token).await? {
@@ -85,6 +127,7 @@ pub async fn handle(
                 active: true,
                 details: None,
                 refresh: Some(r),
+                caller: caller.client_id.clone(),
             },
             None => inactive,
         });
@@ -110,6 +153,7 @@ pub async fn handle(
             claims: t.claims,
         }),
         refresh: None,
+        caller: caller.client_id.clone(),
     })
 }
 

@@ -21,6 +21,7 @@
 pub mod authorize;
 pub mod discovery;
 pub mod introspect;
+pub mod par;
 pub mod register;
 pub mod revoke;
 pub mod sdk_token;
@@ -57,6 +58,8 @@ pub enum EndpointId {
     /// one registration (RFC 7592) at that path followed by `/{client_id}`: [`register`].
     /// Served, and named by discovery, only when `dynamic_registration` is not off.
     Register,
+    /// The pushed authorization request endpoint (RFC 9126 §2): [`par`].
+    PushedAuthorization,
 }
 
 /// An HTTP method an endpoint takes.
@@ -211,6 +214,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
         cors: false,
         page: false,
     },
+    Endpoint {
+        id: EndpointId::PushedAuthorization,
+        paths: &["/oauth2/par"],
+        methods: POST,
+        metadata_key: Some("pushed_authorization_request_endpoint"),
+        cors: false,
+        page: false,
+    },
 ];
 
 /// The row of an endpoint.
@@ -241,6 +252,7 @@ mod tests {
         EndpointId::Stylesheet,
         EndpointId::SsoCallback,
         EndpointId::Register,
+        EndpointId::PushedAuthorization,
     ];
 
     #[test]

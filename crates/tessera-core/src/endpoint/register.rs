@@ -214,6 +214,23 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
             ))
         }
     };
+    // Which APIs the client may exchange tokens for (RFC 8693): an operator's choice, so
+    // open registration ignores it, as it ignores `audiences` and `skip_consent`.
+    let token_exchange_audiences = if open {
+        None
+    } else {
+        strings(&doc, "token_exchange_audiences")?
+    };
+    // RFC 9126 §6: a boolean, false when omitted.
+    let require_par = match doc.get("require_pushed_authorization_requests") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(invalid_metadata(
+                "require_pushed_authorization_requests must be a boolean",
+            ))
+        }
+    };
     let spec = ClientSpec {
         name,
         env: None,
@@ -227,9 +244,11 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
             redirect_uris: Some(redirect_uris.unwrap_or_default()),
             scope,
             post_logout_redirect_uris,
+            token_exchange_audiences,
             skip_consent: Some(false),
             backchannel_logout_uri,
             backchannel_logout_session_required,
+            require_pushed_authorization_requests: Some(require_par),
             ..ClientSettings::default()
         },
     };
@@ -476,6 +495,15 @@ pub fn client_information(
                 "backchannel_logout_session_required".into(),
                 client.user_flow.backchannel_logout_session_required.into(),
             );
+        }
+        if !client.user_flow.token_exchange_audiences.is_empty() {
+            map.insert(
+                "token_exchange_audiences".into(),
+                client.user_flow.token_exchange_audiences.clone().into(),
+            );
+        }
+        if client.user_flow.require_par {
+            map.insert("require_pushed_authorization_requests".into(), true.into());
         }
         if let Some(s) = secret {
             map.insert("client_secret".into(), s.expose().into());

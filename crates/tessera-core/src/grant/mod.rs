@@ -9,6 +9,7 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod jwt_bearer;
 pub mod refresh_token;
+pub mod token_exchange;
 pub mod types;
 mod user_tokens;
 
@@ -52,6 +53,7 @@ pub static GRANTS: &[Grant] = &[
     authorization_code::GRANT,
     refresh_token::GRANT,
     jwt_bearer::GRANT,
+    token_exchange::GRANT,
 ];
 
 /// The row of a grant type, if Tessera offers it.
@@ -81,6 +83,9 @@ pub struct TokenResponse {
     /// `wid`: the stable id of the user who authorized, for a dialect whose responses carry
     /// it ([`crate::dialect::ResponseField::Wid`]).
     pub wid: Option<String>,
+    /// `issued_token_type`: the type of the token issued by a token exchange (RFC 8693
+    /// §2.2.1).
+    pub issued_token_type: Option<String>,
 }
 
 impl TokenResponse {
@@ -95,6 +100,7 @@ impl TokenResponse {
             id_token: None,
             user: None,
             wid: None,
+            issued_token_type: None,
         }
     }
 

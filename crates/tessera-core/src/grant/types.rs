@@ -12,3 +12,5 @@ pub const REFRESH_TOKEN: &str = "refresh_token";
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// RFC 6749 §4.3: never offered (RFC 9700 §2.4).
 pub const PASSWORD: &str = "password";
+/// RFC 8693 §2.1.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

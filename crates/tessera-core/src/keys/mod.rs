@@ -72,6 +72,10 @@ pub struct SigningKey {
     pub(crate) at_header_b64: String,
     /// The base64url JWS header for ID tokens (`typ: JWT`), computed once.
     pub(crate) id_header_b64: String,
+    /// The base64url JWS header for introspection responses (RFC 9701 §5,
+    /// `typ: token-introspection+jwt`, as `jwt::INTROSPECTION_TYP`; spelled out here because
+    /// `jwt` imports this module), computed once.
+    pub(crate) introspection_header_b64: String,
     public: Vec<u8>,
     pair: Pair,
 }
@@ -142,6 +146,7 @@ impl SigningKey {
             public_jwk: rec.public_jwk.clone(),
             at_header_b64: header("at+jwt"),
             id_header_b64: header("JWT"),
+            introspection_header_b64: header("token-introspection+jwt"),
             public,
             pair,
         })

@@ -1325,6 +1325,8 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
         skip_consent: true,
         backchannel_logout_uri: Some("https://app.example.com/bc".into()),
         backchannel_logout_session_required: true,
+        token_exchange_audiences: vec!["https://api.example.com".into()],
+        require_par: true,
     };
     s.insert_client(&c).await.unwrap();
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));

@@ -2,6 +2,7 @@
 //! every reason a token is inactive, for access tokens of both formats and refresh tokens.
 
 use serde_json::json;
+use tessera_core::endpoint::introspect;
 use tessera_core::error::ErrorCode;
 use tessera_core::model::{RefreshPolicy, TokenFormat};
 use tessera_core::store::{ClientStore, TrustStore};
@@ -205,4 +206,85 @@ fn carried_claims_are_part_of_the_answer() {
     let got = w.introspect(&c, &at(&r)).unwrap();
     assert_eq!(got["anyflow_team_id"], "team-9");
     assert_eq!(got["sub"], "user-1");
+}
+
+/// The payload and header of a signed introspection response, after checking its signature
+/// with the key its `kid` names.
+fn open_signed(w: &World, jwt: &str) -> (serde_json::Value, serde_json::Value) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let cx = w.cx();
+    let (signing_input, sig) = jwt.rsplit_once('.').unwrap();
+    let (header, payload) = signing_input.split_once('.').unwrap();
+    let part = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+    };
+    let header = part(header);
+    let key = cx
+        .keys
+        .verifier(header["kid"].as_str().unwrap(), cx.now)
+        .unwrap();
+    assert_eq!(header["alg"], key.alg.as_str());
+    assert!(key.verify(
+        signing_input.as_bytes(),
+        &URL_SAFE_NO_PAD.decode(sig).unwrap()
+    ));
+    (header, part(payload))
+}
+
+#[test]
+fn a_signed_answer_wraps_the_plain_one_for_the_caller() {
+    let w = World::new();
+    let caller = w.client(|_| {});
+    let c = w.client(|_| {});
+    let token = at(&w
+        .token(&c, &[("grant_type", "client_credentials")])
+        .unwrap());
+    for (label, t) in [("active", token.as_str()), ("unknown", "not-a-token")] {
+        let params = World::params(&caller, &[("token", t)]);
+        let r = run(introspect::handle(&w.cx(), None, &params)).unwrap();
+        assert_eq!(r.caller(), caller.id, "{label}");
+        let jwt = introspect::signed(&w.cx(), &r).unwrap();
+        let (header, claims) = open_signed(&w, &jwt);
+        assert_eq!(header["typ"], "token-introspection+jwt", "{label}");
+        assert_eq!(
+            claims,
+            json!({
+                "iss": ISSUER,
+                "aud": caller.id,
+                "iat": T0,
+                "token_introspection": serde_json::to_value(&r).unwrap(),
+            }),
+            "{label}"
+        );
+    }
+    let params = World::params(&caller, &[("token", "not-a-token")]);
+    let r = run(introspect::handle(&w.cx(), None, &params)).unwrap();
+    let (_, claims) = open_signed(&w, &introspect::signed(&w.cx(), &r).unwrap());
+    assert_eq!(claims["token_introspection"], json!({"active": false}));
+}
+
+#[test]
+fn a_signed_answer_passes_for_no_token_the_server_accepts() {
+    let w = World::new();
+    let caller = w.client(|_| {});
+    let c = w.client(|_| {});
+    let token = at(&w
+        .token(&c, &[("grant_type", "client_credentials")])
+        .unwrap());
+    let params = World::params(&caller, &[("token", token.as_str())]);
+    let r = run(introspect::handle(&w.cx(), None, &params)).unwrap();
+    let jwt = introspect::signed(&w.cx(), &r).unwrap();
+    let cx = w.cx();
+    // Not an access token (its typ is not at+jwt) ...
+    assert!(
+        tessera_core::jwt::verify(cx.keys, &jwt, ISSUER, cx.now)
+            == Err(tessera_core::jwt::JwtError::Header)
+    );
+    assert_eq!(
+        w.introspect(&caller, &jwt).unwrap(),
+        json!({"active": false})
+    );
+    // ... nor an ID token hint (it has no top-level sub).
+    assert!(tessera_core::id_token::verify_hint(cx.keys, &jwt, cx.config, cx.now).is_none());
 }

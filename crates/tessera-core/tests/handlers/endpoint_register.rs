@@ -216,12 +216,49 @@ fn open_registration_refuses_grants_that_need_an_operators_trust() {
     let mut body = code_client();
     body["skip_consent"] = json!(true);
     body["audiences"] = json!(["https://internal.example.com"]);
+    body["token_exchange_audiences"] = json!(["https://internal.example.com"]);
     let (info, _) = register(&w, &body).unwrap();
     let rec = run(w.store.get_client(info["client_id"].as_str().unwrap()))
         .unwrap()
         .unwrap();
     assert!(!rec.user_flow.skip_consent);
     assert!(rec.audiences.is_empty());
+    assert!(rec.user_flow.token_exchange_audiences.is_empty());
+    // Nor register for token exchange.
+    let body = json!({"redirect_uris": [REDIRECT], "response_types": [],
+                      "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"]});
+    assert_eq!(
+        register(&w, &body).err(),
+        Some(ErrorCode::InvalidClientMetadata)
+    );
+}
+
+#[test]
+fn an_operator_vouched_registration_names_its_token_exchange_audiences() {
+    let w = token_world();
+    let (_, good) = admin_token(&w, &["clients:register"], None);
+    let body = json!({"client_name": "Gateway", "response_types": [], "scope": "read",
+                      "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+                      "token_exchange_audiences": ["https://reports.example.com"]});
+    let info = register_with(&w, Some(&good), &body).unwrap();
+    assert_eq!(
+        info["token_exchange_audiences"],
+        json!(["https://reports.example.com"])
+    );
+    let rec = run(w.store.get_client(info["client_id"].as_str().unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.user_flow.token_exchange_audiences,
+        vec!["https://reports.example.com".to_owned()]
+    );
+    // Checked as the admin API checks it.
+    let mut bad = body.clone();
+    bad["token_exchange_audiences"] = json!(["not a uri"]);
+    assert_eq!(
+        register_with(&w, Some(&good), &bad).err(),
+        Some(ErrorCode::InvalidClientMetadata)
+    );
 }
 
 #[test]

@@ -118,8 +118,12 @@ macro_rules! with_client_settings {
             pub backchannel_logout_uri: Option<String>,
             /// Whether its logout tokens must carry `sid`.
             pub backchannel_logout_session_required: Option<bool>,
+            /// Its authorization requests must be pushed first (RFC 9126 §6).
+            pub require_pushed_authorization_requests: Option<bool>,
             /// Single-use access tokens.
             pub single_use_tokens: Option<bool>,
+            /// Audiences the client may get tokens for by token exchange (RFC 8693).
+            pub token_exchange_audiences: Option<Vec<String>>,
         }
 
         impl $name {
@@ -140,9 +144,12 @@ macro_rules! with_client_settings {
                     allow_plain_pkce: self.allow_plain_pkce,
                     post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
                     skip_consent: self.skip_consent,
+                    require_pushed_authorization_requests: self
+                        .require_pushed_authorization_requests,
                     single_use_tokens: self.single_use_tokens,
                     backchannel_logout_uri: self.backchannel_logout_uri.clone(),
                     backchannel_logout_session_required: self.backchannel_logout_session_required,
+                    token_exchange_audiences: self.token_exchange_audiences.clone(),
                 }
             }
         }
@@ -273,6 +280,10 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     /// Whether its logout tokens carry `sid`.
     pub backchannel_logout_session_required: bool,
+    /// Audiences it may get tokens for by token exchange (RFC 8693).
+    pub token_exchange_audiences: Vec<String>,
+    /// Whether its authorization requests must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// The `kid`s of its public keys (`private_key_jwt`).
     pub kids: Option<Vec<Option<String>>>,
 }
@@ -305,6 +316,8 @@ impl From<&ClientRecord> for Client {
             skip_consent: c.user_flow.skip_consent,
             backchannel_logout_uri: c.user_flow.backchannel_logout_uri.clone(),
             backchannel_logout_session_required: c.user_flow.backchannel_logout_session_required,
+            token_exchange_audiences: c.user_flow.token_exchange_audiences.clone(),
+            require_pushed_authorization_requests: c.user_flow.require_par,
             kids: c.jwks.as_deref().map(public_keys::kids),
         }
     }

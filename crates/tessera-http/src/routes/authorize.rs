@@ -33,7 +33,7 @@ use axum::response::Response;
 use minijinja::context;
 use serde::Serialize;
 use tessera_core::endpoint::authorize::{self, Answer, AuthorizeError, AuthorizeRequest, Next};
-use tessera_core::endpoint::{self, EndpointId};
+use tessera_core::endpoint::{self, par, EndpointId};
 use tessera_core::model::{IdpRecord, UserRecord};
 use tessera_core::params::Params;
 use tessera_core::session::{self, Started};
@@ -336,6 +336,30 @@ async fn flow(
             }
         }
     }
+    // A new request naming `request_uri` stands for its pushed parameters (RFC 9126 §4);
+    // a form of our pages carries them already resolved.
+    let params = if submitted.is_none() {
+        match par::resolve(&cx, params).await {
+            Ok(p) => {
+                // The pages speak the pushed request's language.
+                if p.contains("request_uri") {
+                    pg.lang =
+                        Lang::choose(p.get("ui_locales").ok().flatten(), accept_language(parts));
+                }
+                p
+            }
+            Err(AuthorizeError::Page(e)) => {
+                return pg.error(
+                    StatusCode::BAD_REQUEST,
+                    &e.description,
+                    Some(e.code.as_str()),
+                )
+            }
+            Err(AuthorizeError::Redirect(url)) => return pg.redirect(&url),
+        }
+    } else {
+        params
+    };
     let req = match authorize::validate(&cx, &params).await {
         Ok(r) => r,
         Err(AuthorizeError::Page(e)) => {

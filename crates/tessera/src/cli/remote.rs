@@ -237,6 +237,11 @@ fn settings_json(s: ClientSettings, map: &mut Map<String, Value>) {
         s.post_logout_redirect_uris,
     );
     put(map, "skip_consent", s.skip_consent);
+    put(
+        map,
+        "require_pushed_authorization_requests",
+        s.require_pushed_authorization_requests,
+    );
     put(map, "single_use_tokens", s.single_use_tokens);
     put(map, "backchannel_logout_uri", s.backchannel_logout_uri);
     put(
@@ -244,6 +249,7 @@ fn settings_json(s: ClientSettings, map: &mut Map<String, Value>) {
         "backchannel_logout_session_required",
         s.backchannel_logout_session_required,
     );
+    put(map, "token_exchange_audiences", s.token_exchange_audiences);
 }
 
 /// The JWK Set of a `private_key_jwt` client, from its key files: the admin API takes a
@@ -1105,6 +1111,7 @@ fn flag_named(e: anyhow::Error) -> anyhow::Error {
         ("grant_types", "--grant-type"),
         ("redirect_uris", "--redirect-uri"),
         ("post_logout_redirect_uris", "--post-logout-redirect-uri"),
+        ("token_exchange_audiences", "--token-exchange-audience"),
         ("audiences", "--audience"),
         ("secret_hash", "--secret-hash"),
         ("client_id", "--client-id"),

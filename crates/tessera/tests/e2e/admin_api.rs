@@ -744,3 +744,45 @@ async fn the_openapi_description_is_served_as_checked_in() {
     assert!(v["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(v["paths"]["/admin/clients"]["post"].is_object());
 }
+
+#[tokio::test]
+async fn a_clients_token_exchange_audiences_are_set_and_shown_over_the_api() {
+    let a = Admin::start().await;
+    let (_, writer) = a.admin_token(&["clients:write"], &[]).await;
+    let (s, made) = a
+        .post(
+            "/admin/clients",
+            &writer,
+            json!({
+                "name": "Gateway",
+                "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+                "token_exchange_audiences": ["https://reports.example"],
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    assert_eq!(
+        made["token_exchange_audiences"],
+        json!(["https://reports.example"])
+    );
+    let path = format!("/admin/clients/{}", made["client_id"].as_str().unwrap());
+    let (s, _, v) = a
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&writer),
+            Some(json!({"token_exchange_audiences": ["not a uri"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, _, v) = a
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&writer),
+            Some(json!({"token_exchange_audiences": []})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["token_exchange_audiences"], json!([]));
+}

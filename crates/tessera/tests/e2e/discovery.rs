@@ -62,6 +62,11 @@ async fn both_metadata_documents_name_the_issuer_of_the_tokens_and_working_endpo
             has("access_token_signing_alg_values_supported", "ES256"),
             "{path}"
         );
+        // Signed introspection responses (RFC 9701 §7).
+        assert!(
+            has("introspection_signing_alg_values_supported", "ES256"),
+            "{path}"
+        );
         assert!(!has("grant_types_supported", "password"), "{path}");
 
         // The advertised endpoints are the real ones.

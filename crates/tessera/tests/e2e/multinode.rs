@@ -850,3 +850,40 @@ async fn a_form_served_by_one_node_is_answered_on_another() {
         done.location()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_uri_pushed_to_one_node_serves_on_another_once() {
+    use crate::browser_support::{url_encode, Browser, CHALLENGE, REDIRECT};
+    let Some((cl, client)) = code_flow_cluster("multinode_par", 2).await else {
+        return;
+    };
+    let (a, b) = (&cl.nodes[0], &cl.nodes[1]);
+    let res = a
+        .http
+        .post(a.url("/oauth2/par"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    let uri = body["request_uri"].as_str().unwrap();
+    let path = format!(
+        "/oauth2/authorize?{}",
+        url_encode(&[("client_id", client.id.as_str()), ("request_uri", uri)])
+    );
+    let on_b = Browser::new(b).get(&path).await;
+    assert!(on_b.is_login(), "{}", on_b.body);
+    // Used on B: refused on A.
+    let on_a = Browser::new(a).get(&path).await;
+    assert_eq!(on_a.status, StatusCode::BAD_REQUEST, "{}", on_a.body);
+    assert!(on_a.body.contains("invalid_request_uri"), "{}", on_a.body);
+}

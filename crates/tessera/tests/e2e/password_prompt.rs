@@ -25,6 +25,8 @@ fn on_a_terminal(dir: &Path, shell: &str, test: &str) -> Option<Child> {
         .current_dir(dir)
         .env("TESSERA_SECRET", SEALING_SECRET)
         .env("TESSERA_DATABASE_URL", "sqlite://./t.db")
+        // `script` runs `$SHELL -c`: the same shell wherever the tests run.
+        .env("SHELL", "/bin/sh")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -142,7 +144,10 @@ fn two_different_passwords_are_refused() {
 #[test]
 fn ctrl_c_at_the_prompt_leaves_the_echo_on() {
     let dir = migrated_dir();
-    let shell = format!("{}; stty -a", create("carol"));
+    // Ctrl-C interrupts the terminal's whole foreground group, the shell too: the shell
+    // traps it (a trap, unlike an ignored signal, is not passed on to the command) so that
+    // it lives on to run `stty -a`.
+    let shell = format!("trap : INT; {}; stty -a", create("carol"));
     let Some(mut child) = on_a_terminal(dir.path(), &shell, "prompt_interrupted") else {
         return;
     };

@@ -69,10 +69,18 @@ pub struct Registration {
     /// Logout tokens sent to this client must carry the session id `sid`.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub backchannel_logout_session_required: Option<bool>,
+    /// Refuse this client's authorization requests unless pushed first to `/oauth2/par`
+    /// (RFC 9126 §6, `require_pushed_authorization_requests`).
+    #[arg(long = "require-par", num_args = 0..=1, default_missing_value = "true")]
+    pub require_par: Option<bool>,
     /// Single-use access tokens: the first successful check (introspection, or anywhere
     /// Tessera accepts a token) consumes one [create default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub single_use_tokens: Option<bool>,
+    /// An audience the client may get tokens for by token exchange (RFC 8693; repeatable;
+    /// none: it may not exchange tokens).
+    #[arg(long = "token-exchange-audience")]
+    pub token_exchange_audiences: Vec<String>,
 }
 
 impl Registration {
@@ -96,9 +104,11 @@ impl Registration {
             allow_plain_pkce: self.allow_plain_pkce,
             post_logout_redirect_uris: list(self.post_logout_redirect_uris),
             skip_consent: self.skip_consent,
+            require_pushed_authorization_requests: self.require_par,
             single_use_tokens: self.single_use_tokens,
             backchannel_logout_uri: self.backchannel_logout_uri,
             backchannel_logout_session_required: self.backchannel_logout_session_required,
+            token_exchange_audiences: list(self.token_exchange_audiences),
         }
     }
 }
@@ -113,6 +123,7 @@ pub fn flagged(e: AdminError) -> anyhow::Error {
                 "redirect_uris" => "--redirect-uri".to_owned(),
                 "post_logout_redirect_uris" => "--post-logout-redirect-uri".to_owned(),
                 "audiences" => "--audience".to_owned(),
+                "token_exchange_audiences" => "--token-exchange-audience".to_owned(),
                 "claims" => "--claim".to_owned(),
                 "jwks_url" => "--jwks-url".to_owned(),
                 other => format!("--{}", other.replace('_', "-")),
