@@ -20,6 +20,7 @@
 pub mod access_log;
 pub mod admin_api;
 pub mod backchannel;
+pub mod backchannel_target;
 pub mod error;
 pub mod extract;
 pub mod host;

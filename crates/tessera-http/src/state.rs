@@ -70,6 +70,14 @@ pub struct HttpConfig {
     /// One line per request at info level, target `access` ([`crate::access_log`]); off:
     /// the layer is not installed at all.
     pub access_log: bool,
+    /// How long a back-channel logout delivery is retried, seconds from when it was queued
+    /// (the outbox worker, `backchannel.rs`).
+    pub backchannel_logout_retry_window: i64,
+    /// Longest one logout token POST may take.
+    pub backchannel_logout_timeout: Duration,
+    /// Whether logout tokens may be sent to loopback and private addresses
+    /// (`backchannel_target.rs` has the rules).
+    pub backchannel_logout_private_addresses: bool,
 }
 
 impl Default for HttpConfig {
@@ -94,6 +102,9 @@ impl Default for HttpConfig {
             password_checks_queued: 32,
             admin_token: None,
             access_log: false,
+            backchannel_logout_retry_window: 600,
+            backchannel_logout_timeout: Duration::from_secs(5),
+            backchannel_logout_private_addresses: false,
         }
     }
 }
@@ -281,22 +292,9 @@ impl AppState {
         Ok(self.0.node.sync_once().await?)
     }
 
-    /// Runs the node's background loop and the logout token worker
-    /// ([`crate::backchannel`]) until the returned handle is aborted.
+    /// Runs the node's background loop until the returned handle is aborted (the logout
+    /// token worker is started beside it, by `backchannel::spawn`).
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
-        /// Aborts a task when dropped: aborting the returned task ends both.
-        struct AbortOnDrop(tokio::task::JoinHandle<()>);
-        impl Drop for AbortOnDrop {
-            fn drop(&mut self) {
-                self.0.abort();
-            }
-        }
-        let node = AbortOnDrop(self.0.node.spawn_background());
-        let logouts = AbortOnDrop(crate::backchannel::spawn(self.clone()));
-        tokio::spawn(async move {
-            let (node, logouts) = (node, logouts);
-            let _ = (&node, &logouts);
-            std::future::pending::<()>().await;
-        })
+        self.0.node.spawn_background()
     }
 }

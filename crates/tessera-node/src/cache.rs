@@ -865,12 +865,13 @@ impl GrantStore for CachedStore {
     ) -> Result<u64, StoreError> {
         self.inner.queue_logouts(rows, max_queued).await
     }
-    async fn due_logouts(
+    async fn claim_logouts(
         &self,
         now: i64,
+        lease_until: i64,
         limit: u64,
     ) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
-        self.inner.due_logouts(now, limit).await
+        self.inner.claim_logouts(now, lease_until, limit).await
     }
     async fn end_logout(&self, id: &str) -> Result<bool, StoreError> {
         self.inner.end_logout(id).await

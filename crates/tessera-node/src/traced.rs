@@ -180,7 +180,7 @@ traced! {
     fn list_user_grants(user_id: &str) -> Vec<GrantRecord>;
     fn session_grants(sid: &str) -> Vec<GrantRecord>;
     fn queue_logouts(rows: &[LogoutDeliveryRecord], max_queued: u64) -> u64;
-    fn due_logouts(now: i64, limit: u64) -> Vec<LogoutDeliveryRecord>;
+    fn claim_logouts(now: i64, lease_until: i64, limit: u64) -> Vec<LogoutDeliveryRecord>;
     fn end_logout(id: &str) -> bool;
     fn retry_logout(id: &str, attempts: i64, next_attempt_at: i64) -> bool;
     fn revoke_user_grants(user_id: &str, client_id: Option<&str>, now: i64) -> u64;

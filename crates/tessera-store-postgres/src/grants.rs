@@ -217,21 +217,33 @@ impl GrantStore for PgStore {
         Ok(dropped)
     }
 
-    async fn due_logouts(
+    async fn claim_logouts(
         &self,
         now: i64,
+        lease_until: i64,
         limit: u64,
     ) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
+        // `FOR UPDATE SKIP LOCKED`: a concurrent claim on another node passes over the rows
+        // this one is taking instead of waiting for them, and once this commits they are no
+        // longer due, so each due row goes to exactly one claimer.
         let rows = sqlx::query(
-            "SELECT * FROM logout_deliveries WHERE next_attempt_at <= $1 \
-             ORDER BY next_attempt_at, created_at, id LIMIT $2",
+            "WITH due AS (SELECT id FROM logout_deliveries WHERE next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             UPDATE logout_deliveries d SET next_attempt_at = $3 FROM due WHERE d.id = due.id \
+             RETURNING d.*",
         )
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(lease_until)
         .fetch_all(self.live()?)
         .await
         .map_err(backend)?;
-        rows.iter().map(rows::logout_delivery).collect()
+        let mut claimed = rows
+            .iter()
+            .map(rows::logout_delivery)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(claimed)
     }
 
     async fn end_logout(&self, id: &str) -> Result<bool, StoreError> {

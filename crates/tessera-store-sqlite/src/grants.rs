@@ -217,21 +217,31 @@ impl GrantStore for SqliteStore {
         Ok(dropped)
     }
 
-    async fn due_logouts(
+    async fn claim_logouts(
         &self,
         now: i64,
+        lease_until: i64,
         limit: u64,
     ) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
+        // One statement: SQLite runs it under its single writer lock, so two claims never
+        // see the same due row.
         let rows = sqlx::query(
-            "SELECT * FROM logout_deliveries WHERE next_attempt_at <= ? \
-             ORDER BY next_attempt_at, created_at, id LIMIT ?",
+            "UPDATE logout_deliveries SET next_attempt_at = ? WHERE id IN \
+             (SELECT id FROM logout_deliveries WHERE next_attempt_at <= ? \
+             ORDER BY next_attempt_at, created_at, id LIMIT ?) RETURNING *",
         )
+        .bind(lease_until)
         .bind(now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
-        rows.iter().map(rows::logout_delivery).collect()
+        let mut claimed = rows
+            .iter()
+            .map(rows::logout_delivery)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(claimed)
     }
 
     async fn end_logout(&self, id: &str) -> Result<bool, StoreError> {

@@ -991,14 +991,15 @@ impl GrantStore for MemoryStore {
         Ok(u64::try_from(excess).unwrap_or(u64::MAX))
     }
 
-    async fn due_logouts(
+    async fn claim_logouts(
         &self,
         now: i64,
+        lease_until: i64,
         limit: u64,
     ) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
-        let mut due: Vec<LogoutDeliveryRecord> = self
-            .state()
-            .await
+        // Under the one state lock: select and lease in one step.
+        let mut st = self.state().await;
+        let mut due: Vec<LogoutDeliveryRecord> = st
             .logouts
             .values()
             .filter(|r| r.next_attempt_at <= now)
@@ -1008,6 +1009,13 @@ impl GrantStore for MemoryStore {
             (a.next_attempt_at, a.created_at, &a.id).cmp(&(b.next_attempt_at, b.created_at, &b.id))
         });
         due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        due.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        for r in &mut due {
+            r.next_attempt_at = lease_until;
+            if let Some(stored) = st.logouts.get_mut(&r.id) {
+                stored.next_attempt_at = lease_until;
+            }
+        }
         Ok(due)
     }
 

@@ -402,10 +402,18 @@ pub trait GrantStore: Send + Sync {
         rows: &[LogoutDeliveryRecord],
         max_queued: u64,
     ) -> Result<u64, StoreError>;
-    /// Up to `limit` queued logout tokens due by `now`, earliest due first.
-    async fn due_logouts(
+    /// Claims up to `limit` queued logout tokens due by `now` (`next_attempt_at <= now`) for
+    /// one delivery attempt: in the same atomic step their `next_attempt_at` becomes
+    /// `lease_until`, the lease. # Contract: atomic across every node: of concurrent calls,
+    /// each due row is returned by exactly one, and no call returns it again before
+    /// `lease_until` (the claimer then ends it or schedules its retry); once the lease has
+    /// passed (the claimer crashed) the row is due again. The rows taken are the earliest due
+    /// (then oldest queued, then by id); they are returned oldest queued first (then by id),
+    /// carrying `lease_until` as their `next_attempt_at`.
+    async fn claim_logouts(
         &self,
         now: i64,
+        lease_until: i64,
         limit: u64,
     ) -> Result<Vec<LogoutDeliveryRecord>, StoreError>;
     /// Takes a logout token out of the queue (delivered or given up); whether it was there.

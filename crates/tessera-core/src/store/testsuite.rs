@@ -1068,6 +1068,10 @@ pub async fn logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_boun
         next_attempt_at: due,
         created_at,
     };
+    let leased = |r: &LogoutDeliveryRecord, until: i64| LogoutDeliveryRecord {
+        next_attempt_at: until,
+        ..r.clone()
+    };
     let (d1, d2, d3) = (
         row("d1", 1_000, 1_000),
         row("d2", 1_001, 1_005),
@@ -1085,19 +1089,34 @@ pub async fn logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_boun
             .unwrap(),
         0
     );
+    // Earliest due first, within the limit; a claim leases what it returns.
     assert_eq!(
-        s.due_logouts(1_001, 10).await.unwrap(),
-        [d1.clone(), d3.clone()]
+        s.claim_logouts(1_001, 1_030, 1).await.unwrap(),
+        [leased(&d1, 1_030)]
     );
-    assert_eq!(s.due_logouts(1_010, 1).await.unwrap()[..], [d1.clone()][..]);
+    assert_eq!(
+        s.claim_logouts(1_001, 1_030, 10).await.unwrap(),
+        [leased(&d3, 1_030)]
+    );
+    // Leased rows are not due again before their lease ends.
+    assert_eq!(
+        s.claim_logouts(1_010, 1_040, 10).await.unwrap(),
+        [leased(&d2, 1_040)]
+    );
     assert!(s.retry_logout("d1", 1, 1_020).await.unwrap());
     assert!(!s.retry_logout("nope", 1, 1_020).await.unwrap());
-    let due = s.due_logouts(1_010, 10).await.unwrap();
-    assert_eq!(due, [d3.clone(), d2.clone()]);
-    let retried = s.due_logouts(1_020, 10).await.unwrap();
+    let retried = s.claim_logouts(1_020, 1_050, 10).await.unwrap();
     assert_eq!(
-        retried.last().map(|r| (r.attempts, r.next_attempt_at)),
-        Some((1, 1_020))
+        retried
+            .iter()
+            .map(|r| (r.id.as_str(), r.attempts, r.next_attempt_at))
+            .collect::<Vec<_>>(),
+        [("d1", 1, 1_050)]
+    );
+    // d3's claimer never came back: its lease ends and it is due again.
+    assert_eq!(
+        s.claim_logouts(1_030, 1_060, 10).await.unwrap(),
+        [leased(&d3, 1_060)]
     );
     assert!(s.end_logout("d3").await.unwrap());
     assert!(!s.end_logout("d3").await.unwrap());
@@ -1108,13 +1127,45 @@ pub async fn logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_boun
         1
     );
     let left: Vec<String> = s
-        .due_logouts(9_999, 10)
+        .claim_logouts(9_999, 10_000, 10)
         .await
         .unwrap()
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(left, ["d4", "d2"]);
+    assert_eq!(left, ["d2", "d4"]);
+}
+
+pub async fn concurrent_claims_of_logout_deliveries_take_each_row_once(s: &dyn Store) {
+    let rows: Vec<LogoutDeliveryRecord> = (0..30)
+        .map(|i| LogoutDeliveryRecord {
+            id: format!("race-{i:02}"),
+            client_id: "c1".into(),
+            uri: "https://rp.example/bc".into(),
+            sub: "u1".into(),
+            sid: Some("s1".into()),
+            attempts: 0,
+            next_attempt_at: 1_000,
+            created_at: 1_000 + i,
+        })
+        .collect();
+    s.queue_logouts(&rows, 100).await.unwrap();
+    let results = futures_join_all((0..8).map(|_| s.claim_logouts(1_000, 2_000, 4))).await;
+    let mut claimed: Vec<String> = results
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .map(|r| r.id)
+        .collect();
+    // A claim may pass over rows another is taking; what nobody took is still due.
+    let rest = s.claim_logouts(1_000, 2_000, 100).await.unwrap();
+    claimed.extend(rest.into_iter().map(|r| r.id));
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    // No row went to two claimers.
+    assert_eq!((claimed.len(), total), (30, 30));
+    assert_eq!(s.claim_logouts(1_999, 3_000, 100).await.unwrap(), vec![]);
+    assert_eq!(s.claim_logouts(2_000, 3_000, 100).await.unwrap().len(), 30);
 }
 
 pub async fn revoking_a_users_grants_counts_and_logs_each(s: &dyn Store) {
@@ -2768,6 +2819,7 @@ macro_rules! conformance_tests {
             a_users_grants_are_listed_oldest_first_live_and_revoked,
             a_sessions_grants_are_the_clients_it_signed_into,
             logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_bound,
+            concurrent_claims_of_logout_deliveries_take_each_row_once,
             revoking_a_users_grants_counts_and_logs_each,
             deleting_a_consent_revokes_that_clients_grants,
             a_refresh_token_rotates_once,

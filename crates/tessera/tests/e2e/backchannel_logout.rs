@@ -28,6 +28,11 @@ struct Receiver {
 
 impl Receiver {
     async fn start(script: &[u16]) -> Receiver {
+        Self::start_slow(script, Duration::ZERO).await
+    }
+
+    /// A receiver that takes `delay` before each answer.
+    async fn start_slow(script: &[u16], delay: Duration) -> Receiver {
         let received: Received = Arc::default();
         let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
         let (kept, answers) = (Arc::clone(&received), Arc::clone(&script));
@@ -36,6 +41,7 @@ impl Receiver {
             axum::routing::post(move |headers: HeaderMap, body: Bytes| {
                 let (kept, answers) = (Arc::clone(&kept), Arc::clone(&answers));
                 async move {
+                    tokio::time::sleep(delay).await;
                     let kind = headers
                         .get(header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
@@ -406,4 +412,116 @@ async fn revoking_a_users_tokens_changing_their_password_or_deleting_them_tells_
     let mut want = vec![id["sid"].clone(), newest["sid"].clone()];
     want.sort_by_key(|v| v.to_string());
     assert_eq!(sids, want);
+}
+
+#[tokio::test]
+async fn a_target_resolving_to_a_refused_address_is_never_posted_to_and_is_audited() {
+    // Private targets refused, as in a deployment: loopback counts as private.
+    let (server, _) = setup_with(
+        &[("TESSERA_BACKCHANNEL_LOGOUT_PRIVATE_ADDRESSES", "false")],
+        &[],
+    )
+    .await;
+    let rp = Receiver::start(&[]).await;
+    let port = rp.uri.rsplit(':').next().unwrap().trim_end_matches("/bc");
+    let by_name = format!("http://localhost:{port}/bc");
+    // A loopback literal, a name resolving to loopback (judged at send time, by the resolver),
+    // and the link-local metadata address (refused whatever the setting).
+    let targets = [
+        rp.uri.as_str(),
+        by_name.as_str(),
+        "https://169.254.169.254/bc",
+    ];
+    let mut b = Browser::new(&server);
+    let mut clients = Vec::new();
+    for t in targets {
+        let c = client_with(&server, t, &[]).await;
+        sign_in(&server, &mut b, &c).await;
+        clients.push(c);
+    }
+    log_out(&mut b).await;
+    wait_until(
+        Duration::from_secs(30),
+        "three refusals in the audit trail",
+        || async { server.logs().matches("logout_delivery_refused").count() >= 3 },
+    )
+    .await;
+    let logs = server.logs();
+    for c in &clients {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("logout_delivery_refused") && l.contains(&c.id)),
+            "no refusal audited for {}",
+            c.id
+        );
+    }
+    assert!(logs.contains("private_address") && logs.contains("forbidden_address"));
+    // Ended, not retried: the outbox is empty and nothing reached the receiver.
+    let out = server
+        .cli(&["audit", "--kind", "logout_delivery_refused", "--json"])
+        .await;
+    assert_eq!(out.matches("logout_delivery_refused").count(), 3, "{out}");
+    assert!(rp.posts().is_empty(), "{:?}", rp.posts());
+    assert!(!logs.contains("logout token delivered"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_over_one_postgres_send_each_logout_token_once() {
+    let Some(db) =
+        tessera_store_postgres::testing::TestDatabase::create("bc_logout_two_nodes").await
+    else {
+        return;
+    };
+    let mut env: Vec<(&str, &str)> = vec![
+        ("TESSERA_DATABASE_URL", &db.url),
+        ("TESSERA_DATABASE_POOL_SIZE", "6"),
+    ];
+    let first = Server::start_with(&env).await;
+    let issuer = first.issuer().to_owned();
+    env.push(("TESSERA_ISSUER", &issuer));
+    let second = Server::start_with(&env).await;
+    first.create_user("alice", PASSWORD).await;
+    // Slow to answer (longer than the workers' poll interval): without a lease, the other
+    // node would take the rows still being sent.
+    let rp = Receiver::start_slow(&[], Duration::from_millis(1500)).await;
+    // One session signed into many clients: its logout queues one delivery per client, and
+    // both nodes' workers race for them.
+    let mut b = Browser::new(&first);
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let c = client_with(&first, &rp.uri, &[]).await;
+        second.wait_known(&c).await;
+        sign_in(&first, &mut b, &c).await;
+        ids.push(c.id);
+    }
+    log_out(&mut b).await;
+    rp.wait_for("a POST for every client", ids.len()).await;
+    // Every row ended (so nothing more will be sent), then count what each client got.
+    wait_until(Duration::from_secs(30), "the outbox empty", || async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM logout_deliveries")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        n == 0
+    })
+    .await;
+    let mut per_client: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for t in rp.taken() {
+        let claims = decode_jwt(&t).claims;
+        per_client
+            .entry(claims["aud"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(claims["jti"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    assert_eq!(per_client.keys().cloned().collect::<Vec<_>>(), ids);
+    for (aud, jtis) in &per_client {
+        assert_eq!(jtis.len(), 1, "{aud} was sent {jtis:?}");
+    }
+    assert_eq!(rp.posts().len(), ids.len());
+    // Both nodes ran a worker; which one sent what is up to the race.
+    drop((first, second));
 }
