@@ -9,9 +9,9 @@
 //! `nonce`) and [`deliveries`], which turns the grants a session (or a user) signed into
 //! into one logout token per client and session, honouring
 //! `backchannel_logout_session_required` (§2.2: such a client always gets `sid`, so a grant
-//! with no known session is not announced to it). [`queue_for_session`] puts what a session's
-//! end owes into the store's outbox (§2.5); sending is the HTTP layer's job, with the
-//! [`backoff`], [`DELIVERY_WINDOW`] and [`MAX_QUEUED`] bounds defined here.
+//! with no known session is not announced to it). [`ending`], the one trigger, runs the change
+//! that ends a user's sign-ins and puts what it owes into the store's outbox (§2.5); sending
+//! is the HTTP layer's job, with the [`backoff`] defined here.
 
 use std::collections::BTreeSet;
 
@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::keys::{KeyError, KeySet};
 use crate::model::{ClientRecord, GrantRecord, LogoutDeliveryRecord};
-use crate::store::{ClientStore, GrantStore, StoreError};
+use crate::store::{ClientStore, GrantStore, Store, StoreError};
 
 /// The member of `events` that makes a JWT a logout token (§2.4).
 pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -114,13 +114,11 @@ pub fn deliveries<'a>(
     out
 }
 
-/// How many logout tokens may wait in the outbox; past it the oldest are dropped (and
-/// logged), so that a flood of logouts or a client that never answers cannot fill the
-/// database.
-pub const MAX_QUEUED: u64 = 10_000;
-
-/// How long the outbox keeps trying a delivery, seconds from when it was queued.
-pub const DELIVERY_WINDOW: i64 = 600;
+/// The most logout tokens that may ever wait in the outbox, whatever the server's setting:
+/// past it, queueing drops the oldest (and logs it), so that a flood of logouts cannot fill
+/// the database even with no server running. The server's own, smaller bound
+/// (`backchannel_logout_max_queued`, 10 000 by default) is applied by its delivery worker.
+pub const MAX_QUEUED: u64 = 1_000_000;
 
 /// The wait before attempt `attempts + 1` after `attempts` failed ones, seconds: doubling
 /// from 1, at most 64.
@@ -128,22 +126,63 @@ pub fn backoff(attempts: i64) -> i64 {
     1_i64 << attempts.clamp(0, 6)
 }
 
-/// Queues the logout tokens owed for the end of session `sid` (§2.5: every client the session
-/// signed into that registered a `backchannel_logout_uri`), due at once; returns how many
-/// were queued.
-pub async fn queue_for_session<S: GrantStore + ClientStore + ?Sized>(
-    store: &S,
-    sid: &str,
-    now: i64,
-) -> Result<usize, StoreError> {
-    let grants = store.session_grants(sid).await?;
-    queue_for_grants(store, &grants, now).await
+/// Whose sign-ins end, for [`ending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending<'a> {
+    /// One sign-in session, by its `sid` (RP-initiated logout): every client it signed into.
+    Session(&'a str),
+    /// Every sign-in of a user, by user id (a password change, the user deleted, an operator
+    /// revoking the user's tokens): the clients of the user's live grants.
+    User(&'a str),
+    /// A user's grants to one client (user id, client id: an operator withdrawing the user's
+    /// consent to it): that client, if it held a live grant.
+    UserClient(&'a str, &'a str),
+    /// One grant, by id (an operator revoking it): its client, if the grant was live.
+    Grant(&'a str),
 }
 
-/// Queues the logout tokens owed to the clients of `grants` (see [`deliveries`]) when the
-/// sessions they came from end at once: a password change, a user deleted, or an operator
-/// revoking a user's tokens; returns how many were queued.
-pub async fn queue_for_grants<S: GrantStore + ClientStore + ?Sized>(
+/// The one trigger of back-channel logout (§2.5). Finds the clients `who` signed into, runs
+/// `end` (the change that ends those sessions or revokes those grants) and, once it has
+/// succeeded, queues a logout token for each of them, due at once. Every path that ends a
+/// user's sign-ins goes through here: RP-initiated logout (the logout page), an operator
+/// revoking a user's tokens, one grant or a consent (CLI and admin API), a password change
+/// and a user's deletion. A failed `end` queues nothing.
+pub async fn ending<T, E: From<StoreError>>(
+    store: &dyn Store,
+    who: Ending<'_>,
+    now: i64,
+    end: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let live = |g: &GrantRecord| g.revoked_at.is_none();
+    let grants: Vec<GrantRecord> = match who {
+        Ending::Session(sid) => store.session_grants(sid).await?,
+        Ending::User(user) => store
+            .list_user_grants(user)
+            .await?
+            .into_iter()
+            .filter(live)
+            .collect(),
+        Ending::UserClient(user, client) => store
+            .list_user_grants(user)
+            .await?
+            .into_iter()
+            .filter(|g| live(g) && g.client_id == client)
+            .collect(),
+        Ending::Grant(id) => store
+            .get_grant(id)
+            .await?
+            .into_iter()
+            .filter(live)
+            .collect(),
+    };
+    let done = end.await?;
+    queue_for_grants(store, &grants, now).await?;
+    Ok(done)
+}
+
+/// Queues the logout tokens owed to the clients of `grants` (see [`deliveries`]); returns how
+/// many were queued. Called by [`ending`].
+async fn queue_for_grants<S: GrantStore + ClientStore + ?Sized>(
     store: &S,
     grants: &[GrantRecord],
     now: i64,

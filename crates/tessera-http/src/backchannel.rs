@@ -9,6 +9,8 @@
 //! - Anything else (another status, a refused connection, a timeout) schedules a retry after
 //!   [`backchannel_logout::backoff`], until `backchannel_logout_retry_window` seconds (600 by
 //!   default) have passed since the row was queued, when it is given up and logged.
+//! - Past `backchannel_logout_max_queued` waiting deliveries (10 000 by default), each pass
+//!   drops the oldest, logged and counted.
 //! - A target whose address is refused ([`crate::backchannel_target`]: link-local, metadata,
 //!   unspecified, multicast, broadcast always; loopback and private unless allowed) ends the
 //!   row at once, with a warning and an audit event (`logout_delivery_refused`), no retry.
@@ -79,6 +81,18 @@ fn lease(state: &AppState) -> i64 {
 
 /// One pass: claim the due deliveries and attempt each, at once.
 async fn pass(state: &AppState, http: &reqwest::Client) -> Result<(), StoreError> {
+    // The outbox's bound: past it, the oldest waiting deliveries go.
+    let dropped = state
+        .store()
+        .queue_logouts(&[], state.http().backchannel_logout_max_queued)
+        .await?;
+    if dropped > 0 {
+        state.metrics().logout_deliveries("dropped", dropped);
+        tracing::warn!(
+            dropped,
+            "the logout token outbox is full: the oldest waiting deliveries were dropped"
+        );
+    }
     let now = state.now();
     let claimed = state
         .store()

@@ -140,7 +140,13 @@ impl Metrics {
     /// 204), `failed` (an attempt that will be retried) or `dropped` (ended undelivered: the
     /// retry window passed, or the target address is refused).
     pub fn logout_delivery(&self, outcome: &'static str) {
-        self.logouts.with_label_values(&[outcome]).inc();
+        self.logout_deliveries(outcome, 1);
+    }
+
+    /// Counts `n` logout token deliveries ending with `outcome` (see
+    /// [`Metrics::logout_delivery`]; `dropped` also counts those the outbox's bound dropped).
+    pub fn logout_deliveries(&self, outcome: &'static str, n: u64) {
+        self.logouts.with_label_values(&[outcome]).inc_by(n);
     }
 
     /// Counts one token request.

@@ -78,6 +78,8 @@ pub struct HttpConfig {
     /// Whether logout tokens may be sent to loopback and private addresses
     /// (`backchannel_target.rs` has the rules).
     pub backchannel_logout_private_addresses: bool,
+    /// How many logout deliveries may wait; past it the oldest are dropped.
+    pub backchannel_logout_max_queued: u64,
 }
 
 impl Default for HttpConfig {
@@ -105,6 +107,7 @@ impl Default for HttpConfig {
             backchannel_logout_retry_window: 600,
             backchannel_logout_timeout: Duration::from_secs(5),
             backchannel_logout_private_addresses: false,
+            backchannel_logout_max_queued: 10_000,
         }
     }
 }

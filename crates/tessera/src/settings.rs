@@ -72,6 +72,9 @@ pub struct FileConfig {
     /// Whether logout tokens may be sent to loopback and private (RFC 1918, `fc00::/7`)
     /// addresses [default: true when the issuer is a loopback `http://` URL, else false].
     pub backchannel_logout_private_addresses: Option<bool>,
+    /// How many logout token deliveries may wait (100 to 1000000); past it the oldest are
+    /// dropped [default: 10000].
+    pub backchannel_logout_max_queued: Option<u64>,
     /// Origins allowed by CORS.
     pub cors_allowed_origins: Option<Vec<String>>,
     /// Request body limit, bytes.
@@ -811,6 +814,15 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
         }
         http.backchannel_logout_timeout = Duration::from_secs(v);
     }
+    if let Some(v) = src.env_file(
+        "backchannel_logout_max_queued",
+        file.backchannel_logout_max_queued,
+    )? {
+        if !(100..=1_000_000).contains(&v) {
+            bail!("backchannel_logout_max_queued must be between 100 and 1000000");
+        }
+        http.backchannel_logout_max_queued = v;
+    }
     // Development on loopback sends logout tokens to loopback receivers; a deployment must
     // opt in to private targets.
     http.backchannel_logout_private_addresses = src
@@ -1132,6 +1144,7 @@ impl Settings {
                 "access_log" => json!(http.access_log),
                 "backchannel_logout_retry_window" => json!(http.backchannel_logout_retry_window),
                 "backchannel_logout_timeout" => json!(http.backchannel_logout_timeout.as_secs()),
+                "backchannel_logout_max_queued" => json!(http.backchannel_logout_max_queued),
                 "backchannel_logout_private_addresses" => {
                     json!(http.backchannel_logout_private_addresses)
                 }
@@ -1514,6 +1527,51 @@ mod tests {
                 resolve(Overrides::default(), file).is_err(),
                 "{max} {leeway}"
             );
+        }
+    }
+
+    #[test]
+    fn back_channel_logout_timings_bounds_and_private_targets() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        let h = &defaults.http;
+        assert_eq!(
+            (
+                h.backchannel_logout_retry_window,
+                h.backchannel_logout_timeout,
+                h.backchannel_logout_max_queued
+            ),
+            (600, Duration::from_secs(5), 10_000)
+        );
+        // The default issuer is on loopback (development): private targets allowed.
+        assert!(h.backchannel_logout_private_addresses);
+        let public: FileConfig = toml::from_str("issuer = \"https://auth.example.com\"").unwrap();
+        let s = resolve(Overrides::default(), public).unwrap();
+        assert!(!s.http.backchannel_logout_private_addresses);
+        let set: FileConfig = toml::from_str(
+            "backchannel_logout_retry_window = 60\nbackchannel_logout_timeout = 2\n\
+             backchannel_logout_max_queued = 500\nbackchannel_logout_private_addresses = false",
+        )
+        .unwrap();
+        let s = resolve(Overrides::default(), set).unwrap();
+        assert_eq!(
+            (
+                s.http.backchannel_logout_retry_window,
+                s.http.backchannel_logout_timeout,
+                s.http.backchannel_logout_max_queued,
+                s.http.backchannel_logout_private_addresses
+            ),
+            (60, Duration::from_secs(2), 500, false)
+        );
+        for bad in [
+            "backchannel_logout_retry_window = 5",
+            "backchannel_logout_retry_window = 86401",
+            "backchannel_logout_timeout = 0",
+            "backchannel_logout_timeout = 61",
+            "backchannel_logout_max_queued = 99",
+            "backchannel_logout_max_queued = 1000001",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(resolve(Overrides::default(), file).is_err(), "{bad}");
         }
     }
 

@@ -9,6 +9,7 @@
 //! stored only as an Argon2id hash; a new password ends the user's sessions; deleting a user
 //! ends their sessions and revokes every grant issued for them.
 
+use crate::backchannel_logout::{ending, Ending};
 use serde::{Deserialize, Serialize};
 
 use super::{AdminError, AdminResult};
@@ -201,19 +202,14 @@ pub async fn set_password(
 ) -> AdminResult<UserRecord> {
     let user = find(store, typed).await?;
     check_password(new_password)?;
-    if !store
-        .set_password(&user.user_id, &password::hash(new_password)?, now)
-        .await?
-    {
-        return Err(AdminError::not_found("user", &user.username));
-    }
-    let live: Vec<_> = store
-        .list_user_grants(&user.user_id)
-        .await?
-        .into_iter()
-        .filter(|g| g.revoked_at.is_none())
-        .collect();
-    crate::backchannel_logout::queue_for_grants(store, &live, now).await?;
+    let hash = password::hash(new_password)?;
+    ending(store, Ending::User(&user.user_id), now, async {
+        if !store.set_password(&user.user_id, &hash, now).await? {
+            return Err(AdminError::not_found("user", &user.username));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(user)
 }
 
@@ -226,16 +222,13 @@ pub async fn delete(
     now: i64,
 ) -> AdminResult<UserRecord> {
     let user = find(store, typed).await?;
-    let live: Vec<_> = store
-        .list_user_grants(&user.user_id)
-        .await?
-        .into_iter()
-        .filter(|g| g.revoked_at.is_none())
-        .collect();
-    if !store.delete_user(&user.user_id, now).await? {
-        return Err(AdminError::not_found("user", &user.username));
-    }
-    crate::backchannel_logout::queue_for_grants(store, &live, now).await?;
+    ending(store, Ending::User(&user.user_id), now, async {
+        if !store.delete_user(&user.user_id, now).await? {
+            return Err(AdminError::not_found("user", &user.username));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(user)
 }
 

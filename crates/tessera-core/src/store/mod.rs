@@ -396,7 +396,8 @@ pub trait GrantStore: Send + Sync {
         now: i64,
     ) -> Result<u64, StoreError>;
     /// Queues logout tokens to deliver, then, past `max_queued` waiting rows, drops the
-    /// oldest (by queueing time, then id). # Contract: returns how many it dropped.
+    /// oldest (by queueing time, then id). # Contract: returns how many it dropped; with no
+    /// rows, only applies the bound.
     async fn queue_logouts(
         &self,
         rows: &[LogoutDeliveryRecord],

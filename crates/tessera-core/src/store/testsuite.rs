@@ -1134,6 +1134,14 @@ pub async fn logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_boun
         .map(|r| r.id)
         .collect();
     assert_eq!(left, ["d2", "d4"]);
+    // Queueing nothing applies a (smaller) bound to what waits.
+    assert_eq!(s.queue_logouts(&[], 1).await.unwrap(), 1);
+    assert_eq!(s.queue_logouts(&[], 1).await.unwrap(), 0);
+    let left = s.claim_logouts(20_000, 20_001, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["d4"]
+    );
 }
 
 pub async fn concurrent_claims_of_logout_deliveries_take_each_row_once(s: &dyn Store) {

@@ -121,15 +121,18 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
             .await
             .ok()
             .flatten();
-        if let Err(e) = session::end(cx.store, value).await {
-            tracing::error!(error = %e, "could not end a session");
-        }
         // Back-Channel Logout §2.5: tell every client the session signed into.
-        if let Some((s, _)) = ended {
-            let sid = session::sid(&s);
-            if let Err(e) = backchannel_logout::queue_for_session(cx.store, &sid, cx.now).await {
-                tracing::error!(error = %e, "could not queue logout tokens");
+        let result = match ended {
+            Some((s, _)) => {
+                let sid = session::sid(&s);
+                let who = backchannel_logout::Ending::Session(&sid);
+                backchannel_logout::ending(cx.store, who, cx.now, session::end(cx.store, value))
+                    .await
             }
+            None => session::end(cx.store, value).await,
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not end a session");
         }
     }
     let mut res = match back {

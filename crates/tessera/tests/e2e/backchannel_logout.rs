@@ -525,3 +525,93 @@ async fn two_nodes_over_one_postgres_send_each_logout_token_once() {
     // Both nodes ran a worker; which one sent what is up to the race.
     drop((first, second));
 }
+
+/// The `aud` of each logout token `rp` took, in order.
+fn audiences(rp: &Receiver) -> Vec<String> {
+    rp.taken()
+        .iter()
+        .map(|t| decode_jwt(t).claims["aud"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_operator_revoking_a_consent_a_grant_or_a_users_tokens_tells_the_clients_concerned() {
+    const ADMIN: &str = "e2e-backchannel-admin-token-0123456789abcdef";
+    let addr = format!("127.0.0.1:{}", crate::support::free_port());
+    let (server, _) = setup_with(
+        &[
+            ("TESSERA_ADMIN_LISTEN", &addr),
+            ("TESSERA_ADMIN_TOKEN", ADMIN),
+        ],
+        &[],
+    )
+    .await;
+    let admin = |method: reqwest::Method, path: &str| {
+        server
+            .http
+            .request(method, format!("http://{addr}{path}"))
+            .bearer_auth(ADMIN)
+    };
+    wait_until(Duration::from_secs(10), "the admin listener", || async {
+        admin(reqwest::Method::GET, "/admin/openapi.json")
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+    let rp = Receiver::start(&[]).await;
+    let (a, b, c, d) = (
+        client_with(&server, &rp.uri, &[]).await,
+        client_with(&server, &rp.uri, &[]).await,
+        client_with(&server, &rp.uri, &[]).await,
+        client_with(&server, &rp.uri, &[]).await,
+    );
+    let mut browser = Browser::new(&server);
+    for client in [&a, &b, &c] {
+        sign_in(&server, &mut browser, client).await;
+    }
+    // The consent to a, withdrawn at the command line: a is told, nobody else.
+    server
+        .cli(&["user", "revoke-consent", "alice", &a.id])
+        .await;
+    rp.wait_for("told of the consent's end", 1).await;
+    assert_eq!(audiences(&rp), [a.id.clone()]);
+    // b's grant, revoked through the admin API: b is told.
+    let listed: Value = admin(reqwest::Method::GET, "/admin/users/alice/grants")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant_of_b = listed["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["client_id"] == b.id.as_str() && g["revoked_at"].is_null())
+        .expect("b's live grant")["grant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/admin/users/alice/grants/{grant_of_b}");
+    let res = admin(reqwest::Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    rp.wait_for("told of the grant's end", 2).await;
+    assert_eq!(audiences(&rp)[1], b.id);
+    // Revoking it again ends nothing, so tells nobody: the next token is the next change's.
+    let res = admin(reqwest::Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // d signs in too; the admin API revokes all of alice's tokens: c and d (live) are told.
+    sign_in(&server, &mut browser, &d).await;
+    let res = admin(reqwest::Method::POST, "/admin/users/alice/revoke-tokens")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    rp.wait_for("told of the revocation", 4).await;
+    let mut last = audiences(&rp)[2..].to_vec();
+    last.sort();
+    let mut want = vec![c.id.clone(), d.id.clone()];
+    want.sort();
+    assert_eq!(last, want);
+}
