@@ -575,7 +575,7 @@ async fn an_operator_revoking_a_consent_a_grant_or_a_users_tokens_tells_the_clie
         .cli(&["user", "revoke-consent", "alice", &a.id])
         .await;
     rp.wait_for("told of the consent's end", 1).await;
-    assert_eq!(audiences(&rp), [a.id.clone()]);
+    assert_eq!(audiences(&rp), [a.id.as_str()]);
     // b's grant, revoked through the admin API: b is told.
     let listed: Value = admin(reqwest::Method::GET, "/admin/users/alice/grants")
         .send()
