@@ -17,7 +17,8 @@
 //!   default only when the issuer itself is on loopback, as for development): loopback
 //!   (`127.0.0.0/8`, `::1`), private (RFC 1918 `10/8`, `172.16/12`, `192.168/16`; shared
 //!   `100.64.0.0/10`; unique local `fc00::/7`);
-//! - everything else is allowed. An IPv4-mapped IPv6 address is judged as its IPv4 address.
+//! - everything else is allowed. An IPv4-mapped IPv6 address, or a NAT64 one (`64:ff9b::/96`,
+//!   RFC 6052), is judged as its IPv4 address.
 //!
 //! The client of the worker uses no proxy (an HTTP proxy would resolve the name itself, past
 //! this rule) and follows no redirect.
@@ -51,7 +52,7 @@ impl Refusal {
 /// loopback and private addresses.
 pub fn permitted(ip: IpAddr, allow_private: bool) -> Result<(), Refusal> {
     let ip = match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| nat64(v6)) {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6(v6),
         },
@@ -66,6 +67,16 @@ pub fn permitted(ip: IpAddr, allow_private: bool) -> Result<(), Refusal> {
         Some(r) => Err(r),
         None => Ok(()),
     }
+}
+
+/// The IPv4 address inside a NAT64 address (`64:ff9b::/96`, RFC 6052), which a NAT64
+/// gateway would connect to.
+fn nat64(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
+        let [.., a, b, c, d] = ip.octets();
+        Ipv4Addr::new(a, b, c, d)
+    })
 }
 
 fn class_v4(ip: Ipv4Addr) -> Option<Refusal> {
@@ -213,6 +224,7 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:169.254.169.254",
             "::ffff:0.0.0.0",
+            "64:ff9b::a9fe:a9fe",
         ];
         let private = [
             "127.0.0.1",
@@ -228,6 +240,7 @@ mod tests {
             "fd12:3456::1",
             "::ffff:10.1.2.3",
             "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
         ];
         let public = [
             "93.184.216.34",

@@ -336,6 +336,45 @@ async fn a_refused_delivery_is_retried_until_the_client_takes_it() {
     let claims = decode_jwt(&taken[0]).claims;
     assert_eq!(claims["sid"], id["sid"]);
     assert_eq!(claims["aud"], c.id.as_str());
+    wait_until(Duration::from_secs(10), "the attempts counted", || async {
+        let m = server.metrics().await;
+        m.contains("tessera_logout_deliveries_total{outcome=\"failed\"} 2")
+            && m.contains("tessera_logout_deliveries_total{outcome=\"sent\"} 1")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_delivery_refused_past_the_retry_window_is_given_up_and_counted() {
+    let (server, _) = setup_with(&[("TESSERA_BACKCHANNEL_LOGOUT_RETRY_WINDOW", "10")], &[]).await;
+    let rp = Receiver::start(&[500; 1000]).await;
+    let c = client_with(&server, &rp.uri, &[]).await;
+    let mut browser = Browser::new(&server);
+    sign_in(&server, &mut browser, &c).await;
+    log_out(&mut browser).await;
+    wait_until(Duration::from_secs(60), "the delivery given up", || async {
+        server
+            .logs()
+            .contains("logout token not delivered in time; given up")
+    })
+    .await;
+    // Retried (1 s, 2 s, 4 s apart) while the window lasted, then dropped.
+    let tried = rp.posts().len();
+    assert!(tried >= 2, "{tried} attempts");
+    wait_until(Duration::from_secs(10), "the drop counted", || async {
+        server
+            .metrics()
+            .await
+            .contains("tessera_logout_deliveries_total{outcome=\"dropped\"} 1")
+    })
+    .await;
+    let m = server.metrics().await;
+    assert!(
+        m.contains(&format!(
+            "tessera_logout_deliveries_total{{outcome=\"failed\"}} {tried}"
+        )),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -463,6 +502,11 @@ async fn a_target_resolving_to_a_refused_address_is_never_posted_to_and_is_audit
     assert_eq!(out.matches("logout_delivery_refused").count(), 3, "{out}");
     assert!(rp.posts().is_empty(), "{:?}", rp.posts());
     assert!(!logs.contains("logout token delivered"));
+    let m = server.metrics().await;
+    assert!(
+        m.contains("tessera_logout_deliveries_total{outcome=\"dropped\"} 3"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
