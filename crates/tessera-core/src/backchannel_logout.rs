@@ -385,4 +385,73 @@ mod tests {
         assert!(c.get("sid").is_none());
         assert_eq!(c["sub"], "u1");
     }
+
+    #[tokio::test]
+    async fn the_trigger_queues_for_whom_the_change_ended_and_only_once_it_succeeded() {
+        use crate::store::memory::MemoryStore;
+        let store = MemoryStore::new();
+        for (id, uri) in [("a", "https://a.example/bc"), ("b", "https://b.example/bc")] {
+            store
+                .insert_client(&client(id, Some(uri), false))
+                .await
+                .unwrap();
+        }
+        for (id, c, sid) in [("g-a", "a", "s1"), ("g-b", "b", "s2")] {
+            store
+                .insert_grant(&grant(id, c, Some(sid)), None)
+                .await
+                .unwrap();
+        }
+        async fn queued(store: &MemoryStore, at: i64) -> Vec<String> {
+            let mut out: Vec<String> = store
+                .claim_logouts(at, at + 1_000_000, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| format!("{}:{}", r.client_id, r.sid.unwrap_or_default()))
+                .collect();
+            out.sort();
+            out
+        }
+        // A failed change queues nothing.
+        let failed = ending(&store, Ending::User("u1"), NOW, async {
+            Err::<(), StoreError>(StoreError::Backend("down".into()))
+        })
+        .await;
+        assert!(failed.is_err());
+        assert_eq!(queued(&store, NOW).await, Vec::<String>::new());
+        // One session: its clients only.
+        ending(&store, Ending::Session("s2"), NOW, async {
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(queued(&store, NOW).await, ["b:s2"]);
+        // One client of a user; one grant; a revoked grant tells nobody.
+        ending(&store, Ending::UserClient("u1", "a"), NOW, async {
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(queued(&store, NOW + 10).await, ["a:s1"]);
+        store.revoke_grant("g-a", NOW).await.unwrap();
+        ending(&store, Ending::Grant("g-a"), NOW, async {
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        ending(&store, Ending::Grant("g-b"), NOW, async {
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(queued(&store, NOW + 20).await, ["b:s2"]);
+        // A user: the clients of their live grants.
+        ending(&store, Ending::User("u1"), NOW, async {
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(queued(&store, NOW + 30).await, ["b:s2"]);
+    }
 }
