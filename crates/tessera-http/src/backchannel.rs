@@ -18,9 +18,11 @@
 //! Several nodes share one database: a claim leases its rows (their next attempt moves to the
 //! end of the lease, in the same atomic statement; `FOR UPDATE SKIP LOCKED` on PostgreSQL), so
 //! no two nodes send one delivery at once, and a node that dies holding a lease only delays
-//! its rows until the lease ends. The lease is the request timeout plus [`LEASE_MARGIN`]:
-//! every row of a claim is sent concurrently, so each is done (ended or rescheduled) well
-//! before its lease passes. Rows live in the database, so a restart resumes where the last
+//! its rows until the lease ends. The lease is twice the request timeout plus
+//! [`LEASE_MARGIN`]:
+//! every row of a claim is sent concurrently, and the address check before a send and the
+//! send itself are each bounded by that timeout, so each row is done (ended or rescheduled)
+//! before its lease passes unless the database itself stalls. Rows live in the database, so a restart resumes where the last
 //! process stopped. The client follows no redirects, uses no proxy and waits at most
 //! `backchannel_logout_timeout` (5 s by default); the token is never logged. Counted in
 //! `tessera_logout_deliveries_total` (`docs/metrics.md`).
@@ -38,7 +40,8 @@ use crate::state::AppState;
 /// How often the worker looks for due deliveries.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// What a lease adds to the request timeout, seconds: time to sign, and to record the outcome.
+/// What a lease adds to the time an attempt may take, seconds: time to sign, and to record
+/// the outcome.
 pub const LEASE_MARGIN: i64 = 10;
 
 /// How many deliveries one claim takes (and sends at once).
@@ -72,10 +75,12 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The lease of a claim, seconds.
+/// The lease of a claim, seconds: the address check and the request, each bounded by the
+/// request timeout, and [`LEASE_MARGIN`].
 fn lease(state: &AppState) -> i64 {
     i64::try_from(state.http().backchannel_logout_timeout.as_secs())
         .unwrap_or(i64::MAX)
+        .saturating_mul(2)
         .saturating_add(LEASE_MARGIN)
 }
 
@@ -170,8 +175,15 @@ async fn attempt(
 /// Checks the target, signs and sends one logout token.
 async fn send(state: &AppState, http: &reqwest::Client, row: &LogoutDeliveryRecord) -> Attempt {
     let allow_private = state.http().backchannel_logout_private_addresses;
-    if let Err(refusal) = target::check(&row.uri, allow_private).await {
-        return Attempt::Refused(refusal);
+    // The look-up is bounded as the request is, so an attempt ends well within its lease.
+    let timeout = state.http().backchannel_logout_timeout;
+    match tokio::time::timeout(timeout, target::check(&row.uri, allow_private)).await {
+        Ok(Err(refusal)) => return Attempt::Refused(refusal),
+        Ok(Ok(())) => {}
+        Err(_) => {
+            tracing::info!(client_id = %row.client_id, "logout token target not resolved in time; will retry");
+            return Attempt::Failed;
+        }
     }
     let delivery = Delivery {
         client_id: row.client_id.clone(),
