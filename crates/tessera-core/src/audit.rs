@@ -106,6 +106,10 @@ pub enum AuditKind {
     /// further failures from there are answered `429` until the window ends (RFC 6819
     /// §4.3.2); the end is in the detail (`until`).
     ClientLockedOut,
+    /// A logout token was not sent because the client's back-channel logout URI resolved to
+    /// a refused address (OpenID Connect Back-Channel Logout 1.0; the reason is in the
+    /// detail); its delivery ended.
+    LogoutDeliveryRefused,
     /// A change through the admin API of a kind not named above (its method and path are
     /// in the detail).
     AdminChange,
@@ -144,6 +148,7 @@ impl AuditKind {
         Self::RefreshTokenReplayed,
         Self::SignInLockedOut,
         Self::ClientLockedOut,
+        Self::LogoutDeliveryRefused,
         Self::AdminChange,
     ];
 
@@ -180,6 +185,7 @@ impl AuditKind {
             Self::RefreshTokenReplayed => "refresh_token_replayed",
             Self::SignInLockedOut => "sign_in_locked_out",
             Self::ClientLockedOut => "client_locked_out",
+            Self::LogoutDeliveryRefused => "logout_delivery_refused",
             Self::AdminChange => "admin_change",
         }
     }

@@ -1,7 +1,8 @@
 //! OpenID Connect ID tokens and the user claims they share with userinfo.
 //!
 //! Owns [`issue`] (OpenID Connect Core §2: `iss`, `sub`, `aud`, `exp`, `iat`, `auth_time`,
-//! `nonce`, `at_hash`, plus the user's claims by scope), [`user_claims`] (what the `profile`
+//! `nonce`, `at_hash`, `sid` of OpenID Connect Back-Channel Logout 1.0 §2.1, plus the user's
+//! claims by scope), [`user_claims`] (what the `profile`
 //! and `email` scopes release, also served by userinfo) and [`verify_hint`] (an
 //! `id_token_hint` at logout: our signature and issuer, expiry ignored as §3.1.2.1 allows).
 
@@ -32,6 +33,9 @@ pub struct IdTokenFor<'a> {
     pub scope: &'a ScopeSet,
     /// The access token issued with it, for `at_hash`.
     pub access_token: &'a str,
+    /// The session id of the sign-in session (OpenID Connect Back-Channel Logout 1.0 §2.1),
+    /// when the grant came from one.
+    pub sid: Option<&'a str>,
 }
 
 /// The claims the granted scope releases about a user (OpenID Connect Core §5.4).
@@ -81,6 +85,9 @@ pub fn issue(cx: &Cx<'_>, t: &IdTokenFor<'_>) -> Result<String, OAuthError> {
     claims.insert("at_hash".into(), json!(at_hash(key.alg, t.access_token)));
     if let Some(nonce) = t.nonce {
         claims.insert("nonce".into(), json!(nonce));
+    }
+    if let Some(sid) = t.sid {
+        claims.insert("sid".into(), json!(sid));
     }
     crate::jwt::encode_json(key, &Value::Object(claims)).map_err(OAuthError::server_error)
 }

@@ -27,6 +27,7 @@
 pub mod admin;
 pub mod audience;
 pub mod audit;
+pub mod backchannel_logout;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod client_keys;

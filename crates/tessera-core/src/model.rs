@@ -144,6 +144,11 @@ pub struct UserFlowSettings {
     pub post_logout_redirect_uris: Vec<String>,
     /// First-party client: the user is never asked for consent.
     pub skip_consent: bool,
+    /// Where logout tokens are sent when a session it signed into ends (OpenID Connect
+    /// Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid` (Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_session_required: bool,
     /// Audiences the client may get tokens for by token exchange (RFC 8693 §2.1: `resource`
     /// and `audience`); none: it may not exchange tokens.
     pub token_exchange_audiences: Vec<String>,
@@ -164,6 +169,8 @@ impl Default for UserFlowSettings {
             allow_plain_pkce: false,
             post_logout_redirect_uris: Vec::new(),
             skip_consent: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
             token_exchange_audiences: Vec::new(),
             require_par: false,
         }
@@ -415,6 +422,29 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// A logout token owed to a client (OpenID Connect Back-Channel Logout 1.0 §2.5), waiting in
+/// the outbox until it is delivered or given up. The token itself is signed at each attempt,
+/// so nothing secret is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutDeliveryRecord {
+    /// Identifier.
+    pub id: String,
+    /// The client (the token's `aud`).
+    pub client_id: String,
+    /// Where it goes: the client's `backchannel_logout_uri` when it was queued.
+    pub uri: String,
+    /// The user (`sub`).
+    pub sub: String,
+    /// The ended session (`sid`), when known.
+    pub sid: Option<String>,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When the next attempt is due.
+    pub next_attempt_at: i64,
+    /// When it was queued: attempts stop some time after.
+    pub created_at: i64,
+}
+
 /// An authorization code (RFC 6749 §4.1.2), stored only as its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRecord {
@@ -439,6 +469,9 @@ pub struct CodeRecord {
     pub auth_time: i64,
     /// The grant that tokens issued from this code belong to.
     pub grant_id: String,
+    /// The OpenID Connect session id (`sid`) of the sign-in session that authorized it
+    /// ([`crate::session::sid`]).
+    pub sid: Option<String>,
     /// Authorization request parameters Tessera does not know, as a JSON object.
     pub extra: String,
     /// When it was issued.
@@ -588,6 +621,10 @@ pub struct GrantRecord {
     /// Claims every access token of the family carries, a JSON object of strings: the
     /// authorization-request parameters the code's dialect carries (`crate::dialect`).
     pub claims: Option<String>,
+    /// The OpenID Connect session id (`sid`) of the sign-in session the grant came from:
+    /// the record of which clients a session signed into (OpenID Connect Back-Channel
+    /// Logout 1.0 §2.1).
+    pub sid: Option<String>,
 }
 
 /// A refresh token, stored only as its hash; found by the public id inside it.

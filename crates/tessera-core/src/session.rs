@@ -6,8 +6,13 @@
 //! [`Config::session_ttl`](crate::config::Config::session_ttl) seconds, and is known to the
 //! browser only by a random value whose hash is stored ([`crate::secret`]); a sign-in
 //! replaces the browser's previous session. [`must_sign_in`] is the rule of OpenID Connect
-//! Core §3.1.2.1 for `max_age` and `prompt=login`. Carrying the value in a cookie is the HTTP
+//! Core §3.1.2.1 for `max_age` and `prompt=login`. [`sid`] is the session's public
+//! identifier (OpenID Connect Back-Channel Logout 1.0 §2.1), carried in ID tokens and logout
+//! tokens. Carrying the value in a cookie is the HTTP
 //! layer's job; time is an input (`now`), never read here.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
 use crate::model::{SessionRecord, UserRecord};
 use crate::secret::{self, Secret, SecretHash};
@@ -68,6 +73,16 @@ pub async fn current<S: UserStore + ?Sized>(
 /// Ends the session a browser presented (`value`); whether there was one.
 pub async fn end<S: UserStore + ?Sized>(store: &S, value: &str) -> Result<bool, StoreError> {
     store.delete_session(&SecretHash::of(value)).await
+}
+
+/// The session id (`sid`, OpenID Connect Back-Channel Logout 1.0 §2.1) of a session: a
+/// hash of the stored hash under its own label, so it names the session to clients without
+/// revealing the value the browser holds or the key it is stored under.
+pub fn sid(session: &SessionRecord) -> String {
+    let mut input = b"tessera session id\0".to_vec();
+    input.extend_from_slice(session.session_hash.as_str().as_bytes());
+    let d = ring::digest::digest(&ring::digest::SHA256, &input);
+    URL_SAFE_NO_PAD.encode(d.as_ref())
 }
 
 /// Whether a session has not expired by `now`.
@@ -170,6 +185,25 @@ mod tests {
         assert!(end(&store, new).await.unwrap());
         assert!(!end(&store, new).await.unwrap());
         assert_eq!(current(&store, Some(new), NOW + 10).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_sessions_sid_is_stable_distinct_and_reveals_neither_value_nor_hash() {
+        let u = user("u1");
+        let store = store_with(&u).await;
+        let a = start(&store, &identity(&u, NOW), TTL, NOW, None)
+            .await
+            .unwrap();
+        let b = start(&store, &identity(&u, NOW), TTL, NOW, None)
+            .await
+            .unwrap();
+        let sid_a = sid(&a.record);
+        assert_eq!(sid_a, sid(&a.record.clone()));
+        assert_ne!(sid_a, sid(&b.record));
+        assert_eq!(sid_a.len(), 43);
+        assert!(!sid_a.contains(a.value.expose()));
+        assert_ne!(sid_a, a.record.session_hash.as_str());
+        assert_ne!(SecretHash::of(&sid_a), a.record.session_hash);
     }
 
     #[tokio::test]

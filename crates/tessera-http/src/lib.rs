@@ -9,7 +9,8 @@
 //!   is answered as.
 //! - [`extract`]: bodies parsed once at the edge; [`error`]: protocol errors to responses;
 //!   [`response`]: the JSON bodies of token and introspection responses.
-//! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached.
+//! - [`remote_keys`]: trusted issuers' JWKS fetched by URL, cached; [`backchannel`]: logout
+//!   tokens delivered to clients from the outbox.
 //! - [`request_id`]: the id of each request (`X-Request-Id`), for logs and the audit trail;
 //!   [`otel`]: the request span of OpenTelemetry tracing, child of an incoming `traceparent`.
 //! - [`routes`]: one module per endpoint; [`metrics`]: Prometheus; [`through`]: the dialect a
@@ -18,6 +19,8 @@
 
 pub mod access_log;
 pub mod admin_api;
+pub mod backchannel;
+pub mod backchannel_target;
 pub mod error;
 pub mod extract;
 pub mod host;

@@ -59,6 +59,7 @@ pub struct Metrics {
     errors: IntCounterVec,
     grants: IntCounterVec,
     grant_latency: HistogramVec,
+    logouts: IntCounterVec,
 }
 
 impl Metrics {
@@ -99,6 +100,13 @@ impl Metrics {
             .buckets(BUCKETS.to_vec()),
             &["grant_type"],
         )?;
+        let logouts = IntCounterVec::new(
+            Opts::new(
+                "logout_deliveries_total",
+                "Back-channel logout token deliveries by outcome",
+            ),
+            &["outcome"],
+        )?;
         let mut described = Vec::new();
         let mut add = |c: Box<dyn Collector>, kind: &'static str| {
             described.extend(c.desc().into_iter().map(|d| Described {
@@ -115,6 +123,7 @@ impl Metrics {
         add(Box::new(errors.clone()), "counter")?;
         add(Box::new(grants.clone()), "counter")?;
         add(Box::new(grant_latency.clone()), "histogram")?;
+        add(Box::new(logouts.clone()), "counter")?;
         Ok(Self {
             described,
             registry,
@@ -123,7 +132,21 @@ impl Metrics {
             errors,
             grants,
             grant_latency,
+            logouts,
         })
+    }
+
+    /// Counts one logout token delivery attempt or end: `sent` (the client answered 200 or
+    /// 204), `failed` (an attempt that will be retried) or `dropped` (ended undelivered: the
+    /// retry window passed, or the target address is refused).
+    pub fn logout_delivery(&self, outcome: &'static str) {
+        self.logout_deliveries(outcome, 1);
+    }
+
+    /// Counts `n` logout token deliveries ending with `outcome` (see
+    /// [`Metrics::logout_delivery`]; `dropped` also counts those the outbox's bound dropped).
+    pub fn logout_deliveries(&self, outcome: &'static str, n: u64) {
+        self.logouts.with_label_values(&[outcome]).inc_by(n);
     }
 
     /// Counts one token request.

@@ -76,6 +76,16 @@ pub struct HttpConfig {
     /// Device authorizations one client may be given from one client address per device
     /// code lifetime (RFC 8628 §3.1; 0: no limit).
     pub device_codes_per_client_address: u32,
+    /// How long a back-channel logout delivery is retried, seconds from when it was queued
+    /// (the outbox worker, `backchannel.rs`).
+    pub backchannel_logout_retry_window: i64,
+    /// Longest one logout token POST may take.
+    pub backchannel_logout_timeout: Duration,
+    /// Whether logout tokens may be sent to loopback and private addresses
+    /// (`backchannel_target.rs` has the rules).
+    pub backchannel_logout_private_addresses: bool,
+    /// How many logout deliveries may wait; past it the oldest are dropped.
+    pub backchannel_logout_max_queued: u64,
 }
 
 impl Default for HttpConfig {
@@ -102,6 +112,10 @@ impl Default for HttpConfig {
             access_log: false,
             user_code_failures_per_address: 10,
             device_codes_per_client_address: 20,
+            backchannel_logout_retry_window: 600,
+            backchannel_logout_timeout: Duration::from_secs(5),
+            backchannel_logout_private_addresses: false,
+            backchannel_logout_max_queued: 10_000,
         }
     }
 }
@@ -289,7 +303,8 @@ impl AppState {
         Ok(self.0.node.sync_once().await?)
     }
 
-    /// Runs the node's background loop until the returned handle is aborted.
+    /// Runs the node's background loop until the returned handle is aborted (the logout
+    /// token worker is started beside it, by `backchannel::spawn`).
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
         self.0.node.spawn_background()
     }

@@ -24,7 +24,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use quick_cache::sync::Cache;
-use tessera_core::model::{AdminTokenRecord, ExternalIdentityRecord, IdpRecord};
+use tessera_core::model::{
+    AdminTokenRecord, ExternalIdentityRecord, IdpRecord, LogoutDeliveryRecord,
+};
 use tessera_core::model::{AuditFilter, AuditRecord};
 use tessera_core::model::{
     Change, ChangeKind, ClientRecord, CodeRecord, CodeUse, ConsentRecord, EnvDeletion, EnvRecord,
@@ -890,6 +892,35 @@ impl GrantStore for CachedStore {
     }
     async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError> {
         self.inner.list_user_grants(user_id).await
+    }
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        self.inner.session_grants(sid).await
+    }
+    async fn queue_logouts(
+        &self,
+        rows: &[LogoutDeliveryRecord],
+        max_queued: u64,
+    ) -> Result<u64, StoreError> {
+        self.inner.queue_logouts(rows, max_queued).await
+    }
+    async fn claim_logouts(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u64,
+    ) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
+        self.inner.claim_logouts(now, lease_until, limit).await
+    }
+    async fn end_logout(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.end_logout(id).await
+    }
+    async fn retry_logout(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.retry_logout(id, attempts, next_attempt_at).await
     }
     async fn revoke_user_grants(
         &self,

@@ -21,7 +21,8 @@ use async_trait::async_trait;
 use tessera_core::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, Change, ClientRecord, CodeRecord, CodeUse,
     ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    KeyRecord, LogoutDeliveryRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord,
+    TrustRecord, UserRecord,
 };
 use tessera_core::model::{DeviceApproval, DeviceCodeRecord, DevicePoll};
 use tessera_core::secret::SecretHash;
@@ -179,6 +180,11 @@ traced! {
     fn get_grant(grant_id: &str) -> Option<GrantRecord>;
     fn revoke_grant(grant_id: &str, now: i64) -> bool;
     fn list_user_grants(user_id: &str) -> Vec<GrantRecord>;
+    fn session_grants(sid: &str) -> Vec<GrantRecord>;
+    fn queue_logouts(rows: &[LogoutDeliveryRecord], max_queued: u64) -> u64;
+    fn claim_logouts(now: i64, lease_until: i64, limit: u64) -> Vec<LogoutDeliveryRecord>;
+    fn end_logout(id: &str) -> bool;
+    fn retry_logout(id: &str, attempts: i64, next_attempt_at: i64) -> bool;
     fn revoke_user_grants(user_id: &str, client_id: Option<&str>, now: i64) -> u64;
     fn get_refresh_token(token_id: &str) -> Option<RefreshRecord>;
     fn rotate_refresh_token(token_id: &str, successor: &RefreshRecord, successor_sealed: Option<&[u8]>, now: i64) -> bool;

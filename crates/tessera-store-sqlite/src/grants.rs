@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 
-use tessera_core::model::{ChangeKind, CodeRecord, CodeUse, GrantRecord, RefreshRecord};
+use tessera_core::model::{
+    ChangeKind, CodeRecord, CodeUse, GrantRecord, LogoutDeliveryRecord, RefreshRecord,
+};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{GrantStore, StoreError};
 
@@ -61,7 +63,7 @@ impl GrantStore for SqliteStore {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, \
              nonce, code_challenge, code_challenge_method, auth_time, grant_id, extra, issued_at, \
-             expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             expires_at, sid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(c.code_hash.as_str())
         .bind(&c.client_id)
@@ -76,6 +78,7 @@ impl GrantStore for SqliteStore {
         .bind(&c.extra)
         .bind(c.issued_at)
         .bind(c.expires_at)
+        .bind(c.sid.as_deref())
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -115,8 +118,8 @@ impl GrantStore for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
-             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims, sid) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -130,6 +133,7 @@ impl GrantStore for SqliteStore {
         .bind(g.expires_at)
         .bind(g.revoked_at)
         .bind(g.claims.as_deref())
+        .bind(g.sid.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -173,6 +177,108 @@ impl GrantStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
+        rows.iter().map(rows::grant).collect()
+    }
+
+    async fn queue_logouts(
+        &self,
+        rows: &[LogoutDeliveryRecord],
+        max_queued: u64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO logout_deliveries (id, client_id, uri, sub, sid, attempts, \
+                 next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.id)
+            .bind(&r.client_id)
+            .bind(&r.uri)
+            .bind(&r.sub)
+            .bind(r.sid.as_deref())
+            .bind(r.attempts)
+            .bind(r.next_attempt_at)
+            .bind(r.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        let keep = i64::try_from(max_queued).unwrap_or(i64::MAX);
+        let dropped = sqlx::query(
+            "DELETE FROM logout_deliveries WHERE id NOT IN (SELECT id FROM logout_deliveries \
+             ORDER BY created_at DESC, id DESC LIMIT ?)",
+        )
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        tx.commit().await.map_err(backend)?;
+        Ok(dropped)
+    }
+
+    async fn claim_logouts(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u64,
+    ) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
+        // One statement: SQLite runs it under its single writer lock, so two claims never
+        // see the same due row.
+        let rows = sqlx::query(
+            "UPDATE logout_deliveries SET next_attempt_at = ? WHERE id IN \
+             (SELECT id FROM logout_deliveries WHERE next_attempt_at <= ? \
+             ORDER BY next_attempt_at, created_at, id LIMIT ?) RETURNING *",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut claimed = rows
+            .iter()
+            .map(rows::logout_delivery)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(claimed)
+    }
+
+    async fn end_logout(&self, id: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM logout_deliveries WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn retry_logout(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE logout_deliveries SET attempts = ?, next_attempt_at = ? WHERE id = ?",
+        )
+        .bind(attempts)
+        .bind(next_attempt_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM grants WHERE sid = ? ORDER BY created_at, grant_id")
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
         rows.iter().map(rows::grant).collect()
     }
 

@@ -4,8 +4,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use tessera_core::model::{
-    ClientRecord, CodeRecord, ConsentRecord, EnvRecord, GrantRecord, KeyRecord, RefreshRecord,
-    SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
+    ClientRecord, CodeRecord, ConsentRecord, EnvRecord, GrantRecord, KeyRecord,
+    LogoutDeliveryRecord, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
+    UserFlowSettings, UserRecord,
 };
 use tessera_core::resource::Audience;
 use tessera_core::scope::ScopeSet;
@@ -93,9 +94,23 @@ pub(crate) fn code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
         code_challenge_method: get(row, "code_challenge_method")?,
         auth_time: get(row, "auth_time")?,
         grant_id: get(row, "grant_id")?,
+        sid: get(row, "sid")?,
         extra: get(row, "extra")?,
         issued_at: get(row, "issued_at")?,
         expires_at: get(row, "expires_at")?,
+    })
+}
+
+pub(crate) fn logout_delivery(row: &SqliteRow) -> Result<LogoutDeliveryRecord, StoreError> {
+    Ok(LogoutDeliveryRecord {
+        id: get(row, "id")?,
+        client_id: get(row, "client_id")?,
+        uri: get(row, "uri")?,
+        sub: get(row, "sub")?,
+        sid: get(row, "sid")?,
+        attempts: get(row, "attempts")?,
+        next_attempt_at: get(row, "next_attempt_at")?,
+        created_at: get(row, "created_at")?,
     })
 }
 
@@ -122,6 +137,7 @@ pub(crate) fn grant(row: &SqliteRow) -> Result<GrantRecord, StoreError> {
         expires_at: get(row, "expires_at")?,
         revoked_at: get(row, "revoked_at")?,
         claims: get(row, "claims")?,
+        sid: get(row, "sid")?,
     })
 }
 

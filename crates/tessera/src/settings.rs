@@ -64,6 +64,17 @@ pub struct FileConfig {
     /// authenticated client id) at info level, target `access` (env `TESSERA_ACCESS_LOG`:
     /// `true` or `false`) [default: false].
     pub access_log: Option<bool>,
+    /// How long a back-channel logout delivery is retried, seconds from when it was queued
+    /// (10 to 86400) [default: 600].
+    pub backchannel_logout_retry_window: Option<i64>,
+    /// Longest one logout token POST may take, seconds (1 to 60) [default: 5].
+    pub backchannel_logout_timeout: Option<u64>,
+    /// Whether logout tokens may be sent to loopback and private (RFC 1918, `fc00::/7`)
+    /// addresses [default: true when the issuer is a loopback `http://` URL, else false].
+    pub backchannel_logout_private_addresses: Option<bool>,
+    /// How many logout token deliveries may wait (100 to 1000000); past it the oldest are
+    /// dropped [default: 10000].
+    pub backchannel_logout_max_queued: Option<u64>,
     /// Origins allowed by CORS.
     pub cors_allowed_origins: Option<Vec<String>>,
     /// Request body limit, bytes.
@@ -803,6 +814,41 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
     http.access_log = src
         .env_file("access_log", file.access_log)?
         .unwrap_or(false);
+    if let Some(v) = src.env_file(
+        "backchannel_logout_retry_window",
+        file.backchannel_logout_retry_window,
+    )? {
+        if !(10..=86_400).contains(&v) {
+            bail!("backchannel_logout_retry_window must be between 10 and 86400 seconds");
+        }
+        http.backchannel_logout_retry_window = v;
+    }
+    if let Some(v) = src.env_file(
+        "backchannel_logout_timeout",
+        file.backchannel_logout_timeout,
+    )? {
+        if !(1..=60).contains(&v) {
+            bail!("backchannel_logout_timeout must be between 1 and 60 seconds");
+        }
+        http.backchannel_logout_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = src.env_file(
+        "backchannel_logout_max_queued",
+        file.backchannel_logout_max_queued,
+    )? {
+        if !(100..=1_000_000).contains(&v) {
+            bail!("backchannel_logout_max_queued must be between 100 and 1000000");
+        }
+        http.backchannel_logout_max_queued = v;
+    }
+    // Development on loopback sends logout tokens to loopback receivers; a deployment must
+    // opt in to private targets.
+    http.backchannel_logout_private_addresses = src
+        .env_file(
+            "backchannel_logout_private_addresses",
+            file.backchannel_logout_private_addresses,
+        )?
+        .unwrap_or_else(|| loopback_http(&core.issuer));
     http.metrics_token = src
         .env_file::<String>("metrics_token", file.metrics_token)?
         .filter(|t| !t.trim().is_empty())
@@ -970,24 +1016,31 @@ fn check_listen(key: &str, addr: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_issuer(issuer: &str, allow_insecure: bool) -> Result<()> {
-    if issuer.starts_with("https://") {
-        return Ok(());
-    }
+/// Whether `issuer` is a plain `http://` URL on a loopback host (development).
+fn loopback_http(issuer: &str) -> bool {
     let Some(rest) = issuer.strip_prefix("http://") else {
-        bail!("issuer must be an http(s) URL, got '{issuer}'");
+        return false;
     };
     let host = rest.split('/').next().unwrap_or_default();
     let host = host
         .rsplit_once(':')
         .filter(|(h, p)| !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
         .map_or(host, |(h, _)| h);
-    let loopback = host == "localhost"
+    host == "localhost"
         || host == "[::1]"
         || host
             .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback || allow_insecure {
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn check_issuer(issuer: &str, allow_insecure: bool) -> Result<()> {
+    if issuer.starts_with("https://") {
+        return Ok(());
+    }
+    if !issuer.starts_with("http://") {
+        bail!("issuer must be an http(s) URL, got '{issuer}'");
+    }
+    if loopback_http(issuer) || allow_insecure {
         Ok(())
     } else {
         bail!(
@@ -1109,6 +1162,12 @@ impl Settings {
                 "max_header_size" => json!(self.max_header_size),
                 "metrics_token" => set(http.metrics_token.is_some()),
                 "access_log" => json!(http.access_log),
+                "backchannel_logout_retry_window" => json!(http.backchannel_logout_retry_window),
+                "backchannel_logout_timeout" => json!(http.backchannel_logout_timeout.as_secs()),
+                "backchannel_logout_max_queued" => json!(http.backchannel_logout_max_queued),
+                "backchannel_logout_private_addresses" => {
+                    json!(http.backchannel_logout_private_addresses)
+                }
                 "change_retention" => json!(self.change_retention),
                 "audit_retention" => json!(core.audit_retention),
                 "dialects" => json!(core
@@ -1488,6 +1547,51 @@ mod tests {
                 resolve(Overrides::default(), file).is_err(),
                 "{max} {leeway}"
             );
+        }
+    }
+
+    #[test]
+    fn back_channel_logout_timings_bounds_and_private_targets() {
+        let defaults = resolve(Overrides::default(), FileConfig::default()).unwrap();
+        let h = &defaults.http;
+        assert_eq!(
+            (
+                h.backchannel_logout_retry_window,
+                h.backchannel_logout_timeout,
+                h.backchannel_logout_max_queued
+            ),
+            (600, Duration::from_secs(5), 10_000)
+        );
+        // The default issuer is on loopback (development): private targets allowed.
+        assert!(h.backchannel_logout_private_addresses);
+        let public: FileConfig = toml::from_str("issuer = \"https://auth.example.com\"").unwrap();
+        let s = resolve(Overrides::default(), public).unwrap();
+        assert!(!s.http.backchannel_logout_private_addresses);
+        let set: FileConfig = toml::from_str(
+            "backchannel_logout_retry_window = 60\nbackchannel_logout_timeout = 2\n\
+             backchannel_logout_max_queued = 500\nbackchannel_logout_private_addresses = false",
+        )
+        .unwrap();
+        let s = resolve(Overrides::default(), set).unwrap();
+        assert_eq!(
+            (
+                s.http.backchannel_logout_retry_window,
+                s.http.backchannel_logout_timeout,
+                s.http.backchannel_logout_max_queued,
+                s.http.backchannel_logout_private_addresses
+            ),
+            (60, Duration::from_secs(2), 500, false)
+        );
+        for bad in [
+            "backchannel_logout_retry_window = 5",
+            "backchannel_logout_retry_window = 86401",
+            "backchannel_logout_timeout = 0",
+            "backchannel_logout_timeout = 61",
+            "backchannel_logout_max_queued = 99",
+            "backchannel_logout_max_queued = 1000001",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(resolve(Overrides::default(), file).is_err(), "{bad}");
         }
     }
 

@@ -123,6 +123,11 @@ pub struct ClientSettings {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// A first-party client: users are never asked for consent.
     pub skip_consent: Option<bool>,
+    /// Where logout tokens are sent (OpenID Connect Back-Channel Logout 1.0 §2.2; `https`,
+    /// or `http` on a loopback host); empty removes it.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid`.
+    pub backchannel_logout_session_required: Option<bool>,
     /// Audiences the client may get tokens for by token exchange (RFC 8693).
     pub token_exchange_audiences: Option<Vec<String>>,
     /// Its authorization requests must be pushed first (RFC 9126 §6).
@@ -183,6 +188,8 @@ pub const SPEC_FIELDS: &[&str] = &[
     "skip_consent",
     "require_pushed_authorization_requests",
     "single_use_tokens",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
     "token_exchange_audiences",
 ];
 
@@ -610,6 +617,18 @@ pub fn apply(
                 .map_err(|e| AdminError::invalid("post_logout_redirect_uris", e.to_string()))?;
         }
         flow.post_logout_redirect_uris = uris;
+    }
+    if let Some(uri) = settings.backchannel_logout_uri {
+        flow.backchannel_logout_uri = if uri.is_empty() {
+            None
+        } else {
+            crate::backchannel_logout::validate_uri(&uri)
+                .map_err(|e| AdminError::invalid("backchannel_logout_uri", e.to_string()))?;
+            Some(uri)
+        };
+    }
+    if let Some(v) = settings.backchannel_logout_session_required {
+        flow.backchannel_logout_session_required = v;
     }
     if let Some(audiences) = settings.token_exchange_audiences {
         for a in &audiences {

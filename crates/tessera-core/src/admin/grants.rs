@@ -12,6 +12,7 @@
 //! tokens revokes all their grants and keeps their consents. A user is named as
 //! [`super::users::find`] names them.
 
+use crate::backchannel_logout::{ending, Ending};
 use serde::Serialize;
 
 use super::{users, AdminError, AdminResult};
@@ -135,12 +136,18 @@ pub async fn revoke_consent(
     now: i64,
 ) -> AdminResult<RevokedConsent> {
     let user = users::find(store, typed).await?;
-    // Counted first; the consent's removal revokes in the same transaction whatever was
-    // granted since, so nothing issued under the consent survives it.
-    let grants_revoked = store
-        .revoke_user_grants(&user.user_id, Some(client_id), now)
-        .await?;
-    let consent_removed = store.delete_consent(&user.user_id, client_id, now).await?;
+    // The client is told the user's sign-ins to it ended (Back-Channel Logout).
+    let who = Ending::UserClient(&user.user_id, client_id);
+    let (grants_revoked, consent_removed) = ending(store, who, now, async {
+        // Counted first; the consent's removal revokes in the same transaction whatever was
+        // granted since, so nothing issued under the consent survives it.
+        let grants_revoked = store
+            .revoke_user_grants(&user.user_id, Some(client_id), now)
+            .await?;
+        let consent_removed = store.delete_consent(&user.user_id, client_id, now).await?;
+        Ok::<_, AdminError>((grants_revoked, consent_removed))
+    })
+    .await?;
     if !consent_removed && grants_revoked == 0 {
         return Err(AdminError::not_found(
             "consent",
@@ -178,7 +185,11 @@ pub async fn revoke_grant(
         .await?
         .filter(|g| g.user_id == user.user_id)
         .ok_or_else(not_found)?;
-    let revoked = grant.revoked_at.is_none() && store.revoke_grant(grant_id, now).await?;
+    // Its client is told, if the grant was live (Back-Channel Logout).
+    let revoked = ending(store, Ending::Grant(grant_id), now, async {
+        Ok::<_, AdminError>(grant.revoked_at.is_none() && store.revoke_grant(grant_id, now).await?)
+    })
+    .await?;
     Ok(RevokedGrant {
         username: user.username,
         grant_id: grant.grant_id,
@@ -188,15 +199,20 @@ pub async fn revoke_grant(
 }
 
 /// Revokes every grant of the user named `typed` (with their access and refresh tokens),
-/// keeping the user, their sessions and their consents. Returns the user and how many grants
-/// were live and are now revoked.
+/// keeping the user, their sessions and their consents, and queues a logout token for each
+/// client with a back-channel logout URI that held one of the live grants
+/// ([`crate::backchannel_logout`]). Returns the user and how many grants were live and are
+/// now revoked.
 pub async fn revoke_tokens(
     store: &dyn Store,
     typed: &str,
     now: i64,
 ) -> AdminResult<(UserRecord, u64)> {
     let user = users::find(store, typed).await?;
-    let n = store.revoke_user_grants(&user.user_id, None, now).await?;
+    let n = ending(store, Ending::User(&user.user_id), now, async {
+        Ok::<_, AdminError>(store.revoke_user_grants(&user.user_id, None, now).await?)
+    })
+    .await?;
     Ok((user, n))
 }
 
@@ -223,6 +239,7 @@ mod tests {
             expires_at: NOW + 3_600,
             revoked_at: None,
             claims: None,
+            sid: None,
         }
     }
 

@@ -1010,6 +1010,7 @@ async fn an_operator_revokes_access_and_refresh_tokens_by_value() {
         expires_at: NOW + 3600,
         revoked_at: None,
         claims: None,
+        sid: None,
     };
     let (value, token_id) = crate::opaque::mint_refresh(NOW + 3600);
     let refresh = RefreshRecord {

@@ -9,6 +9,7 @@
 //! stored only as an Argon2id hash; a new password ends the user's sessions; deleting a user
 //! ends their sessions and revokes every grant issued for them.
 
+use crate::backchannel_logout::{ending, Ending};
 use serde::{Deserialize, Serialize};
 
 use super::{AdminError, AdminResult};
@@ -190,31 +191,44 @@ impl From<&UserRecord> for UserView {
     }
 }
 
-/// Replaces the password of the user named `typed`; their sessions end. Returns the user.
+/// Replaces the password of the user named `typed`; their sessions end, and each client with
+/// a back-channel logout URI that holds a live grant of theirs is sent a logout token
+/// ([`crate::backchannel_logout`]). Returns the user.
 pub async fn set_password(
-    store: &dyn UserStore,
+    store: &dyn crate::store::Store,
     typed: &str,
     new_password: &str,
     now: i64,
 ) -> AdminResult<UserRecord> {
     let user = find(store, typed).await?;
     check_password(new_password)?;
-    if !store
-        .set_password(&user.user_id, &password::hash(new_password)?, now)
-        .await?
-    {
-        return Err(AdminError::not_found("user", &user.username));
-    }
+    let hash = password::hash(new_password)?;
+    ending(store, Ending::User(&user.user_id), now, async {
+        if !store.set_password(&user.user_id, &hash, now).await? {
+            return Err(AdminError::not_found("user", &user.username));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(user)
 }
 
 /// Deletes the user named `typed`: their sessions end and every grant issued for them (with
-/// its access and refresh tokens) is revoked. Returns the user as it was.
-pub async fn delete(store: &dyn UserStore, typed: &str, now: i64) -> AdminResult<UserRecord> {
+/// its access and refresh tokens) is revoked, and the clients that held a live one are sent
+/// logout tokens ([`crate::backchannel_logout`]). Returns the user as it was.
+pub async fn delete(
+    store: &dyn crate::store::Store,
+    typed: &str,
+    now: i64,
+) -> AdminResult<UserRecord> {
     let user = find(store, typed).await?;
-    if !store.delete_user(&user.user_id, now).await? {
-        return Err(AdminError::not_found("user", &user.username));
-    }
+    ending(store, Ending::User(&user.user_id), now, async {
+        if !store.delete_user(&user.user_id, now).await? {
+            return Err(AdminError::not_found("user", &user.username));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(user)
 }
 

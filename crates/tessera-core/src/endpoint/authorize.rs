@@ -471,6 +471,7 @@ pub async fn issue_code(
             code_challenge_method: req.pkce.as_ref().map(|(_, m)| (*m).to_owned()),
             auth_time: session.auth_time,
             grant_id: generate_id(),
+            sid: Some(session::sid(session)),
             extra: Value::Object(extra).to_string(),
             issued_at: cx.now,
             expires_at: cx.now + ttl,

@@ -40,7 +40,7 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "response_modes_supported": ["query"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid",
             "name", "preferred_username", "email", "email_verified"
         ],
         "subject_types_supported": ["public"],
@@ -52,6 +52,8 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "require_pushed_authorization_requests": config.require_par,
         "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,

@@ -196,6 +196,24 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
         Some(_) => return Err(invalid_metadata("jwks must be a JSON Web Key Set object")),
     };
     let post_logout_redirect_uris = strings(&doc, "post_logout_redirect_uris")?;
+    let backchannel_logout_uri = match doc.get("backchannel_logout_uri") {
+        None => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(_) => {
+            return Err(invalid_metadata(
+                "backchannel_logout_uri must be a non-empty string",
+            ))
+        }
+    };
+    let backchannel_logout_session_required = match doc.get("backchannel_logout_session_required") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            return Err(invalid_metadata(
+                "backchannel_logout_session_required must be a boolean",
+            ))
+        }
+    };
     // Which APIs the client may exchange tokens for (RFC 8693): an operator's choice, so
     // open registration ignores it, as it ignores `audiences` and `skip_consent`.
     let token_exchange_audiences = if open {
@@ -228,6 +246,8 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
             post_logout_redirect_uris,
             token_exchange_audiences,
             skip_consent: Some(false),
+            backchannel_logout_uri,
+            backchannel_logout_session_required,
             require_pushed_authorization_requests: Some(require_par),
             ..ClientSettings::default()
         },
@@ -467,6 +487,13 @@ pub fn client_information(
             map.insert(
                 "post_logout_redirect_uris".into(),
                 client.user_flow.post_logout_redirect_uris.clone().into(),
+            );
+        }
+        if let Some(uri) = &client.user_flow.backchannel_logout_uri {
+            map.insert("backchannel_logout_uri".into(), uri.clone().into());
+            map.insert(
+                "backchannel_logout_session_required".into(),
+                client.user_flow.backchannel_logout_session_required.into(),
             );
         }
         if !client.user_flow.token_exchange_audiences.is_empty() {

@@ -156,6 +156,7 @@ pub async fn handle(
         // Carried into every token of the family, refreshed ones included.
         claims: (!carried.is_empty())
             .then(|| serde_json::Value::Object(carried.clone()).to_string()),
+        sid: rec.sid.clone(),
     };
     let refresh = wants_refresh.then(|| {
         let exp = if flow.refresh_token_idle_ttl > 0 {

@@ -81,6 +81,7 @@ pub(crate) async fn respond(
                 auth_time: grant.auth_time,
                 scope,
                 access_token: access.access_token.expose(),
+                sid: grant.sid.as_deref(),
             },
         )?)
     } else {

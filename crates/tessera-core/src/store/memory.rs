@@ -48,8 +48,9 @@ use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, Change, ChangeKind, ClientRecord, CodeRecord,
     CodeUse, ConsentRecord, DeviceApproval, DeviceCodeRecord, DevicePoll, DeviceStatus,
-    EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport,
-    RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord,
+    LogoutDeliveryRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
+    UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{
@@ -187,6 +188,7 @@ struct State {
     /// Keyed by the code's hash.
     codes: HashMap<String, StoredCode>,
     grants: BTreeMap<String, GrantRecord>,
+    logouts: BTreeMap<String, LogoutDeliveryRecord>,
     refresh_tokens: HashMap<String, RefreshRecord>,
     envs: BTreeMap<String, EnvRecord>,
     /// Keyed by registration id.
@@ -966,6 +968,94 @@ impl GrantStore for MemoryStore {
             s.log(ChangeKind::Grant, grant_id, now);
         }
         Ok(revoked)
+    }
+
+    async fn queue_logouts(
+        &self,
+        rows: &[LogoutDeliveryRecord],
+        max_queued: u64,
+    ) -> Result<u64, StoreError> {
+        let mut st = self.state().await;
+        for r in rows {
+            if st.logouts.contains_key(&r.id) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        for r in rows {
+            st.logouts.insert(r.id.clone(), r.clone());
+        }
+        let mut order: Vec<(i64, String)> = st
+            .logouts
+            .values()
+            .map(|r| (r.created_at, r.id.clone()))
+            .collect();
+        order.sort();
+        let keep = usize::try_from(max_queued).unwrap_or(usize::MAX);
+        let excess = order.len().saturating_sub(keep);
+        for (_, id) in order.iter().take(excess) {
+            st.logouts.remove(id);
+        }
+        Ok(u64::try_from(excess).unwrap_or(u64::MAX))
+    }
+
+    async fn claim_logouts(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u64,
+    ) -> Result<Vec<LogoutDeliveryRecord>, StoreError> {
+        // Under the one state lock: select and lease in one step.
+        let mut st = self.state().await;
+        let mut due: Vec<LogoutDeliveryRecord> = st
+            .logouts
+            .values()
+            .filter(|r| r.next_attempt_at <= now)
+            .cloned()
+            .collect();
+        due.sort_by(|a, b| {
+            (a.next_attempt_at, a.created_at, &a.id).cmp(&(b.next_attempt_at, b.created_at, &b.id))
+        });
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        due.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        for r in &mut due {
+            r.next_attempt_at = lease_until;
+            if let Some(stored) = st.logouts.get_mut(&r.id) {
+                stored.next_attempt_at = lease_until;
+            }
+        }
+        Ok(due)
+    }
+
+    async fn end_logout(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.state().await.logouts.remove(id).is_some())
+    }
+
+    async fn retry_logout(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.state().await;
+        let Some(r) = st.logouts.get_mut(id) else {
+            return Ok(false);
+        };
+        r.attempts = attempts;
+        r.next_attempt_at = next_attempt_at;
+        Ok(true)
+    }
+
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError> {
+        let mut grants: Vec<GrantRecord> = self
+            .state()
+            .await
+            .grants
+            .values()
+            .filter(|g| g.sid.as_deref() == Some(sid))
+            .cloned()
+            .collect();
+        grants.sort_by(|a, b| (a.created_at, &a.grant_id).cmp(&(b.created_at, &b.grant_id)));
+        Ok(grants)
     }
 
     async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError> {

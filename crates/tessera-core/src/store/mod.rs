@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use crate::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, Change, ClientRecord, CodeRecord, CodeUse,
     ConsentRecord, DeviceApproval, DeviceCodeRecord, DevicePoll, EnvDeletion, EnvRecord,
-    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport, RefreshRecord,
-    SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, LogoutDeliveryRecord, PurgeReport,
+    RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -381,6 +381,10 @@ pub trait GrantStore: Send + Sync {
     /// revoked and when until the purge takes it), oldest first (by creation, then id).
     /// # Contract: empty for an unknown user.
     async fn list_user_grants(&self, user_id: &str) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Every grant not yet purged that came from the sign-in session `sid`, live and revoked,
+    /// oldest first (by creation, then id): which clients the session signed into (OpenID
+    /// Connect Back-Channel Logout 1.0 §2.1). # Contract: empty for an unknown `sid`.
+    async fn session_grants(&self, sid: &str) -> Result<Vec<GrantRecord>, StoreError>;
     /// Revokes every live grant of a user, or only those to `client_id`, and with them every
     /// token of their families, in one transaction. # Contract: returns how many grants it
     /// revoked; logs a `Grant` change for each (as [`GrantStore::revoke_grant`] does);
@@ -391,6 +395,38 @@ pub trait GrantStore: Send + Sync {
         client_id: Option<&str>,
         now: i64,
     ) -> Result<u64, StoreError>;
+    /// Queues logout tokens to deliver, then, past `max_queued` waiting rows, drops the
+    /// oldest (by queueing time, then id). # Contract: returns how many it dropped; with no
+    /// rows, only applies the bound.
+    async fn queue_logouts(
+        &self,
+        rows: &[LogoutDeliveryRecord],
+        max_queued: u64,
+    ) -> Result<u64, StoreError>;
+    /// Claims up to `limit` queued logout tokens due by `now` (`next_attempt_at <= now`) for
+    /// one delivery attempt: in the same atomic step their `next_attempt_at` becomes
+    /// `lease_until`, the lease. # Contract: atomic across every node: of concurrent calls,
+    /// each due row is returned by exactly one, and no call returns it again before
+    /// `lease_until` (the claimer then ends it or schedules its retry); once the lease has
+    /// passed (the claimer crashed) the row is due again. The rows taken are the earliest due
+    /// (then oldest queued, then by id); they are returned oldest queued first (then by id),
+    /// carrying `lease_until` as their `next_attempt_at`.
+    async fn claim_logouts(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u64,
+    ) -> Result<Vec<LogoutDeliveryRecord>, StoreError>;
+    /// Takes a logout token out of the queue (delivered or given up); whether it was there.
+    async fn end_logout(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records a failed attempt: `attempts` so far, the next one due at `next_attempt_at`.
+    /// # Contract: whether the row was there.
+    async fn retry_logout(
+        &self,
+        id: &str,
+        attempts: i64,
+        next_attempt_at: i64,
+    ) -> Result<bool, StoreError>;
     /// The refresh token with this id, used or not.
     async fn get_refresh_token(&self, token_id: &str) -> Result<Option<RefreshRecord>, StoreError>;
     /// Rotates a refresh token: marks `token_id` used (keeping `successor_sealed` on it) and

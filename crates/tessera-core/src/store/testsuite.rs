@@ -14,8 +14,9 @@
 use crate::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, ChangeKind, ClientRecord, CodeRecord, CodeUse,
     ConsentRecord, DeviceApproval, DeviceCodeRecord, DevicePoll, DeviceStatus, EnvDeletion,
-    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, RefreshPolicy, RefreshRecord,
-    SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
+    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, LogoutDeliveryRecord, RefreshPolicy,
+    RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings,
+    UserRecord,
 };
 use crate::scope::ScopeSet;
 use crate::secret::{generate_id, SecretHash};
@@ -713,6 +714,7 @@ pub fn code(value: &str, user_id: &str, exp: i64) -> CodeRecord {
         code_challenge_method: Some("S256".into()),
         auth_time: 900,
         grant_id: "g1".into(),
+        sid: Some("sid-1".into()),
         extra: r#"{"productId":"p1"}"#.into(),
         issued_at: 1_000,
         expires_at: exp,
@@ -734,6 +736,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         expires_at: exp,
         revoked_at: None,
         claims: Some(r#"{"productId":"p-1"}"#.into()),
+        sid: Some("sid-1".into()),
     }
 }
 
@@ -1220,6 +1223,150 @@ pub async fn a_users_grants_are_listed_oldest_first_live_and_revoked(s: &dyn Sto
     assert_eq!(s.list_user_grants("nobody").await.unwrap(), vec![]);
 }
 
+pub async fn a_sessions_grants_are_the_clients_it_signed_into(s: &dyn Store) {
+    let in_session = |id: &str, client: &str, at: i64, sid: Option<&str>| GrantRecord {
+        sid: sid.map(str::to_owned),
+        ..grant_to(id, "u1", client, at)
+    };
+    let second = in_session("g-a", "c2", 1_500, Some("s-1"));
+    let first = in_session("g-b", "c1", 1_100, Some("s-1"));
+    for g in [
+        &second,
+        &first,
+        &in_session("g-c", "c1", 1_200, Some("s-2")),
+        &in_session("g-d", "c3", 1_300, None),
+    ] {
+        s.insert_grant(g, None).await.unwrap();
+    }
+    assert!(s.revoke_grant("g-b", 2_000).await.unwrap());
+    let listed = s.session_grants("s-1").await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|g| g.grant_id.as_str()).collect();
+    assert_eq!(ids, ["g-b", "g-a"]);
+    assert_eq!(listed[0].revoked_at, Some(2_000));
+    assert_eq!(listed[1], second);
+    assert_eq!(s.session_grants("s-2").await.unwrap().len(), 1);
+    assert_eq!(s.session_grants("nobody").await.unwrap(), vec![]);
+}
+
+pub async fn logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_bound(s: &dyn Store) {
+    let row = |id: &str, created_at: i64, due: i64| LogoutDeliveryRecord {
+        id: id.into(),
+        client_id: "c1".into(),
+        uri: "https://rp.example/bc".into(),
+        sub: "u1".into(),
+        sid: (id != "d3").then(|| "s1".to_owned()),
+        attempts: 0,
+        next_attempt_at: due,
+        created_at,
+    };
+    let leased = |r: &LogoutDeliveryRecord, until: i64| LogoutDeliveryRecord {
+        next_attempt_at: until,
+        ..r.clone()
+    };
+    let (d1, d2, d3) = (
+        row("d1", 1_000, 1_000),
+        row("d2", 1_001, 1_005),
+        row("d3", 1_002, 1_001),
+    );
+    assert_eq!(
+        s.queue_logouts(&[d1.clone(), d2.clone()], 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.queue_logouts(std::slice::from_ref(&d3), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    // Earliest due first, within the limit; a claim leases what it returns.
+    assert_eq!(
+        s.claim_logouts(1_001, 1_030, 1).await.unwrap(),
+        [leased(&d1, 1_030)]
+    );
+    assert_eq!(
+        s.claim_logouts(1_001, 1_030, 10).await.unwrap(),
+        [leased(&d3, 1_030)]
+    );
+    // Leased rows are not due again before their lease ends.
+    assert_eq!(
+        s.claim_logouts(1_010, 1_040, 10).await.unwrap(),
+        [leased(&d2, 1_040)]
+    );
+    assert!(s.retry_logout("d1", 1, 1_020).await.unwrap());
+    assert!(!s.retry_logout("nope", 1, 1_020).await.unwrap());
+    let retried = s.claim_logouts(1_020, 1_050, 10).await.unwrap();
+    assert_eq!(
+        retried
+            .iter()
+            .map(|r| (r.id.as_str(), r.attempts, r.next_attempt_at))
+            .collect::<Vec<_>>(),
+        [("d1", 1, 1_050)]
+    );
+    // d3's claimer never came back: its lease ends and it is due again.
+    assert_eq!(
+        s.claim_logouts(1_030, 1_060, 10).await.unwrap(),
+        [leased(&d3, 1_060)]
+    );
+    assert!(s.end_logout("d3").await.unwrap());
+    assert!(!s.end_logout("d3").await.unwrap());
+    // Past the bound, the oldest queued go first.
+    let d4 = row("d4", 1_003, 1_000);
+    assert_eq!(
+        s.queue_logouts(std::slice::from_ref(&d4), 2).await.unwrap(),
+        1
+    );
+    let left: Vec<String> = s
+        .claim_logouts(9_999, 10_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, ["d2", "d4"]);
+    // Queueing nothing applies a (smaller) bound to what waits.
+    assert_eq!(s.queue_logouts(&[], 1).await.unwrap(), 1);
+    assert_eq!(s.queue_logouts(&[], 1).await.unwrap(), 0);
+    let left = s.claim_logouts(20_000, 20_001, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["d4"]
+    );
+}
+
+pub async fn concurrent_claims_of_logout_deliveries_take_each_row_once(s: &dyn Store) {
+    let rows: Vec<LogoutDeliveryRecord> = (0..30)
+        .map(|i| LogoutDeliveryRecord {
+            id: format!("race-{i:02}"),
+            client_id: "c1".into(),
+            uri: "https://rp.example/bc".into(),
+            sub: "u1".into(),
+            sid: Some("s1".into()),
+            attempts: 0,
+            next_attempt_at: 1_000,
+            created_at: 1_000 + i,
+        })
+        .collect();
+    s.queue_logouts(&rows, 100).await.unwrap();
+    let results = futures_join_all((0..8).map(|_| s.claim_logouts(1_000, 2_000, 4))).await;
+    let mut claimed: Vec<String> = results
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .map(|r| r.id)
+        .collect();
+    // A claim may pass over rows another is taking; what nobody took is still due.
+    let rest = s.claim_logouts(1_000, 2_000, 100).await.unwrap();
+    claimed.extend(rest.into_iter().map(|r| r.id));
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    // No row went to two claimers.
+    assert_eq!((claimed.len(), total), (30, 30));
+    assert_eq!(s.claim_logouts(1_999, 3_000, 100).await.unwrap(), vec![]);
+    assert_eq!(s.claim_logouts(2_000, 3_000, 100).await.unwrap().len(), 30);
+}
+
 pub async fn revoking_a_users_grants_counts_and_logs_each(s: &dyn Store) {
     for g in [
         grant_to("g1", "u1", "c1", 1_000),
@@ -1426,6 +1573,8 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
         allow_plain_pkce: true,
         post_logout_redirect_uris: vec!["https://app.example.com/bye".into()],
         skip_consent: true,
+        backchannel_logout_uri: Some("https://app.example.com/bc".into()),
+        backchannel_logout_session_required: true,
         token_exchange_audiences: vec!["https://api.example.com".into()],
         require_par: true,
     };
@@ -2873,6 +3022,9 @@ macro_rules! conformance_tests {
             grants_are_revoked_once_and_logged,
             a_users_consents_are_listed_by_client,
             a_users_grants_are_listed_oldest_first_live_and_revoked,
+            a_sessions_grants_are_the_clients_it_signed_into,
+            logout_deliveries_queue_retry_end_and_drop_the_oldest_past_the_bound,
+            concurrent_claims_of_logout_deliveries_take_each_row_once,
             revoking_a_users_grants_counts_and_logs_each,
             deleting_a_consent_revokes_that_clients_grants,
             a_refresh_token_rotates_once,

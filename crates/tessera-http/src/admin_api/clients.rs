@@ -113,6 +113,11 @@ macro_rules! with_client_settings {
             pub post_logout_redirect_uris: Option<Vec<String>>,
             /// A first-party client: users are never asked for consent.
             pub skip_consent: Option<bool>,
+            /// Where logout tokens are sent (OpenID Connect Back-Channel Logout 1.0);
+            /// empty removes it.
+            pub backchannel_logout_uri: Option<String>,
+            /// Whether its logout tokens must carry `sid`.
+            pub backchannel_logout_session_required: Option<bool>,
             /// Its authorization requests must be pushed first (RFC 9126 §6).
             pub require_pushed_authorization_requests: Option<bool>,
             /// Single-use access tokens.
@@ -142,6 +147,8 @@ macro_rules! with_client_settings {
                     require_pushed_authorization_requests: self
                         .require_pushed_authorization_requests,
                     single_use_tokens: self.single_use_tokens,
+                    backchannel_logout_uri: self.backchannel_logout_uri.clone(),
+                    backchannel_logout_session_required: self.backchannel_logout_session_required,
                     token_exchange_audiences: self.token_exchange_audiences.clone(),
                 }
             }
@@ -269,6 +276,10 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// Whether consent is skipped.
     pub skip_consent: bool,
+    /// Where logout tokens are sent (OpenID Connect Back-Channel Logout 1.0).
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens carry `sid`.
+    pub backchannel_logout_session_required: bool,
     /// Audiences it may get tokens for by token exchange (RFC 8693).
     pub token_exchange_audiences: Vec<String>,
     /// Whether its authorization requests must be pushed first (RFC 9126 §6).
@@ -303,6 +314,8 @@ impl From<&ClientRecord> for Client {
             allow_plain_pkce: c.user_flow.allow_plain_pkce,
             post_logout_redirect_uris: c.user_flow.post_logout_redirect_uris.clone(),
             skip_consent: c.user_flow.skip_consent,
+            backchannel_logout_uri: c.user_flow.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.user_flow.backchannel_logout_session_required,
             token_exchange_audiences: c.user_flow.token_exchange_audiences.clone(),
             require_pushed_authorization_requests: c.user_flow.require_par,
             kids: c.jwks.as_deref().map(public_keys::kids),

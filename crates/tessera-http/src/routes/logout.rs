@@ -5,7 +5,9 @@
 //! user to confirm with a form (CSRF-protected, so no other site can sign a user out);
 //! `POST` ends the session, clears the cookie and returns to the client's registered
 //! post-logout URI with `state`, or shows a signed-out page. A return address that is not
-//! registered for the client is refused on a page, never redirected to.
+//! registered for the client is refused on a page, never redirected to. Ending a session
+//! queues a logout token for every client it signed into that registered a back-channel
+//! logout URI (OpenID Connect Back-Channel Logout 1.0 §2.5; sent by [`crate::backchannel`]).
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -16,7 +18,7 @@ use tessera_core::endpoint::authorize::redirect_with;
 use tessera_core::endpoint::{self, EndpointId};
 use tessera_core::id_token::verify_hint;
 use tessera_core::params::Params;
-use tessera_core::session;
+use tessera_core::{backchannel_logout, session};
 
 use crate::i18n::Lang;
 use crate::pages::{self, csrf_ok, csrf_token};
@@ -115,7 +117,21 @@ async fn run(state: &AppState, parts: &Parts, params: &Params, confirmed: bool) 
         );
     }
     if let Some(value) = pages::cookie(&parts.headers, state.cookies().session()) {
-        if let Err(e) = session::end(cx.store, value).await {
+        let ended = session::current(cx.store, Some(value), cx.now)
+            .await
+            .ok()
+            .flatten();
+        // Back-Channel Logout §2.5: tell every client the session signed into.
+        let result = match ended {
+            Some((s, _)) => {
+                let sid = session::sid(&s);
+                let who = backchannel_logout::Ending::Session(&sid);
+                backchannel_logout::ending(cx.store, who, cx.now, session::end(cx.store, value))
+                    .await
+            }
+            None => session::end(cx.store, value).await,
+        };
+        if let Err(e) = result {
             tracing::error!(error = %e, "could not end a session");
         }
     }

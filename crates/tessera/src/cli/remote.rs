@@ -243,6 +243,12 @@ fn settings_json(s: ClientSettings, map: &mut Map<String, Value>) {
         s.require_pushed_authorization_requests,
     );
     put(map, "single_use_tokens", s.single_use_tokens);
+    put(map, "backchannel_logout_uri", s.backchannel_logout_uri);
+    put(
+        map,
+        "backchannel_logout_session_required",
+        s.backchannel_logout_session_required,
+    );
     put(map, "token_exchange_audiences", s.token_exchange_audiences);
 }
 
@@ -1117,6 +1123,7 @@ fn flag_named(e: anyhow::Error) -> anyhow::Error {
         ("refresh_token_idle_ttl", "--refresh-token-idle-ttl"),
         ("refresh_grace_period", "--refresh-grace-period"),
         ("code_ttl", "--code-ttl"),
+        ("backchannel_logout_uri", "--backchannel-logout-uri"),
         ("token_endpoint_auth_method", "--token-endpoint-auth-method"),
         ("keep_old_secret_for", "--keep-old-secret-for"),
         ("env", "--env"),

@@ -163,6 +163,7 @@ async fn serve(settings: Settings, traced: bool) -> Result<()> {
         None => None,
     };
     let background = state.spawn_background();
+    let logouts = tessera_http::backchannel::spawn(state.clone());
     let addr: SocketAddr = tokio::net::lookup_host(&settings.listen)
         .await
         .with_context(|| format!("resolving {}", settings.listen))?
@@ -280,6 +281,7 @@ async fn serve(settings: Settings, traced: bool) -> Result<()> {
         admin.await?.context("serving the admin API")?;
     }
     background.abort();
+    logouts.abort();
     store.close().await;
     tracing::info!("tessera stopped");
     Ok(())

@@ -19,6 +19,7 @@ mod admin_resources;
 mod assertion_limits;
 mod audit;
 mod authorize_requests;
+mod backchannel_logout;
 mod backup;
 mod cli;
 mod cli_remote;

@@ -368,6 +368,8 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "allow_plain_pkce": c.user_flow.allow_plain_pkce,
         "post_logout_redirect_uris": c.user_flow.post_logout_redirect_uris,
         "skip_consent": c.user_flow.skip_consent,
+        "backchannel_logout_uri": c.user_flow.backchannel_logout_uri,
+        "backchannel_logout_session_required": c.user_flow.backchannel_logout_session_required,
         "token_exchange_audiences": c.user_flow.token_exchange_audiences,
         "require_pushed_authorization_requests": c.user_flow.require_par,
         "kids": c.jwks.as_deref().map(public_keys::kids),

@@ -62,6 +62,13 @@ pub struct Registration {
     /// A first-party client: users are never asked for consent.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub skip_consent: Option<bool>,
+    /// Where logout tokens are sent when a session the client signed into ends (OpenID
+    /// Connect Back-Channel Logout 1.0; https, or http on a loopback host; "" removes it).
+    #[arg(long)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Logout tokens sent to this client must carry the session id `sid`.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub backchannel_logout_session_required: Option<bool>,
     /// Refuse this client's authorization requests unless pushed first to `/oauth2/par`
     /// (RFC 9126 §6, `require_pushed_authorization_requests`).
     #[arg(long = "require-par", num_args = 0..=1, default_missing_value = "true")]
@@ -99,6 +106,8 @@ impl Registration {
             skip_consent: self.skip_consent,
             require_pushed_authorization_requests: self.require_par,
             single_use_tokens: self.single_use_tokens,
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
             token_exchange_audiences: list(self.token_exchange_audiences),
         }
     }
