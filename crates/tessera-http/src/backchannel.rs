@@ -60,10 +60,17 @@ enum Attempt {
 /// Starts the worker; it runs until the handle is aborted.
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let http = target::client(
+        let http = match target::client(
             state.http().backchannel_logout_timeout,
             state.http().backchannel_logout_private_addresses,
-        );
+        ) {
+            Ok(http) => http,
+            Err(e) => {
+                // Without the guarded client nothing is sent; the outbox keeps its rows.
+                tracing::error!(error = %e, "the logout token sender could not start");
+                return;
+            }
+        };
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

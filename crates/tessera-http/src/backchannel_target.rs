@@ -190,8 +190,11 @@ pub async fn check(uri: &str, allow_private: bool) -> Result<(), Refusal> {
 }
 
 /// The HTTP client of the worker: `timeout` per request, the [`Guard`] resolver, no proxy, no
-/// redirects.
-pub fn client(timeout: std::time::Duration, allow_private: bool) -> reqwest::Client {
+/// redirects. An error, never a client without the resolver: the worker then sends nothing.
+pub fn client(
+    timeout: std::time::Duration,
+    allow_private: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -199,7 +202,6 @@ pub fn client(timeout: std::time::Duration, allow_private: bool) -> reqwest::Cli
         .dns_resolver(Arc::new(Guard { allow_private }))
         .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

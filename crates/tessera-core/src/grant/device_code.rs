@@ -161,6 +161,10 @@ pub async fn handle(
         expires_at: kept_until.saturating_add(cx.config.max_access_token_ttl),
         revoked_at: None,
         claims: None,
+        // The device is not signed in through the browser session that approved it: signing
+        // out of that browser leaves the device's grant alone (an operator ending the user's
+        // grants still reaches it, and its client's back-channel logout with it).
+        sid: None,
     };
     let refresh = wants_refresh.then(|| {
         let exp = if flow.refresh_token_idle_ttl > 0 {
