@@ -2,12 +2,18 @@
 //! (floor server, then the signing floor, then the Tessera scenarios, each at
 //! every concurrency), plus the hidden `floor` subcommand the bench
 //! re-executes itself with.
+//!
+//! The paired scenarios (`jwt-with-par`) measure client-credentials JWT issuance alone and
+//! beside a paced background load, interleaved in rounds (alone, with, with, alone, ...)
+//! so a change in the machine's other load during the run weighs on both halves alike.
 
 // A measuring tool, not a request path: slicing of buffers it built itself is allowed.
 #![allow(clippy::indexing_slicing)]
 
+mod background;
 mod conn;
 mod floor;
+mod flows;
 mod loadgen;
 mod postgres;
 mod process;
@@ -24,9 +30,10 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::background::{Background, BackgroundStats, Stream};
 use crate::conn::RequestTemplate;
 use crate::floor::FloorProcess;
-use crate::loadgen::{Check, LoadSpec};
+use crate::loadgen::{Check, LoadResult, LoadSpec};
 use crate::report::{Memory, Report, RunInfo, ScenarioResult};
 use crate::tessera::{ClientCredentials, TesseraServer, TokenFormat};
 
@@ -77,9 +84,24 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
 
-    /// Scenarios to run, comma separated [default: all].
+    /// Scenarios to run, comma separated [default: all]. `token-exchange` brings `jwt`
+    /// along (its ratio is to `jwt` in the same run).
     #[arg(long, value_delimiter = ',')]
     only: Vec<Scenario>,
+
+    /// Rounds of the paired scenarios (`jwt-with-*`): each round measures JWT issuance
+    /// alone and beside the background for `duration / rounds` seconds each (plus the
+    /// warm-up), alternating which comes first.
+    #[arg(long, default_value_t = 4)]
+    rounds: usize,
+
+    /// Pushed authorization requests per second in the background of `jwt-with-par`.
+    #[arg(long, default_value_t = 200.0)]
+    par_rate: f64,
+
+    /// Connections the background load is spread over.
+    #[arg(long, default_value_t = 4)]
+    background_connections: usize,
 
     /// Number of tokens obtained up front and cycled through by the
     /// introspection scenarios.
@@ -108,6 +130,12 @@ enum Scenario {
     Opaque,
     IntrospectJwt,
     IntrospectOpaque,
+    /// Token exchange (RFC 8693) of users' JWT access tokens, narrowing the audience.
+    TokenExchange,
+    /// Pushed authorization requests (RFC 9126) to `/oauth2/par`.
+    Par,
+    /// JWT issuance alone and beside a steady background of pushed authorization requests.
+    JwtWithPar,
     /// Opaque issuance, one node over PostgreSQL.
     #[value(name = "pg-opaque")]
     PgOpaque,
@@ -123,13 +151,16 @@ enum Scenario {
 }
 
 impl Scenario {
-    const ALL: [Scenario; 10] = [
+    const ALL: [Scenario; 13] = [
         Scenario::Floor,
         Scenario::FloorEs256,
         Scenario::Jwt,
         Scenario::Opaque,
         Scenario::IntrospectJwt,
         Scenario::IntrospectOpaque,
+        Scenario::TokenExchange,
+        Scenario::Par,
+        Scenario::JwtWithPar,
         Scenario::PgOpaque,
         Scenario::PgIntrospectOpaque,
         Scenario::Pg2Opaque,
@@ -160,6 +191,9 @@ impl Scenario {
             Scenario::Opaque => "opaque",
             Scenario::IntrospectJwt => "introspect-jwt",
             Scenario::IntrospectOpaque => "introspect-opaque",
+            Scenario::TokenExchange => "token-exchange",
+            Scenario::Par => "par",
+            Scenario::JwtWithPar => "jwt-with-par",
             Scenario::PgOpaque => "pg-opaque",
             Scenario::PgIntrospectOpaque => "pg-introspect-opaque",
             Scenario::Pg2Opaque => "pg2-opaque",
@@ -201,6 +235,9 @@ struct Settings {
     warmup: Duration,
     duration: Duration,
     token_pool: usize,
+    rounds: usize,
+    par_rate: f64,
+    background_connections: usize,
 }
 
 impl Settings {
@@ -208,11 +245,23 @@ impl Settings {
         if args.postgres.is_none() && args.only.iter().any(|s| s.is_postgres()) {
             bail!("the pg-* scenarios need --postgres URL (or TESSERA_BENCH_POSTGRES_URL)");
         }
+        // Token exchange is compared with JWT issuance in the same run.
+        let wanted = |s: &Scenario| {
+            args.only.is_empty()
+                || args.only.contains(s)
+                || (*s == Scenario::Jwt && args.only.contains(&Scenario::TokenExchange))
+        };
         let scenarios: Vec<Scenario> = Scenario::ALL
             .into_iter()
-            .filter(|s| args.only.is_empty() || args.only.contains(s))
+            .filter(wanted)
             .filter(|s| args.postgres.is_some() || !s.is_postgres())
             .collect();
+        if args.rounds == 0 {
+            bail!("--rounds must be at least 1");
+        }
+        if !(args.par_rate > 0.0 && args.par_rate.is_finite()) {
+            bail!("--par-rate must be positive");
+        }
         let mut concurrency = Vec::new();
         for &c in &args.concurrency {
             if c == 0 {
@@ -236,6 +285,9 @@ impl Settings {
             warmup,
             duration,
             token_pool: args.token_pool.max(1),
+            rounds: args.rounds,
+            par_rate: args.par_rate,
+            background_connections: args.background_connections.max(1),
         })
     }
 
@@ -382,7 +434,9 @@ async fn run_tessera(
     results: &mut Vec<ScenarioResult>,
     memory: &mut Memory,
 ) -> Result<()> {
-    let wants_jwt = settings.wants(Scenario::Jwt) || settings.wants(Scenario::IntrospectJwt);
+    let wants_jwt = [Scenario::Jwt, Scenario::IntrospectJwt, Scenario::JwtWithPar]
+        .into_iter()
+        .any(|s| settings.wants(s));
     let wants_opaque =
         settings.wants(Scenario::Opaque) || settings.wants(Scenario::IntrospectOpaque);
 
@@ -399,26 +453,65 @@ async fn run_tessera(
     memory.tessera_idle_rss_kib = Some(server.guard.rss_kib()?);
 
     for scenario in settings.scenarios.iter().copied() {
-        let (client, introspect) = match scenario {
+        let (template, check) = match scenario {
             Scenario::Floor
             | Scenario::FloorEs256
             | Scenario::PgOpaque
             | Scenario::PgIntrospectOpaque
             | Scenario::Pg2Opaque
             | Scenario::Pg2IntrospectOpaque => continue,
-            Scenario::Jwt => (&jwt_client, false),
-            Scenario::Opaque => (&opaque_client, false),
-            Scenario::IntrospectJwt => (&jwt_client, true),
-            Scenario::IntrospectOpaque => (&opaque_client, true),
-        };
-        let client = client
-            .as_ref()
-            .context("client for scenario was not created")?;
-        let (template, check) = if introspect {
-            let tokens = server.fetch_tokens(client, settings.token_pool).await?;
-            (server.introspect_template(client, &tokens)?, Check::Active)
-        } else {
-            (server.token_template(client)?, Check::Status)
+            Scenario::Jwt
+            | Scenario::Opaque
+            | Scenario::IntrospectJwt
+            | Scenario::IntrospectOpaque => {
+                let (client, introspect) = match scenario {
+                    Scenario::Jwt => (&jwt_client, false),
+                    Scenario::Opaque => (&opaque_client, false),
+                    Scenario::IntrospectJwt => (&jwt_client, true),
+                    _ => (&opaque_client, true),
+                };
+                let client = client
+                    .as_ref()
+                    .context("client for scenario was not created")?;
+                if introspect {
+                    let tokens = server.fetch_tokens(client, settings.token_pool).await?;
+                    (server.introspect_template(client, &tokens)?, Check::Active)
+                } else {
+                    (server.token_template(client)?, Check::Status)
+                }
+            }
+            Scenario::TokenExchange => {
+                let exchange = flows::Exchange::set_up(server, settings.token_pool).await?;
+                (exchange.template(server)?, Check::Status)
+            }
+            Scenario::Par => (
+                flows::par_template(server, settings.token_pool).await?,
+                Check::Status,
+            ),
+            Scenario::JwtWithPar => {
+                let client = jwt_client
+                    .as_ref()
+                    .context("client for scenario was not created")?;
+                let jwt = Arc::new(server.token_template(client)?);
+                let background = par_background(settings, server).await?;
+                for &concurrency in &settings.concurrency {
+                    if let Some(status) = server.guard.exited() {
+                        bail!("tessera server exited: {status}");
+                    }
+                    let (alone, with) = measure_paired(
+                        settings,
+                        ("jwt-alone-par", "jwt-with-par"),
+                        server.addr,
+                        &jwt,
+                        &background,
+                        concurrency,
+                    )
+                    .await?;
+                    results.push(alone);
+                    results.push(with);
+                }
+                continue;
+            }
         };
         let template = Arc::new(template);
         for &concurrency in &settings.concurrency {
@@ -441,6 +534,100 @@ async fn run_tessera(
     memory.tessera_after_load_rss_kib = server.guard.rss_kib().ok();
     memory.tessera_peak_rss_kib = server.guard.peak_rss_kib().ok();
     Ok(())
+}
+
+/// A background load: what it is, its request, its streams and what its answers should be.
+struct BackgroundSpec {
+    description: String,
+    template: Arc<RequestTemplate>,
+    streams: Vec<Stream>,
+    connections: usize,
+    expected: &'static [&'static str],
+}
+
+/// Pushed authorization requests at `--par-rate` per second, one stream per background
+/// connection (each sending every `connections / rate` seconds).
+async fn par_background(settings: &Settings, server: &TesseraServer) -> Result<BackgroundSpec> {
+    let template = Arc::new(flows::par_template(server, settings.token_pool).await?);
+    let connections = settings.background_connections;
+    let period = Duration::from_secs_f64(connections as f64 / settings.par_rate);
+    let streams = (0..connections)
+        .map(|body| Stream { body, period })
+        .collect();
+    Ok(BackgroundSpec {
+        description: format!(
+            "{} pushed authorization requests/s over {connections} connections",
+            settings.par_rate
+        ),
+        template,
+        streams,
+        connections,
+        expected: &["201"],
+    })
+}
+
+/// JWT issuance alone and beside `background`, in `settings.rounds` rounds each way
+/// (alternating which comes first); the two results, `names.0` alone and `names.1` with the
+/// background (its statistics attached).
+async fn measure_paired(
+    settings: &Settings,
+    names: (&str, &str),
+    addr: SocketAddr,
+    template: &Arc<RequestTemplate>,
+    background: &BackgroundSpec,
+    concurrency: usize,
+) -> Result<(ScenarioResult, ScenarioResult)> {
+    let spec = LoadSpec {
+        addrs: vec![addr],
+        template: Arc::clone(template),
+        check: Check::Status,
+        concurrency,
+        warmup: settings.warmup,
+        duration: settings.duration.div_f64(settings.rounds as f64),
+    };
+    let mut alone: Option<LoadResult> = None;
+    let mut with: Option<LoadResult> = None;
+    let mut stats = BackgroundStats::default();
+    for round in 0..settings.rounds {
+        for with_background in [round % 2 == 1, round % 2 == 0] {
+            let context = || format!("running {} at concurrency {concurrency}", names.1);
+            if with_background {
+                let running = Background::start(
+                    &background.description,
+                    addr,
+                    Arc::clone(&background.template),
+                    &background.streams,
+                    background.connections,
+                )
+                .await?;
+                let load = loadgen::run(&spec).await.with_context(context)?;
+                stats.merge(&running.stop().await?);
+                merge_into(&mut with, load)?;
+            } else {
+                let load = loadgen::run(&spec).await.with_context(context)?;
+                merge_into(&mut alone, load)?;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let alone = to_result(names.0, concurrency, &alone.context("no round measured")?);
+    let mut with = to_result(names.1, concurrency, &with.context("no round measured")?);
+    with.background_unexpected = Some(stats.unexpected(background.expected));
+    with.background = Some(stats);
+    for r in [&alone, &with] {
+        print_result(r);
+    }
+    Ok((alone, with))
+}
+
+fn merge_into(total: &mut Option<LoadResult>, load: LoadResult) -> Result<()> {
+    match total {
+        Some(t) => t.merge(load),
+        None => {
+            *total = Some(load);
+            Ok(())
+        }
+    }
 }
 
 /// The PostgreSQL scenarios, on a database of the bench's own on the server
@@ -564,9 +751,17 @@ async fn measure(
     let load = loadgen::run(&spec)
         .await
         .with_context(|| format!("running {} at concurrency {concurrency}", scenario.name()))?;
+    let result = to_result(scenario.name(), concurrency, &load);
+    print_result(&result);
+    // Let the closed connections drain before the next measurement.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(result)
+}
+
+fn to_result(scenario: &str, concurrency: usize, load: &LoadResult) -> ScenarioResult {
     let h = &load.histogram;
-    let result = ScenarioResult {
-        scenario: scenario.name().to_owned(),
+    ScenarioResult {
+        scenario: scenario.to_owned(),
         concurrency,
         requests: load.ok,
         errors: load.errors,
@@ -582,18 +777,27 @@ async fn measure(
         ratio_to_ceiling: None,
         ratio_to_sqlite: None,
         ratio_to_one_node: None,
+        ratio_to_reference: None,
+        background: None,
+        background_unexpected: None,
         sample_error: load.sample_error.clone(),
-    };
+    }
+}
+
+fn print_result(result: &ScenarioResult) {
     eprintln!(
         "  {:<18} c={:<4} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}",
         result.scenario,
-        concurrency,
+        result.concurrency,
         result.requests_per_second,
         result.p50_ms,
         result.p99_ms,
         result.errors
     );
-    // Let the closed connections drain before the next measurement.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    Ok(result)
+    if let Some(bg) = &result.background {
+        eprintln!(
+            "    background: {} planned, {:.0}/s answered: {:?}, {} skipped, {} transport errors",
+            bg.description, bg.achieved_per_second, bg.answers, bg.skipped, bg.transport_errors
+        );
+    }
 }
