@@ -256,4 +256,38 @@ mod tests {
             3
         );
     }
+
+    /// The background never sends faster than its schedule, however fast the server
+    /// answers, and every answer is counted.
+    #[tokio::test]
+    async fn sends_are_paced_not_flat_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/push",
+            axum::routing::post(|| async { (http::StatusCode::CREATED, "{}") }),
+        );
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let template = Arc::new(
+            RequestTemplate::form_post(addr, "/push", vec![Bytes::from_static(b"a=b")]).unwrap(),
+        );
+        let period = Duration::from_millis(50);
+        let streams = [Stream { body: 0, period }, Stream { body: 0, period }];
+        let running = Background::start("test", addr, template, &streams, 2)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stats = running.stop().await.unwrap();
+        let answered: u64 = stats.answers.values().sum();
+        let most = (stats.running_s / period.as_secs_f64()).ceil() as u64 + 1;
+        assert!(answered >= 1, "{stats:?}");
+        assert!(
+            answered <= 2 * most,
+            "{answered} > {} ({stats:?})",
+            2 * most
+        );
+        assert_eq!(stats.unexpected(&["201"]), 0, "{stats:?}");
+        assert_eq!(stats.planned_per_second, 40.0);
+        server.abort();
+    }
 }

@@ -605,4 +605,36 @@ mod tests {
         assert_eq!(targets.len(), 9);
         assert!(targets.iter().all(|t| !t.name.contains("floor-es256")));
     }
+
+    #[test]
+    fn references_and_their_targets() {
+        let mut results = vec![
+            result("jwt", 64, 1000.0, 1.0),
+            result("token-exchange", 64, 450.0, 1.0),
+            result("token-exchange", 16, 450.0, 1.0),
+            result("jwt-alone-par", 64, 800.0, 1.0),
+            result("jwt-with-par", 64, 760.0, 1.0),
+        ];
+        results[4].background_unexpected = Some(0);
+        fill_ratios(&mut results);
+        assert_eq!(results[1].ratio_to_reference, Some(0.45));
+        assert_eq!(results[2].ratio_to_reference, None);
+        assert_eq!(results[3].ratio_to_reference, None);
+        assert_eq!(results[4].ratio_to_reference, Some(0.95));
+        let targets = evaluate_targets(&results, &Memory::default());
+        let get = |name: &str| targets.iter().find(|t| t.name == name).unwrap().status;
+        assert_eq!(get("token-exchange throughput @c64"), "MISS");
+        assert_eq!(get("jwt-with-par throughput @c64"), "PASS");
+        assert_eq!(get("jwt-with-par background answers"), "PASS");
+
+        results[4].requests_per_second = 700.0;
+        results[4].background_unexpected = Some(3);
+        fill_ratios(&mut results);
+        let targets = evaluate_targets(&results, &Memory::default());
+        let get = |name: &str| targets.iter().find(|t| t.name == name).unwrap().status;
+        assert_eq!(get("jwt-with-par throughput @c64"), "MISS");
+        assert_eq!(get("jwt-with-par background answers"), "MISS");
+        // Not measured: no line for it.
+        assert!(targets.iter().all(|t| !t.name.contains("device")));
+    }
 }
