@@ -30,7 +30,14 @@ use crate::conn::{Conn, RequestTemplate};
 pub struct Stream {
     pub body: usize,
     pub period: Duration,
+    /// A polite poller (RFC 8628 §3.5): it waits a whole `period` after each answer, and a
+    /// `slow_down` answer makes its period [`SLOW_DOWN_STEP`] longer. Otherwise the stream
+    /// keeps its schedule and ignores `slow_down`.
+    pub polite: bool,
 }
+
+/// What RFC 8628 §3.5 tells a client to add to its interval after `slow_down`.
+pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
 /// What a background run did, over its whole life (its own warm-up included).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -167,7 +174,7 @@ async fn run_connection(
     let mut stats = BackgroundStats::default();
     // Earliest due first; the index keeps entries with equal instants ordered.
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
-    let streams: Vec<Stream> = schedule.iter().map(|(_, s)| *s).collect();
+    let mut streams: Vec<Stream> = schedule.iter().map(|(_, s)| *s).collect();
     for (i, (at, _)) in schedule.iter().enumerate() {
         due.push(Reverse((*at, i)));
     }
@@ -179,7 +186,7 @@ async fn run_connection(
         if *stopped.borrow() {
             break;
         }
-        let stream = streams[i];
+        let mut stream = streams[i];
         if conn.is_closed() {
             match Conn::connect(addr).await {
                 Ok(fresh) => conn = fresh,
@@ -192,12 +199,21 @@ async fn run_connection(
         }
         match conn.send(template.build(stream.body)).await {
             Ok((status, body)) => {
-                *stats.answers.entry(answer_key(status, &body)).or_default() += 1;
+                let key = answer_key(status, &body);
+                if stream.polite && key == SLOW_DOWN {
+                    stream.period += SLOW_DOWN_STEP;
+                    streams[i] = stream;
+                }
+                *stats.answers.entry(key).or_default() += 1;
             }
             Err(_) => stats.transport_errors += 1,
         }
-        // The next send of this stream: one period on, skipping any the wait made us miss.
         let now = Instant::now();
+        if stream.polite {
+            due.push(Reverse((now + stream.period, i)));
+            continue;
+        }
+        // The next send of this stream: one period on, skipping any the wait made us miss.
         let mut next = at + stream.period;
         while next <= now {
             next += stream.period;
@@ -207,6 +223,9 @@ async fn run_connection(
     }
     Ok(stats)
 }
+
+/// The answer key of RFC 8628 §3.5's `slow_down`.
+const SLOW_DOWN: &str = "400 slow_down";
 
 /// `"STATUS"` for a success, `"STATUS error"` for an error answer with an OAuth `error`.
 fn answer_key(status: http::StatusCode, body: &Bytes) -> String {
@@ -272,7 +291,12 @@ mod tests {
             RequestTemplate::form_post(addr, "/push", vec![Bytes::from_static(b"a=b")]).unwrap(),
         );
         let period = Duration::from_millis(50);
-        let streams = [Stream { body: 0, period }, Stream { body: 0, period }];
+        let stream = Stream {
+            body: 0,
+            period,
+            polite: false,
+        };
+        let streams = [stream, stream];
         let running = Background::start("test", addr, template, &streams, 2)
             .await
             .unwrap();
@@ -288,6 +312,37 @@ mod tests {
         );
         assert_eq!(stats.unexpected(&["201"]), 0, "{stats:?}");
         assert_eq!(stats.planned_per_second, 40.0);
+        server.abort();
+    }
+
+    /// A polite poller told `slow_down` waits its interval plus five seconds, so it polls
+    /// once in a fraction of a second however short its first interval.
+    #[tokio::test]
+    async fn a_polite_poller_slows_down() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(|| async {
+                (http::StatusCode::BAD_REQUEST, r#"{"error":"slow_down"}"#)
+            }),
+        );
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let template = Arc::new(
+            RequestTemplate::form_post(addr, "/token", vec![Bytes::from_static(b"a=b")]).unwrap(),
+        );
+        let polite = Stream {
+            body: 0,
+            period: Duration::from_millis(20),
+            polite: true,
+        };
+        let running = Background::start("test", addr, template, &[polite], 1)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stats = running.stop().await.unwrap();
+        assert_eq!(stats.answers.get(SLOW_DOWN), Some(&1), "{stats:?}");
+        assert_eq!(stats.unexpected(&[SLOW_DOWN]), 0, "{stats:?}");
         server.abort();
     }
 }

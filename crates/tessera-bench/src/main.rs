@@ -552,7 +552,11 @@ async fn par_background(settings: &Settings, server: &TesseraServer) -> Result<B
     let connections = settings.background_connections;
     let period = Duration::from_secs_f64(connections as f64 / settings.par_rate);
     let streams = (0..connections)
-        .map(|body| Stream { body, period })
+        .map(|body| Stream {
+            body,
+            period,
+            polite: false,
+        })
         .collect();
     Ok(BackgroundSpec {
         description: format!(
