@@ -34,6 +34,10 @@ pub struct Stream {
     /// `slow_down` answer makes its period [`SLOW_DOWN_STEP`] longer. Otherwise the stream
     /// keeps its schedule and ignores `slow_down`.
     pub polite: bool,
+    /// For a background started again: how long after the start the stream's next send is
+    /// due, as it was when the background stopped (the time in between does not count), so a
+    /// device code keeps its interval and its phase across runs.
+    pub resume_after: Option<Duration>,
 }
 
 /// What RFC 8628 §3.5 tells a client to add to its interval after `slow_down`.
@@ -92,7 +96,7 @@ impl BackgroundStats {
 /// A background load that is running; [`Background::stop`] ends it.
 pub struct Background {
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Result<BackgroundStats>>>,
+    tasks: Vec<JoinHandle<Result<(BackgroundStats, Vec<Left>)>>>,
     started: Instant,
     description: String,
     planned_per_second: f64,
@@ -101,7 +105,7 @@ pub struct Background {
 impl Background {
     /// Starts `streams` of `template` against `addr` over `connections` connections (stream
     /// `i` on connection `i % connections`), each stream's first send spread evenly over its
-    /// first period so the streams do not fire together.
+    /// first period so the streams do not fire together, or `resume_after` the start.
     pub async fn start(
         description: &str,
         addr: SocketAddr,
@@ -117,12 +121,13 @@ impl Background {
         let (stop, stopped) = watch::channel(false);
         let start = Instant::now();
         let count = streams.len().max(1) as u32;
-        let mut per_conn: Vec<Vec<(Instant, Stream)>> = vec![Vec::new(); connections];
+        let mut per_conn: Vec<Vec<(usize, Instant, Stream)>> = vec![Vec::new(); connections];
         for (i, stream) in streams.iter().enumerate() {
             let offset = stream
                 .period
                 .mul_f64(f64::from(i as u32) / f64::from(count));
-            per_conn[i % connections].push((start + offset, *stream));
+            let at = start + stream.resume_after.unwrap_or(offset);
+            per_conn[i % connections].push((i, at, *stream));
         }
         let mut tasks = Vec::with_capacity(connections);
         for schedule in per_conn {
@@ -142,8 +147,10 @@ impl Background {
         })
     }
 
-    /// Stops every connection and returns what the background did.
-    pub async fn stop(self) -> Result<BackgroundStats> {
+    /// Stops every connection and returns what the background did, and the streams as they
+    /// are now (in the order given to [`Background::start`]; their period grown by any
+    /// `slow_down`, `resume_after` set) to start it again with.
+    pub async fn stop(self) -> Result<(BackgroundStats, Vec<Stream>)> {
         let _ = self.stop.send(true);
         let running_s = self.started.elapsed().as_secs_f64();
         let mut stats = BackgroundStats {
@@ -151,39 +158,55 @@ impl Background {
             planned_per_second: self.planned_per_second,
             ..BackgroundStats::default()
         };
+        let stopped_at = Instant::now();
+        let mut streams = Vec::new();
         for task in self.tasks {
-            let one = task.await.context("background task panicked")??;
+            let (one, left) = task.await.context("background task panicked")??;
             stats.merge(&one);
+            streams.extend(left);
         }
+        streams.sort_by_key(|(i, _, _)| *i);
         // The connections ran side by side: the background's time is the wall time, once.
         stats.merge(&BackgroundStats {
             running_s,
             ..BackgroundStats::default()
         });
-        Ok(stats)
+        let streams = streams
+            .into_iter()
+            .map(|(_, due, mut stream)| {
+                stream.resume_after = Some(due.saturating_duration_since(stopped_at));
+                stream
+            })
+            .collect();
+        Ok((stats, streams))
     }
 }
+
+/// A stream as a connection left it: its index in the background, when its next send was
+/// due, and the stream.
+type Left = (usize, Instant, Stream);
 
 async fn run_connection(
     mut conn: Conn,
     addr: SocketAddr,
     template: Arc<RequestTemplate>,
-    schedule: Vec<(Instant, Stream)>,
+    schedule: Vec<(usize, Instant, Stream)>,
     mut stopped: watch::Receiver<bool>,
-) -> Result<BackgroundStats> {
+) -> Result<(BackgroundStats, Vec<Left>)> {
     let mut stats = BackgroundStats::default();
     // Earliest due first; the index keeps entries with equal instants ordered.
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
-    let mut streams: Vec<Stream> = schedule.iter().map(|(_, s)| *s).collect();
-    for (i, (at, _)) in schedule.iter().enumerate() {
+    let mut streams: Vec<Stream> = schedule.iter().map(|(_, _, s)| *s).collect();
+    for (i, (_, at, _)) in schedule.iter().enumerate() {
         due.push(Reverse((*at, i)));
     }
     while let Some(Reverse((at, i))) = due.pop() {
-        tokio::select! {
-            _ = tokio::time::sleep_until(at.into()) => {}
-            _ = stopped.changed() => break,
-        }
-        if *stopped.borrow() {
+        let stop = tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => *stopped.borrow(),
+            _ = stopped.changed() => true,
+        };
+        if stop {
+            due.push(Reverse((at, i)));
             break;
         }
         let mut stream = streams[i];
@@ -221,7 +244,12 @@ async fn run_connection(
         }
         due.push(Reverse((next, i)));
     }
-    Ok(stats)
+    // Every stream is in the heap again, with its next send.
+    let left = due
+        .into_iter()
+        .map(|Reverse((at, i))| (schedule[i].0, at, streams[i]))
+        .collect();
+    Ok((stats, left))
 }
 
 /// The answer key of RFC 8628 §3.5's `slow_down`.
@@ -295,13 +323,16 @@ mod tests {
             body: 0,
             period,
             polite: false,
+            resume_after: None,
         };
         let streams = [stream, stream];
         let running = Background::start("test", addr, template, &streams, 2)
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let stats = running.stop().await.unwrap();
+        let (stats, left) = running.stop().await.unwrap();
+        assert_eq!(left.len(), 2);
+        assert!(left.iter().all(|s| s.resume_after.is_some()));
         let answered: u64 = stats.answers.values().sum();
         let most = (stats.running_s / period.as_secs_f64()).ceil() as u64 + 1;
         assert!(answered >= 1, "{stats:?}");
@@ -335,14 +366,23 @@ mod tests {
             body: 0,
             period: Duration::from_millis(20),
             polite: true,
+            resume_after: None,
         };
-        let running = Background::start("test", addr, template, &[polite], 1)
+        let running = Background::start("test", addr, Arc::clone(&template), &[polite], 1)
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let stats = running.stop().await.unwrap();
+        let (stats, left) = running.stop().await.unwrap();
         assert_eq!(stats.answers.get(SLOW_DOWN), Some(&1), "{stats:?}");
         assert_eq!(stats.unexpected(&[SLOW_DOWN]), 0, "{stats:?}");
+        // Started again, it keeps its longer interval and its next poll time: no poll yet.
+        assert_eq!(left[0].period, Duration::from_millis(20) + SLOW_DOWN_STEP);
+        let again = Background::start("test", addr, template, &left, 1)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (stats, _) = again.stop().await.unwrap();
+        assert!(stats.answers.is_empty(), "{stats:?}");
         server.abort();
     }
 }

@@ -1,6 +1,6 @@
 //! Owns the set-up of the scenarios that need more than one client-credentials client:
-//! token exchange (RFC 8693) of users' JWT access tokens, and pushed authorization
-//! requests (RFC 9126). Everything is done as a deployment would: clients and trust through
+//! token exchange (RFC 8693) of users' JWT access tokens, pushed authorization requests
+//! (RFC 9126), and pending device codes (RFC 8628) to poll. Everything is done as a deployment would: clients and trust through
 //! the CLI, tokens and pushes over HTTP.
 
 use std::time::{Duration, Instant};
@@ -28,12 +28,93 @@ const API_A: &str = "https://api-a.bench.example";
 const API_B: &str = "https://api-b.bench.example";
 /// The redirect URI of the PAR client (never visited).
 pub const PAR_REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// RFC 8628 §3.4: the device code grant.
+const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// How long a new client or trust registration may take to reach the running server.
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
+}
+
+/// RFC 8628 §3.2: the fields of a device authorization response the bench uses.
+#[derive(Deserialize)]
+struct DeviceAuthorization {
+    device_code: String,
+    interval: Option<u64>,
+}
+
+/// Pending device codes of one public client: the poll request (one body per code) and
+/// the interval the server asked for.
+pub struct DeviceCodes {
+    pub poll: RequestTemplate,
+    pub interval: Duration,
+}
+
+impl DeviceCodes {
+    /// Registers a public client for the device grant (as the README's device flow example
+    /// does) and asks `/oauth2/device_authorization` for `count` device codes, which stay
+    /// pending: nobody enters their user codes.
+    pub async fn set_up(server: &TesseraServer, count: usize) -> Result<Self> {
+        let client = server
+            .create_client_with(
+                "bench-device",
+                &[
+                    "--public",
+                    "--grant-type",
+                    DEVICE_CODE,
+                    "--scope",
+                    "openid read",
+                ],
+            )
+            .await?;
+        eprintln!(
+            "created client bench-device ({}); asking for {count} device codes ...",
+            client.client_id
+        );
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", &client.client_id)
+            .append_pair("scope", "read")
+            .finish();
+        let ask = RequestTemplate::form_post(
+            server.addr,
+            "/oauth2/device_authorization",
+            vec![Bytes::from(body)],
+        )?;
+        let mut conn = Conn::connect(server.addr).await?;
+        let mut bodies = Vec::with_capacity(count);
+        let mut interval = 5;
+        let deadline = Instant::now() + VISIBLE_TIMEOUT;
+        while bodies.len() < count.max(1) {
+            if conn.is_closed() {
+                conn = Conn::connect(server.addr).await?;
+            }
+            let (status, body) = conn.send(ask.build(0)).await?;
+            if status.is_success() {
+                let answer: DeviceAuthorization =
+                    serde_json::from_slice(&body).context("parsing device authorization")?;
+                interval = answer.interval.unwrap_or(interval);
+                let poll: String = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("grant_type", DEVICE_CODE)
+                    .append_pair("client_id", &client.client_id)
+                    .append_pair("device_code", &answer.device_code)
+                    .finish();
+                bodies.push(Bytes::from(poll));
+            } else if bodies.is_empty() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            } else {
+                bail!(
+                    "device authorization request failed: HTTP {status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+        Ok(Self {
+            poll: RequestTemplate::form_post(server.addr, "/oauth2/token", bodies)?,
+            interval: Duration::from_secs(interval),
+        })
+    }
 }
 
 /// A client registered for the token exchange, and the users' access tokens (JWTs of this

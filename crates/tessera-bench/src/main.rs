@@ -3,8 +3,8 @@
 //! every concurrency), plus the hidden `floor` subcommand the bench
 //! re-executes itself with.
 //!
-//! The paired scenarios (`jwt-with-par`) measure client-credentials JWT issuance alone and
-//! beside a paced background load, interleaved in rounds (alone, with, with, alone, ...)
+//! The paired scenarios (`jwt-with-par`, `jwt-with-device`, `opaque-with-device`) measure
+//! client-credentials issuance alone and beside a paced background load, interleaved in rounds (alone, with, with, alone, ...)
 //! so a change in the machine's other load during the run weighs on both halves alike.
 
 // A measuring tool, not a request path: slicing of buffers it built itself is allowed.
@@ -99,8 +99,18 @@ struct RunArgs {
     #[arg(long, default_value_t = 200.0)]
     par_rate: f64,
 
+    /// Pending device codes polled politely at their interval in the background of
+    /// `jwt-with-device` and `opaque-with-device`.
+    #[arg(long, default_value_t = 2000)]
+    device_codes: usize,
+
+    /// Further pending device codes polled every second whatever the server says (too
+    /// fast: answered `slow_down`).
+    #[arg(long, default_value_t = 50)]
+    device_fast: usize,
+
     /// Connections the background load is spread over.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     background_connections: usize,
 
     /// Number of tokens obtained up front and cycled through by the
@@ -136,6 +146,10 @@ enum Scenario {
     Par,
     /// JWT issuance alone and beside a steady background of pushed authorization requests.
     JwtWithPar,
+    /// JWT issuance alone and beside many pending device codes being polled.
+    JwtWithDevice,
+    /// Opaque issuance (a durable write each) alone and beside device codes being polled.
+    OpaqueWithDevice,
     /// Opaque issuance, one node over PostgreSQL.
     #[value(name = "pg-opaque")]
     PgOpaque,
@@ -151,7 +165,7 @@ enum Scenario {
 }
 
 impl Scenario {
-    const ALL: [Scenario; 13] = [
+    const ALL: [Scenario; 15] = [
         Scenario::Floor,
         Scenario::FloorEs256,
         Scenario::Jwt,
@@ -161,6 +175,8 @@ impl Scenario {
         Scenario::TokenExchange,
         Scenario::Par,
         Scenario::JwtWithPar,
+        Scenario::JwtWithDevice,
+        Scenario::OpaqueWithDevice,
         Scenario::PgOpaque,
         Scenario::PgIntrospectOpaque,
         Scenario::Pg2Opaque,
@@ -194,6 +210,8 @@ impl Scenario {
             Scenario::TokenExchange => "token-exchange",
             Scenario::Par => "par",
             Scenario::JwtWithPar => "jwt-with-par",
+            Scenario::JwtWithDevice => "jwt-with-device",
+            Scenario::OpaqueWithDevice => "opaque-with-device",
             Scenario::PgOpaque => "pg-opaque",
             Scenario::PgIntrospectOpaque => "pg-introspect-opaque",
             Scenario::Pg2Opaque => "pg2-opaque",
@@ -237,6 +255,8 @@ struct Settings {
     token_pool: usize,
     rounds: usize,
     par_rate: f64,
+    device_codes: usize,
+    device_fast: usize,
     background_connections: usize,
 }
 
@@ -287,6 +307,8 @@ impl Settings {
             token_pool: args.token_pool.max(1),
             rounds: args.rounds,
             par_rate: args.par_rate,
+            device_codes: args.device_codes,
+            device_fast: args.device_fast,
             background_connections: args.background_connections.max(1),
         })
     }
@@ -434,11 +456,21 @@ async fn run_tessera(
     results: &mut Vec<ScenarioResult>,
     memory: &mut Memory,
 ) -> Result<()> {
-    let wants_jwt = [Scenario::Jwt, Scenario::IntrospectJwt, Scenario::JwtWithPar]
-        .into_iter()
-        .any(|s| settings.wants(s));
-    let wants_opaque =
-        settings.wants(Scenario::Opaque) || settings.wants(Scenario::IntrospectOpaque);
+    let wants_jwt = [
+        Scenario::Jwt,
+        Scenario::IntrospectJwt,
+        Scenario::JwtWithPar,
+        Scenario::JwtWithDevice,
+    ]
+    .into_iter()
+    .any(|s| settings.wants(s));
+    let wants_opaque = [
+        Scenario::Opaque,
+        Scenario::IntrospectOpaque,
+        Scenario::OpaqueWithDevice,
+    ]
+    .into_iter()
+    .any(|s| settings.wants(s));
 
     let jwt_client = if wants_jwt {
         Some(setup_client(server, "bench-jwt", TokenFormat::Jwt).await?)
@@ -488,22 +520,36 @@ async fn run_tessera(
                 flows::par_template(server, settings.token_pool).await?,
                 Check::Status,
             ),
-            Scenario::JwtWithPar => {
-                let client = jwt_client
+            Scenario::JwtWithPar | Scenario::JwtWithDevice | Scenario::OpaqueWithDevice => {
+                let (client, names) = match scenario {
+                    Scenario::JwtWithPar => (&jwt_client, ("jwt-alone-par", "jwt-with-par")),
+                    Scenario::JwtWithDevice => {
+                        (&jwt_client, ("jwt-alone-device", "jwt-with-device"))
+                    }
+                    _ => (
+                        &opaque_client,
+                        ("opaque-alone-device", "opaque-with-device"),
+                    ),
+                };
+                let client = client
                     .as_ref()
                     .context("client for scenario was not created")?;
-                let jwt = Arc::new(server.token_template(client)?);
-                let background = par_background(settings, server).await?;
+                let issue = Arc::new(server.token_template(client)?);
+                let mut background = if scenario == Scenario::JwtWithPar {
+                    par_background(settings, server).await?
+                } else {
+                    device_background(settings, server).await?
+                };
                 for &concurrency in &settings.concurrency {
                     if let Some(status) = server.guard.exited() {
                         bail!("tessera server exited: {status}");
                     }
                     let (alone, with) = measure_paired(
                         settings,
-                        ("jwt-alone-par", "jwt-with-par"),
+                        names,
                         server.addr,
-                        &jwt,
-                        &background,
+                        &issue,
+                        &mut background,
                         concurrency,
                     )
                     .await?;
@@ -556,6 +602,7 @@ async fn par_background(settings: &Settings, server: &TesseraServer) -> Result<B
             body,
             period,
             polite: false,
+            resume_after: None,
         })
         .collect();
     Ok(BackgroundSpec {
@@ -570,7 +617,42 @@ async fn par_background(settings: &Settings, server: &TesseraServer) -> Result<B
     })
 }
 
-/// JWT issuance alone and beside `background`, in `settings.rounds` rounds each way
+/// `--device-codes` pending device codes polled politely at the interval the server gave
+/// (RFC 8628 §3.5), and `--device-fast` more polled every second whatever the answer (each
+/// answered `slow_down`).
+async fn device_background(settings: &Settings, server: &TesseraServer) -> Result<BackgroundSpec> {
+    let total = settings.device_codes + settings.device_fast;
+    let codes = flows::DeviceCodes::set_up(server, total).await?;
+    let streams = (0..total)
+        .map(|body| {
+            let fast = body >= settings.device_codes;
+            Stream {
+                body,
+                period: if fast {
+                    Duration::from_secs(1)
+                } else {
+                    codes.interval
+                },
+                polite: !fast,
+                resume_after: None,
+            }
+        })
+        .collect();
+    Ok(BackgroundSpec {
+        description: format!(
+            "{} device codes polled every {} s and {} every second (too fast)",
+            settings.device_codes,
+            codes.interval.as_secs(),
+            settings.device_fast
+        ),
+        template: Arc::new(codes.poll),
+        streams,
+        connections: settings.background_connections,
+        expected: &["400 authorization_pending", "400 slow_down"],
+    })
+}
+
+/// Issuance alone and beside `background`, in `settings.rounds` rounds each way
 /// (alternating which comes first); the two results, `names.0` alone and `names.1` with the
 /// background (its statistics attached).
 async fn measure_paired(
@@ -578,7 +660,7 @@ async fn measure_paired(
     names: (&str, &str),
     addr: SocketAddr,
     template: &Arc<RequestTemplate>,
-    background: &BackgroundSpec,
+    background: &mut BackgroundSpec,
     concurrency: usize,
 ) -> Result<(ScenarioResult, ScenarioResult)> {
     let spec = LoadSpec {
@@ -605,7 +687,10 @@ async fn measure_paired(
                 )
                 .await?;
                 let load = loadgen::run(&spec).await.with_context(context)?;
-                stats.merge(&running.stop().await?);
+                let (round_stats, streams) = running.stop().await?;
+                stats.merge(&round_stats);
+                // Resumed where they were: a device code keeps its interval across rounds.
+                background.streams = streams;
                 merge_into(&mut with, load)?;
             } else {
                 let load = loadgen::run(&spec).await.with_context(context)?;

@@ -4,7 +4,7 @@
 //!
 //! Some rows are compared with a reference row of the same run, at the same concurrency
 //! ([`reference_of`]): token exchange with client-credentials JWT issuance (the issue's
-//! target: at least half its rate), and JWT issuance beside a background load with the
+//! target: at least half its rate), and issuance beside a background load with the
 //! same issuance measured alone in the interleaved rounds (at least 90%: the background
 //! must not slow the other endpoints beyond the little CPU its own requests take).
 
@@ -33,7 +33,11 @@ const TOKEN_EXCHANGE_MIN: f64 = 0.5;
 /// Least JWT issuance rate beside a background load, as a share of the rate alone.
 const BESIDE_BACKGROUND_MIN: f64 = 0.9;
 /// The paired scenarios: (with the background, alone).
-const PAIRED: [(&str, &str); 1] = [("jwt-with-par", "jwt-alone-par")];
+const PAIRED: [(&str, &str); 3] = [
+    ("jwt-with-par", "jwt-alone-par"),
+    ("jwt-with-device", "jwt-alone-device"),
+    ("opaque-with-device", "opaque-alone-device"),
+];
 
 /// The row a scenario's `ratio_to_reference` is taken against, if any.
 pub fn reference_of(scenario: &str) -> Option<&'static str> {

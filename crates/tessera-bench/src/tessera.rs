@@ -34,6 +34,8 @@ pub enum TokenFormat {
 #[derive(Clone, Debug, Deserialize)]
 pub struct ClientCredentials {
     pub client_id: String,
+    /// Empty for a public client (printed as `null`).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub client_secret: String,
 }
 
@@ -301,6 +303,11 @@ impl TesseraServer {
     }
 }
 
+/// A JSON string, or `null` read as the empty string.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Accepts either the whole stdout as JSON or the first `{...}` span in it
 /// (in case the CLI prints anything around it).
 fn parse_credentials(stdout: &str) -> Result<ClientCredentials> {
@@ -326,5 +333,7 @@ mod tests {
         let wrapped =
             parse_credentials("created\n{\"client_id\":\"c\",\"client_secret\":\"d\"}\n").unwrap();
         assert_eq!(wrapped.client_secret, "d");
+        let public = parse_credentials(r#"{"client_id": "e", "client_secret": null}"#).unwrap();
+        assert_eq!(public.client_secret, "");
     }
 }
