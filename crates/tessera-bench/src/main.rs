@@ -3,9 +3,11 @@
 //! every concurrency), plus the hidden `floor` subcommand the bench
 //! re-executes itself with.
 //!
-//! The paired scenarios (`jwt-with-par`, `jwt-with-device`, `opaque-with-device`) measure
-//! client-credentials issuance alone and beside a paced background load, interleaved in rounds (alone, with, with, alone, ...)
-//! so a change in the machine's other load during the run weighs on both halves alike.
+//! The paired scenarios measure two loads interleaved in rounds (A, B, B, A, ...), so a
+//! change in the machine's other load during the run weighs on both alike: token exchange
+//! beside client-credentials JWT issuance, and (`jwt-with-par`, `jwt-with-device`,
+//! `opaque-with-device`) client-credentials issuance alone and beside a paced background
+//! load.
 
 // A measuring tool, not a request path: slicing of buffers it built itself is allowed.
 #![allow(clippy::indexing_slicing)]
@@ -84,15 +86,14 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
 
-    /// Scenarios to run, comma separated [default: all]. `token-exchange` brings `jwt`
-    /// along (its ratio is to `jwt` in the same run).
+    /// Scenarios to run, comma separated [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<Scenario>,
 
-    /// Rounds of the paired scenarios (`jwt-with-*`): each round measures JWT issuance
-    /// alone and beside the background for `duration / rounds` seconds each (plus the
-    /// warm-up), alternating which comes first.
-    #[arg(long, default_value_t = 4)]
+    /// Rounds of the paired scenarios (`token-exchange` with JWT issuance, `*-with-*` with
+    /// the same issuance alone): each round measures both for `duration / rounds` seconds
+    /// (plus a warm-up), alternating which comes first.
+    #[arg(long, default_value_t = 8)]
     rounds: usize,
 
     /// Pushed authorization requests per second in the background of `jwt-with-par`.
@@ -140,7 +141,8 @@ enum Scenario {
     Opaque,
     IntrospectJwt,
     IntrospectOpaque,
-    /// Token exchange (RFC 8693) of users' JWT access tokens, narrowing the audience.
+    /// Token exchange (RFC 8693) of users' JWT access tokens, narrowing the audience,
+    /// interleaved with JWT issuance (`jwt-ref-exchange`).
     TokenExchange,
     /// Pushed authorization requests (RFC 9126) to `/oauth2/par`.
     Par,
@@ -265,15 +267,9 @@ impl Settings {
         if args.postgres.is_none() && args.only.iter().any(|s| s.is_postgres()) {
             bail!("the pg-* scenarios need --postgres URL (or TESSERA_BENCH_POSTGRES_URL)");
         }
-        // Token exchange is compared with JWT issuance in the same run.
-        let wanted = |s: &Scenario| {
-            args.only.is_empty()
-                || args.only.contains(s)
-                || (*s == Scenario::Jwt && args.only.contains(&Scenario::TokenExchange))
-        };
         let scenarios: Vec<Scenario> = Scenario::ALL
             .into_iter()
-            .filter(wanted)
+            .filter(|s| args.only.is_empty() || args.only.contains(s))
             .filter(|s| args.postgres.is_some() || !s.is_postgres())
             .collect();
         if args.rounds == 0 {
@@ -459,6 +455,7 @@ async fn run_tessera(
     let wants_jwt = [
         Scenario::Jwt,
         Scenario::IntrospectJwt,
+        Scenario::TokenExchange,
         Scenario::JwtWithPar,
         Scenario::JwtWithDevice,
     ]
@@ -513,8 +510,35 @@ async fn run_tessera(
                 }
             }
             Scenario::TokenExchange => {
+                let client = jwt_client
+                    .as_ref()
+                    .context("client for scenario was not created")?;
+                let issue = Arc::new(server.token_template(client)?);
                 let exchange = flows::Exchange::set_up(server, settings.token_pool).await?;
-                (exchange.template(server)?, Check::Status)
+                let exchange = Arc::new(exchange.template(server)?);
+                for &concurrency in &settings.concurrency {
+                    if let Some(status) = server.guard.exited() {
+                        bail!("tessera server exited: {status}");
+                    }
+                    let (jwt, exchanged) = measure_paired(
+                        settings,
+                        Side {
+                            name: "jwt-ref-exchange",
+                            template: &issue,
+                        },
+                        Side {
+                            name: "token-exchange",
+                            template: &exchange,
+                        },
+                        server.addr,
+                        None,
+                        concurrency,
+                    )
+                    .await?;
+                    results.push(jwt);
+                    results.push(exchanged);
+                }
+                continue;
             }
             Scenario::Par => (
                 flows::par_template(server, settings.token_pool).await?,
@@ -546,10 +570,16 @@ async fn run_tessera(
                     }
                     let (alone, with) = measure_paired(
                         settings,
-                        names,
+                        Side {
+                            name: names.0,
+                            template: &issue,
+                        },
+                        Side {
+                            name: names.1,
+                            template: &issue,
+                        },
                         server.addr,
-                        &issue,
-                        &mut background,
+                        Some(&mut background),
                         concurrency,
                     )
                     .await?;
@@ -652,61 +682,91 @@ async fn device_background(settings: &Settings, server: &TesseraServer) -> Resul
     })
 }
 
-/// Issuance alone and beside `background`, in `settings.rounds` rounds each way
-/// (alternating which comes first); the two results, `names.0` alone and `names.1` with the
-/// background (its statistics attached).
+/// A closed-loop load of an interleaved measurement: its row's name and its request.
+struct Side<'a> {
+    name: &'a str,
+    template: &'a Arc<RequestTemplate>,
+}
+
+/// Two loads measured in `settings.rounds` rounds, each round one segment of each
+/// (alternating which comes first), so a change in the machine's other load during the run
+/// weighs on both alike: `reference`, then `measured`, beside `background` when there is one
+/// (its statistics attached to the measured row). The first round warms up for the whole
+/// warm-up; later ones, with the server warm, for at most 200 ms.
 async fn measure_paired(
     settings: &Settings,
-    names: (&str, &str),
+    reference: Side<'_>,
+    measured: Side<'_>,
     addr: SocketAddr,
-    template: &Arc<RequestTemplate>,
-    background: &mut BackgroundSpec,
+    mut background: Option<&mut BackgroundSpec>,
     concurrency: usize,
 ) -> Result<(ScenarioResult, ScenarioResult)> {
-    let spec = LoadSpec {
-        addrs: vec![addr],
-        template: Arc::clone(template),
-        check: Check::Status,
-        concurrency,
-        warmup: settings.warmup,
-        duration: settings.duration.div_f64(settings.rounds as f64),
-    };
-    let mut alone: Option<LoadResult> = None;
-    let mut with: Option<LoadResult> = None;
+    let mut totals: [Option<LoadResult>; 2] = [None, None];
     let mut stats = BackgroundStats::default();
     for round in 0..settings.rounds {
-        for with_background in [round % 2 == 1, round % 2 == 0] {
-            let context = || format!("running {} at concurrency {concurrency}", names.1);
-            if with_background {
-                let running = Background::start(
-                    &background.description,
-                    addr,
-                    Arc::clone(&background.template),
-                    &background.streams,
-                    background.connections,
-                )
-                .await?;
-                let load = loadgen::run(&spec).await.with_context(context)?;
-                let (round_stats, streams) = running.stop().await?;
-                stats.merge(&round_stats);
-                // Resumed where they were: a device code keeps its interval across rounds.
-                background.streams = streams;
-                merge_into(&mut with, load)?;
+        let warmup = if round == 0 {
+            settings.warmup
+        } else {
+            settings.warmup.min(Duration::from_millis(200))
+        };
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let (name, template) = if side == 0 {
+                (reference.name, reference.template)
             } else {
-                let load = loadgen::run(&spec).await.with_context(context)?;
-                merge_into(&mut alone, load)?;
-            }
+                (measured.name, measured.template)
+            };
+            let spec = LoadSpec {
+                addrs: vec![addr],
+                template: Arc::clone(template),
+                check: Check::Status,
+                concurrency,
+                warmup,
+                duration: settings.duration.div_f64(settings.rounds as f64),
+            };
+            let context = || format!("running {name} at concurrency {concurrency}");
+            let load = match background.as_deref_mut() {
+                Some(background) if side == 1 => {
+                    let running = Background::start(
+                        &background.description,
+                        addr,
+                        Arc::clone(&background.template),
+                        &background.streams,
+                        background.connections,
+                    )
+                    .await?;
+                    let load = loadgen::run(&spec).await.with_context(context);
+                    let (round_stats, streams) = running.stop().await?;
+                    stats.merge(&round_stats);
+                    // Resumed where they were: a device code keeps its interval across rounds.
+                    background.streams = streams;
+                    load?
+                }
+                _ => loadgen::run(&spec).await.with_context(context)?,
+            };
+            merge_into(&mut totals[side], load)?;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let alone = to_result(names.0, concurrency, &alone.context("no round measured")?);
-    let mut with = to_result(names.1, concurrency, &with.context("no round measured")?);
-    with.background_unexpected = Some(stats.unexpected(background.expected));
-    with.background = Some(stats);
-    for r in [&alone, &with] {
+    let [first, second] = totals;
+    let reference = to_result(
+        reference.name,
+        concurrency,
+        &first.context("no round measured")?,
+    );
+    let mut measured = to_result(
+        measured.name,
+        concurrency,
+        &second.context("no round measured")?,
+    );
+    if let Some(background) = background {
+        measured.background_unexpected = Some(stats.unexpected(background.expected));
+        measured.background = Some(stats);
+    }
+    for r in [&reference, &measured] {
         print_result(r);
     }
-    Ok((alone, with))
+    Ok((reference, measured))
 }
 
 fn merge_into(total: &mut Option<LoadResult>, load: LoadResult) -> Result<()> {
