@@ -61,6 +61,16 @@ pub enum ErrorCode {
     /// RFC 7591 §3.2.2: "The software statement presented is not approved for use by this
     /// authorization server."
     UnapprovedSoftwareStatement,
+    /// RFC 8628 §3.5: "The authorization request is still pending as the end user hasn't
+    /// yet completed the user-interaction steps."
+    AuthorizationPending,
+    /// RFC 8628 §3.5: `slow_down` (HTTP 400): "the authorization request is still pending
+    /// and polling should continue, but the interval MUST be increased by 5 seconds". Not
+    /// the throttle's [`ErrorCode::SlowDown`] (HTTP 429).
+    DevicePollSlowDown,
+    /// RFC 8628 §3.5: "The "device_code" has expired, and the device authorization session
+    /// has concluded."
+    ExpiredToken,
     /// RFC 9101 §6.2 (used by RFC 9126 §4): "The `request_uri` in the authorization request
     /// returns an error or contains invalid data."
     InvalidRequestUri,
@@ -90,6 +100,9 @@ impl ErrorCode {
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::DevicePollSlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::InvalidRequestUri => "invalid_request_uri",
         }
     }

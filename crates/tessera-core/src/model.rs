@@ -366,6 +366,8 @@ pub struct PurgeReport {
     pub refresh_tokens: u64,
     /// Throttle budgets whose window has ended.
     pub throttle: u64,
+    /// Expired device authorizations (RFC 8628), whatever their status.
+    pub device_codes: u64,
 }
 
 /// A person who signs in to Tessera.
@@ -454,6 +456,106 @@ pub enum CodeUse {
     Replayed(CodeRecord),
     /// No such code.
     Unknown,
+}
+
+/// Where a device authorization stands (RFC 8628 §3.4, §3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Waiting for the user to enter the user code and decide.
+    Pending,
+    /// The user approved; the next poll (not too fast) gets the tokens.
+    Approved,
+    /// The user refused.
+    Denied,
+    /// The tokens were issued: the device code is spent.
+    Used,
+}
+
+impl DeviceStatus {
+    /// The name used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Denied => "denied",
+            DeviceStatus::Used => "used",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeviceStatus::Pending),
+            "approved" => Some(DeviceStatus::Approved),
+            "denied" => Some(DeviceStatus::Denied),
+            "used" => Some(DeviceStatus::Used),
+            _ => None,
+        }
+    }
+}
+
+/// A device authorization (RFC 8628 §3.2): the device code, stored only as its hash, and the
+/// user code the user types, stored normalised (upper case, no separators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCodeRecord {
+    /// SHA-256 of the device code.
+    pub device_code_hash: SecretHash,
+    /// The user code, normalised; unique among the stored device authorizations.
+    pub user_code: String,
+    /// The client that asked.
+    pub client_id: String,
+    /// The scope asked for; once approved, the scope the user consented to.
+    pub scope: String,
+    /// When it was issued.
+    pub issued_at: i64,
+    /// When both codes expire.
+    pub expires_at: i64,
+    /// The minimum seconds between polls (RFC 8628 §3.2 `interval`), raised by each
+    /// `slow_down` (§3.5).
+    pub interval: i64,
+    /// When the client last polled.
+    pub last_poll_at: Option<i64>,
+    /// Where it stands.
+    pub status: DeviceStatus,
+    /// The user who approved or denied it.
+    pub user_id: Option<String>,
+    /// When that user signed in (OpenID Connect `auth_time`).
+    pub auth_time: Option<i64>,
+}
+
+/// A user's approval of a device authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceApproval {
+    /// The user.
+    pub user_id: String,
+    /// The scope the user consented to (within the one asked for).
+    pub scope: String,
+    /// When the user signed in.
+    pub auth_time: i64,
+}
+
+/// What a poll of the token endpoint with a device code found (RFC 8628 §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// No such device code.
+    Unknown,
+    /// The device code has expired.
+    Expired,
+    /// The poll came sooner than the interval after the previous one; the interval is now
+    /// this many seconds.
+    SlowDown {
+        /// The raised interval.
+        interval: i64,
+    },
+    /// The user has not decided yet.
+    Pending,
+    /// The user refused.
+    Denied,
+    /// The user approved, and this poll spent the device code: issue the tokens. The record
+    /// is as the poll left it (used, with the approving user and consented scope).
+    Issued(DeviceCodeRecord),
+    /// The tokens were issued to an earlier poll.
+    Used,
 }
 
 /// A user's authorization of a client, from one sign-in: the family of every access and

@@ -174,6 +174,30 @@ const EN: &[(&str, &str)] = &[
         "sso_failed",
         "Signing in with the identity provider did not succeed. Go back to the application and start again.",
     ),
+    ("device_title", "Connect a device"),
+    ("device_lead", "Enter the code shown on your device."),
+    (
+        "device_confirm_lead",
+        "Check that this is the code shown on your device, then continue.",
+    ),
+    ("device_code", "Code"),
+    ("device_submit", "Continue"),
+    (
+        "device_unknown",
+        "This code is not valid. Check the code on your device and try again.",
+    ),
+    ("device_expired", "This code has expired. Start again on your device."),
+    ("device_decided", "This code has already been used."),
+    (
+        "device_locked",
+        "Too many wrong codes. Wait a few minutes and try again.",
+    ),
+    (
+        "device_consent_check",
+        "Allow this only if you started it yourself and your device shows this code:",
+    ),
+    ("device_approved", "Your device is connected. You can return to it now."),
+    ("device_denied", "Access was denied. You can close this page."),
 ];
 
 const JA: &[(&str, &str)] = &[
@@ -217,6 +241,30 @@ const JA: &[(&str, &str)] = &[
         "sso_failed",
         "ID プロバイダーでのサインインに失敗しました。アプリケーションに戻って最初からやり直してください。",
     ),
+    ("device_title", "デバイスを接続"),
+    ("device_lead", "デバイスに表示されているコードを入力してください。"),
+    (
+        "device_confirm_lead",
+        "このコードがデバイスに表示されているものと同じか確認してから続けてください。",
+    ),
+    ("device_code", "コード"),
+    ("device_submit", "続ける"),
+    (
+        "device_unknown",
+        "このコードは無効です。デバイスのコードを確認してもう一度入力してください。",
+    ),
+    ("device_expired", "このコードは有効期限が切れています。デバイスでやり直してください。"),
+    ("device_decided", "このコードはすでに使用されています。"),
+    (
+        "device_locked",
+        "誤ったコードが多すぎます。数分待ってからもう一度お試しください。",
+    ),
+    (
+        "device_consent_check",
+        "ご自身で開始し、デバイスにこのコードが表示されている場合にのみ許可してください:",
+    ),
+    ("device_approved", "デバイスが接続されました。デバイスに戻ってください。"),
+    ("device_denied", "アクセスを拒否しました。このページは閉じてかまいません。"),
 ];
 
 #[cfg(test)]

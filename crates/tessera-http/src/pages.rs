@@ -2,7 +2,7 @@
 //!
 //! Owns [`Pages`], the template environment (minijinja, HTML auto-escaped). The templates
 //! and the stylesheet are built in; an operator restyles them by putting files of the same
-//! names (`base.html`, `login.html`, `consent.html`, `error.html`, `logout.html`,
+//! names (`base.html`, `login.html`, `consent.html`, `device.html`, `error.html`, `logout.html`,
 //! `logged_out.html`, `tessera.css`) in the templates directory, which win over the built-in
 //! ones. Every page is sent with a strict Content-Security-Policy (no script at all,
 //! `frame-ancestors 'none'`), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and
@@ -27,6 +27,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
+    ("device.html", include_str!("../templates/device.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("logout.html", include_str!("../templates/logout.html")),
     ("continue.html", include_str!("../templates/continue.html")),
@@ -314,6 +315,7 @@ mod tests {
         for name in [
             "login.html",
             "consent.html",
+            "device.html",
             "error.html",
             "logout.html",
             "logged_out.html",

@@ -22,8 +22,8 @@ use tower_http::timeout::TimeoutLayer;
 use tessera_core::endpoint::{self, Endpoint, EndpointId, Method, ENDPOINTS};
 
 use crate::routes::{
-    self, assets, authorize, discovery, health, introspect, jwks, logout, register, revoke, sdk,
-    sso, token, userinfo,
+    self, assets, authorize, device_authorization, discovery, health, introspect, jwks, logout,
+    register, revoke, sdk, sso, token, userinfo,
 };
 use crate::state::AppState;
 use crate::through::Through;
@@ -128,6 +128,7 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
         (EndpointId::Token, Post) => post(token::handle),
         (EndpointId::Introspect, Post) => post(introspect::handle),
         (EndpointId::Revoke, Post) => post(revoke::handle),
+        (EndpointId::DeviceAuthorization, Post) => post(device_authorization::handle),
         (EndpointId::SdkToken, Post) => post(sdk::handle),
         (EndpointId::Discovery, Get) => get(discovery::handle),
         (EndpointId::Jwks, Get) => get(jwks::handle),
@@ -137,6 +138,8 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
         (EndpointId::Authorize, Post) => post(authorize::post),
         (EndpointId::Logout, Get) => get(logout::get),
         (EndpointId::Logout, Post) => post(logout::post),
+        (EndpointId::DeviceVerification, Get) => get(routes::device::get),
+        (EndpointId::DeviceVerification, Post) => post(routes::device::post),
         (EndpointId::Stylesheet, Get) => get(assets::css),
         (EndpointId::SsoCallback, Get) => get(sso::callback),
         (EndpointId::Register, Post) => post(register::create),
@@ -145,6 +148,7 @@ fn handler(id: EndpointId, method: Method) -> Option<MethodRouter<AppState>> {
             EndpointId::Token
             | EndpointId::Introspect
             | EndpointId::Revoke
+            | EndpointId::DeviceAuthorization
             | EndpointId::SdkToken
             | EndpointId::Discovery
             | EndpointId::Jwks

@@ -70,6 +70,12 @@ pub struct HttpConfig {
     /// One line per request at info level, target `access` ([`crate::access_log`]); off:
     /// the layer is not installed at all.
     pub access_log: bool,
+    /// Wrong user codes allowed per client address per lockout window on the device
+    /// verification page (RFC 8628 §5.1) before that address is refused (0: no limit).
+    pub user_code_failures_per_address: u32,
+    /// Device authorizations one client may be given from one client address per device
+    /// code lifetime (RFC 8628 §3.1; 0: no limit).
+    pub device_codes_per_client_address: u32,
 }
 
 impl Default for HttpConfig {
@@ -94,6 +100,8 @@ impl Default for HttpConfig {
             password_checks_queued: 32,
             admin_token: None,
             access_log: false,
+            user_code_failures_per_address: 10,
+            device_codes_per_client_address: 20,
         }
     }
 }

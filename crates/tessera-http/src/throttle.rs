@@ -18,6 +18,9 @@
 //!   device budget (it holds a device cookie from an earlier sign-in as that user, see
 //!   [`crate::signin`]) or the budget that every unknown browser shares for the username,
 //!   before the password is checked; a sign-in that succeeds gives its attempts back.
+//! - **User codes** typed on the device verification page (RFC 8628 §5.1) are paid from the
+//!   address's budget, and **device authorizations** from the budget of the client at the
+//!   address ([`take_user_code_attempt`], [`take_device_authorization`]).
 
 use std::net::IpAddr;
 use tessera_core::keys::Sealer;
@@ -130,6 +133,57 @@ impl Reservation {
         }
         Ok(())
     }
+}
+
+/// Takes one attempt from the budget of user codes typed at `ip` on the device verification
+/// page (RFC 8628 §5.1), before the code is looked up; the caller gives it back when the code
+/// named a device authorization. `Err(until)`: the budget is spent until then. Paid by the
+/// address alone, so a guesser locks out only their own address.
+pub async fn take_user_code_attempt(
+    state: &AppState,
+    ip: Option<IpAddr>,
+) -> Result<Result<Reservation, i64>, StoreError> {
+    let http = state.http();
+    let budgets: Vec<(String, u32)> = ip
+        .map(|ip| {
+            let key = budget_key(state.sealer(), "device-user-code", &[&ip.to_string()]);
+            (key, http.user_code_failures_per_address)
+        })
+        .into_iter()
+        .collect();
+    Reservation::take(
+        state.store(),
+        &budgets,
+        http.login_lockout_window,
+        state.now(),
+    )
+    .await
+}
+
+/// Takes one device authorization from the budget of `client_id` at `ip` (RFC 8628 §3.1),
+/// whose window is the device code's lifetime, so no more than twice the limit are pending
+/// for that client from that address at any time. The caller gives it back when no
+/// authorization was made. `Err(until)`: spent until then. Per client *and* address: anyone
+/// can name a public client, and a caller filling the budget fills only their own.
+pub async fn take_device_authorization(
+    state: &AppState,
+    ip: Option<IpAddr>,
+    client_id: &str,
+) -> Result<Result<Reservation, i64>, StoreError> {
+    let limit = state.http().device_codes_per_client_address;
+    let budgets: Vec<(String, u32)> = ip
+        .map(|ip| {
+            let key = budget_key(
+                state.sealer(),
+                "device-client",
+                &[&ip.to_string(), client_id],
+            );
+            (key, limit)
+        })
+        .into_iter()
+        .collect();
+    let window = tessera_core::endpoint::device_authorization::DEVICE_CODE_TTL;
+    Reservation::take(state.store(), &budgets, window, state.now()).await
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ use tessera_core::model::{
     GrantRecord, KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord,
     UserRecord,
 };
+use tessera_core::model::{DeviceApproval, DeviceCodeRecord, DevicePoll};
 use tessera_core::secret::SecretHash;
+use tessera_core::store::DeviceStore;
 use tessera_core::store::{AdminTokenStore, Attempt, AuditStore, IdpStore, ThrottleStore};
 use tessera_core::store::{
     ChangeFeed, ClientStore, GrantStore, KeyStore, Maintenance, ReplayStore, Store, StoreError,
@@ -687,6 +689,42 @@ impl AuditStore for CachedStore {
     }
     async fn purge_audit(&self, before: i64) -> Result<u64, StoreError> {
         self.inner.purge_audit(before).await
+    }
+}
+
+/// Device authorizations pass through: every decision and every poll is made by the
+/// database, where every node meets (RFC 8628 tokens are issued once).
+#[async_trait]
+impl DeviceStore for CachedStore {
+    async fn insert_device_code(&self, record: &DeviceCodeRecord) -> Result<(), StoreError> {
+        self.inner.insert_device_code(record).await
+    }
+    async fn find_device_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeRecord>, StoreError> {
+        self.inner.find_device_user_code(user_code).await
+    }
+    async fn decide_device_code(
+        &self,
+        user_code: &str,
+        approval: Option<&DeviceApproval>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .decide_device_code(user_code, approval, now)
+            .await
+    }
+    async fn poll_device_code(
+        &self,
+        device_code_hash: &SecretHash,
+        client_id: &str,
+        now: i64,
+        slow_down_step: i64,
+    ) -> Result<DevicePoll, StoreError> {
+        self.inner
+            .poll_device_code(device_code_hash, client_id, now, slow_down_step)
+            .await
     }
 }
 

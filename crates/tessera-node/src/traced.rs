@@ -23,7 +23,9 @@ use tessera_core::model::{
     ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
     KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
+use tessera_core::model::{DeviceApproval, DeviceCodeRecord, DevicePoll};
 use tessera_core::secret::SecretHash;
+use tessera_core::store::DeviceStore;
 use tessera_core::store::{
     AdminTokenStore, Attempt, AuditStore, ChangeFeed, ClientStore, GrantStore, IdpStore, KeyStore,
     Maintenance, ReplayStore, Store, StoreError, ThrottleStore, TokenStore, TrustStore, UserStore,
@@ -217,4 +219,11 @@ traced! {
     fn list_admin_tokens() -> Vec<AdminTokenRecord>;
     fn revoke_admin_token(id: &str, now: i64) -> bool;
     fn touch_admin_token(id: &str, now: i64) -> bool;
+}
+traced! {
+    DeviceStore
+    fn insert_device_code(record: &DeviceCodeRecord) -> ();
+    fn find_device_user_code(user_code: &str) -> Option<DeviceCodeRecord>;
+    fn decide_device_code(user_code: &str, approval: Option<&DeviceApproval>, now: i64) -> bool;
+    fn poll_device_code(device_code_hash: &SecretHash, client_id: &str, now: i64, slow_down_step: i64) -> DevicePoll;
 }

@@ -24,6 +24,7 @@
 mod admin_tokens;
 mod audit;
 mod clients;
+mod devices;
 mod feed;
 mod grants;
 mod idps;

@@ -17,6 +17,7 @@
 mod admin_tokens;
 mod audit;
 mod clients;
+mod devices;
 mod grants;
 mod idps;
 mod keys;

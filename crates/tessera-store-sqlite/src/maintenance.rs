@@ -91,6 +91,13 @@ impl Maintenance for SqliteStore {
             throttle: self
                 .purge("throttle", "key", int("expires_at <=", now))
                 .await?,
+            device_codes: self
+                .purge(
+                    "device_codes",
+                    "device_code_hash",
+                    int("expires_at <=", now),
+                )
+                .await?,
         })
     }
 }

@@ -119,6 +119,12 @@ pub struct FileConfig {
     pub login_failures_per_device: Option<u32>,
     /// How long a device cookie lasts, seconds.
     pub device_cookie_ttl: Option<i64>,
+    /// Wrong user codes allowed per client address per lockout window on the device
+    /// verification page (RFC 8628 §5.1; 0: unlimited).
+    pub user_code_failures_per_address: Option<u32>,
+    /// Device authorizations allowed per client per client address per device code
+    /// lifetime (0: unlimited).
+    pub device_codes_per_client_address: Option<u32>,
     /// Password checks that run at once.
     pub password_checks_concurrent: Option<usize>,
     /// Password checks that may wait for one of those.
@@ -736,6 +742,18 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
     if let Some(v) = src.env_file("login_failures_per_device", file.login_failures_per_device)? {
         http.login_failures_per_device = v;
     }
+    if let Some(v) = src.env_file(
+        "user_code_failures_per_address",
+        file.user_code_failures_per_address,
+    )? {
+        http.user_code_failures_per_address = v;
+    }
+    if let Some(v) = src.env_file(
+        "device_codes_per_client_address",
+        file.device_codes_per_client_address,
+    )? {
+        http.device_codes_per_client_address = v;
+    }
     if let Some(v) = src.env_file("device_cookie_ttl", file.device_cookie_ttl)? {
         if v < 1 {
             bail!("device_cookie_ttl must be at least 1 second");
@@ -1080,6 +1098,8 @@ impl Settings {
                 "login_lockout_window" => json!(http.login_lockout_window),
                 "login_failures_per_device" => json!(http.login_failures_per_device),
                 "device_cookie_ttl" => json!(http.device_cookie_ttl),
+                "user_code_failures_per_address" => json!(http.user_code_failures_per_address),
+                "device_codes_per_client_address" => json!(http.device_codes_per_client_address),
                 "password_checks_concurrent" => json!(http.password_checks_concurrent),
                 "password_checks_queued" => json!(http.password_checks_queued),
                 "assertion_max_lifetime" => json!(core.assertion_max_lifetime),

@@ -100,7 +100,7 @@ mod tests {
             .collect();
         // Off by default: not named.
         assert!(doc.get("registration_endpoint").is_none());
-        assert_eq!(named.len(), 8);
+        assert_eq!(named.len(), 9);
         for e in named {
             let key = e.metadata_key.unwrap();
             assert_eq!(
@@ -132,7 +132,8 @@ mod tests {
                 "authorization_code",
                 "refresh_token",
                 "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ]
         );
         assert!(doc.get("sdk_token_endpoint").is_none());

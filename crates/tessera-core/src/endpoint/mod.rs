@@ -19,6 +19,8 @@
 //! layer's, on whichever listener it puts them.
 
 pub mod authorize;
+pub mod device_authorization;
+pub mod device_verification;
 pub mod discovery;
 pub mod introspect;
 pub mod par;
@@ -54,6 +56,11 @@ pub enum EndpointId {
     /// Where an upstream OpenID provider sends the browser back after a sign-in there
     /// (OpenID Connect Core §3.1.2.5; [`crate::signin::upstream`]); a page.
     SsoCallback,
+    /// The device authorization endpoint (RFC 8628 §3.1): [`device_authorization`].
+    DeviceAuthorization,
+    /// The device verification page (RFC 8628 §3.3), where the user enters the user code:
+    /// [`device_verification`]; a page.
+    DeviceVerification,
     /// Dynamic client registration (RFC 7591 §3) at its first path, and the management of
     /// one registration (RFC 7592) at that path followed by `/{client_id}`: [`register`].
     /// Served, and named by discovery, only when `dynamic_registration` is not off.
@@ -119,6 +126,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
         methods: POST,
         metadata_key: Some("token_endpoint"),
         cors: true,
+        page: false,
+    },
+    Endpoint {
+        id: EndpointId::DeviceAuthorization,
+        paths: &["/oauth2/device_authorization"],
+        methods: POST,
+        metadata_key: Some("device_authorization_endpoint"),
+        cors: false,
         page: false,
     },
     Endpoint {
@@ -191,6 +206,14 @@ pub static ENDPOINTS: &[Endpoint] = &[
         page: true,
     },
     Endpoint {
+        id: EndpointId::DeviceVerification,
+        paths: &[device_authorization::VERIFICATION_PATH],
+        methods: GET_POST,
+        metadata_key: None,
+        cors: false,
+        page: true,
+    },
+    Endpoint {
         id: EndpointId::Stylesheet,
         paths: &["/assets/tessera.css"],
         methods: GET,
@@ -243,6 +266,8 @@ mod tests {
         EndpointId::Token,
         EndpointId::Introspect,
         EndpointId::Revoke,
+        EndpointId::DeviceAuthorization,
+        EndpointId::DeviceVerification,
         EndpointId::SdkToken,
         EndpointId::Discovery,
         EndpointId::Jwks,

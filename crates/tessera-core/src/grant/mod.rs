@@ -7,6 +7,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod jwt_bearer;
 pub mod refresh_token;
 pub mod token_exchange;
@@ -54,6 +55,7 @@ pub static GRANTS: &[Grant] = &[
     refresh_token::GRANT,
     jwt_bearer::GRANT,
     token_exchange::GRANT,
+    device_code::GRANT,
 ];
 
 /// The row of a grant type, if Tessera offers it.

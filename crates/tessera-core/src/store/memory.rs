@@ -47,14 +47,15 @@ use async_trait::async_trait;
 use crate::environment::{sdk_client_id, DEFAULT_ENV};
 use crate::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, Change, ChangeKind, ClientRecord, CodeRecord,
-    CodeUse, ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    CodeUse, ConsentRecord, DeviceApproval, DeviceCodeRecord, DevicePoll, DeviceStatus,
+    EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport,
+    RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 use crate::store::{
-    check_keys, AdminTokenStore, Attempt, AuditStore, ChangeFeed, ClientStore, GrantStore,
-    IdpStore, KeyStore, Maintenance, ReplayStore, StoreError, ThrottleStore, TokenStore,
-    TrustStore, UserStore,
+    check_keys, AdminTokenStore, Attempt, AuditStore, ChangeFeed, ClientStore, DeviceStore,
+    GrantStore, IdpStore, KeyStore, Maintenance, ReplayStore, StoreError, ThrottleStore,
+    TokenStore, TrustStore, UserStore,
 };
 
 /// How long change-feed entries are kept unless configured otherwise
@@ -202,6 +203,8 @@ struct State {
     last_audit_id: i64,
     /// Admin API credentials, by id.
     admin_tokens: BTreeMap<String, AdminTokenRecord>,
+    /// Device authorizations, by the device code's hash.
+    device_codes: HashMap<String, DeviceCodeRecord>,
 }
 
 impl State {
@@ -659,6 +662,10 @@ impl Maintenance for MemoryStore {
         s.throttle.retain(|_, b| b.expires_at > now);
         report.throttle = count(before, s.throttle.len());
 
+        let before = s.device_codes.len();
+        s.device_codes.retain(|_, d| d.expires_at > now);
+        report.device_codes = count(before, s.device_codes.len());
+
         Ok(report)
     }
 
@@ -1014,6 +1021,95 @@ impl GrantStore for MemoryStore {
         }
         s.insert_refresh(successor);
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryStore {
+    async fn insert_device_code(&self, record: &DeviceCodeRecord) -> Result<(), StoreError> {
+        let mut s = self.state().await;
+        let key = record.device_code_hash.as_str();
+        if s.device_codes.contains_key(key)
+            || s.device_codes
+                .values()
+                .any(|d| d.user_code == record.user_code)
+        {
+            return Err(StoreError::Conflict);
+        }
+        s.device_codes.insert(key.to_owned(), record.clone());
+        Ok(())
+    }
+
+    async fn find_device_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeRecord>, StoreError> {
+        let s = self.state().await;
+        Ok(s.device_codes
+            .values()
+            .find(|d| d.user_code == user_code)
+            .cloned())
+    }
+
+    async fn decide_device_code(
+        &self,
+        user_code: &str,
+        approval: Option<&DeviceApproval>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        let Some(d) = s.device_codes.values_mut().find(|d| {
+            d.user_code == user_code && d.status == DeviceStatus::Pending && d.expires_at > now
+        }) else {
+            return Ok(false);
+        };
+        match approval {
+            Some(a) => {
+                d.status = DeviceStatus::Approved;
+                d.user_id = Some(a.user_id.clone());
+                d.scope = a.scope.clone();
+                d.auth_time = Some(a.auth_time);
+            }
+            None => d.status = DeviceStatus::Denied,
+        }
+        Ok(true)
+    }
+
+    async fn poll_device_code(
+        &self,
+        device_code_hash: &SecretHash,
+        client_id: &str,
+        now: i64,
+        slow_down_step: i64,
+    ) -> Result<DevicePoll, StoreError> {
+        let mut s = self.state().await;
+        let Some(d) = s
+            .device_codes
+            .get_mut(device_code_hash.as_str())
+            .filter(|d| d.client_id == client_id)
+        else {
+            return Ok(DevicePoll::Unknown);
+        };
+        if d.expires_at <= now {
+            return Ok(DevicePoll::Expired);
+        }
+        let too_fast = d.last_poll_at.is_some_and(|t| now < t + d.interval);
+        d.last_poll_at = Some(now);
+        if too_fast {
+            d.interval += slow_down_step;
+            return Ok(DevicePoll::SlowDown {
+                interval: d.interval,
+            });
+        }
+        Ok(match d.status {
+            DeviceStatus::Pending => DevicePoll::Pending,
+            DeviceStatus::Denied => DevicePoll::Denied,
+            DeviceStatus::Used => DevicePoll::Used,
+            DeviceStatus::Approved => {
+                d.status = DeviceStatus::Used;
+                DevicePoll::Issued(d.clone())
+            }
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Owns the contract between the protocol core and a database: one trait per aggregate
 //! ([`ClientStore`], [`TokenStore`], [`KeyStore`], [`UserStore`], [`GrantStore`],
-//! [`TrustStore`], [`IdpStore`], [`ReplayStore`], [`ThrottleStore`],
+//! [`TrustStore`], [`IdpStore`], [`DeviceStore`], [`ReplayStore`], [`ThrottleStore`],
 //! [`ChangeFeed`], [`Maintenance`], [`AuditStore`]) under the
 //! [`Store`] supertrait, and [`StoreError`]. Each database crate implements them all; the
 //! conformance suite runs the same tests against every implementation.
@@ -15,8 +15,9 @@ use async_trait::async_trait;
 
 use crate::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, Change, ClientRecord, CodeRecord, CodeUse,
-    ConsentRecord, EnvDeletion, EnvRecord, ExternalIdentityRecord, GrantRecord, IdpRecord,
-    KeyRecord, PurgeReport, RefreshRecord, SessionRecord, TokenRecord, TrustRecord, UserRecord,
+    ConsentRecord, DeviceApproval, DeviceCodeRecord, DevicePoll, EnvDeletion, EnvRecord,
+    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, PurgeReport, RefreshRecord,
+    SessionRecord, TokenRecord, TrustRecord, UserRecord,
 };
 use crate::secret::SecretHash;
 
@@ -522,6 +523,48 @@ pub trait AdminTokenStore: Send + Sync {
     async fn touch_admin_token(&self, id: &str, now: i64) -> Result<bool, StoreError>;
 }
 
+/// Device authorizations (RFC 8628): the device code (by its hash) a client polls with, and
+/// the user code a user types on the verification page.
+///
+/// Nothing here is cached by a node: every decision and every poll is made where every node
+/// meets.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Stores a new device authorization. # Contract: `Conflict` if its device code hash or
+    /// its user code is taken by a stored one (purged ones free theirs).
+    async fn insert_device_code(&self, record: &DeviceCodeRecord) -> Result<(), StoreError>;
+    /// The device authorization with this (normalised) user code, whatever its status or
+    /// expiry, until it is purged.
+    async fn find_device_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeRecord>, StoreError>;
+    /// Records the user's decision: approved with `approval` (its user, consented scope and
+    /// sign-in time), or denied with `None`. # Contract: only a pending authorization that
+    /// expires after `now` changes; returns whether it did; of concurrent decisions on one
+    /// user code exactly one wins.
+    async fn decide_device_code(
+        &self,
+        user_code: &str,
+        approval: Option<&DeviceApproval>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// A poll with a device code by `client_id` (RFC 8628 §3.4, §3.5). # Contract: one
+    /// atomic step: an unknown hash, or another client's, is `Unknown` (and unchanged); one expiring at or before `now` is `Expired` and unchanged;
+    /// otherwise the poll is recorded at `now`, and if it comes before the previous poll plus
+    /// the interval, the interval grows by `slow_down_step` and the answer is `SlowDown`
+    /// (whatever the status); else an approved authorization becomes used and the answer is
+    /// `Issued` (of any number of concurrent polls, exactly one gets it), and the others
+    /// answer their status (`Pending`, `Denied`, `Used`).
+    async fn poll_device_code(
+        &self,
+        device_code_hash: &SecretHash,
+        client_id: &str,
+        now: i64,
+        slow_down_step: i64,
+    ) -> Result<DevicePoll, StoreError>;
+}
+
 /// Everything a backend provides.
 pub trait Store:
     ClientStore
@@ -531,6 +574,7 @@ pub trait Store:
     + GrantStore
     + TrustStore
     + IdpStore
+    + DeviceStore
     + AdminTokenStore
     + ReplayStore
     + ThrottleStore
@@ -548,6 +592,7 @@ impl<
             + GrantStore
             + TrustStore
             + IdpStore
+            + DeviceStore
             + AdminTokenStore
             + ReplayStore
             + ThrottleStore

@@ -13,9 +13,9 @@
 
 use crate::model::{
     AdminTokenRecord, AuditFilter, AuditRecord, ChangeKind, ClientRecord, CodeRecord, CodeUse,
-    ConsentRecord, EnvDeletion, ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord,
-    RefreshPolicy, RefreshRecord, SessionRecord, TokenFormat, TokenRecord, TrustRecord,
-    UserFlowSettings, UserRecord,
+    ConsentRecord, DeviceApproval, DeviceCodeRecord, DevicePoll, DeviceStatus, EnvDeletion,
+    ExternalIdentityRecord, GrantRecord, IdpRecord, KeyRecord, RefreshPolicy, RefreshRecord,
+    SessionRecord, TokenFormat, TokenRecord, TrustRecord, UserFlowSettings, UserRecord,
 };
 use crate::scope::ScopeSet;
 use crate::secret::{generate_id, SecretHash};
@@ -918,6 +918,196 @@ pub async fn concurrent_uses_of_one_code_have_one_winner(s: &dyn Store) {
         .filter(|r| matches!(r, Ok(CodeUse::Replayed(_))))
         .count();
     assert_eq!((fresh, replayed), (1, 19));
+}
+
+/// A pending device authorization with a 5 s interval, expiring at `exp`.
+pub fn device(device_code: &str, user_code: &str, exp: i64) -> DeviceCodeRecord {
+    DeviceCodeRecord {
+        device_code_hash: SecretHash::of(device_code),
+        user_code: user_code.into(),
+        client_id: "tv".into(),
+        scope: "openid read".into(),
+        issued_at: 1_000,
+        expires_at: exp,
+        interval: 5,
+        last_poll_at: None,
+        status: DeviceStatus::Pending,
+        user_id: None,
+        auth_time: None,
+    }
+}
+
+fn approval() -> DeviceApproval {
+    DeviceApproval {
+        user_id: "u1".into(),
+        scope: "openid".into(),
+        auth_time: 1_005,
+    }
+}
+
+pub async fn device_codes_are_found_by_user_code_and_unique(s: &dyn Store) {
+    let d = device("dc-1", "WDJBMJHT", 1_600);
+    s.insert_device_code(&d).await.unwrap();
+    assert_eq!(s.find_device_user_code("WDJBMJHT").await.unwrap(), Some(d));
+    assert_eq!(s.find_device_user_code("BCDFGHJK").await.unwrap(), None);
+    assert!(matches!(
+        s.insert_device_code(&device("dc-2", "WDJBMJHT", 1_600))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        s.insert_device_code(&device("dc-1", "BCDFGHJK", 1_600))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+}
+
+pub async fn a_device_code_is_decided_once_while_pending(s: &dyn Store) {
+    s.insert_device_code(&device("dc-1", "WDJBMJHT", 1_600))
+        .await
+        .unwrap();
+    assert!(s
+        .decide_device_code("WDJBMJHT", Some(&approval()), 1_010)
+        .await
+        .unwrap());
+    // Decided: neither a second approval nor a denial changes it.
+    assert!(!s.decide_device_code("WDJBMJHT", None, 1_011).await.unwrap());
+    let got = s.find_device_user_code("WDJBMJHT").await.unwrap().unwrap();
+    assert_eq!(got.status, DeviceStatus::Approved);
+    assert_eq!(got.user_id.as_deref(), Some("u1"));
+    assert_eq!(got.scope, "openid");
+    assert_eq!(got.auth_time, Some(1_005));
+    // An expired one cannot be decided; an unknown one neither.
+    s.insert_device_code(&device("dc-2", "BCDFGHJK", 1_600))
+        .await
+        .unwrap();
+    assert!(!s.decide_device_code("BCDFGHJK", None, 1_600).await.unwrap());
+    assert!(!s.decide_device_code("ZZZZZZZZ", None, 1_010).await.unwrap());
+    assert!(s.decide_device_code("BCDFGHJK", None, 1_599).await.unwrap());
+    let denied = s.find_device_user_code("BCDFGHJK").await.unwrap().unwrap();
+    assert_eq!(denied.status, DeviceStatus::Denied);
+    assert_eq!(denied.user_id, None);
+    assert_eq!(denied.scope, "openid read");
+}
+
+pub async fn device_polls_answer_pending_slow_down_and_issue_once(s: &dyn Store) {
+    let d = device("dc-1", "WDJBMJHT", 1_600);
+    s.insert_device_code(&d).await.unwrap();
+    let h = &d.device_code_hash;
+    assert_eq!(
+        s.poll_device_code(h, "tv", 1_010, 5).await.unwrap(),
+        DevicePoll::Pending
+    );
+    // 4 s later is too soon: slow_down, and the interval grows by 5 s.
+    assert_eq!(
+        s.poll_device_code(h, "tv", 1_014, 5).await.unwrap(),
+        DevicePoll::SlowDown { interval: 10 }
+    );
+    // Measured from the last poll, with the raised interval.
+    assert_eq!(
+        s.poll_device_code(h, "tv", 1_023, 5).await.unwrap(),
+        DevicePoll::SlowDown { interval: 15 }
+    );
+    assert_eq!(
+        s.poll_device_code(h, "tv", 1_038, 5).await.unwrap(),
+        DevicePoll::Pending
+    );
+    s.decide_device_code("WDJBMJHT", Some(&approval()), 1_040)
+        .await
+        .unwrap();
+    // Too soon even though approved: no tokens yet, and the code stays approved.
+    assert_eq!(
+        s.poll_device_code(h, "tv", 1_040, 5).await.unwrap(),
+        DevicePoll::SlowDown { interval: 20 }
+    );
+    let DevicePoll::Issued(issued) = s.poll_device_code(h, "tv", 1_060, 5).await.unwrap() else {
+        panic!("an approved device code polled in time is issued");
+    };
+    assert_eq!(issued.status, DeviceStatus::Used);
+    assert_eq!(issued.user_id.as_deref(), Some("u1"));
+    assert_eq!(issued.scope, "openid");
+    assert_eq!(issued.client_id, "tv");
+    assert_eq!(
+        s.poll_device_code(h, "tv", 1_080, 5).await.unwrap(),
+        DevicePoll::Used
+    );
+    // Another client's poll finds nothing and spends nothing.
+    let d2 = device("dc-2", "BCDFGHJK", 1_600);
+    s.insert_device_code(&d2).await.unwrap();
+    s.decide_device_code("BCDFGHJK", Some(&approval()), 1_040)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.poll_device_code(&d2.device_code_hash, "other-client", 1_080, 5)
+            .await
+            .unwrap(),
+        DevicePoll::Unknown
+    );
+    assert!(matches!(
+        s.poll_device_code(&d2.device_code_hash, "tv", 1_080, 5)
+            .await
+            .unwrap(),
+        DevicePoll::Issued(_)
+    ));
+    assert_eq!(
+        s.poll_device_code(&SecretHash::of("other"), "tv", 1_080, 5)
+            .await
+            .unwrap(),
+        DevicePoll::Unknown
+    );
+}
+
+pub async fn denied_and_expired_device_codes_are_told_apart(s: &dyn Store) {
+    let d = device("dc-1", "WDJBMJHT", 1_600);
+    s.insert_device_code(&d).await.unwrap();
+    s.decide_device_code("WDJBMJHT", None, 1_010).await.unwrap();
+    let h = &d.device_code_hash;
+    assert_eq!(
+        s.poll_device_code(h, "tv", 1_020, 5).await.unwrap(),
+        DevicePoll::Denied
+    );
+    assert_eq!(
+        s.poll_device_code(h, "tv", 1_600, 5).await.unwrap(),
+        DevicePoll::Expired
+    );
+    // An expired poll records nothing.
+    let after = s.find_device_user_code("WDJBMJHT").await.unwrap().unwrap();
+    assert_eq!((after.last_poll_at, after.interval), (Some(1_020), 5));
+}
+
+pub async fn concurrent_polls_of_an_approved_device_code_have_one_winner(s: &dyn Store) {
+    let d = device("dc-race", "WDJBMJHT", 9_000);
+    s.insert_device_code(&d).await.unwrap();
+    s.decide_device_code("WDJBMJHT", Some(&approval()), 1_010)
+        .await
+        .unwrap();
+    let results =
+        futures_join_all((0..20).map(|_| s.poll_device_code(&d.device_code_hash, "tv", 1_020, 5)))
+            .await;
+    let issued = results
+        .iter()
+        .filter(|r| matches!(r, Ok(DevicePoll::Issued(_))))
+        .count();
+    let slowed = results
+        .iter()
+        .filter(|r| matches!(r, Ok(DevicePoll::SlowDown { .. })))
+        .count();
+    assert_eq!((issued, slowed), (1, 19));
+}
+
+pub async fn expired_device_codes_are_purged_and_free_their_user_code(s: &dyn Store) {
+    s.insert_device_code(&device("dc-1", "WDJBMJHT", 1_600))
+        .await
+        .unwrap();
+    s.insert_device_code(&device("dc-2", "BCDFGHJK", 1_700))
+        .await
+        .unwrap();
+    assert_eq!(s.purge_expired(1_600).await.unwrap().device_codes, 1);
+    assert_eq!(s.find_device_user_code("WDJBMJHT").await.unwrap(), None);
+    assert!(s.find_device_user_code("BCDFGHJK").await.unwrap().is_some());
+    s.insert_device_code(&device("dc-3", "WDJBMJHT", 2_200))
+        .await
+        .unwrap();
 }
 
 pub async fn grants_are_revoked_once_and_logged(s: &dyn Store) {
@@ -2674,6 +2864,12 @@ macro_rules! conformance_tests {
             deleting_a_user_ends_everything_of_theirs,
             a_code_is_spent_once,
             concurrent_uses_of_one_code_have_one_winner,
+            device_codes_are_found_by_user_code_and_unique,
+            a_device_code_is_decided_once_while_pending,
+            device_polls_answer_pending_slow_down_and_issue_once,
+            denied_and_expired_device_codes_are_told_apart,
+            concurrent_polls_of_an_approved_device_code_have_one_winner,
+            expired_device_codes_are_purged_and_free_their_user_code,
             grants_are_revoked_once_and_logged,
             a_users_consents_are_listed_by_client,
             a_users_grants_are_listed_oldest_first_live_and_revoked,

@@ -2,6 +2,8 @@
 
 pub mod assets;
 pub mod authorize;
+pub mod device;
+pub mod device_authorization;
 pub mod discovery;
 pub mod health;
 pub mod introspect;

@@ -25,7 +25,7 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
         "tokens": r.tokens, "revoked_jtis": r.revoked_jtis, "used_jtis": r.used_jtis,
         "changes": r.changes, "keys": r.keys, "codes": r.codes, "sessions": r.sessions,
         "grants": r.grants, "refresh_tokens": r.refresh_tokens,
-        "throttle_budgets": r.throttle, "audit_events": audit,
+        "throttle_budgets": r.throttle, "device_codes": r.device_codes, "audit_events": audit,
     });
     if args.json {
         print_json(&out);
@@ -33,7 +33,7 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
         println!(
             "purged {} tokens, {} revocation records, {} replay records, {} change-feed entries, \
              {} keys, {} codes, {} sessions, {} grants, {} refresh tokens, {} throttle budgets, \
-             {} audit events",
+             {} device codes, {} audit events",
             r.tokens,
             r.revoked_jtis,
             r.used_jtis,
@@ -44,6 +44,7 @@ pub async fn purge(args: PurgeArgs, settings: &Settings) -> Result<()> {
             r.grants,
             r.refresh_tokens,
             r.throttle,
+            r.device_codes,
             audit
         );
     }

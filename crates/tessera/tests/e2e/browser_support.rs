@@ -102,6 +102,20 @@ impl Browser {
         }
     }
 
+    /// A browser whose requests come from `ip` (a loopback address other than 127.0.0.1).
+    pub fn from_address(server: &Server, ip: [u8; 4]) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .expect("build reqwest client");
+        Self {
+            http,
+            ..Self::new(server)
+        }
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()

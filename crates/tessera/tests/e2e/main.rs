@@ -30,6 +30,8 @@ mod config_check;
 mod connection_reserve;
 mod cors;
 mod database_files;
+mod device_flow;
+mod device_page;
 mod dialects_engine;
 mod discovery;
 mod docs_run;

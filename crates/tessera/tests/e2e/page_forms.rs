@@ -10,10 +10,10 @@ use crate::support::Creds;
 
 /// One control of a form, as served.
 #[derive(Debug, Clone)]
-struct Control {
+pub struct Control {
     tag: String,
     kind: String,
-    name: String,
+    pub name: String,
     value: String,
 }
 
@@ -44,7 +44,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The controls of the page's one form, in document order.
-fn controls(page: &Page) -> Vec<Control> {
+pub fn controls(page: &Page) -> Vec<Control> {
     let start = page.body.find("<form").expect("a form");
     let end = page.body[start..].find("</form>").expect("form end") + start;
     let form = &page.body[start..end];
@@ -75,7 +75,7 @@ fn controls(page: &Page) -> Vec<Control> {
 
 /// What a browser posts for the form of `page`: every field in document order, the text
 /// and password inputs filled from `typed`, and of the submit buttons only `clicked`.
-fn submission(
+pub fn submission(
     page: &Page,
     typed: &[(&str, &str)],
     clicked: Option<(&str, &str)>,
