@@ -97,6 +97,10 @@ impl TesseraServer {
             ),
             ("TESSERA_SECRET", BENCH_SECRET.to_owned()),
             ("RUST_LOG", "warn".to_owned()),
+            // The device scenarios ask for thousands of device codes from one loopback
+            // address, standing for as many devices at as many addresses: the per-address cap
+            // is off.
+            ("TESSERA_DEVICE_CODES_PER_CLIENT_ADDRESS", "0".to_owned()),
         ];
         if let Some(n) = workers {
             env.push(("TESSERA_WORKERS", n.to_string()));
