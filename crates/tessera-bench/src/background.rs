@@ -96,7 +96,7 @@ impl BackgroundStats {
 /// A background load that is running; [`Background::stop`] ends it.
 pub struct Background {
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Result<(BackgroundStats, Vec<Left>)>>>,
+    tasks: Vec<JoinHandle<Result<ConnectionOutcome>>>,
     started: Instant,
     description: String,
     planned_per_second: f64,
@@ -186,13 +186,16 @@ impl Background {
 /// due, and the stream.
 type Left = (usize, Instant, Stream);
 
+/// What one connection did, and its streams as it left them.
+type ConnectionOutcome = (BackgroundStats, Vec<Left>);
+
 async fn run_connection(
     mut conn: Conn,
     addr: SocketAddr,
     template: Arc<RequestTemplate>,
     schedule: Vec<(usize, Instant, Stream)>,
     mut stopped: watch::Receiver<bool>,
-) -> Result<(BackgroundStats, Vec<Left>)> {
+) -> Result<ConnectionOutcome> {
     let mut stats = BackgroundStats::default();
     // Earliest due first; the index keeps entries with equal instants ordered.
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
