@@ -67,6 +67,21 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Adds another measurement of the same load (another round): counts, histograms and
+    /// windows summed.
+    pub fn merge(&mut self, other: LoadResult) -> Result<()> {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.histogram
+            .add(&other.histogram)
+            .context("merging histograms")?;
+        self.window += other.window;
+        if self.sample_error.is_none() {
+            self.sample_error = other.sample_error;
+        }
+        Ok(())
+    }
+
     pub fn requests_per_second(&self) -> f64 {
         let secs = self.window.as_secs_f64();
         if secs > 0.0 {

@@ -2,12 +2,20 @@
 //! (floor server, then the signing floor, then the Tessera scenarios, each at
 //! every concurrency), plus the hidden `floor` subcommand the bench
 //! re-executes itself with.
+//!
+//! The paired scenarios measure two loads interleaved in rounds (A, B, B, A, ...), so a
+//! change in the machine's other load during the run weighs on both alike: token exchange
+//! beside client-credentials JWT issuance, and (`jwt-with-par`, `jwt-with-device`,
+//! `opaque-with-device`) client-credentials issuance alone and beside a paced background
+//! load.
 
 // A measuring tool, not a request path: slicing of buffers it built itself is allowed.
 #![allow(clippy::indexing_slicing)]
 
+mod background;
 mod conn;
 mod floor;
+mod flows;
 mod loadgen;
 mod postgres;
 mod process;
@@ -24,9 +32,10 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::background::{Background, BackgroundStats, Stream};
 use crate::conn::RequestTemplate;
 use crate::floor::FloorProcess;
-use crate::loadgen::{Check, LoadSpec};
+use crate::loadgen::{Check, LoadResult, LoadSpec};
 use crate::report::{Memory, Report, RunInfo, ScenarioResult};
 use crate::tessera::{ClientCredentials, TesseraServer, TokenFormat};
 
@@ -81,6 +90,30 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     only: Vec<Scenario>,
 
+    /// Rounds of the paired scenarios (`token-exchange` with JWT issuance, `*-with-*` with
+    /// the same issuance alone): each round measures both for `duration / rounds` seconds
+    /// (plus a warm-up), alternating which comes first.
+    #[arg(long, default_value_t = 8)]
+    rounds: usize,
+
+    /// Pushed authorization requests per second in the background of `jwt-with-par`.
+    #[arg(long, default_value_t = 200.0)]
+    par_rate: f64,
+
+    /// Pending device codes polled politely at their interval in the background of
+    /// `jwt-with-device` and `opaque-with-device`.
+    #[arg(long, default_value_t = 2000)]
+    device_codes: usize,
+
+    /// Further pending device codes polled every second whatever the server says (too
+    /// fast: answered `slow_down`).
+    #[arg(long, default_value_t = 50)]
+    device_fast: usize,
+
+    /// Connections the background load is spread over.
+    #[arg(long, default_value_t = 8)]
+    background_connections: usize,
+
     /// Number of tokens obtained up front and cycled through by the
     /// introspection scenarios.
     #[arg(long, default_value_t = 100)]
@@ -108,6 +141,17 @@ enum Scenario {
     Opaque,
     IntrospectJwt,
     IntrospectOpaque,
+    /// Token exchange (RFC 8693) of users' JWT access tokens, narrowing the audience,
+    /// interleaved with JWT issuance (`jwt-ref-exchange`).
+    TokenExchange,
+    /// Pushed authorization requests (RFC 9126) to `/oauth2/par`.
+    Par,
+    /// JWT issuance alone and beside a steady background of pushed authorization requests.
+    JwtWithPar,
+    /// JWT issuance alone and beside many pending device codes being polled.
+    JwtWithDevice,
+    /// Opaque issuance (a durable write each) alone and beside device codes being polled.
+    OpaqueWithDevice,
     /// Opaque issuance, one node over PostgreSQL.
     #[value(name = "pg-opaque")]
     PgOpaque,
@@ -123,13 +167,18 @@ enum Scenario {
 }
 
 impl Scenario {
-    const ALL: [Scenario; 10] = [
+    const ALL: [Scenario; 15] = [
         Scenario::Floor,
         Scenario::FloorEs256,
         Scenario::Jwt,
         Scenario::Opaque,
         Scenario::IntrospectJwt,
         Scenario::IntrospectOpaque,
+        Scenario::TokenExchange,
+        Scenario::Par,
+        Scenario::JwtWithPar,
+        Scenario::JwtWithDevice,
+        Scenario::OpaqueWithDevice,
         Scenario::PgOpaque,
         Scenario::PgIntrospectOpaque,
         Scenario::Pg2Opaque,
@@ -160,6 +209,11 @@ impl Scenario {
             Scenario::Opaque => "opaque",
             Scenario::IntrospectJwt => "introspect-jwt",
             Scenario::IntrospectOpaque => "introspect-opaque",
+            Scenario::TokenExchange => "token-exchange",
+            Scenario::Par => "par",
+            Scenario::JwtWithPar => "jwt-with-par",
+            Scenario::JwtWithDevice => "jwt-with-device",
+            Scenario::OpaqueWithDevice => "opaque-with-device",
             Scenario::PgOpaque => "pg-opaque",
             Scenario::PgIntrospectOpaque => "pg-introspect-opaque",
             Scenario::Pg2Opaque => "pg2-opaque",
@@ -201,6 +255,11 @@ struct Settings {
     warmup: Duration,
     duration: Duration,
     token_pool: usize,
+    rounds: usize,
+    par_rate: f64,
+    device_codes: usize,
+    device_fast: usize,
+    background_connections: usize,
 }
 
 impl Settings {
@@ -213,6 +272,12 @@ impl Settings {
             .filter(|s| args.only.is_empty() || args.only.contains(s))
             .filter(|s| args.postgres.is_some() || !s.is_postgres())
             .collect();
+        if args.rounds == 0 {
+            bail!("--rounds must be at least 1");
+        }
+        if !(args.par_rate > 0.0 && args.par_rate.is_finite()) {
+            bail!("--par-rate must be positive");
+        }
         let mut concurrency = Vec::new();
         for &c in &args.concurrency {
             if c == 0 {
@@ -236,6 +301,11 @@ impl Settings {
             warmup,
             duration,
             token_pool: args.token_pool.max(1),
+            rounds: args.rounds,
+            par_rate: args.par_rate,
+            device_codes: args.device_codes,
+            device_fast: args.device_fast,
+            background_connections: args.background_connections.max(1),
         })
     }
 
@@ -382,9 +452,22 @@ async fn run_tessera(
     results: &mut Vec<ScenarioResult>,
     memory: &mut Memory,
 ) -> Result<()> {
-    let wants_jwt = settings.wants(Scenario::Jwt) || settings.wants(Scenario::IntrospectJwt);
-    let wants_opaque =
-        settings.wants(Scenario::Opaque) || settings.wants(Scenario::IntrospectOpaque);
+    let wants_jwt = [
+        Scenario::Jwt,
+        Scenario::IntrospectJwt,
+        Scenario::TokenExchange,
+        Scenario::JwtWithPar,
+        Scenario::JwtWithDevice,
+    ]
+    .into_iter()
+    .any(|s| settings.wants(s));
+    let wants_opaque = [
+        Scenario::Opaque,
+        Scenario::IntrospectOpaque,
+        Scenario::OpaqueWithDevice,
+    ]
+    .into_iter()
+    .any(|s| settings.wants(s));
 
     let jwt_client = if wants_jwt {
         Some(setup_client(server, "bench-jwt", TokenFormat::Jwt).await?)
@@ -399,26 +482,112 @@ async fn run_tessera(
     memory.tessera_idle_rss_kib = Some(server.guard.rss_kib()?);
 
     for scenario in settings.scenarios.iter().copied() {
-        let (client, introspect) = match scenario {
+        let (template, check) = match scenario {
             Scenario::Floor
             | Scenario::FloorEs256
             | Scenario::PgOpaque
             | Scenario::PgIntrospectOpaque
             | Scenario::Pg2Opaque
             | Scenario::Pg2IntrospectOpaque => continue,
-            Scenario::Jwt => (&jwt_client, false),
-            Scenario::Opaque => (&opaque_client, false),
-            Scenario::IntrospectJwt => (&jwt_client, true),
-            Scenario::IntrospectOpaque => (&opaque_client, true),
-        };
-        let client = client
-            .as_ref()
-            .context("client for scenario was not created")?;
-        let (template, check) = if introspect {
-            let tokens = server.fetch_tokens(client, settings.token_pool).await?;
-            (server.introspect_template(client, &tokens)?, Check::Active)
-        } else {
-            (server.token_template(client)?, Check::Status)
+            Scenario::Jwt
+            | Scenario::Opaque
+            | Scenario::IntrospectJwt
+            | Scenario::IntrospectOpaque => {
+                let (client, introspect) = match scenario {
+                    Scenario::Jwt => (&jwt_client, false),
+                    Scenario::Opaque => (&opaque_client, false),
+                    Scenario::IntrospectJwt => (&jwt_client, true),
+                    _ => (&opaque_client, true),
+                };
+                let client = client
+                    .as_ref()
+                    .context("client for scenario was not created")?;
+                if introspect {
+                    let tokens = server.fetch_tokens(client, settings.token_pool).await?;
+                    (server.introspect_template(client, &tokens)?, Check::Active)
+                } else {
+                    (server.token_template(client)?, Check::Status)
+                }
+            }
+            Scenario::TokenExchange => {
+                let client = jwt_client
+                    .as_ref()
+                    .context("client for scenario was not created")?;
+                let issue = Arc::new(server.token_template(client)?);
+                let exchange = flows::Exchange::set_up(server, settings.token_pool).await?;
+                let exchange = Arc::new(exchange.template(server)?);
+                for &concurrency in &settings.concurrency {
+                    if let Some(status) = server.guard.exited() {
+                        bail!("tessera server exited: {status}");
+                    }
+                    let (jwt, exchanged) = measure_paired(
+                        settings,
+                        Side {
+                            name: "jwt-ref-exchange",
+                            template: &issue,
+                        },
+                        Side {
+                            name: "token-exchange",
+                            template: &exchange,
+                        },
+                        server.addr,
+                        None,
+                        concurrency,
+                    )
+                    .await?;
+                    results.push(jwt);
+                    results.push(exchanged);
+                }
+                continue;
+            }
+            Scenario::Par => (
+                flows::par_template(server, settings.token_pool).await?,
+                Check::Status,
+            ),
+            Scenario::JwtWithPar | Scenario::JwtWithDevice | Scenario::OpaqueWithDevice => {
+                let (client, names) = match scenario {
+                    Scenario::JwtWithPar => (&jwt_client, ("jwt-alone-par", "jwt-with-par")),
+                    Scenario::JwtWithDevice => {
+                        (&jwt_client, ("jwt-alone-device", "jwt-with-device"))
+                    }
+                    _ => (
+                        &opaque_client,
+                        ("opaque-alone-device", "opaque-with-device"),
+                    ),
+                };
+                let client = client
+                    .as_ref()
+                    .context("client for scenario was not created")?;
+                let issue = Arc::new(server.token_template(client)?);
+                let mut background = if scenario == Scenario::JwtWithPar {
+                    par_background(settings, server).await?
+                } else {
+                    device_background(settings, server).await?
+                };
+                for &concurrency in &settings.concurrency {
+                    if let Some(status) = server.guard.exited() {
+                        bail!("tessera server exited: {status}");
+                    }
+                    let (alone, with) = measure_paired(
+                        settings,
+                        Side {
+                            name: names.0,
+                            template: &issue,
+                        },
+                        Side {
+                            name: names.1,
+                            template: &issue,
+                        },
+                        server.addr,
+                        Some(&mut background),
+                        concurrency,
+                    )
+                    .await?;
+                    results.push(alone);
+                    results.push(with);
+                }
+                continue;
+            }
         };
         let template = Arc::new(template);
         for &concurrency in &settings.concurrency {
@@ -441,6 +610,173 @@ async fn run_tessera(
     memory.tessera_after_load_rss_kib = server.guard.rss_kib().ok();
     memory.tessera_peak_rss_kib = server.guard.peak_rss_kib().ok();
     Ok(())
+}
+
+/// A background load: what it is, its request, its streams and what its answers should be.
+struct BackgroundSpec {
+    description: String,
+    template: Arc<RequestTemplate>,
+    streams: Vec<Stream>,
+    connections: usize,
+    expected: &'static [&'static str],
+}
+
+/// Pushed authorization requests at `--par-rate` per second, one stream per background
+/// connection (each sending every `connections / rate` seconds).
+async fn par_background(settings: &Settings, server: &TesseraServer) -> Result<BackgroundSpec> {
+    let template = Arc::new(flows::par_template(server, settings.token_pool).await?);
+    let connections = settings.background_connections;
+    let period = Duration::from_secs_f64(connections as f64 / settings.par_rate);
+    let streams = (0..connections)
+        .map(|body| Stream {
+            body,
+            period,
+            polite: false,
+            resume_after: None,
+        })
+        .collect();
+    Ok(BackgroundSpec {
+        description: format!(
+            "{} pushed authorization requests/s over {connections} connections",
+            settings.par_rate
+        ),
+        template,
+        streams,
+        connections,
+        expected: &["201"],
+    })
+}
+
+/// `--device-codes` pending device codes polled politely at the interval the server gave
+/// (RFC 8628 §3.5), and `--device-fast` more polled every second whatever the answer (each
+/// answered `slow_down`).
+async fn device_background(settings: &Settings, server: &TesseraServer) -> Result<BackgroundSpec> {
+    let total = settings.device_codes + settings.device_fast;
+    let codes = flows::DeviceCodes::set_up(server, total).await?;
+    let streams = (0..total)
+        .map(|body| {
+            let fast = body >= settings.device_codes;
+            Stream {
+                body,
+                period: if fast {
+                    Duration::from_secs(1)
+                } else {
+                    codes.interval
+                },
+                polite: !fast,
+                resume_after: None,
+            }
+        })
+        .collect();
+    Ok(BackgroundSpec {
+        description: format!(
+            "{} device codes polled every {} s and {} every second (too fast)",
+            settings.device_codes,
+            codes.interval.as_secs(),
+            settings.device_fast
+        ),
+        template: Arc::new(codes.poll),
+        streams,
+        connections: settings.background_connections,
+        expected: &["400 authorization_pending", "400 slow_down"],
+    })
+}
+
+/// A closed-loop load of an interleaved measurement: its row's name and its request.
+struct Side<'a> {
+    name: &'a str,
+    template: &'a Arc<RequestTemplate>,
+}
+
+/// Two loads measured in `settings.rounds` rounds, each round one segment of each
+/// (alternating which comes first), so a change in the machine's other load during the run
+/// weighs on both alike: `reference`, then `measured`, beside `background` when there is one
+/// (its statistics attached to the measured row). The first round warms up for the whole
+/// warm-up; later ones, with the server warm, for at most 200 ms.
+async fn measure_paired(
+    settings: &Settings,
+    reference: Side<'_>,
+    measured: Side<'_>,
+    addr: SocketAddr,
+    mut background: Option<&mut BackgroundSpec>,
+    concurrency: usize,
+) -> Result<(ScenarioResult, ScenarioResult)> {
+    let mut totals: [Option<LoadResult>; 2] = [None, None];
+    let mut stats = BackgroundStats::default();
+    for round in 0..settings.rounds {
+        let warmup = if round == 0 {
+            settings.warmup
+        } else {
+            settings.warmup.min(Duration::from_millis(200))
+        };
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let (name, template) = if side == 0 {
+                (reference.name, reference.template)
+            } else {
+                (measured.name, measured.template)
+            };
+            let spec = LoadSpec {
+                addrs: vec![addr],
+                template: Arc::clone(template),
+                check: Check::Status,
+                concurrency,
+                warmup,
+                duration: settings.duration.div_f64(settings.rounds as f64),
+            };
+            let context = || format!("running {name} at concurrency {concurrency}");
+            let load = match background.as_deref_mut() {
+                Some(background) if side == 1 => {
+                    let running = Background::start(
+                        &background.description,
+                        addr,
+                        Arc::clone(&background.template),
+                        &background.streams,
+                        background.connections,
+                    )
+                    .await?;
+                    let load = loadgen::run(&spec).await.with_context(context);
+                    let (round_stats, streams) = running.stop().await?;
+                    stats.merge(&round_stats);
+                    // Resumed where they were: a device code keeps its interval across rounds.
+                    background.streams = streams;
+                    load?
+                }
+                _ => loadgen::run(&spec).await.with_context(context)?,
+            };
+            merge_into(&mut totals[side], load)?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let [first, second] = totals;
+    let reference = to_result(
+        reference.name,
+        concurrency,
+        &first.context("no round measured")?,
+    );
+    let mut measured = to_result(
+        measured.name,
+        concurrency,
+        &second.context("no round measured")?,
+    );
+    if let Some(background) = background {
+        measured.background_unexpected = Some(stats.unexpected(background.expected));
+        measured.background = Some(stats);
+    }
+    for r in [&reference, &measured] {
+        print_result(r);
+    }
+    Ok((reference, measured))
+}
+
+fn merge_into(total: &mut Option<LoadResult>, load: LoadResult) -> Result<()> {
+    match total {
+        Some(t) => t.merge(load),
+        None => {
+            *total = Some(load);
+            Ok(())
+        }
+    }
 }
 
 /// The PostgreSQL scenarios, on a database of the bench's own on the server
@@ -564,9 +900,17 @@ async fn measure(
     let load = loadgen::run(&spec)
         .await
         .with_context(|| format!("running {} at concurrency {concurrency}", scenario.name()))?;
+    let result = to_result(scenario.name(), concurrency, &load);
+    print_result(&result);
+    // Let the closed connections drain before the next measurement.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(result)
+}
+
+fn to_result(scenario: &str, concurrency: usize, load: &LoadResult) -> ScenarioResult {
     let h = &load.histogram;
-    let result = ScenarioResult {
-        scenario: scenario.name().to_owned(),
+    ScenarioResult {
+        scenario: scenario.to_owned(),
         concurrency,
         requests: load.ok,
         errors: load.errors,
@@ -582,18 +926,27 @@ async fn measure(
         ratio_to_ceiling: None,
         ratio_to_sqlite: None,
         ratio_to_one_node: None,
+        ratio_to_reference: None,
+        background: None,
+        background_unexpected: None,
         sample_error: load.sample_error.clone(),
-    };
+    }
+}
+
+fn print_result(result: &ScenarioResult) {
     eprintln!(
         "  {:<18} c={:<4} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}",
         result.scenario,
-        concurrency,
+        result.concurrency,
         result.requests_per_second,
         result.p50_ms,
         result.p99_ms,
         result.errors
     );
-    // Let the closed connections drain before the next measurement.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    Ok(result)
+    if let Some(bg) = &result.background {
+        eprintln!(
+            "    background: {} planned, {:.0}/s answered: {:?}, {} skipped, {} transport errors",
+            bg.description, bg.achieved_per_second, bg.answers, bg.skipped, bg.transport_errors
+        );
+    }
 }

@@ -1,6 +1,12 @@
 //! Owns the bench's output: the result records, the human-readable table,
 //! the targets section (PASS/MISS at concurrency 64, plus the informational
 //! comparison of `jwt` with the ES256 signing ceiling) and the JSON file.
+//!
+//! Some rows are compared with a reference row of the same run, at the same concurrency
+//! ([`reference_of`]): token exchange with client-credentials JWT issuance (the issue's
+//! target: at least half its rate), and issuance beside a background load with the
+//! same issuance measured alone in the interleaved rounds (at least 90%: the background
+//! must not slow the other endpoints beyond the little CPU its own requests take).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,6 +26,32 @@ const FLOOR: &str = "floor";
 const CEILING: &str = "floor-es256";
 /// The scenario compared with the signing ceiling.
 const JWT: &str = "jwt";
+/// Token exchange, compared with client-credentials JWT issuance measured in the same
+/// rounds ([`JWT_BESIDE_EXCHANGE`]).
+const TOKEN_EXCHANGE: &str = "token-exchange";
+/// JWT issuance measured interleaved with token exchange.
+const JWT_BESIDE_EXCHANGE: &str = "jwt-ref-exchange";
+/// Least token exchange rate, as a share of client-credentials JWT issuance.
+const TOKEN_EXCHANGE_MIN: f64 = 0.5;
+/// Least JWT issuance rate beside a background load, as a share of the rate alone.
+const BESIDE_BACKGROUND_MIN: f64 = 0.9;
+/// The paired scenarios: (with the background, alone).
+const PAIRED: [(&str, &str); 3] = [
+    ("jwt-with-par", "jwt-alone-par"),
+    ("jwt-with-device", "jwt-alone-device"),
+    ("opaque-with-device", "opaque-alone-device"),
+];
+
+/// The row a scenario's `ratio_to_reference` is taken against, if any.
+pub fn reference_of(scenario: &str) -> Option<&'static str> {
+    if scenario == TOKEN_EXCHANGE {
+        return Some(JWT_BESIDE_EXCHANGE);
+    }
+    PAIRED
+        .iter()
+        .find(|(with, _)| *with == scenario)
+        .map(|(_, alone)| *alone)
+}
 
 /// One scenario at one concurrency.
 #[derive(Clone, Debug, Serialize)]
@@ -48,6 +80,13 @@ pub struct ScenarioResult {
     pub ratio_to_sqlite: Option<f64>,
     /// `pg2-*` rows only: throughput of two nodes relative to one (`pg-*`).
     pub ratio_to_one_node: Option<f64>,
+    /// Rows with a reference ([`reference_of`]): throughput relative to it.
+    pub ratio_to_reference: Option<f64>,
+    /// `jwt-with-*` rows: what the background load did meanwhile (over all rounds).
+    pub background: Option<crate::background::BackgroundStats>,
+    /// `jwt-with-*` rows: background answers other than the expected ones, and transport
+    /// errors.
+    pub background_unexpected: Option<u64>,
     pub sample_error: Option<String>,
 }
 
@@ -148,6 +187,13 @@ pub fn fill_ratios(results: &mut [ScenarioResult]) {
             result.ratio_to_one_node = one_node.and_then(|n| ratio(&rates(&snapshot, &n), c, rps));
         }
         result.ratio_to_floor = ratio(&floors, result.concurrency, result.requests_per_second);
+        result.ratio_to_reference = reference_of(&result.scenario).and_then(|reference| {
+            ratio(
+                &rates(&snapshot, reference),
+                result.concurrency,
+                result.requests_per_second,
+            )
+        });
         result.ratio_to_ceiling = if result.scenario == JWT {
             ratio(&ceilings, result.concurrency, result.requests_per_second)
         } else {
@@ -239,6 +285,39 @@ pub fn evaluate_targets(results: &[ScenarioResult], memory: &Memory) -> Vec<Targ
             });
         }
     }
+    for (scenario, what, min) in [(TOKEN_EXCHANGE, "of jwt", TOKEN_EXCHANGE_MIN)]
+        .into_iter()
+        .chain(
+            PAIRED
+                .iter()
+                .map(|(with, _)| (*with, "of alone", BESIDE_BACKGROUND_MIN)),
+        )
+    {
+        if !results.iter().any(|r| r.scenario == scenario) {
+            continue;
+        }
+        let measured = at(scenario).and_then(|r| r.ratio_to_reference);
+        checks.push(TargetCheck {
+            name: format!("{scenario} throughput @c{TARGET_CONCURRENCY}"),
+            target: format!(">= {:.0}% {what}", min * 100.0),
+            measured: measured.map(|r| format!("{:.1}% {what}", r * 100.0)),
+            status: status(measured.map(|r| r >= min)),
+        });
+        if scenario == TOKEN_EXCHANGE {
+            continue;
+        }
+        let unexpected: Option<u64> = results
+            .iter()
+            .filter(|r| r.scenario == scenario)
+            .map(|r| r.background_unexpected)
+            .sum();
+        checks.push(TargetCheck {
+            name: format!("{scenario} background answers"),
+            target: "all as expected".to_owned(),
+            measured: unexpected.map(|n| format!("{n} unexpected")),
+            status: status(unexpected.map(|n| n == 0)),
+        });
+    }
     let idle_mb = memory
         .tessera_idle_rss_kib
         .map(|kib| kib as f64 * 1024.0 / 1e6);
@@ -276,14 +355,22 @@ pub fn render(report: &Report) -> String {
     let postgres = report.results.iter().any(|r| r.ratio_to_sqlite.is_some());
     let _ = write!(
         out,
-        "\n{:<22} {:>5} {:>11} {:>9} {:>9} {:>9} {:>10} {:>8}",
-        "scenario", "conc", "req/s", "p50 ms", "p99 ms", "vs floor", "vs ceiling", "errors"
+        "\n{:<22} {:>5} {:>11} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8}",
+        "scenario",
+        "conc",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "vs floor",
+        "vs ceiling",
+        "vs ref",
+        "errors"
     );
     if postgres {
         let _ = write!(out, " {:>10} {:>10}", "vs sqlite", "vs 1 node");
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "{}", "-".repeat(if postgres { 112 } else { 90 }));
+    let _ = writeln!(out, "{}", "-".repeat(if postgres { 121 } else { 99 }));
     for r in &report.results {
         let vs_floor = percent(r.ratio_to_floor);
         // Only the jwt rows are compared with the signing ceiling.
@@ -292,9 +379,12 @@ pub fn render(report: &Report) -> String {
         } else {
             String::new()
         };
+        let vs_reference = r
+            .ratio_to_reference
+            .map_or_else(String::new, |x| percent(Some(x)));
         let _ = write!(
             out,
-            "{:<22} {:>5} {:>11.0} {:>9.3} {:>9.3} {:>9} {:>10} {:>8}",
+            "{:<22} {:>5} {:>11.0} {:>9.3} {:>9.3} {:>9} {:>10} {:>8} {:>8}",
             r.scenario,
             r.concurrency,
             r.requests_per_second,
@@ -302,6 +392,7 @@ pub fn render(report: &Report) -> String {
             r.p99_ms,
             vs_floor,
             vs_ceiling,
+            vs_reference,
             r.errors
         );
         if postgres {
@@ -314,6 +405,54 @@ pub fn render(report: &Report) -> String {
             );
         }
         let _ = writeln!(out);
+    }
+    let referenced: Vec<&ScenarioResult> = report
+        .results
+        .iter()
+        .filter(|r| reference_of(&r.scenario).is_some())
+        .collect();
+    if !referenced.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nvs ref: the rate relative to, at the same concurrency:"
+        );
+        let mut seen = Vec::new();
+        for r in referenced {
+            if let Some(reference) = reference_of(&r.scenario) {
+                if !seen.contains(&r.scenario.as_str()) {
+                    seen.push(&r.scenario);
+                    let _ = writeln!(out, "  {:<22} {reference}", r.scenario);
+                }
+            }
+        }
+    }
+    let backgrounds: Vec<&ScenarioResult> = report
+        .results
+        .iter()
+        .filter(|r| r.background.is_some())
+        .collect();
+    if !backgrounds.is_empty() {
+        let _ = writeln!(out, "\nbackground loads (over all rounds):");
+        for r in backgrounds {
+            if let Some(bg) = &r.background {
+                let answers: Vec<String> = bg
+                    .answers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  {} @c{}: {}; {:.0}/s answered ({}), {} sends skipped, {} transport errors",
+                    r.scenario,
+                    r.concurrency,
+                    bg.description,
+                    bg.achieved_per_second,
+                    answers.join(", "),
+                    bg.skipped,
+                    bg.transport_errors
+                );
+            }
+        }
     }
     let errored: Vec<&ScenarioResult> = report
         .results
@@ -414,6 +553,9 @@ mod tests {
             ratio_to_ceiling: None,
             ratio_to_sqlite: None,
             ratio_to_one_node: None,
+            ratio_to_reference: None,
+            background: None,
+            background_unexpected: None,
             sample_error: None,
         }
     }
@@ -469,5 +611,37 @@ mod tests {
         let targets = evaluate_targets(&results, &Memory::default());
         assert_eq!(targets.len(), 9);
         assert!(targets.iter().all(|t| !t.name.contains("floor-es256")));
+    }
+
+    #[test]
+    fn references_and_their_targets() {
+        let mut results = vec![
+            result("jwt-ref-exchange", 64, 1000.0, 1.0),
+            result("token-exchange", 64, 450.0, 1.0),
+            result("token-exchange", 16, 450.0, 1.0),
+            result("jwt-alone-par", 64, 800.0, 1.0),
+            result("jwt-with-par", 64, 760.0, 1.0),
+        ];
+        results[4].background_unexpected = Some(0);
+        fill_ratios(&mut results);
+        assert_eq!(results[1].ratio_to_reference, Some(0.45));
+        assert_eq!(results[2].ratio_to_reference, None);
+        assert_eq!(results[3].ratio_to_reference, None);
+        assert_eq!(results[4].ratio_to_reference, Some(0.95));
+        let targets = evaluate_targets(&results, &Memory::default());
+        let get = |name: &str| targets.iter().find(|t| t.name == name).unwrap().status;
+        assert_eq!(get("token-exchange throughput @c64"), "MISS");
+        assert_eq!(get("jwt-with-par throughput @c64"), "PASS");
+        assert_eq!(get("jwt-with-par background answers"), "PASS");
+
+        results[4].requests_per_second = 700.0;
+        results[4].background_unexpected = Some(3);
+        fill_ratios(&mut results);
+        let targets = evaluate_targets(&results, &Memory::default());
+        let get = |name: &str| targets.iter().find(|t| t.name == name).unwrap().status;
+        assert_eq!(get("jwt-with-par throughput @c64"), "MISS");
+        assert_eq!(get("jwt-with-par background answers"), "MISS");
+        // Not measured: no line for it.
+        assert!(targets.iter().all(|t| !t.name.contains("device")));
     }
 }

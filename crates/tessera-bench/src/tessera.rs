@@ -34,6 +34,8 @@ pub enum TokenFormat {
 #[derive(Clone, Debug, Deserialize)]
 pub struct ClientCredentials {
     pub client_id: String,
+    /// Empty for a public client (printed as `null`).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub client_secret: String,
 }
 
@@ -50,7 +52,7 @@ pub struct TesseraServer {
     log_path: PathBuf,
     pub guard: ChildGuard,
     // Declared last so the directory outlives the process using it.
-    _dir: TempDir,
+    tmp: TempDir,
 }
 
 impl TesseraServer {
@@ -95,6 +97,10 @@ impl TesseraServer {
             ),
             ("TESSERA_SECRET", BENCH_SECRET.to_owned()),
             ("RUST_LOG", "warn".to_owned()),
+            // The device scenarios ask for thousands of device codes from one loopback
+            // address, standing for as many devices at as many addresses: the per-address cap
+            // is off.
+            ("TESSERA_DEVICE_CODES_PER_CLIENT_ADDRESS", "0".to_owned()),
         ];
         if let Some(n) = workers {
             env.push(("TESSERA_WORKERS", n.to_string()));
@@ -116,7 +122,7 @@ impl TesseraServer {
             env,
             log_path,
             guard: ChildGuard::new("tessera server", child),
-            _dir: dir,
+            tmp: dir,
         };
         server.wait_ready().await?;
         Ok(server)
@@ -171,37 +177,53 @@ impl TesseraServer {
         name: &str,
         format: TokenFormat,
     ) -> Result<ClientCredentials> {
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args([
-            "client",
-            "create",
-            "--name",
-            name,
+        let mut args = vec![
             "--grant-type",
             "client_credentials",
             "--scope",
             "read write",
-            "--json",
-        ]);
+        ];
         if format == TokenFormat::Opaque {
-            cmd.args(["--access-token-format", "opaque"]);
+            args.extend(["--access-token-format", "opaque"]);
         }
-        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null());
-        let output = cmd
+        self.create_client_with(name, &args).await
+    }
+
+    /// Runs `tessera client create --name NAME ARGS... --json` and returns the printed
+    /// credentials.
+    pub async fn create_client_with(&self, name: &str, args: &[&str]) -> Result<ClientCredentials> {
+        let mut all = vec!["client", "create", "--name", name];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let stdout = self.cli(&all).await?;
+        parse_credentials(&stdout)
+            .with_context(|| format!("parsing `client create` output: {stdout:?}"))
+    }
+
+    /// Runs the tessera CLI with `args` against the same database; its stdout.
+    pub async fn cli(&self, args: &[&str]) -> Result<String> {
+        let output = tokio::process::Command::new(&self.bin)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
             .output()
             .await
-            .with_context(|| format!("running {} client create", self.bin.display()))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
+            .with_context(|| format!("running {} {}", self.bin.display(), args.join(" ")))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
             bail!(
-                "`tessera client create --name {name}` failed ({}):\nstdout: {stdout}\nstderr: {}",
+                "`tessera {}` failed ({}):\nstdout: {stdout}\nstderr: {}",
+                args.join(" "),
                 output.status,
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        parse_credentials(&stdout)
-            .with_context(|| format!("parsing `client create` output: {stdout:?}"))
+        Ok(stdout)
+    }
+
+    /// A directory private to this server's run (removed with it).
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
     }
 
     /// The token-endpoint request for `client` (client_credentials grant).
@@ -285,6 +307,11 @@ impl TesseraServer {
     }
 }
 
+/// A JSON string, or `null` read as the empty string.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Accepts either the whole stdout as JSON or the first `{...}` span in it
 /// (in case the CLI prints anything around it).
 fn parse_credentials(stdout: &str) -> Result<ClientCredentials> {
@@ -310,5 +337,7 @@ mod tests {
         let wrapped =
             parse_credentials("created\n{\"client_id\":\"c\",\"client_secret\":\"d\"}\n").unwrap();
         assert_eq!(wrapped.client_secret, "d");
+        let public = parse_credentials(r#"{"client_id": "e", "client_secret": null}"#).unwrap();
+        assert_eq!(public.client_secret, "");
     }
 }

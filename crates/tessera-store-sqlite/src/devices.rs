@@ -2,16 +2,20 @@
 //!
 //! A poll is one `UPDATE … RETURNING`: SQLite runs it atomically, so the statement that
 //! records a poll also decides its answer (`poll_outcome`), from the row as it was; of
-//! concurrent polls of an approved device code exactly one sees `issued`.
+//! concurrent polls of an approved device code exactly one sees `issued`. It runs in the
+//! group-commit writer's transactions ([`crate::writer`]), so polls share an fsync with each
+//! other and with token inserts instead of each taking the write lock on its own.
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use tokio::sync::oneshot;
 
 use tessera_core::model::{DeviceApproval, DeviceCodeRecord, DevicePoll, DeviceStatus};
 use tessera_core::secret::SecretHash;
 use tessera_core::store::{DeviceStore, StoreError};
 
+use crate::writer::{Job, PollJob};
 use crate::{backend, SqliteStore};
 
 fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
@@ -41,7 +45,7 @@ fn device(row: &SqliteRow) -> Result<DeviceCodeRecord, StoreError> {
 }
 
 /// The poll statement. Every `SET` expression reads the row as it was before the statement.
-const POLL: &str = "UPDATE device_codes SET \
+pub(crate) const POLL: &str = "UPDATE device_codes SET \
      poll_outcome = CASE WHEN last_poll_at IS NOT NULL AND ?1 < last_poll_at + poll_interval \
          THEN 'slow_down' WHEN status = 'approved' THEN 'issued' ELSE status END, \
      poll_interval = CASE WHEN last_poll_at IS NOT NULL AND ?1 < last_poll_at + poll_interval \
@@ -125,14 +129,22 @@ impl DeviceStore for SqliteStore {
         now: i64,
         slow_down_step: i64,
     ) -> Result<DevicePoll, StoreError> {
-        let polled = sqlx::query(POLL)
-            .bind(now)
-            .bind(slow_down_step)
-            .bind(device_code_hash.as_str())
-            .bind(client_id)
-            .fetch_optional(&self.pool)
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(Job::Poll(PollJob {
+                device_code_hash: device_code_hash.as_str().to_owned(),
+                client_id: client_id.to_owned(),
+                now,
+                slow_down_step,
+                done,
+            }))
             .await
-            .map_err(backend)?;
+            .map_err(|_| StoreError::Backend("writer stopped".into()))?;
+        let polled = match wait.await {
+            Ok(Ok(row)) => row,
+            Ok(Err(e)) => return Err(StoreError::Backend(e.into())),
+            Err(_) => return Err(StoreError::Backend("writer stopped".into())),
+        };
         let Some(row) = polled else {
             let known: Option<i64> = sqlx::query_scalar(
                 "SELECT 1 FROM device_codes WHERE device_code_hash = ? AND client_id = ?",

@@ -4,7 +4,7 @@
 //! SQLite file in WAL mode with `synchronous = FULL` (a row is on disk before a write returns).
 //! Opaque tokens are written through a group-commit writer: concurrent inserts are gathered
 //! into one transaction, so one fsync covers many tokens while each caller still waits for its
-//! own row to be durable. Several processes (the server and the management CLI) may open the
+//! own row to be durable. Device-code polls, a write each, join the same transactions. Several processes (the server and the management CLI) may open the
 //! same file; they meet through SQLite's locking and a busy timeout.
 //!
 //! The database holds password hashes and e-mail addresses, so its file is created with mode
@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tessera_core::model::ChangeKind;
 use tessera_core::store::StoreError;
 
-use writer::{group_commit, InsertJob};
+use writer::{group_commit, Job};
 
 /// Most rows a purge deletes per statement, so that no lock is held long.
 const PURGE_BATCH: i64 = 1000;
@@ -88,7 +88,7 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<InsertJob>,
+    writer: mpsc::Sender<Job>,
     /// Seconds a change-feed entry is kept before the purge may delete it.
     change_retention: i64,
     migrations: MigrationReport,

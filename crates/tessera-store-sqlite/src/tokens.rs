@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 use tessera_core::model::{ChangeKind, TokenRecord};
 use tessera_core::store::{ReplayStore, StoreError, TokenStore};
 
-use crate::writer::InsertJob;
+use crate::writer::{InsertJob, Job};
 use crate::{backend, log_change, rows, SqliteStore};
 
 #[async_trait]
@@ -14,10 +14,10 @@ impl TokenStore for SqliteStore {
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.writer
-            .send(InsertJob {
+            .send(Job::Insert(InsertJob {
                 token: token.clone(),
                 done,
-            })
+            }))
             .await
             .map_err(|_| StoreError::Backend("token writer stopped".into()))?;
         match wait.await {

@@ -1,36 +1,118 @@
-//! The group-commit writer of opaque tokens: concurrent inserts gathered into one statement,
-//! on a connection of its own, each caller answered once its row is durable.
+//! The group-commit writer: concurrent opaque-token inserts and device-code polls gathered
+//! into one transaction, on a connection of its own, each caller answered once its write is
+//! durable. Polls go through it because each one writes (RFC 8628 §3.5: its time, and a
+//! raised interval on `slow_down`): as transactions of their own, hundreds of pending devices
+//! polling would each take SQLite's write lock and an fsync, and the token inserts would wait
+//! behind them.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use tessera_core::model::TokenRecord;
 
+use crate::devices::POLL;
 use crate::MAX_GROUP;
+
+/// A write for the group-commit writer. Token inserts, the common job, stay unboxed (no
+/// allocation per token); a poll merely takes as much room in the queue.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Job {
+    Insert(InsertJob),
+    Poll(PollJob),
+}
 
 pub(crate) struct InsertJob {
     pub(crate) token: TokenRecord,
     pub(crate) done: oneshot::Sender<Result<(), String>>,
 }
 
-/// Gathers concurrent token inserts into one statement each: a multi-row INSERT in autocommit
-/// mode is one atomic, durable transaction.
-pub(crate) async fn group_commit(mut conn: SqliteConnection, mut rx: mpsc::Receiver<InsertJob>) {
+/// One run of [`POLL`]: the row it returned (none: unknown, another client's or expired).
+pub(crate) struct PollJob {
+    pub(crate) device_code_hash: String,
+    pub(crate) client_id: String,
+    pub(crate) now: i64,
+    pub(crate) slow_down_step: i64,
+    pub(crate) done: oneshot::Sender<Result<Option<SqliteRow>, String>>,
+}
+
+/// Gathers concurrent writes: token inserts alone are one multi-row INSERT in autocommit
+/// mode (one atomic, durable transaction); with polls, one transaction holds the INSERT and
+/// every poll's UPDATE, and its callers hear only once it committed.
+pub(crate) async fn group_commit(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_GROUP {
+        let mut inserts = Vec::new();
+        let mut polls = Vec::new();
+        let mut add = |job| match job {
+            Job::Insert(job) => inserts.push(job),
+            Job::Poll(job) => polls.push(job),
+        };
+        add(first);
+        let mut count = 1;
+        while count < MAX_GROUP {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    add(job);
+                    count += 1;
+                }
                 Err(_) => break,
             }
         }
-        let result = insert_tokens(&mut conn, &batch)
-            .await
-            .map_err(|e| e.to_string());
-        for job in batch {
-            let _ = job.done.send(result.clone());
+        if polls.is_empty() {
+            let result = insert_tokens(&mut conn, &inserts)
+                .await
+                .map_err(|e| e.to_string());
+            for job in inserts {
+                let _ = job.done.send(result.clone());
+            }
+            continue;
+        }
+        match write_batch(&mut conn, &inserts, &polls).await {
+            Ok(rows) => {
+                for job in inserts {
+                    let _ = job.done.send(Ok(()));
+                }
+                for (job, row) in polls.into_iter().zip(rows) {
+                    let _ = job.done.send(Ok(row));
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for job in inserts {
+                    let _ = job.done.send(Err(e.clone()));
+                }
+                for job in polls {
+                    let _ = job.done.send(Err(e.clone()));
+                }
+            }
         }
     }
+}
+
+/// The inserts and the polls in one transaction; the polls' rows, in order, once committed.
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    inserts: &[InsertJob],
+    polls: &[PollJob],
+) -> Result<Vec<Option<SqliteRow>>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    if !inserts.is_empty() {
+        insert_tokens(&mut tx, inserts).await?;
+    }
+    let mut rows = Vec::with_capacity(polls.len());
+    for poll in polls {
+        rows.push(
+            sqlx::query(POLL)
+                .bind(poll.now)
+                .bind(poll.slow_down_step)
+                .bind(&poll.device_code_hash)
+                .bind(&poll.client_id)
+                .fetch_optional(&mut *tx)
+                .await?,
+        );
+    }
+    tx.commit().await?;
+    Ok(rows)
 }
 
 async fn insert_tokens(
