@@ -44,17 +44,6 @@ fn device(row: &SqliteRow) -> Result<DeviceCodeRecord, StoreError> {
     })
 }
 
-/// The poll statement. Every `SET` expression reads the row as it was before the statement.
-pub(crate) const POLL: &str = "UPDATE device_codes SET \
-     poll_outcome = CASE WHEN last_poll_at IS NOT NULL AND ?1 < last_poll_at + poll_interval \
-         THEN 'slow_down' WHEN status = 'approved' THEN 'issued' ELSE status END, \
-     poll_interval = CASE WHEN last_poll_at IS NOT NULL AND ?1 < last_poll_at + poll_interval \
-         THEN poll_interval + ?2 ELSE poll_interval END, \
-     status = CASE WHEN (last_poll_at IS NULL OR ?1 >= last_poll_at + poll_interval) \
-         AND status = 'approved' THEN 'used' ELSE status END, \
-     last_poll_at = ?1 \
-     WHERE device_code_hash = ?3 AND client_id = ?4 AND expires_at > ?1 RETURNING *";
-
 #[async_trait]
 impl DeviceStore for SqliteStore {
     async fn insert_device_code(&self, d: &DeviceCodeRecord) -> Result<(), StoreError> {

@@ -11,8 +11,19 @@ use tokio::sync::{mpsc, oneshot};
 
 use tessera_core::model::TokenRecord;
 
-use crate::devices::POLL;
 use crate::MAX_GROUP;
+
+/// The device-code poll statement (RFC 8628 §3.5), run for each [`PollJob`] the device store
+/// sends. Every `SET` expression reads the row as it was before the statement.
+const POLL: &str = "UPDATE device_codes SET \
+     poll_outcome = CASE WHEN last_poll_at IS NOT NULL AND ?1 < last_poll_at + poll_interval \
+         THEN 'slow_down' WHEN status = 'approved' THEN 'issued' ELSE status END, \
+     poll_interval = CASE WHEN last_poll_at IS NOT NULL AND ?1 < last_poll_at + poll_interval \
+         THEN poll_interval + ?2 ELSE poll_interval END, \
+     status = CASE WHEN (last_poll_at IS NULL OR ?1 >= last_poll_at + poll_interval) \
+         AND status = 'approved' THEN 'used' ELSE status END, \
+     last_poll_at = ?1 \
+     WHERE device_code_hash = ?3 AND client_id = ?4 AND expires_at > ?1 RETURNING *";
 
 /// A write for the group-commit writer. Token inserts, the common job, stay unboxed (no
 /// allocation per token); a poll merely takes as much room in the queue.
