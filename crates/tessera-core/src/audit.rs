@@ -110,6 +110,10 @@ pub enum AuditKind {
     /// a refused address (OpenID Connect Back-Channel Logout 1.0; the reason is in the
     /// detail); its delivery ended.
     LogoutDeliveryRefused,
+    /// A user code typed on the device verification page was refused unread because the
+    /// address's budget of wrong codes was spent (RFC 8628 §5.1); the end is in the detail
+    /// (`until`).
+    UserCodeLockedOut,
     /// A change through the admin API of a kind not named above (its method and path are
     /// in the detail).
     AdminChange,
@@ -149,6 +153,7 @@ impl AuditKind {
         Self::SignInLockedOut,
         Self::ClientLockedOut,
         Self::LogoutDeliveryRefused,
+        Self::UserCodeLockedOut,
         Self::AdminChange,
     ];
 
@@ -186,6 +191,7 @@ impl AuditKind {
             Self::SignInLockedOut => "sign_in_locked_out",
             Self::ClientLockedOut => "client_locked_out",
             Self::LogoutDeliveryRefused => "logout_delivery_refused",
+            Self::UserCodeLockedOut => "user_code_locked_out",
             Self::AdminChange => "admin_change",
         }
     }

@@ -25,7 +25,7 @@
 //! `login_lockout_window`, in the shared store, so every node counts together) before it is
 //! looked up, and a code that names a device authorization gives its attempt back. A spent
 //! budget refuses that address only, with `429` and `Retry-After`; other addresses, and the
-//! device's polls, are untouched. An unknown, expired or already decided code gets a page
+//! device's polls, are untouched; each refusal is a `user_code_locked_out` audit event. An unknown, expired or already decided code gets a page
 //! saying so.
 
 use axum::body::Bytes;
@@ -34,6 +34,7 @@ use axum::http::{header, request::Parts, HeaderValue, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use serde::Serialize;
+use tessera_core::audit::{self, Actor, AuditEvent, AuditKind};
 use tessera_core::cx::Cx;
 use tessera_core::endpoint::device_verification::{self, Found};
 use tessera_core::endpoint::{self, EndpointId};
@@ -589,6 +590,11 @@ async fn code_entered(pg: &Page<'_>, cx: &Cx<'_>, parts: &Parts, typed: &str) ->
     let reservation = match throttle::take_user_code_attempt(state, ip).await {
         Ok(Ok(r)) => r,
         Ok(Err(until)) => {
+            let event = AuditEvent::new(cx.now, AuditKind::UserCodeLockedOut, Actor::Anonymous)
+                .failed()
+                .request(&cx.request)
+                .detail(serde_json::json!({ "until": until }));
+            audit::record(cx.store, event).await;
             let res = pg.entry(
                 StatusCode::TOO_MANY_REQUESTS,
                 &shown,

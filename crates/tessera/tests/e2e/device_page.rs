@@ -509,6 +509,21 @@ async fn guessing_codes_from_one_address_is_throttled_and_another_address_still_
     // Refused unchecked: even the right code, from that address.
     let refused = enter(&mut guesser, &entry, &code).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    // Each refusal is in the audit trail, naming the guesser's address and the budget's end.
+    let audit = s
+        .cli_json(&["audit", "--json", "--kind", "user_code_locked_out"])
+        .await;
+    let events = audit["events"].as_array().expect("events");
+    assert_eq!(events.len(), 2, "{audit}");
+    for e in events {
+        assert_eq!(e["source"], "127.0.0.21", "{e}");
+        assert_eq!(e["actor"], "anonymous", "{e}");
+        assert_eq!(e["outcome"], "failure", "{e}");
+        assert!(e["detail"]["until"].as_i64().is_some(), "{e}");
+        // The codes typed are not recorded.
+        assert!(!e.to_string().contains(code.as_str()), "{e}");
+        assert!(!e.to_string().contains("BBBB"), "{e}");
+    }
     // The user at another address is not locked out, and approves.
     let mut user = Browser::from_address(&s, [127, 0, 0, 22]);
     let consent = to_consent(&mut user, &code).await;
