@@ -74,6 +74,10 @@ pub enum ErrorCode {
     /// RFC 9101 §6.2 (used by RFC 9126 §4): "The `request_uri` in the authorization request
     /// returns an error or contains invalid data."
     InvalidRequestUri,
+    /// RFC 9126 §2.3: a pushed request larger than the server takes, `invalid_request` with
+    /// HTTP 413 ("if the request size was beyond the upper bound that the authorization
+    /// server allows").
+    PushTooLarge,
 }
 
 impl ErrorCode {
@@ -104,6 +108,7 @@ impl ErrorCode {
             ErrorCode::DevicePollSlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::InvalidRequestUri => "invalid_request_uri",
+            ErrorCode::PushTooLarge => "invalid_request",
         }
     }
 }

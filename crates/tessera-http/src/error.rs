@@ -32,6 +32,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::PushTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::BAD_REQUEST,
     }
 }

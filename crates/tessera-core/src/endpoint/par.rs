@@ -42,7 +42,7 @@ use crate::secret::{random_bytes, SecretHash};
 pub const URN_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 /// Most bytes of pushed parameters, names and values together (the `request_uri` carries
-/// them, sealed, through the browser).
+/// them, sealed, through the browser); more is refused with 413 (RFC 9126 §2.3).
 pub const MAX_PUSHED: usize = 8192;
 
 /// Parameters of client authentication: they authenticate the push and are not part of the
@@ -133,9 +133,10 @@ pub async fn push(
         pairs.push(("client_id".to_owned(), client.client_id.clone()));
     }
     if pairs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > MAX_PUSHED {
-        return Err(OAuthError::invalid_request(format!(
-            "the pushed parameters exceed {MAX_PUSHED} bytes"
-        )));
+        return Err(OAuthError::new(
+            ErrorCode::PushTooLarge,
+            format!("the pushed parameters exceed {MAX_PUSHED} bytes"),
+        ));
     }
     let checked = Params::from_pairs(pairs)?;
     authorize::validate_pushed(cx, &checked)
