@@ -87,6 +87,9 @@ pub struct VerifiedAssertion {
     pub subject: String,
     /// The registration's carried claims that the assertion has.
     pub claims: Map<String, Value>,
+    /// The assertion's `may_act` claim (RFC 8693 §4.4), read by token exchange whether or
+    /// not the registration carries it.
+    pub may_act: Option<Value>,
 }
 
 /// Issues an access token to an authenticated client for the end user a trusted issuer's
@@ -207,6 +210,7 @@ pub async fn verify_assertion(
         trust,
         subject,
         claims: carried,
+        may_act: claims.get("may_act").cloned(),
     })
 }
 

@@ -15,6 +15,8 @@
 //!   An access-token actor must be active and issued to this client: a client cannot act with
 //!   a token it does not hold. Without an actor it is an impersonation: the token says the
 //!   subject's `sub`, and keeps any `act` the subject token already had;
+//! - a subject token's `may_act` claim (§4.4) names who may act for its subject: with it, a
+//!   delegation's actor must be that party ([`may_act`]);
 //! - `requested_token_type` (§2.1) may be an access token or a JWT (the issued token is then
 //!   a JWT whatever the client's token format); any other type is refused;
 //! - `resource` and `audience` can only narrow: each must be in the client's exchange policy
@@ -125,6 +127,9 @@ pub async fn handle(
     };
     let scope = narrow_scope(client, &subject, params)?;
     let audience = narrow_audience(client, &subject, params)?;
+    if let Some(actor) = &actor {
+        may_act(cx, &subject, actor)?;
+    }
     let act = act_claim(&subject, actor.as_ref())?;
 
     let (sub, mut claims, grant, exp) = match &subject {
@@ -290,6 +295,48 @@ fn narrow_audience(
         }
     }
     Ok(Audience::many(out))
+}
+
+/// RFC 8693 §4.4: a subject token's `may_act` claim names the party that may act for its
+/// subject; with one, the actor of a delegation must be that party. Each claim it gives must
+/// match the actor's: `sub`, and `iss` when given (this server's own issuer for an access
+/// token of this server, the trusted issuer for a JWT). A `may_act` that is not an object, or
+/// that names a claim this server cannot check of an actor, refuses the delegation rather
+/// than being half-honoured. Without `may_act` any actor the client holds may act.
+fn may_act(cx: &Cx<'_>, subject: &Presented, actor: &Presented) -> Result<(), OAuthError> {
+    let allowed = match subject {
+        Presented::Ours(t) => t.claims.get("may_act"),
+        Presented::Trusted(v) => v.may_act.as_ref(),
+    };
+    let Some(allowed) = allowed else {
+        return Ok(());
+    };
+    let refused = || {
+        OAuthError::invalid_request(
+            "the actor_token's party is not the one the subject_token's may_act claim names",
+        )
+    };
+    let Some(allowed) = allowed.as_object() else {
+        return Err(refused());
+    };
+    let (iss, sub) = match actor {
+        Presented::Ours(t) => (cx.config.issuer.as_str(), t.sub.as_str()),
+        Presented::Trusted(v) => (v.trust.issuer.as_str(), v.subject.as_str()),
+    };
+    if allowed.is_empty() {
+        return Err(refused());
+    }
+    for (name, value) in allowed {
+        let matches = match name.as_str() {
+            "sub" => value.as_str() == Some(sub),
+            "iss" => value.as_str() == Some(iss),
+            _ => false,
+        };
+        if !matches {
+            return Err(refused());
+        }
+    }
+    Ok(())
 }
 
 /// The `act` claim of the issued token (RFC 8693 §4.1): the actor, with the subject token's

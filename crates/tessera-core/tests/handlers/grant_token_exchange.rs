@@ -562,6 +562,89 @@ fn a_trusted_issuers_jwt_is_a_subject_token_once() {
 }
 
 #[test]
+fn may_act_names_the_only_party_that_may_act_for_the_subject() {
+    let s = setup();
+    let jti = std::cell::Cell::new(0);
+    let subject = |may_act: Value| {
+        jti.set(jti.get() + 1);
+        s.signer.sign(&json!({
+            "iss": VENDOR, "sub": "user-1", "aud": format!("{ISSUER}/oauth2/token"),
+            "exp": s.w.now() + 300, "iat": s.w.now(), "jti": format!("may-act-{}", jti.get()),
+            "may_act": may_act,
+        }))
+    };
+    let actor = |sub: &str| {
+        jti.set(jti.get() + 1);
+        let mut c = edited_sub(claims(&s.w), sub);
+        c["jti"] = json!(format!("actor-{}", jti.get()));
+        s.signer.sign(&c)
+    };
+    let delegate = |subject: &str, actor: &str| {
+        s.exchange_by(
+            &s.c,
+            subject,
+            JWT_TYPE,
+            &[("actor_token", actor), ("actor_token_type", JWT_TYPE)],
+        )
+    };
+    // The party named acts; with its issuer named too.
+    let r = delegate(&subject(json!({"sub": "service-7"})), &actor("service-7")).unwrap();
+    assert_eq!(
+        payload(&at(&r))["act"],
+        json!({"iss": VENDOR, "sub": "service-7"})
+    );
+    delegate(
+        &subject(json!({"iss": VENDOR, "sub": "service-7"})),
+        &actor("service-7"),
+    )
+    .unwrap();
+    // Anyone else is refused: another subject, another issuer, a claim that cannot be
+    // checked, a may_act that is not an object or names nothing.
+    for (case, may_act) in [
+        ("another party", json!({"sub": "service-8"})),
+        (
+            "another issuer",
+            json!({"iss": "https://other.example", "sub": "service-7"}),
+        ),
+        (
+            "an unchecked claim",
+            json!({"sub": "service-7", "email": "a@example.com"}),
+        ),
+        ("not an object", json!("service-7")),
+        ("an empty object", json!({})),
+    ] {
+        refused(
+            case,
+            delegate(&subject(may_act), &actor("service-7")),
+            ErrorCode::InvalidRequest,
+            "may_act",
+        );
+    }
+    // An access token of this server as the actor: this server is its issuer.
+    let own = |may_act: Value| {
+        s.exchange_by(
+            &s.c,
+            &subject(may_act),
+            JWT_TYPE,
+            &[
+                ("actor_token", &s.own_token(&s.c)),
+                ("actor_token_type", ACCESS_TOKEN_TYPE),
+            ],
+        )
+    };
+    own(json!({"iss": ISSUER, "sub": s.c.id})).unwrap();
+    refused(
+        "this server's token, the vendor's issuer",
+        own(json!({"iss": VENDOR, "sub": s.c.id})),
+        ErrorCode::InvalidRequest,
+        "may_act",
+    );
+    // Without an actor, may_act does not stand in the way of an impersonation.
+    s.exchange_by(&s.c, &subject(json!({"sub": "service-8"})), JWT_TYPE, &[])
+        .unwrap();
+}
+
+#[test]
 fn opaque_subject_tokens_and_the_requested_type() {
     let s = setup();
     s.w.update_client(&s.c, |c| c.access_token_format = TokenFormat::Opaque);
