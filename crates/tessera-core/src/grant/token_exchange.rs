@@ -16,7 +16,7 @@
 //!   a token it does not hold. Without an actor it is an impersonation: the token says the
 //!   subject's `sub`, and keeps any `act` the subject token already had;
 //! - a subject token's `may_act` claim (§4.4) names who may act for its subject: with it, a
-//!   delegation's actor must be that party ([`may_act`]);
+//!   delegation's actor must be that party;
 //! - `requested_token_type` (§2.1) may be an access token or a JWT (the issued token is then
 //!   a JWT whatever the client's token format); any other type is refused;
 //! - `resource` and `audience` can only narrow: each must be in the client's exchange policy
