@@ -12,10 +12,9 @@ use crate::audit::{self, Actor, AuditEvent, AuditKind};
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::types;
-use crate::grant::user_tokens::{narrowed_scope, respond, FromCode};
+use crate::grant::user_tokens::{first_refresh, narrowed_scope, respond, wants_refresh, FromCode};
 use crate::grant::TokenResponse;
-use crate::model::{ClientRecord, CodeRecord, CodeUse, GrantRecord, RefreshPolicy, RefreshRecord};
-use crate::opaque;
+use crate::model::{ClientRecord, CodeRecord, CodeUse, GrantRecord, RefreshPolicy};
 use crate::params::Params;
 use crate::pkce;
 use crate::resource;
@@ -134,11 +133,7 @@ pub async fn handle(
         (_, Some(dialect)) => dialect,
     };
     let refresh_end = rec.auth_time.saturating_add(refresh_ttl);
-    let wants_refresh = match policy {
-        RefreshPolicy::Always => true,
-        RefreshPolicy::OfflineAccess => granted.contains("offline_access"),
-        RefreshPolicy::Never => false,
-    } && refresh_end > cx.now;
+    let wants_refresh = wants_refresh(policy, &granted, refresh_end, cx.now);
     let grant = GrantRecord {
         grant_id: rec.grant_id.clone(),
         client_id: client.client_id.clone(),
@@ -158,26 +153,7 @@ pub async fn handle(
             .then(|| serde_json::Value::Object(carried.clone()).to_string()),
         sid: rec.sid.clone(),
     };
-    let refresh = wants_refresh.then(|| {
-        let exp = if flow.refresh_token_idle_ttl > 0 {
-            refresh_end.min(cx.now.saturating_add(flow.refresh_token_idle_ttl))
-        } else {
-            refresh_end
-        };
-        let (value, token_id) = opaque::mint_refresh(exp);
-        let rec = RefreshRecord {
-            token_id,
-            token_hash: value.hash(),
-            grant_id: grant.grant_id.clone(),
-            client_id: client.client_id.clone(),
-            scope: grant.scope.clone(),
-            issued_at: cx.now,
-            expires_at: exp,
-            used_at: None,
-            successor_sealed: None,
-        };
-        (value, rec)
-    });
+    let refresh = wants_refresh.then(|| first_refresh(cx, client, &grant, refresh_end));
     cx.store
         .insert_grant(&grant, refresh.as_ref().map(|(_, r)| r))
         .await?;

@@ -18,10 +18,9 @@
 use crate::cx::Cx;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::types;
-use crate::grant::user_tokens::{narrowed_scope, respond, FromCode};
+use crate::grant::user_tokens::{first_refresh, narrowed_scope, respond, wants_refresh, FromCode};
 use crate::grant::TokenResponse;
-use crate::model::{ClientRecord, DevicePoll, GrantRecord, RefreshPolicy, RefreshRecord};
-use crate::opaque;
+use crate::model::{ClientRecord, DevicePoll, GrantRecord};
 use crate::params::Params;
 use crate::resource;
 use crate::scope::ScopeSet;
@@ -142,11 +141,7 @@ pub async fn handle(
     let audience = resource::resolve(params, client, cx.config)?;
     let flow = &client.user_flow;
     let refresh_end = auth_time.saturating_add(flow.refresh_token_ttl);
-    let wants_refresh = match flow.refresh_tokens {
-        RefreshPolicy::Always => true,
-        RefreshPolicy::OfflineAccess => granted.contains("offline_access"),
-        RefreshPolicy::Never => false,
-    } && refresh_end > cx.now;
+    let wants_refresh = wants_refresh(flow.refresh_tokens, &granted, refresh_end, cx.now);
     let kept_until = if wants_refresh { refresh_end } else { cx.now };
     let grant = GrantRecord {
         grant_id: generate_id(),
@@ -166,26 +161,7 @@ pub async fn handle(
         // grants still reaches it, and its client's back-channel logout with it).
         sid: None,
     };
-    let refresh = wants_refresh.then(|| {
-        let exp = if flow.refresh_token_idle_ttl > 0 {
-            refresh_end.min(cx.now.saturating_add(flow.refresh_token_idle_ttl))
-        } else {
-            refresh_end
-        };
-        let (value, token_id) = opaque::mint_refresh(exp);
-        let r = RefreshRecord {
-            token_id,
-            token_hash: value.hash(),
-            grant_id: grant.grant_id.clone(),
-            client_id: client.client_id.clone(),
-            scope: grant.scope.clone(),
-            issued_at: cx.now,
-            expires_at: exp,
-            used_at: None,
-            successor_sealed: None,
-        };
-        (value, r)
-    });
+    let refresh = wants_refresh.then(|| first_refresh(cx, client, &grant, refresh_end));
     cx.store
         .insert_grant(&grant, refresh.as_ref().map(|(_, r)| r))
         .await?;

@@ -1,17 +1,66 @@
 //! The token response of the grants that act for a user (authorization code, refresh token).
 //!
 //! Owns [`respond`]: an access token bound to the user's grant, the ID token when the scope
-//! includes `openid`, and the refresh token the grant module decided on.
+//! includes `openid`, and the refresh token the grant module decided on; and, for the grants
+//! that make a new user grant (authorization code, device code), whether it gets a refresh
+//! token ([`wants_refresh`]) and its first one ([`first_refresh`]).
 
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::TokenResponse;
 use crate::id_token::{self, IdTokenFor};
 use crate::issue::{issue_access_token_with, Extras, UserGrant};
-use crate::model::{ClientRecord, GrantRecord};
+use crate::model::{ClientRecord, GrantRecord, RefreshPolicy, RefreshRecord};
+use crate::opaque;
 use crate::resource::Audience;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
+
+/// Whether a new grant gets a refresh token: the policy says so (`offline_access` asked, for
+/// that policy), and its absolute end, `refresh_end`, is still ahead.
+pub(crate) fn wants_refresh(
+    policy: RefreshPolicy,
+    granted: &ScopeSet,
+    refresh_end: i64,
+    now: i64,
+) -> bool {
+    let by_policy = match policy {
+        RefreshPolicy::Always => true,
+        RefreshPolicy::OfflineAccess => granted.contains("offline_access"),
+        RefreshPolicy::Never => false,
+    };
+    by_policy && refresh_end > now
+}
+
+/// The first refresh token of a new grant: it ends at the grant's `refresh_end`, or sooner
+/// when the client has an idle lifetime (each rotation then moves it on). The value for the
+/// client and the record to store (its hash only).
+pub(crate) fn first_refresh(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    grant: &GrantRecord,
+    refresh_end: i64,
+) -> (Secret, RefreshRecord) {
+    let idle = client.user_flow.refresh_token_idle_ttl;
+    let exp = if idle > 0 {
+        refresh_end.min(cx.now.saturating_add(idle))
+    } else {
+        refresh_end
+    };
+    let (value, token_id) = opaque::mint_refresh(exp);
+    let rec = RefreshRecord {
+        token_id,
+        token_hash: value.hash(),
+        grant_id: grant.grant_id.clone(),
+        client_id: client.client_id.clone(),
+        scope: grant.scope.clone(),
+        issued_at: cx.now,
+        expires_at: exp,
+        used_at: None,
+        successor_sealed: None,
+    };
+    (value, rec)
+}
 
 /// What the code of a grant adds to the tokens of an exchange.
 #[derive(Debug, Default)]
