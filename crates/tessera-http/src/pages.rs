@@ -248,6 +248,24 @@ impl Cookies {
     }
 }
 
+/// The body of a form posted to one of the server's pages: `None` unless it is declared
+/// `application/x-www-form-urlencoded` (what a browser sends for the pages' forms) and fits
+/// in `limit` bytes.
+pub async fn form_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Option<axum::body::Bytes> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return None;
+    }
+    axum::body::to_bytes(body, limit).await.ok()
+}
+
 /// The value of a request cookie.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers

@@ -164,21 +164,17 @@ pub async fn get(State(state): State<AppState>, through: Through, req: Request) 
 /// `POST /oauth2/authorize`: a form of our own pages.
 pub async fn post(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let form_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body: Bytes = match axum::body::to_bytes(body, state.http().body_limit).await {
-        Ok(b) if form_type => b,
-        _ => {
-            return bad_request(
-                &state,
-                &parts,
-                &OAuthError::invalid_request("expected a form of this server's pages"),
-            )
-        }
-    };
+    let body: Bytes =
+        match crate::pages::form_body(&parts.headers, body, state.http().body_limit).await {
+            Some(b) => b,
+            None => {
+                return bad_request(
+                    &state,
+                    &parts,
+                    &OAuthError::invalid_request("expected a form of this server's pages"),
+                )
+            }
+        };
     let all = match Params::from_form(&body) {
         Ok(p) => p,
         Err(e) => return bad_request(&state, &parts, &e),

@@ -335,20 +335,16 @@ pub async fn post(State(state): State<AppState>, req: Request) -> Response {
             Some(e.code.as_str()),
         )
     };
-    let form_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body: Bytes = match axum::body::to_bytes(body, state.http().body_limit).await {
-        Ok(b) if form_type => b,
-        _ => {
-            return bad(
-                &pg,
-                OAuthError::invalid_request("expected a form of this page"),
-            )
-        }
-    };
+    let body: Bytes =
+        match crate::pages::form_body(&parts.headers, body, state.http().body_limit).await {
+            Some(b) => b,
+            None => {
+                return bad(
+                    &pg,
+                    OAuthError::invalid_request("expected a form of this page"),
+                )
+            }
+        };
     let all = match Params::from_form(&body) {
         Ok(p) => p,
         Err(e) => return bad(&pg, e),
