@@ -19,13 +19,31 @@ use crate::model::AuditRecord;
 use crate::store::Store;
 
 /// The request an event happens in: its id (from the HTTP layer) and the address it came
-/// from. Empty for the command line and background work.
+/// from, and what the sender presented to prove who it is (a DPoP proof, a client
+/// certificate). Empty for the command line and background work.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestMeta {
     /// The request id (`X-Request-Id`, as the HTTP layer accepted or made it).
     pub request_id: Option<String>,
     /// The client's address.
     pub source: Option<IpAddr>,
+    /// The request's method, path and `DPoP` headers (RFC 9449 §4), when it came over HTTP.
+    pub dpop: Option<DpopInput>,
+    /// The DER of the client certificate of the mutual TLS connection the request came
+    /// over, or that a trusted proxy passed on (RFC 8705 §2).
+    pub client_cert: Option<std::sync::Arc<[u8]>>,
+}
+
+/// What the HTTP layer hands the core for a DPoP check (RFC 9449 §4.3): the `DPoP` header
+/// values and the request they must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DpopInput {
+    /// Every `DPoP` header value of the request (more than one is an error, §4.3 step 1).
+    pub proofs: Vec<String>,
+    /// The HTTP method.
+    pub method: String,
+    /// The request's path, as received (the `htu` is the issuer's origin with it).
+    pub path: String,
 }
 
 /// Longest request id kept; a longer or odd one from a client is replaced.
@@ -432,6 +450,7 @@ mod tests {
         let meta = RequestMeta {
             request_id: Some("r-9".into()),
             source: Some("2001:db8::1".parse().unwrap()),
+            ..RequestMeta::default()
         };
         let r = AuditEvent::new(1, AuditKind::UserDeleted, Actor::Cli)
             .request(&meta)

@@ -50,6 +50,7 @@ pub trait RemoteKeys: Send + Sync {
 pub type SignatureCheck = Box<dyn FnOnce() -> Result<(), SignatureError> + Send + 'static>;
 
 /// What a handler may use.
+#[derive(Clone)]
 pub struct Cx<'a> {
     /// Protocol settings.
     pub config: &'a Config,
@@ -71,4 +72,8 @@ pub struct Cx<'a> {
     /// The request being handled (its id and source address), for the audit trail
     /// ([`crate::audit`]); empty outside HTTP.
     pub request: RequestMeta,
+    /// The key every access token minted for this request is bound to
+    /// ([`crate::confirmation`]): set by the token endpoint from a DPoP proof or a client
+    /// certificate, `None` for bearer tokens.
+    pub confirmation: Option<crate::confirmation::Confirmation>,
 }

@@ -94,6 +94,11 @@ pub async fn issue_access_token_with(
     let jti = jwt::make_jti(client.token_epoch);
     let mut carried = extras.claims;
     carried.retain(|k, _| !jwt::REGISTERED_CLAIMS.contains(&k.as_str()));
+    // A sender-constrained token carries its key (RFC 9449 §6, RFC 8705 §3.1); an opaque
+    // one keeps it with its stored claims, which introspection returns.
+    if let Some(c) = &cx.confirmation {
+        carried.insert("cnf".into(), c.cnf());
+    }
     let access_token = match client.access_token_format {
         TokenFormat::Jwt => {
             let key = cx

@@ -33,6 +33,7 @@ pub mod client_auth;
 pub mod client_keys;
 pub mod clock;
 pub mod config;
+pub mod confirmation;
 pub mod consent;
 pub mod cx;
 pub mod dialect;

@@ -60,6 +60,7 @@ impl World {
             now: NOW,
             dialect: None,
             request: Default::default(),
+            confirmation: None,
         }
     }
 

@@ -30,6 +30,10 @@ pub struct OAuthRequest {
     pub request_id: Option<String>,
     /// The path the request was sent to (for the audit trail).
     pub path: String,
+    /// The request's `DPoP` headers and what they must match (RFC 9449 §4.3).
+    pub dpop: Option<tessera_core::audit::DpopInput>,
+    /// The client certificate of the request's mutual TLS connection (RFC 8705 §2).
+    pub client_cert: Option<std::sync::Arc<[u8]>>,
 }
 
 impl OAuthRequest {
@@ -38,6 +42,8 @@ impl OAuthRequest {
         tessera_core::audit::RequestMeta {
             request_id: self.request_id.clone(),
             source: self.peer,
+            dpop: self.dpop.clone(),
+            client_cert: self.client_cert.clone(),
         }
     }
 }
@@ -50,6 +56,8 @@ impl FromRequest<AppState> for OAuthRequest {
         let peer = client_address(&parts, &state.http().trusted_proxies);
         let request_id = crate::request_id::of(&parts.headers);
         let path = parts.uri.path().to_owned();
+        let dpop = dpop_input(&parts);
+        let client_cert = client_certificate(&parts, state);
         if parts.uri.query().is_some_and(|q| !q.is_empty()) {
             return Err(OAuthError::invalid_request(
                 "parameters must be sent in the request body, not in the URL",
@@ -75,8 +83,34 @@ impl FromRequest<AppState> for OAuthRequest {
             peer,
             request_id,
             path,
+            dpop,
+            client_cert,
         })
     }
+}
+
+/// The request's `DPoP` headers, method and path (RFC 9449 §4.3), if it has any `DPoP`
+/// header.
+pub fn dpop_input(parts: &axum::http::request::Parts) -> Option<tessera_core::audit::DpopInput> {
+    let proofs: Vec<String> = parts
+        .headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    (!proofs.is_empty()).then(|| tessera_core::audit::DpopInput {
+        proofs,
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+    })
+}
+
+/// The client certificate (DER) the request's mutual TLS connection presented (RFC 8705 §2).
+pub fn client_certificate(
+    _parts: &axum::http::request::Parts,
+    _state: &AppState,
+) -> Option<std::sync::Arc<[u8]>> {
+    None
 }
 
 /// The request's id and the client's address ([`client_address`]), for the audit trail
@@ -86,7 +120,9 @@ pub fn request_meta(
     parts: &axum::http::request::Parts,
     trusted_proxies: &[std::net::IpAddr],
 ) -> tessera_core::audit::RequestMeta {
-    crate::request_id::meta(&parts.headers, client_address(parts, trusted_proxies))
+    let mut meta = crate::request_id::meta(&parts.headers, client_address(parts, trusted_proxies));
+    meta.dpop = dpop_input(parts);
+    meta
 }
 
 /// The client's address: the connection's peer, or, when the peer is a trusted reverse proxy,

@@ -52,6 +52,7 @@ pub fn meta(headers: &HeaderMap, source: Option<std::net::IpAddr>) -> RequestMet
     RequestMeta {
         request_id: of(headers),
         source,
+        ..RequestMeta::default()
     }
 }
 

@@ -178,6 +178,7 @@ impl Node {
             now: self.now(),
             dialect: None,
             request: Default::default(),
+            confirmation: None,
         }
     }
 

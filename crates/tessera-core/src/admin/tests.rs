@@ -945,6 +945,7 @@ async fn an_operator_revokes_access_and_refresh_tokens_by_value() {
         now: NOW,
         dialect: None,
         request: Default::default(),
+        confirmation: None,
     };
     let params = Params::from_form(b"grant_type=client_credentials").unwrap();
     for format in ["jwt", "opaque"] {

@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::client_auth::{self, AuthMethod, BasicCredentials};
+use crate::confirmation::Confirmation;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::refresh_token;
@@ -137,6 +138,8 @@ pub async fn handle(
     let Some(t) = inspect_in_env(cx, token, Some(&caller.env)).await? else {
         return Ok(inactive);
     };
+    // A DPoP-bound token says so (RFC 9449 §6.2): its resource server must ask for a proof.
+    let token_type = Confirmation::of_claims(&t.claims).map_or("Bearer", |c| c.token_type());
     Ok(IntrospectionResponse {
         active: true,
         details: Some(Details {
@@ -148,7 +151,7 @@ pub async fn handle(
             exp: t.exp,
             iat: t.iat,
             jti: t.jti,
-            token_type: "Bearer",
+            token_type,
             env: t.env,
             claims: t.claims,
         }),

@@ -238,6 +238,7 @@ impl World {
             now: self.clock.now(),
             dialect: self.dialect.as_deref(),
             request: Default::default(),
+            confirmation: None,
         }
     }
 

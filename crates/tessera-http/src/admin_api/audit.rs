@@ -160,6 +160,7 @@ fn meta(request_id: &str, source: Option<IpAddr>) -> RequestMeta {
     RequestMeta {
         request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
         source,
+        ..RequestMeta::default()
     }
 }
 

@@ -53,6 +53,7 @@ pub async fn run(cmd: Command, settings: &Settings) -> Result<()> {
         now: now(),
         dialect: None,
         request: Default::default(),
+        confirmation: None,
     };
     let result = match cmd {
         Command::Introspect { token, json } => {
