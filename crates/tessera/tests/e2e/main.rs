@@ -58,6 +58,7 @@ mod par;
 mod password_prompt;
 mod private_key_jwt;
 mod product_examples;
+mod python_client;
 mod registration;
 mod rotation;
 mod sdk_first_use;

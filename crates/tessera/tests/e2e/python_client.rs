@@ -1,0 +1,336 @@
+//! Tessera driven by a third-party OAuth client library: `requests-oauth2client` (Python),
+//! pinned with hashes in `tests/python/requirements.txt`, running the scripts of
+//! `tests/python/` against a real server.
+//!
+//! The harness makes one virtual environment per requirements file (named by its SHA-256,
+//! under the cargo target directory's temporary folder), once, and reuses it across tests and
+//! runs: it is built in a folder of its own and renamed into place when complete, so two test
+//! processes racing to make it both end up with a whole one. Python 3 with its `venv` module is
+//! required: without it these tests fail, they never skip.
+//!
+//! A script takes its settings as one JSON argument and prints JSON lines; the tests assert on
+//! those, and check what the server holds (introspection) themselves. The sign-in pages are
+//! driven by the scripted browser of the other tests, between the library's authorization
+//! request and its code exchange.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use crate::browser_support::*;
+use crate::support::{Creds, Server};
+
+/// The folder of the scripts and the requirements file.
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
+}
+
+/// The interpreter of the virtual environment, made on first use.
+fn python() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(make_venv).as_path()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs a setup command; panics with its output if it cannot run or fails.
+fn setup_step(what: &str, cmd: &mut Command) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| {
+        panic!(
+            "{what}: cannot run {cmd:?}: {e}\nThe Python client tests need python3 with its \
+                 venv module (Debian: python3-venv) and pip access to PyPI."
+        )
+    });
+    assert!(
+        out.status.success(),
+        "{what}: {cmd:?} failed with {}\n{}\n{}\nThe Python client tests need python3 with its \
+         venv module (Debian: python3-venv) and pip access to PyPI.",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes (or finds) the virtual environment for the current requirements file; returns its
+/// interpreter.
+fn make_venv() -> PathBuf {
+    let requirements = scripts_dir().join("requirements.txt");
+    let pinned = std::fs::read(&requirements).expect("read tests/python/requirements.txt");
+    let digest = ring::digest::digest(&ring::digest::SHA256, &pinned);
+    let name = format!(
+        "python-client-venv-{}",
+        hex(digest.as_ref().get(..8).unwrap_or_default())
+    );
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let venv = root.join(&name);
+    let interpreter = venv.join("bin").join("python");
+    if interpreter.exists() {
+        return interpreter;
+    }
+    std::fs::create_dir_all(root).expect("create the target's tmp folder");
+    let building = root.join(format!("{name}.building-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    setup_step(
+        "make the venv",
+        Command::new("python3").args(["-m", "venv"]).arg(&building),
+    );
+    setup_step(
+        "install the pinned client library",
+        Command::new(building.join("bin").join("python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "-r",
+            ])
+            .arg(&requirements),
+    );
+    // Whole or absent: another test process may have won the race; then use its venv.
+    if std::fs::rename(&building, &venv).is_err() {
+        let _ = std::fs::remove_dir_all(&building);
+        assert!(
+            interpreter.exists(),
+            "could not move the new venv to {}",
+            venv.display()
+        );
+    }
+    interpreter
+}
+
+/// A running script: its JSON lines out, lines in.
+pub struct Script {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Script {
+    /// Starts `tests/python/NAME.py` with `settings` as its argument.
+    pub fn start(name: &str, settings: &Value) -> Script {
+        let stderr = tempfile::NamedTempFile::new().expect("stderr file");
+        let mut child = tokio::process::Command::new(python())
+            .arg(scripts_dir().join(format!("{name}.py")))
+            .arg(settings.to_string())
+            // The server is on loopback: no proxy; no bytecode written into the repository.
+            .env("NO_PROXY", "*")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("stderr file"))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}.py: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Script {
+            name: name.to_owned(),
+            child,
+            stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+
+    /// The next JSON line; panics (with the script's stderr) on a failure line or the end.
+    pub async fn line(&mut self) -> Value {
+        let line = self.stdout.next_line().await.expect("read the script");
+        let Some(line) = line else {
+            let status = self.child.wait().await.expect("script status");
+            panic!(
+                "{}.py ended ({status}) without output:\n{}",
+                self.name,
+                self.stderr()
+            );
+        };
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{}.py printed {line:?}: {e}", self.name));
+        assert!(
+            v.get("exception").is_none(),
+            "{}.py failed: {v}\n{}",
+            self.name,
+            self.stderr()
+        );
+        v
+    }
+
+    /// Writes one line to the script's standard input.
+    pub async fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write to the script");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// Waits for the script to exit; asserts it succeeded.
+    pub async fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().await.expect("script status");
+        assert!(
+            status.success(),
+            "{}.py exited with {status}:\n{}",
+            self.name,
+            self.stderr()
+        );
+    }
+}
+
+/// Runs a one-line script to its end: its line.
+pub async fn run(name: &str, settings: &Value) -> Value {
+    let mut script = Script::start(name, settings);
+    let out = script.line().await;
+    script.finish().await;
+    out
+}
+
+/// Whether a `token_type` is `scheme` (case-insensitive: RFC 6749 §5.1).
+fn is(token_type: &Value, scheme: &str) -> bool {
+    token_type
+        .as_str()
+        .is_some_and(|t| t.eq_ignore_ascii_case(scheme))
+}
+
+/// The settings naming `server` and `client`.
+fn settings(server: &Server, client: &Creds, extra: Value) -> Value {
+    let mut v = json!({
+        "issuer": server.issuer(),
+        "client_id": client.id,
+        "client_secret": client.secret,
+    });
+    if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    v
+}
+
+/// Runs `code_flow.py` for `client`: the library's authorization request is signed in to and
+/// consented to by alice in the scripted browser, whose redirect goes back to the library.
+/// Returns the script's first line (the request) and its last (what followed).
+async fn code_flow(server: &Server, client: &Creds, extra: Value) -> (Value, Value) {
+    let mut conf = json!({ "redirect_uri": REDIRECT, "scope": "openid profile offline_access" });
+    if let (Some(obj), Value::Object(more)) = (conf.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    let mut script = Script::start("code_flow", &settings(server, client, conf));
+    let request = script.line().await;
+    let url = request["authorize_url"].as_str().expect("authorize_url");
+    assert!(url.starts_with(&server.url("/oauth2/authorize?")), "{url}");
+    let mut browser = Browser::new(server);
+    let mut page = browser.get(url).await;
+    if page.is_login() {
+        page = browser.sign_in(&page, "alice", PASSWORD).await;
+    }
+    if page.is_consent() {
+        page = browser.consent(&page, true).await;
+    }
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let callback = page.location().expect("redirect to the client");
+    assert!(callback.starts_with(REDIRECT), "{callback}");
+    script.send(&callback).await;
+    let result = script.line().await;
+    script.finish().await;
+    (request, result)
+}
+
+#[tokio::test]
+async fn the_library_gets_a_bearer_token_by_client_credentials() {
+    let server = Server::start().await;
+    let client = server.create_client(&["--scope", "read write"]).await;
+    let out = run(
+        "client_credentials",
+        &settings(&server, &client, json!({ "scope": "read" })),
+    )
+    .await;
+    assert_eq!(out["class"], "BearerToken", "{out}");
+    assert!(is(&out["token_type"], "Bearer"), "{out}");
+    assert_eq!(out["scope"], "read", "{out}");
+    assert!(out["expires_in"].as_i64().unwrap_or_default() > 0, "{out}");
+    let token = out["access_token"].as_str().expect("access_token");
+    let facts = server.introspect(&client, token).await;
+    assert_eq!(facts["active"], true, "{facts}");
+    assert_eq!(facts["client_id"], client.id.as_str(), "{facts}");
+    assert_eq!(facts["scope"], "read", "{facts}");
+    assert!(
+        facts.get("cnf").is_none(),
+        "a bearer token is bound to nothing: {facts}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_secret_reaches_the_library_as_invalid_client() {
+    let server = Server::start().await;
+    let client = server.create_client(&["--scope", "read"]).await;
+    let wrong = client.with_secret("not-the-secret");
+    let mut script = Script::start("client_credentials", &settings(&server, &wrong, json!({})));
+    let line = script
+        .stdout
+        .next_line()
+        .await
+        .expect("read")
+        .expect("a line");
+    let v: Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["exception"], "InvalidClient", "{v}");
+    let status = script.child.wait().await.expect("status");
+    assert!(!status.success());
+}
+
+#[tokio::test]
+async fn the_library_drives_the_code_flow_with_pkce_checks_the_id_token_and_refreshes() {
+    let (server, client) = setup(&[]).await;
+    let (request, out) = code_flow(&server, &client, json!({})).await;
+    assert!(request["dpop_jkt"].is_null(), "{request}");
+    let token = &out["token"];
+    assert_eq!(token["class"], "BearerToken", "{out}");
+    assert!(is(&token["token_type"], "Bearer"), "{out}");
+    let sub = token["id_token_sub"]
+        .as_str()
+        .expect("the library read the ID token");
+    assert_eq!(out["userinfo"]["ok"]["sub"], sub, "{out}");
+    assert_eq!(out["userinfo"]["ok"]["name"], "User alice", "{out}");
+    let refreshed = &out["refreshed"]["ok"];
+    assert!(is(&refreshed["token_type"], "Bearer"), "{out}");
+    assert_ne!(
+        refreshed["refresh_token"], token["refresh_token"],
+        "rotated: {out}"
+    );
+    let at = refreshed["access_token"].as_str().expect("access_token");
+    let facts = server.introspect(&client, at).await;
+    assert_eq!(facts["active"], true, "{facts}");
+    assert_eq!(facts["sub"], sub, "{facts}");
+}
+
+#[tokio::test]
+async fn the_library_pushes_its_authorization_request_first() {
+    let (server, client) = setup(&["--public"]).await;
+    let (request, out) = code_flow(&server, &client, json!({ "par": true })).await;
+    let url = request["authorize_url"].as_str().expect("url");
+    assert!(url.contains("request_uri=urn"), "{url}");
+    assert!(
+        !url.contains("code_challenge"),
+        "pushed, not sent in the URL: {url}"
+    );
+    assert!(is(&out["token"]["token_type"], "Bearer"), "{out}");
+    assert!(out["userinfo"]["ok"]["sub"].is_string(), "{out}");
+    assert!(is(&out["refreshed"]["ok"]["token_type"], "Bearer"), "{out}");
+}

@@ -1,0 +1,88 @@
+"""The authorization code flow with PKCE (RFC 6749 §4.1, RFC 7636) through requests-oauth2client.
+
+Settings: `issuer`, `client_id`, `client_secret` (empty for a public client), `redirect_uri`,
+`scope`, `dpop` (bool) and `par` (bool). The library builds the authorization request (state,
+nonce, S256 PKCE, and with `dpop` a fresh ES256 key whose thumbprint goes in `dpop_jkt`,
+RFC 9449 §10), pushes it first with `par` (RFC 9126, with a DPoP proof), and prints it:
+
+    {"authorize_url": URL, "dpop_jkt": THUMBPRINT or null, "jwk": PUBLIC JWK or null}
+
+The test signs in at that URL and writes the redirect it got back (the full callback URL) as
+one line on standard input. The library then checks the callback (`state`, `iss`), exchanges
+the code (its PKCE verifier, and its DPoP key), checks the ID token, calls the UserInfo
+endpoint with the token as its `requests` auth handler (for DPoP: `Authorization: DPoP` and a
+proof with `ath`), refreshes with the same key, then tries to refresh the new refresh token
+with another key. It prints one line:
+
+    {"token": ..., "userinfo": ..., "refreshed": ..., "other_key": ...}
+
+where each is what the library returned or the OAuth error it raised.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from requests_oauth2client import BearerToken, DPoPKey, DPoPToken
+
+from common import client, emit, error_of, run, settings
+
+
+def describe(token: BearerToken) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "class": type(token).__name__,
+        "token_type": token.token_type,
+        "access_token": token.access_token,
+        "refresh_token": token.refresh_token,
+        "scope": token.scope,
+        "id_token_sub": token.id_token.subject if token.id_token else None,
+    }
+    if isinstance(token, DPoPToken):
+        out["jkt"] = token.dpop_key.dpop_jkt
+        out["rs_nonce"] = token.dpop_key.rs_nonce
+    return out
+
+
+def attempt(what: Any) -> dict[str, Any]:
+    """`what()`, or the error it raised."""
+    try:
+        return {"ok": what()}
+    except Exception as exc:  # noqa: BLE001
+        return {"failed": error_of(exc)}
+
+
+def main() -> None:
+    conf = settings()
+    oauth = client(conf, redirect_uri=conf["redirect_uri"])
+    request = oauth.authorization_request(scope=conf["scope"], dpop=bool(conf.get("dpop")))
+    front = oauth.pushed_authorization_request(request) if conf.get("par") else request
+    key = request.dpop_key
+    emit(
+        {
+            "authorize_url": front.uri,
+            "dpop_jkt": request.dpop_jkt,
+            "jwk": key.public_jwk.to_dict() if key else None,
+        }
+    )
+
+    callback = sys.stdin.readline().strip()
+    token = oauth.authorization_code(request.validate_callback(callback))
+    out: dict[str, Any] = {"token": describe(token)}
+    out["userinfo"] = attempt(lambda: oauth.userinfo(token))
+    newer: BearerToken | None = None
+    try:
+        newer = oauth.refresh_token(token)
+        out["refreshed"] = {"ok": describe(newer)}
+    except Exception as exc:  # noqa: BLE001
+        out["refreshed"] = {"failed": error_of(exc)}
+    if newer is not None and newer.refresh_token:
+        other = DPoPKey.generate()
+        grant = {"grant_type": "refresh_token", "refresh_token": newer.refresh_token}
+        out["other_key"] = attempt(lambda: describe(oauth.token_request(grant, dpop_key=other)))
+        out["other_key_jkt"] = other.dpop_jkt
+    emit(out)
+
+
+if __name__ == "__main__":
+    run(main)
