@@ -17,13 +17,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::browser_support::*;
-use crate::support::{Creds, Server};
+use crate::support::{decode_jwt, Creds, Server};
 
 /// The folder of the scripts and the requirements file.
 fn scripts_dir() -> PathBuf {
@@ -333,4 +335,132 @@ async fn the_library_pushes_its_authorization_request_first() {
     assert!(is(&out["token"]["token_type"], "Bearer"), "{out}");
     assert!(out["userinfo"]["ok"]["sub"].is_string(), "{out}");
     assert!(is(&out["refreshed"]["ok"]["token_type"], "Bearer"), "{out}");
+}
+
+/// The JWK SHA-256 thumbprint of an EC or RSA public key (RFC 7638 §3), computed here, not by
+/// the library.
+fn thumbprint(jwk: &Value) -> String {
+    let members: &[&str] = match jwk["kty"].as_str() {
+        Some("EC") => &["crv", "kty", "x", "y"],
+        Some("RSA") => &["e", "kty", "n"],
+        Some("OKP") => &["crv", "kty", "x"],
+        other => panic!("unexpected key type {other:?}"),
+    };
+    let canonical = members
+        .iter()
+        .map(|m| {
+            let v = jwk[*m].as_str().unwrap_or_else(|| panic!("{m} in {jwk}"));
+            format!("\"{m}\":\"{v}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{{{canonical}}}").as_bytes());
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+#[test]
+fn the_thumbprint_is_rfc_7638s_example() {
+    // RFC 7638 §3.1.
+    let jwk = json!({
+        "kty": "RSA",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29"
+    });
+    assert_eq!(
+        thumbprint(&jwk),
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    );
+}
+
+#[tokio::test]
+async fn the_library_binds_a_client_credentials_token_to_its_dpop_key() {
+    let server = Server::start().await;
+    let client = server.create_client(&["--scope", "read"]).await;
+    let out = run(
+        "client_credentials",
+        &settings(&server, &client, json!({ "scope": "read", "dpop": true })),
+    )
+    .await;
+    assert_eq!(out["class"], "DPoPToken", "{out}");
+    assert!(is(&out["token_type"], "DPoP"), "{out}");
+    let jkt = thumbprint(&out["jwk"]);
+    assert_eq!(
+        out["jkt"],
+        jkt.as_str(),
+        "the library's thumbprint is RFC 7638's"
+    );
+    assert!(out["as_nonce"].is_null(), "no nonce asked for: {out}");
+    let token = out["access_token"].as_str().expect("access_token");
+    assert_eq!(decode_jwt(token).claims["cnf"]["jkt"], jkt.as_str());
+    let facts = server.introspect(&client, token).await;
+    assert_eq!(facts["active"], true, "{facts}");
+    assert_eq!(facts["token_type"], "DPoP", "{facts}");
+    assert_eq!(facts["cnf"]["jkt"], jkt.as_str(), "{facts}");
+}
+
+/// The user flow with a DPoP key through the library, for a public client (its refresh tokens
+/// are bound to the key, RFC 9449 §5), with or without PAR.
+async fn dpop_code_flow(par: bool) {
+    let (server, client) = setup(&["--public"]).await;
+    let observer = server.create_client(&[]).await;
+    let (request, out) = code_flow(&server, &client, json!({ "dpop": true, "par": par })).await;
+    let jkt = thumbprint(&request["jwk"]);
+    assert_eq!(request["dpop_jkt"], jkt.as_str(), "{request}");
+    let url = request["authorize_url"].as_str().expect("url");
+    assert_eq!(url.contains("dpop_jkt="), !par, "{url}");
+
+    let token = &out["token"];
+    assert_eq!(token["class"], "DPoPToken", "{out}");
+    assert!(is(&token["token_type"], "DPoP"), "{out}");
+    assert_eq!(token["jkt"], jkt.as_str(), "{out}");
+    let at = token["access_token"].as_str().expect("access_token");
+    let facts = server.introspect(&observer, at).await;
+    assert_eq!(facts["active"], true, "{facts}");
+    assert_eq!(facts["token_type"], "DPoP", "{facts}");
+    assert_eq!(facts["cnf"]["jkt"], jkt.as_str(), "{facts}");
+
+    // Through the library's auth handler (`Authorization: DPoP` and a proof with `ath`).
+    let sub = token["id_token_sub"].as_str().expect("sub");
+    assert_eq!(out["userinfo"]["ok"]["sub"], sub, "{out}");
+    // The same token as a bearer token is refused, and the challenge names DPoP (§7.1).
+    let res = server
+        .http
+        .get(server.url("/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .expect("userinfo");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let challenge = res.headers()[reqwest::header::WWW_AUTHENTICATE]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    assert!(challenge.contains("algs="), "{challenge}");
+
+    // Refreshed with the same key: bound to it again.
+    let refreshed = &out["refreshed"]["ok"];
+    assert_eq!(refreshed["class"], "DPoPToken", "{out}");
+    assert!(is(&refreshed["token_type"], "DPoP"), "{out}");
+    let at = refreshed["access_token"].as_str().expect("access_token");
+    assert_eq!(
+        server.introspect(&observer, at).await["cnf"]["jkt"],
+        jkt.as_str()
+    );
+    // Another key cannot use the public client's refresh token (§5).
+    assert_ne!(out["other_key_jkt"], jkt.as_str());
+    let refused = &out["other_key"]["failed"];
+    assert_eq!(refused["error"], "invalid_grant", "{out}");
+}
+
+#[tokio::test]
+async fn the_library_drives_the_code_flow_with_dpop_and_a_bearer_use_is_refused() {
+    dpop_code_flow(false).await;
+}
+
+#[tokio::test]
+async fn the_library_pushes_dpop_jkt_and_its_proof_with_par() {
+    dpop_code_flow(true).await;
 }
