@@ -401,9 +401,10 @@ async fn the_library_binds_a_client_credentials_token_to_its_dpop_key() {
 }
 
 /// The user flow with a DPoP key through the library, for a public client (its refresh tokens
-/// are bound to the key, RFC 9449 §5), with or without PAR.
-async fn dpop_code_flow(par: bool) {
-    let (server, client) = setup(&["--public"]).await;
+/// are bound to the key, RFC 9449 §5), with or without PAR, on a server started with `env`;
+/// returns what the script printed last.
+async fn dpop_code_flow(env: &[(&str, &str)], par: bool) -> Value {
+    let (server, client) = setup_with(env, &["--public"]).await;
     let observer = server.create_client(&[]).await;
     let (request, out) = code_flow(&server, &client, json!({ "dpop": true, "par": par })).await;
     let jkt = thumbprint(&request["jwk"]);
@@ -453,14 +454,63 @@ async fn dpop_code_flow(par: bool) {
     assert_ne!(out["other_key_jkt"], jkt.as_str());
     let refused = &out["other_key"]["failed"];
     assert_eq!(refused["error"], "invalid_grant", "{out}");
+    out
 }
 
 #[tokio::test]
 async fn the_library_drives_the_code_flow_with_dpop_and_a_bearer_use_is_refused() {
-    dpop_code_flow(false).await;
+    let out = dpop_code_flow(&[], false).await;
+    assert!(out["as_nonce"].is_null(), "no nonce asked for: {out}");
+    assert!(out["rs_nonce"].is_null(), "no nonce asked for: {out}");
 }
 
 #[tokio::test]
 async fn the_library_pushes_dpop_jkt_and_its_proof_with_par() {
-    dpop_code_flow(true).await;
+    let out = dpop_code_flow(&[], true).await;
+    assert!(out["as_nonce"].is_null(), "no nonce asked for: {out}");
+}
+
+/// With server nonces on, a first proof without one is refused with `use_dpop_nonce` and a
+/// `DPoP-Nonce` (RFC 9449 §8, §9): the library takes the nonce and retries. Without PAR the
+/// token endpoint asks at the code exchange, whose refused first try must not spend the code;
+/// then userinfo asks (its own nonce, §9); the refresh reuses the token endpoint's nonce.
+#[tokio::test]
+async fn the_library_follows_server_nonces_through_the_code_flow_userinfo_and_refresh() {
+    let out = dpop_code_flow(&[("TESSERA_DPOP_NONCE", "true")], false).await;
+    assert!(
+        out["as_nonce"].is_string(),
+        "the token endpoint asked: {out}"
+    );
+    assert!(out["rs_nonce"].is_string(), "userinfo asked: {out}");
+}
+
+/// The same through PAR: the push is the first request to ask for a nonce.
+#[tokio::test]
+async fn the_library_follows_a_server_nonce_at_the_par_endpoint() {
+    let out = dpop_code_flow(&[("TESSERA_DPOP_NONCE", "true")], true).await;
+    assert!(out["as_nonce"].is_string(), "the PAR endpoint asked: {out}");
+    assert!(out["rs_nonce"].is_string(), "userinfo asked: {out}");
+}
+
+#[tokio::test]
+async fn the_library_follows_a_server_nonce_for_client_credentials() {
+    let server = Server::start_with(&[("TESSERA_DPOP_NONCE", "true")]).await;
+    let client = server.create_client(&["--scope", "read"]).await;
+    let out = run(
+        "client_credentials",
+        &settings(&server, &client, json!({ "dpop": true })),
+    )
+    .await;
+    assert!(is(&out["token_type"], "DPoP"), "{out}");
+    assert!(
+        out["as_nonce"].is_string(),
+        "the server asked for a nonce: {out}"
+    );
+    let token = out["access_token"].as_str().expect("access_token");
+    let facts = server.introspect(&client, token).await;
+    assert_eq!(
+        facts["cnf"]["jkt"],
+        thumbprint(&out["jwk"]).as_str(),
+        "{facts}"
+    );
 }

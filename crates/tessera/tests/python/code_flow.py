@@ -15,9 +15,13 @@ endpoint with the token as its `requests` auth handler (for DPoP: `Authorization
 proof with `ath`), refreshes with the same key, then tries to refresh the new refresh token
 with another key. It prints one line:
 
-    {"token": ..., "userinfo": ..., "refreshed": ..., "other_key": ...}
+    {"token": ..., "userinfo": ..., "refreshed": ..., "other_key": ..., "as_nonce": ...,
+     "rs_nonce": ...}
 
-where each is what the library returned or the OAuth error it raised.
+where each of the first four is what the library returned or the OAuth error it raised, and
+the nonces are the last ones the authorization server's token and PAR endpoints and the
+UserInfo endpoint gave the library with `use_dpop_nonce` (RFC 9449 §8, §9), which it then
+retried with.
 """
 
 from __future__ import annotations
@@ -41,7 +45,6 @@ def describe(token: BearerToken) -> dict[str, Any]:
     }
     if isinstance(token, DPoPToken):
         out["jkt"] = token.dpop_key.dpop_jkt
-        out["rs_nonce"] = token.dpop_key.rs_nonce
     return out
 
 
@@ -82,6 +85,10 @@ def main() -> None:
     ).validate_id_token(oauth, response)
     out: dict[str, Any] = {"token": describe(token)}
     out["userinfo"] = attempt(lambda: oauth.userinfo(token))
+    if key is not None:
+        # The nonces the servers handed the library (RFC 9449 §8 and §9), if they asked for any.
+        out["as_nonce"] = key.as_nonce
+        out["rs_nonce"] = key.rs_nonce
     newer: BearerToken | None = None
     try:
         newer = oauth.refresh_token(token)
