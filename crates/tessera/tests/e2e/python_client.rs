@@ -293,6 +293,7 @@ async fn a_wrong_secret_reaches_the_library_as_invalid_client() {
         .expect("a line");
     let v: Value = serde_json::from_str(&line).expect("JSON");
     assert_eq!(v["exception"], "InvalidClient", "{v}");
+    assert_eq!(v["error"], "invalid_client", "{v}");
     let status = script.child.wait().await.expect("status");
     assert!(!status.success());
 }
@@ -513,4 +514,102 @@ async fn the_library_follows_a_server_nonce_for_client_credentials() {
         thumbprint(&out["jwk"]).as_str(),
         "{facts}"
     );
+}
+
+/// A code requested with `dpop_jkt` is worth nothing to someone who saw it, and the PKCE
+/// verifier, but holds another key (RFC 9449 §10).
+#[tokio::test]
+async fn a_stolen_code_exchanged_under_another_key_gets_no_token() {
+    let (server, client) = setup(&["--public"]).await;
+    let (_, out) = code_flow(&server, &client, json!({ "dpop": true, "thief": true })).await;
+    assert!(out["thief"].get("ok").is_none(), "{out}");
+    assert_eq!(out["thief"]["failed"]["error"], "invalid_grant", "{out}");
+}
+
+/// Sends `GET /userinfo` with `Authorization: DPoP TOKEN` and `proof`.
+async fn userinfo_with(server: &Server, token: &str, proof: &str) -> (StatusCode, String) {
+    let res = server
+        .http
+        .get(server.url("/userinfo"))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .send()
+        .await
+        .expect("userinfo");
+    let challenge = res
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (res.status(), challenge)
+}
+
+/// Proofs the library made, as a network attacker who captured them would use them: the good
+/// one works once and is refused when replayed (its `jti`, RFC 9449 §11.1); a proof by another
+/// key, for another URL or method, or without the token's hash is refused (§4.3, §7.1). Each
+/// refusal is a 401 with a `DPoP` challenge.
+#[tokio::test]
+async fn proofs_made_by_the_library_are_refused_when_replayed_or_misused() {
+    let (server, client) = setup(&["--public"]).await;
+    let (_, out) = code_flow(&server, &client, json!({ "dpop": true, "proofs": true })).await;
+    let token = out["token"]["access_token"].as_str().expect("access_token");
+    let proof = |name: &str| {
+        out["proofs"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} proof: {out}"))
+            .to_owned()
+    };
+    let (status, _) = userinfo_with(&server, token, &proof("good")).await;
+    assert_eq!(status, StatusCode::OK, "the first use of a good proof");
+    for name in ["good", "other_key", "other_url", "other_method", "no_ath"] {
+        let (status, challenge) = userinfo_with(&server, token, &proof(name)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+        assert!(challenge.starts_with("DPoP "), "{name}: {challenge}");
+        assert!(challenge.contains("error="), "{name}: {challenge}");
+    }
+}
+
+/// A client registered with `dpop_bound_access_tokens` gets no token from the library without
+/// a proof (RFC 9449 §5.2), and a bound one with.
+#[tokio::test]
+async fn a_dpop_bound_client_gets_tokens_from_the_library_only_with_a_proof() {
+    let server = Server::start().await;
+    let client = server
+        .create_client(&["--scope", "read", "--dpop-bound"])
+        .await;
+    let mut script = Script::start("client_credentials", &settings(&server, &client, json!({})));
+    let line = script
+        .stdout
+        .next_line()
+        .await
+        .expect("read")
+        .expect("a line");
+    let v: Value = serde_json::from_str(&line).expect("JSON");
+    assert!(v.get("access_token").is_none(), "{v}");
+    assert_eq!(v["error"], "invalid_dpop_proof", "{v}");
+    assert!(!script.child.wait().await.expect("status").success());
+    let out = run(
+        "client_credentials",
+        &settings(&server, &client, json!({ "dpop": true })),
+    )
+    .await;
+    assert!(is(&out["token_type"], "DPoP"), "{out}");
+}
+
+/// A confidential client's refresh tokens are not bound to a key (its authentication binds
+/// them, RFC 9449 §5): refreshed under a new key, the new access token is bound to that key.
+#[tokio::test]
+async fn a_confidential_client_may_move_to_a_new_key_at_a_refresh() {
+    let (server, client) = setup(&[]).await;
+    let (request, out) = code_flow(&server, &client, json!({ "dpop": true })).await;
+    let first = thumbprint(&request["jwk"]);
+    assert_eq!(out["token"]["jkt"], first.as_str(), "{out}");
+    assert_eq!(out["refreshed"]["ok"]["jkt"], first.as_str(), "{out}");
+    let moved = &out["other_key"]["ok"];
+    assert!(is(&moved["token_type"], "DPoP"), "{out}");
+    let at = moved["access_token"].as_str().expect("access_token");
+    let facts = server.introspect(&client, at).await;
+    assert_eq!(facts["cnf"]["jkt"], out["other_key_jkt"], "{facts}");
+    assert_ne!(facts["cnf"]["jkt"], first.as_str(), "{facts}");
 }

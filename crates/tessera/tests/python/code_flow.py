@@ -10,18 +10,21 @@ RFC 9449 §10), pushes it first with `par` (RFC 9126, with a DPoP proof), and pr
 The test signs in at that URL and writes the redirect it got back (the full callback URL) as
 one line on standard input. The library then checks the callback (`state`, `iss`), exchanges
 the code (its PKCE verifier, and its DPoP key), checks the ID token (`id_token_sub` is its
-subject once checked), calls the UserInfo
-endpoint with the token as its `requests` auth handler (for DPoP: `Authorization: DPoP` and a
-proof with `ath`), refreshes with the same key, then tries to refresh the new refresh token
-with another key. It prints one line:
+subject once checked), calls the UserInfo endpoint with the token as its `requests` auth
+handler (for DPoP: `Authorization: DPoP` and a proof with `ath`), refreshes with the same key,
+then tries to refresh the new refresh token with another key. It prints one line:
 
     {"token": ..., "userinfo": ..., "refreshed": ..., "other_key": ..., "as_nonce": ...,
      "rs_nonce": ...}
 
 where each of the first four is what the library returned or the OAuth error it raised, and
-the nonces are the last ones the authorization server's token and PAR endpoints and the
-UserInfo endpoint gave the library with `use_dpop_nonce` (RFC 9449 §8, §9), which it then
-retried with.
+the nonces are the last ones the token and PAR endpoints and the UserInfo endpoint gave the
+library with `use_dpop_nonce` (RFC 9449 §8, §9), which it then retried with.
+
+Two settings stop earlier, for an attacker's view: with `thief` the code is exchanged (with
+the PKCE verifier) under another key and the line is `{"thief": ...}`; with `proofs` the line
+stops after `userinfo` and adds `proofs`: DPoP proofs the library made for the UserInfo
+endpoint, for the test to replay or misuse.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from binapy import BinaPy
 from requests_oauth2client import BearerToken, DPoPKey, DPoPToken
 
 from common import client, emit, error_of, run, settings
@@ -56,6 +60,21 @@ def attempt(what: Any) -> dict[str, Any]:
         return {"failed": error_of(exc)}
 
 
+def proofs(oauth: Any, token: BearerToken, key: DPoPKey) -> dict[str, str]:
+    """Proofs the library makes for a GET of the UserInfo endpoint with `token`, for the test to
+    send as a network attacker would: a good one (to be replayed), one by another key, one for
+    another URL, one for another method, one without the token's hash (RFC 9449 §4.3, §7)."""
+    url = oauth.userinfo_endpoint
+    ath = BinaPy(token.access_token).to("sha256").to("b64u").decode()
+    return {
+        "good": str(key.proof(htm="GET", htu=url, ath=ath)),
+        "other_key": str(DPoPKey.generate().proof(htm="GET", htu=url, ath=ath)),
+        "other_url": str(key.proof(htm="GET", htu=oauth.token_endpoint, ath=ath)),
+        "other_method": str(key.proof(htm="DELETE", htu=url, ath=ath)),
+        "no_ath": str(key.proof(htm="GET", htu=url)),
+    }
+
+
 def main() -> None:
     conf = settings()
     oauth = client(conf, redirect_uri=conf["redirect_uri"])
@@ -72,6 +91,17 @@ def main() -> None:
 
     callback = sys.stdin.readline().strip()
     response = request.validate_callback(callback)
+    if conf.get("thief"):
+        # Someone who saw the code and the PKCE verifier, but holds another key.
+        thief = DPoPKey.generate()
+        stolen = {
+            "grant_type": "authorization_code",
+            "code": response.code,
+            "redirect_uri": response.redirect_uri,
+            "code_verifier": response.code_verifier,
+        }
+        emit({"thief": attempt(lambda: describe(oauth.token_request(stolen, dpop_key=thief)))})
+        return
     token = oauth.authorization_code(response, validate=False)
     # The library checks the ID token (signature, iss, aud, nonce, at_hash...) by rebuilding
     # the token around the checked ID token; version 1.8.0 rebuilds a DPoPToken without its key
@@ -85,6 +115,10 @@ def main() -> None:
     ).validate_id_token(oauth, response)
     out: dict[str, Any] = {"token": describe(token)}
     out["userinfo"] = attempt(lambda: oauth.userinfo(token))
+    if key is not None and conf.get("proofs"):
+        out["proofs"] = proofs(oauth, token, key)
+        emit(out)
+        return
     if key is not None:
         # The nonces the servers handed the library (RFC 9449 §8 and §9), if they asked for any.
         out["as_nonce"] = key.as_nonce

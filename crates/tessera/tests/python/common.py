@@ -3,7 +3,8 @@
 Every script takes one argument, a JSON object of settings (the issuer, the client's
 credentials, what to do), builds a `requests_oauth2client.OAuth2Client` from the server's
 discovery document, and prints one JSON object per line on standard output for the Rust test
-to read. A failure prints `{"exception": NAME, "message": TEXT}` and exits 1.
+to read. A failure prints `{"exception": NAME, "message": TEXT}` (with `error` and
+`error_description` when an endpoint answered with an OAuth error) and exits 1.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def run(main: Any) -> None:
         raise
     except BaseException as exc:  # noqa: BLE001
         traceback.print_exc(file=sys.stderr)
-        fail(type(exc).__name__, str(exc))
+        emit({**error_of(exc), "message": str(exc)})
+        sys.exit(1)
 
 
 def error_of(exc: BaseException) -> dict[str, Any]:
