@@ -213,6 +213,22 @@ fn is(token_type: &Value, scheme: &str) -> bool {
         .is_some_and(|t| t.eq_ignore_ascii_case(scheme))
 }
 
+/// Runs a script that must fail: its failure line (the exception, and the OAuth error if an
+/// endpoint answered with one).
+pub async fn run_failing(name: &str, settings: &Value) -> Value {
+    let mut script = Script::start(name, settings);
+    let line = script.stdout.next_line().await.expect("read the script");
+    let status = script.child.wait().await.expect("script status");
+    let stderr = script.stderr();
+    let line =
+        line.unwrap_or_else(|| panic!("{name}.py ended ({status}) without output:\n{stderr}"));
+    let v: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{name}.py printed {line:?}: {e}"));
+    assert!(v.get("exception").is_some(), "{name}.py did not fail: {v}");
+    assert!(!status.success(), "{name}.py failed but exited 0: {v}");
+    v
+}
+
 /// The settings naming `server` and `client`.
 fn settings(server: &Server, client: &Creds, extra: Value) -> Value {
     let mut v = json!({
@@ -284,18 +300,9 @@ async fn a_wrong_secret_reaches_the_library_as_invalid_client() {
     let server = Server::start().await;
     let client = server.create_client(&["--scope", "read"]).await;
     let wrong = client.with_secret("not-the-secret");
-    let mut script = Script::start("client_credentials", &settings(&server, &wrong, json!({})));
-    let line = script
-        .stdout
-        .next_line()
-        .await
-        .expect("read")
-        .expect("a line");
-    let v: Value = serde_json::from_str(&line).expect("JSON");
+    let v = run_failing("client_credentials", &settings(&server, &wrong, json!({}))).await;
     assert_eq!(v["exception"], "InvalidClient", "{v}");
     assert_eq!(v["error"], "invalid_client", "{v}");
-    let status = script.child.wait().await.expect("status");
-    assert!(!status.success());
 }
 
 #[tokio::test]
@@ -578,17 +585,9 @@ async fn a_dpop_bound_client_gets_tokens_from_the_library_only_with_a_proof() {
     let client = server
         .create_client(&["--scope", "read", "--dpop-bound"])
         .await;
-    let mut script = Script::start("client_credentials", &settings(&server, &client, json!({})));
-    let line = script
-        .stdout
-        .next_line()
-        .await
-        .expect("read")
-        .expect("a line");
-    let v: Value = serde_json::from_str(&line).expect("JSON");
+    let v = run_failing("client_credentials", &settings(&server, &client, json!({}))).await;
     assert!(v.get("access_token").is_none(), "{v}");
     assert_eq!(v["error"], "invalid_dpop_proof", "{v}");
-    assert!(!script.child.wait().await.expect("status").success());
     let out = run(
         "client_credentials",
         &settings(&server, &client, json!({ "dpop": true })),
