@@ -408,6 +408,43 @@ async fn the_library_binds_a_client_credentials_token_to_its_dpop_key() {
     assert_eq!(facts["cnf"]["jkt"], jkt.as_str(), "{facts}");
 }
 
+/// Every algorithm discovery lists for DPoP proofs works with a key the library makes for it
+/// (RSA, EC and Ed25519 keys: the thumbprint members differ, RFC 7638 §3.2); one it does not
+/// list is refused with `invalid_dpop_proof`.
+#[tokio::test]
+async fn every_listed_proof_algorithm_binds_and_an_unlisted_one_is_refused() {
+    let server = Server::start().await;
+    let client = server.create_client(&["--scope", "read"]).await;
+    let meta = server.get_json("/.well-known/openid-configuration").await;
+    let algs: Vec<&str> = meta["dpop_signing_alg_values_supported"]
+        .as_array()
+        .expect("dpop_signing_alg_values_supported")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(algs.contains(&"ES256"), "{algs:?}");
+    for alg in &algs {
+        let out = run(
+            "client_credentials",
+            &settings(&server, &client, json!({ "dpop": true, "alg": alg })),
+        )
+        .await;
+        assert!(is(&out["token_type"], "DPoP"), "{alg}: {out}");
+        let jkt = thumbprint(&out["jwk"]);
+        assert_eq!(out["jkt"], jkt.as_str(), "{alg}");
+        let token = out["access_token"].as_str().expect("access_token");
+        let facts = server.introspect(&client, token).await;
+        assert_eq!(facts["cnf"]["jkt"], jkt.as_str(), "{alg}: {facts}");
+    }
+    assert!(!algs.contains(&"ES512"), "{algs:?}");
+    let v = run_failing(
+        "client_credentials",
+        &settings(&server, &client, json!({ "dpop": true, "alg": "ES512" })),
+    )
+    .await;
+    assert_eq!(v["error"], "invalid_dpop_proof", "{v}");
+}
+
 /// The user flow with a DPoP key through the library, for a public client (its refresh tokens
 /// are bound to the key, RFC 9449 §5), with or without PAR, on a server started with `env`;
 /// returns what the script printed last.

@@ -1,8 +1,9 @@
 """The client credentials grant (RFC 6749 §4.4) through requests-oauth2client, Bearer or DPoP.
 
 Settings: `issuer`, `client_id`, `client_secret`, optional `scope`, and `dpop` (bool): with
-it the library generates an ES256 key and proves possession of it at the token endpoint
-(RFC 9449 §5), obeying a `use_dpop_nonce` error with the `DPoP-Nonce` it names (§8).
+it the library generates a key for `alg` (default ES256) and proves possession of it at the
+token endpoint (RFC 9449 §5), obeying a `use_dpop_nonce` error with the `DPoP-Nonce` it names
+(§8).
 
 Prints one line: the token response as the library parsed it (`class` is the token class it
 chose from `token_type`), and for DPoP the key's public JWK, the library's own RFC 7638
@@ -19,7 +20,7 @@ from common import client, emit, run, settings
 def main() -> None:
     conf = settings()
     oauth = client(conf)
-    key = DPoPKey.generate() if conf.get("dpop") else None
+    key = DPoPKey.generate(alg=conf.get("alg", "ES256")) if conf.get("dpop") else None
     token = oauth.client_credentials(scope=conf.get("scope"), dpop=key is not None, dpop_key=key)
     out = {
         "class": type(token).__name__,
