@@ -25,6 +25,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::browser_support::*;
+use crate::device_page;
 use crate::support::{decode_jwt, Creds, Server};
 
 /// The folder of the scripts and the requirements file.
@@ -648,4 +649,50 @@ async fn a_confidential_client_may_move_to_a_new_key_at_a_refresh() {
     let facts = server.introspect(&client, at).await;
     assert_eq!(facts["cnf"]["jkt"], out["other_key_jkt"], "{facts}");
     assert_ne!(facts["cnf"]["jkt"], first.as_str(), "{facts}");
+}
+
+/// The device flow through the library with a DPoP key: alice approves on the verification
+/// page, the library's single poll gets a token bound to its key, and its refresh (a public
+/// client's, so bound to the key) works with the same key.
+#[tokio::test]
+async fn the_library_gets_a_dpop_bound_token_by_the_device_flow() {
+    let server = Server::start().await;
+    server.create_user("alice", PASSWORD).await;
+    let client = server
+        .create_client(&[
+            "--public",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid read offline_access",
+        ])
+        .await;
+    let observer = server.create_client(&[]).await;
+    let mut script = Script::start(
+        "device",
+        &settings(&server, &client, json!({ "scope": "read offline_access" })),
+    );
+    let start = script.line().await;
+    assert_eq!(start["verification_uri"], server.url("/device"), "{start}");
+    let code = start["user_code"].as_str().expect("user_code");
+    let mut browser = Browser::new(&server);
+    let entry = browser.get("/device").await;
+    let page = device_page::enter(&mut browser, &entry, code).await;
+    let page = device_page::sign_in(&mut browser, &page).await;
+    let done = device_page::decide(&mut browser, &page, "allow").await;
+    assert!(done.status.is_success(), "{} {}", done.status, done.body);
+    script.send("approved").await;
+    let out = script.line().await;
+    script.finish().await;
+    let jkt = thumbprint(&out["jwk"]);
+    assert_eq!(out["jkt"], jkt.as_str());
+    for step in ["token", "refreshed"] {
+        assert!(is(&out[step]["token_type"], "DPoP"), "{step}: {out}");
+        let at = out[step]["access_token"].as_str().expect("access_token");
+        let facts = server.introspect(&observer, at).await;
+        assert_eq!(facts["active"], true, "{step}: {facts}");
+        assert_eq!(facts["cnf"]["jkt"], jkt.as_str(), "{step}: {facts}");
+    }
 }
