@@ -78,7 +78,17 @@ fn make_venv() -> PathBuf {
         return interpreter;
     }
     std::fs::create_dir_all(root).expect("create the target's tmp folder");
-    let building = root.join(format!("{name}.building-{}", std::process::id()));
+    // What an interrupted run left half-built (its process is gone) goes.
+    let prefix = format!("{name}.building-");
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = file_name.strip_prefix(&prefix) {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let building = root.join(format!("{prefix}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
     setup_step(
         "make the venv",
