@@ -361,6 +361,100 @@ pub fn challenge(error: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use serde_json::json;
+
+    struct Key(EcdsaKeyPair, ring::rand::SystemRandom);
+
+    impl Key {
+        fn new() -> Self {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .unwrap();
+            Key(pair, rng)
+        }
+
+        fn jwk(&self) -> Value {
+            let p = self.0.public_key().as_ref();
+            json!({"kty": "EC", "crv": "P-256",
+                   "x": URL_SAFE_NO_PAD.encode(p.get(1..33).unwrap()),
+                   "y": URL_SAFE_NO_PAD.encode(p.get(33..65).unwrap())})
+        }
+
+        fn sign(&self, header: &Value, claims: &Value) -> String {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let sig = self.0.sign(&self.1, input.as_bytes()).unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        }
+    }
+
+    const URL: &str = "https://as.example.com/oauth2/token";
+
+    fn expected(token: Option<&str>) -> Expected<'_> {
+        Expected {
+            method: "POST",
+            uri: URL,
+            access_token: token,
+            now: 1_000_000,
+            lifetime: 60,
+            leeway: 5,
+        }
+    }
+
+    fn claims() -> Value {
+        json!({"jti": "j-1", "htm": "POST", "htu": URL, "iat": 1_000_000})
+    }
+
+    #[test]
+    fn a_good_proof_passes_with_its_keys_thumbprint() {
+        let k = Key::new();
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": k.jwk()});
+        let p = verify(&k.sign(&header, &claims()), &expected(None)).unwrap();
+        let jwk = k.jwk();
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#,
+            jwk["x"], jwk["y"]
+        );
+        let want = URL_SAFE_NO_PAD
+            .encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref());
+        assert_eq!(p.jkt, want);
+        assert_eq!(p.jti, "j-1");
+        assert!(is_thumbprint(&p.jkt));
+    }
+
+    #[test]
+    fn the_window_of_iat_and_the_ath_are_enforced() {
+        let k = Key::new();
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": k.jwk()});
+        for (iat, ok) in [
+            (1_000_000 - 60, true),
+            (1_000_000 - 61, false),
+            (1_000_000 + 5, true),
+            (1_000_000 + 6, false),
+        ] {
+            let mut c = claims();
+            c["iat"] = json!(iat);
+            assert_eq!(
+                verify(&k.sign(&header, &c), &expected(None)).is_ok(),
+                ok,
+                "{iat}"
+            );
+        }
+        let mut c = claims();
+        c["ath"] = json!(ath("tok"));
+        let proof = k.sign(&header, &c);
+        assert!(verify(&proof, &expected(Some("tok"))).is_ok());
+        let e = verify(&proof, &expected(Some("other"))).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidDpopProof);
+        assert!(verify(&k.sign(&header, &claims()), &expected(Some("tok"))).is_err());
+    }
 
     #[test]
     fn htu_is_normalised_on_both_sides() {
