@@ -21,7 +21,7 @@ use crate::environment::{valid_env_name, DEFAULT_ENV};
 use crate::grant::types as grant_types;
 use crate::grant::{self, GRANTS};
 use crate::imported_secret::ImportedHash;
-use crate::model::{ClientRecord, RefreshPolicy, TokenFormat};
+use crate::model::{ClientProfile, ClientRecord, RefreshPolicy, TokenFormat};
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret::{self, Secret, SecretHash};
@@ -132,6 +132,9 @@ pub struct ClientSettings {
     pub token_exchange_audiences: Option<Vec<String>>,
     /// Its authorization requests must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: Option<bool>,
+    /// The security profile it is held to: `none` or `fapi2` (the FAPI 2.0 Security
+    /// Profile, [`crate::profile`]) [default: `none`].
+    pub profile: Option<String>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -187,6 +190,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "post_logout_redirect_uris",
     "skip_consent",
     "require_pushed_authorization_requests",
+    "profile",
     "single_use_tokens",
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
@@ -611,6 +615,11 @@ pub fn apply(
     if let Some(v) = settings.require_pushed_authorization_requests {
         flow.require_par = v;
     }
+    if let Some(p) = settings.profile {
+        flow.profile = ClientProfile::parse(&p).ok_or_else(|| {
+            AdminError::invalid("profile", "profile must be 'none' or 'fapi2'")
+        })?;
+    }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {
             redirect_uri::validate_registration(uri)
@@ -674,6 +683,7 @@ fn seconds(
 
 /// The rules across fields, read from each grant's row in [`GRANTS`].
 pub fn check(client: &ClientRecord) -> AdminResult<()> {
+    crate::profile::check_registration(client).map_err(|e| AdminError::invalid("profile", e))?;
     for g in GRANTS.iter().filter(|g| client.allows_grant(g.grant_type)) {
         if client.public && !g.public_clients {
             return Err(AdminError::invalid(

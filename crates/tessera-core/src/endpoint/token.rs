@@ -12,6 +12,7 @@ use crate::error::OAuthError;
 use crate::grant::types;
 use crate::grant::{self, TokenResponse};
 use crate::params::Params;
+use crate::profile;
 
 /// Handles a token request whose body was parsed into `params`.
 pub async fn handle(
@@ -22,7 +23,9 @@ pub async fn handle(
     // RFC 6749 §3.1: parameters MUST NOT be included more than once.
     params.reject_duplicates()?;
     let grant_type = params.require("grant_type")?;
-    let (client, _method) = client_auth::authenticate(cx, basic, params).await?;
+    let (client, method) = client_auth::authenticate(cx, basic, params).await?;
+    profile::check_client_auth(&client, method, params, &cx.config.issuer)?;
+    profile::check_token_request(&client, method, cx.confirmation.as_ref())?;
     match grant::find(grant_type) {
         Some(grant) => Ok((grant.handle)(cx, &client, params)
             .await?

@@ -1577,6 +1577,7 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
         backchannel_logout_session_required: true,
         token_exchange_audiences: vec!["https://api.example.com".into()],
         require_par: true,
+        profile: crate::model::ClientProfile::Fapi2,
     };
     s.insert_client(&c).await.unwrap();
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));
