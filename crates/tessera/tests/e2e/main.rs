@@ -37,6 +37,7 @@ mod dialects_engine;
 mod discovery;
 mod docs_run;
 mod errors;
+mod fapi2;
 mod feed_retention;
 mod fuzz;
 mod hosts;
