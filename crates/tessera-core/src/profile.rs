@@ -112,13 +112,13 @@ fn check_auth_method(method: AuthMethod) -> Result<(), OAuthError> {
         // Mutual TLS client authentication (RFC 8705 §2: `tls_client_auth`,
         // `self_signed_tls_client_auth`) is the profile's other method: its `AuthMethod`
         // variants belong in this arm's pattern when they exist.
-        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost | AuthMethod::None => Err(
-            OAuthError::invalid_client(
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost | AuthMethod::None => {
+            Err(OAuthError::invalid_client(
                 "this client must authenticate with private_key_jwt or mutual TLS \
                  (FAPI 2.0 §5.3.2.1)",
             )
-            .because("fapi2 client used a method the profile does not allow"),
-        ),
+            .because("fapi2 client used a method the profile does not allow"))
+        }
     }
 }
 
@@ -284,7 +284,10 @@ mod tests {
     fn pkce_s256_and_redirect_uri_are_required() {
         let ok = vec![
             ("redirect_uri", "https://app.example.com/cb"),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
             ("code_challenge_method", "S256"),
         ];
         let params = |drop: &str, set: Option<(&str, &str)>| {

@@ -132,6 +132,8 @@ pub struct ClientSettings {
     pub token_exchange_audiences: Option<Vec<String>>,
     /// Its authorization requests must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Every access token is DPoP-bound (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: Option<bool>,
     /// The security profile it is held to: `none` or `fapi2` (the FAPI 2.0 Security
     /// Profile, [`crate::profile`]) [default: `none`].
     pub profile: Option<String>,
@@ -190,6 +192,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "post_logout_redirect_uris",
     "skip_consent",
     "require_pushed_authorization_requests",
+    "dpop_bound_access_tokens",
     "profile",
     "single_use_tokens",
     "backchannel_logout_uri",
@@ -615,10 +618,12 @@ pub fn apply(
     if let Some(v) = settings.require_pushed_authorization_requests {
         flow.require_par = v;
     }
+    if let Some(v) = settings.dpop_bound_access_tokens {
+        flow.dpop_bound_access_tokens = v;
+    }
     if let Some(p) = settings.profile {
-        flow.profile = ClientProfile::parse(&p).ok_or_else(|| {
-            AdminError::invalid("profile", "profile must be 'none' or 'fapi2'")
-        })?;
+        flow.profile = ClientProfile::parse(&p)
+            .ok_or_else(|| AdminError::invalid("profile", "profile must be 'none' or 'fapi2'"))?;
     }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {

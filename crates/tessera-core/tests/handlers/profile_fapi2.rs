@@ -5,7 +5,11 @@
 //! endpoint's URL, no sender constraint, a code past 60 seconds), the lifetimes moved under
 //! the clock, and refresh without rotation. A client without the profile is untouched.
 
-use tessera_core::confirmation::Confirmation;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+use tessera_core::audit::DpopInput;
 use tessera_core::endpoint::authorize::{self, AuthorizeError};
 use tessera_core::endpoint::{par, token};
 use tessera_core::error::{ErrorCode, OAuthError};
@@ -86,23 +90,56 @@ fn code(w: &World, c: &Creds, s: &Signer, user: &UserRecord) -> String {
     p["code"].clone()
 }
 
-/// A token request of `c` with `pairs`, bound to `confirmation`.
+/// A client's DPoP key (ES256), making proofs for the token endpoint (RFC 9449 §4.2).
+struct Dpop(EcdsaKeyPair);
+
+impl Dpop {
+    fn new() -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        Self(pair)
+    }
+
+    /// A fresh proof for `POST /oauth2/token` at `now`.
+    fn proof(&self, now: i64) -> DpopInput {
+        let point = self.0.public_key().as_ref();
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+        });
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let claims = serde_json::json!({
+            "jti": generate_id(), "htm": "POST", "htu": format!("{ISSUER}/oauth2/token"),
+            "iat": now,
+        });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = self.0.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+        DpopInput {
+            proofs: vec![format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))],
+            method: "POST".into(),
+            path: "/oauth2/token".into(),
+        }
+    }
+}
+
+/// A token request of `c` with `pairs`, with a proof of `dpop` if given.
 fn token_bound(
     w: &World,
     c: &Creds,
     s: &Signer,
     pairs: &[(&str, &str)],
-    confirmation: Option<Confirmation>,
+    dpop: Option<&Dpop>,
 ) -> Result<TokenResponse, OAuthError> {
     let mut cx = w.cx();
-    cx.confirmation = confirmation;
+    cx.request.dpop = dpop.map(|d| d.proof(w.now()));
     run(token::handle(&cx, None, &with_assertion(w, c, s, pairs)))
-}
-
-fn jkt() -> Option<Confirmation> {
-    Some(Confirmation::Jkt(
-        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into(),
-    ))
 }
 
 fn exchange(
@@ -110,7 +147,7 @@ fn exchange(
     c: &Creds,
     s: &Signer,
     code: &str,
-    confirmation: Option<Confirmation>,
+    dpop: Option<&Dpop>,
 ) -> Result<TokenResponse, OAuthError> {
     let pairs = [
         ("grant_type", "authorization_code"),
@@ -118,7 +155,7 @@ fn exchange(
         ("redirect_uri", REDIRECT),
         ("code_verifier", VERIFIER),
     ];
-    token_bound(w, c, s, &pairs, confirmation)
+    token_bound(w, c, s, &pairs, dpop)
 }
 
 fn redirected_error(case: &str, r: Result<authorize::AuthorizeRequest, AuthorizeError>) {
@@ -138,9 +175,10 @@ fn the_code_flow_through_a_push_gives_a_bound_token() {
     let (c, s) = fapi2(&w);
     let alice = w.user("alice");
     let code = code(&w, &c, &s, &alice);
-    let tokens = exchange(&w, &c, &s, &code, jkt()).unwrap();
+    let tokens = exchange(&w, &c, &s, &code, Some(&Dpop::new())).unwrap();
     let claims = payload(&at(&tokens));
-    assert_eq!(claims["cnf"]["jkt"], "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+    assert!(claims["cnf"]["jkt"].is_string(), "{claims}");
+    assert_eq!(tokens.token_type, "DPoP");
     assert!(tokens.id_token.is_some());
 }
 
@@ -156,7 +194,10 @@ fn authorization_requests_are_pushed_with_redirect_uri_and_s256() {
     for (case, extra) in [
         ("no redirect_uri", vec![("redirect_uri", "")]),
         ("plain PKCE", vec![("code_challenge_method", "plain")]),
-        ("no code_challenge_method", vec![("code_challenge_method", "")]),
+        (
+            "no code_challenge_method",
+            vec![("code_challenge_method", "")],
+        ),
         (
             "no PKCE",
             vec![("code_challenge", ""), ("code_challenge_method", "")],
@@ -201,15 +242,8 @@ fn the_request_uri_lives_under_600_seconds() {
 #[test]
 fn a_secret_or_the_token_endpoint_as_aud_does_not_authenticate_a_fapi2_client() {
     let w = World::new();
-    let (c, s) = fapi2(&w);
-    // A record changed behind the registration's back: the profile still refuses a secret.
-    let secret = tessera_core::secret::generate("tcs_");
-    let hash = secret.hash();
-    w.update_client(&c, |r| r.secret_hash = Some(hash));
-    let with_secret = Creds {
-        id: c.id.clone(),
-        secret: Some(secret.expose().to_owned()),
-    };
+    // A record stored behind the registration's back: the profile still refuses a secret.
+    let with_secret = w.code_client(|r| r.user_flow.profile = ClientProfile::Fapi2);
     refused(
         "client_secret_post",
         w.token(&with_secret, &[("grant_type", "client_credentials")]),
@@ -217,6 +251,7 @@ fn a_secret_or_the_token_endpoint_as_aud_does_not_authenticate_a_fapi2_client() 
         "private_key_jwt",
     );
     // §5.3.2.1 item 8: the issuer, as a string, is the only aud accepted.
+    let (c, s) = fapi2(&w);
     let a = assertion(&w, &s, &c.id, &format!("{ISSUER}/oauth2/token"));
     let params = World::raw(&[
         ("grant_type", "authorization_code"),
@@ -224,7 +259,7 @@ fn a_secret_or_the_token_endpoint_as_aud_does_not_authenticate_a_fapi2_client() 
         ("client_assertion", &a),
     ]);
     let mut cx = w.cx();
-    cx.confirmation = jkt();
+    cx.request.dpop = Some(Dpop::new().proof(w.now()));
     refused(
         "aud: the token endpoint",
         run(token::handle(&cx, None, &params)),
@@ -236,6 +271,7 @@ fn a_secret_or_the_token_endpoint_as_aud_does_not_authenticate_a_fapi2_client() 
 #[test]
 fn a_token_request_without_a_sender_constraint_is_refused_and_spends_nothing() {
     let w = World::new();
+    let key = Dpop::new();
     let (c, s) = fapi2(&w);
     let alice = w.user("alice");
     let code = code(&w, &c, &s, &alice);
@@ -246,23 +282,24 @@ fn a_token_request_without_a_sender_constraint_is_refused_and_spends_nothing() {
         "sender-constrained",
     );
     // The code was not spent by the refused request.
-    assert!(exchange(&w, &c, &s, &code, jkt()).is_ok());
+    assert!(exchange(&w, &c, &s, &code, Some(&key)).is_ok());
 }
 
 #[test]
 fn a_code_lives_at_most_60_seconds() {
     let w = World::new();
+    let key = Dpop::new();
     let (c, s) = fapi2(&w);
     assert_eq!(w.client_record(&c).user_flow.code_ttl, 120);
     let alice = w.user("alice");
     let in_time = code(&w, &c, &s, &alice);
     let late = code(&w, &c, &s, &alice);
     w.advance(59);
-    assert!(exchange(&w, &c, &s, &in_time, jkt()).is_ok());
+    assert!(exchange(&w, &c, &s, &in_time, Some(&key)).is_ok());
     w.advance(1);
     refused(
         "a code 60 seconds old",
-        exchange(&w, &c, &s, &late, jkt()),
+        exchange(&w, &c, &s, &late, Some(&key)),
         ErrorCode::InvalidGrant,
         "",
     );
@@ -271,10 +308,11 @@ fn a_code_lives_at_most_60_seconds() {
 #[test]
 fn refresh_tokens_are_not_rotated() {
     let w = World::new();
+    let key = Dpop::new();
     let (c, s) = fapi2(&w);
     let alice = w.user("alice");
     let code = code(&w, &c, &s, &alice);
-    let first = exchange(&w, &c, &s, &code, jkt()).unwrap();
+    let first = exchange(&w, &c, &s, &code, Some(&key)).unwrap();
     let refresh = rt(&first);
     let pairs = [
         ("grant_type", "refresh_token"),
@@ -282,16 +320,21 @@ fn refresh_tokens_are_not_rotated() {
     ];
     for _ in 0..3 {
         w.advance(10);
-        let again = token_bound(&w, &c, &s, &pairs, jkt()).unwrap();
+        let again = token_bound(&w, &c, &s, &pairs, Some(&key)).unwrap();
         assert!(again.refresh_token.is_none(), "no new refresh token");
         assert_ne!(at(&again), at(&first));
     }
     // Revoking the refresh token still ends it.
     let revoke = with_assertion(&w, &c, &s, &[("token", &refresh)]);
-    run(tessera_core::endpoint::revoke::handle(&w.cx(), None, &revoke)).unwrap();
+    run(tessera_core::endpoint::revoke::handle(
+        &w.cx(),
+        None,
+        &revoke,
+    ))
+    .unwrap();
     refused(
         "revoked",
-        token_bound(&w, &c, &s, &pairs, jkt()),
+        token_bound(&w, &c, &s, &pairs, Some(&key)),
         ErrorCode::InvalidGrant,
         "",
     );

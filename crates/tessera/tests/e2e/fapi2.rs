@@ -78,11 +78,22 @@ fn authorization(id: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// POSTs `form` plus the client assertion `assertion` to `path`; the status and JSON body.
-async fn post(s: &Server, path: &str, form: &[(String, String)], assertion: &str) -> (StatusCode, Value) {
+async fn post(
+    s: &Server,
+    path: &str,
+    form: &[(String, String)],
+    assertion: &str,
+) -> (StatusCode, Value) {
     let mut form = form.to_vec();
     form.push(("client_assertion_type".into(), ASSERTION_TYPE.into()));
     form.push(("client_assertion".into(), assertion.into()));
-    let res = s.http.post(s.url(path)).form(&form).send().await.expect("POST");
+    let res = s
+        .http
+        .post(s.url(path))
+        .form(&form)
+        .send()
+        .await
+        .expect("POST");
     let status = res.status();
     let body = res.json().await.unwrap_or(Value::Null);
     (status, body)
@@ -149,7 +160,12 @@ async fn a_fapi2_client_pushes_signs_in_and_needs_a_sender_constraint() {
     .collect();
     let a = sign(&key, Some("k1"), &claims(&id, s.issuer()));
     let got = post(&s, "/oauth2/token", &form, &a).await;
-    assert_refused("no sender constraint", &got, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_refused(
+        "no sender constraint",
+        &got,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
     assert!(
         got.1["error_description"]
             .as_str()
@@ -185,7 +201,10 @@ async fn what_the_profile_forbids_is_refused() {
     // §5.3.2.2 items 5 and 6, at the push.
     for (case, extra) in [
         ("plain PKCE", vec![("code_challenge_method", "plain")]),
-        ("no code_challenge_method", vec![("code_challenge_method", "")]),
+        (
+            "no code_challenge_method",
+            vec![("code_challenge_method", "")],
+        ),
         ("no redirect_uri", vec![("redirect_uri", "")]),
     ] {
         let got = push(&s, &id, &key, &extra).await;
@@ -193,22 +212,33 @@ async fn what_the_profile_forbids_is_refused() {
     }
     // §5.4.1 and §5.3.2.1 item 8: the assertion's algorithm and audience.
     let form = authorization(&id, &[]);
-    let hs = hs256(b"a-shared-secret-of-32-bytes-long!", Some("k1"), &claims(&id, s.issuer()));
+    let hs = hs256(
+        b"a-shared-secret-of-32-bytes-long!",
+        Some("k1"),
+        &claims(&id, s.issuer()),
+    );
     let got = post(&s, "/oauth2/par", &form, &hs).await;
     assert_refused("HS256", &got, StatusCode::UNAUTHORIZED, "invalid_client");
     let token_ep = s.url("/oauth2/token");
     let to_endpoint = sign(&key, Some("k1"), &claims(&id, &token_ep));
     let got = post(&s, "/oauth2/par", &form, &to_endpoint).await;
-    assert_refused("aud: token endpoint", &got, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_refused(
+        "aud: token endpoint",
+        &got,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    );
     let cc = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
     let to_endpoint = sign(&key, Some("k1"), &claims(&id, &token_ep));
     let got = post(&s, "/oauth2/token", &cc, &to_endpoint).await;
-    assert_refused("aud at the token endpoint", &got, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_refused(
+        "aud at the token endpoint",
+        &got,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    );
     // §5.3.2.1 items 3 and 6: the profile is refused to a client with a secret or a public one.
-    for how in [
-        vec!["--grant-type", "authorization_code"],
-        vec!["--public"],
-    ] {
+    for how in [vec!["--grant-type", "authorization_code"], vec!["--public"]] {
         let mut args = vec![
             "client",
             "create",
@@ -249,7 +279,10 @@ async fn an_rs256_assertion_is_refused_and_ps256_taken() {
     let got = post(&s, "/oauth2/par", &form, &a).await;
     assert_refused("RS256", &got, StatusCode::UNAUTHORIZED, "invalid_client");
     assert!(
-        got.1["error_description"].as_str().unwrap().contains("PS256"),
+        got.1["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("PS256"),
         "{}",
         got.1
     );

@@ -73,6 +73,10 @@ pub struct Registration {
     /// (RFC 9126 §6, `require_pushed_authorization_requests`).
     #[arg(long = "require-par", num_args = 0..=1, default_missing_value = "true")]
     pub require_par: Option<bool>,
+    /// Refuse this client's token requests without a DPoP proof: every access token it gets
+    /// is DPoP-bound (RFC 9449 §5.2, `dpop_bound_access_tokens`).
+    #[arg(long = "dpop-bound", num_args = 0..=1, default_missing_value = "true")]
+    pub dpop_bound: Option<bool>,
     /// The security profile the client is held to: `none`, or `fapi2` for the FAPI 2.0
     /// Security Profile (pushed requests, PKCE S256, `private_key_jwt` with PS256, ES256 or
     /// EdDSA, sender-constrained tokens, 60-second codes, no refresh token rotation)
@@ -111,6 +115,7 @@ impl Registration {
             post_logout_redirect_uris: list(self.post_logout_redirect_uris),
             skip_consent: self.skip_consent,
             require_pushed_authorization_requests: self.require_par,
+            dpop_bound_access_tokens: self.dpop_bound,
             profile: self.profile,
             single_use_tokens: self.single_use_tokens,
             backchannel_logout_uri: self.backchannel_logout_uri,
