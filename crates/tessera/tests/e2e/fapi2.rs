@@ -4,13 +4,18 @@
 //! would try is refused, each with the section of the profile it breaks: a request not
 //! pushed, plain PKCE, no `redirect_uri`, an HS256 or RS256 assertion, an assertion for the
 //! token endpoint's URL, a token request without a sender constraint, and registering the
-//! profile for a client with a secret. The lifetimes (a code after 60 s, the `request_uri`)
-//! and refresh without rotation are moved under a fixed clock in the handler tests.
+//! profile for a client with a secret; with a DPoP proof (RFC 9449) it gets DPoP-bound tokens
+//! and a refresh token that is not rotated. The lifetimes (a code after 60 s, the
+//! `request_uri`) are moved under a fixed clock in the handler tests.
 
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jsonwebtoken::Algorithm;
 use reqwest::StatusCode;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
 
 use crate::browser_support::*;
@@ -60,7 +65,7 @@ fn authorization(id: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         ("response_type", "code"),
         ("client_id", id),
         ("redirect_uri", REDIRECT),
-        ("scope", "openid read"),
+        ("scope", "openid read offline_access"),
         ("state", "fapi-state"),
         ("code_challenge", CHALLENGE),
         ("code_challenge_method", "S256"),
@@ -77,6 +82,52 @@ fn authorization(id: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A client's DPoP key (ES256), as a client library holds one (RFC 9449 §4.2).
+struct Dpop {
+    pair: EcdsaKeyPair,
+    jwk: Value,
+}
+
+impl Dpop {
+    fn new() -> Self {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let point = pair.public_key().as_ref();
+        // The members RFC 7638 §3.2 hashes, in its order (serde_json keeps keys sorted).
+        let jwk = json!({
+            "crv": "P-256", "kty": "EC",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+        });
+        Self { pair, jwk }
+    }
+
+    /// The RFC 7638 thumbprint of the key.
+    fn jkt(&self) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, self.jwk.to_string().as_bytes());
+        URL_SAFE_NO_PAD.encode(digest.as_ref())
+    }
+
+    /// A fresh proof for `POST url`.
+    fn proof(&self, url: &str) -> String {
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+        let t = unix_now() as i64;
+        let claims = json!({"jti": jti(), "htm": "POST", "htu": url, "iat": t});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let sig = self
+            .pair
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    }
+}
+
 /// POSTs `form` plus the client assertion `assertion` to `path`; the status and JSON body.
 async fn post(
     s: &Server,
@@ -84,16 +135,25 @@ async fn post(
     form: &[(String, String)],
     assertion: &str,
 ) -> (StatusCode, Value) {
+    post_with(s, path, form, assertion, None).await
+}
+
+/// [`post`], with a DPoP proof by `dpop` when given.
+async fn post_with(
+    s: &Server,
+    path: &str,
+    form: &[(String, String)],
+    assertion: &str,
+    dpop: Option<&Dpop>,
+) -> (StatusCode, Value) {
     let mut form = form.to_vec();
     form.push(("client_assertion_type".into(), ASSERTION_TYPE.into()));
     form.push(("client_assertion".into(), assertion.into()));
-    let res = s
-        .http
-        .post(s.url(path))
-        .form(&form)
-        .send()
-        .await
-        .expect("POST");
+    let mut req = s.http.post(s.url(path)).form(&form);
+    if let Some(d) = dpop {
+        req = req.header("DPoP", d.proof(&s.url(path)));
+    }
+    let res = req.send().await.expect("POST");
     let status = res.status();
     let body = res.json().await.unwrap_or(Value::Null);
     (status, body)
@@ -173,6 +233,41 @@ async fn a_fapi2_client_pushes_signs_in_and_needs_a_sender_constraint() {
             .contains("sender-constrained"),
         "{}",
         got.1
+    );
+    // With a DPoP proof (RFC 9449 §5): a DPoP-bound token; the refused request spent nothing.
+    let dpop = Dpop::new();
+    let a = sign(&key, Some("k1"), &claims(&id, s.issuer()));
+    let (status, tokens) = post_with(&s, "/oauth2/token", &form, &a, Some(&dpop)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
+    let access = crate::support::decode_jwt(tokens["access_token"].as_str().unwrap());
+    assert_eq!(
+        access.claims["cnf"]["jkt"],
+        dpop.jkt(),
+        "{:?}",
+        access.claims
+    );
+    // §5.3.2.1 item 9: the refresh token is not rotated; it works again and again.
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token");
+    let again: Vec<(String, String)> = vec![
+        ("grant_type".into(), "refresh_token".into()),
+        ("refresh_token".into(), refresh.into()),
+    ];
+    for _ in 0..2 {
+        let a = sign(&key, Some("k1"), &claims(&id, s.issuer()));
+        let (status, next) = post_with(&s, "/oauth2/token", &again, &a, Some(&dpop)).await;
+        assert_eq!(status, StatusCode::OK, "{next}");
+        assert!(next.get("refresh_token").is_none(), "rotated: {next}");
+        assert_eq!(next["token_type"], "DPoP", "{next}");
+    }
+    // Without a proof, the refresh is refused like the code exchange.
+    let a = sign(&key, Some("k1"), &claims(&id, s.issuer()));
+    let got = post(&s, "/oauth2/token", &again, &a).await;
+    assert_refused(
+        "refresh without a proof",
+        &got,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
     );
 }
 
