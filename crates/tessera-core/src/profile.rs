@@ -67,7 +67,7 @@ pub fn check_registration(client: &ClientRecord) -> Result<(), &'static str> {
 
 /// Whether the client's authorization requests must be pushed first: its own
 /// `require_pushed_authorization_requests` (RFC 9126 §6), or its profile (FAPI 2.0 §5.3.2.2
-/// item 3: "shall reject authorization requests sent without [RFC9126]").
+/// item 3: "shall reject authorization requests sent without \[RFC9126\]").
 pub fn requires_par(client: &ClientRecord) -> bool {
     client.user_flow.require_par || fapi2(client)
 }
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn pkce_s256_and_redirect_uri_are_required() {
-        let ok = vec![
+        let ok = [
             ("redirect_uri", "https://app.example.com/cb"),
             (
                 "code_challenge",
