@@ -339,3 +339,82 @@ fn refresh_tokens_are_not_rotated() {
         "",
     );
 }
+
+#[test]
+fn dynamic_registration_neither_sets_nor_drops_the_profile() {
+    use tessera_core::admin::clients::{self, ClientPatch, ClientSettings};
+    use tessera_core::endpoint::register;
+
+    let mut w = World::new();
+    w.config.dynamic_registration = tessera_core::config::DynamicRegistration::Open;
+    let signer = Signer::new(&w.sealer);
+    let jwks: serde_json::Value = serde_json::from_str(&signer.jwks).unwrap();
+    let mut body = serde_json::json!({
+        "client_name": "bank app",
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": jwks,
+        "profile": "fapi2",
+    });
+    let r = run(register::register(
+        &w.cx(),
+        None,
+        body.to_string().as_bytes(),
+    ))
+    .unwrap();
+    let id = r.client.client_id.clone();
+    let token = r.registration_access_token.expose().to_owned();
+    // A registrant does not choose the profile: the operator does.
+    assert_eq!(
+        w.client_record(&Creds {
+            id: id.clone(),
+            secret: None
+        })
+        .user_flow
+        .profile,
+        ClientProfile::None
+    );
+    let patch = ClientPatch {
+        name: None,
+        settings: ClientSettings {
+            profile: Some("fapi2".into()),
+            ..ClientSettings::default()
+        },
+    };
+    run(clients::update(&w.store, &w.config, &id, patch, w.now())).unwrap();
+    // Replacing its metadata (RFC 7592 §2.2) without the profile keeps it, and its
+    // information says its requests must be pushed.
+    body["client_id"] = serde_json::json!(id);
+    body.as_object_mut().unwrap().remove("profile");
+    let updated = run(register::update(
+        &w.cx(),
+        &id,
+        Some(&token),
+        body.to_string().as_bytes(),
+    ))
+    .unwrap();
+    assert_eq!(updated.user_flow.profile, ClientProfile::Fapi2);
+    let info = register::client_information(&w.cx(), &updated, None, None);
+    assert_eq!(
+        info["require_pushed_authorization_requests"], true,
+        "{info}"
+    );
+    // The profile is refused to a client with a secret, whoever asks.
+    let secret_client = w.code_client(|_| {});
+    let patch = ClientPatch {
+        name: None,
+        settings: ClientSettings {
+            profile: Some("fapi2".into()),
+            ..ClientSettings::default()
+        },
+    };
+    let refused = run(clients::update(
+        &w.store,
+        &w.config,
+        &secret_client.id,
+        patch,
+        w.now(),
+    ));
+    assert!(refused.is_err(), "{refused:?}");
+}
