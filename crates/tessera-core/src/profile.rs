@@ -45,6 +45,13 @@ fn fapi2(client: &ClientRecord) -> bool {
     client.user_flow.profile == ClientProfile::Fapi2
 }
 
+/// Whether a registered client authenticates with a key it holds, as the profile requires:
+/// registered public keys (`private_key_jwt`). A client registered for mutual TLS client
+/// authentication (RFC 8705 §2) is the other kind, to be named here when it exists.
+fn authenticates_with_a_key(client: &ClientRecord) -> bool {
+    client.jwks.is_some()
+}
+
 /// Whether the client's registration can meet its profile; the reason if not, for the
 /// administrator. FAPI 2.0 §5.3.2.1 item 3: "shall only support confidential clients"; item
 /// 6: clients authenticate with MTLS (RFC 8705 §2) or `private_key_jwt` (OpenID Connect Core
@@ -56,7 +63,7 @@ pub fn check_registration(client: &ClientRecord) -> Result<(), &'static str> {
     if client.public {
         return Err("a fapi2 client is confidential (FAPI 2.0 §5.3.2.1 item 3): not public");
     }
-    if client.jwks.is_none() {
+    if !authenticates_with_a_key(client) {
         return Err(
             "a fapi2 client authenticates with private_key_jwt or mutual TLS (FAPI 2.0 \
              §5.3.2.1 item 6): register its public keys, not a secret",
