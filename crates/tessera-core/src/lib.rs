@@ -53,6 +53,7 @@ pub mod opaque;
 pub mod params;
 pub mod password;
 pub mod pkce;
+pub mod profile;
 pub mod redirect_uri;
 pub mod resource;
 pub mod scope;

@@ -119,6 +119,37 @@ impl RefreshPolicy {
     }
 }
 
+/// A security profile a client is held to: a set of rules stricter than the server's
+/// defaults, enforced by [`crate::profile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientProfile {
+    /// The server's rules only.
+    #[default]
+    None,
+    /// The FAPI 2.0 Security Profile (OpenID Foundation, Final, February 2025).
+    Fapi2,
+}
+
+impl ClientProfile {
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientProfile::None => "none",
+            ClientProfile::Fapi2 => "fapi2",
+        }
+    }
+
+    /// Parses `none` (or `default`) or `fapi2`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" | "default" => Some(ClientProfile::None),
+            "fapi2" => Some(ClientProfile::Fapi2),
+            _ => None,
+        }
+    }
+}
+
 /// A client's settings for the flows that act for a user. Stored as one JSON document:
 /// fields added later take their defaults on older rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +189,8 @@ pub struct UserFlowSettings {
     /// Every access token of the client is DPoP-bound: a token request without a DPoP proof
     /// is refused (RFC 9449 §5.2, `dpop_bound_access_tokens`).
     pub dpop_bound_access_tokens: bool,
+    /// The security profile the client is held to ([`crate::profile`]).
+    pub profile: ClientProfile,
 }
 
 impl Default for UserFlowSettings {
@@ -177,6 +210,7 @@ impl Default for UserFlowSettings {
             token_exchange_audiences: Vec::new(),
             require_par: false,
             dpop_bound_access_tokens: false,
+            profile: ClientProfile::None,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::environment::{valid_env_name, DEFAULT_ENV};
 use crate::grant::types as grant_types;
 use crate::grant::{self, GRANTS};
 use crate::imported_secret::ImportedHash;
-use crate::model::{ClientRecord, RefreshPolicy, TokenFormat};
+use crate::model::{ClientProfile, ClientRecord, RefreshPolicy, TokenFormat};
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret::{self, Secret, SecretHash};
@@ -134,6 +134,9 @@ pub struct ClientSettings {
     pub require_pushed_authorization_requests: Option<bool>,
     /// Every access token is DPoP-bound (RFC 9449 §5.2).
     pub dpop_bound_access_tokens: Option<bool>,
+    /// The security profile it is held to: `none` or `fapi2` (the FAPI 2.0 Security
+    /// Profile, [`crate::profile`]) [default: `none`].
+    pub profile: Option<String>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -190,6 +193,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "skip_consent",
     "require_pushed_authorization_requests",
     "dpop_bound_access_tokens",
+    "profile",
     "single_use_tokens",
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
@@ -617,6 +621,10 @@ pub fn apply(
     if let Some(v) = settings.dpop_bound_access_tokens {
         flow.dpop_bound_access_tokens = v;
     }
+    if let Some(p) = settings.profile {
+        flow.profile = ClientProfile::parse(&p)
+            .ok_or_else(|| AdminError::invalid("profile", "profile must be 'none' or 'fapi2'"))?;
+    }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {
             redirect_uri::validate_registration(uri)
@@ -680,6 +688,7 @@ fn seconds(
 
 /// The rules across fields, read from each grant's row in [`GRANTS`].
 pub fn check(client: &ClientRecord) -> AdminResult<()> {
+    crate::profile::check_registration(client).map_err(|e| AdminError::invalid("profile", e))?;
     for g in GRANTS.iter().filter(|g| client.allows_grant(g.grant_type)) {
         if client.public && !g.public_clients {
             return Err(AdminError::invalid(

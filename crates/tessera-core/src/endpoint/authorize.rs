@@ -38,6 +38,7 @@ use crate::grant::types;
 use crate::model::{ClientRecord, CodeRecord, SessionRecord};
 use crate::params::Params;
 use crate::pkce;
+use crate::profile;
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret::{self, generate_id};
@@ -252,12 +253,13 @@ async fn validate_as(
     // A request that names `request_uri` here was resolved from a push (the route resolves
     // every `request_uri` before validating; a push may not name one, RFC 9126 §2.1).
     let pushed = pushing || params.contains("request_uri");
-    if !pushed && (cx.config.require_par || client.user_flow.require_par) {
+    if !pushed && (cx.config.require_par || profile::requires_par(&client)) {
         return Err(fail(OAuthError::invalid_request(
             "authorization requests must be pushed first (RFC 9126): \
              POST them to the pushed_authorization_request_endpoint",
         )));
     }
+    profile::check_authorization_request(&client, params).map_err(fail)?;
     if !client.allows_grant(types::AUTHORIZATION_CODE) {
         return Err(fail(OAuthError::unauthorized_client(
             "this client may not use the authorization code flow",
@@ -455,6 +457,7 @@ pub async fn issue_code(
         .and_then(|d| d.code_ttl)
         .map_or(client_ttl, |d| d.min(client_ttl))
         .clamp(1, 600);
+    let ttl = profile::code_ttl(&req.client, ttl);
     // Only the dialect sets the carried parameters: a request's own parameter of that name
     // is dropped.
     let mut extra = req.extra.clone();

@@ -53,7 +53,8 @@ pub async fn handle(
     params: &Params,
 ) -> Result<DeviceAuthorization, OAuthError> {
     params.reject_duplicates()?;
-    let (client, _method) = client_auth::authenticate(cx, basic, params).await?;
+    let (client, method) = client_auth::authenticate(cx, basic, params).await?;
+    crate::profile::check_client_auth(&client, method, params, &cx.config.issuer)?;
     if !client.allows_grant(GRANT_TYPE) {
         return Err(OAuthError::unauthorized_client(
             "this client may not use the device authorization grant",

@@ -110,6 +110,7 @@ pub async fn handle(
 ) -> Result<IntrospectionResponse, OAuthError> {
     params.reject_duplicates()?;
     let (caller, method) = client_auth::authenticate(cx, basic, params).await?;
+    crate::profile::check_client_auth(&caller, method, params, &cx.config.issuer)?;
     if method == AuthMethod::None {
         return Err(OAuthError::invalid_client(
             "introspection requires client authentication",

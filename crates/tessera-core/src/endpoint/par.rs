@@ -36,6 +36,7 @@ use crate::cx::Cx;
 use crate::endpoint::authorize::{self, AuthorizeError};
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
+use crate::profile;
 use crate::secret::{random_bytes, SecretHash};
 
 /// The prefix of every `request_uri` (RFC 9126 §2.2).
@@ -109,7 +110,8 @@ pub async fn push(
 ) -> Result<PushResponse, OAuthError> {
     // RFC 6749 §3.1, as at the token endpoint.
     params.reject_duplicates()?;
-    let (client, _method) = client_auth::authenticate(cx, basic, params).await?;
+    let (client, method) = client_auth::authenticate(cx, basic, params).await?;
+    profile::check_client_auth(&client, method, params, &cx.config.issuer)?;
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request(
             "request_uri may not be pushed (RFC 9126 §2.1)",
@@ -156,7 +158,7 @@ pub async fn push(
     authorize::validate_pushed(cx, &checked)
         .await
         .map_err(push_error)?;
-    let ttl = cx.config.par_ttl;
+    let ttl = profile::par_ttl(&client, cx.config.par_ttl);
     let pushed = Pushed {
         id: URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
         client_id: client.client_id,

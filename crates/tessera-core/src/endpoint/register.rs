@@ -513,7 +513,7 @@ pub fn client_information(
                 client.user_flow.token_exchange_audiences.clone().into(),
             );
         }
-        if client.user_flow.require_par {
+        if crate::profile::requires_par(client) {
             map.insert("require_pushed_authorization_requests".into(), true.into());
         }
         if client.user_flow.dpop_bound_access_tokens {

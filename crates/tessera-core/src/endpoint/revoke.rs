@@ -23,7 +23,8 @@ pub async fn handle(
     params: &Params,
 ) -> Result<(), OAuthError> {
     params.reject_duplicates()?;
-    let (caller, _method) = client_auth::authenticate(cx, basic, params).await?;
+    let (caller, method) = client_auth::authenticate(cx, basic, params).await?;
+    crate::profile::check_client_auth(&caller, method, params, &cx.config.issuer)?;
     let token = params.require("token")?;
     if revoke_value(cx, token, Some(&caller)).await? {
         let kind = if token.starts_with(crate::opaque::REFRESH_PREFIX) {

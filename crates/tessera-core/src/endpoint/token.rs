@@ -1,8 +1,9 @@
 //! The token endpoint (RFC 6749 §3.2).
 //!
 //! Owns the order of the steps common to every grant (duplicate check, `grant_type`, client
-//! authentication, then the sender constraint of [`crate::sender::bind`]) and the dispatch to a grant module through [`crate::grant::GRANTS`]; a
-//! response through a dialect is shaped by it ([`TokenResponse::through`]: its `token_type`
+//! authentication, the sender constraint of [`crate::sender::bind`], the rules of the client's
+//! profile, [`crate::profile`]) and the dispatch to a grant module through
+//! [`crate::grant::GRANTS`]; a response through a dialect is shaped by it ([`TokenResponse::through`]: its `token_type`
 //! label, `wid`). The body styles a dialect accepts are checked by the HTTP layer, which
 //! knows the request's media type ([`crate::dialect::Dialect::check_style`]).
 
@@ -13,6 +14,7 @@ use crate::error::OAuthError;
 use crate::grant::types;
 use crate::grant::{self, TokenResponse};
 use crate::params::Params;
+use crate::profile;
 use crate::sender;
 
 /// Handles a token request whose body was parsed into `params`.
@@ -25,9 +27,11 @@ pub async fn handle(
     params.reject_duplicates()?;
     let grant_type = params.require("grant_type")?;
     let (client, method) = client_auth::authenticate(cx, basic, params).await?;
+    profile::check_client_auth(&client, method, params, &cx.config.issuer)?;
     // RFC 9449 §5, RFC 8705 §3: what the tokens this request mints are bound to.
     let mut bound = cx.clone();
     bound.confirmation = sender::bind(cx, &client, method, params).await?;
+    profile::check_token_request(&client, method, bound.confirmation.as_ref())?;
     match grant::find(grant_type) {
         Some(grant) => {
             let mut response = (grant.handle)(&bound, &client, params)

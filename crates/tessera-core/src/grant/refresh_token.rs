@@ -7,6 +7,12 @@
 //! grace period and the successor is still unused, in which case the same successor is
 //! returned (for clients retrying over bad networks). Rotation never extends the family's
 //! absolute lifetime, counted from the user's sign-in.
+//!
+//! A client of the FAPI 2.0 profile is not rotated ([`profile::rotates_refresh_tokens`],
+//! FAPI 2.0 §5.3.2.1 item 9): its refresh token is checked as above and stays valid, the
+//! response carries no new one, and it keeps the expiry it was issued with (an idle lifetime
+//! is not moved on, nothing being rewritten). It is never marked used, so presenting it again
+//! is not a reuse; a token rotated out before the client took the profile still is one.
 
 use crate::audit::{self, Actor, AuditEvent, AuditKind};
 use crate::cx::Cx;
@@ -17,6 +23,7 @@ use crate::grant::TokenResponse;
 use crate::model::{ClientRecord, GrantRecord, RefreshPolicy, RefreshRecord};
 use crate::opaque;
 use crate::params::Params;
+use crate::profile;
 use crate::resource;
 use crate::scope::ScopeSet;
 use crate::secret::{Secret, SecretHash};
@@ -89,6 +96,10 @@ pub async fn handle(
     let granted = ScopeSet::parse(&rec.scope)?;
     let scope = narrowed_scope(asked_scope, &granted)?;
     let audience = resource::resolve(params, client, cx.config)?;
+    if !profile::rotates_refresh_tokens(client) {
+        let from_code = FromCode::refresh(&grant);
+        return respond(cx, client, &grant, &scope, audience, None, from_code).await;
+    }
     let (value, token_id) = opaque::mint_refresh(exp);
     let successor = RefreshRecord {
         token_id,

@@ -1579,6 +1579,7 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
         token_exchange_audiences: vec!["https://api.example.com".into()],
         require_par: true,
         dpop_bound_access_tokens: true,
+        profile: crate::model::ClientProfile::Fapi2,
     };
     s.insert_client(&c).await.unwrap();
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));

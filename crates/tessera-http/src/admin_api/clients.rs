@@ -122,6 +122,9 @@ macro_rules! with_client_settings {
             pub require_pushed_authorization_requests: Option<bool>,
             /// Every access token is DPoP-bound (RFC 9449 §5.2).
             pub dpop_bound_access_tokens: Option<bool>,
+            /// The security profile it is held to: `none` or `fapi2` (the FAPI 2.0
+            /// Security Profile).
+            pub profile: Option<String>,
             /// Single-use access tokens.
             pub single_use_tokens: Option<bool>,
             /// Audiences the client may get tokens for by token exchange (RFC 8693).
@@ -149,6 +152,7 @@ macro_rules! with_client_settings {
                     require_pushed_authorization_requests: self
                         .require_pushed_authorization_requests,
                     dpop_bound_access_tokens: self.dpop_bound_access_tokens,
+                    profile: self.profile.clone(),
                     single_use_tokens: self.single_use_tokens,
                     backchannel_logout_uri: self.backchannel_logout_uri.clone(),
                     backchannel_logout_session_required: self.backchannel_logout_session_required,
@@ -289,6 +293,8 @@ pub struct Client {
     pub require_pushed_authorization_requests: bool,
     /// Whether every access token is DPoP-bound (RFC 9449 §5.2).
     pub dpop_bound_access_tokens: bool,
+    /// The security profile it is held to: `none` or `fapi2`.
+    pub profile: String,
     /// The `kid`s of its public keys (`private_key_jwt`).
     pub kids: Option<Vec<Option<String>>>,
 }
@@ -324,6 +330,7 @@ impl From<&ClientRecord> for Client {
             token_exchange_audiences: c.user_flow.token_exchange_audiences.clone(),
             require_pushed_authorization_requests: c.user_flow.require_par,
             dpop_bound_access_tokens: c.user_flow.dpop_bound_access_tokens,
+            profile: c.user_flow.profile.as_str().to_owned(),
             kids: c.jwks.as_deref().map(public_keys::kids),
         }
     }

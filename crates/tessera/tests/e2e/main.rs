@@ -38,6 +38,7 @@ mod discovery;
 mod docs_run;
 mod dpop;
 mod errors;
+mod fapi2;
 mod feed_retention;
 mod fuzz;
 mod hosts;

@@ -32,20 +32,20 @@ const ED25519_SPKI_PREFIX: &str = "302a300506032b6570032100";
 // Keys and assertions
 
 /// A client key pair: what the client signs with and what it registers.
-struct Key {
-    alg: Algorithm,
-    signing: EncodingKey,
+pub(crate) struct Key {
+    pub(crate) alg: Algorithm,
+    pub(crate) signing: EncodingKey,
     /// PKCS#8 of EC and Ed25519 keys, to sign arbitrary bytes with `ring`.
-    pkcs8: Vec<u8>,
+    pub(crate) pkcs8: Vec<u8>,
     /// The public JWK (with `kid`).
-    jwk: Value,
+    pub(crate) jwk: Value,
     /// The public key as a SubjectPublicKeyInfo PEM.
-    pem: String,
+    pub(crate) pem: String,
 }
 
 impl Key {
     /// A `{"keys": [...]}` document with this key alone.
-    fn jwks(&self) -> String {
+    pub(crate) fn jwks(&self) -> String {
         json!({ "keys": [self.jwk] }).to_string()
     }
 }
@@ -111,7 +111,7 @@ fn ec_key(kid: &str, p384: bool) -> Key {
     }
 }
 
-fn p256(kid: &str) -> Key {
+pub(crate) fn p256(kid: &str) -> Key {
     ec_key(kid, false)
 }
 
@@ -119,7 +119,7 @@ fn p384(kid: &str) -> Key {
     ec_key(kid, true)
 }
 
-fn ed25519(kid: &str) -> Key {
+pub(crate) fn ed25519(kid: &str) -> Key {
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let pair = sig::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
@@ -138,7 +138,7 @@ fn ed25519(kid: &str) -> Key {
 
 /// An RSA key made by `openssl genpkey` (2048 bits), signing with `alg`; `None` when openssl
 /// is not on PATH (or fails), so callers skip their RSA part.
-fn openssl_rsa(dir: &Path, kid: &str, alg: Algorithm) -> Option<Key> {
+pub(crate) fn openssl_rsa(dir: &Path, kid: &str, alg: Algorithm) -> Option<Key> {
     let private = dir.join(format!("{kid}-private.pem"));
     let public = dir.join(format!("{kid}-public.pem"));
     let ok = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
@@ -181,7 +181,7 @@ fn openssl_rsa(dir: &Path, kid: &str, alg: Algorithm) -> Option<Key> {
 }
 
 /// Signs `claims` with `key` under its own algorithm; `kid` goes in the header if given.
-fn sign(key: &Key, kid: Option<&str>, claims: &Value) -> String {
+pub(crate) fn sign(key: &Key, kid: Option<&str>, claims: &Value) -> String {
     let mut header = Header::new(key.alg);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, &key.signing).unwrap()
@@ -217,7 +217,7 @@ fn sign_raw(key: &Key, header: &Value, claims: &Value) -> String {
 }
 
 /// An HS256 JWS with `secret` as the HMAC key.
-fn hs256(secret: &[u8], kid: Option<&str>, claims: &Value) -> String {
+pub(crate) fn hs256(secret: &[u8], kid: Option<&str>, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
@@ -237,7 +237,7 @@ fn now() -> i64 {
 }
 
 /// A fresh, unique `jti`.
-fn jti() -> String {
+pub(crate) fn jti() -> String {
     let mut bytes = [0u8; 16];
     ring::rand::SystemRandom::new().fill(&mut bytes).unwrap();
     b64(&bytes)
@@ -374,17 +374,17 @@ fn token_endpoint(s: &Server) -> String {
 // Registration
 
 /// A temporary directory for key files.
-fn key_dir() -> tempfile::TempDir {
+pub(crate) fn key_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn arg(path: &Path) -> &str {
+pub(crate) fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 

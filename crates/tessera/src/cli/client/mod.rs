@@ -373,6 +373,7 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "token_exchange_audiences": c.user_flow.token_exchange_audiences,
         "require_pushed_authorization_requests": c.user_flow.require_par,
         "dpop_bound_access_tokens": c.user_flow.dpop_bound_access_tokens,
+        "profile": c.user_flow.profile.as_str(),
         "kids": c.jwks.as_deref().map(public_keys::kids),
     })
 }

@@ -77,6 +77,12 @@ pub struct Registration {
     /// is DPoP-bound (RFC 9449 §5.2, `dpop_bound_access_tokens`).
     #[arg(long = "dpop-bound", num_args = 0..=1, default_missing_value = "true")]
     pub dpop_bound: Option<bool>,
+    /// The security profile the client is held to: `none`, or `fapi2` for the FAPI 2.0
+    /// Security Profile (pushed requests, PKCE S256, `private_key_jwt` with PS256, ES256 or
+    /// EdDSA, sender-constrained tokens, 60-second codes, no refresh token rotation)
+    /// [create default: none].
+    #[arg(long, value_parser = ["none", "fapi2"])]
+    pub profile: Option<String>,
     /// Single-use access tokens: the first successful check (introspection, or anywhere
     /// Tessera accepts a token) consumes one [create default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -110,6 +116,7 @@ impl Registration {
             skip_consent: self.skip_consent,
             require_pushed_authorization_requests: self.require_par,
             dpop_bound_access_tokens: self.dpop_bound,
+            profile: self.profile,
             single_use_tokens: self.single_use_tokens,
             backchannel_logout_uri: self.backchannel_logout_uri,
             backchannel_logout_session_required: self.backchannel_logout_session_required,
