@@ -65,6 +65,31 @@ pub struct Config {
     /// Every authorization request must be pushed first (RFC 9126 §5,
     /// `require_pushed_authorization_requests`).
     pub require_par: bool,
+    /// Mutual TLS client authentication and certificate-bound tokens (RFC 8705).
+    pub mtls: Mtls,
+}
+
+/// Mutual TLS settings (RFC 8705): whether clients may authenticate with a certificate, the
+/// certificate authorities `tls_client_auth` chains are checked against (§2.1), and the base
+/// URL of the endpoint aliases a client reaches with its certificate (§5).
+#[derive(Debug, Clone, Default)]
+pub struct Mtls {
+    /// Whether mutual TLS is offered: the two client authentication methods of RFC 8705 §2
+    /// and certificate-bound access tokens (§3).
+    pub enabled: bool,
+    /// The trusted certificate authorities of `tls_client_auth` (RFC 8705 §2.1), DER; none:
+    /// only `self_signed_tls_client_auth` (§2.2) is offered.
+    pub trust_anchors: Arc<[Vec<u8>]>,
+    /// The base URL of the `mtls_endpoint_aliases` (RFC 8705 §5), without a trailing `/`.
+    pub base_url: Option<String>,
+}
+
+impl Mtls {
+    /// Whether `tls_client_auth` (RFC 8705 §2.1) is offered: mutual TLS is on and a
+    /// certificate authority is configured.
+    pub fn pki(&self) -> bool {
+        self.enabled && !self.trust_anchors.is_empty()
+    }
 }
 
 /// Whether clients may register themselves (RFC 7591).
@@ -126,6 +151,7 @@ impl Config {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             par_ttl: 60,
             require_par: false,
+            mtls: Mtls::default(),
         }
     }
 

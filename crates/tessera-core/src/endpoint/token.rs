@@ -23,6 +23,13 @@ pub async fn handle(
     params.reject_duplicates()?;
     let grant_type = params.require("grant_type")?;
     let (client, _method) = client_auth::authenticate(cx, basic, params).await?;
+    // Certificate-bound access tokens (RFC 8705 §3): the tokens this request mints carry
+    // the thumbprint of the certificate it came with.
+    let mut bound = cx.clone();
+    if let Some(c) = crate::mtls::certificate_binding(cx, &client) {
+        bound.confirmation = Some(c);
+    }
+    let cx = &bound;
     match grant::find(grant_type) {
         Some(grant) => Ok((grant.handle)(cx, &client, params)
             .await?

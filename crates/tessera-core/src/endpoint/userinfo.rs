@@ -5,12 +5,14 @@
 //! that its scope releases. "Meant for this server" (RFC 9068 §4, RFC 8707 §2): its `aud`
 //! names the issuer, the UserInfo URL or the server's default audience (what a token
 //! requested for no particular resource gets, see [`crate::resource`]); a token restricted
-//! to other APIs is refused. A single-use token is consumed only once every rule passed.
+//! to other APIs is refused. A certificate-bound token must come over a connection with its
+//! certificate (RFC 8705 §3, [`crate::mtls::check_presented`]). A single-use token is consumed only once every rule passed.
 
 use serde_json::{Map, Value};
 
 use super::{path, EndpointId};
 use crate::audience::Audience;
+use crate::confirmation::Confirmation;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::id_token::user_claims;
@@ -30,6 +32,10 @@ pub async fn handle(cx: &Cx<'_>, bearer: Option<&str>) -> Result<Map<String, Val
     let token = bearer.ok_or_else(|| OAuthError::invalid_token("a bearer token is required"))?;
     let invalid = || OAuthError::invalid_token("the access token is invalid, expired or revoked");
     let active = look(cx, token, None).await?.ok_or_else(invalid)?;
+    // A certificate-bound token comes with its certificate (RFC 8705 §3).
+    if let Some(c @ Confirmation::X5tS256(_)) = Confirmation::of_claims(&active.claims) {
+        crate::mtls::check_presented(cx, &c)?;
+    }
     if active.grant_id.is_none() {
         return Err(OAuthError::invalid_token(
             "the access token was not issued for a user",

@@ -1577,6 +1577,10 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
         backchannel_logout_session_required: true,
         token_exchange_audiences: vec!["https://api.example.com".into()],
         require_par: true,
+        certificate_auth: Some(crate::model::CertificateAuth::TlsClientAuth(
+            crate::model::CertificateSubject::SubjectDn("CN=client,O=Example".into()),
+        )),
+        certificate_bound_access_tokens: Some(false),
     };
     s.insert_client(&c).await.unwrap();
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));
