@@ -25,6 +25,9 @@ pub async fn handle(
     let keys = state.keys();
     let mut cx = state.cx_for(&host, &keys);
     cx.dialect = through.dialect();
+    // A certificate-bound token is checked against the request's certificate (RFC 8705 §3).
+    let (parts, _) = req.into_parts();
+    cx.request.client_cert = crate::extract::client_certificate(&parts, &state);
     match userinfo::handle(&cx, bearer.as_deref()).await {
         Ok(claims) => json_no_store(
             StatusCode::OK,
