@@ -274,10 +274,13 @@ impl ClientKeys {
     /// The RFC 7638 thumbprints of the public keys, in order (a key whose type has none is
     /// left out).
     pub fn thumbprints(&self) -> Vec<String> {
-        let jwks = self.keys.iter().filter_map(|jwk| match serde_json::to_value(jwk) {
-            Ok(serde_json::Value::Object(members)) => jwk_thumbprint(&members),
-            _ => None,
-        });
+        let jwks = self
+            .keys
+            .iter()
+            .filter_map(|jwk| match serde_json::to_value(jwk) {
+                Ok(serde_json::Value::Object(members)) => jwk_thumbprint(&members),
+                _ => None,
+            });
         let pems = self
             .pems
             .iter()

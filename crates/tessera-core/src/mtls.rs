@@ -75,7 +75,11 @@ pub fn check_presented(cx: &Cx<'_>, confirmation: &Confirmation) -> Result<(), O
 
 /// Authenticates a client registered for a certificate method (RFC 8705 §2) by the
 /// certificate of the request. The answer to every failure is the same `invalid_client`.
-pub fn authenticate(cx: &Cx<'_>, client: &ClientRecord, how: &CertificateAuth) -> Result<(), OAuthError> {
+pub fn authenticate(
+    cx: &Cx<'_>,
+    client: &ClientRecord,
+    how: &CertificateAuth,
+) -> Result<(), OAuthError> {
     let failed = || OAuthError::invalid_client("client authentication failed");
     if !cx.config.mtls.enabled {
         return Err(failed().because("mutual TLS is not enabled"));
@@ -89,10 +93,13 @@ pub fn authenticate(cx: &Cx<'_>, client: &ClientRecord, how: &CertificateAuth) -
                 return Err(failed().because("no certificate authority is configured"));
             }
             if !chains_to_anchor(der, &cx.config.mtls.trust_anchors, cx.now) {
-                return Err(failed().because("the client certificate does not chain to a trusted authority"));
+                return Err(failed()
+                    .because("the client certificate does not chain to a trusted authority"));
             }
             if !subject_matches(der, subject) {
-                return Err(failed().because("the client certificate's subject is not the registered one"));
+                return Err(
+                    failed().because("the client certificate's subject is not the registered one")
+                );
             }
             Ok(())
         }
@@ -117,8 +124,10 @@ pub fn authenticate(cx: &Cx<'_>, client: &ClientRecord, how: &CertificateAuth) -
 /// a bundle may hold an issuing authority beside its root.
 pub fn chains_to_anchor(der: &[u8], anchors: &[Vec<u8>], now: i64) -> bool {
     use rustls_pki_types::{CertificateDer, UnixTime};
-    let certificates: Vec<CertificateDer<'_>> =
-        anchors.iter().map(|a| CertificateDer::from(a.as_slice())).collect();
+    let certificates: Vec<CertificateDer<'_>> = anchors
+        .iter()
+        .map(|a| CertificateDer::from(a.as_slice()))
+        .collect();
     let trust: Vec<_> = certificates
         .iter()
         .filter_map(|c| webpki::anchor_from_trusted_cert(c).ok())
@@ -159,20 +168,25 @@ pub fn subject_matches(der: &[u8], subject: &CertificateSubject) -> bool {
     let Ok(Some(san)) = cert.subject_alternative_name() else {
         return false;
     };
-    san.value.general_names.iter().any(|name| match (subject, name) {
-        (CertificateSubject::SanDns(v), GeneralName::DNSName(n)) => v.eq_ignore_ascii_case(n),
-        (CertificateSubject::SanUri(v), GeneralName::URI(n)) => v == n,
-        (CertificateSubject::SanEmail(v), GeneralName::RFC822Name(n)) => v == n,
-        (CertificateSubject::SanIp(v), GeneralName::IPAddress(bytes)) => {
-            let presented = match bytes.len() {
-                4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
-                16 => <[u8; 16]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
-                _ => None,
-            };
-            presented.is_some_and(|p| v.parse::<std::net::IpAddr>().ok() == Some(p))
-        }
-        _ => false,
-    })
+    san.value
+        .general_names
+        .iter()
+        .any(|name| match (subject, name) {
+            (CertificateSubject::SanDns(v), GeneralName::DNSName(n)) => v.eq_ignore_ascii_case(n),
+            (CertificateSubject::SanUri(v), GeneralName::URI(n)) => v == n,
+            (CertificateSubject::SanEmail(v), GeneralName::RFC822Name(n)) => v == n,
+            (CertificateSubject::SanIp(v), GeneralName::IPAddress(bytes)) => {
+                let presented = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
+                    16 => <[u8; 16]>::try_from(*bytes)
+                        .ok()
+                        .map(std::net::IpAddr::from),
+                    _ => None,
+                };
+                presented.is_some_and(|p| v.parse::<std::net::IpAddr>().ok() == Some(p))
+            }
+            _ => false,
+        })
 }
 
 /// Whether `der` is a certificate registered in `keys` (RFC 8705 §2.2): byte for byte the
@@ -232,7 +246,10 @@ fn certificate_dn(cert: &X509Certificate<'_>) -> Option<Dn> {
         let mut pairs = Vec::new();
         for atv in rdn.iter() {
             let value = atv.as_str().ok()?;
-            pairs.push((attribute_type(&atv.attr_type().to_id_string()), value.to_owned()));
+            pairs.push((
+                attribute_type(&atv.attr_type().to_id_string()),
+                value.to_owned(),
+            ));
         }
         dn.push(pairs);
     }
@@ -372,7 +389,9 @@ mod tests {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::OrganizationName, "Example, Inc.");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Example, Inc.");
         params.distinguished_name.push(DnType::CommonName, cn);
         params.subject_alt_names = sans;
         params.signed_by(&key, &ca.issuer).unwrap().der().to_vec()
@@ -421,14 +440,22 @@ mod tests {
         let m = |s: CertificateSubject| subject_matches(&cert, &s);
         assert!(m(CertificateSubject::SanDns("Client.Example.com".into())));
         assert!(!m(CertificateSubject::SanDns("other.example.com".into())));
-        assert!(m(CertificateSubject::SanUri("https://client.example.com/id".into())));
-        assert!(!m(CertificateSubject::SanUri("https://client.example.com/".into())));
+        assert!(m(CertificateSubject::SanUri(
+            "https://client.example.com/id".into()
+        )));
+        assert!(!m(CertificateSubject::SanUri(
+            "https://client.example.com/".into()
+        )));
         assert!(m(CertificateSubject::SanIp("2001:db8:0::1".into())));
         assert!(!m(CertificateSubject::SanIp("2001:db8::2".into())));
-        assert!(m(CertificateSubject::SanEmail("ops@client.example.com".into())));
+        assert!(m(CertificateSubject::SanEmail(
+            "ops@client.example.com".into()
+        )));
         // A DNS name registered as a URI is not a match: the type counts.
         assert!(!m(CertificateSubject::SanUri("client.example.com".into())));
-        assert!(!m(CertificateSubject::SanEmail("client.example.com".into())));
+        assert!(!m(CertificateSubject::SanEmail(
+            "client.example.com".into()
+        )));
     }
 
     #[test]
@@ -462,7 +489,15 @@ mod tests {
 
     #[test]
     fn malformed_dns_are_refused() {
-        for bad in ["", "CN", "=x", "CN=#04024869", "CN=a\\", "CN=a\\4", "CN=\"x\""] {
+        for bad in [
+            "",
+            "CN",
+            "=x",
+            "CN=#04024869",
+            "CN=a\\",
+            "CN=a\\4",
+            "CN=\"x\"",
+        ] {
             assert_eq!(parse_dn(bad), None, "{bad}");
         }
         assert_eq!(

@@ -1040,9 +1040,7 @@ fn mtls_settings(
 ) -> Result<Option<PathBuf>> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
-    core.mtls.enabled = src
-        .env_file("mtls_enabled", file.enabled)?
-        .unwrap_or(false);
+    core.mtls.enabled = src.env_file("mtls_enabled", file.enabled)?.unwrap_or(false);
     let ca_file = src.env_file("mtls_ca_file", file.ca_file)?;
     if let Some(path) = &ca_file {
         let anchors = CertificateDer::pem_file_iter(path)
@@ -1056,8 +1054,9 @@ fn mtls_settings(
         core.mtls.trust_anchors = anchors.into();
     }
     if let Some(name) = src.env_file("mtls_client_cert_header", file.client_cert_header)? {
-        let header = axum::http::HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| anyhow::anyhow!("mtls_client_cert_header: '{name}' is not a header name"))?;
+        let header = axum::http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            anyhow::anyhow!("mtls_client_cert_header: '{name}' is not a header name")
+        })?;
         http.mtls_client_cert_header = Some(header);
     }
     if let Some(url) = src.env_file("mtls_base_url", file.base_url)? {
@@ -1066,11 +1065,12 @@ fn mtls_settings(
             .map_err(|e| anyhow::anyhow!("mtls_base_url: {}", e.reason))?;
         core.mtls.base_url = Some(url);
     }
-    let given = ca_file.is_some()
-        || http.mtls_client_cert_header.is_some()
-        || core.mtls.base_url.is_some();
+    let given =
+        ca_file.is_some() || http.mtls_client_cert_header.is_some() || core.mtls.base_url.is_some();
     if given && !core.mtls.enabled {
-        bail!("mtls_ca_file, mtls_client_cert_header and mtls_base_url go with mtls_enabled = true");
+        bail!(
+            "mtls_ca_file, mtls_client_cert_header and mtls_base_url go with mtls_enabled = true"
+        );
     }
     Ok(ca_file)
 }
@@ -1228,7 +1228,10 @@ impl Settings {
                 "mtls_enabled" => json!(core.mtls.enabled),
                 "mtls_ca_file" => path(&self.mtls_ca_file),
                 "mtls_client_cert_header" => {
-                    json!(http.mtls_client_cert_header.as_ref().map(ToString::to_string))
+                    json!(http
+                        .mtls_client_cert_header
+                        .as_ref()
+                        .map(ToString::to_string))
                 }
                 "mtls_base_url" => json!(core.mtls.base_url),
                 "login_failures_per_user" => json!(http.login_failures_per_user),

@@ -124,7 +124,12 @@ fn mtls_metadata(config: &Config, doc: &mut serde_json::Map<String, serde_json::
         let aliases: serde_json::Map<String, serde_json::Value> = ENDPOINTS
             .iter()
             .filter(|e| MTLS_ALIASED.contains(&e.id))
-            .filter_map(|e| Some((e.metadata_key?.to_owned(), format!("{base}{}", e.path()).into())))
+            .filter_map(|e| {
+                Some((
+                    e.metadata_key?.to_owned(),
+                    format!("{base}{}", e.path()).into(),
+                ))
+            })
             .collect();
         doc.insert("mtls_endpoint_aliases".into(), aliases.into());
     }

@@ -346,11 +346,31 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
             let env_output = output.wanted()?;
             let mut body = Map::new();
             let subject = certificate_subject.fields();
-            put(&mut body, "tls_client_auth_subject_dn", subject.tls_client_auth_subject_dn);
-            put(&mut body, "tls_client_auth_san_dns", subject.tls_client_auth_san_dns);
-            put(&mut body, "tls_client_auth_san_uri", subject.tls_client_auth_san_uri);
-            put(&mut body, "tls_client_auth_san_ip", subject.tls_client_auth_san_ip);
-            put(&mut body, "tls_client_auth_san_email", subject.tls_client_auth_san_email);
+            put(
+                &mut body,
+                "tls_client_auth_subject_dn",
+                subject.tls_client_auth_subject_dn,
+            );
+            put(
+                &mut body,
+                "tls_client_auth_san_dns",
+                subject.tls_client_auth_san_dns,
+            );
+            put(
+                &mut body,
+                "tls_client_auth_san_uri",
+                subject.tls_client_auth_san_uri,
+            );
+            put(
+                &mut body,
+                "tls_client_auth_san_ip",
+                subject.tls_client_auth_san_ip,
+            );
+            put(
+                &mut body,
+                "tls_client_auth_san_email",
+                subject.tls_client_auth_san_email,
+            );
             body.insert("name".into(), json!(name));
             body.insert("env".into(), json!(env));
             if public {

@@ -124,7 +124,10 @@ async fn server(ca: &Ca, extra: &[(&str, &str)]) -> (Server, tempfile::TempDir) 
 async fn token(s: &Server, http: &reqwest::Client, client_id: &str) -> (StatusCode, Value) {
     let res = http
         .post(s.url("/oauth2/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", client_id)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+        ])
         .send()
         .await
         .unwrap();
@@ -186,7 +189,14 @@ async fn tls_client_auth_takes_the_authoritys_certificate_with_the_registered_su
     .await;
     let cert = issued(&good, "client one", "one.example.com");
     let body = first_token(&s, &https(&s, Some(&cert)), &id).await;
-    assert_eq!(body["token_type"], "Bearer", "{body}");
+    // Still a bearer token (RFC 8705 §3: presented over the same mutual TLS connection).
+    assert!(
+        body["token_type"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("bearer"),
+        "{body}"
+    );
 
     // The token is bound to the certificate (RFC 8705 §3.1): cnf.x5t#S256 is its SHA-256.
     let access = body["access_token"].as_str().unwrap();
@@ -422,7 +432,10 @@ async fn the_proxy_header_is_believed_from_a_trusted_proxy_only() {
                 let res = https(&s, None)
                     .post(s.url("/oauth2/token"))
                     .header("x-client-cert", &header)
-                    .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str())])
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", id.as_str()),
+                    ])
                     .send()
                     .await
                     .unwrap();
@@ -443,7 +456,10 @@ async fn the_proxy_header_is_believed_from_a_trusted_proxy_only() {
             // From a trusted proxy, its header is the only certificate: none means none.
             let res = https(&s, Some(&cert))
                 .post(s.url("/oauth2/token"))
-                .form(&[("grant_type", "client_credentials"), ("client_id", id.as_str())])
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id.as_str()),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -486,7 +502,10 @@ async fn the_metadata_names_the_methods_the_binding_and_the_aliases() {
         "device_authorization_endpoint",
     ] {
         let url = aliases[key].as_str().unwrap_or_default();
-        assert!(url.starts_with("https://mtls.auth.example.com/"), "{key}: {aliases}");
+        assert!(
+            url.starts_with("https://mtls.auth.example.com/"),
+            "{key}: {aliases}"
+        );
     }
     assert!(aliases.get("authorization_endpoint").is_none());
 
@@ -498,7 +517,9 @@ async fn the_metadata_names_the_methods_the_binding_and_the_aliases() {
         .unwrap()
         .contains(&json!("tls_client_auth")));
     assert!(doc.get("mtls_endpoint_aliases").is_none());
-    assert!(doc.get("tls_client_certificate_bound_access_tokens").is_none());
+    assert!(doc
+        .get("tls_client_certificate_bound_access_tokens")
+        .is_none());
 }
 
 #[tokio::test]
@@ -522,7 +543,10 @@ async fn dynamic_registration_takes_a_tls_client_auth_client() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     assert_eq!(made["token_endpoint_auth_method"], "tls_client_auth");
-    assert_eq!(made["tls_client_auth_subject_dn"], "CN=client one,O=Example");
+    assert_eq!(
+        made["tls_client_auth_subject_dn"],
+        "CN=client one,O=Example"
+    );
     assert_eq!(made["tls_client_certificate_bound_access_tokens"], true);
     assert!(made.get("client_secret").is_none(), "{made}");
     // The certificate authenticates it: past authentication, the grant is what is refused.
