@@ -155,6 +155,9 @@ pub struct UserFlowSettings {
     /// The client's authorization requests must be pushed first (RFC 9126 §6,
     /// `require_pushed_authorization_requests`).
     pub require_par: bool,
+    /// Every access token of the client is DPoP-bound: a token request without a DPoP proof
+    /// is refused (RFC 9449 §5.2, `dpop_bound_access_tokens`).
+    pub dpop_bound_access_tokens: bool,
     /// How the client authenticates with a certificate (RFC 8705 §2); none: it does not.
     pub certificate_auth: Option<CertificateAuth>,
     /// Whether its access tokens are bound to the certificate of the connection they are
@@ -244,6 +247,7 @@ impl Default for UserFlowSettings {
             backchannel_logout_session_required: false,
             token_exchange_audiences: Vec::new(),
             require_par: false,
+            dpop_bound_access_tokens: false,
             certificate_auth: None,
             certificate_bound_access_tokens: None,
         }
@@ -698,6 +702,9 @@ pub struct GrantRecord {
     /// the record of which clients a session signed into (OpenID Connect Back-Channel
     /// Logout 1.0 §2.1).
     pub sid: Option<String>,
+    /// The RFC 7638 thumbprint of the DPoP key the family's refresh tokens are bound to
+    /// (RFC 9449 §5: those of a public client that sent a proof).
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token, stored only as its hash; found by the public id inside it.

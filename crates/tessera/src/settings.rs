@@ -130,6 +130,12 @@ pub struct FileConfig {
     pub mtls_client_cert_header: Option<String>,
     /// Base URL of the endpoints clients reach with their certificate (RFC 8705 §5).
     pub mtls_base_url: Option<String>,
+    /// DPoP proofs must carry a nonce this server provided (RFC 9449 §8).
+    pub dpop_nonce: Option<bool>,
+    /// How long a DPoP proof is accepted after its `iat`, seconds (RFC 9449 §11.1).
+    pub dpop_proof_lifetime: Option<i64>,
+    /// How long a DPoP nonce stays valid, seconds (RFC 9449 §8).
+    pub dpop_nonce_lifetime: Option<i64>,
     /// Failed sign-ins allowed per username per lockout window (0: unlimited).
     pub login_failures_per_user: Option<u32>,
     /// Failed sign-ins allowed per client address per lockout window (0: unlimited).
@@ -637,6 +643,21 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
     }
     if let Some(v) = src.env_file("require_par", file.require_par)? {
         core.require_par = v;
+    }
+    if let Some(v) = src.env_file("dpop_nonce", file.dpop_nonce)? {
+        core.dpop_nonce = v;
+    }
+    if let Some(v) = src.env_file("dpop_proof_lifetime", file.dpop_proof_lifetime)? {
+        if !(1..=600).contains(&v) {
+            bail!("dpop_proof_lifetime must be between 1 and 600 seconds");
+        }
+        core.dpop_proof_lifetime = v;
+    }
+    if let Some(v) = src.env_file("dpop_nonce_lifetime", file.dpop_nonce_lifetime)? {
+        if !(10..=3600).contains(&v) {
+            bail!("dpop_nonce_lifetime must be between 10 and 3600 seconds");
+        }
+        core.dpop_nonce_lifetime = v;
     }
     if let Some(v) = src.pick(
         "assertion_max_lifetime",
@@ -1234,6 +1255,9 @@ impl Settings {
                         .map(ToString::to_string))
                 }
                 "mtls_base_url" => json!(core.mtls.base_url),
+                "dpop_nonce" => json!(core.dpop_nonce),
+                "dpop_proof_lifetime" => json!(core.dpop_proof_lifetime),
+                "dpop_nonce_lifetime" => json!(core.dpop_nonce_lifetime),
                 "login_failures_per_user" => json!(http.login_failures_per_user),
                 "login_failures_per_address" => json!(http.login_failures_per_address),
                 "login_lockout_window" => json!(http.login_lockout_window),

@@ -148,6 +148,8 @@ pub struct ClientSettings {
     pub token_exchange_audiences: Option<Vec<String>>,
     /// Its authorization requests must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Every access token is DPoP-bound (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: Option<bool>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
     /// Its access tokens are bound to its client certificate (RFC 8705 §3.4) [default: when
@@ -249,6 +251,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "post_logout_redirect_uris",
     "skip_consent",
     "require_pushed_authorization_requests",
+    "dpop_bound_access_tokens",
     "single_use_tokens",
     "tls_client_certificate_bound_access_tokens",
     "backchannel_logout_uri",
@@ -726,6 +729,9 @@ pub fn apply(
     }
     if let Some(v) = settings.tls_client_certificate_bound_access_tokens {
         flow.certificate_bound_access_tokens = Some(v);
+    }
+    if let Some(v) = settings.dpop_bound_access_tokens {
+        flow.dpop_bound_access_tokens = v;
     }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {

@@ -264,6 +264,16 @@ fn read_metadata(
     } else {
         strings(&doc, "token_exchange_audiences")?
     };
+    // RFC 9449 §5.2: a boolean, false when omitted.
+    let dpop_bound = match doc.get("dpop_bound_access_tokens") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(invalid_metadata(
+                "dpop_bound_access_tokens must be a boolean",
+            ))
+        }
+    };
     // RFC 9126 §6: a boolean, false when omitted.
     let require_par = match doc.get("require_pushed_authorization_requests") {
         None | Some(Value::Null) => false,
@@ -294,6 +304,7 @@ fn read_metadata(
             backchannel_logout_session_required,
             require_pushed_authorization_requests: Some(require_par),
             tls_client_certificate_bound_access_tokens: bound,
+            dpop_bound_access_tokens: Some(dpop_bound),
             ..ClientSettings::default()
         },
     };
@@ -565,6 +576,9 @@ pub fn client_information(
                 "tls_client_certificate_bound_access_tokens".into(),
                 true.into(),
             );
+        }
+        if client.user_flow.dpop_bound_access_tokens {
+            map.insert("dpop_bound_access_tokens".into(), true.into());
         }
         if let Some(s) = secret {
             map.insert("client_secret".into(), s.expose().into());

@@ -737,6 +737,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         revoked_at: None,
         claims: Some(r#"{"productId":"p-1"}"#.into()),
         sid: Some("sid-1".into()),
+        dpop_jkt: Some("jkt-1".into()),
     }
 }
 
@@ -1581,6 +1582,7 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
             crate::model::CertificateSubject::SubjectDn("CN=client,O=Example".into()),
         )),
         certificate_bound_access_tokens: Some(false),
+        dpop_bound_access_tokens: true,
     };
     s.insert_client(&c).await.unwrap();
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));
