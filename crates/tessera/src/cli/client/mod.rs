@@ -384,6 +384,14 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "token_exchange_audiences": c.user_flow.token_exchange_audiences,
         "require_pushed_authorization_requests": c.user_flow.require_par,
         "dpop_bound_access_tokens": c.user_flow.dpop_bound_access_tokens,
+        "tls_client_auth_subject": match &c.user_flow.certificate_auth {
+            Some(tessera_core::model::CertificateAuth::TlsClientAuth(s)) => {
+                let (field, value) = s.field();
+                json!({ field: value })
+            }
+            _ => serde_json::Value::Null,
+        },
+        "tls_client_certificate_bound_access_tokens": tessera_core::mtls::binds_tokens(c),
         "kids": c.jwks.as_deref().map(public_keys::kids),
     })
 }
