@@ -202,7 +202,7 @@ pub fn registered_certificate(der: &[u8], keys: &ClientKeys) -> bool {
     let Some(presented) = client_keys::spki_thumbprint(cert.public_key().raw) else {
         return false;
     };
-    keys.thumbprints().iter().any(|t| *t == presented)
+    keys.thumbprints().contains(&presented)
 }
 
 /// A distinguished name: its relative distinguished names in RFC 4514 order (most specific
@@ -403,11 +403,19 @@ mod tests {
     fn a_certificate_chains_only_to_its_own_authority() {
         let (good, other) = (ca("Good CA"), ca("Other CA"));
         let cert = leaf(&good, "client", vec![]);
-        assert!(chains_to_anchor(&cert, &[good.der.clone()], NOW));
-        assert!(!chains_to_anchor(&cert, &[other.der.clone()], NOW));
+        assert!(chains_to_anchor(
+            &cert,
+            std::slice::from_ref(&good.der),
+            NOW
+        ));
+        assert!(!chains_to_anchor(
+            &cert,
+            std::slice::from_ref(&other.der),
+            NOW
+        ));
         assert!(!chains_to_anchor(&cert, &[], NOW));
         // Outside its validity (rcgen's default ends in 4096): refused.
-        assert!(!chains_to_anchor(&cert, &[good.der.clone()], 0));
+        assert!(!chains_to_anchor(&cert, std::slice::from_ref(&good.der), 0));
         assert!(!chains_to_anchor(b"not a certificate", &[good.der], NOW));
     }
 

@@ -346,7 +346,7 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
         } => {
             let env_output = output.wanted()?;
             let mut body = Map::new();
-            let subject = certificate_subject.fields();
+            let subject = (*certificate_subject).fields();
             put(
                 &mut body,
                 "tls_client_auth_subject_dn",

@@ -48,7 +48,7 @@ pub enum Command {
         #[command(flatten)]
         keys: KeyFiles,
         #[command(flatten)]
-        certificate_subject: registration::CertificateSubject,
+        certificate_subject: Box<registration::CertificateSubject>,
         /// Keep this client id (a client moved from another server): 1 to 128 of A-Z,
         /// a-z, 0-9, '-', '.', '_' and '~' [default: a generated one].
         #[arg(long)]
@@ -182,7 +182,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                 public,
                 token_endpoint_auth_method: Some(token_endpoint_auth_method),
                 keys: keys.read()?,
-                certificate_subject: certificate_subject.fields(),
+                certificate_subject: (*certificate_subject).fields(),
                 client_id,
                 secret_hash,
                 settings: registration.settings(),
