@@ -496,6 +496,25 @@ mod tests {
     }
 
     #[test]
+    fn certificate_clients_bind_their_tokens_unless_they_say_otherwise() {
+        let mut c = crate::store::testsuite::client(&crate::secret::SecretHash::of("s"));
+        assert!(
+            !binds_tokens(&c),
+            "a secret client binds nothing by default"
+        );
+        c.user_flow.certificate_bound_access_tokens = Some(true);
+        assert!(
+            binds_tokens(&c),
+            "unless it registered the binding (RFC 8705 §3.4)"
+        );
+        c.user_flow.certificate_bound_access_tokens = None;
+        c.user_flow.certificate_auth = Some(CertificateAuth::SelfSignedTlsClientAuth);
+        assert!(binds_tokens(&c), "a certificate client binds by default");
+        c.user_flow.certificate_bound_access_tokens = Some(false);
+        assert!(!binds_tokens(&c), "unless it registered false");
+    }
+
+    #[test]
     fn malformed_dns_are_refused() {
         for bad in [
             "",

@@ -356,6 +356,41 @@ mod tests {
     }
 
     #[test]
+    fn a_forwarded_certificate_is_read_in_each_proxy_encoding() {
+        use base64::Engine as _;
+        let der: Vec<u8> = [0x30, 0x82].iter().copied().chain(0..=200u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        );
+        // nginx's $ssl_client_escaped_cert: every reserved byte escaped, `+` and `/` too.
+        let escaped: String = pem
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let spaced = pem.replace('\n', " ");
+        for value in [escaped.as_str(), spaced.as_str(), b64.as_str()] {
+            assert_eq!(
+                forwarded_certificate(value.as_bytes()),
+                Some(der.clone()),
+                "{value}"
+            );
+        }
+        for junk in ["", "(null)", "-", "%zz", "bm90IGEgY2VydA==", "%FF%FE"] {
+            assert_eq!(forwarded_certificate(junk.as_bytes()), None, "{junk}");
+        }
+    }
+
+    #[test]
     fn each_body_style_parses() {
         let form = run(parse_body(
             Some("application/x-www-form-urlencoded; charset=UTF-8"),
