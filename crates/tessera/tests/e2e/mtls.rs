@@ -6,7 +6,9 @@
 //! certificate-bound access tokens whose `cnf.x5t#S256` is the SHA-256 of the certificate,
 //! in the JWT and in introspection; `/userinfo` refusing a bound token over a connection with
 //! another certificate; the certificate forwarded by a TLS-terminating proxy in a header,
-//! believed from a trusted proxy only; dynamic registration; and the metadata.
+//! believed from a trusted proxy only; dynamic registration; the metadata; and failed
+//! certificate authentications counted by the failure budget of every client
+//! authentication.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -570,4 +572,31 @@ async fn dynamic_registration_takes_a_tls_client_auth_client() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert_eq!(answer["error"], "invalid_client_metadata");
     }
+}
+
+#[tokio::test]
+async fn failed_certificate_authentications_count_against_the_same_budget() {
+    let good = ca("Good CA");
+    let (s, _dir) = server(&good, &[("TESSERA_AUTH_FAILURES_PER_MINUTE", "3")]).await;
+    let id = create(
+        &s,
+        &[
+            "--token-endpoint-auth-method",
+            "tls_client_auth",
+            "--tls-client-auth-subject-dn",
+            "CN=client one,O=Example",
+        ],
+    )
+    .await;
+    let cert = issued(&good, "client one", "one.example.com");
+    let own = https(&s, Some(&cert));
+    let wrong = https(&s, Some(&issued(&good, "client two", "one.example.com")));
+    for _ in 0..3 {
+        assert_invalid_client(token(&s, &wrong, &id).await, "a wrong certificate");
+    }
+    let (status, body) = token(&s, &wrong, &id).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "slow_down");
+    // Its own certificate is never refused for the failures of others.
+    first_token(&s, &own, &id).await;
 }
