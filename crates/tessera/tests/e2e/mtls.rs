@@ -8,7 +8,7 @@
 //! another certificate; the certificate forwarded by a TLS-terminating proxy in a header,
 //! believed from a trusted proxy only; dynamic registration; the metadata; and failed
 //! certificate authentications counted by the failure budget of every client
-//! authentication.
+//! authentication; and the settings checked at start.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -599,4 +599,61 @@ async fn failed_certificate_authentications_count_against_the_same_budget() {
     assert_eq!(body["error"], "slow_down");
     // Its own certificate is never refused for the failures of others.
     first_token(&s, &own, &id).await;
+}
+
+#[tokio::test]
+async fn mutual_tls_settings_are_checked_at_start() {
+    let s = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").unwrap();
+    let empty = empty.display().to_string();
+    for (env, says) in [
+        (
+            vec![("TESSERA_MTLS_CLIENT_CERT_HEADER", "X-Client-Cert")],
+            "go with mtls_enabled",
+        ),
+        (
+            vec![
+                ("TESSERA_MTLS_ENABLED", "true"),
+                ("TESSERA_MTLS_CA_FILE", "/nonexistent/ca.pem"),
+            ],
+            "mtls_ca_file",
+        ),
+        (
+            vec![
+                ("TESSERA_MTLS_ENABLED", "true"),
+                ("TESSERA_MTLS_CA_FILE", empty.as_str()),
+            ],
+            "no certificate",
+        ),
+        (
+            vec![
+                ("TESSERA_MTLS_ENABLED", "true"),
+                ("TESSERA_MTLS_CLIENT_CERT_HEADER", "bad header"),
+            ],
+            "not a header name",
+        ),
+    ] {
+        let out = s.cli_output_with(&["config", "check"], &env).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{env:?}");
+        assert!(err.contains(says), "{env:?}: {err}");
+    }
+    let out = s
+        .cli_output_with(
+            &["config", "check", "--json"],
+            &[
+                ("TESSERA_MTLS_ENABLED", "true"),
+                ("TESSERA_MTLS_BASE_URL", "https://mtls.example.com/"),
+            ],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("https://mtls.example.com"), "{text}");
 }
