@@ -510,6 +510,15 @@ async fn the_metadata_names_the_methods_the_binding_and_the_aliases() {
         );
     }
     assert!(aliases.get("authorization_endpoint").is_none());
+    // The alias host answers as the same issuer (RFC 8705 §5: one authorization server).
+    let res = https(&s, None)
+        .get(s.url("/.well-known/openid-configuration"))
+        .header("host", "mtls.auth.example.com")
+        .send()
+        .await
+        .unwrap();
+    let seen: Value = res.json().await.unwrap();
+    assert_eq!(seen["issuer"], doc["issuer"]);
 
     // Without mutual TLS, none of it.
     let plain = Server::start().await;
