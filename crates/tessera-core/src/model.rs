@@ -705,6 +705,9 @@ pub struct GrantRecord {
     /// The RFC 7638 thumbprint of the DPoP key the family's refresh tokens are bound to
     /// (RFC 9449 §5: those of a public client that sent a proof).
     pub dpop_jkt: Option<String>,
+    /// The SHA-256 thumbprint of the client certificate the family's refresh tokens are bound
+    /// to (RFC 8705 §4: those of a public client whose tokens are certificate-bound).
+    pub x5t_s256: Option<String>,
 }
 
 /// A refresh token, stored only as its hash; found by the public id inside it.

@@ -16,7 +16,9 @@
 //! - certificate-bound access tokens (§3): [`certificate_binding`] gives the `cnf`
 //!   (`x5t#S256`, §3.1) of the tokens a request mints, and [`check_presented`] is the
 //!   protected resource's check that a bound token comes over a connection with the same
-//!   certificate (§3: otherwise `invalid_token`).
+//!   certificate (§3: otherwise `invalid_token`); a public client's refresh tokens are bound
+//!   to the certificate the family started with ([`refresh_binding`],
+//!   [`check_refresh_binding`], §4).
 //!
 //! What a refusal says: a failed certificate authentication is `invalid_client` like every
 //! other (RFC 6749 §5.2), with the precise reason kept for the logs.
@@ -70,6 +72,37 @@ pub fn check_presented(cx: &Cx<'_>, confirmation: &Confirmation) -> Result<(), O
         Ok(())
     } else {
         Err(refused().because("another certificate than the token's"))
+    }
+}
+
+/// The certificate a new family's refresh tokens are bound to: the request's, for a public
+/// client whose tokens it binds (RFC 8705 §4: a confidential client's refresh tokens are
+/// bound by its authentication already).
+pub fn refresh_binding(cx: &Cx<'_>, client: &ClientRecord) -> Option<String> {
+    match &cx.confirmation {
+        Some(Confirmation::X5tS256(t)) if client.public => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// Refuses a refresh of a family bound to a certificate unless the request came with that
+/// certificate (RFC 8705 §4): `invalid_grant`.
+pub fn check_refresh_binding(cx: &Cx<'_>, bound: Option<&str>) -> Result<(), OAuthError> {
+    let Some(want) = bound else {
+        return Ok(());
+    };
+    let presented = cx
+        .request
+        .client_cert
+        .as_deref()
+        .map(Confirmation::of_certificate);
+    match presented {
+        Some(Confirmation::X5tS256(have)) if bool::from(have.as_bytes().ct_eq(want.as_bytes())) => {
+            Ok(())
+        }
+        _ => Err(OAuthError::invalid_grant(
+            "the refresh token is bound to a client certificate this request did not present",
+        )),
     }
 }
 

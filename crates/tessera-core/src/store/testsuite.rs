@@ -738,6 +738,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         claims: Some(r#"{"productId":"p-1"}"#.into()),
         sid: Some("sid-1".into()),
         dpop_jkt: Some("jkt-1".into()),
+        x5t_s256: Some("x5t-1".into()),
     }
 }
 

@@ -35,3 +35,4 @@ mod grant_jwt_bearer;
 mod grant_refresh_token;
 mod grant_token_exchange;
 mod hosts;
+mod mtls;
