@@ -9,7 +9,9 @@
 //! client, in answer and in cost. A client imported from another server may keep its secret
 //! as that server's hash ([`crate::imported_secret`]), checked in its own format (a slow
 //! format costs more than an unknown client does: the existence of such a client is not
-//! hidden by timing, its secret is).
+//! hidden by timing, its secret is). A client registered for mutual TLS (RFC 8705 §2)
+//! names itself with `client_id` and authenticates with its certificate only
+//! ([`crate::mtls::authenticate`]); a secret or an assertion from it is refused.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -19,7 +21,7 @@ use crate::client_keys::SignatureError;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::imported_secret::ImportedHash;
-use crate::model::ClientRecord;
+use crate::model::{CertificateAuth, ClientRecord};
 use crate::params::Params;
 use crate::secret::{Secret, SecretHash};
 
@@ -41,6 +43,11 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A JWT signed with the client's private key (RFC 7523 §2.2).
     PrivateKeyJwt,
+    /// A certificate chaining to a configured authority, with the registered subject
+    /// (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// A certificate the client registered (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
     /// A public client, identified but not authenticated.
     None,
 }
@@ -52,6 +59,8 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::TlsClientAuth => "tls_client_auth",
+            AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             AuthMethod::None => "none",
         }
     }
@@ -129,6 +138,11 @@ pub async fn authenticate(
         let Some(client) = client.filter(|c| cx.config.serves_env(&c.env)) else {
             return Err(client_assertion::refuse_unknown(cx, assertion).await);
         };
+        if client.user_flow.certificate_auth.is_some() {
+            // Its registered method decides (RFC 8705 §2): its keys are for certificates.
+            return Err(OAuthError::invalid_client("client authentication failed")
+                .because("a client assertion from a client registered for mutual TLS"));
+        }
         client_assertion::verify(cx, &client, assertion).await?;
         return Ok((client, AuthMethod::PrivateKeyJwt));
     }
@@ -178,6 +192,19 @@ pub async fn authenticate(
         }
         return Err(failed().because("unknown client"));
     };
+    // A client registered for mutual TLS authenticates with its certificate and nothing
+    // else (RFC 8705 §2: the client_id names it, the certificate authenticates it).
+    if let Some(how) = &client.user_flow.certificate_auth {
+        if presented.is_some() {
+            return Err(failed().because("a secret given for a client registered for mutual TLS"));
+        }
+        crate::mtls::authenticate(cx, &client, how)?;
+        let method = match how {
+            CertificateAuth::TlsClientAuth(_) => AuthMethod::TlsClientAuth,
+            CertificateAuth::SelfSignedTlsClientAuth => AuthMethod::SelfSignedTlsClientAuth,
+        };
+        return Ok((client, method));
+    }
     // The client is told only that authentication failed; the log says why.
     match (&presented, client.public) {
         (None, true) => Ok((client, AuthMethod::None)),

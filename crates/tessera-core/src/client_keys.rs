@@ -271,6 +271,33 @@ impl ClientKeys {
         }
     }
 
+    /// The RFC 7638 thumbprints of the public keys, in order (a key whose type has none is
+    /// left out).
+    pub fn thumbprints(&self) -> Vec<String> {
+        let jwks = self
+            .keys
+            .iter()
+            .filter_map(|jwk| match serde_json::to_value(jwk) {
+                Ok(serde_json::Value::Object(members)) => jwk_thumbprint(&members),
+                _ => None,
+            });
+        let pems = self
+            .pems
+            .iter()
+            .filter_map(|pem| pem_der(pem).as_deref().and_then(spki_thumbprint));
+        jwks.chain(pems).collect()
+    }
+
+    /// The certificates the keys carry: the first entry of each key's `x5c` (RFC 7517
+    /// §4.7: the certificate holding that key), DER.
+    pub fn certificates(&self) -> Vec<Vec<u8>> {
+        self.keys
+            .iter()
+            .filter_map(|jwk| jwk.common.x509_chain.as_ref()?.first())
+            .filter_map(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+            .collect()
+    }
+
     /// The stored form.
     pub fn to_stored(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -390,6 +417,12 @@ pub fn jwk_thumbprint(members: &serde_json::Map<String, serde_json::Value>) -> O
     canonical.push('}');
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
     Some(URL_SAFE_NO_PAD.encode(digest.as_ref()))
+}
+
+/// The RFC 7638 thumbprint of a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7), DER: the one its
+/// key has as a JWK. `None` for a key type Tessera does not read.
+pub fn spki_thumbprint(der: &[u8]) -> Option<String> {
+    jwk_thumbprint(&der_public_jwk(der)?)
 }
 
 /// The JWK members (`kty` and the key's public parameters) of a SubjectPublicKeyInfo

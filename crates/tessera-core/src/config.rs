@@ -73,6 +73,31 @@ pub struct Config {
     /// How long a nonce this server provides stays valid, seconds (at least this, at most
     /// twice this).
     pub dpop_nonce_lifetime: i64,
+    /// Mutual TLS client authentication and certificate-bound tokens (RFC 8705).
+    pub mtls: Mtls,
+}
+
+/// Mutual TLS settings (RFC 8705): whether clients may authenticate with a certificate, the
+/// certificate authorities `tls_client_auth` chains are checked against (§2.1), and the base
+/// URL of the endpoint aliases a client reaches with its certificate (§5).
+#[derive(Debug, Clone, Default)]
+pub struct Mtls {
+    /// Whether mutual TLS is offered: the two client authentication methods of RFC 8705 §2
+    /// and certificate-bound access tokens (§3).
+    pub enabled: bool,
+    /// The trusted certificate authorities of `tls_client_auth` (RFC 8705 §2.1), DER; none:
+    /// only `self_signed_tls_client_auth` (§2.2) is offered.
+    pub trust_anchors: Arc<[Vec<u8>]>,
+    /// The base URL of the `mtls_endpoint_aliases` (RFC 8705 §5), without a trailing `/`.
+    pub base_url: Option<String>,
+}
+
+impl Mtls {
+    /// Whether `tls_client_auth` (RFC 8705 §2.1) is offered: mutual TLS is on and a
+    /// certificate authority is configured.
+    pub fn pki(&self) -> bool {
+        self.enabled && !self.trust_anchors.is_empty()
+    }
 }
 
 /// Whether clients may register themselves (RFC 7591).
@@ -137,6 +162,7 @@ impl Config {
             dpop_nonce: false,
             dpop_proof_lifetime: 60,
             dpop_nonce_lifetime: 120,
+            mtls: Mtls::default(),
         }
     }
 

@@ -49,6 +49,7 @@ pub mod issue;
 pub mod jwt;
 pub mod keys;
 pub mod model;
+pub mod mtls;
 pub mod opaque;
 pub mod params;
 pub mod password;

@@ -191,6 +191,77 @@ pub struct UserFlowSettings {
     pub dpop_bound_access_tokens: bool,
     /// The security profile the client is held to ([`crate::profile`]).
     pub profile: ClientProfile,
+    /// How the client authenticates with a certificate (RFC 8705 §2); none: it does not.
+    pub certificate_auth: Option<CertificateAuth>,
+    /// Whether its access tokens are bound to the certificate of the connection they are
+    /// asked on (RFC 8705 §3.4, `tls_client_certificate_bound_access_tokens`); none: when it
+    /// authenticates with a certificate.
+    pub certificate_bound_access_tokens: Option<bool>,
+}
+
+/// How a client authenticates with its certificate (RFC 8705 §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateAuth {
+    /// `tls_client_auth` (§2.1): a certificate chaining to a configured authority, whose
+    /// subject is the registered one.
+    TlsClientAuth(CertificateSubject),
+    /// `self_signed_tls_client_auth` (§2.2): a certificate registered in the client's key
+    /// set ([`ClientRecord::jwks`]).
+    SelfSignedTlsClientAuth,
+}
+
+/// The one subject a `tls_client_auth` client registers (RFC 8705 §2.1.2: exactly one of
+/// these metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateSubject {
+    /// `tls_client_auth_subject_dn`: the subject DN, as an RFC 4514 string.
+    SubjectDn(String),
+    /// `tls_client_auth_san_dns`: a `dNSName` SAN.
+    SanDns(String),
+    /// `tls_client_auth_san_uri`: a `uniformResourceIdentifier` SAN.
+    SanUri(String),
+    /// `tls_client_auth_san_ip`: an `iPAddress` SAN (IPv4 or IPv6 text).
+    SanIp(String),
+    /// `tls_client_auth_san_email`: an `rfc822Name` SAN.
+    SanEmail(String),
+}
+
+impl CertificateSubject {
+    /// The client metadata names of the subject fields (RFC 8705 §2.1.2), in order.
+    pub const FIELDS: [&'static str; 5] = [
+        "tls_client_auth_subject_dn",
+        "tls_client_auth_san_dns",
+        "tls_client_auth_san_uri",
+        "tls_client_auth_san_ip",
+        "tls_client_auth_san_email",
+    ];
+
+    /// The metadata name of this subject and its value.
+    pub fn field(&self) -> (&'static str, &str) {
+        let [dn, dns, uri, ip, email] = Self::FIELDS;
+        match self {
+            CertificateSubject::SubjectDn(v) => (dn, v),
+            CertificateSubject::SanDns(v) => (dns, v),
+            CertificateSubject::SanUri(v) => (uri, v),
+            CertificateSubject::SanIp(v) => (ip, v),
+            CertificateSubject::SanEmail(v) => (email, v),
+        }
+    }
+
+    /// The subject of metadata name `field` with `value`.
+    pub fn of_field(field: &str, value: String) -> Option<Self> {
+        let [dn, dns, uri, ip, email] = Self::FIELDS;
+        Some(match field {
+            f if f == dn => CertificateSubject::SubjectDn(value),
+            f if f == dns => CertificateSubject::SanDns(value),
+            f if f == uri => CertificateSubject::SanUri(value),
+            f if f == ip => CertificateSubject::SanIp(value),
+            f if f == email => CertificateSubject::SanEmail(value),
+            _ => return None,
+        })
+    }
 }
 
 impl Default for UserFlowSettings {
@@ -211,6 +282,8 @@ impl Default for UserFlowSettings {
             require_par: false,
             dpop_bound_access_tokens: false,
             profile: ClientProfile::None,
+            certificate_auth: None,
+            certificate_bound_access_tokens: None,
         }
     }
 }
@@ -666,6 +739,9 @@ pub struct GrantRecord {
     /// The RFC 7638 thumbprint of the DPoP key the family's refresh tokens are bound to
     /// (RFC 9449 §5: those of a public client that sent a proof).
     pub dpop_jkt: Option<String>,
+    /// The SHA-256 thumbprint of the client certificate the family's refresh tokens are bound
+    /// to (RFC 8705 §4: those of a public client whose tokens are certificate-bound).
+    pub x5t_s256: Option<String>,
 }
 
 /// A refresh token, stored only as its hash; found by the public id inside it.

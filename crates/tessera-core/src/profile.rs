@@ -46,10 +46,10 @@ fn fapi2(client: &ClientRecord) -> bool {
 }
 
 /// Whether a registered client authenticates with a key it holds, as the profile requires:
-/// registered public keys (`private_key_jwt`). A client registered for mutual TLS client
-/// authentication (RFC 8705 §2) is the other kind, to be named here when it exists.
+/// registered public keys (`private_key_jwt`), or a certificate (mutual TLS client
+/// authentication, RFC 8705 §2).
 fn authenticates_with_a_key(client: &ClientRecord) -> bool {
-    client.jwks.is_some()
+    client.jwks.is_some() || client.user_flow.certificate_auth.is_some()
 }
 
 /// Whether the client's registration can meet its profile; the reason if not, for the
@@ -115,10 +115,10 @@ pub fn check_authorization_request(
 /// authentication method" as a client authentication failure.
 fn check_auth_method(method: AuthMethod) -> Result<(), OAuthError> {
     match method {
-        AuthMethod::PrivateKeyJwt => Ok(()),
-        // Mutual TLS client authentication (RFC 8705 §2: `tls_client_auth`,
-        // `self_signed_tls_client_auth`) is the profile's other method: its `AuthMethod`
-        // variants belong in this arm's pattern when they exist.
+        // Mutual TLS client authentication (RFC 8705 §2) is the profile's other method.
+        AuthMethod::PrivateKeyJwt
+        | AuthMethod::TlsClientAuth
+        | AuthMethod::SelfSignedTlsClientAuth => Ok(()),
         AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost | AuthMethod::None => {
             Err(OAuthError::invalid_client(
                 "this client must authenticate with private_key_jwt or mutual TLS \
@@ -365,6 +365,17 @@ mod tests {
             assert_eq!(e.code.as_str(), "invalid_client", "{m:?}");
             let e = check_token_request(&fapi, m, Some(&Confirmation::Jkt("t".into())));
             assert_eq!(e.unwrap_err().code.as_str(), "invalid_client", "{m:?}");
+        }
+    }
+
+    #[test]
+    fn mutual_tls_is_the_profiles_other_method() {
+        let fapi = client(ClientProfile::Fapi2);
+        let p = Params::from_pairs(Vec::new()).unwrap();
+        for m in [AuthMethod::TlsClientAuth, AuthMethod::SelfSignedTlsClientAuth] {
+            assert!(check_client_auth(&fapi, m, &p, ISS).is_ok(), "{m:?}");
+            let bound = Confirmation::X5tS256("t".into());
+            assert!(check_token_request(&fapi, m, Some(&bound)).is_ok(), "{m:?}");
         }
     }
 

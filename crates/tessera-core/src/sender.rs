@@ -3,7 +3,9 @@
 //! Owns [`bind`], which the token endpoint runs right after client authentication: a request
 //! with a `DPoP` header gets its proof checked in full ([`crate::dpop::check`]) and every
 //! access token it mints bound to the proof's key (RFC 9449 §5, `cnf.jkt`); a client
-//! registered with `dpop_bound_access_tokens` that sends no proof is refused (§5.2). Owns
+//! registered with `dpop_bound_access_tokens` that sends no proof is refused (§5.2); without
+//! a proof, a client binding its tokens to its certificate gets them bound to the one of the
+//! connection (RFC 8705 §3, [`crate::mtls::certificate_binding`]). Owns
 //! [`refresh_binding`] and [`check_refresh_binding`]: a public client's refresh tokens are
 //! bound to the key of the proof that started the family, and each refresh must prove
 //! possession of that same key (§5: "refresh tokens issued to public clients MUST be bound to
@@ -35,7 +37,9 @@ pub async fn bind(
             "this client's access tokens are DPoP-bound: a DPoP proof is required",
         ));
     }
-    Ok(None)
+    // Without a proof: the certificate of the connection, for a client binding its tokens
+    // to it (RFC 8705 §3).
+    Ok(crate::mtls::certificate_binding(cx, client))
 }
 
 /// The DPoP key a new family's refresh tokens are bound to: the request's, for a public

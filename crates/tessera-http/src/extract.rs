@@ -105,12 +105,95 @@ pub fn dpop_input(parts: &axum::http::request::Parts) -> Option<tessera_core::au
     })
 }
 
-/// The client certificate (DER) the request's mutual TLS connection presented (RFC 8705 §2).
+/// The certificate a client presented in the TLS handshake of a request's connection (its
+/// leaf, DER), which the listener puts in each request's extensions. The handshake proved
+/// that the client holds its private key; whether the certificate is trusted is decided per
+/// client ([`tessera_core::mtls`]).
+#[derive(Debug, Clone)]
+pub struct TlsClientCertificate(pub std::sync::Arc<[u8]>);
+
+/// The client certificate (DER) of a request (RFC 8705 §2), with mutual TLS on: from a
+/// trusted proxy (`trusted_proxies`) with a configured `mtls_client_cert_header`, the
+/// certificate that header carries (none without it); from anyone else, the one its own
+/// TLS connection presented ([`TlsClientCertificate`]). The header is never believed from
+/// a peer that is not a trusted proxy.
 pub fn client_certificate(
-    _parts: &axum::http::request::Parts,
-    _state: &AppState,
+    parts: &axum::http::request::Parts,
+    state: &AppState,
 ) -> Option<std::sync::Arc<[u8]>> {
-    None
+    if !state.config().mtls.enabled {
+        return None;
+    }
+    let http = state.http();
+    if let Some(name) = &http.mtls_client_cert_header {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if peer.is_some_and(|p| http.trusted_proxies.contains(&p)) {
+            return parts
+                .headers
+                .get(name)
+                .and_then(|v| forwarded_certificate(v.as_bytes()))
+                .map(std::sync::Arc::from);
+        }
+    }
+    parts
+        .extensions
+        .get::<TlsClientCertificate>()
+        .map(|c| std::sync::Arc::clone(&c.0))
+}
+
+/// The DER of a certificate as a TLS-terminating proxy forwards it in a header: URL-escaped
+/// PEM (nginx's `$ssl_client_escaped_cert`), PEM (its line breaks as spaces, or none), or
+/// base64 DER. `None` for an empty value or one that is none of these (`(null)`, `-`).
+pub fn forwarded_certificate(value: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let unescaped;
+    let text = if text.contains('%') {
+        unescaped = percent_decode(text)?;
+        unescaped.as_str()
+    } else {
+        text
+    };
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let body = match text.find(BEGIN) {
+        Some(start) => {
+            let rest = text.get(start + BEGIN.len()..)?;
+            rest.get(..rest.find(END)?)?
+        }
+        None => text,
+    };
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    if b64.is_empty() {
+        return None;
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&b64)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&b64))
+        .ok()?;
+    // A DER certificate is a SEQUENCE.
+    (der.first() == Some(&0x30)).then_some(der)
+}
+
+/// `%XX` escapes decoded (a `+` stays a `+`: it is base64, not a space).
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The request's id and the client's address ([`client_address`]), for the audit trail
@@ -270,6 +353,41 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn a_forwarded_certificate_is_read_in_each_proxy_encoding() {
+        use base64::Engine as _;
+        let der: Vec<u8> = [0x30, 0x82].iter().copied().chain(0..=200u8).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        );
+        // nginx's $ssl_client_escaped_cert: every reserved byte escaped, `+` and `/` too.
+        let escaped: String = pem
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let spaced = pem.replace('\n', " ");
+        for value in [escaped.as_str(), spaced.as_str(), b64.as_str()] {
+            assert_eq!(
+                forwarded_certificate(value.as_bytes()),
+                Some(der.clone()),
+                "{value}"
+            );
+        }
+        for junk in ["", "(null)", "-", "%zz", "bm90IGEgY2VydA==", "%FF%FE"] {
+            assert_eq!(forwarded_certificate(junk.as_bytes()), None, "{junk}");
+        }
     }
 
     #[test]

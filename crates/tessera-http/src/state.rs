@@ -86,6 +86,9 @@ pub struct HttpConfig {
     pub backchannel_logout_private_addresses: bool,
     /// How many logout deliveries may wait; past it the oldest are dropped.
     pub backchannel_logout_max_queued: u64,
+    /// The header a trusted TLS-terminating proxy passes the client certificate in (RFC 8705
+    /// §2), believed only from `trusted_proxies` ([`crate::extract::client_certificate`]).
+    pub mtls_client_cert_header: Option<axum::http::HeaderName>,
 }
 
 impl Default for HttpConfig {
@@ -116,6 +119,7 @@ impl Default for HttpConfig {
             backchannel_logout_timeout: Duration::from_secs(5),
             backchannel_logout_private_addresses: false,
             backchannel_logout_max_queued: 10_000,
+            mtls_client_cert_header: None,
         }
     }
 }

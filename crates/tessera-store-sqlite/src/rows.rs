@@ -139,6 +139,7 @@ pub(crate) fn grant(row: &SqliteRow) -> Result<GrantRecord, StoreError> {
         claims: get(row, "claims")?,
         sid: get(row, "sid")?,
         dpop_jkt: get(row, "dpop_jkt")?,
+        x5t_s256: get(row, "x5t_s256")?,
     })
 }
 

@@ -120,6 +120,16 @@ pub struct FileConfig {
     pub par_ttl: Option<i64>,
     /// Every authorization request must be pushed first (RFC 9126).
     pub require_par: Option<bool>,
+    /// Mutual TLS (RFC 8705): certificate client authentication and certificate-bound
+    /// access tokens [default: off].
+    pub mtls_enabled: Option<bool>,
+    /// PEM bundle of the certificate authorities `tls_client_auth` chains are checked
+    /// against (RFC 8705 §2.1).
+    pub mtls_ca_file: Option<PathBuf>,
+    /// The header a trusted TLS-terminating proxy passes the client certificate in.
+    pub mtls_client_cert_header: Option<String>,
+    /// Base URL of the endpoints clients reach with their certificate (RFC 8705 §5).
+    pub mtls_base_url: Option<String>,
     /// DPoP proofs must carry a nonce this server provided (RFC 9449 §8).
     pub dpop_nonce: Option<bool>,
     /// How long a DPoP proof is accepted after its `iat`, seconds (RFC 9449 §11.1).
@@ -491,6 +501,8 @@ pub struct Settings {
     pub sources: std::collections::BTreeMap<&'static str, Source>,
     /// Whether a plain-http issuer may be off loopback.
     pub allow_insecure_http: bool,
+    /// The certificate authorities of `tls_client_auth` were read from this file.
+    pub mtls_ca_file: Option<PathBuf>,
     secret_file: Option<PathBuf>,
 }
 
@@ -996,6 +1008,17 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
                 .unwrap_or(Source::Default)
         },
     );
+    let mtls_ca_file = mtls_settings(
+        src,
+        &mut core,
+        &mut http,
+        MtlsFile {
+            enabled: file.mtls_enabled,
+            ca_file: file.mtls_ca_file,
+            client_cert_header: file.mtls_client_cert_header,
+            base_url: file.mtls_base_url,
+        },
+    )?;
     Ok(Settings {
         change_retention,
         ops_listen,
@@ -1014,7 +1037,63 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
         sources: Default::default(),
         allow_insecure_http: allow_insecure,
         secret_file,
+        mtls_ca_file,
     })
+}
+
+/// The mutual TLS keys of the file.
+struct MtlsFile {
+    enabled: Option<bool>,
+    ca_file: Option<PathBuf>,
+    client_cert_header: Option<String>,
+    base_url: Option<String>,
+}
+
+/// The mutual TLS settings (RFC 8705): on or off, the certificate authorities of
+/// `tls_client_auth` (read now: a file that cannot be read or holds no certificate fails the
+/// start), the header a trusted proxy passes the client certificate in, and the base URL of
+/// the endpoint aliases. Returns the authorities' file.
+fn mtls_settings(
+    src: &mut Sources,
+    core: &mut Config,
+    http: &mut HttpConfig,
+    file: MtlsFile,
+) -> Result<Option<PathBuf>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    core.mtls.enabled = src.env_file("mtls_enabled", file.enabled)?.unwrap_or(false);
+    let ca_file = src.env_file("mtls_ca_file", file.ca_file)?;
+    if let Some(path) = &ca_file {
+        let anchors = CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("mtls_ca_file: reading {}", path.display()))?
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("mtls_ca_file: parsing {}", path.display()))?;
+        if anchors.is_empty() {
+            bail!("mtls_ca_file: no certificate in {}", path.display());
+        }
+        core.mtls.trust_anchors = anchors.into();
+    }
+    if let Some(name) = src.env_file("mtls_client_cert_header", file.client_cert_header)? {
+        let header = axum::http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            anyhow::anyhow!("mtls_client_cert_header: '{name}' is not a header name")
+        })?;
+        http.mtls_client_cert_header = Some(header);
+    }
+    if let Some(url) = src.env_file("mtls_base_url", file.base_url)? {
+        let url = url.trim().trim_end_matches('/').to_owned();
+        tessera_core::config::Host::parse(&url, None)
+            .map_err(|e| anyhow::anyhow!("mtls_base_url: {}", e.reason))?;
+        core.mtls.base_url = Some(url);
+    }
+    let given =
+        ca_file.is_some() || http.mtls_client_cert_header.is_some() || core.mtls.base_url.is_some();
+    if given && !core.mtls.enabled {
+        bail!(
+            "mtls_ca_file, mtls_client_cert_header and mtls_base_url go with mtls_enabled = true"
+        );
+    }
+    Ok(ca_file)
 }
 
 /// RFC 9700 §2.6 / RFC 6749 §10.9: TLS everywhere except loopback development.
@@ -1167,6 +1246,15 @@ impl Settings {
                 "id_token_ttl" => json!(core.id_token_ttl),
                 "par_ttl" => json!(core.par_ttl),
                 "require_par" => json!(core.require_par),
+                "mtls_enabled" => json!(core.mtls.enabled),
+                "mtls_ca_file" => path(&self.mtls_ca_file),
+                "mtls_client_cert_header" => {
+                    json!(http
+                        .mtls_client_cert_header
+                        .as_ref()
+                        .map(ToString::to_string))
+                }
+                "mtls_base_url" => json!(core.mtls.base_url),
                 "dpop_nonce" => json!(core.dpop_nonce),
                 "dpop_proof_lifetime" => json!(core.dpop_proof_lifetime),
                 "dpop_nonce_lifetime" => json!(core.dpop_nonce_lifetime),

@@ -21,7 +21,9 @@ use crate::environment::{valid_env_name, DEFAULT_ENV};
 use crate::grant::types as grant_types;
 use crate::grant::{self, GRANTS};
 use crate::imported_secret::ImportedHash;
-use crate::model::{ClientProfile, ClientRecord, RefreshPolicy, TokenFormat};
+use crate::model::{
+    CertificateAuth, CertificateSubject, ClientProfile, ClientRecord, RefreshPolicy, TokenFormat,
+};
 use crate::redirect_uri;
 use crate::scope::ScopeSet;
 use crate::secret::{self, Secret, SecretHash};
@@ -48,6 +50,11 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A JWT signed with the client's private key (RFC 7523 §2.2).
     PrivateKeyJwt,
+    /// A certificate from a configured authority with the registered subject (RFC 8705
+    /// §2.1).
+    TlsClientAuth,
+    /// A certificate the client registered in its keys (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
     /// A public client: no credentials (RFC 6749 §2.1).
     None,
 }
@@ -59,6 +66,8 @@ impl AuthMethod {
             "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(AuthMethod::ClientSecretPost),
             "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
+            "tls_client_auth" => Some(AuthMethod::TlsClientAuth),
+            "self_signed_tls_client_auth" => Some(AuthMethod::SelfSignedTlsClientAuth),
             "none" => Some(AuthMethod::None),
             _ => None,
         }
@@ -70,12 +79,21 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::TlsClientAuth => "tls_client_auth",
+            AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             AuthMethod::None => "none",
         }
     }
 
     /// How a registered client authenticates.
     pub fn of(client: &ClientRecord) -> Self {
+        match client.user_flow.certificate_auth {
+            Some(CertificateAuth::TlsClientAuth(_)) => return AuthMethod::TlsClientAuth,
+            Some(CertificateAuth::SelfSignedTlsClientAuth) => {
+                return AuthMethod::SelfSignedTlsClientAuth
+            }
+            None => {}
+        }
         if client.public {
             AuthMethod::None
         } else if client.jwks.is_some() {
@@ -139,6 +157,43 @@ pub struct ClientSettings {
     pub profile: Option<String>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
+    /// Its access tokens are bound to its client certificate (RFC 8705 §3.4) [default: when
+    /// it authenticates with one].
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
+}
+
+/// The certificate subject a `tls_client_auth` client registers (RFC 8705 §2.1.2): exactly
+/// one of these.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SubjectFields {
+    /// The subject DN of its certificate, an RFC 4514 string.
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// A `dNSName` SAN of its certificate.
+    pub tls_client_auth_san_dns: Option<String>,
+    /// A URI SAN of its certificate.
+    pub tls_client_auth_san_uri: Option<String>,
+    /// An IP address SAN of its certificate.
+    pub tls_client_auth_san_ip: Option<String>,
+    /// An email SAN of its certificate.
+    pub tls_client_auth_san_email: Option<String>,
+}
+
+impl SubjectFields {
+    /// The subjects given, as stored.
+    pub fn given(&self) -> Vec<CertificateSubject> {
+        let [dn, dns, uri, ip, email] = CertificateSubject::FIELDS;
+        [
+            (dn, &self.tls_client_auth_subject_dn),
+            (dns, &self.tls_client_auth_san_dns),
+            (uri, &self.tls_client_auth_san_uri),
+            (ip, &self.tls_client_auth_san_ip),
+            (email, &self.tls_client_auth_san_email),
+        ]
+        .into_iter()
+        .filter_map(|(field, v)| CertificateSubject::of_field(field, v.clone()?))
+        .collect()
+    }
 }
 
 /// A client to register.
@@ -153,8 +208,12 @@ pub struct ClientSpec {
     pub public: bool,
     /// How it authenticates [default: `client_secret_basic`].
     pub token_endpoint_auth_method: Option<String>,
-    /// Its public keys, for `private_key_jwt`.
+    /// Its public keys, for `private_key_jwt`; its certificates or their keys, for
+    /// `self_signed_tls_client_auth`.
     pub keys: PublicKeys,
+    /// The subject of its certificate, for `tls_client_auth`.
+    #[serde(flatten)]
+    pub certificate_subject: SubjectFields,
     /// Its client id, for a client imported from another server (1 to 128 of RFC 3986's
     /// unreserved characters) [default: a generated one].
     pub client_id: Option<String>,
@@ -174,6 +233,11 @@ pub const SPEC_FIELDS: &[&str] = &[
     "public",
     "token_endpoint_auth_method",
     "keys",
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
     "client_id",
     "secret_hash",
     "grant_types",
@@ -195,6 +259,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "dpop_bound_access_tokens",
     "profile",
     "single_use_tokens",
+    "tls_client_certificate_bound_access_tokens",
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
     "token_exchange_audiences",
@@ -277,6 +342,45 @@ pub struct Rotated {
     pub old_valid_until: Option<i64>,
 }
 
+/// The certificate authentication (RFC 8705 §2) a spec registers: for `tls_client_auth`,
+/// exactly one subject field (§2.1.2), checked ([`crate::mtls::check_subject`]); for
+/// `self_signed_tls_client_auth`, its keys (read with the other keys). A subject field with
+/// another method is refused.
+fn certificate_auth(
+    spec: &ClientSpec,
+    method: AuthMethod,
+    public: bool,
+) -> AdminResult<Option<CertificateAuth>> {
+    let given = spec.certificate_subject.given();
+    match method {
+        AuthMethod::TlsClientAuth => {
+            if public {
+                return Err(AdminError::invalid(
+                    "public",
+                    "a tls_client_auth client is not public",
+                ));
+            }
+            let [subject] = <[CertificateSubject; 1]>::try_from(given).map_err(|_| {
+                AdminError::invalid(
+                    "tls_client_auth_subject_dn",
+                    "tls_client_auth needs exactly one of tls_client_auth_subject_dn, \
+                     tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip \
+                     and tls_client_auth_san_email (RFC 8705 §2.1.2)",
+                )
+            })?;
+            crate::mtls::check_subject(&subject)
+                .map_err(|e| AdminError::invalid(subject.field().0, e))?;
+            Ok(Some(CertificateAuth::TlsClientAuth(subject)))
+        }
+        _ if !given.is_empty() => Err(AdminError::invalid(
+            "tls_client_auth_subject_dn",
+            "a certificate subject goes with token_endpoint_auth_method tls_client_auth",
+        )),
+        AuthMethod::SelfSignedTlsClientAuth => Ok(Some(CertificateAuth::SelfSignedTlsClientAuth)),
+        _ => Ok(None),
+    }
+}
+
 /// Registers a client.
 pub async fn create(
     store: &dyn Store,
@@ -292,19 +396,21 @@ pub async fn create(
                 "token_endpoint_auth_method",
                 format!(
                     "token_endpoint_auth_method '{m}' is not supported (client_secret_basic, \
-                     private_key_jwt or none; client_secret_jwt would need the secret kept in \
-                     clear, and Tessera keeps only hashes)"
+                     private_key_jwt, tls_client_auth, self_signed_tls_client_auth or none; \
+                     client_secret_jwt would need the secret kept in clear, and Tessera keeps \
+                     only hashes)"
                 ),
             )
         })?,
     };
     let public = spec.public || method == AuthMethod::None;
+    let certificate_auth = certificate_auth(&spec, method, public)?;
     let jwks = match method {
-        AuthMethod::PrivateKeyJwt => {
+        AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth => {
             if public {
                 return Err(AdminError::invalid(
                     "public",
-                    "a private_key_jwt client is not public",
+                    format!("a {} client is not public", method.as_str()),
                 ));
             }
             Some(spec.keys.load()?)
@@ -312,7 +418,8 @@ pub async fn create(
         _ if spec.keys.given() => {
             return Err(AdminError::invalid(
                 "keys",
-                "keys go with token_endpoint_auth_method private_key_jwt",
+                "keys go with token_endpoint_auth_method private_key_jwt or \
+                 self_signed_tls_client_auth",
             ))
         }
         _ => None,
@@ -329,7 +436,7 @@ pub async fn create(
     }
     let imported = match spec.secret_hash {
         None => None,
-        Some(_) if public || jwks.is_some() => {
+        Some(_) if public || jwks.is_some() || certificate_auth.is_some() => {
             return Err(AdminError::invalid(
                 "secret_hash",
                 "secret_hash goes with a client that authenticates with a secret \
@@ -342,8 +449,8 @@ pub async fn create(
             Some(SecretHash::from_stored(text))
         }
     };
-    let secret =
-        (!public && jwks.is_none() && imported.is_none()).then(|| secret::generate(SECRET_PREFIX));
+    let secret = (!public && jwks.is_none() && imported.is_none() && certificate_auth.is_none())
+        .then(|| secret::generate(SECRET_PREFIX));
     let mut client = ClientRecord {
         client_id: spec.client_id.unwrap_or_else(secret::generate_id),
         name: spec.name,
@@ -367,7 +474,10 @@ pub async fn create(
         env,
         single_use_tokens: false,
         created_at: now,
-        user_flow: Default::default(),
+        user_flow: crate::model::UserFlowSettings {
+            certificate_auth,
+            ..Default::default()
+        },
     };
     apply(&mut client, spec.settings, config)?;
     store.ensure_env(&client.env, now).await?;
@@ -435,6 +545,11 @@ pub async fn rotate_secret(
     if client.public {
         return Err(AdminError::Conflict(format!(
             "client '{client_id}' is public and has no secret"
+        )));
+    }
+    if client.user_flow.certificate_auth.is_some() {
+        return Err(AdminError::Conflict(format!(
+            "client '{client_id}' authenticates with a certificate and has no secret"
         )));
     }
     if client.jwks.is_some() {
@@ -617,6 +732,9 @@ pub fn apply(
     }
     if let Some(v) = settings.require_pushed_authorization_requests {
         flow.require_par = v;
+    }
+    if let Some(v) = settings.tls_client_certificate_bound_access_tokens {
+        flow.certificate_bound_access_tokens = Some(v);
     }
     if let Some(v) = settings.dpop_bound_access_tokens {
         flow.dpop_bound_access_tokens = v;

@@ -241,6 +241,7 @@ mod tests {
             claims: None,
             sid: None,
             dpop_jkt: None,
+            x5t_s256: None,
         }
     }
 

@@ -1013,6 +1013,7 @@ async fn an_operator_revokes_access_and_refresh_tokens_by_value() {
         claims: None,
         sid: None,
         dpop_jkt: None,
+        x5t_s256: None,
     };
     let (value, token_id) = crate::opaque::mint_refresh(NOW + 3600);
     let refresh = RefreshRecord {

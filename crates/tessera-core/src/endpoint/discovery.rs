@@ -70,6 +70,7 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "service_documentation": "https://github.com/tessera-auth/tessera#readme",
     });
     if let Some(doc) = doc.as_object_mut() {
+        mtls_metadata(config, doc);
         for endpoint in ENDPOINTS {
             if endpoint.id == EndpointId::Register && !config.dynamic_registration.enabled() {
                 continue;
@@ -80,6 +81,60 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         }
     }
     doc
+}
+
+/// The endpoints a client reaches with its certificate at the mutual TLS base URL (RFC 8705
+/// §5), by metadata key.
+const MTLS_ALIASED: &[EndpointId] = &[
+    EndpointId::Token,
+    EndpointId::Revoke,
+    EndpointId::Introspect,
+    EndpointId::Userinfo,
+    EndpointId::PushedAuthorization,
+    EndpointId::DeviceAuthorization,
+];
+
+/// With mutual TLS on (RFC 8705): its client authentication methods (§2) in the three
+/// endpoints' lists, `tls_client_certificate_bound_access_tokens` (§3.3), and, with a
+/// mutual TLS base URL, `mtls_endpoint_aliases` (§5).
+fn mtls_metadata(config: &Config, doc: &mut serde_json::Map<String, serde_json::Value>) {
+    let mtls = &config.mtls;
+    if !mtls.enabled {
+        return;
+    }
+    let methods: Vec<&str> = [
+        mtls.pki().then_some("tls_client_auth"),
+        Some("self_signed_tls_client_auth"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for key in [
+        "token_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ] {
+        if let Some(list) = doc.get_mut(key).and_then(|v| v.as_array_mut()) {
+            list.extend(methods.iter().map(|m| serde_json::Value::from(*m)));
+        }
+    }
+    doc.insert(
+        "tls_client_certificate_bound_access_tokens".into(),
+        true.into(),
+    );
+    if let Some(base) = &mtls.base_url {
+        let aliases: serde_json::Map<String, serde_json::Value> = ENDPOINTS
+            .iter()
+            .filter(|e| MTLS_ALIASED.contains(&e.id))
+            .filter_map(|e| {
+                Some((
+                    e.metadata_key?.to_owned(),
+                    format!("{base}{}", e.path()).into(),
+                ))
+            })
+            .collect();
+        doc.insert("mtls_endpoint_aliases".into(), aliases.into());
+    }
 }
 
 #[cfg(test)]

@@ -98,7 +98,11 @@ fn from_admin(e: AdminError) -> OAuthError {
 }
 
 /// Reads the metadata of a registration request or a registration update.
-fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Value>), OAuthError> {
+fn read_metadata(
+    body: &[u8],
+    open: bool,
+    mtls: &crate::config::Mtls,
+) -> Result<(ClientSpec, Map<String, Value>), OAuthError> {
     let doc: Value = serde_json::from_slice(body)
         .map_err(|_| invalid_metadata("the request body must be a JSON object (RFC 7591 §3.1)"))?;
     let Value::Object(doc) = doc else {
@@ -129,12 +133,51 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
         Some(Value::String(m)) => AuthMethod::parse(m).ok_or_else(|| {
             invalid_metadata(format!(
                 "token_endpoint_auth_method '{m}' is not supported (client_secret_basic, \
-                 client_secret_post, private_key_jwt or none)"
+                 client_secret_post, private_key_jwt, tls_client_auth, \
+                 self_signed_tls_client_auth or none)"
             ))
         })?,
         Some(_) => {
             return Err(invalid_metadata(
                 "token_endpoint_auth_method must be a string",
+            ))
+        }
+    };
+    // RFC 8705 §2: the certificate methods exist only with mutual TLS on (and, for
+    // tls_client_auth, an authority to chain to), as discovery says.
+    let offered = match method {
+        AuthMethod::TlsClientAuth => mtls.pki(),
+        AuthMethod::SelfSignedTlsClientAuth => mtls.enabled,
+        _ => true,
+    };
+    if !offered {
+        return Err(invalid_metadata(format!(
+            "token_endpoint_auth_method '{}' is not offered by this server",
+            method.as_str()
+        )));
+    }
+    let mut certificate_subject = clients::SubjectFields::default();
+    for field in crate::model::CertificateSubject::FIELDS {
+        let value = match doc.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(invalid_metadata(format!("{field} must be a string"))),
+        };
+        let slot = match field {
+            "tls_client_auth_subject_dn" => &mut certificate_subject.tls_client_auth_subject_dn,
+            "tls_client_auth_san_dns" => &mut certificate_subject.tls_client_auth_san_dns,
+            "tls_client_auth_san_uri" => &mut certificate_subject.tls_client_auth_san_uri,
+            "tls_client_auth_san_ip" => &mut certificate_subject.tls_client_auth_san_ip,
+            _ => &mut certificate_subject.tls_client_auth_san_email,
+        };
+        *slot = value;
+    }
+    let bound = match doc.get("tls_client_certificate_bound_access_tokens") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            return Err(invalid_metadata(
+                "tls_client_certificate_bound_access_tokens must be a boolean",
             ))
         }
     };
@@ -247,6 +290,7 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
         public: method == AuthMethod::None,
         token_endpoint_auth_method: Some(method.as_str().to_owned()),
         keys,
+        certificate_subject,
         client_id: None,
         secret_hash: None,
         settings: ClientSettings {
@@ -259,6 +303,7 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
             backchannel_logout_uri,
             backchannel_logout_session_required,
             require_pushed_authorization_requests: Some(require_par),
+            tls_client_certificate_bound_access_tokens: bound,
             dpop_bound_access_tokens: Some(dpop_bound),
             ..ClientSettings::default()
         },
@@ -336,7 +381,7 @@ pub async fn register(
         }
     };
     let open = cx.config.dynamic_registration == crate::config::DynamicRegistration::Open;
-    let (spec, _) = read_metadata(body, open)?;
+    let (spec, _) = read_metadata(body, open, &cx.config.mtls)?;
     let created = clients::create(cx.store, cx.config, spec, cx.now)
         .await
         .map_err(from_admin)?;
@@ -393,7 +438,7 @@ pub async fn update(
 ) -> Result<ClientRecord, OAuthError> {
     let current = authorize(cx, client_id, token).await?;
     let open = cx.config.dynamic_registration == crate::config::DynamicRegistration::Open;
-    let (spec, doc) = read_metadata(body, open)?;
+    let (spec, doc) = read_metadata(body, open, &cx.config.mtls)?;
     if doc.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err(invalid_metadata(
             "client_id must be sent and be the registration's (RFC 7592 §2.2)",
@@ -427,7 +472,11 @@ pub async fn update(
             "token_endpoint_auth_method cannot change: register a new client instead",
         ));
     }
-    if now_method == AuthMethod::PrivateKeyJwt && spec.keys.given() {
+    let keyed = matches!(
+        now_method,
+        AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth
+    );
+    if keyed && spec.keys.given() {
         clients::set_keys(cx.store, client_id, &spec.keys, cx.now)
             .await
             .map_err(from_admin)?;
@@ -515,6 +564,18 @@ pub fn client_information(
         }
         if crate::profile::requires_par(client) {
             map.insert("require_pushed_authorization_requests".into(), true.into());
+        }
+        if let Some(crate::model::CertificateAuth::TlsClientAuth(subject)) =
+            &client.user_flow.certificate_auth
+        {
+            let (field, value) = subject.field();
+            map.insert(field.into(), value.into());
+        }
+        if crate::mtls::binds_tokens(client) {
+            map.insert(
+                "tls_client_certificate_bound_access_tokens".into(),
+                true.into(),
+            );
         }
         if client.user_flow.dpop_bound_access_tokens {
             map.insert("dpop_bound_access_tokens".into(), true.into());

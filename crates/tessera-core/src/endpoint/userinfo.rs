@@ -5,7 +5,9 @@
 //! that its scope releases. "Meant for this server" (RFC 9068 §4, RFC 8707 §2): its `aud`
 //! names the issuer, the UserInfo URL or the server's default audience (what a token
 //! requested for no particular resource gets, see [`crate::resource`]); a token restricted
-//! to other APIs is refused. A single-use token is consumed only once every rule passed.
+//! to other APIs is refused. A certificate-bound token must come over a connection with its
+//! certificate (RFC 8705 §3, [`crate::mtls::check_presented`]). A single-use token is
+//! consumed only once every rule passed.
 //!
 //! A DPoP-bound token (RFC 9449 §7) is taken only with the `DPoP` scheme and a proof by its
 //! key that carries its hash (`ath`); presented as a bearer token it is refused, and the
@@ -103,6 +105,10 @@ pub async fn handle(
             return Err(dpop_refusal(OAuthError::invalid_token(
                 "the access token is not DPoP-bound: present it as a bearer token",
             )))
+        }
+        // A certificate-bound token comes with its certificate (RFC 8705 §3).
+        (Some(c @ Confirmation::X5tS256(_)), Scheme::Bearer) => {
+            crate::mtls::check_presented(cx, &c)?;
         }
         (_, Scheme::Bearer) => {}
     }

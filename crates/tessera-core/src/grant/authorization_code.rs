@@ -154,6 +154,7 @@ pub async fn handle(
             .then(|| serde_json::Value::Object(carried.clone()).to_string()),
         sid: rec.sid.clone(),
         dpop_jkt: crate::sender::refresh_binding(cx, client),
+        x5t_s256: crate::mtls::refresh_binding(cx, client),
     };
     let refresh = wants_refresh.then(|| first_refresh(cx, client, &grant, refresh_end));
     cx.store

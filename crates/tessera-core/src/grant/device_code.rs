@@ -161,6 +161,7 @@ pub async fn handle(
         // grants still reaches it, and its client's back-channel logout with it).
         sid: None,
         dpop_jkt: crate::sender::refresh_binding(cx, client),
+        x5t_s256: crate::mtls::refresh_binding(cx, client),
     };
     let refresh = wants_refresh.then(|| first_refresh(cx, client, &grant, refresh_end));
     cx.store

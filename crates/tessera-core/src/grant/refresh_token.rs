@@ -70,6 +70,7 @@ pub async fn handle(
         .ok_or_else(invalid)?;
     // RFC 9449 §5: a public client's family is bound to the key that started it.
     crate::sender::check_refresh_binding(cx, grant.dpop_jkt.as_deref())?;
+    crate::mtls::check_refresh_binding(cx, grant.x5t_s256.as_deref())?;
     if rec.used_at.is_some() {
         return reuse(cx, client, &grant, &rec, params, asked_scope).await;
     }

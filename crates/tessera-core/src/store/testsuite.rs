@@ -738,6 +738,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         claims: Some(r#"{"productId":"p-1"}"#.into()),
         sid: Some("sid-1".into()),
         dpop_jkt: Some("jkt-1".into()),
+        x5t_s256: Some("x5t-1".into()),
     }
 }
 
@@ -1578,6 +1579,10 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
         backchannel_logout_session_required: true,
         token_exchange_audiences: vec!["https://api.example.com".into()],
         require_par: true,
+        certificate_auth: Some(crate::model::CertificateAuth::TlsClientAuth(
+            crate::model::CertificateSubject::SubjectDn("CN=client,O=Example".into()),
+        )),
+        certificate_bound_access_tokens: Some(false),
         dpop_bound_access_tokens: true,
         profile: crate::model::ClientProfile::Fapi2,
     };

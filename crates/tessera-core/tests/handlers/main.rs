@@ -36,3 +36,4 @@ mod grant_refresh_token;
 mod grant_token_exchange;
 mod hosts;
 mod profile_fapi2;
+mod mtls;

@@ -129,6 +129,9 @@ macro_rules! with_client_settings {
             pub single_use_tokens: Option<bool>,
             /// Audiences the client may get tokens for by token exchange (RFC 8693).
             pub token_exchange_audiences: Option<Vec<String>>,
+            /// Its access tokens are bound to its client certificate (RFC 8705 §3.4)
+            /// [default: when it authenticates with one].
+            pub tls_client_certificate_bound_access_tokens: Option<bool>,
         }
 
         impl $name {
@@ -157,6 +160,8 @@ macro_rules! with_client_settings {
                     backchannel_logout_uri: self.backchannel_logout_uri.clone(),
                     backchannel_logout_session_required: self.backchannel_logout_session_required,
                     token_exchange_audiences: self.token_exchange_audiences.clone(),
+                    tls_client_certificate_bound_access_tokens: self
+                        .tls_client_certificate_bound_access_tokens,
                 }
             }
         }
@@ -173,12 +178,25 @@ with_client_settings! {
         pub env: Option<String>,
         /// A public client (same as `token_endpoint_auth_method` `none`).
         pub public: Option<bool>,
-        /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` or `none`.
+        /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt`,
+        /// `tls_client_auth`, `self_signed_tls_client_auth` or `none`.
         #[schema(value_type = Option<AuthMethodName>)]
         pub token_endpoint_auth_method: Option<String>,
-        /// For `private_key_jwt`: its public keys, a JWK Set (RFC 7517 §5).
+        /// For `private_key_jwt`: its public keys, a JWK Set (RFC 7517 §5); for
+        /// `self_signed_tls_client_auth`, its certificates (`x5c`) or their keys.
         #[schema(value_type = Option<Object>)]
         pub jwks: Option<serde_json::Value>,
+        /// For `tls_client_auth` (RFC 8705 §2.1.2; exactly one subject field): the subject DN
+        /// of its certificate, an RFC 4514 string.
+        pub tls_client_auth_subject_dn: Option<String>,
+        /// For `tls_client_auth`: a `dNSName` SAN of its certificate.
+        pub tls_client_auth_san_dns: Option<String>,
+        /// For `tls_client_auth`: a URI SAN of its certificate.
+        pub tls_client_auth_san_uri: Option<String>,
+        /// For `tls_client_auth`: an IP address SAN of its certificate.
+        pub tls_client_auth_san_ip: Option<String>,
+        /// For `tls_client_auth`: an email SAN of its certificate.
+        pub tls_client_auth_san_email: Option<String>,
         /// Keep this client id (a client moved from another server): 1 to 128 of `A-Z`,
         /// `a-z`, `0-9`, `-`, `.`, `_`, `~` [default: a generated one].
         #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")]
@@ -210,6 +228,8 @@ enum AuthMethodName {
     ClientSecretBasic,
     ClientSecretPost,
     PrivateKeyJwt,
+    TlsClientAuth,
+    SelfSignedTlsClientAuth,
     None,
 }
 
@@ -297,6 +317,12 @@ pub struct Client {
     pub profile: String,
     /// The `kid`s of its public keys (`private_key_jwt`).
     pub kids: Option<Vec<Option<String>>>,
+    /// The certificate subject it registered for `tls_client_auth` (RFC 8705 §2.1.2): the
+    /// metadata name (`tls_client_auth_subject_dn`, `tls_client_auth_san_dns`, ...) and its
+    /// value.
+    pub tls_client_auth_subject: Option<std::collections::BTreeMap<String, String>>,
+    /// Whether its access tokens are bound to its client certificate (RFC 8705 §3.4).
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 impl From<&ClientRecord> for Client {
@@ -329,6 +355,14 @@ impl From<&ClientRecord> for Client {
             backchannel_logout_session_required: c.user_flow.backchannel_logout_session_required,
             token_exchange_audiences: c.user_flow.token_exchange_audiences.clone(),
             require_pushed_authorization_requests: c.user_flow.require_par,
+            tls_client_auth_subject: match &c.user_flow.certificate_auth {
+                Some(tessera_core::model::CertificateAuth::TlsClientAuth(s)) => {
+                    let (field, value) = s.field();
+                    Some([(field.to_owned(), value.to_owned())].into())
+                }
+                _ => None,
+            },
+            tls_client_certificate_bound_access_tokens: tessera_core::mtls::binds_tokens(c),
             dpop_bound_access_tokens: c.user_flow.dpop_bound_access_tokens,
             profile: c.user_flow.profile.as_str().to_owned(),
             kids: c.jwks.as_deref().map(public_keys::kids),
@@ -434,6 +468,13 @@ async fn create(
         public: body.public.unwrap_or(false),
         token_endpoint_auth_method: body.token_endpoint_auth_method,
         keys,
+        certificate_subject: core_clients::SubjectFields {
+            tls_client_auth_subject_dn: body.tls_client_auth_subject_dn,
+            tls_client_auth_san_dns: body.tls_client_auth_san_dns,
+            tls_client_auth_san_uri: body.tls_client_auth_san_uri,
+            tls_client_auth_san_ip: body.tls_client_auth_san_ip,
+            tls_client_auth_san_email: body.tls_client_auth_san_email,
+        },
         client_id: body.client_id,
         secret_hash: body.secret_hash,
         settings,

@@ -171,6 +171,9 @@ fn auth_method(req: &OAuthRequest) -> &'static str {
         "private_key_jwt"
     } else if matches!(req.params.get("client_secret"), Ok(Some(_))) {
         "client_secret_post"
+    } else if req.client_cert.is_some() {
+        // A certificate (RFC 8705 §2), whichever of the two methods the client registered.
+        "tls_client_auth"
     } else {
         "none"
     }

@@ -30,6 +30,8 @@ pub async fn handle(
     cx.dialect = through.dialect();
     let (parts, _body) = req.into_parts();
     cx.request = crate::extract::request_meta(&parts, &state.http().trusted_proxies);
+    // A certificate-bound token is checked against the request's certificate (RFC 8705 §3).
+    cx.request.client_cert = crate::extract::client_certificate(&parts, &state);
     let presented = presented.as_ref().map(|(t, s)| (t.as_str(), *s));
     match userinfo::handle(&cx, presented).await {
         Ok(claims) => json_no_store(

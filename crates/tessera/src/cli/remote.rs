@@ -252,6 +252,11 @@ fn settings_json(s: ClientSettings, map: &mut Map<String, Value>) {
         s.backchannel_logout_session_required,
     );
     put(map, "token_exchange_audiences", s.token_exchange_audiences);
+    put(
+        map,
+        "tls_client_certificate_bound_access_tokens",
+        s.tls_client_certificate_bound_access_tokens,
+    );
 }
 
 /// The JWK Set of a `private_key_jwt` client, from its key files: the admin API takes a
@@ -334,6 +339,7 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
             public,
             token_endpoint_auth_method,
             keys,
+            certificate_subject,
             client_id,
             secret_hash_stdin,
             json,
@@ -341,6 +347,32 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
         } => {
             let env_output = output.wanted()?;
             let mut body = Map::new();
+            let subject = (*certificate_subject).fields();
+            put(
+                &mut body,
+                "tls_client_auth_subject_dn",
+                subject.tls_client_auth_subject_dn,
+            );
+            put(
+                &mut body,
+                "tls_client_auth_san_dns",
+                subject.tls_client_auth_san_dns,
+            );
+            put(
+                &mut body,
+                "tls_client_auth_san_uri",
+                subject.tls_client_auth_san_uri,
+            );
+            put(
+                &mut body,
+                "tls_client_auth_san_ip",
+                subject.tls_client_auth_san_ip,
+            );
+            put(
+                &mut body,
+                "tls_client_auth_san_email",
+                subject.tls_client_auth_san_email,
+            );
             body.insert("name".into(), json!(name));
             body.insert("env".into(), json!(env));
             if public {
@@ -378,13 +410,18 @@ async fn client(cmd: client::Command, api: &Remote) -> Result<()> {
                 println!("client_id:     {id}");
                 let public = made.get("public").and_then(Value::as_bool) == Some(true)
                     || text(&made, "token_endpoint_auth_method") == "none";
-                let jwt = text(&made, "token_endpoint_auth_method") == "private_key_jwt";
+                let method = text(&made, "token_endpoint_auth_method");
+                let jwt = method == "private_key_jwt";
+                let certificate = method.contains("tls_client_auth");
                 match secret {
                     Some(s) => {
                         println!("client_secret: {s}");
                         println!("(the secret is shown this once; only its hash is stored)");
                     }
                     None if public => println!("public client: no secret"),
+                    None if certificate => {
+                        println!("{method} client: authenticates with its certificate")
+                    }
                     None if !jwt => println!("client_secret: (imported: the client keeps its own)"),
                     None => println!("private_key_jwt client: authenticates with signed JWTs"),
                 }

@@ -159,7 +159,11 @@ async fn serve(settings: Settings, traced: bool) -> Result<()> {
     .await
     .context("starting the server state")?;
     let tls = match &settings.tls {
-        Some((cert, key)) => Some(crate::cli::tls::acceptor(cert, key)?),
+        Some((cert, key)) => Some(crate::cli::tls::acceptor(
+            cert,
+            key,
+            settings.core.mtls.enabled,
+        )?),
         None => None,
     };
     let background = state.spawn_background();
@@ -392,7 +396,7 @@ async fn serve_listener(
         let tls = tls.clone();
         tasks.spawn(async move {
             match tls {
-                None => serve_connection(tcp, peer, app, stopped, held, limits).await,
+                None => serve_connection(tcp, peer, None, app, stopped, held, limits).await,
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
                     let done = tokio::select! {
@@ -401,7 +405,18 @@ async fn serve_listener(
                     };
                     match done {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, peer, app, stopped, held, limits).await
+                            // The leaf the client presented, if any (mutual TLS, RFC 8705).
+                            let cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(<[_]>::first)
+                                .map(|c| {
+                                    tessera_http::extract::TlsClientCertificate(Arc::from(
+                                        c.as_ref(),
+                                    ))
+                                });
+                            serve_connection(stream, peer, cert, app, stopped, held, limits).await
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -422,12 +437,14 @@ async fn serve_listener(
     Ok(())
 }
 
-/// Serves HTTP/1.1 on one connection, telling the router the client's address, until the
+/// Serves HTTP/1.1 on one connection, telling the router the client's address (and the
+/// certificate it presented in the TLS handshake, if any), until the
 /// client closes it, the server stops, or the connection is asked to make room: then a
 /// connection answering a request finishes it first, and an idle one closes at once.
 async fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
+    client_cert: Option<tessera_http::extract::TlsClientCertificate>,
     app: axum::Router,
     mut stopped: tokio::sync::watch::Receiver<bool>,
     held: connections::Held,
@@ -443,6 +460,9 @@ async fn serve_connection<I>(
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
+            if let Some(cert) = &client_cert {
+                req.extensions_mut().insert(cert.clone());
+            }
             // In flight until the response body has been written and dropped.
             let in_flight = slot.request();
             let refused = reserve && !is_health_probe(&req);

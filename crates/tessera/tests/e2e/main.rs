@@ -50,6 +50,7 @@ mod jwt_bearer;
 mod key_safety;
 mod load;
 mod logs;
+mod mtls;
 mod multinode;
 mod oidc_client;
 mod outage;

@@ -222,8 +222,16 @@ async fn metadata_the_admin_api_refuses_is_refused_here_too() {
                    "token_endpoint_auth_method": "none"}),
             "invalid_client_metadata",
         ),
+        // Not offered by a server without mutual TLS (`mtls.rs` registers one with it on).
         (
             with("token_endpoint_auth_method", json!("tls_client_auth")),
+            "invalid_client_metadata",
+        ),
+        (
+            with(
+                "token_endpoint_auth_method",
+                json!("self_signed_tls_client_auth"),
+            ),
             "invalid_client_metadata",
         ),
         (

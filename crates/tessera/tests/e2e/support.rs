@@ -183,6 +183,11 @@ impl Server {
         Self::start_inner(&[], true, None).await
     }
 
+    /// [`Server::start_tls`] with `extra` environment variables, as [`Server::start_with`].
+    pub async fn start_tls_with(extra: &[(&str, &str)]) -> Server {
+        Self::start_inner(extra, true, None).await
+    }
+
     async fn start_inner(
         extra: &[(&str, &str)],
         tls: bool,

@@ -39,11 +39,16 @@ pub enum Command {
         #[arg(long)]
         public: bool,
         /// How the client authenticates: client_secret_basic (default; Basic or body secret
-        /// both work), private_key_jwt, or none (same as --public).
+        /// both work), private_key_jwt, tls_client_auth (a certificate from the configured
+        /// authorities, with the subject given by one --tls-client-auth-* flag),
+        /// self_signed_tls_client_auth (a certificate holding one of its keys), or none (same
+        /// as --public).
         #[arg(long, default_value = "client_secret_basic")]
         token_endpoint_auth_method: String,
         #[command(flatten)]
         keys: KeyFiles,
+        #[command(flatten)]
+        certificate_subject: Box<registration::CertificateSubject>,
         /// Keep this client id (a client moved from another server): 1 to 128 of A-Z,
         /// a-z, 0-9, '-', '.', '_' and '~' [default: a generated one].
         #[arg(long)]
@@ -157,6 +162,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
             public,
             token_endpoint_auth_method,
             keys,
+            certificate_subject,
             client_id,
             secret_hash_stdin,
             json,
@@ -176,6 +182,7 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                 public,
                 token_endpoint_auth_method: Some(token_endpoint_auth_method),
                 keys: keys.read()?,
+                certificate_subject: (*certificate_subject).fields(),
                 client_id,
                 secret_hash,
                 settings: registration.settings(),
@@ -216,6 +223,10 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
                         println!("(the secret is shown this once; only its hash is stored)");
                     }
                     None if client.public => println!("public client: no secret"),
+                    None if client.user_flow.certificate_auth.is_some() => println!(
+                        "{} client: authenticates with its certificate",
+                        AuthMethod::of(&client).as_str()
+                    ),
                     None if client.jwks.is_none() => {
                         println!("client_secret: (imported: the client keeps its own)")
                     }
@@ -374,6 +385,14 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "require_pushed_authorization_requests": c.user_flow.require_par,
         "dpop_bound_access_tokens": c.user_flow.dpop_bound_access_tokens,
         "profile": c.user_flow.profile.as_str(),
+        "tls_client_auth_subject": match &c.user_flow.certificate_auth {
+            Some(tessera_core::model::CertificateAuth::TlsClientAuth(s)) => {
+                let (field, value) = s.field();
+                json!({ field: value })
+            }
+            _ => serde_json::Value::Null,
+        },
+        "tls_client_certificate_bound_access_tokens": tessera_core::mtls::binds_tokens(c),
         "kids": c.jwks.as_deref().map(public_keys::kids),
     })
 }

@@ -91,6 +91,44 @@ pub struct Registration {
     /// none: it may not exchange tokens).
     #[arg(long = "token-exchange-audience")]
     pub token_exchange_audiences: Vec<String>,
+    /// Bind the client's access tokens to the certificate of the connection it asks on
+    /// (RFC 8705 §3.4) [default: when it authenticates with a certificate].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
+}
+
+/// The certificate subject of a `tls_client_auth` client (RFC 8705 §2.1.2): exactly one.
+#[derive(Debug, clap::Args)]
+pub struct CertificateSubject {
+    /// For tls_client_auth: the subject DN of its certificate, an RFC 4514 string
+    /// ("CN=client,O=Example").
+    #[arg(long)]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// For tls_client_auth: a DNS name SAN of its certificate.
+    #[arg(long)]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// For tls_client_auth: a URI SAN of its certificate.
+    #[arg(long)]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// For tls_client_auth: an IP address SAN of its certificate.
+    #[arg(long)]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// For tls_client_auth: an email SAN of its certificate.
+    #[arg(long)]
+    pub tls_client_auth_san_email: Option<String>,
+}
+
+impl CertificateSubject {
+    /// The fields for [`tessera_core::admin::clients`].
+    pub fn fields(self) -> tessera_core::admin::clients::SubjectFields {
+        tessera_core::admin::clients::SubjectFields {
+            tls_client_auth_subject_dn: self.tls_client_auth_subject_dn,
+            tls_client_auth_san_dns: self.tls_client_auth_san_dns,
+            tls_client_auth_san_uri: self.tls_client_auth_san_uri,
+            tls_client_auth_san_ip: self.tls_client_auth_san_ip,
+            tls_client_auth_san_email: self.tls_client_auth_san_email,
+        }
+    }
 }
 
 impl Registration {
@@ -121,6 +159,8 @@ impl Registration {
             backchannel_logout_uri: self.backchannel_logout_uri,
             backchannel_logout_session_required: self.backchannel_logout_session_required,
             token_exchange_audiences: list(self.token_exchange_audiences),
+            tls_client_certificate_bound_access_tokens: self
+                .tls_client_certificate_bound_access_tokens,
         }
     }
 }
