@@ -535,7 +535,8 @@ fn der_rsa_modulus(der: &[u8]) -> Option<&[u8]> {
     (tag == INTEGER).then_some(modulus)
 }
 
-fn jwk_algorithms(jwk: &Jwk) -> Option<&'static [Algorithm]> {
+/// The algorithms a JWK may verify, by its key type and curve; `None` for a key Tessera does not use.
+pub fn jwk_algorithms(jwk: &Jwk) -> Option<&'static [Algorithm]> {
     match &jwk.algorithm {
         AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
             EllipticCurve::P256 => Some(&[Algorithm::ES256]),

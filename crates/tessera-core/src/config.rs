@@ -65,6 +65,14 @@ pub struct Config {
     /// Every authorization request must be pushed first (RFC 9126 §5,
     /// `require_pushed_authorization_requests`).
     pub require_par: bool,
+    /// DPoP proofs must carry a nonce this server provided (RFC 9449 §8, `DPoP-Nonce`).
+    pub dpop_nonce: bool,
+    /// How long a DPoP proof is accepted after its `iat`, seconds (RFC 9449 §11.1); its `jti`
+    /// is remembered that long.
+    pub dpop_proof_lifetime: i64,
+    /// How long a nonce this server provides stays valid, seconds (at least this, at most
+    /// twice this).
+    pub dpop_nonce_lifetime: i64,
 }
 
 /// Whether clients may register themselves (RFC 7591).
@@ -126,6 +134,9 @@ impl Config {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             par_ttl: 60,
             require_par: false,
+            dpop_nonce: false,
+            dpop_proof_lifetime: 60,
+            dpop_nonce_lifetime: 120,
         }
     }
 

@@ -78,6 +78,11 @@ pub enum ErrorCode {
     /// HTTP 413 ("if the request size was beyond the upper bound that the authorization
     /// server allows").
     PushTooLarge,
+    /// RFC 9449 §7.1 and §5: "The DPoP proof is invalid" (a missing, malformed, wrongly
+    /// signed, stale or replayed proof, or one for another request).
+    InvalidDpopProof,
+    /// RFC 9449 §8: the server requires a nonce it provides in the `DPoP-Nonce` header.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -109,6 +114,8 @@ impl ErrorCode {
             ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::InvalidRequestUri => "invalid_request_uri",
             ErrorCode::PushTooLarge => "invalid_request",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -192,6 +199,8 @@ impl OAuthError {
         unsupported_token_type => UnsupportedTokenType,
         invalid_target => InvalidTarget,
         slow_down => SlowDown,
+        invalid_dpop_proof => InvalidDpopProof,
+        use_dpop_nonce => UseDpopNonce,
     }
 
     /// This error with a cause for the logs only (never sent): the precise reason behind a

@@ -155,6 +155,9 @@ pub struct UserFlowSettings {
     /// The client's authorization requests must be pushed first (RFC 9126 §6,
     /// `require_pushed_authorization_requests`).
     pub require_par: bool,
+    /// Every access token of the client is DPoP-bound: a token request without a DPoP proof
+    /// is refused (RFC 9449 §5.2, `dpop_bound_access_tokens`).
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl Default for UserFlowSettings {
@@ -173,6 +176,7 @@ impl Default for UserFlowSettings {
             backchannel_logout_session_required: false,
             token_exchange_audiences: Vec::new(),
             require_par: false,
+            dpop_bound_access_tokens: false,
         }
     }
 }
@@ -625,6 +629,9 @@ pub struct GrantRecord {
     /// the record of which clients a session signed into (OpenID Connect Back-Channel
     /// Logout 1.0 §2.1).
     pub sid: Option<String>,
+    /// The RFC 7638 thumbprint of the DPoP key the family's refresh tokens are bound to
+    /// (RFC 9449 §5: those of a public client that sent a proof).
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token, stored only as its hash; found by the public id inside it.

@@ -33,6 +33,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::PushTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        // RFC 9449 §5 and §8: 400 from the authorization server (a protected resource
+        // answers 401 with a challenge, `routes::userinfo`).
+        ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce => StatusCode::BAD_REQUEST,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -118,8 +118,8 @@ impl GrantStore for PgStore {
         let mut tx = self.live()?.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
-             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims, sid) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims, sid, dpop_jkt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -134,6 +134,7 @@ impl GrantStore for PgStore {
         .bind(g.revoked_at)
         .bind(g.claims.as_deref())
         .bind(g.sid.as_deref())
+        .bind(g.dpop_jkt.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;

@@ -118,8 +118,8 @@ impl GrantStore for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO grants (grant_id, client_id, user_id, scope, auth_time, nonce, \
-             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims, sid) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             token_epoch, created_at, refresh_expires_at, expires_at, revoked_at, claims, sid, dpop_jkt) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&g.grant_id)
         .bind(&g.client_id)
@@ -134,6 +134,7 @@ impl GrantStore for SqliteStore {
         .bind(g.revoked_at)
         .bind(g.claims.as_deref())
         .bind(g.sid.as_deref())
+        .bind(g.dpop_jkt.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;

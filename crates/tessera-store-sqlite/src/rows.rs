@@ -138,6 +138,7 @@ pub(crate) fn grant(row: &SqliteRow) -> Result<GrantRecord, StoreError> {
         revoked_at: get(row, "revoked_at")?,
         claims: get(row, "claims")?,
         sid: get(row, "sid")?,
+        dpop_jkt: get(row, "dpop_jkt")?,
     })
 }
 

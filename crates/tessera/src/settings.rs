@@ -120,6 +120,12 @@ pub struct FileConfig {
     pub par_ttl: Option<i64>,
     /// Every authorization request must be pushed first (RFC 9126).
     pub require_par: Option<bool>,
+    /// DPoP proofs must carry a nonce this server provided (RFC 9449 §8).
+    pub dpop_nonce: Option<bool>,
+    /// How long a DPoP proof is accepted after its `iat`, seconds (RFC 9449 §11.1).
+    pub dpop_proof_lifetime: Option<i64>,
+    /// How long a DPoP nonce stays valid, seconds (RFC 9449 §8).
+    pub dpop_nonce_lifetime: Option<i64>,
     /// Failed sign-ins allowed per username per lockout window (0: unlimited).
     pub login_failures_per_user: Option<u32>,
     /// Failed sign-ins allowed per client address per lockout window (0: unlimited).
@@ -625,6 +631,21 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
     }
     if let Some(v) = src.env_file("require_par", file.require_par)? {
         core.require_par = v;
+    }
+    if let Some(v) = src.env_file("dpop_nonce", file.dpop_nonce)? {
+        core.dpop_nonce = v;
+    }
+    if let Some(v) = src.env_file("dpop_proof_lifetime", file.dpop_proof_lifetime)? {
+        if !(1..=600).contains(&v) {
+            bail!("dpop_proof_lifetime must be between 1 and 600 seconds");
+        }
+        core.dpop_proof_lifetime = v;
+    }
+    if let Some(v) = src.env_file("dpop_nonce_lifetime", file.dpop_nonce_lifetime)? {
+        if !(10..=3600).contains(&v) {
+            bail!("dpop_nonce_lifetime must be between 10 and 3600 seconds");
+        }
+        core.dpop_nonce_lifetime = v;
     }
     if let Some(v) = src.pick(
         "assertion_max_lifetime",
@@ -1146,6 +1167,9 @@ impl Settings {
                 "id_token_ttl" => json!(core.id_token_ttl),
                 "par_ttl" => json!(core.par_ttl),
                 "require_par" => json!(core.require_par),
+                "dpop_nonce" => json!(core.dpop_nonce),
+                "dpop_proof_lifetime" => json!(core.dpop_proof_lifetime),
+                "dpop_nonce_lifetime" => json!(core.dpop_nonce_lifetime),
                 "login_failures_per_user" => json!(http.login_failures_per_user),
                 "login_failures_per_address" => json!(http.login_failures_per_address),
                 "login_lockout_window" => json!(http.login_lockout_window),

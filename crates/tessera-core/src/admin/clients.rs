@@ -132,6 +132,8 @@ pub struct ClientSettings {
     pub token_exchange_audiences: Option<Vec<String>>,
     /// Its authorization requests must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Every access token is DPoP-bound (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: Option<bool>,
     /// Single-use access tokens.
     pub single_use_tokens: Option<bool>,
 }
@@ -187,6 +189,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "post_logout_redirect_uris",
     "skip_consent",
     "require_pushed_authorization_requests",
+    "dpop_bound_access_tokens",
     "single_use_tokens",
     "backchannel_logout_uri",
     "backchannel_logout_session_required",
@@ -610,6 +613,9 @@ pub fn apply(
     }
     if let Some(v) = settings.require_pushed_authorization_requests {
         flow.require_par = v;
+    }
+    if let Some(v) = settings.dpop_bound_access_tokens {
+        flow.dpop_bound_access_tokens = v;
     }
     if let Some(uris) = settings.post_logout_redirect_uris {
         for uri in &uris {

@@ -240,6 +240,7 @@ mod tests {
             revoked_at: None,
             claims: None,
             sid: None,
+            dpop_jkt: None,
         }
     }
 

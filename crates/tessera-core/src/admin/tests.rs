@@ -1012,6 +1012,7 @@ async fn an_operator_revokes_access_and_refresh_tokens_by_value() {
         revoked_at: None,
         claims: None,
         sid: None,
+        dpop_jkt: None,
     };
     let (value, token_id) = crate::opaque::mint_refresh(NOW + 3600);
     let refresh = RefreshRecord {

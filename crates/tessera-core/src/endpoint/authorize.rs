@@ -319,6 +319,15 @@ async fn validate_as(
                 .ok_or_else(|| fail(OAuthError::invalid_request("max_age must be seconds")))?,
         ),
     };
+    // RFC 9449 §10: `dpop_jkt` binds the code to a DPoP key; it stays with the code among the
+    // parameters kept ([`crate::sender::check_code_binding`] reads it).
+    if let Some(jkt) = params.get("dpop_jkt").map_err(fail)? {
+        if !crate::dpop::is_thumbprint(jkt) {
+            return Err(fail(OAuthError::invalid_request(
+                "dpop_jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 §10)",
+            )));
+        }
+    }
     let unknown: Vec<&(String, String)> = params
         .pairs()
         .iter()

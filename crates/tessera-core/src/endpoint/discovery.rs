@@ -55,6 +55,8 @@ pub fn metadata(config: &Config, keys: &KeySet) -> serde_json::Value {
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "require_pushed_authorization_requests": config.require_par,
+        // RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": crate::dpop::ALGORITHMS,
         "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,

@@ -132,6 +132,20 @@ pub async fn push(
     if !params.contains("client_id") {
         pairs.push(("client_id".to_owned(), client.client_id.clone()));
     }
+    // RFC 9449 §10.1: a DPoP proof with the push binds the code to its key, as `dpop_jkt`
+    // would; with both, they must name the same key.
+    if let Some(input) = &cx.request.dpop {
+        let proof = crate::dpop::check(cx, input, None).await?;
+        match params.get("dpop_jkt")? {
+            Some(jkt) if jkt != proof.jkt => {
+                return Err(OAuthError::invalid_dpop_proof(
+                    "dpop_jkt is not the thumbprint of the DPoP proof's key",
+                ))
+            }
+            Some(_) => {}
+            None => pairs.push(("dpop_jkt".to_owned(), proof.jkt)),
+        }
+    }
     if pairs.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() > MAX_PUSHED {
         return Err(OAuthError::new(
             ErrorCode::PushTooLarge,

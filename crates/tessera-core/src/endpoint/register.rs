@@ -221,6 +221,16 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
     } else {
         strings(&doc, "token_exchange_audiences")?
     };
+    // RFC 9449 §5.2: a boolean, false when omitted.
+    let dpop_bound = match doc.get("dpop_bound_access_tokens") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(invalid_metadata(
+                "dpop_bound_access_tokens must be a boolean",
+            ))
+        }
+    };
     // RFC 9126 §6: a boolean, false when omitted.
     let require_par = match doc.get("require_pushed_authorization_requests") {
         None | Some(Value::Null) => false,
@@ -249,6 +259,7 @@ fn read_metadata(body: &[u8], open: bool) -> Result<(ClientSpec, Map<String, Val
             backchannel_logout_uri,
             backchannel_logout_session_required,
             require_pushed_authorization_requests: Some(require_par),
+            dpop_bound_access_tokens: Some(dpop_bound),
             ..ClientSettings::default()
         },
     };
@@ -504,6 +515,9 @@ pub fn client_information(
         }
         if client.user_flow.require_par {
             map.insert("require_pushed_authorization_requests".into(), true.into());
+        }
+        if client.user_flow.dpop_bound_access_tokens {
+            map.insert("dpop_bound_access_tokens".into(), true.into());
         }
         if let Some(s) = secret {
             map.insert("client_secret".into(), s.expose().into());

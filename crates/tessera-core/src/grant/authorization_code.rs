@@ -109,6 +109,7 @@ pub async fn handle(
         }
         (None, None) => {}
     }
+    crate::sender::check_code_binding(cx, dpop_jkt_of(&rec.extra).as_deref())?;
     let granted = crate::dialect::exchange_scope(
         cx.dialect,
         ScopeSet::parse(&rec.scope)?,
@@ -152,6 +153,7 @@ pub async fn handle(
         claims: (!carried.is_empty())
             .then(|| serde_json::Value::Object(carried.clone()).to_string()),
         sid: rec.sid.clone(),
+        dpop_jkt: crate::sender::refresh_binding(cx, client),
     };
     let refresh = wants_refresh.then(|| first_refresh(cx, client, &grant, refresh_end));
     cx.store
@@ -214,4 +216,11 @@ fn replay_is_by_its_client(
         }
         (Some(_), None) => false,
     }
+}
+
+/// The `dpop_jkt` of the authorization request a code came from (RFC 9449 §10), kept among
+/// its extra parameters.
+fn dpop_jkt_of(extra: &str) -> Option<String> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(extra).ok()?;
+    map.get("dpop_jkt")?.as_str().map(str::to_owned)
 }

@@ -160,6 +160,7 @@ pub async fn handle(
         // out of that browser leaves the device's grant alone (an operator ending the user's
         // grants still reaches it, and its client's back-channel logout with it).
         sid: None,
+        dpop_jkt: crate::sender::refresh_binding(cx, client),
     };
     let refresh = wants_refresh.then(|| first_refresh(cx, client, &grant, refresh_end));
     cx.store

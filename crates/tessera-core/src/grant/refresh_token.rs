@@ -61,6 +61,8 @@ pub async fn handle(
     let grant = standing_grant(cx, client, &rec.grant_id)
         .await?
         .ok_or_else(invalid)?;
+    // RFC 9449 §5: a public client's family is bound to the key that started it.
+    crate::sender::check_refresh_binding(cx, grant.dpop_jkt.as_deref())?;
     if rec.used_at.is_some() {
         return reuse(cx, client, &grant, &rec, params, asked_scope).await;
     }

@@ -771,6 +771,7 @@ pub fn grant(grant_id: &str, user_id: &str, exp: i64) -> GrantRecord {
         revoked_at: None,
         claims: Some(r#"{"productId":"p-1"}"#.into()),
         sid: Some("sid-1".into()),
+        dpop_jkt: Some("jkt-1".into()),
     }
 }
 
@@ -1611,6 +1612,7 @@ pub async fn user_flow_settings_round_trip(s: &dyn Store) {
         backchannel_logout_session_required: true,
         token_exchange_audiences: vec!["https://api.example.com".into()],
         require_par: true,
+        dpop_bound_access_tokens: true,
     };
     s.insert_client(&c).await.unwrap();
     assert_eq!(s.get_client(&c.client_id).await.unwrap(), Some(c.clone()));

@@ -9,7 +9,12 @@ use tessera_core::store::UserStore;
 use crate::support::*;
 
 fn ask(w: &World, token: Option<&str>) -> Result<serde_json::Value, tessera_core::OAuthError> {
-    run(userinfo::handle(&w.cx(), token)).map(serde_json::Value::Object)
+    run(userinfo::handle(
+        &w.cx(),
+        token.map(|t| (t, userinfo::Scheme::Bearer)),
+    ))
+    .map(serde_json::Value::Object)
+    .map_err(|r| r.error)
 }
 
 #[test]

@@ -120,6 +120,8 @@ macro_rules! with_client_settings {
             pub backchannel_logout_session_required: Option<bool>,
             /// Its authorization requests must be pushed first (RFC 9126 §6).
             pub require_pushed_authorization_requests: Option<bool>,
+            /// Every access token is DPoP-bound (RFC 9449 §5.2).
+            pub dpop_bound_access_tokens: Option<bool>,
             /// Single-use access tokens.
             pub single_use_tokens: Option<bool>,
             /// Audiences the client may get tokens for by token exchange (RFC 8693).
@@ -146,6 +148,7 @@ macro_rules! with_client_settings {
                     skip_consent: self.skip_consent,
                     require_pushed_authorization_requests: self
                         .require_pushed_authorization_requests,
+                    dpop_bound_access_tokens: self.dpop_bound_access_tokens,
                     single_use_tokens: self.single_use_tokens,
                     backchannel_logout_uri: self.backchannel_logout_uri.clone(),
                     backchannel_logout_session_required: self.backchannel_logout_session_required,
@@ -284,6 +287,8 @@ pub struct Client {
     pub token_exchange_audiences: Vec<String>,
     /// Whether its authorization requests must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
+    /// Whether every access token is DPoP-bound (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
     /// The `kid`s of its public keys (`private_key_jwt`).
     pub kids: Option<Vec<Option<String>>>,
 }
@@ -318,6 +323,7 @@ impl From<&ClientRecord> for Client {
             backchannel_logout_session_required: c.user_flow.backchannel_logout_session_required,
             token_exchange_audiences: c.user_flow.token_exchange_audiences.clone(),
             require_pushed_authorization_requests: c.user_flow.require_par,
+            dpop_bound_access_tokens: c.user_flow.dpop_bound_access_tokens,
             kids: c.jwks.as_deref().map(public_keys::kids),
         }
     }

@@ -196,3 +196,15 @@ pub async fn not_found() -> Response {
     )
         .into_response()
 }
+
+/// A response of an endpoint that takes DPoP proofs, with the nonce proofs must carry in
+/// `DPoP-Nonce` while the server asks for nonces (RFC 9449 §8: on any response, so that a
+/// client always holds a fresh one).
+pub fn with_dpop_nonce(cx: &tessera_core::cx::Cx<'_>, mut res: Response) -> Response {
+    if cx.config.dpop_nonce {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&tessera_core::dpop::nonce(cx)) {
+            res.headers_mut().insert("dpop-nonce", v);
+        }
+    }
+    res
+}

@@ -20,12 +20,13 @@ pub async fn handle(State(state): State<AppState>, host: Host, req: OAuthRequest
     let mut cx = state.cx_for(&host, &keys);
     cx.request = req.meta();
     let result = par::push(&cx, req.basic.as_ref(), &req.params).await;
-    respond(&state, &req, result, |r| {
+    let res = respond(&state, &req, result, |r| {
         let body = serde_json::json!({
             "request_uri": r.request_uri,
             "expires_in": r.expires_in,
         });
         json_no_store(StatusCode::CREATED, body.to_string())
     })
-    .await
+    .await;
+    crate::routes::with_dpop_nonce(&cx, res)
 }

@@ -39,8 +39,9 @@ pub async fn handle(
         _ => token::handle(&cx, req.basic.as_ref(), &req.params).await,
     };
     state.metrics().grant(grant, result.is_ok(), started);
-    respond(&state, &req, result, |r| {
+    let res = respond(&state, &req, result, |r| {
         json_no_store(StatusCode::OK, crate::response::token_json(&r))
     })
-    .await
+    .await;
+    crate::routes::with_dpop_nonce(&cx, res)
 }

@@ -242,6 +242,7 @@ fn settings_json(s: ClientSettings, map: &mut Map<String, Value>) {
         "require_pushed_authorization_requests",
         s.require_pushed_authorization_requests,
     );
+    put(map, "dpop_bound_access_tokens", s.dpop_bound_access_tokens);
     put(map, "single_use_tokens", s.single_use_tokens);
     put(map, "backchannel_logout_uri", s.backchannel_logout_uri);
     put(

@@ -372,6 +372,7 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "backchannel_logout_session_required": c.user_flow.backchannel_logout_session_required,
         "token_exchange_audiences": c.user_flow.token_exchange_audiences,
         "require_pushed_authorization_requests": c.user_flow.require_par,
+        "dpop_bound_access_tokens": c.user_flow.dpop_bound_access_tokens,
         "kids": c.jwks.as_deref().map(public_keys::kids),
     })
 }

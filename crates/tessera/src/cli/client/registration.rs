@@ -73,6 +73,10 @@ pub struct Registration {
     /// (RFC 9126 §6, `require_pushed_authorization_requests`).
     #[arg(long = "require-par", num_args = 0..=1, default_missing_value = "true")]
     pub require_par: Option<bool>,
+    /// Refuse this client's token requests without a DPoP proof: every access token it gets
+    /// is DPoP-bound (RFC 9449 §5.2, `dpop_bound_access_tokens`).
+    #[arg(long = "dpop-bound", num_args = 0..=1, default_missing_value = "true")]
+    pub dpop_bound: Option<bool>,
     /// Single-use access tokens: the first successful check (introspection, or anywhere
     /// Tessera accepts a token) consumes one [create default: false].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -105,6 +109,7 @@ impl Registration {
             post_logout_redirect_uris: list(self.post_logout_redirect_uris),
             skip_consent: self.skip_consent,
             require_pushed_authorization_requests: self.require_par,
+            dpop_bound_access_tokens: self.dpop_bound,
             single_use_tokens: self.single_use_tokens,
             backchannel_logout_uri: self.backchannel_logout_uri,
             backchannel_logout_session_required: self.backchannel_logout_session_required,
