@@ -73,19 +73,17 @@ pub fn normalize_htu(uri: &str) -> Option<String> {
     let _ = url.set_password(None);
     // `url` normalises case, ports and dot segments; percent-encoding case is left as
     // written, so it is made upper case here (§6.2.2.1).
-    let text = url.as_str();
-    let mut out = String::with_capacity(text.len());
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            out.push('%');
-            out.push(char::from(bytes[i + 1]).to_ascii_uppercase());
-            out.push(char::from(bytes[i + 2]).to_ascii_uppercase());
-            i += 3;
+    let mut out = String::with_capacity(url.as_str().len());
+    let mut after_percent = 0;
+    for ch in url.as_str().chars() {
+        if after_percent > 0 {
+            out.push(ch.to_ascii_uppercase());
+            after_percent -= 1;
         } else {
-            out.push(char::from(bytes[i]));
-            i += 1;
+            if ch == '%' {
+                after_percent = 2;
+            }
+            out.push(ch);
         }
     }
     Some(out)
@@ -128,7 +126,8 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, OAuthError>
     }
     // §4.3 step 2: a well-formed JWT (three base64url parts).
     let mut parts = proof.split('.');
-    let (Some(h), Some(c), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid("the DPoP proof is not a compact JWS"));
     };
@@ -136,20 +135,29 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, OAuthError>
         let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
         serde_json::from_slice(&bytes).ok()
     };
-    let header = decode(h).ok_or_else(|| invalid("the DPoP proof's header is not base64url JSON"))?;
-    let claims = decode(c).ok_or_else(|| invalid("the DPoP proof's claims are not base64url JSON"))?;
+    let header =
+        decode(h).ok_or_else(|| invalid("the DPoP proof's header is not base64url JSON"))?;
+    let claims =
+        decode(c).ok_or_else(|| invalid("the DPoP proof's claims are not base64url JSON"))?;
     // §4.3 step 4: typ.
     if header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
         return Err(invalid("the DPoP proof's typ must be dpop+jwt"));
     }
     // RFC 7515 §4.1.11: Tessera understands no extension a `crit` could name.
     if header.contains_key("crit") {
-        return Err(invalid("the DPoP proof's header has crit, which is not understood"));
+        return Err(invalid(
+            "the DPoP proof's header has crit, which is not understood",
+        ));
     }
     // §4.3 step 5: an asymmetric algorithm from the allow-list.
-    let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+    let alg_name = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !ALGORITHMS.contains(&alg_name) {
-        return Err(invalid("the DPoP proof's alg is not one this server accepts"));
+        return Err(invalid(
+            "the DPoP proof's alg is not one this server accepts",
+        ));
     }
     let alg: Algorithm = alg_name
         .parse()
@@ -215,7 +223,9 @@ pub fn verify(proof: &str, expected: &Expected<'_>) -> Result<Proof, OAuthError>
         (Some(token), Some(Value::String(a))) => {
             let want = ath(token);
             if !bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), a.as_bytes())) {
-                return Err(invalid("the DPoP proof's ath is not the hash of this access token"));
+                return Err(invalid(
+                    "the DPoP proof's ath is not the hash of this access token",
+                ));
             }
         }
         (Some(_), _) => return Err(invalid("the DPoP proof has no ath for the access token")),
@@ -272,11 +282,9 @@ pub async fn check(
                     "the DPoP proof's nonce is not current: use the one in the DPoP-Nonce header",
                 ))
             }
-            None => {
-                return Err(OAuthError::use_dpop_nonce(
-                    "this server requires a nonce in DPoP proofs: use the one in the DPoP-Nonce header",
-                ))
-            }
+            None => return Err(OAuthError::use_dpop_nonce(
+                "this server requires a nonce in DPoP proofs: use the one in the DPoP-Nonce header",
+            )),
         }
     }
     // §11.1: single use. Remembered while the proof could pass the iat check.
@@ -326,17 +334,18 @@ fn nonce_valid(cx: &Cx<'_>, nonce: &str) -> bool {
     let Some(raw) = URL_SAFE_NO_PAD.decode(nonce).ok().filter(|r| r.len() == 24) else {
         return false;
     };
-    let Ok(bytes) = <[u8; 8]>::try_from(&raw[..8]) else {
+    let Some((slot_bytes, mac)) = raw.split_first_chunk::<8>() else {
         return false;
     };
-    let slot = i64::from_be_bytes(bytes);
+    let slot = i64::from_be_bytes(*slot_bytes);
     if slot != now && slot != now - 1 {
         return false;
     }
     let mut data = b"tessera dpop nonce ".to_vec();
     data.extend_from_slice(&slot.to_be_bytes());
     let tag = cx.sealer.mac(&data);
-    bool::from(subtle::ConstantTimeEq::ct_eq(&tag[..16], &raw[8..]))
+    tag.get(..16)
+        .is_some_and(|t| bool::from(subtle::ConstantTimeEq::ct_eq(t, mac)))
 }
 
 /// The `WWW-Authenticate` challenge of a DPoP-protected resource (RFC 9449 §7.1): the
@@ -352,17 +361,129 @@ pub fn challenge(error: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use serde_json::json;
+
+    struct Key(EcdsaKeyPair, ring::rand::SystemRandom);
+
+    impl Key {
+        fn new() -> Self {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .unwrap();
+            Key(pair, rng)
+        }
+
+        fn jwk(&self) -> Value {
+            let p = self.0.public_key().as_ref();
+            json!({"kty": "EC", "crv": "P-256",
+                   "x": URL_SAFE_NO_PAD.encode(p.get(1..33).unwrap()),
+                   "y": URL_SAFE_NO_PAD.encode(p.get(33..65).unwrap())})
+        }
+
+        fn sign(&self, header: &Value, claims: &Value) -> String {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let sig = self.0.sign(&self.1, input.as_bytes()).unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        }
+    }
+
+    const URL: &str = "https://as.example.com/oauth2/token";
+
+    fn expected(token: Option<&str>) -> Expected<'_> {
+        Expected {
+            method: "POST",
+            uri: URL,
+            access_token: token,
+            now: 1_000_000,
+            lifetime: 60,
+            leeway: 5,
+        }
+    }
+
+    fn claims() -> Value {
+        json!({"jti": "j-1", "htm": "POST", "htu": URL, "iat": 1_000_000})
+    }
+
+    #[test]
+    fn a_good_proof_passes_with_its_keys_thumbprint() {
+        let k = Key::new();
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": k.jwk()});
+        let p = verify(&k.sign(&header, &claims()), &expected(None)).unwrap();
+        let jwk = k.jwk();
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#,
+            jwk["x"], jwk["y"]
+        );
+        let want = URL_SAFE_NO_PAD
+            .encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref());
+        assert_eq!(p.jkt, want);
+        assert_eq!(p.jti, "j-1");
+        assert!(is_thumbprint(&p.jkt));
+    }
+
+    #[test]
+    fn the_window_of_iat_and_the_ath_are_enforced() {
+        let k = Key::new();
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": k.jwk()});
+        for (iat, ok) in [
+            (1_000_000 - 60, true),
+            (1_000_000 - 61, false),
+            (1_000_000 + 5, true),
+            (1_000_000 + 6, false),
+        ] {
+            let mut c = claims();
+            c["iat"] = json!(iat);
+            assert_eq!(
+                verify(&k.sign(&header, &c), &expected(None)).is_ok(),
+                ok,
+                "{iat}"
+            );
+        }
+        let mut c = claims();
+        c["ath"] = json!(ath("tok"));
+        let proof = k.sign(&header, &c);
+        assert!(verify(&proof, &expected(Some("tok"))).is_ok());
+        let e = verify(&proof, &expected(Some("other"))).unwrap_err();
+        assert_eq!(e.code, crate::error::ErrorCode::InvalidDpopProof);
+        assert!(verify(&k.sign(&header, &claims()), &expected(Some("tok"))).is_err());
+    }
 
     #[test]
     fn htu_is_normalised_on_both_sides() {
         let n = |s| normalize_htu(s).unwrap();
-        assert_eq!(n("HTTPS://Server.Example.COM:443/token"), "https://server.example.com/token");
-        assert_eq!(n("https://server.example.com/token?x=1#f"), "https://server.example.com/token");
-        assert_eq!(n("https://server.example.com/a/../token"), "https://server.example.com/token");
-        assert_eq!(n("https://server.example.com/t%7eo"), n("https://server.example.com/t%7Eo"));
+        assert_eq!(
+            n("HTTPS://Server.Example.COM:443/token"),
+            "https://server.example.com/token"
+        );
+        assert_eq!(
+            n("https://server.example.com/token?x=1#f"),
+            "https://server.example.com/token"
+        );
+        assert_eq!(
+            n("https://server.example.com/a/../token"),
+            "https://server.example.com/token"
+        );
+        assert_eq!(
+            n("https://server.example.com/t%7eo"),
+            n("https://server.example.com/t%7Eo")
+        );
         assert_eq!(n("http://localhost:80"), "http://localhost/");
-        assert_ne!(n("https://server.example.com/token"), n("https://server.example.com/token2"));
-        assert_ne!(n("http://server.example.com/token"), n("https://server.example.com/token"));
+        assert_ne!(
+            n("https://server.example.com/token"),
+            n("https://server.example.com/token2")
+        );
+        assert_ne!(
+            n("http://server.example.com/token"),
+            n("https://server.example.com/token")
+        );
         assert_eq!(normalize_htu("urn:x:y"), None);
         assert_eq!(normalize_htu("not a uri"), None);
     }

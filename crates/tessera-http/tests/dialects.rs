@@ -291,7 +291,7 @@ fn a_session_id_header_carries_the_access_token_and_two_tokens_are_refused() {
     assert!(body["error_description"]
         .as_str()
         .unwrap()
-        .contains("bearer token is required"));
+        .contains("an access token is required"));
 }
 
 #[test]

@@ -107,10 +107,7 @@ pub async fn handle(
         (_, Scheme::Bearer) => {}
     }
     if active.grant_id.is_none() {
-        return Err(OAuthError::invalid_token(
-            "the access token was not issued for a user",
-        )
-        .into());
+        return Err(OAuthError::invalid_token("the access token was not issued for a user").into());
     }
     if !audience_allows_userinfo(cx, &active.aud) {
         return Err(OAuthError::invalid_token(

@@ -49,17 +49,27 @@ fn presented_token(
     let authorization: Vec<_> = headers.get_all(header::AUTHORIZATION).iter().collect();
     if let [one] = authorization.as_slice() {
         let v = one.as_bytes();
-        if v.len() > 5 && v[..5].eq_ignore_ascii_case(b"dpop ") {
-            let token = std::str::from_utf8(&v[5..])
+        if let Some((scheme, rest)) = v.split_at_checked(5) {
+            if !scheme.eq_ignore_ascii_case(b"dpop ") {
+                return Ok(
+                    crate::extract::access_token(headers, &state.config().dialects)?
+                        .map(|t| (t, Scheme::Bearer)),
+                );
+            }
+            let token = std::str::from_utf8(rest)
                 .map_err(|_| {
-                    tessera_core::OAuthError::invalid_request("the Authorization header is not text")
+                    tessera_core::OAuthError::invalid_request(
+                        "the Authorization header is not text",
+                    )
                 })?
                 .trim();
             return Ok((!token.is_empty()).then(|| (token.to_owned(), Scheme::Dpop)));
         }
     }
-    Ok(crate::extract::access_token(headers, &state.config().dialects)?
-        .map(|t| (t, Scheme::Bearer)))
+    Ok(
+        crate::extract::access_token(headers, &state.config().dialects)?
+            .map(|t| (t, Scheme::Bearer)),
+    )
 }
 
 /// The answer to a refused request: a DPoP refusal is 401 with a `DPoP` challenge naming

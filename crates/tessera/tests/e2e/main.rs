@@ -36,6 +36,7 @@ mod device_page;
 mod dialects_engine;
 mod discovery;
 mod docs_run;
+mod dpop;
 mod errors;
 mod feed_retention;
 mod fuzz;

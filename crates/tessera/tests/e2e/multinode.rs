@@ -952,3 +952,45 @@ async fn wrong_user_codes_count_across_nodes_and_the_device_page_works_on_any_no
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["access_token"].is_string());
 }
+
+#[tokio::test]
+async fn a_dpop_proof_used_on_one_node_is_refused_on_another_and_nonces_serve_on_every_node() {
+    use crate::dpop::DpopKey;
+    let Some(cl) = Cluster::start("multinode_dpop", 2, &[("TESSERA_DPOP_NONCE", "true")]).await
+    else {
+        return;
+    };
+    let c = cl
+        .create_client(&["--grant-type", "client_credentials"])
+        .await;
+    let key = DpopKey::new();
+    // Every node shares the issuer: the proof names the issuer's token endpoint.
+    let url = format!("{}/oauth2/token", cl.issuer);
+    let ask = |node: &Server, proof: String| {
+        node.http
+            .post(node.url("/oauth2/token"))
+            .basic_auth(&c.id, Some(&c.secret))
+            .header("DPoP", proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    // A nonce handed out by the first node is good on the second.
+    let first = ask(&cl.nodes[0], key.proof("POST", &url)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+    let nonce = first.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let mut claims = key.claims("POST", &url);
+    claims["nonce"] = json!(nonce);
+    let proof = key.sign(&key.header(), &claims);
+    let res = ask(&cl.nodes[1], proof.clone()).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
+    // The same proof on the other node: used.
+    let again = ask(&cl.nodes[0], proof).await.unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+}
