@@ -4,6 +4,7 @@
 //! request.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -15,6 +16,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+
+use crate::dpop::ProofPool;
 
 /// One HTTP/1.1 keep-alive connection to `addr`.
 pub struct Conn {
@@ -72,12 +75,14 @@ impl Drop for Conn {
 }
 
 /// A pre-built request: method, path, headers and a set of bodies cycled
-/// through by index. Building a request from it is a few cheap clones.
+/// through by index, and optionally one header whose values are each sent once
+/// (DPoP proofs). Building a request from it is a few cheap clones.
 pub struct RequestTemplate {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     bodies: Vec<Bytes>,
+    once: Option<(HeaderName, Arc<ProofPool>)>,
 }
 
 impl RequestTemplate {
@@ -103,6 +108,7 @@ impl RequestTemplate {
             uri,
             headers,
             bodies,
+            once: None,
         })
     }
 
@@ -126,6 +132,13 @@ impl RequestTemplate {
         self.with_header(AUTHORIZATION, value)
     }
 
+    /// Sends header `name` with a value taken from `pool` on each request built with
+    /// [`Self::next`], each value once.
+    pub fn with_once_header(mut self, name: HeaderName, pool: Arc<ProofPool>) -> Self {
+        self.once = Some((name, pool));
+        self
+    }
+
     /// Number of distinct bodies this template cycles through.
     pub fn body_count(&self) -> usize {
         self.bodies.len()
@@ -139,6 +152,16 @@ impl RequestTemplate {
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = self.headers.clone();
         req
+    }
+
+    /// Like [`Self::build`], with the header sent once per value when there is one; `None`
+    /// when its values are spent.
+    pub fn next(&self, index: usize) -> Option<Request<Full<Bytes>>> {
+        let mut req = self.build(index);
+        if let Some((name, pool)) = &self.once {
+            req.headers_mut().insert(name.clone(), pool.take()?);
+        }
+        Some(req)
     }
 }
 

@@ -23,14 +23,26 @@ pub enum Check {
     /// The body must also report `"active":true` (whitespace after the colon
     /// tolerated).
     Active,
+    /// A DPoP-bound token (RFC 9449 §5): `"token_type":"DPoP"`, checked on the first of
+    /// every [`DPOP_SAMPLE`] answers of each connection, so a server that ignored the proofs
+    /// (and issued bearer tokens) fails the measurement.
+    Dpop,
 }
 
+/// One answer in this many has its `token_type` checked under [`Check::Dpop`].
+const DPOP_SAMPLE: u64 = 16;
+
 impl Check {
-    fn body_ok(self, body: &[u8]) -> bool {
+    fn body_ok(self, body: &[u8], nth: u64) -> bool {
         match self {
             Check::Status => true,
             Check::Active => {
                 contains(body, br#""active":true"#) || contains(body, br#""active": true"#)
+            }
+            Check::Dpop => {
+                nth % DPOP_SAMPLE != 0
+                    || contains(body, br#""token_type":"DPoP""#)
+                    || contains(body, br#""token_type": "DPoP""#)
             }
         }
     }
@@ -193,6 +205,7 @@ async fn worker_loop(
         sample_error: None,
     };
     let mut broken = false;
+    let mut answers: u64 = 0;
 
     loop {
         let now = Instant::now();
@@ -224,15 +237,25 @@ async fn worker_loop(
             }
         }
 
-        let req = template.build(index);
+        let Some(req) = template.next(index) else {
+            // Every DPoP proof made for this measurement was sent: stop rather than resend
+            // one (the server would refuse it), and say so whether or not it counted.
+            result.errors += 1;
+            result
+                .sample_error
+                .get_or_insert_with(|| "ran out of DPoP proofs".to_owned());
+            break;
+        };
         index = index.wrapping_add(1);
+        let nth = answers;
+        answers += 1;
         let sent = Instant::now();
         let outcome = conn.send(req).await;
         let done = Instant::now();
         let counted = done >= measure_from && done <= deadline;
 
         match outcome {
-            Ok((status, body)) if status.is_success() && check.body_ok(&body) => {
+            Ok((status, body)) if status.is_success() && check.body_ok(&body, nth) => {
                 if counted {
                     result.ok += 1;
                     let micros = u64::try_from(done.duration_since(sent).as_micros())
@@ -262,4 +285,20 @@ async fn worker_loop(
         }
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bearer_token_fails_the_dpop_check_on_sampled_answers() {
+        let bearer = br#"{"access_token":"x","token_type":"Bearer","expires_in":300}"#;
+        let dpop = br#"{"access_token":"x","token_type":"DPoP","expires_in":300}"#;
+        assert!(!Check::Dpop.body_ok(bearer, 0));
+        assert!(!Check::Dpop.body_ok(bearer, DPOP_SAMPLE * 3));
+        assert!(Check::Dpop.body_ok(bearer, 1), "unsampled");
+        assert!(Check::Dpop.body_ok(dpop, 0));
+        assert!(Check::Status.body_ok(bearer, 0));
+    }
 }

@@ -7,13 +7,15 @@
 //! change in the machine's other load during the run weighs on both alike: token exchange
 //! beside client-credentials JWT issuance, and (`jwt-with-par`, `jwt-with-device`,
 //! `opaque-with-device`) client-credentials issuance alone and beside a paced background
-//! load.
+//! load, and (`jwt-dpop`, `pg-jwt-dpop`) client-credentials JWT issuance with a DPoP proof
+//! (RFC 9449) beside the same issuance of bearer tokens.
 
 // A measuring tool, not a request path: slicing of buffers it built itself is allowed.
 #![allow(clippy::indexing_slicing)]
 
 mod background;
 mod conn;
+mod dpop;
 mod floor;
 mod flows;
 mod loadgen;
@@ -152,12 +154,19 @@ enum Scenario {
     JwtWithDevice,
     /// Opaque issuance (a durable write each) alone and beside device codes being polled.
     OpaqueWithDevice,
+    /// JWT issuance with a DPoP proof per request (RFC 9449), interleaved with bearer JWT
+    /// issuance (`jwt-ref-dpop`).
+    JwtDpop,
     /// Opaque issuance, one node over PostgreSQL.
     #[value(name = "pg-opaque")]
     PgOpaque,
     /// Introspection of opaque tokens, one node over PostgreSQL.
     #[value(name = "pg-introspect-opaque")]
     PgIntrospectOpaque,
+    /// JWT issuance with a DPoP proof per request, interleaved with bearer JWT issuance,
+    /// one node over PostgreSQL.
+    #[value(name = "pg-jwt-dpop")]
+    PgJwtDpop,
     /// Opaque issuance, two nodes over one PostgreSQL (the load split between them).
     #[value(name = "pg2-opaque")]
     Pg2Opaque,
@@ -167,7 +176,7 @@ enum Scenario {
 }
 
 impl Scenario {
-    const ALL: [Scenario; 15] = [
+    const ALL: [Scenario; 17] = [
         Scenario::Floor,
         Scenario::FloorEs256,
         Scenario::Jwt,
@@ -179,8 +188,10 @@ impl Scenario {
         Scenario::JwtWithPar,
         Scenario::JwtWithDevice,
         Scenario::OpaqueWithDevice,
+        Scenario::JwtDpop,
         Scenario::PgOpaque,
         Scenario::PgIntrospectOpaque,
+        Scenario::PgJwtDpop,
         Scenario::Pg2Opaque,
         Scenario::Pg2IntrospectOpaque,
     ];
@@ -196,6 +207,7 @@ impl Scenario {
             self,
             Scenario::PgOpaque
                 | Scenario::PgIntrospectOpaque
+                | Scenario::PgJwtDpop
                 | Scenario::Pg2Opaque
                 | Scenario::Pg2IntrospectOpaque
         )
@@ -214,6 +226,8 @@ impl Scenario {
             Scenario::JwtWithPar => "jwt-with-par",
             Scenario::JwtWithDevice => "jwt-with-device",
             Scenario::OpaqueWithDevice => "opaque-with-device",
+            Scenario::JwtDpop => "jwt-dpop",
+            Scenario::PgJwtDpop => "pg-jwt-dpop",
             Scenario::PgOpaque => "pg-opaque",
             Scenario::PgIntrospectOpaque => "pg-introspect-opaque",
             Scenario::Pg2Opaque => "pg2-opaque",
@@ -458,6 +472,7 @@ async fn run_tessera(
         Scenario::TokenExchange,
         Scenario::JwtWithPar,
         Scenario::JwtWithDevice,
+        Scenario::JwtDpop,
     ]
     .into_iter()
     .any(|s| settings.wants(s));
@@ -487,6 +502,7 @@ async fn run_tessera(
             | Scenario::FloorEs256
             | Scenario::PgOpaque
             | Scenario::PgIntrospectOpaque
+            | Scenario::PgJwtDpop
             | Scenario::Pg2Opaque
             | Scenario::Pg2IntrospectOpaque => continue,
             Scenario::Jwt
@@ -522,14 +538,8 @@ async fn run_tessera(
                     }
                     let (jwt, exchanged) = measure_paired(
                         settings,
-                        Side {
-                            name: "jwt-ref-exchange",
-                            template: &issue,
-                        },
-                        Side {
-                            name: "token-exchange",
-                            template: &exchange,
-                        },
+                        Side::plain("jwt-ref-exchange", &issue),
+                        Side::plain("token-exchange", &exchange),
                         server.addr,
                         None,
                         concurrency,
@@ -537,6 +547,22 @@ async fn run_tessera(
                     .await?;
                     results.push(jwt);
                     results.push(exchanged);
+                }
+                continue;
+            }
+            Scenario::JwtDpop => {
+                let client = jwt_client
+                    .as_ref()
+                    .context("client for scenario was not created")?;
+                let pair = DpopPair::set_up(server, client).await?;
+                for &concurrency in &settings.concurrency {
+                    if let Some(status) = server.guard.exited() {
+                        bail!("tessera server exited: {status}");
+                    }
+                    let (bearer, dpop) =
+                        pair.measure(settings, server.addr, "", concurrency).await?;
+                    results.push(bearer);
+                    results.push(dpop);
                 }
                 continue;
             }
@@ -570,14 +596,8 @@ async fn run_tessera(
                     }
                     let (alone, with) = measure_paired(
                         settings,
-                        Side {
-                            name: names.0,
-                            template: &issue,
-                        },
-                        Side {
-                            name: names.1,
-                            template: &issue,
-                        },
+                        Side::plain(names.0, &issue),
+                        Side::plain(names.1, &issue),
                         server.addr,
                         Some(&mut background),
                         concurrency,
@@ -682,10 +702,114 @@ async fn device_background(settings: &Settings, server: &TesseraServer) -> Resul
     })
 }
 
-/// A closed-loop load of an interleaved measurement: its row's name and its request.
+/// A closed-loop load of an interleaved measurement: its row's name, its request, what its
+/// answers must say, and the DPoP proofs its requests use up, if they do.
 struct Side<'a> {
     name: &'a str,
     template: &'a Arc<RequestTemplate>,
+    check: Check,
+    proofs: Option<&'a dpop::Proofs>,
+}
+
+impl<'a> Side<'a> {
+    /// A load whose answers need only be 2xx.
+    fn plain(name: &'a str, template: &'a Arc<RequestTemplate>) -> Self {
+        Self {
+            name,
+            template,
+            check: Check::Status,
+            proofs: None,
+        }
+    }
+}
+
+/// Rate assumed for the first DPoP proofs when nothing was measured yet in the pair.
+const FIRST_PROOF_RATE: f64 = 20_000.0;
+
+/// How many proofs a segment of `secs` seconds (warm-up included) needs: half as many
+/// again as the fastest rate seen so far in the pair would use, and at least 2,000.
+fn proofs_needed(totals: &[Option<LoadResult>], secs: f64) -> usize {
+    let fastest = totals
+        .iter()
+        .flatten()
+        .map(|t| (t.ok + t.errors) as f64 / t.window.as_secs_f64().max(1e-3))
+        .fold(0.0, f64::max);
+    let rate = if fastest > 0.0 {
+        fastest
+    } else {
+        FIRST_PROOF_RATE
+    };
+    (rate * secs * 1.5) as usize + 2_000
+}
+
+/// Client-credentials JWT issuance for one client with bearer tokens (the reference) and
+/// with a DPoP proof per request (RFC 9449 §5), one fresh proof each.
+struct DpopPair {
+    bearer: Arc<RequestTemplate>,
+    dpop: Arc<RequestTemplate>,
+    proofs: dpop::Proofs,
+}
+
+impl DpopPair {
+    /// The two requests, and one DPoP request sent first: the server must answer it with a
+    /// DPoP-bound token, or the bench stops here (a server ignoring proofs is not measured).
+    async fn set_up(server: &TesseraServer, client: &ClientCredentials) -> Result<Self> {
+        let htu = format!("{}/oauth2/token", server.issuer().trim_end_matches('/'));
+        let proofs = dpop::Proofs::new(&htu)?;
+        let bearer = Arc::new(server.token_template(client)?);
+        let dpop = Arc::new(server.token_template(client)?.with_once_header(
+            http::HeaderName::from_static("dpop"),
+            Arc::clone(&proofs.pool),
+        ));
+        proofs.refill(1).await?;
+        let request = dpop.next(0).context("no DPoP proof")?;
+        let (status, body) = conn::one_shot(server.addr, request).await?;
+        let token_type = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("token_type")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_owned)
+            });
+        if !status.is_success() || token_type.as_deref() != Some("DPoP") {
+            bail!(
+                "the server did not issue a DPoP-bound token for a request with a DPoP proof \
+                 (HTTP {status}: {})",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(Self {
+            bearer,
+            dpop,
+            proofs,
+        })
+    }
+
+    /// Both loads in interleaved rounds at `concurrency`: rows `{prefix}jwt-ref-dpop` and
+    /// `{prefix}jwt-dpop`.
+    async fn measure(
+        &self,
+        settings: &Settings,
+        addr: SocketAddr,
+        prefix: &str,
+        concurrency: usize,
+    ) -> Result<(ScenarioResult, ScenarioResult)> {
+        let (reference, measured) = (format!("{prefix}jwt-ref-dpop"), format!("{prefix}jwt-dpop"));
+        measure_paired(
+            settings,
+            Side::plain(&reference, &self.bearer),
+            Side {
+                name: &measured,
+                template: &self.dpop,
+                check: Check::Dpop,
+                proofs: Some(&self.proofs),
+            },
+            addr,
+            None,
+            concurrency,
+        )
+        .await
+    }
 }
 
 /// Two loads measured in `settings.rounds` rounds, each round one segment of each
@@ -711,18 +835,21 @@ async fn measure_paired(
         };
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
-            let (name, template) = if side == 0 {
-                (reference.name, reference.template)
-            } else {
-                (measured.name, measured.template)
-            };
+            let this = if side == 0 { &reference } else { &measured };
+            let (name, template) = (this.name, this.template);
+            let segment = settings.duration.div_f64(settings.rounds as f64);
+            if let Some(proofs) = this.proofs {
+                // Signed now, before the segment's clock starts.
+                let count = proofs_needed(&totals, (warmup + segment).as_secs_f64());
+                proofs.refill(count).await?;
+            }
             let spec = LoadSpec {
                 addrs: vec![addr],
                 template: Arc::clone(template),
-                check: Check::Status,
+                check: this.check,
                 concurrency,
                 warmup,
-                duration: settings.duration.div_f64(settings.rounds as f64),
+                duration: segment,
             };
             let context = || format!("running {name} at concurrency {concurrency}");
             let load = match background.as_deref_mut() {
@@ -744,6 +871,9 @@ async fn measure_paired(
                 }
                 _ => loadgen::run(&spec).await.with_context(context)?,
             };
+            if this.proofs.is_some_and(|p| p.pool.ran_out()) {
+                bail!("{name} at concurrency {concurrency} ran out of DPoP proofs");
+            }
             merge_into(&mut totals[side], load)?;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -832,6 +962,18 @@ async fn run_postgres_nodes(
             )
             .await?;
             results.push(result);
+        }
+    }
+    if settings.wants(Scenario::PgJwtDpop) {
+        let jwt = setup_client(&one, "bench-pg-jwt", TokenFormat::Jwt).await?;
+        let pair = DpopPair::set_up(&one, &jwt).await?;
+        for &concurrency in &settings.concurrency {
+            if let Some(status) = one.guard.exited() {
+                bail!("tessera server exited: {status}\n{}", one.log_tail());
+            }
+            let (bearer, dpop) = pair.measure(settings, one.addr, "pg-", concurrency).await?;
+            results.push(bearer);
+            results.push(dpop);
         }
     }
     one.guard.stop()?;

@@ -6,7 +6,9 @@
 //! ([`reference_of`]): token exchange with client-credentials JWT issuance (the issue's
 //! target: at least half its rate), and issuance beside a background load with the
 //! same issuance measured alone in the interleaved rounds (at least 90%: the background
-//! must not slow the other endpoints beyond the little CPU its own requests take).
+//! must not slow the other endpoints beyond the little CPU its own requests take), and
+//! DPoP-bound issuance with bearer issuance (at least 60%: RFC 9449 proofs, their replay
+//! check included, must not make sender-constrained tokens a luxury).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -33,6 +35,14 @@ const TOKEN_EXCHANGE: &str = "token-exchange";
 const JWT_BESIDE_EXCHANGE: &str = "jwt-ref-exchange";
 /// Least token exchange rate, as a share of client-credentials JWT issuance.
 const TOKEN_EXCHANGE_MIN: f64 = 0.5;
+/// DPoP-bound JWT issuance (SQLite, PostgreSQL) and bearer JWT issuance measured in the
+/// same rounds.
+const DPOP: [(&str, &str); 2] = [
+    ("jwt-dpop", "jwt-ref-dpop"),
+    ("pg-jwt-dpop", "pg-jwt-ref-dpop"),
+];
+/// Least DPoP-bound issuance rate, as a share of bearer issuance.
+const DPOP_MIN: f64 = 0.6;
 /// Least JWT issuance rate beside a background load, as a share of the rate alone.
 const BESIDE_BACKGROUND_MIN: f64 = 0.9;
 /// The paired scenarios: (with the background, alone).
@@ -49,6 +59,7 @@ pub fn reference_of(scenario: &str) -> Option<&'static str> {
     }
     PAIRED
         .iter()
+        .chain(DPOP.iter())
         .find(|(with, _)| *with == scenario)
         .map(|(_, alone)| *alone)
 }
@@ -287,6 +298,7 @@ pub fn evaluate_targets(results: &[ScenarioResult], memory: &Memory) -> Vec<Targ
     }
     for (scenario, what, min) in [(TOKEN_EXCHANGE, "of jwt", TOKEN_EXCHANGE_MIN)]
         .into_iter()
+        .chain(DPOP.iter().map(|(dpop, _)| (*dpop, "of bearer", DPOP_MIN)))
         .chain(
             PAIRED
                 .iter()
@@ -303,7 +315,7 @@ pub fn evaluate_targets(results: &[ScenarioResult], memory: &Memory) -> Vec<Targ
             measured: measured.map(|r| format!("{:.1}% {what}", r * 100.0)),
             status: status(measured.map(|r| r >= min)),
         });
-        if scenario == TOKEN_EXCHANGE {
+        if !PAIRED.iter().any(|(with, _)| *with == scenario) {
             continue;
         }
         let unexpected: Option<u64> = results
@@ -643,5 +655,27 @@ mod tests {
         assert_eq!(get("jwt-with-par background answers"), "MISS");
         // Not measured: no line for it.
         assert!(targets.iter().all(|t| !t.name.contains("device")));
+    }
+
+    #[test]
+    fn dpop_issuance_is_compared_with_bearer_issuance() {
+        let mut results = vec![
+            result("jwt-ref-dpop", 64, 1000.0, 1.0),
+            result("jwt-dpop", 64, 650.0, 1.0),
+            result("pg-jwt-ref-dpop", 64, 800.0, 1.0),
+            result("pg-jwt-dpop", 64, 400.0, 1.0),
+        ];
+        fill_ratios(&mut results);
+        assert_eq!(results[1].ratio_to_reference, Some(0.65));
+        assert_eq!(results[3].ratio_to_reference, Some(0.5));
+        assert_eq!(results[0].ratio_to_reference, None);
+        // The PostgreSQL rows are also set beside SQLite's.
+        assert_eq!(results[3].ratio_to_sqlite, Some(400.0 / 650.0));
+        let targets = evaluate_targets(&results, &Memory::default());
+        let get = |name: &str| targets.iter().find(|t| t.name == name).unwrap().status;
+        assert_eq!(get("jwt-dpop throughput @c64"), "PASS");
+        assert_eq!(get("pg-jwt-dpop throughput @c64"), "MISS");
+        // No background: no answers line.
+        assert!(targets.iter().all(|t| !t.name.contains("dpop background")));
     }
 }

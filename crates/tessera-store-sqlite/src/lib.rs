@@ -4,8 +4,10 @@
 //! SQLite file in WAL mode with `synchronous = FULL` (a row is on disk before a write returns).
 //! Opaque tokens are written through a group-commit writer: concurrent inserts are gathered
 //! into one transaction, so one fsync covers many tokens while each caller still waits for its
-//! own row to be durable. Device-code polls, a write each, join the same transactions. Several processes (the server and the management CLI) may open the
-//! same file; they meet through SQLite's locking and a busy timeout.
+//! own row to be durable. Device-code polls and single-use records (an assertion's or a DPoP
+//! proof's `jti`), a write each, join the same transactions. Several processes (the server
+//! and the management CLI) may open the same file; they meet through SQLite's locking and a
+//! busy timeout.
 //!
 //! The database holds password hashes and e-mail addresses, so its file is created with mode
 //! 0600 whatever the process umask, and an existing one readable by others is tightened on open
@@ -44,7 +46,7 @@ use writer::{group_commit, Job};
 
 /// Most rows a purge deletes per statement, so that no lock is held long.
 const PURGE_BATCH: i64 = 1000;
-/// Most tokens one group commit writes.
+/// Most writes (tokens, single-use records, polls) one group commit holds.
 const MAX_GROUP: usize = 512;
 /// How long change-feed entries are kept unless configured otherwise
 /// ([`SqliteStore::with_change_retention`]): far longer than any node's poll interval.

@@ -1,4 +1,5 @@
-//! Opaque tokens, revocations and the replay store in SQLite.
+//! Opaque tokens, revocations and the replay store in SQLite. Token inserts and single-use
+//! records are written by the group-commit writer ([`crate::writer`]).
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
@@ -6,7 +7,7 @@ use tokio::sync::oneshot;
 use tessera_core::model::{ChangeKind, TokenRecord};
 use tessera_core::store::{ReplayStore, StoreError, TokenStore};
 
-use crate::writer::{InsertJob, Job};
+use crate::writer::{InsertJob, Job, UseOnceJob};
 use crate::{backend, log_change, rows, SqliteStore};
 
 #[async_trait]
@@ -121,16 +122,22 @@ impl TokenStore for SqliteStore {
 #[async_trait]
 impl ReplayStore for SqliteStore {
     async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "INSERT INTO used_jtis (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        Ok(n == 1)
+        // Through the group-commit writer: one per token request with a client assertion or
+        // a DPoP proof, so concurrent requests share a transaction and an fsync.
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(Job::UseOnce(UseOnceJob {
+                key: key.to_owned(),
+                expires_at,
+                done,
+            }))
+            .await
+            .map_err(|_| StoreError::Backend("writer stopped".into()))?;
+        match wait.await {
+            Ok(Ok(first)) => Ok(first),
+            Ok(Err(e)) => Err(StoreError::Backend(e.into())),
+            Err(_) => Err(StoreError::Backend("writer stopped".into())),
+        }
     }
 
     async fn was_used(&self, key: &str) -> Result<bool, StoreError> {

@@ -588,6 +588,40 @@ pub async fn concurrent_uses_of_one_assertion_id_have_one_winner(s: &dyn Store) 
     assert!(results.iter().all(Result::is_ok));
 }
 
+/// Concurrent uses of many keys at once, as a store batching its writes would gather them:
+/// every distinct key is first once, a key named by many callers has one winner, and each key
+/// is refused afterwards.
+pub async fn concurrent_uses_of_many_assertion_ids_each_have_one_winner(s: &dyn Store) {
+    let distinct: Vec<String> = (0..200).map(|i| format!("c1:many-{i}")).collect();
+    let calls = distinct
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::repeat_n("c1:shared", 100))
+        .chain(distinct.iter().take(50).map(String::as_str));
+    let results = futures_join_all(
+        calls.map(|key| async move { (key, s.use_once(key, 9_000).await.unwrap()) }),
+    )
+    .await;
+    for key in &distinct {
+        let wins = results
+            .iter()
+            .filter(|(k, first)| k == key && *first)
+            .count();
+        assert_eq!(wins, 1, "{key}");
+    }
+    let shared = results
+        .iter()
+        .filter(|(k, first)| *k == "c1:shared" && *first)
+        .count();
+    assert_eq!(shared, 1);
+    // Only the keys named once were all first.
+    assert!(results.iter().skip(50).take(150).all(|(_, first)| *first));
+    for key in distinct.iter().map(String::as_str).chain(["c1:shared"]) {
+        assert!(!s.use_once(key, 9_000).await.unwrap(), "{key} used again");
+        assert!(s.was_used(key).await.unwrap(), "{key}");
+    }
+}
+
 pub async fn a_throttle_budget_holds_limit_attempts_per_window(s: &dyn Store) {
     use crate::store::Attempt;
     for n in 1..=3 {
@@ -3014,6 +3048,7 @@ macro_rules! conformance_tests {
             revoking_a_clients_tokens_bumps_its_epoch_only,
             updating_a_client_changes_its_registration_but_not_its_secret,
             concurrent_uses_of_one_assertion_id_have_one_winner,
+            concurrent_uses_of_many_assertion_ids_each_have_one_winner,
             users_round_trip_with_unique_usernames,
             stored_usernames_move_to_their_prepared_form,
             sessions_end_with_a_password_change,
