@@ -372,7 +372,10 @@ mod tests {
     fn mutual_tls_is_the_profiles_other_method() {
         let fapi = client(ClientProfile::Fapi2);
         let p = Params::from_pairs(Vec::new()).unwrap();
-        for m in [AuthMethod::TlsClientAuth, AuthMethod::SelfSignedTlsClientAuth] {
+        for m in [
+            AuthMethod::TlsClientAuth,
+            AuthMethod::SelfSignedTlsClientAuth,
+        ] {
             assert!(check_client_auth(&fapi, m, &p, ISS).is_ok(), "{m:?}");
             let bound = Confirmation::X5tS256("t".into());
             assert!(check_token_request(&fapi, m, Some(&bound)).is_ok(), "{m:?}");

@@ -35,5 +35,5 @@ mod grant_jwt_bearer;
 mod grant_refresh_token;
 mod grant_token_exchange;
 mod hosts;
-mod profile_fapi2;
 mod mtls;
+mod profile_fapi2;
