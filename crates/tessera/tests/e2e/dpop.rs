@@ -412,9 +412,14 @@ async fn public_code(server: &Server, c: &Creds, extra: &[(&str, &str)]) -> Stri
         ("code_challenge_method", "S256"),
     ];
     pairs.extend_from_slice(extra);
+    alice_code(server, &pairs).await
+}
+
+/// Alice's code from an authorization request with `pairs`: she signs in and consents.
+async fn alice_code(server: &Server, pairs: &[(&str, &str)]) -> String {
     let mut b = Browser::new(server);
     let login = b
-        .get(&format!("/oauth2/authorize?{}", url_encode(&pairs)))
+        .get(&format!("/oauth2/authorize?{}", url_encode(pairs)))
         .await;
     assert!(login.is_login(), "{}", login.body);
     let consent = b.sign_in(&login, "alice", PASSWORD).await;
@@ -429,19 +434,27 @@ async fn public_code(server: &Server, c: &Creds, extra: &[(&str, &str)]) -> Stri
         .unwrap_or_else(|| panic!("{:?} {}", p, done.body))
 }
 
+/// Exchanges a code with a `DPoP` proof if any: a public client names itself, a confidential
+/// one authenticates with HTTP Basic.
 async fn exchange_with(
     server: &Server,
     c: &Creds,
     code: &str,
     proof: Option<&str>,
 ) -> reqwest::Response {
-    let mut req = server.http.post(server.url("/oauth2/token")).form(&[
+    let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
         ("redirect_uri", REDIRECT),
         ("code_verifier", VERIFIER),
-        ("client_id", &c.id),
-    ]);
+    ];
+    let mut req = server.http.post(server.url("/oauth2/token"));
+    if c.secret.is_empty() {
+        form.push(("client_id", &c.id));
+    } else {
+        req = req.basic_auth(&c.id, Some(&c.secret));
+    }
+    req = req.form(&form);
     if let Some(p) = proof {
         req = req.header("DPoP", p);
     }
@@ -607,31 +620,9 @@ async fn a_proof_with_the_push_binds_the_code_to_its_key() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut b = Browser::new(&server);
-    let login = b
-        .get(&format!(
-            "/oauth2/authorize?{}",
-            url_encode(&[("client_id", &c.id), ("request_uri", &uri)])
-        ))
-        .await;
-    let consent = b.sign_in(&login, "alice", PASSWORD).await;
-    let done = b.consent(&consent, true).await;
-    let code = done.redirect_params()["code"].clone();
+    let code = alice_code(&server, &[("client_id", &c.id), ("request_uri", &uri)]).await;
     let token_url = server.url("/oauth2/token");
-    let res = server
-        .http
-        .post(&token_url)
-        .basic_auth(&c.id, Some(&c.secret))
-        .header("DPoP", other.proof("POST", &token_url))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = exchange_with(&server, &c, &code, Some(&other.proof("POST", &token_url))).await;
     let (status, error, _) = error_of(res).await;
     assert_eq!(
         (status, error.as_str()),
@@ -641,38 +632,20 @@ async fn a_proof_with_the_push_binds_the_code_to_its_key() {
 
 /// A DPoP-bound user token for alice from a confidential client.
 async fn bound_user_token(server: &Server, c: &Creds, key: &DpopKey) -> String {
-    let mut b = Browser::new(server);
-    let login = b
-        .get(&format!(
-            "/oauth2/authorize?{}",
-            url_encode(&[
-                ("response_type", "code"),
-                ("client_id", &c.id),
-                ("redirect_uri", REDIRECT),
-                ("scope", "openid profile"),
-                ("code_challenge", CHALLENGE),
-                ("code_challenge_method", "S256"),
-            ])
-        ))
-        .await;
-    let consent = b.sign_in(&login, "alice", PASSWORD).await;
-    let done = b.consent(&consent, true).await;
-    let code = done.redirect_params()["code"].clone();
-    let token_url = server.url("/oauth2/token");
-    let res = server
-        .http
-        .post(&token_url)
-        .basic_auth(&c.id, Some(&c.secret))
-        .header("DPoP", key.proof("POST", &token_url))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
+    let code = alice_code(
+        server,
+        &[
+            ("response_type", "code"),
+            ("client_id", &c.id),
             ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+            ("scope", "openid profile"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    let token_url = server.url("/oauth2/token");
+    let res = exchange_with(server, c, &code, Some(&key.proof("POST", &token_url))).await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["token_type"], "DPoP", "{body}");
     body["access_token"].as_str().unwrap().to_owned()
