@@ -13,8 +13,8 @@
 //! - **Opaque tokens** are written by a few group-commit writer tasks: each gathers the inserts
 //!   waiting at that moment into one multi-row INSERT (one transaction, one WAL flush), and
 //!   answers each caller once it committed (`synchronous_commit` stays on).
-//! - **Single use** (`use_once`) is one `INSERT ... ON CONFLICT DO NOTHING`: atomic across
-//!   every node.
+//! - **Single use** (`use_once`) is an `INSERT ... ON CONFLICT DO NOTHING`: atomic across
+//!   every node. Concurrent records share one statement and one commit (`writer.rs`).
 //! - **Purges** delete in batches of keys taken with `FOR UPDATE SKIP LOCKED`, so nodes that
 //!   purge at once never wait on each other and no statement holds many locks for long.
 //! - **Outages** are noticed by a watcher task (see `outage.rs`): while the database cannot
@@ -115,6 +115,8 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: PgPool,
     writer: mpsc::Sender<InsertJob>,
+    /// The single-use writers' queue.
+    once: mpsc::Sender<writer::UseOnceJob>,
     /// Seconds a change-feed entry is kept before the purge may delete it.
     change_retention: i64,
     outage: Arc<outage::Outage>,
@@ -263,10 +265,18 @@ impl PgStore {
         for _ in 0..options.token_writers.max(1) {
             tokio::spawn(writer::group_commit(pool.clone(), rx.clone()));
         }
+        // As many single-use writers: one per token request with a DPoP proof or a client
+        // assertion, gathered as the token inserts are.
+        let (once, once_rx) = mpsc::channel(4096);
+        let once_rx = Arc::new(Mutex::new(once_rx));
+        for _ in 0..options.token_writers.max(1) {
+            tokio::spawn(writer::record_once(pool.clone(), once_rx.clone()));
+        }
         tokio::spawn(outage::watch(Arc::downgrade(&outage), connect));
         Ok(Self {
             pool,
             writer: tx,
+            once,
             outage,
             change_retention: CHANGE_RETENTION_SECS,
             migrations,

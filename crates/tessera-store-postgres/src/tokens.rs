@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 use tessera_core::model::{ChangeKind, TokenRecord};
 use tessera_core::store::{ReplayStore, StoreError, TokenStore};
 
-use crate::writer::InsertJob;
+use crate::writer::{InsertJob, UseOnceJob};
 use crate::{backend, log_change, rows, PgStore};
 
 #[async_trait]
@@ -122,18 +122,26 @@ impl TokenStore for PgStore {
 #[async_trait]
 impl ReplayStore for PgStore {
     async fn use_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
-        // One statement: of several nodes inserting the same key at once, the unique index
-        // lets exactly one row in; the others wait for it to commit and then insert nothing.
-        let n = sqlx::query(
-            "INSERT INTO used_jtis (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(expires_at)
-        .execute(self.live()?)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        Ok(n == 1)
+        // Through the single-use writers: one per token request with a client assertion or a
+        // DPoP proof, so concurrent requests share a statement and a commit. Of several nodes
+        // inserting the same key at once, the unique index lets exactly one row in; the
+        // others wait for it to commit and then insert nothing.
+        self.outage.check()?;
+        let (done, wait) = oneshot::channel();
+        self.once
+            .send(UseOnceJob {
+                key: key.to_owned(),
+                expires_at,
+                done,
+            })
+            .await
+            .map_err(|_| StoreError::Backend("single-use writer stopped".into()))?;
+        match wait.await {
+            Ok(Ok(first)) => Ok(first),
+            Ok(Err((e, true))) => Err(StoreError::Unavailable(e.into())),
+            Ok(Err((e, false))) => Err(StoreError::Backend(e.into())),
+            Err(_) => Err(StoreError::Backend("single-use writer stopped".into())),
+        }
     }
 
     async fn was_used(&self, key: &str) -> Result<bool, StoreError> {
