@@ -11,7 +11,10 @@
 //! possession of that same key (§5: "refresh tokens issued to public clients MUST be bound to
 //! the DPoP key"); a confidential client's are bound by its authentication already, so it may
 //! present a new key at each refresh. And [`check_code_binding`]: a code requested with
-//! `dpop_jkt` (§10) is exchanged only with a proof by that key.
+//! `dpop_jkt` (§10) is exchanged only with a proof by that key. And
+//! [`check_presented_binding`]: a sender-constrained token presented as a token exchange's
+//! subject or actor (RFC 8693 §2.1) is taken only from the holder of its key, so that the
+//! exchange cannot turn a bound token into an unbound one.
 
 use crate::client_auth::AuthMethod;
 use crate::confirmation::Confirmation;
@@ -82,5 +85,46 @@ pub fn check_code_binding(cx: &Cx<'_>, dpop_jkt: Option<&str>) -> Result<(), OAu
         _ => Err(OAuthError::invalid_dpop_proof(
             "the authorization request named a dpop_jkt: a DPoP proof with that key is required",
         )),
+    }
+}
+
+/// Refuses a token exchange (RFC 8693 §2.1) whose subject or actor token (`role`) is
+/// sender-constrained unless the request proves possession of the same key: a DPoP proof by
+/// the key its `cnf.jkt` names (RFC 9449 §6), or, for `cnf.x5t#S256`, the certificate it
+/// names presented on the connection (RFC 8705 §3). Otherwise the holder of a stolen bound
+/// token and of the client's credentials could exchange it for an unbound one. A bound token
+/// is refused as the exchange's tokens are (`invalid_request`, §2.2.2), or with
+/// `invalid_dpop_proof` when no proof came at all.
+pub fn check_presented_binding(
+    cx: &Cx<'_>,
+    bound: Option<&Confirmation>,
+    role: &str,
+) -> Result<(), OAuthError> {
+    match bound {
+        None => Ok(()),
+        Some(Confirmation::Jkt(want)) => match &cx.confirmation {
+            Some(Confirmation::Jkt(have))
+                if bool::from(subtle::ConstantTimeEq::ct_eq(
+                    have.as_bytes(),
+                    want.as_bytes(),
+                )) =>
+            {
+                Ok(())
+            }
+            Some(Confirmation::Jkt(_)) => Err(OAuthError::invalid_request(format!(
+                "the {role}_token is bound to another DPoP key than this request's proof"
+            ))),
+            _ => Err(OAuthError::invalid_dpop_proof(format!(
+                "the {role}_token is DPoP-bound: a DPoP proof with its key is required"
+            ))),
+        },
+        Some(bound @ Confirmation::X5tS256(_)) => {
+            crate::mtls::check_presented(cx, bound).map_err(|_| {
+                OAuthError::invalid_request(format!(
+                    "the {role}_token is bound to a client certificate this request did not \
+                     present"
+                ))
+            })
+        }
     }
 }

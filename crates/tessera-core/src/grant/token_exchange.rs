@@ -28,6 +28,10 @@
 //!   `invalid_scope` otherwise. None asked: the subject token's scope;
 //! - the issued token never outlives its subject token, dies with the user grant the subject
 //!   token descends from, and carries the subject token's carried claims;
+//! - a sender-constrained subject or actor token (`cnf`, RFC 9449 §6, RFC 8705 §3.1) is
+//!   taken only with proof of its key: a DPoP proof by that key, or its certificate on the
+//!   connection ([`crate::sender::check_presented_binding`]); the issued token is bound to
+//!   the request's key as any token the request mints;
 //! - a single-use subject token is consumed by the exchange, once every rule has passed.
 //!
 //! A subject or actor token that is invalid, expired, revoked, another client's, of an
@@ -38,6 +42,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::confirmation::Confirmation;
 use crate::cx::Cx;
 use crate::error::OAuthError;
 use crate::grant::jwt_bearer::{self, AudienceRule};
@@ -49,6 +54,7 @@ use crate::model::{ClientRecord, TokenFormat};
 use crate::params::Params;
 use crate::resource::Audience;
 use crate::scope::ScopeSet;
+use crate::sender;
 
 /// The grant type this module handles.
 pub const GRANT_TYPE: &str = types::TOKEN_EXCHANGE;
@@ -125,6 +131,12 @@ pub async fn handle(
         Some((t, ty)) => Some(presented(cx, client, t, ty, "actor").await?),
         None => None,
     };
+    for (role, t) in [("subject", Some(&subject)), ("actor", actor.as_ref())] {
+        if let Some(Presented::Ours(t)) = t {
+            let bound = Confirmation::of_claims(&t.claims);
+            sender::check_presented_binding(cx, bound.as_ref(), role)?;
+        }
+    }
     let scope = narrow_scope(client, &subject, params)?;
     let audience = narrow_audience(client, &subject, params)?;
     if let Some(actor) = &actor {

@@ -3,7 +3,8 @@
 //! proof (§4.3) with its attacker's case, single use of a proof, server nonces (§8), a client
 //! whose tokens must be bound, `dpop_jkt` at the authorization endpoint and through PAR
 //! (§10), a public client's refresh tokens bound to its key (§5), and `/userinfo` taking a
-//! bound token only with the `DPoP` scheme and a proof by its key (§7).
+//! bound token only with the `DPoP` scheme and a proof by its key (§7), and a bound token
+//! taken as a token exchange's subject only with a proof by its key.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -364,6 +365,88 @@ async fn a_dpop_bound_client_gets_no_bearer_token() {
     assert_eq!(res.status(), StatusCode::OK);
     let shown = server.cli_json(&["client", "show", &c.id, "--json"]).await;
     assert_eq!(shown["dpop_bound_access_tokens"], true, "{shown}");
+}
+
+/// A token request by a confidential client with the given form and `DPoP` headers.
+async fn token_with(
+    server: &Server,
+    c: &Creds,
+    form: &[(&str, &str)],
+    proofs: &[&str],
+) -> reqwest::Response {
+    let mut req = server
+        .http
+        .post(server.url("/oauth2/token"))
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(form);
+    for p in proofs {
+        req = req.header("DPoP", *p);
+    }
+    req.send().await.expect("token request")
+}
+
+/// The attacker holds a DPoP-bound token and the client's credentials, not its key: a token
+/// exchange (RFC 8693) would mint an unbound token from it. The exchange takes a bound
+/// subject token only with a proof by its key, and binds what it issues to that key.
+#[tokio::test]
+async fn a_bound_token_is_exchanged_only_with_a_proof_by_its_key() {
+    const API: &str = "https://api.example";
+    let server = Server::start().await;
+    let c = server
+        .create_client(&[
+            "--grant-type",
+            "client_credentials",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--audience",
+            API,
+            "--token-exchange-audience",
+            API,
+        ])
+        .await;
+    let key = DpopKey::new();
+    let url = server.url("/oauth2/token");
+    let res = cc(&server, &c, &[&key.proof("POST", &url)]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let bound: Value = res.json().await.unwrap();
+    let subject = bound["access_token"].as_str().unwrap().to_owned();
+    let form = [
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject.as_str()),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+        ("audience", API),
+    ];
+    // No proof: the bearer token the attacker wanted is refused.
+    let (status, error, body) = error_of(token_with(&server, &c, &form, &[]).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error, "invalid_dpop_proof", "{body}");
+    // A proof by the attacker's own key.
+    let theirs = DpopKey::new();
+    let (status, error, body) =
+        error_of(token_with(&server, &c, &form, &[&theirs.proof("POST", &url)]).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error, "invalid_request", "{body}");
+    // The key's holder: the exchanged token is bound to the same key.
+    let res = token_with(&server, &c, &form, &[&key.proof("POST", &url)]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let exchanged: Value = res.json().await.unwrap();
+    assert_eq!(exchanged["token_type"], "DPoP", "{exchanged}");
+    let claims = decode_jwt(exchanged["access_token"].as_str().unwrap()).claims;
+    assert_eq!(claims["cnf"]["jkt"], key.thumbprint(), "{claims:?}");
+    assert_eq!(claims["aud"], API);
+    // A bearer subject token is exchanged as before.
+    let plain = server.token_ok(&c).await;
+    let plain = plain["access_token"].as_str().unwrap();
+    let mut bearer_form = form;
+    bearer_form[1].1 = plain;
+    let res = token_with(&server, &c, &bearer_form, &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 #[tokio::test]
