@@ -22,6 +22,11 @@
 //! The token is issued to the environment's SDK client ([`sdk_client_id`], made on first use;
 //! when requests or nodes make it at the same moment, every one issues under the one stored).
 //! Its scope is the trust registration's, and the response names none.
+//!
+//! A request with a `DPoP` header gets its proof checked as at the token endpoint
+//! ([`crate::dpop::check`], before the JWT is used up) and the token bound to the proof's
+//! key (RFC 9449 §5: `cnf.jkt`, `token_type` `DPoP`), so that an SDK holding a key in the
+//! browser or on the device gets a token only it can use.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -30,6 +35,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 
 use super::EndpointId;
 use crate::audience::Audience;
+use crate::confirmation::Confirmation;
 use crate::cx::Cx;
 use crate::dialect::{Dialect, SdkAudience, SdkRules};
 use crate::environment::{valid_env_name, DEFAULT_ENV};
@@ -226,6 +232,12 @@ pub async fn handle(cx: &Cx<'_>, req: &SdkTokenRequest) -> Result<TokenResponse,
     if req.jwt.is_empty() {
         return Err(OAuthError::invalid_request("jwt is required"));
     }
+    // RFC 9449 §5: a proof binds the token; checked before the JWT is used up.
+    let mut bound = cx.clone();
+    if let Some(input) = &cx.request.dpop {
+        let proof = crate::dpop::check(cx, input, None).await?;
+        bound.confirmation = Some(Confirmation::Jkt(proof.jkt));
+    }
     let verified = verify_assertion(cx, env, &req.jwt, exchange.audience).await?;
     let client = sdk_client(cx, env, exchange.lifetime).await?;
     let extras = Extras {
@@ -235,7 +247,7 @@ pub async fn handle(cx: &Cx<'_>, req: &SdkTokenRequest) -> Result<TokenResponse,
         grant: None,
     };
     let token = issue_access_token_with(
-        cx,
+        &bound,
         &client,
         &verified.subject,
         &verified.trust.scopes,
@@ -245,6 +257,9 @@ pub async fn handle(cx: &Cx<'_>, req: &SdkTokenRequest) -> Result<TokenResponse,
     .await?;
     let mut response = TokenResponse::access_only(token).through(cx.dialect);
     response.scope = String::new();
+    if let Some(c) = &bound.confirmation {
+        c.token_type().clone_into(&mut response.token_type);
+    }
     Ok(response)
 }
 

@@ -42,14 +42,33 @@ pub async fn handle(State(state): State<AppState>, through: Through, req: Reques
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let peer = client_address(&parts, &state.http().trusted_proxies);
-    let meta = crate::request_id::meta(&parts.headers, peer);
+    let meta = crate::extract::request_meta(&parts, &state.http().trusted_proxies);
     let path = parts
         .extensions
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| SDK_PATH.to_owned(), |p| p.as_str().to_owned());
     let host = state.host(&parts);
     let mut env = None;
-    let result = exchange(&state, &through, host, parts, body, &mut env).await;
+    let keys = state.keys();
+    let mut cx = state.cx_for(&host, &keys);
+    cx.dialect = through.dialect();
+    cx.request = meta.clone();
+    let result = exchange(&state, &cx, &through, host, parts, body, &mut env).await;
+    let res = respond_sdk(&state, result, peer, started, &meta, &path, env).await;
+    crate::routes::with_dpop_nonce(&cx, res)
+}
+
+/// The response to an exchange: a refused JWT counts against the address, as a failed
+/// client authentication does.
+async fn respond_sdk(
+    state: &AppState,
+    result: Result<tessera_core::grant::TokenResponse, OAuthError>,
+    peer: Option<std::net::IpAddr>,
+    started: Instant,
+    meta: &tessera_core::audit::RequestMeta,
+    path: &str,
+    env: Option<String>,
+) -> Response {
     state
         .metrics()
         .grant(SDK_TOKEN.label, result.is_ok(), started);
@@ -57,14 +76,14 @@ pub async fn handle(State(state): State<AppState>, through: Through, req: Reques
         Ok(r) => json_no_store(StatusCode::OK, crate::response::token_json(&r)),
         Err(e) if e.code == ErrorCode::InvalidGrant => {
             let client = sdk_client_id(env.as_deref().unwrap_or(DEFAULT_ENV));
-            match count_client_auth_failure(&state, peer, &client).await {
+            match count_client_auth_failure(state, peer, &client).await {
                 Ok(Counted::Refused { until }) => too_many(
-                    &state,
+                    state,
                     until,
                     "too many failed exchanges from this address; retry later",
                 ),
                 Ok(Counted::Spent) => {
-                    crate::routes::record_lockout(&state, &meta, &path, &client).await;
+                    crate::routes::record_lockout(state, meta, path, &client).await;
                     error_response(e)
                 }
                 Ok(Counted::Within) => error_response(e),
@@ -80,6 +99,7 @@ pub async fn handle(State(state): State<AppState>, through: Through, req: Reques
 
 async fn exchange(
     state: &AppState,
+    cx: &tessera_core::cx::Cx<'_>,
     through: &Through,
     host: Host,
     parts: Parts,
@@ -107,8 +127,5 @@ async fn exchange(
     // A host bound to an environment answers for that one when the request names none.
     let bound = state.config_for(host).host_env.as_ref();
     *env = request.env.clone().or_else(|| bound.cloned());
-    let keys = state.keys();
-    let mut cx = state.cx_for(&host, &keys);
-    cx.dialect = through.dialect();
-    sdk_token::handle(&cx, &request).await
+    sdk_token::handle(cx, &request).await
 }

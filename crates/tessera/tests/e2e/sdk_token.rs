@@ -439,3 +439,48 @@ async fn failed_exchanges_from_one_address_are_throttled() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"], "slow_down");
 }
+
+/// Posts a JSON body to `/sdk/token` with a `DPoP` header.
+async fn sdk_token_with_proof(server: &Server, body: &Value, proof: &str) -> (StatusCode, Value) {
+    let res = server
+        .http
+        .post(server.url("/sdk/token"))
+        .header("DPoP", proof)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+/// An SDK holding a DPoP key (RFC 9449) gets a token bound to it; a bad proof is refused
+/// before the vendor's JWT is used up, and a proof is taken once.
+#[tokio::test]
+async fn a_dpop_proof_binds_the_sdk_token_to_its_key() {
+    let server = Server::start().await;
+    let key = vendor_key();
+    trust(&server, &key, "default", &[]).await;
+    let dpop = crate::dpop::DpopKey::new();
+    let jwt = sign(&key, &seed_claims(&server));
+    // A proof for another URL: refused, and the JWT is still good afterwards.
+    let wrong = dpop.proof("POST", &server.url("/oauth2/token"));
+    let (status, body) = sdk_token_with_proof(&server, &json!({"jwt": jwt}), &wrong).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    let proof = dpop.proof("POST", &server.url("/sdk/token"));
+    let (status, body) = sdk_token_with_proof(&server, &json!({"jwt": jwt}), &proof).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let claims = decode_jwt(body["access_token"].as_str().unwrap()).claims;
+    assert_eq!(claims["cnf"]["jkt"], dpop.thumbprint(), "{claims:?}");
+    // The same proof again, with a fresh JWT.
+    let again = sign(&key, &seed_claims(&server));
+    let (status, body) = sdk_token_with_proof(&server, &json!({"jwt": again}), &proof).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    // Without a proof: a bearer token, as before.
+    let (status, body) = sdk_token(&server, &json!({"jwt": again})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = decode_jwt(body["access_token"].as_str().unwrap()).claims;
+    assert!(claims.get("cnf").is_none(), "{claims:?}");
+}
