@@ -1,4 +1,6 @@
-//! Where the server may send a logout token: the address rules checked at send time.
+//! Where the server may send a logout token: the address rules checked at send time (the
+//! fetches of remote key sets, [`crate::remote_keys`], apply the same rules, loopback and
+//! private addresses allowed).
 //!
 //! Owns [`permitted`], the rule for one IP address, [`Guard`], the `reqwest` resolver that
 //! applies it to every address a host name resolves to (so the rule holds for the address
@@ -166,19 +168,13 @@ async fn resolve_permitted(
 /// resolver is not asked for those), a host name by resolving it. `Err` is a refusal (the
 /// delivery ends); a name that does not resolve is not a refusal (it is retried).
 pub async fn check(uri: &str, allow_private: bool) -> Result<(), Refusal> {
-    let Ok(url) = reqwest::Url::parse(uri) else {
+    check_literal(uri, allow_private)?;
+    let Some(url) = reqwest::Url::parse(uri).ok() else {
         return Err(Refusal::Forbidden);
     };
-    let Some(host) = url.host_str() else {
-        return Err(Refusal::Forbidden);
+    let Some(host) = url.host_str().filter(|h| literal(h).is_none()) else {
+        return Ok(());
     };
-    if let Ok(ip) = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        return permitted(ip, allow_private);
-    }
     let port = url.port_or_known_default().unwrap_or(443);
     match resolve_permitted(host, port, allow_private).await {
         Err(e) => match e.downcast_ref::<Refused>() {
@@ -187,6 +183,30 @@ pub async fn check(uri: &str, allow_private: bool) -> Result<(), Refusal> {
         },
         Ok(_) => Ok(()),
     }
+}
+
+/// Checks the part of `uri`'s target a [`Guard`] resolver never sees: a URL without a host
+/// is refused, an IP literal is judged by [`permitted`]; a host name passes here (the
+/// resolver judges its addresses when it is connected to).
+pub fn check_literal(uri: &str, allow_private: bool) -> Result<(), Refusal> {
+    let Ok(url) = reqwest::Url::parse(uri) else {
+        return Err(Refusal::Forbidden);
+    };
+    let Some(host) = url.host_str() else {
+        return Err(Refusal::Forbidden);
+    };
+    match literal(host) {
+        Some(ip) => permitted(ip, allow_private),
+        None => Ok(()),
+    }
+}
+
+/// The address a URL's host names literally (`[…]` for IPv6), if it is one.
+fn literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()
 }
 
 /// The HTTP client of the worker: `timeout` per request, the [`Guard`] resolver, no proxy, no

@@ -7,7 +7,12 @@
 //! as after the issuer rotated its key) fetches at once, but at most once every
 //! [`MIN_REFRESH`] per URL, so forged assertions cannot make the server hammer the issuer. A fetch follows no
 //! redirect, times out after [`FETCH_TIMEOUT`] and reads at most [`MAX_JWKS_BYTES`]. When a
-//! fetch fails, the last good copy is used; failures are logged with the URL only.
+//! fetch fails, the last good copy is used; failures are logged with the URL only. A fetch
+//! never connects to an address of the class [`crate::backchannel_target`] always refuses
+//! (unspecified, link-local and cloud metadata, multicast, broadcast, reserved), whether the
+//! URL names it or its host name resolves to it at fetch time: a registered URL cannot make
+//! the server read its cloud credentials. Loopback and private addresses stay allowed (an
+//! operator's own issuer may serve its keys inside the network).
 //!
 //! It also runs the core's signature checks of other parties' assertions
 //! ([`RemoteKeys::check_signature`]) on the blocking pool, at most [`signature_checks`] at
@@ -78,6 +83,9 @@ impl JwksFetcher {
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(crate::backchannel_target::Guard {
+                allow_private: true,
+            }))
             .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
@@ -128,6 +136,11 @@ impl JwksFetcher {
     }
 
     async fn fetch(&self, uri: &str) -> Result<String, String> {
+        // The resolver judges the addresses of a host name; an address in the URL is judged
+        // here, as the resolver is not asked for it.
+        if let Err(refusal) = crate::backchannel_target::check_literal(uri, true) {
+            return Err(format!("address refused ({})", refusal.as_str()));
+        }
         let mut res = self
             .client
             .get(uri)
@@ -294,6 +307,20 @@ mod tests {
         }
         let most = most.load(Ordering::SeqCst);
         assert!((1..=signature_checks()).contains(&most), "{most} at once");
+    }
+
+    #[tokio::test]
+    async fn metadata_and_link_local_addresses_are_never_fetched() {
+        let fetcher = JwksFetcher::new();
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:169.254.169.254]/jwks",
+            "http://[fd00:ec2::254]/jwks",
+            "http://0.0.0.0:8080/jwks",
+        ] {
+            let err = fetcher.fetch(url).await.unwrap_err();
+            assert!(err.contains("address refused"), "{url}: {err}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
