@@ -946,6 +946,13 @@ impl GrantStore for CachedStore {
             .rotate_refresh_token(token_id, successor, successor_sealed, now)
             .await
     }
+    async fn extend_refresh_token(
+        &self,
+        token_id: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.extend_refresh_token(token_id, expires_at).await
+    }
 }
 
 #[cfg(test)]

@@ -188,6 +188,7 @@ traced! {
     fn revoke_user_grants(user_id: &str, client_id: Option<&str>, now: i64) -> u64;
     fn get_refresh_token(token_id: &str) -> Option<RefreshRecord>;
     fn rotate_refresh_token(token_id: &str, successor: &RefreshRecord, successor_sealed: Option<&[u8]>, now: i64) -> bool;
+    fn extend_refresh_token(token_id: &str, expires_at: i64) -> bool;
 }
 traced! {
     TrustStore

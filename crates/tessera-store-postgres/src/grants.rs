@@ -333,4 +333,21 @@ impl GrantStore for PgStore {
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
+
+    async fn extend_refresh_token(
+        &self,
+        token_id: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE refresh_tokens SET expires_at = $1 WHERE token_id = $2 AND used_at IS NULL",
+        )
+        .bind(expires_at)
+        .bind(token_id)
+        .execute(self.live()?)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(n == 1)
+    }
 }

@@ -331,4 +331,21 @@ impl GrantStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
+
+    async fn extend_refresh_token(
+        &self,
+        token_id: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE refresh_tokens SET expires_at = ? WHERE token_id = ? AND used_at IS NULL",
+        )
+        .bind(expires_at)
+        .bind(token_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(n == 1)
+    }
 }

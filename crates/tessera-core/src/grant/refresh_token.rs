@@ -10,9 +10,9 @@
 //!
 //! A client of the FAPI 2.0 profile is not rotated ([`profile::rotates_refresh_tokens`],
 //! FAPI 2.0 §5.3.2.1 item 9): its refresh token is checked as above and stays valid, the
-//! response carries no new one, and it keeps the expiry it was issued with (an idle lifetime
-//! is not moved on, nothing being rewritten). It is never marked used, so presenting it again
-//! is not a reuse; a token rotated out before the client took the profile still is one.
+//! response carries no new one, and its expiry moves on with an idle lifetime as a successor's
+//! would (never past the family's end). It is never marked used, so presenting it again is
+//! not a reuse; a token rotated out before the client took the profile still is one.
 
 use crate::audit::{self, Actor, AuditEvent, AuditKind};
 use crate::cx::Cx;
@@ -98,6 +98,13 @@ pub async fn handle(
     let scope = narrowed_scope(asked_scope, &granted)?;
     let audience = resource::resolve(params, client, cx.config)?;
     if !profile::rotates_refresh_tokens(client) {
+        // An idle lifetime counts from the last use: the token that stays moves on with it.
+        if flow.refresh_token_idle_ttl > 0
+            && exp > rec.expires_at
+            && !cx.store.extend_refresh_token(&rec.token_id, exp).await?
+        {
+            return Err(invalid());
+        }
         let from_code = FromCode::refresh(&grant);
         return respond(cx, client, &grant, &scope, audience, None, from_code).await;
     }

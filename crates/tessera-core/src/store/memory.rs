@@ -1112,6 +1112,21 @@ impl GrantStore for MemoryStore {
         s.insert_refresh(successor);
         Ok(true)
     }
+
+    async fn extend_refresh_token(
+        &self,
+        token_id: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state().await;
+        match s.refresh_tokens.get_mut(token_id) {
+            Some(r) if r.used_at.is_none() => {
+                r.expires_at = expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[async_trait]

@@ -440,6 +440,13 @@ pub trait GrantStore: Send + Sync {
         successor_sealed: Option<&[u8]>,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Moves an unused refresh token's expiry on to `expires_at` (an idle lifetime renewed by
+    /// a refresh that does not rotate). `false` when the token is gone or was used.
+    async fn extend_refresh_token(
+        &self,
+        token_id: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Deployment environments and the trusted issuers of JWT assertions (RFC 7523 §3).

@@ -1512,6 +1512,35 @@ pub async fn a_refresh_token_rotates_once(s: &dyn Store) {
     assert_eq!(s.get_refresh_token(&third.token_id).await.unwrap(), None);
 }
 
+pub async fn an_unused_refresh_token_is_extended_and_a_used_one_is_not(s: &dyn Store) {
+    let first = refresh("g1", 3_000);
+    s.insert_grant(&grant("g1", "u1", 9_000), Some(&first))
+        .await
+        .unwrap();
+    assert!(s
+        .extend_refresh_token(&first.token_id, 4_000)
+        .await
+        .unwrap());
+    let got = s.get_refresh_token(&first.token_id).await.unwrap().unwrap();
+    assert_eq!(got.expires_at, 4_000);
+    assert_eq!(got.used_at, None);
+    let second = refresh("g1", 9_000);
+    assert!(s
+        .rotate_refresh_token(&first.token_id, &second, None, 2_000)
+        .await
+        .unwrap());
+    assert!(!s
+        .extend_refresh_token(&first.token_id, 5_000)
+        .await
+        .unwrap());
+    let got = s.get_refresh_token(&first.token_id).await.unwrap().unwrap();
+    assert_eq!(got.expires_at, 4_000);
+    assert!(!s
+        .extend_refresh_token("no-such-token", 5_000)
+        .await
+        .unwrap());
+}
+
 pub async fn concurrent_rotations_of_one_refresh_token_have_one_winner(s: &dyn Store) {
     let first = refresh("g1", 9_000);
     s.insert_grant(&grant("g1", "u1", 9_000), Some(&first))
@@ -3071,6 +3100,7 @@ macro_rules! conformance_tests {
             revoking_a_users_grants_counts_and_logs_each,
             deleting_a_consent_revokes_that_clients_grants,
             a_refresh_token_rotates_once,
+            an_unused_refresh_token_is_extended_and_a_used_one_is_not,
             concurrent_rotations_of_one_refresh_token_have_one_winner,
             purge_removes_expired_user_flow_records,
             user_flow_settings_round_trip,

@@ -32,28 +32,38 @@ fn claims(id: &str, aud: &str) -> Value {
 
 /// A fapi2 client with `key` (its JWKS in a file), for the code flow.
 async fn fapi2_client(s: &Server, key: &Key) -> String {
+    fapi2_client_with(s, key, &[]).await
+}
+
+/// [`fapi2_client`] with more `client create` arguments.
+async fn fapi2_client_with(s: &Server, key: &Key, more: &[&str]) -> String {
     let dir = key_dir();
     let jwks = write(dir.path(), "client.jwks", &key.jwks());
     let v = s
-        .cli_json(&[
-            "client",
-            "create",
-            "--name",
-            "fapi",
-            "--token-endpoint-auth-method",
-            "private_key_jwt",
-            "--jwks-file",
-            arg(&jwks),
-            "--profile",
-            "fapi2",
-            "--grant-type",
-            "authorization_code",
-            "--redirect-uri",
-            REDIRECT,
-            "--scope",
-            "openid read offline_access",
-            "--json",
-        ])
+        .cli_json(
+            &[
+                "client",
+                "create",
+                "--name",
+                "fapi",
+                "--token-endpoint-auth-method",
+                "private_key_jwt",
+                "--jwks-file",
+                arg(&jwks),
+                "--profile",
+                "fapi2",
+                "--grant-type",
+                "authorization_code",
+                "--redirect-uri",
+                REDIRECT,
+                "--scope",
+                "openid read offline_access",
+                "--json",
+            ]
+            .into_iter()
+            .chain(more.iter().copied())
+            .collect::<Vec<_>>(),
+        )
         .await;
     v["client_id"].as_str().expect("client_id").to_owned()
 }
@@ -186,9 +196,18 @@ fn assert_refused(case: &str, got: &(StatusCode, Value), status: StatusCode, cod
 async fn a_fapi2_client_pushes_signs_in_and_needs_a_sender_constraint() {
     let (s, _) = setup(&[]).await;
     let key = p256("k1");
-    let id = fapi2_client(&s, &key).await;
+    // Refresh tokens expire after 4 s unused (the idle lifetime).
+    let id = fapi2_client_with(&s, &key, &["--refresh-token-idle-ttl", "4"]).await;
     let shown = s.cli_json(&["client", "show", &id, "--json"]).await;
     assert_eq!(shown["profile"], "fapi2", "{shown}");
+    // What the profile imposes is shown as it applies, not as it was stored.
+    assert_eq!(
+        shown["require_pushed_authorization_requests"], true,
+        "{shown}"
+    );
+    assert_eq!(shown["require_pkce"], true, "{shown}");
+    assert_eq!(shown["allow_plain_pkce"], false, "{shown}");
+    assert!(shown["code_ttl"].as_i64().unwrap() <= 60, "{shown}");
     // The server learns the client through the change feed: wait until a push is taken.
     wait_pushed(&s, &id, &key).await;
     let (status, pushed) = push(&s, &id, &key, &[]).await;
@@ -260,6 +279,27 @@ async fn a_fapi2_client_pushes_signs_in_and_needs_a_sender_constraint() {
         assert!(next.get("refresh_token").is_none(), "rotated: {next}");
         assert_eq!(next["token_type"], "DPoP", "{next}");
     }
+    // The token that is not rotated still has an idle lifetime, counted from its last use:
+    // used every 2.5 s it outlives its first 4 s; left unused for 5 s it expires.
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        let a = sign(&key, Some("k1"), &claims(&id, s.issuer()));
+        let (status, next) = post_with(&s, "/oauth2/token", &again, &a, Some(&dpop)).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "used within its idle lifetime: {next}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let a = sign(&key, Some("k1"), &claims(&id, s.issuer()));
+    let idle = post_with(&s, "/oauth2/token", &again, &a, Some(&dpop)).await;
+    assert_refused(
+        "refresh after its idle lifetime",
+        &idle,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
     // Without a proof, the refresh is refused like the code exchange.
     let a = sign(&key, Some("k1"), &claims(&id, s.issuer()));
     let got = post(&s, "/oauth2/token", &again, &a).await;

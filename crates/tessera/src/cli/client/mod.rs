@@ -353,8 +353,12 @@ async fn dispatch(cmd: Command, settings: &Settings, store: &dyn Store) -> Resul
     Ok(())
 }
 
-/// A client as shown to operators: never its secret hash.
+/// A client as shown to operators: never its secret hash. The flow settings a profile
+/// overrides are shown as they apply (a FAPI 2.0 client requires PAR and S256 PKCE and has
+/// codes of at most 60 s, whatever was stored).
 fn describe(c: &ClientRecord) -> serde_json::Value {
+    use tessera_core::profile;
+    let fapi2 = c.user_flow.profile == tessera_core::model::ClientProfile::Fapi2;
     json!({
         "client_id": c.client_id,
         "name": c.name,
@@ -374,15 +378,15 @@ fn describe(c: &ClientRecord) -> serde_json::Value {
         "refresh_token_ttl": c.user_flow.refresh_token_ttl,
         "refresh_token_idle_ttl": c.user_flow.refresh_token_idle_ttl,
         "refresh_grace_period": c.user_flow.refresh_grace_period,
-        "code_ttl": c.user_flow.code_ttl,
-        "require_pkce": c.public || c.user_flow.require_pkce,
-        "allow_plain_pkce": c.user_flow.allow_plain_pkce,
+        "code_ttl": profile::code_ttl(c, c.user_flow.code_ttl),
+        "require_pkce": c.public || c.user_flow.require_pkce || fapi2,
+        "allow_plain_pkce": c.user_flow.allow_plain_pkce && !fapi2,
         "post_logout_redirect_uris": c.user_flow.post_logout_redirect_uris,
         "skip_consent": c.user_flow.skip_consent,
         "backchannel_logout_uri": c.user_flow.backchannel_logout_uri,
         "backchannel_logout_session_required": c.user_flow.backchannel_logout_session_required,
         "token_exchange_audiences": c.user_flow.token_exchange_audiences,
-        "require_pushed_authorization_requests": c.user_flow.require_par,
+        "require_pushed_authorization_requests": profile::requires_par(c),
         "dpop_bound_access_tokens": c.user_flow.dpop_bound_access_tokens,
         "profile": c.user_flow.profile.as_str(),
         "tls_client_auth_subject": match &c.user_flow.certificate_auth {
