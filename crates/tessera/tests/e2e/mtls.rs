@@ -389,6 +389,77 @@ async fn a_bound_token_is_refused_at_userinfo_over_another_certificate() {
     );
 }
 
+/// A token exchange (RFC 8693) of a certificate-bound token: taken over the connection with
+/// its certificate only. Another certificate the client could authenticate with (here one
+/// with the same subject from the same authority) would otherwise re-bind a stolen token.
+#[tokio::test]
+async fn a_bound_token_is_exchanged_only_over_its_certificate() {
+    const API: &str = "https://api.example";
+    let good = ca("Good CA");
+    let (s, _dir) = server(&good, &[]).await;
+    let id = create(
+        &s,
+        &[
+            "--token-endpoint-auth-method",
+            "tls_client_auth",
+            "--tls-client-auth-subject-dn",
+            "CN=client one,O=Example",
+            "--grant-type",
+            "client_credentials",
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--audience",
+            API,
+            "--token-exchange-audience",
+            API,
+        ],
+    )
+    .await;
+    let cert = issued(&good, "client one", "one.example.com");
+    let body = first_token(&s, &https(&s, Some(&cert)), &id).await;
+    let subject = body["access_token"].as_str().unwrap().to_owned();
+    let exchange = |http: reqwest::Client| {
+        let (url, id, subject) = (s.url("/oauth2/token"), id.clone(), subject.clone());
+        async move {
+            let res = http
+                .post(url)
+                .form(&[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("client_id", id.as_str()),
+                    ("subject_token", subject.as_str()),
+                    (
+                        "subject_token_type",
+                        "urn:ietf:params:oauth:token-type:access_token",
+                    ),
+                    ("audience", API),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let other = issued(&good, "client one", "one.example.com");
+    let (status, body) = exchange(https(&s, Some(&other))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("client certificate"),
+        "{body}"
+    );
+    let (status, body) = exchange(https(&s, Some(&cert))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = crate::support::decode_jwt(body["access_token"].as_str().unwrap()).claims;
+    assert_eq!(claims["cnf"]["x5t#S256"], cert.thumbprint(), "{claims}");
+}
+
 /// A certificate as nginx's `$ssl_client_escaped_cert` gives it: URL-escaped PEM.
 fn nginx_escaped(pem: &str) -> String {
     pem.bytes()
