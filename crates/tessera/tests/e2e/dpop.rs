@@ -410,18 +410,7 @@ async fn a_bound_token_is_exchanged_only_with_a_proof_by_its_key() {
     assert_eq!(res.status(), StatusCode::OK);
     let bound: Value = res.json().await.unwrap();
     let subject = bound["access_token"].as_str().unwrap().to_owned();
-    let form = [
-        (
-            "grant_type",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-        ),
-        ("subject_token", subject.as_str()),
-        (
-            "subject_token_type",
-            "urn:ietf:params:oauth:token-type:access_token",
-        ),
-        ("audience", API),
-    ];
+    let form = crate::token_exchange::exchange_form(&subject, API);
     // No proof: the bearer token the attacker wanted is refused.
     let (status, error, body) = error_of(token_with(&server, &c, &form, &[]).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

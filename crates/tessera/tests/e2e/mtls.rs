@@ -423,19 +423,13 @@ async fn a_bound_token_is_exchanged_only_over_its_certificate() {
         async move {
             let res = http
                 .post(url)
-                .form(&[
-                    (
-                        "grant_type",
-                        "urn:ietf:params:oauth:grant-type:token-exchange",
-                    ),
-                    ("client_id", id.as_str()),
-                    ("subject_token", subject.as_str()),
-                    (
-                        "subject_token_type",
-                        "urn:ietf:params:oauth:token-type:access_token",
-                    ),
-                    ("audience", API),
-                ])
+                .form(
+                    &[
+                        &crate::token_exchange::exchange_form(&subject, API)[..],
+                        &[("client_id", id.as_str())],
+                    ]
+                    .concat(),
+                )
                 .send()
                 .await
                 .unwrap();

@@ -16,6 +16,16 @@ const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 const API_A: &str = "https://api-a.example";
 const API_B: &str = "https://api-b.example";
 
+/// The form of an exchange of `subject`, an access token of this server, for `audience`.
+pub fn exchange_form<'a>(subject: &'a str, audience: &'a str) -> [(&'static str, &'a str); 4] {
+    [
+        ("grant_type", GRANT_TYPE),
+        ("subject_token", subject),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("audience", audience),
+    ]
+}
+
 /// A token request by `client`; the status, the `Cache-Control` header and the JSON body.
 async fn token(
     server: &Server,
