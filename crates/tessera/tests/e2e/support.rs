@@ -217,7 +217,16 @@ impl Server {
         let scheme = if tls { "https" } else { "http" };
         // A port picked this way can, rarely, be taken by someone else before the server binds
         // it: then try another.
+        // A database the test made beforehand is kept across attempts; one a failed attempt
+        // made is not: it holds that attempt's issuer (its port), which the next one would
+        // not match.
+        let made_before = dir.path().join("tessera.db").exists();
         for attempt in 0..3 {
+            if attempt > 0 && !made_before {
+                for file in ["tessera.db", "tessera.db-wal", "tessera.db-shm"] {
+                    let _ = std::fs::remove_file(dir.path().join(file));
+                }
+            }
             let port = free_port();
             let base = format!("{scheme}://127.0.0.1:{port}");
             let db = dir.path().join("tessera.db");
