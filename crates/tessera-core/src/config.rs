@@ -88,6 +88,10 @@ pub struct Mtls {
     /// The trusted certificate authorities of `tls_client_auth` (RFC 8705 §2.1), DER; none:
     /// only `self_signed_tls_client_auth` (§2.2) is offered.
     pub trust_anchors: Arc<[Vec<u8>]>,
+    /// The certificate revocation lists of those authorities (RFC 5280 §5), parsed
+    /// ([`crate::mtls::parse_crls`]): a `tls_client_auth` certificate, or an intermediate of
+    /// its chain, that one of them lists is refused. None: no revocation check.
+    pub crls: Arc<[webpki::CertRevocationList<'static>]>,
     /// The base URL of the `mtls_endpoint_aliases` (RFC 8705 §5), without a trailing `/`.
     pub base_url: Option<String>,
 }

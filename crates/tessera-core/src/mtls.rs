@@ -7,8 +7,10 @@
 //!
 //! - client authentication (§2): `tls_client_auth` (§2.1), a certificate that chains to one
 //!   of the configured authorities ([`crate::config::Mtls::trust_anchors`], RFC 5280 path
-//!   validation with the client-authentication key purpose when the certificate names any)
-//!   and whose subject is the one the client registered: its subject DN (RFC 4514) or
+//!   validation with the client-authentication key purpose when the certificate names any,
+//!   and no certificate of the path on a revocation list of its issuer,
+//!   [`crate::config::Mtls::crls`], RFC 5280 §6.3) and whose subject is the one the client
+//!   registered: its subject DN (RFC 4514) or
 //!   exactly one subject alternative name (§2.1.2); and `self_signed_tls_client_auth`
 //!   (§2.2), a certificate registered in the client's key set: the first `x5c` entry of one
 //!   of its keys, or a certificate holding one of its public keys (§2.2.2). Trust is
@@ -125,9 +127,16 @@ pub fn authenticate(
             if !cx.config.mtls.pki() {
                 return Err(failed().because("no certificate authority is configured"));
             }
-            if !chains_to_anchor(der, &cx.config.mtls.trust_anchors, cx.now) {
-                return Err(failed()
-                    .because("the client certificate does not chain to a trusted authority"));
+            let mtls = &cx.config.mtls;
+            match chains_to_anchor(der, &mtls.trust_anchors, &mtls.crls, cx.now) {
+                Ok(()) => {}
+                Err(ChainRefusal::Revoked) => {
+                    return Err(failed().because("the client certificate is revoked (CRL)"))
+                }
+                Err(ChainRefusal::Untrusted) => {
+                    return Err(failed()
+                        .because("the client certificate does not chain to a trusted authority"))
+                }
             }
             if !subject_matches(der, subject) {
                 return Err(
@@ -151,11 +160,41 @@ pub fn authenticate(
     }
 }
 
+/// Why a certificate's chain is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainRefusal {
+    /// No valid path to a trusted authority.
+    Untrusted,
+    /// A certificate of the path is on a revocation list of its issuer.
+    Revoked,
+}
+
+/// Parses certificate revocation lists (RFC 5280 §5, DER). The first that does not parse
+/// is an error naming its position.
+pub fn parse_crls(ders: &[Vec<u8>]) -> Result<Vec<webpki::CertRevocationList<'static>>, String> {
+    ders.iter()
+        .enumerate()
+        .map(|(i, der)| {
+            webpki::OwnedCertRevocationList::from_der(der)
+                .map(webpki::CertRevocationList::from)
+                .map_err(|e| format!("revocation list {} does not parse: {e:?}", i + 1))
+        })
+        .collect()
+}
+
 /// Whether `der` is a valid certificate chaining to one of `anchors` at `now` (RFC 5280
 /// §6: signatures, validity, basic constraints, name constraints), for client
 /// authentication when it names key purposes. The anchors serve as intermediates too, so
-/// a bundle may hold an issuing authority beside its root.
-pub fn chains_to_anchor(der: &[u8], anchors: &[Vec<u8>], now: i64) -> bool {
+/// a bundle may hold an issuing authority beside its root. With `crls`, no certificate of
+/// the path may be listed by a list of its issuer (RFC 5280 §6.3); a certificate whose
+/// issuer has no list here passes, and a list past its `nextUpdate` still counts (a stale
+/// list still names what it revoked).
+pub fn chains_to_anchor(
+    der: &[u8],
+    anchors: &[Vec<u8>],
+    crls: &[webpki::CertRevocationList<'static>],
+    now: i64,
+) -> Result<(), ChainRefusal> {
     use rustls_pki_types::{CertificateDer, UnixTime};
     let certificates: Vec<CertificateDer<'_>> = anchors
         .iter()
@@ -167,21 +206,31 @@ pub fn chains_to_anchor(der: &[u8], anchors: &[Vec<u8>], now: i64) -> bool {
         .collect();
     let leaf = CertificateDer::from(der);
     let Ok(leaf) = webpki::EndEntityCert::try_from(&leaf) else {
-        return false;
+        return Err(ChainRefusal::Untrusted);
     };
     let Ok(now) = u64::try_from(now) else {
-        return false;
+        return Err(ChainRefusal::Untrusted);
     };
-    leaf.verify_for_usage(
+    let lists: Vec<&webpki::CertRevocationList<'_>> = crls.iter().collect();
+    let revocation = webpki::RevocationOptionsBuilder::new(&lists).ok().map(|b| {
+        b.with_depth(webpki::RevocationCheckDepth::Chain)
+            .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+            .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
+            .build()
+    });
+    match leaf.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &trust,
         &certificates,
         UnixTime::since_unix_epoch(std::time::Duration::from_secs(now)),
         webpki::KeyUsage::client_auth(),
+        revocation,
         None,
-        None,
-    )
-    .is_ok()
+    ) {
+        Ok(_) => Ok(()),
+        Err(webpki::Error::CertRevoked) => Err(ChainRefusal::Revoked),
+        Err(_) => Err(ChainRefusal::Untrusted),
+    }
 }
 
 /// Whether the certificate `der` has the registered subject (RFC 8705 §2.1.2): the subject
@@ -436,20 +485,72 @@ mod tests {
     fn a_certificate_chains_only_to_its_own_authority() {
         let (good, other) = (ca("Good CA"), ca("Other CA"));
         let cert = leaf(&good, "client", vec![]);
-        assert!(chains_to_anchor(
-            &cert,
-            std::slice::from_ref(&good.der),
-            NOW
-        ));
-        assert!(!chains_to_anchor(
-            &cert,
-            std::slice::from_ref(&other.der),
-            NOW
-        ));
-        assert!(!chains_to_anchor(&cert, &[], NOW));
+        let chains =
+            |der: &[u8], anchors: &[Vec<u8>], now| chains_to_anchor(der, anchors, &[], now).is_ok();
+        assert!(chains(&cert, std::slice::from_ref(&good.der), NOW));
+        assert!(!chains(&cert, std::slice::from_ref(&other.der), NOW));
+        assert!(!chains(&cert, &[], NOW));
         // Outside its validity (rcgen's default ends in 4096): refused.
-        assert!(!chains_to_anchor(&cert, std::slice::from_ref(&good.der), 0));
-        assert!(!chains_to_anchor(b"not a certificate", &[good.der], NOW));
+        assert!(!chains(&cert, std::slice::from_ref(&good.der), 0));
+        assert!(!chains(b"not a certificate", &[good.der], NOW));
+    }
+
+    /// A leaf of `ca` with the given serial number.
+    fn numbered_leaf(ca: &Ca, serial: u64) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, "client");
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        params.signed_by(&key, &ca.issuer).unwrap().der().to_vec()
+    }
+
+    /// A revocation list of `ca` naming `serials`, made a year before `next_year`, its
+    /// `nextUpdate`.
+    fn crl(ca: &Ca, serials: &[u64], next_year: i32) -> Vec<u8> {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(next_year - 1, 1, 1),
+            next_update: rcgen::date_time_ymd(next_year, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: rcgen::date_time_ymd(next_year - 1, 1, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&ca.issuer).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_certificate_its_authority_revoked_is_refused() {
+        let (good, other) = (ca("Good CA"), ca("Other CA"));
+        let (revoked, kept) = (numbered_leaf(&good, 7), numbered_leaf(&good, 8));
+        let anchors = std::slice::from_ref(&good.der);
+        let lists = parse_crls(&[crl(&good, &[7], 2031)]).unwrap();
+        assert_eq!(
+            chains_to_anchor(&revoked, anchors, &lists, NOW),
+            Err(ChainRefusal::Revoked)
+        );
+        assert_eq!(chains_to_anchor(&kept, anchors, &lists, NOW), Ok(()));
+        // A list past its nextUpdate still names what it revoked.
+        let stale = parse_crls(&[crl(&good, &[7], 2029)]).unwrap();
+        assert_eq!(
+            chains_to_anchor(&revoked, anchors, &stale, NOW),
+            Err(ChainRefusal::Revoked)
+        );
+        // Another authority's list, naming the same serial, revokes nothing of this one;
+        // a certificate whose issuer has no list here passes.
+        let theirs = parse_crls(&[crl(&other, &[7], 2031)]).unwrap();
+        assert_eq!(chains_to_anchor(&revoked, anchors, &theirs, NOW), Ok(()));
+        assert!(parse_crls(&[b"not a list".to_vec()])
+            .unwrap_err()
+            .contains("revocation list 1"));
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct FileConfig {
     /// PEM bundle of the certificate authorities `tls_client_auth` chains are checked
     /// against (RFC 8705 §2.1).
     pub mtls_ca_file: Option<PathBuf>,
+    /// PEM file of those authorities' certificate revocation lists (RFC 5280 §5): a
+    /// `tls_client_auth` certificate they list is refused.
+    pub mtls_crl_file: Option<PathBuf>,
     /// The header a trusted TLS-terminating proxy passes the client certificate in.
     pub mtls_client_cert_header: Option<String>,
     /// Base URL of the endpoints clients reach with their certificate (RFC 8705 §5).
@@ -503,6 +506,8 @@ pub struct Settings {
     pub allow_insecure_http: bool,
     /// The certificate authorities of `tls_client_auth` were read from this file.
     pub mtls_ca_file: Option<PathBuf>,
+    /// Their revocation lists were read from this file.
+    pub mtls_crl_file: Option<PathBuf>,
     secret_file: Option<PathBuf>,
 }
 
@@ -1008,13 +1013,14 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
                 .unwrap_or(Source::Default)
         },
     );
-    let mtls_ca_file = mtls_settings(
+    let (mtls_ca_file, mtls_crl_file) = mtls_settings(
         src,
         &mut core,
         &mut http,
         MtlsFile {
             enabled: file.mtls_enabled,
             ca_file: file.mtls_ca_file,
+            crl_file: file.mtls_crl_file,
             client_cert_header: file.mtls_client_cert_header,
             base_url: file.mtls_base_url,
         },
@@ -1038,6 +1044,7 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
         allow_insecure_http: allow_insecure,
         secret_file,
         mtls_ca_file,
+        mtls_crl_file,
     })
 }
 
@@ -1045,6 +1052,7 @@ fn resolve_with(o: Overrides, file: FileConfig, src: &mut Sources) -> Result<Set
 struct MtlsFile {
     enabled: Option<bool>,
     ca_file: Option<PathBuf>,
+    crl_file: Option<PathBuf>,
     client_cert_header: Option<String>,
     base_url: Option<String>,
 }
@@ -1052,13 +1060,14 @@ struct MtlsFile {
 /// The mutual TLS settings (RFC 8705): on or off, the certificate authorities of
 /// `tls_client_auth` (read now: a file that cannot be read or holds no certificate fails the
 /// start), the header a trusted proxy passes the client certificate in, and the base URL of
-/// the endpoint aliases. Returns the authorities' file.
+/// the endpoint aliases. Returns the authorities' file and their revocation lists' file
+/// (read now too: a list that does not parse fails the start).
 fn mtls_settings(
     src: &mut Sources,
     core: &mut Config,
     http: &mut HttpConfig,
     file: MtlsFile,
-) -> Result<Option<PathBuf>> {
+) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
     core.mtls.enabled = src.env_file("mtls_enabled", file.enabled)?.unwrap_or(false);
@@ -1073,6 +1082,24 @@ fn mtls_settings(
             bail!("mtls_ca_file: no certificate in {}", path.display());
         }
         core.mtls.trust_anchors = anchors.into();
+    }
+    let crl_file = src.env_file("mtls_crl_file", file.crl_file)?;
+    if let Some(path) = &crl_file {
+        use rustls_pki_types::CertificateRevocationListDer;
+        if ca_file.is_none() {
+            bail!("mtls_crl_file goes with mtls_ca_file (the lists are of its authorities)");
+        }
+        let lists = CertificateRevocationListDer::pem_file_iter(path)
+            .with_context(|| format!("mtls_crl_file: reading {}", path.display()))?
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("mtls_crl_file: parsing {}", path.display()))?;
+        if lists.is_empty() {
+            bail!("mtls_crl_file: no X509 CRL in {}", path.display());
+        }
+        let parsed = tessera_core::mtls::parse_crls(&lists)
+            .map_err(|e| anyhow::anyhow!("mtls_crl_file: {}: {e}", path.display()))?;
+        core.mtls.crls = parsed.into();
     }
     if let Some(name) = src.env_file("mtls_client_cert_header", file.client_cert_header)? {
         let header = axum::http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
@@ -1093,7 +1120,7 @@ fn mtls_settings(
             "mtls_ca_file, mtls_client_cert_header and mtls_base_url go with mtls_enabled = true"
         );
     }
-    Ok(ca_file)
+    Ok((ca_file, crl_file))
 }
 
 /// RFC 9700 §2.6 / RFC 6749 §10.9: TLS everywhere except loopback development.
@@ -1248,6 +1275,7 @@ impl Settings {
                 "require_par" => json!(core.require_par),
                 "mtls_enabled" => json!(core.mtls.enabled),
                 "mtls_ca_file" => path(&self.mtls_ca_file),
+                "mtls_crl_file" => path(&self.mtls_crl_file),
                 "mtls_client_cert_header" => {
                     json!(http
                         .mtls_client_cert_header

@@ -72,10 +72,15 @@ fn client_params(cn: &str, san_dns: &str) -> CertificateParams {
 
 /// A certificate for `cn` (and the DNS SAN `san_dns`) issued by `ca`.
 fn issued(ca: &Ca, cn: &str, san_dns: &str) -> ClientCert {
+    issued_numbered(ca, cn, san_dns, None)
+}
+
+/// [`issued`] with the given serial number (rcgen picks one at random otherwise).
+fn issued_numbered(ca: &Ca, cn: &str, san_dns: &str, serial: Option<u64>) -> ClientCert {
     let key = KeyPair::generate().unwrap();
-    let cert = client_params(cn, san_dns)
-        .signed_by(&key, &ca.issuer)
-        .unwrap();
+    let mut params = client_params(cn, san_dns);
+    params.serial_number = serial.map(rcgen::SerialNumber::from);
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
     ClientCert {
         der: cert.der().to_vec(),
         pem: cert.pem(),
@@ -454,6 +459,50 @@ async fn a_bound_token_is_exchanged_only_over_its_certificate() {
     assert_eq!(claims["cnf"]["x5t#S256"], cert.thumbprint(), "{claims}");
 }
 
+/// With `mtls_crl_file`, a certificate its authority revoked is refused (RFC 5280 §6.3);
+/// another certificate of the same authority and subject is taken.
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_and_its_successor_taken() {
+    let good = ca("Good CA");
+    let list = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2025, 1, 1),
+        next_update: rcgen::date_time_ymd(2026, 1, 1),
+        crl_number: rcgen::SerialNumber::from(3u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(41u64),
+            revocation_time: rcgen::date_time_ymd(2025, 6, 1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&good.issuer)
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let crl_file = dir.path().join("clients.crl.pem");
+    std::fs::write(&crl_file, list.pem().unwrap()).unwrap();
+    let crl_file = crl_file.display().to_string();
+    let (s, _dir) = server(&good, &[("TESSERA_MTLS_CRL_FILE", crl_file.as_str())]).await;
+    let id = create(
+        &s,
+        &[
+            "--token-endpoint-auth-method",
+            "tls_client_auth",
+            "--tls-client-auth-subject-dn",
+            "CN=client one,O=Example",
+        ],
+    )
+    .await;
+    let revoked = issued_numbered(&good, "client one", "one.example.com", Some(41));
+    let successor = issued_numbered(&good, "client one", "one.example.com", Some(42));
+    first_token(&s, &https(&s, Some(&successor)), &id).await;
+    assert_invalid_client(
+        token(&s, &https(&s, Some(&revoked)), &id).await,
+        "a revoked certificate",
+    );
+}
+
 /// A certificate as nginx's `$ssl_client_escaped_cert` gives it: URL-escaped PEM.
 fn nginx_escaped(pem: &str) -> String {
     pem.bytes()
@@ -682,6 +731,16 @@ async fn mutual_tls_settings_are_checked_at_start() {
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "no certificate here\n").unwrap();
     let empty = empty.display().to_string();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca("Good CA").pem).unwrap();
+    let ca_file = ca_file.display().to_string();
+    let bad_crl = dir.path().join("bad.crl.pem");
+    std::fs::write(
+        &bad_crl,
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    let bad_crl = bad_crl.display().to_string();
     for (env, says) in [
         (
             vec![("TESSERA_MTLS_CLIENT_CERT_HEADER", "X-Client-Cert")],
@@ -707,6 +766,29 @@ async fn mutual_tls_settings_are_checked_at_start() {
                 ("TESSERA_MTLS_CLIENT_CERT_HEADER", "bad header"),
             ],
             "not a header name",
+        ),
+        (
+            vec![
+                ("TESSERA_MTLS_ENABLED", "true"),
+                ("TESSERA_MTLS_CRL_FILE", bad_crl.as_str()),
+            ],
+            "goes with mtls_ca_file",
+        ),
+        (
+            vec![
+                ("TESSERA_MTLS_ENABLED", "true"),
+                ("TESSERA_MTLS_CA_FILE", ca_file.as_str()),
+                ("TESSERA_MTLS_CRL_FILE", bad_crl.as_str()),
+            ],
+            "mtls_crl_file",
+        ),
+        (
+            vec![
+                ("TESSERA_MTLS_ENABLED", "true"),
+                ("TESSERA_MTLS_CA_FILE", ca_file.as_str()),
+                ("TESSERA_MTLS_CRL_FILE", empty.as_str()),
+            ],
+            "no X509 CRL",
         ),
     ] {
         let out = s.cli_output_with(&["config", "check"], &env).await;
