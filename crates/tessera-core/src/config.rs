@@ -91,9 +91,37 @@ pub struct Mtls {
     /// The certificate revocation lists of those authorities (RFC 5280 §5), parsed
     /// ([`crate::mtls::parse_crls`]): a `tls_client_auth` certificate, or an intermediate of
     /// its chain, that one of them lists is refused. None: no revocation check.
-    pub crls: Arc<[webpki::CertRevocationList<'static>]>,
+    pub crls: CrlSet,
     /// The base URL of the `mtls_endpoint_aliases` (RFC 8705 §5), without a trailing `/`.
     pub base_url: Option<String>,
+}
+
+/// The revocation lists in use, shared by every clone of the configuration, so that lists
+/// read again while the server runs (a new file) take effect at once everywhere.
+#[derive(Debug, Clone, Default)]
+pub struct CrlSet(Arc<std::sync::RwLock<Arc<[webpki::CertRevocationList<'static>]>>>);
+
+impl CrlSet {
+    /// A set holding `lists`.
+    pub fn new(lists: Vec<webpki::CertRevocationList<'static>>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(lists.into())))
+    }
+
+    /// The lists in use now.
+    pub fn current(&self) -> Arc<[webpki::CertRevocationList<'static>]> {
+        match self.0.read() {
+            Ok(lists) => lists.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `lists` in use instead of the ones before.
+    pub fn replace(&self, lists: Vec<webpki::CertRevocationList<'static>>) {
+        match self.0.write() {
+            Ok(mut held) => *held = lists.into(),
+            Err(poisoned) => *poisoned.into_inner() = lists.into(),
+        }
+    }
 }
 
 impl Mtls {

@@ -128,7 +128,7 @@ pub fn authenticate(
                 return Err(failed().because("no certificate authority is configured"));
             }
             let mtls = &cx.config.mtls;
-            match chains_to_anchor(der, &mtls.trust_anchors, &mtls.crls, cx.now) {
+            match chains_to_anchor(der, &mtls.trust_anchors, &mtls.crls.current(), cx.now) {
                 Ok(()) => {}
                 Err(ChainRefusal::Revoked) => {
                     return Err(failed().because("the client certificate is revoked (CRL)"))
@@ -169,9 +169,12 @@ pub enum ChainRefusal {
     Revoked,
 }
 
+/// A parsed certificate revocation list (RFC 5280 §5).
+pub type Crl = webpki::CertRevocationList<'static>;
+
 /// Parses certificate revocation lists (RFC 5280 §5, DER). The first that does not parse
 /// is an error naming its position.
-pub fn parse_crls(ders: &[Vec<u8>]) -> Result<Vec<webpki::CertRevocationList<'static>>, String> {
+pub fn parse_crls(ders: &[Vec<u8>]) -> Result<Vec<Crl>, String> {
     ders.iter()
         .enumerate()
         .map(|(i, der)| {

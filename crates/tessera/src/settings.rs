@@ -1085,21 +1085,10 @@ fn mtls_settings(
     }
     let crl_file = src.env_file("mtls_crl_file", file.crl_file)?;
     if let Some(path) = &crl_file {
-        use rustls_pki_types::CertificateRevocationListDer;
         if ca_file.is_none() {
             bail!("mtls_crl_file goes with mtls_ca_file (the lists are of its authorities)");
         }
-        let lists = CertificateRevocationListDer::pem_file_iter(path)
-            .with_context(|| format!("mtls_crl_file: reading {}", path.display()))?
-            .map(|c| c.map(|c| c.to_vec()))
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("mtls_crl_file: parsing {}", path.display()))?;
-        if lists.is_empty() {
-            bail!("mtls_crl_file: no X509 CRL in {}", path.display());
-        }
-        let parsed = tessera_core::mtls::parse_crls(&lists)
-            .map_err(|e| anyhow::anyhow!("mtls_crl_file: {}: {e}", path.display()))?;
-        core.mtls.crls = parsed.into();
+        core.mtls.crls = tessera_core::config::CrlSet::new(read_crls(path)?);
     }
     if let Some(name) = src.env_file("mtls_client_cert_header", file.client_cert_header)? {
         let header = axum::http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
@@ -1121,6 +1110,23 @@ fn mtls_settings(
         );
     }
     Ok((ca_file, crl_file))
+}
+
+/// The certificate revocation lists of `mtls_crl_file` (PEM `X509 CRL` blocks), parsed; an
+/// error names the file and what is wrong with it.
+pub fn read_crls(path: &std::path::Path) -> Result<Vec<tessera_core::mtls::Crl>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateRevocationListDer;
+    let lists = CertificateRevocationListDer::pem_file_iter(path)
+        .with_context(|| format!("mtls_crl_file: reading {}", path.display()))?
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("mtls_crl_file: parsing {}", path.display()))?;
+    if lists.is_empty() {
+        bail!("mtls_crl_file: no X509 CRL in {}", path.display());
+    }
+    tessera_core::mtls::parse_crls(&lists)
+        .map_err(|e| anyhow::anyhow!("mtls_crl_file: {}: {e}", path.display()))
 }
 
 /// RFC 9700 §2.6 / RFC 6749 §10.9: TLS everywhere except loopback development.

@@ -111,6 +111,50 @@ fn init_logging(json: bool, tracer: Option<&SdkTracerProvider>) {
         .try_init();
 }
 
+/// How often `mtls_crl_file` is looked at for a new version.
+const CRL_CHECK: Duration = Duration::from_secs(5);
+
+/// Re-reads `mtls_crl_file` when it changes (its modification time or size, looked at every
+/// [`CRL_CHECK`]), so that a certificate authority's new revocation list takes effect
+/// without a restart: a file that parses replaces the lists in use; one that does not (a
+/// half-written file, a wrong one) is logged and the lists in use stay.
+async fn watch_crls(path: std::path::PathBuf, set: tessera_core::config::CrlSet) {
+    let version = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = version(&path);
+    let mut tick = tokio::time::interval(CRL_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = version(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match crate::settings::read_crls(&path) {
+            Ok(lists) => {
+                let count = lists.len();
+                set.replace(lists);
+                tracing::info!(
+                    file = %path.display(),
+                    lists = count,
+                    "read the certificate revocation lists again"
+                );
+            }
+            Err(e) => {
+                // Read again when it changes again (a file still being written is, once done).
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    "the certificate revocation lists in use stay"
+                );
+            }
+        }
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT; in-flight requests finish first.
 pub async fn run(settings: Settings) -> Result<()> {
     let tracer = match crate::telemetry::config(|name| std::env::var(name).ok())? {
@@ -168,6 +212,9 @@ async fn serve(settings: Settings, traced: bool) -> Result<()> {
     };
     let background = state.spawn_background();
     let logouts = tessera_http::backchannel::spawn(state.clone());
+    if let Some(path) = &settings.mtls_crl_file {
+        tokio::spawn(watch_crls(path.clone(), settings.core.mtls.crls.clone()));
+    }
     let addr: SocketAddr = tokio::net::lookup_host(&settings.listen)
         .await
         .with_context(|| format!("resolving {}", settings.listen))?

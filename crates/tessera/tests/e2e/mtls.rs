@@ -459,30 +459,41 @@ async fn a_bound_token_is_exchanged_only_over_its_certificate() {
     assert_eq!(claims["cnf"]["x5t#S256"], cert.thumbprint(), "{claims}");
 }
 
-/// With `mtls_crl_file`, a certificate its authority revoked is refused (RFC 5280 §6.3);
-/// another certificate of the same authority and subject is taken.
-#[tokio::test]
-async fn a_revoked_certificate_is_refused_and_its_successor_taken() {
-    let good = ca("Good CA");
-    let list = rcgen::CertificateRevocationListParams {
+/// A revocation list of `ca` naming `serials` (PEM).
+fn crl_pem(ca: &Ca, serials: &[u64], number: u64) -> String {
+    rcgen::CertificateRevocationListParams {
         this_update: rcgen::date_time_ymd(2025, 1, 1),
         next_update: rcgen::date_time_ymd(2026, 1, 1),
-        crl_number: rcgen::SerialNumber::from(3u64),
+        crl_number: rcgen::SerialNumber::from(number),
         issuing_distribution_point: None,
-        revoked_certs: vec![rcgen::RevokedCertParams {
-            serial_number: rcgen::SerialNumber::from(41u64),
-            revocation_time: rcgen::date_time_ymd(2025, 6, 1),
-            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
-            invalidity_date: None,
-        }],
+        revoked_certs: serials
+            .iter()
+            .map(|s| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(*s),
+                revocation_time: rcgen::date_time_ymd(2025, 6, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
         key_identifier_method: rcgen::KeyIdMethod::Sha256,
     }
-    .signed_by(&good.issuer)
-    .unwrap();
+    .signed_by(&ca.issuer)
+    .unwrap()
+    .pem()
+    .unwrap()
+}
+
+/// With `mtls_crl_file`, a certificate its authority revoked is refused (RFC 5280 §6.3);
+/// another certificate of the same authority and subject is taken, until a new list, written
+/// over the file while the server runs, revokes it too. A file that does not parse leaves the
+/// lists in use.
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_and_a_new_list_is_read_while_serving() {
+    let good = ca("Good CA");
     let dir = tempfile::tempdir().unwrap();
-    let crl_file = dir.path().join("clients.crl.pem");
-    std::fs::write(&crl_file, list.pem().unwrap()).unwrap();
-    let crl_file = crl_file.display().to_string();
+    let crl_path = dir.path().join("clients.crl.pem");
+    std::fs::write(&crl_path, crl_pem(&good, &[41], 1)).unwrap();
+    let crl_file = crl_path.display().to_string();
     let (s, _dir) = server(&good, &[("TESSERA_MTLS_CRL_FILE", crl_file.as_str())]).await;
     let id = create(
         &s,
@@ -501,6 +512,30 @@ async fn a_revoked_certificate_is_refused_and_its_successor_taken() {
         token(&s, &https(&s, Some(&revoked)), &id).await,
         "a revoked certificate",
     );
+    // A broken file: the list in use stays (the successor is still taken meanwhile).
+    std::fs::write(
+        &crl_path,
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let (status, body) = token(&s, &https(&s, Some(&successor)), &id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_invalid_client(
+        token(&s, &https(&s, Some(&revoked)), &id).await,
+        "still revoked under the list in use",
+    );
+    // The authority's next list revokes the successor too: read within a few seconds.
+    std::fs::write(&crl_path, crl_pem(&good, &[41, 42], 2)).unwrap();
+    let mut answer = token(&s, &https(&s, Some(&successor)), &id).await;
+    for _ in 0..60 {
+        if answer.0 != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        answer = token(&s, &https(&s, Some(&successor)), &id).await;
+    }
+    assert_invalid_client(answer, "revoked by the new list");
 }
 
 /// A certificate as nginx's `$ssl_client_escaped_cert` gives it: URL-escaped PEM.
