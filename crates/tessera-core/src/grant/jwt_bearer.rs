@@ -90,6 +90,9 @@ pub struct VerifiedAssertion {
     /// The assertion's `may_act` claim (RFC 8693 §4.4), read by token exchange whether or
     /// not the registration carries it.
     pub may_act: Option<Value>,
+    /// The key its `cnf` claim binds it to (RFC 7800 §3.1: `jkt`, RFC 9449 §6; `x5t#S256`,
+    /// RFC 8705 §3.1), read by token exchange, which then asks for proof of that key.
+    pub confirmation: Option<crate::confirmation::Confirmation>,
 }
 
 /// Issues an access token to an authenticated client for the end user a trusted issuer's
@@ -211,6 +214,7 @@ pub async fn verify_assertion(
         subject,
         claims: carried,
         may_act: claims.get("may_act").cloned(),
+        confirmation: crate::confirmation::Confirmation::of_claims(&claims),
     })
 }
 

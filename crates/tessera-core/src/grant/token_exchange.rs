@@ -28,8 +28,8 @@
 //!   `invalid_scope` otherwise. None asked: the subject token's scope;
 //! - the issued token never outlives its subject token, dies with the user grant the subject
 //!   token descends from, and carries the subject token's carried claims;
-//! - a sender-constrained subject or actor token (`cnf`, RFC 9449 §6, RFC 8705 §3.1) is
-//!   taken only with proof of its key: a DPoP proof by that key, or its certificate on the
+//! - a sender-constrained subject or actor token (`cnf`, RFC 9449 §6, RFC 8705 §3.1), of
+//!   this server or of a trusted issuer, is taken only with proof of its key: a DPoP proof by that key, or its certificate on the
 //!   connection ([`crate::sender::check_presented_binding`]); the issued token is bound to
 //!   the request's key as any token the request mints;
 //! - a single-use subject token is consumed by the exchange, once every rule has passed.
@@ -132,10 +132,12 @@ pub async fn handle(
         None => None,
     };
     for (role, t) in [("subject", Some(&subject)), ("actor", actor.as_ref())] {
-        if let Some(Presented::Ours(t)) = t {
-            let bound = Confirmation::of_claims(&t.claims);
-            sender::check_presented_binding(cx, bound.as_ref(), role)?;
-        }
+        let bound = match t {
+            Some(Presented::Ours(t)) => Confirmation::of_claims(&t.claims),
+            Some(Presented::Trusted(v)) => v.confirmation.clone(),
+            None => None,
+        };
+        sender::check_presented_binding(cx, bound.as_ref(), role)?;
     }
     let scope = narrow_scope(client, &subject, params)?;
     let audience = narrow_audience(client, &subject, params)?;

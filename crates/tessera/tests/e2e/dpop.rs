@@ -438,6 +438,60 @@ async fn a_bound_token_is_exchanged_only_with_a_proof_by_its_key() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// A trusted issuer's JWT bound to a DPoP key (`cnf.jkt`) as a token exchange's subject
+/// (`urn:ietf:params:oauth:token-type:jwt`): taken only with a proof by that key, like a
+/// bound token of this server.
+#[tokio::test]
+async fn a_trusted_issuers_bound_jwt_is_exchanged_only_with_a_proof_by_its_key() {
+    const API: &str = "https://api.example";
+    let server = Server::start().await;
+    let vendor = crate::jwt_bearer::vendor_key();
+    crate::jwt_bearer::trust(&server, &vendor, "default", &[]).await;
+    let c = server
+        .create_client(&[
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--scope",
+            "sdk",
+            "--audience",
+            API,
+            "--token-exchange-audience",
+            API,
+        ])
+        .await;
+    let key = DpopKey::new();
+    let url = server.url("/oauth2/token");
+    // Each attempt spends its JWT (RFC 7523 §3 item 7), so each gets a fresh one.
+    let bound_jwt = || {
+        let mut claims = crate::jwt_bearer::claims(&server);
+        claims["cnf"] = json!({ "jkt": key.thumbprint() });
+        crate::jwt_bearer::sign(&vendor, &claims)
+    };
+    let exchange = |jwt: String, proofs: Vec<String>| {
+        let (server, c) = (&server, &c);
+        async move {
+            let mut form = crate::token_exchange::exchange_form(&jwt, API);
+            form[2].1 = "urn:ietf:params:oauth:token-type:jwt";
+            let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
+            token_with(server, c, &form, &proofs).await
+        }
+    };
+    let (status, error, body) = error_of(exchange(bound_jwt(), vec![]).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error, "invalid_dpop_proof", "{body}");
+    let theirs = DpopKey::new().proof("POST", &url);
+    let (status, error, body) = error_of(exchange(bound_jwt(), vec![theirs]).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error, "invalid_request", "{body}");
+    let res = exchange(bound_jwt(), vec![key.proof("POST", &url)]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let exchanged: Value = res.json().await.unwrap();
+    assert_eq!(exchanged["token_type"], "DPoP", "{exchanged}");
+    let claims = decode_jwt(exchanged["access_token"].as_str().unwrap()).claims;
+    assert_eq!(claims["cnf"]["jkt"], key.thumbprint(), "{claims:?}");
+    assert_eq!(claims["sub"], "user-1");
+}
+
 #[tokio::test]
 async fn with_server_nonces_a_proof_must_carry_a_current_one() {
     let server = Server::start_with(&[("TESSERA_DPOP_NONCE", "true")]).await;
