@@ -109,15 +109,7 @@ impl DpopKey {
 
 /// A client-credentials request with the given `DPoP` headers.
 async fn cc(server: &Server, c: &Creds, proofs: &[&str]) -> reqwest::Response {
-    let mut req = server
-        .http
-        .post(server.url("/oauth2/token"))
-        .basic_auth(&c.id, Some(&c.secret))
-        .form(&[("grant_type", "client_credentials")]);
-    for p in proofs {
-        req = req.header("DPoP", *p);
-    }
-    req.send().await.expect("token request")
+    token_with(server, c, &[("grant_type", "client_credentials")], proofs).await
 }
 
 async fn error_of(res: reqwest::Response) -> (StatusCode, String, Value) {

@@ -151,6 +151,19 @@ async fn create(s: &Server, args: &[&str]) -> String {
     made["client_id"].as_str().unwrap().to_owned()
 }
 
+/// Registers a `tls_client_auth` client whose certificate subject is `CN=client one,O=Example`
+/// (the certificates [`issued`] for "client one"), with `more` arguments; returns its id.
+async fn client_one(s: &Server, more: &[&str]) -> String {
+    let mut args = vec![
+        "--token-endpoint-auth-method",
+        "tls_client_auth",
+        "--tls-client-auth-subject-dn",
+        "CN=client one,O=Example",
+    ];
+    args.extend_from_slice(more);
+    create(s, &args).await
+}
+
 /// Asks until the answer is not `401` (a new client reaches the server through the change
 /// feed), at most 120 times, 25 ms apart; returns the last answer.
 async fn past_401<F, Fut>(mut ask: F) -> (StatusCode, Value)
@@ -184,16 +197,7 @@ fn assert_invalid_client((status, body): (StatusCode, Value), what: &str) {
 async fn tls_client_auth_takes_the_authoritys_certificate_with_the_registered_subject_only() {
     let good = ca("Good CA");
     let (s, _dir) = server(&good, &[]).await;
-    let id = create(
-        &s,
-        &[
-            "--token-endpoint-auth-method",
-            "tls_client_auth",
-            "--tls-client-auth-subject-dn",
-            "CN=client one,O=Example",
-        ],
-    )
-    .await;
+    let id = client_one(&s, &[]).await;
     let cert = issued(&good, "client one", "one.example.com");
     let body = first_token(&s, &https(&s, Some(&cert)), &id).await;
     // Still a bearer token (RFC 8705 §3: presented over the same mutual TLS connection).
@@ -346,16 +350,7 @@ async fn self_signed_tls_client_auth_takes_a_registered_certificate_only() {
 async fn a_bound_token_is_refused_at_userinfo_over_another_certificate() {
     let good = ca("Good CA");
     let (s, _dir) = server(&good, &[]).await;
-    let id = create(
-        &s,
-        &[
-            "--token-endpoint-auth-method",
-            "tls_client_auth",
-            "--tls-client-auth-subject-dn",
-            "CN=client one,O=Example",
-        ],
-    )
-    .await;
+    let id = client_one(&s, &[]).await;
     let cert = issued(&good, "client one", "one.example.com");
     let body = first_token(&s, &https(&s, Some(&cert)), &id).await;
     let access = body["access_token"].as_str().unwrap();
@@ -402,13 +397,9 @@ async fn a_bound_token_is_exchanged_only_over_its_certificate() {
     const API: &str = "https://api.example";
     let good = ca("Good CA");
     let (s, _dir) = server(&good, &[]).await;
-    let id = create(
+    let id = client_one(
         &s,
         &[
-            "--token-endpoint-auth-method",
-            "tls_client_auth",
-            "--tls-client-auth-subject-dn",
-            "CN=client one,O=Example",
             "--grant-type",
             "client_credentials",
             "--grant-type",
@@ -495,16 +486,7 @@ async fn a_revoked_certificate_is_refused_and_a_new_list_is_read_while_serving()
     std::fs::write(&crl_path, crl_pem(&good, &[41], 1)).unwrap();
     let crl_file = crl_path.display().to_string();
     let (s, _dir) = server(&good, &[("TESSERA_MTLS_CRL_FILE", crl_file.as_str())]).await;
-    let id = create(
-        &s,
-        &[
-            "--token-endpoint-auth-method",
-            "tls_client_auth",
-            "--tls-client-auth-subject-dn",
-            "CN=client one,O=Example",
-        ],
-    )
-    .await;
+    let id = client_one(&s, &[]).await;
     let revoked = issued_numbered(&good, "client one", "one.example.com", Some(41));
     let successor = issued_numbered(&good, "client one", "one.example.com", Some(42));
     first_token(&s, &https(&s, Some(&successor)), &id).await;
@@ -736,16 +718,7 @@ async fn dynamic_registration_takes_a_tls_client_auth_client() {
 async fn failed_certificate_authentications_count_against_the_same_budget() {
     let good = ca("Good CA");
     let (s, _dir) = server(&good, &[("TESSERA_AUTH_FAILURES_PER_MINUTE", "3")]).await;
-    let id = create(
-        &s,
-        &[
-            "--token-endpoint-auth-method",
-            "tls_client_auth",
-            "--tls-client-auth-subject-dn",
-            "CN=client one,O=Example",
-        ],
-    )
-    .await;
+    let id = client_one(&s, &[]).await;
     let cert = issued(&good, "client one", "one.example.com");
     let own = https(&s, Some(&cert));
     let wrong = https(&s, Some(&issued(&good, "client two", "one.example.com")));
